@@ -1,0 +1,56 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from . import api, pages
+from .appkeys import HUB, ICE_SERVERS, SETTINGS, STAFF_KEY, STORE
+from .config import Settings, load_staff_key
+from .http import errors_middleware, security_headers
+from .media import ice
+from .recording.store import Store
+from .recording.tokens import TokenSealer, load_seal_key
+from .signaling.hub import Hub
+from .signaling.ws import websocket
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = await Store.open(settings.db_url, TokenSealer(load_seal_key(settings.data_dir)))
+    await store.reset_live()
+    app[STORE] = store
+    yield
+    await store.close()
+
+
+async def _hub(app: web.Application) -> AsyncIterator[None]:
+    app[HUB] = Hub(app[STORE], app[SETTINGS], app[ICE_SERVERS])
+    yield
+    await app[HUB].close()
+
+
+async def _close_calls(app: web.Application) -> None:
+    # On shutdown, before aiohttp waits for handlers: websockets get GOING_AWAY, peers close.
+    await app[HUB].close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    ice.install()
+    app = web.Application(middlewares=[security_headers, errors_middleware])
+    app[SETTINGS] = settings
+    app[STAFF_KEY] = load_staff_key(settings)
+    app[ICE_SERVERS] = [ice.parse_ice_server(url) for url in settings.ice_servers]
+    app.cleanup_ctx.extend([_store, _hub])
+    app.on_shutdown.append(_close_calls)
+    app.router.add_routes(api.routes)
+    app.router.add_get("/ws", websocket)
+    pages.add_routes(app)
+    return app

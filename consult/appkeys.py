@@ -1,0 +1,18 @@
+"""Typed keys of everything the application holds."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .config import Settings
+from .media.ice import IceServer
+from .recording.store import Store
+from .signaling.hub import Hub
+
+__all__ = ["HUB", "ICE_SERVERS", "SETTINGS", "STAFF_KEY", "STORE"]
+
+SETTINGS = web.AppKey("settings", Settings)
+STAFF_KEY = web.AppKey("staff_key", str)
+ICE_SERVERS = web.AppKey("ice_servers", list[IceServer])
+STORE = web.AppKey("store", Store)
+HUB = web.AppKey("hub", Hub)

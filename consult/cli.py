@@ -1,0 +1,174 @@
+"""The ``consult`` command: serve, create, list."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from .config import Settings, load_staff_key
+from .http import RedactingAccessLogger
+from .recording.store import Store
+from .recording.tokens import TokenSealer, load_seal_key
+
+__all__ = ["main"]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, help="data folder (default ./data)")
+    parser.add_argument("--public-url", help="base of the links handed out")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="consult", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the service")
+    _common(serve)
+    serve.add_argument(
+        "--ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="STUN/TURN server, e.g. stun:stun.example.com or turn:user:pass@turn.example.com"
+        " (repeatable; default none: nothing is contacted outside this machine)",
+    )
+    serve.add_argument(
+        "--media-address",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="address offered for media (repeatable; default: this machine's own addresses;"
+        " 127.0.0.1 keeps a single-machine demo on loopback)",
+    )
+    serve.add_argument("--log-level", help="debug, info, warning or error (default info)")
+
+    create = sub.add_parser("create", help="create a consultation and print its links")
+    _common(create)
+    create.add_argument("--customer-name", required=True)
+    create.add_argument("--customer-ref", help="the salon's own customer reference")
+    create.add_argument("--json", action="store_true", help="print JSON")
+
+    listing = sub.add_parser("list", help="list consultations with their links")
+    _common(listing)
+    listing.add_argument("--customer-ref")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data,
+        public_url=args.public_url,
+        ice_servers=tuple(getattr(args, "ice_server", ())),
+        media_addresses=tuple(getattr(args, "media_address", ())),
+        log_level=getattr(args, "log_level", None),
+    )
+
+
+def serve(settings: Settings) -> None:
+    from .app import create_app
+
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app = create_app(settings)
+    staff_key = load_staff_key(settings)
+    print(
+        f"consult is serving on {settings.base_url}\n"
+        f"  data folder: {settings.data_dir.resolve()}\n"
+        f"  staff key:   {staff_key}\n"
+        f"Create a consultation:\n"
+        f"  consult create --data {settings.data_dir} --customer-name 'Jane Doe'\n"
+        f"  curl -X POST {settings.base_url}/api/consultations"
+        f" -H 'Authorization: Bearer {staff_key}'"
+        f' -d \'{{"customer_name": "Jane Doe"}}\'',
+        flush=True,
+    )
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log_class=RedactingAccessLogger,
+        print=None,
+        shutdown_timeout=10,
+    )
+
+
+async def _with_store(settings: Settings) -> Store:
+    return await Store.open(settings.db_url, TokenSealer(load_seal_key(settings.data_dir)))
+
+
+async def create(settings: Settings, name: str, ref: str | None, as_json: bool) -> None:
+    store = await _with_store(settings)
+    try:
+        consultation, links = await store.create_consultation(
+            customer_name=name, customer_ref=ref, link_ttl=settings.link_ttl
+        )
+    finally:
+        await store.close()
+    result = {"id": consultation.id, **links.urls(settings.base_url)}
+    if as_json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"Consultation {consultation.id} for {consultation.customer_name}\n"
+            f"  customer link: {result['customer_link']}\n"
+            f"  stylist link:  {result['stylist_link']}\n"
+            f"  links expire:  {result['links_expire_at']}"
+        )
+
+
+async def list_(settings: Settings, ref: str | None, as_json: bool) -> None:
+    store = await _with_store(settings)
+    try:
+        rows = []
+        for c in await store.list_consultations(ref):
+            links = await store.links(c.id)
+            rows.append(
+                {
+                    "id": c.id,
+                    "customer_name": c.customer_name,
+                    "customer_ref": c.customer_ref,
+                    "status": c.status,
+                    "created_at": c.created_at.isoformat(),
+                    **links.urls(settings.base_url),
+                }
+            )
+    finally:
+        await store.close()
+    if as_json:
+        print(json.dumps(rows))
+        return
+    for row in rows:
+        created = str(row["created_at"])[:16]
+        print(f"{row['id']}  {row['status']:<5}  {created}  {row['customer_name']}")
+        print(f"    customer: {row['customer_link'] or '(expired or revoked)'}")
+        print(f"    stylist:  {row['stylist_link'] or '(expired or revoked)'}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        print(f"consult: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        serve(settings)
+    elif args.command == "create":
+        asyncio.run(create(settings, args.customer_name, args.customer_ref, args.json))
+    elif args.command == "list":
+        asyncio.run(list_(settings, args.customer_ref, args.json))
+    return 0

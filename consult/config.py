@@ -1,0 +1,126 @@
+"""Settings: command-line flags over ``CONSULT_*`` environment variables over embedded defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+__all__ = ["Bitrates", "Settings", "load_staff_key"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_DATA = Path("data")
+
+
+@dataclass(frozen=True)
+class Bitrates:
+    """Video bitrates (kbps) written into the answer's fmtp as ``x-google-*-bitrate``.
+
+    Browsers otherwise start near 300 kbps against aiortc and scale a 720p camera down to
+    640x360 for many seconds; ``start`` and ``min`` lift them to full size at once. ``min``
+    is also a floor under congestion: see docs/media.md for the trade-off on weak uplinks.
+    """
+
+    start: int = 3000
+    min: int = 1500
+    max: int = 8000
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min <= self.start <= self.max:
+            raise ValueError("video bitrates must satisfy 0 < min <= start <= max")
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: Path = DEFAULT_DATA
+    #: Base of the links handed out; defaults to http://host:port.
+    public_url: str | None = None
+    #: STUN/TURN URLs handed to aiortc and to the browsers. Empty: nothing leaves the machine.
+    ice_servers: tuple[str, ...] = ()
+    #: Addresses offered as ICE host candidates; empty: the machine's own (never loopback).
+    media_addresses: tuple[str, ...] = ()
+    log_level: str = "info"
+    #: SQLAlchemy URL; defaults to SQLite in the data folder.
+    database_url: str | None = None
+    staff_key: str | None = None
+    link_ttl: timedelta = timedelta(days=7)
+    bitrates: Bitrates = field(default_factory=Bitrates)
+    max_message_bytes: int = 64 * 1024
+    max_sdp_bytes: int = 32 * 1024
+    #: Seconds between websocket pings; a peer that misses a pong is gone.
+    ws_heartbeat: float = 5.0
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'consult.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from ``CONSULT_*`` variables; ``overrides`` (flags) that are not None win."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        if "CONSULT_HOST" in env:
+            values["host"] = env["CONSULT_HOST"]
+        if "CONSULT_PORT" in env:
+            values["port"] = int(env["CONSULT_PORT"])
+        if "CONSULT_DATA" in env:
+            values["data_dir"] = Path(env["CONSULT_DATA"])
+        if "CONSULT_PUBLIC_URL" in env:
+            values["public_url"] = env["CONSULT_PUBLIC_URL"]
+        if env.get("CONSULT_ICE_SERVERS"):
+            values["ice_servers"] = tuple(env["CONSULT_ICE_SERVERS"].split(","))
+        if env.get("CONSULT_MEDIA_ADDRESSES"):
+            values["media_addresses"] = tuple(env["CONSULT_MEDIA_ADDRESSES"].split(","))
+        if "CONSULT_LOG_LEVEL" in env:
+            values["log_level"] = env["CONSULT_LOG_LEVEL"]
+        if "CONSULT_DATABASE_URL" in env:
+            values["database_url"] = env["CONSULT_DATABASE_URL"]
+        if env.get("CONSULT_STAFF_KEY"):
+            values["staff_key"] = env["CONSULT_STAFF_KEY"]
+        if "CONSULT_LINK_TTL_HOURS" in env:
+            values["link_ttl"] = timedelta(hours=float(env["CONSULT_LINK_TTL_HOURS"]))
+        bitrates = {
+            name: int(env[f"CONSULT_VIDEO_{name.upper()}_KBPS"])
+            for name in ("start", "min", "max")
+            if f"CONSULT_VIDEO_{name.upper()}_KBPS" in env
+        }
+        if bitrates:
+            values["bitrates"] = Bitrates(**bitrates)
+        values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def load_staff_key(settings: Settings) -> str:
+    """The staff key: from settings, else generated once and kept (mode 0600) in the data folder."""
+    if settings.staff_key:
+        return settings.staff_key
+    path = settings.data_dir / "staff.key"
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    # O_EXCL: two processes starting at once must agree on one key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return key

@@ -1,0 +1,167 @@
+"""Errors that reach a client.
+
+Every error the service reports carries a stable ``code`` that the pages show and translate,
+and a human ``message``. At the HTTP edge an error becomes
+``{"error": {"code": ..., "message": ...}}`` with its ``status``; on the websocket it becomes
+``{"type": "error", "code": ..., "message": ...}`` and the connection stays open unless
+``closes`` is set.
+
+    ConsultError                      base, 500 "internal"
+    ├── InvalidRequest                400 "invalid-request": a body or parameter failed validation
+    │   └── ProtocolError             a websocket message that cannot be handled
+    │       ├── MalformedMessage      "malformed": not JSON, not an object, bad fields
+    │       ├── UnknownMessage        "unknown-type": a type this role may not send
+    │       ├── MessageTooLarge       "too-large": over the message size limit
+    │       └── InvalidSdp            "invalid-sdp": an offer aiortc cannot answer
+    ├── Unauthorized                  401 "unauthorized": no or wrong staff key
+    │   └── InvalidToken              401 "invalid-token": unknown, expired or revoked link
+    ├── Forbidden                     403 "forbidden": a valid caller, not theirs
+    ├── NotFound                      404 "not-found"
+    ├── PayloadTooLarge               413 "too-large"
+    └── Disconnect                    reasons a websocket is closed by the server
+        ├── Replaced                  "replaced": the same role joined from elsewhere
+        ├── Revoked                   "revoked": staff revoked the consultation's links
+        └── MediaFailed               "media-failed": the participant's media connection failed
+
+Nothing outside this module invents codes: the web pages' message catalogue keys on them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConsultError",
+    "Disconnect",
+    "Forbidden",
+    "InvalidRequest",
+    "InvalidSdp",
+    "InvalidToken",
+    "MalformedMessage",
+    "MediaFailed",
+    "MessageTooLarge",
+    "NotFound",
+    "PayloadTooLarge",
+    "ProtocolError",
+    "Replaced",
+    "Revoked",
+    "Unauthorized",
+    "UnknownMessage",
+]
+
+
+class ConsultError(Exception):
+    status: int = 500
+    code: str = "internal"
+    #: Whether the websocket is closed after this error is sent, and with which close code.
+    closes: bool = False
+    close_code: int = 4000
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.__class__.default_message()
+        super().__init__(self.message)
+
+    @classmethod
+    def default_message(cls) -> str:
+        return (cls.__doc__ or cls.code).strip().splitlines()[0]
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class InvalidRequest(ConsultError):
+    """The request is not valid."""
+
+    status = 400
+    code = "invalid-request"
+
+
+class ProtocolError(InvalidRequest):
+    """The message cannot be handled."""
+
+
+class MalformedMessage(ProtocolError):
+    """The message is not a valid protocol message."""
+
+    code = "malformed"
+
+
+class UnknownMessage(ProtocolError):
+    """This message type is not known or not allowed for this role."""
+
+    code = "unknown-type"
+
+
+class MessageTooLarge(ProtocolError):
+    """The message is larger than the limit."""
+
+    code = "too-large"
+
+
+class InvalidSdp(ProtocolError):
+    """The offer is not a usable session description."""
+
+    code = "invalid-sdp"
+
+
+class Unauthorized(ConsultError):
+    """A valid staff key is required."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class InvalidToken(Unauthorized):
+    """This link is not valid: it is unknown, expired or revoked."""
+
+    code = "invalid-token"
+    closes = True
+    close_code = 4401
+
+
+class Forbidden(ConsultError):
+    """This is not available with these credentials."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ConsultError):
+    """Not found."""
+
+    status = 404
+    code = "not-found"
+
+
+class PayloadTooLarge(ConsultError):
+    """The request body is too large."""
+
+    status = 413
+    code = "too-large"
+
+
+class Disconnect(ConsultError):
+    """The server closed this connection."""
+
+    status = 409
+    code = "disconnected"
+    closes = True
+
+
+class Replaced(Disconnect):
+    """This link was opened somewhere else; this window has left the call."""
+
+    code = "replaced"
+    close_code = 4409
+
+
+class Revoked(Disconnect):
+    """The salon has replaced this link; ask them for the new one."""
+
+    code = "revoked"
+    close_code = 4403
+
+
+class MediaFailed(Disconnect):
+    """The audio/video connection failed; reconnect with a new offer."""
+
+    code = "media-failed"
+    close_code = 4410

@@ -1,0 +1,92 @@
+"""What every HTTP response goes through: errors as JSON, security headers, a redacted log."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_exceptions import HTTPException
+
+from .errors import ConsultError, NotFound, PayloadTooLarge
+
+__all__ = ["RedactingAccessLogger", "errors_middleware", "redact", "security_headers"]
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' blob: data:",
+        "media-src 'self' blob: mediastream:",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "object-src 'none'",
+    ]
+)
+
+
+def error_response(error: ConsultError) -> web.Response:
+    return web.json_response({"error": error.to_json()}, status=error.status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ConsultError as exc:
+        return error_response(exc)
+    except HTTPException as exc:
+        if exc.status == 404:
+            return error_response(NotFound())
+        if exc.status == 413:
+            return error_response(PayloadTooLarge())
+        if exc.status < 400:
+            raise
+        error = ConsultError(exc.reason)
+        error.status = exc.status
+        error.code = exc.reason.lower().replace(" ", "-")
+        return error_response(error)
+    except Exception:
+        logger.exception("unhandled error serving %s %s", request.method, redact(request.path))
+        return error_response(ConsultError("Something went wrong on the server."))
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    if not response.prepared:
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        # Links carry tokens: never leak them to another site.
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+_TOKEN_IN_PATH = re.compile(r"^/([cs])/[^/?]+")
+_TOKEN_IN_QUERY = re.compile(r"(token=)[^&]*")
+
+
+def redact(path_qs: str) -> str:
+    """``path_qs`` with link tokens replaced, for logs."""
+    return _TOKEN_IN_QUERY.sub(r"\1***", _TOKEN_IN_PATH.sub(r"/\1/***", path_qs))
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %.1fms',
+            request.remote,
+            request.method,
+            redact(request.path_qs),
+            response.status,
+            time * 1000,
+        )

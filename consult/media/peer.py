@@ -1,0 +1,131 @@
+"""The server's peer connection with one participant.
+
+States: ``new`` -> ``connecting`` -> ``connected`` -> ``closed``, with ``failed`` before
+``closed`` when ICE or DTLS fails. Events: ``statechange`` (the new state), ``inlet`` (a
+received track is being read), ``closed`` (once, after everything is released).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Literal
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from pyee.asyncio import AsyncIOEventEmitter
+
+from ..config import Bitrates
+from ..errors import InvalidSdp
+from ..roles import Role, partner_of
+from . import ice, sdp
+from .forward import Inlet, Kind, Outlet
+
+__all__ = ["PeerState", "ServerPeer"]
+
+logger = logging.getLogger(__name__)
+
+PeerState = Literal["new", "connecting", "connected", "failed", "closed"]
+
+#: aiortc's connection states that ours follows; "closed" is ours to reach, after cleanup.
+_FOLLOWED: dict[str, PeerState] = {
+    "connecting": "connecting",
+    "connected": "connected",
+    "failed": "failed",
+}
+
+WAITING_TEXT: dict[Role, str] = {
+    "customer": "Waiting for the customer",
+    "stylist": "Waiting for your stylist",
+}
+
+
+class ServerPeer(AsyncIOEventEmitter):
+    def __init__(
+        self,
+        role: Role,
+        *,
+        label: str,
+        configuration: RTCConfiguration,
+        media_addresses: tuple[str, ...] = (),
+        bitrates: Bitrates | None = None,
+        max_sdp_bytes: int = 32 * 1024,
+    ) -> None:
+        super().__init__()
+        self.role = role
+        self.label = f"{label}/{role}"
+        self.inlets: dict[Kind, Inlet] = {}
+        self._unused_inlets: list[Inlet] = []
+        # What this participant receives: the partner's media, or a card naming the partner.
+        waiting = WAITING_TEXT[partner_of(role)]
+        self.outlets: dict[Kind, Outlet] = {
+            "audio": Outlet("audio", waiting),
+            "video": Outlet("video", waiting),
+        }
+        self._media_addresses = media_addresses
+        self._bitrates = bitrates or Bitrates()
+        self._max_sdp_bytes = max_sdp_bytes
+        self._state: PeerState = "new"
+        self._close_task: asyncio.Task[None] | None = None
+        self._pc = RTCPeerConnection(configuration)
+        self._pc.on("track", self._on_track)
+        self._pc.on("connectionstatechange", self._on_connection_state)
+
+    @property
+    def state(self) -> PeerState:
+        return self._state
+
+    async def answer(self, offer: str) -> str:
+        """Answer ``offer`` (complete, non-trickle) and return our answer, also complete."""
+        sdp.check_offer(offer, max_bytes=self._max_sdp_bytes)
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        except Exception as exc:  # aiortc raises ValueError, KeyError, ... on bad SDP
+            raise InvalidSdp(f"The offer cannot be used: {exc or type(exc).__name__}.") from None
+        for transceiver in self._pc.getTransceivers():
+            outlet = next((o for o in self.outlets.values() if o.kind == transceiver.kind), None)
+            if outlet is not None and transceiver.sender.track is None:
+                self._pc.addTrack(outlet)
+        with ice.host_addresses(self._media_addresses):
+            await self._pc.setLocalDescription(await self._pc.createAnswer())
+        return sdp.add_video_bitrates(self._pc.localDescription.sdp, self._bitrates)
+
+    async def close(self) -> None:
+        """Release the connection, its tracks and readers; safe to call again and concurrently."""
+        if self._close_task is None:
+            self._close_task = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._close_task)
+
+    async def _close(self) -> None:
+        for outlet in self.outlets.values():
+            outlet.stop()
+        await self._pc.close()
+        inlets = [*self.inlets.values(), *self._unused_inlets]
+        await asyncio.gather(*(inlet.close() for inlet in inlets))
+        self._set_state("closed")
+        self.emit("closed")
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        # Every received track gets a reader, even one we do not forward: aiortc would buffer
+        # an unread track without bound.
+        inlet = Inlet(track, self.label)
+        if inlet.kind in self.inlets:
+            logger.warning("%s: a second %s track, read and dropped", self.label, inlet.kind)
+            self._unused_inlets.append(inlet)
+            return
+        self.inlets[inlet.kind] = inlet
+        self.emit("inlet", inlet)
+
+    def _on_connection_state(self) -> None:
+        state = self._pc.connectionState
+        if state in _FOLLOWED:
+            self._set_state(_FOLLOWED[state])
+        if state in ("failed", "closed") and self._close_task is None:
+            self._close_task = asyncio.ensure_future(self._close())
+
+    def _set_state(self, state: PeerState) -> None:
+        if state == self._state or self._state == "closed":
+            return
+        logger.info("%s: peer %s -> %s", self.label, self._state, state)
+        self._state = state
+        self.emit("statechange", state)

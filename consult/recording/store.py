@@ -1,0 +1,261 @@
+"""The store: every consultation and what later features add to it, behind one interface.
+
+Built on SQLAlchemy Core with an async engine, so the embedded SQLite default (WAL, synchronous
+FULL: an acknowledged write survives a crash) and a salon group's PostgreSQL run the same code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ..errors import InvalidToken, NotFound
+from ..roles import ROLES, Role
+from .schema import consultations, links
+from .tokens import TokenSealer, hash_token, new_token
+
+__all__ = ["Consultation", "Grant", "Links", "Status", "Store"]
+
+Status = Literal["open", "live"]
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Consultation:
+    id: str
+    customer_name: str
+    customer_ref: str | None
+    scheduled_at: datetime | None
+    notes: str
+    status: Status
+    created_at: datetime
+    last_activity_at: datetime
+
+
+@dataclass(frozen=True)
+class Links:
+    """A consultation's current link tokens (None where a token can no longer be unsealed)."""
+
+    customer: str | None
+    stylist: str | None
+    expires_at: datetime | None
+
+    def urls(self, base_url: str) -> dict[str, str | None]:
+        """The links as handed out: ``/c/<token>`` for the customer, ``/s/<token>`` for staff."""
+        return {
+            "customer_link": f"{base_url}/c/{self.customer}" if self.customer else None,
+            "stylist_link": f"{base_url}/s/{self.stylist}" if self.stylist else None,
+            "links_expire_at": self.expires_at.isoformat() if self.expires_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a valid link token opens."""
+
+    consultation_id: str
+    role: Role
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine, sealer: TokenSealer) -> None:
+        self._engine = engine
+        self._sealer = sealer
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str, sealer: TokenSealer) -> Store:
+        """Open the database at ``url``, creating or upgrading its schema to the latest version."""
+        if url.startswith("sqlite"):
+            database = sa.engine.make_url(url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+        return cls(engine, sealer)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._engine.dispose()
+
+    # consultations
+
+    async def create_consultation(
+        self,
+        *,
+        customer_name: str,
+        customer_ref: str | None = None,
+        scheduled_at: datetime | None = None,
+        notes: str = "",
+        link_ttl: timedelta,
+    ) -> tuple[Consultation, Links]:
+        now = utcnow()
+        consultation = Consultation(
+            id=secrets.token_hex(8),
+            customer_name=customer_name,
+            customer_ref=customer_ref,
+            scheduled_at=scheduled_at,
+            notes=notes,
+            status="open",
+            created_at=now,
+            last_activity_at=now,
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(consultations.insert().values(**dataclasses.asdict(consultation)))
+            new_links = await self._issue_links(conn, consultation.id, now, link_ttl)
+        return consultation, new_links
+
+    async def get_consultation(self, consultation_id: str) -> Consultation:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(
+                consultations.select().where(consultations.c.id == consultation_id)
+            )
+            row = result.mappings().first()
+        if row is None:
+            raise NotFound("No such consultation.")
+        return _consultation(row)
+
+    async def list_consultations(self, customer_ref: str | None = None) -> list[Consultation]:
+        query = consultations.select().order_by(consultations.c.created_at.desc())
+        if customer_ref is not None:
+            query = query.where(consultations.c.customer_ref == customer_ref)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_consultation(row) for row in rows]
+
+    async def set_status(self, consultation_id: str, status: Status) -> None:
+        """Record the consultation's live status; any change counts as activity."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                consultations.update()
+                .where(consultations.c.id == consultation_id)
+                .values(status=status, last_activity_at=utcnow())
+            )
+
+    async def reset_live(self) -> None:
+        """At start-up nobody is connected: a status left ``live`` by a crash is ``open``."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                consultations.update().where(consultations.c.status == "live").values(status="open")
+            )
+
+    async def ping(self) -> None:
+        async with self._engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    # links
+
+    async def links(self, consultation_id: str) -> Links:
+        now = utcnow()
+        async with self._engine.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        links.select().where(
+                            links.c.consultation_id == consultation_id,
+                            links.c.revoked_at.is_(None),
+                            links.c.expires_at > now,
+                        )
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        tokens: dict[str, str | None] = {}
+        expires: datetime | None = None
+        for row in rows:
+            tokens[row["role"]] = self._sealer.unseal(row["token_sealed"])
+            expires = row["expires_at"] if expires is None else min(expires, row["expires_at"])
+        return Links(tokens.get("customer"), tokens.get("stylist"), expires)
+
+    async def revoke_links(self, consultation_id: str, link_ttl: timedelta) -> Links:
+        """Revoke every link of the consultation and issue new ones, in one transaction."""
+        now = utcnow()
+        async with self._engine.begin() as conn:
+            exists = await conn.scalar(
+                sa.select(consultations.c.id).where(consultations.c.id == consultation_id)
+            )
+            if exists is None:
+                raise NotFound("No such consultation.")
+            await conn.execute(
+                links.update()
+                .where(links.c.consultation_id == consultation_id, links.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            return await self._issue_links(conn, consultation_id, now, link_ttl)
+
+    async def resolve_token(self, token: str) -> Grant:
+        """What ``token`` opens; InvalidToken if it is unknown, expired or revoked."""
+        if not token or len(token) > 256:
+            raise InvalidToken()
+        async with self._engine.connect() as conn:
+            row = (
+                (await conn.execute(links.select().where(links.c.token_hash == hash_token(token))))
+                .mappings()
+                .first()
+            )
+        if row is None or row["revoked_at"] is not None or row["expires_at"] <= utcnow():
+            raise InvalidToken()
+        return Grant(row["consultation_id"], row["role"])
+
+    async def _issue_links(
+        self, conn: Any, consultation_id: str, now: datetime, ttl: timedelta
+    ) -> Links:
+        tokens = {role: new_token() for role in ROLES}
+        await conn.execute(
+            links.insert(),
+            [
+                {
+                    "consultation_id": consultation_id,
+                    "role": role,
+                    "token_hash": hash_token(token),
+                    "token_sealed": self._sealer.seal(token),
+                    "created_at": now,
+                    "expires_at": now + ttl,
+                }
+                for role, token in tokens.items()
+            ],
+        )
+        return Links(tokens["customer"], tokens["stylist"], now + ttl)
+
+
+def _consultation(row: Any) -> Consultation:
+    return Consultation(**{name: row[name] for name in Consultation.__dataclass_fields__})
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL, not WAL's usual NORMAL: a write acknowledged to a client must survive power loss.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _upgrade(connection: Connection) -> None:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")

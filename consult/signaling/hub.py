@@ -1,0 +1,150 @@
+"""The live calls of one server: each consultation's room, its participants and its media.
+
+The hub applies the room's events (pure decisions) as I/O: messages to participants,
+disconnections, media wiring and the consultation's status in the store. It holds calls only
+while somebody is in them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Iterator
+from typing import Any
+
+from aiohttp import WSCloseCode
+
+from .. import errors
+from ..config import Settings
+from ..media.forward import Forwarder
+from ..media.ice import IceServer, rtc_configuration
+from ..media.peer import PeerState, ServerPeer
+from ..media.sdp import check_offer
+from ..recording.store import Store
+from .messages import Peer
+from .participant import Participant
+from .room import Event, PeerJoined, PeerLeft, Replaced, Room, StateChanged
+
+__all__ = ["Call", "Hub"]
+
+logger = logging.getLogger(__name__)
+
+
+class Call:
+    def __init__(self, consultation_id: str) -> None:
+        self.consultation_id = consultation_id
+        self.room = Room(consultation_id)
+        self.forwarder = Forwarder(consultation_id)
+
+    def members(self) -> list[Participant]:
+        members = (self.room.member("customer"), self.room.member("stylist"))
+        return [m for m in members if isinstance(m, Participant)]
+
+
+class Hub:
+    def __init__(self, store: Store, settings: Settings, ice_servers: list[IceServer]) -> None:
+        self._store = store
+        self._settings = settings
+        self._ice_servers = ice_servers
+        self._calls: dict[str, Call] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def calls(self) -> Iterator[Call]:
+        return iter(list(self._calls.values()))
+
+    def call(self, consultation_id: str) -> Call | None:
+        return self._calls.get(consultation_id)
+
+    async def join(self, participant: Participant) -> Call:
+        call = self._calls.get(participant.consultation_id)
+        if call is None:
+            call = self._calls[participant.consultation_id] = Call(participant.consultation_id)
+        await self._apply(call, call.room.join(participant.role, participant))
+        return call
+
+    async def leave(self, participant: Participant) -> None:
+        call = self._calls.get(participant.consultation_id)
+        await participant.close_peer()
+        if call is None:
+            return
+        await self._apply(call, call.room.leave(participant))
+        if call.room.empty and self._calls.get(call.consultation_id) is call:
+            del self._calls[call.consultation_id]
+
+    async def offer(self, participant: Participant, offer: str) -> str:
+        """Answer a participant's offer with a new server peer, replacing any previous one."""
+        call = self._calls.get(participant.consultation_id)
+        if call is None or call.room.member(participant.role) is not participant:
+            raise errors.Replaced()
+        check_offer(offer, max_bytes=self._settings.max_sdp_bytes)
+        await participant.close_peer()
+        peer = ServerPeer(
+            participant.role,
+            label=participant.consultation_id,
+            configuration=rtc_configuration(self._ice_servers),
+            media_addresses=self._settings.media_addresses,
+            bitrates=self._settings.bitrates,
+            max_sdp_bytes=self._settings.max_sdp_bytes,
+        )
+        participant.peer = peer
+
+        @peer.on("statechange")
+        def on_state(state: PeerState) -> None:
+            if state == "failed" and participant.peer is peer:
+                self._spawn(participant.disconnect(errors.MediaFailed()))
+
+        call.forwarder.add(peer)
+        try:
+            return await peer.answer(offer)
+        except BaseException:
+            if participant.peer is peer:
+                participant.peer = None
+            await peer.close()
+            raise
+
+    async def revoke(self, consultation_id: str) -> None:
+        """Disconnect everyone using the consultation's (now revoked) links."""
+        call = self._calls.get(consultation_id)
+        if call is not None:
+            await asyncio.gather(*(m.disconnect(errors.Revoked()) for m in call.members()))
+
+    async def close(self) -> None:
+        """Shut down: every websocket gets GOING_AWAY, every peer is closed."""
+        self._closing = True
+        members = [m for call in self.calls() for m in call.members()]
+        await asyncio.gather(
+            *(m.disconnect(code=WSCloseCode.GOING_AWAY) for m in members),
+            return_exceptions=True,
+        )
+        # Each handler leaves its call as its websocket ends, which records the status.
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _apply(self, call: Call, events: list[Event]) -> None:
+        for event in events:
+            match event:
+                case Replaced(member=member):
+                    assert isinstance(member, Participant)
+                    # Its media stops now; its websocket close may wait on a slow client.
+                    await member.close_peer()
+                    self._spawn(member.disconnect(errors.Replaced()))
+                case PeerJoined(member=member):
+                    assert isinstance(member, Participant)
+                    await member.send(Peer(state="joined"))
+                case PeerLeft(member=member):
+                    assert isinstance(member, Participant)
+                    await member.send(Peer(state="left"))
+                case StateChanged(state=state):
+                    await self._store.set_status(
+                        call.consultation_id, "live" if state == "live" else "open"
+                    )
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

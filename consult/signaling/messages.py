@@ -1,0 +1,112 @@
+"""Websocket messages of protocol v1 (docs/protocol.md), typed and validated.
+
+``parse_message`` is the only way bytes from a client become a message: it checks size, JSON
+shape, the type against what the sender's role may send, and every field, and raises a
+ProtocolError subclass that the adapter reports as an ``error`` message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from ..errors import MalformedMessage, MessageTooLarge, UnknownMessage
+from ..roles import Role
+
+__all__ = [
+    "Answer",
+    "Bye",
+    "ClientMessage",
+    "Error",
+    "Offer",
+    "Peer",
+    "ServerMessage",
+    "Welcome",
+    "encode",
+    "parse_message",
+]
+
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class _Message(msgspec.Struct, tag_field="type", kw_only=True):
+    pass
+
+
+# client -> server
+
+
+class Offer(_Message, tag="offer"):
+    sdp: str
+
+
+class Bye(_Message, tag="bye"):
+    pass
+
+
+ClientMessage = Offer | Bye
+
+#: Which client messages each role may send. Later features extend this table.
+ALLOWED: dict[Role, dict[str, type[_Message]]] = {
+    "customer": {"offer": Offer, "bye": Bye},
+    "stylist": {"offer": Offer, "bye": Bye},
+}
+
+
+class _Envelope(msgspec.Struct):
+    type: str
+
+
+def parse_message(
+    data: str | bytes, role: Role, *, max_bytes: int = MAX_MESSAGE_BYTES
+) -> ClientMessage:
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if len(raw) > max_bytes:
+        raise MessageTooLarge(f"Messages are limited to {max_bytes} bytes.")
+    try:
+        envelope = msgspec.json.decode(raw, type=_Envelope)
+    except msgspec.ValidationError as exc:
+        raise MalformedMessage(f"Not a protocol message: {exc}.") from None
+    except msgspec.DecodeError:
+        raise MalformedMessage("Not valid JSON.") from None
+    kind = ALLOWED[role].get(envelope.type)
+    if kind is None:
+        raise UnknownMessage(f"A {role} cannot send messages of type {envelope.type!r}.")
+    try:
+        message = msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        raise MalformedMessage(f"Invalid {envelope.type!r} message: {exc}.") from None
+    assert isinstance(message, Offer | Bye)
+    return message
+
+
+# server -> client
+
+
+class Welcome(_Message, tag="welcome"):
+    role: Role
+    consultation: dict[str, Any]
+    peer: Literal["present", "absent"]
+    ice_servers: list[dict[str, Any]]
+    history: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+
+class Answer(_Message, tag="answer"):
+    sdp: str
+
+
+class Peer(_Message, tag="peer"):
+    state: Literal["joined", "left"]
+
+
+class Error(_Message, tag="error"):
+    code: str
+    message: str
+
+
+ServerMessage = Welcome | Answer | Peer | Error
+
+
+def encode(message: ServerMessage) -> str:
+    return msgspec.json.encode(message).decode()

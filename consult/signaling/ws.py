@@ -1,0 +1,82 @@
+"""The websocket adapter: bytes in and out, everything else in the hub and the room."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ..appkeys import HUB, ICE_SERVERS, SETTINGS, STORE
+from ..errors import ConsultError, Disconnect, InvalidToken
+from ..roles import partner_of
+from .messages import Answer, Bye, Error, Offer, Welcome, encode, parse_message
+from .participant import Participant
+
+__all__ = ["websocket"]
+
+logger = logging.getLogger(__name__)
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    settings = request.app[SETTINGS]
+    store = request.app[STORE]
+    hub = request.app[HUB]
+    # aiohttp closes the connection above its own limit; between our limit and that one a
+    # client gets a "too-large" error and stays connected.
+    ws = web.WebSocketResponse(
+        heartbeat=settings.ws_heartbeat,
+        max_msg_size=settings.max_message_bytes * 4,
+        timeout=2.0,
+    )
+    await ws.prepare(request)
+    if hub.closing:
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
+        return ws
+    try:
+        grant = await store.resolve_token(request.query.get("token", ""))
+        consultation = await store.get_consultation(grant.consultation_id)
+    except ConsultError as exc:
+        error = exc if isinstance(exc, InvalidToken) else InvalidToken()
+        await ws.send_str(encode(Error(code=error.code, message=error.message)))
+        await ws.close(code=error.close_code, message=error.code.encode())
+        return ws
+
+    participant = Participant(ws, grant.consultation_id, grant.role)
+    call = await hub.join(participant)
+    try:
+        await participant.send(
+            Welcome(
+                role=grant.role,
+                consultation={
+                    "id": consultation.id,
+                    "customer_name": consultation.customer_name,
+                    "scheduled_at": consultation.scheduled_at.isoformat()
+                    if consultation.scheduled_at
+                    else None,
+                },
+                peer="present" if call.room.member(partner_of(grant.role)) else "absent",
+                ice_servers=[s.to_browser() for s in request.app[ICE_SERVERS]],
+            )
+        )
+        async for msg in ws:
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                continue
+            try:
+                message = parse_message(msg.data, grant.role, max_bytes=settings.max_message_bytes)
+                match message:
+                    case Offer(sdp=sdp):
+                        answer = await hub.offer(participant, sdp)
+                        await participant.send(Answer(sdp=answer))
+                    case Bye():
+                        await participant.disconnect()
+            except Disconnect as exc:
+                await participant.disconnect(exc)
+            except ConsultError as exc:
+                await participant.send_error(exc)
+            except Exception:
+                # A bug handling one message must not end the call.
+                logger.exception("%r: unhandled error handling a %s message", participant, msg.type)
+                await participant.send_error(ConsultError("Something went wrong on the server."))
+    finally:
+        await hub.leave(participant)
+    return ws

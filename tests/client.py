@@ -1,0 +1,138 @@
+"""A participant written only from the wire protocol (docs/protocol.md): websocket + aiortc."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from consult.media import ice
+
+from .media import SOURCES, PatternTrack, ToneTrack, audio_level, decode_pattern
+
+
+@dataclass
+class Received:
+    #: (arrival time, decoded pattern or None for "no pattern", width, height)
+    video: list[tuple[float, tuple[int, int] | None, int, int]] = field(default_factory=list)
+    audio_levels: list[float] = field(default_factory=list)
+
+
+class CallClient:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        ws_url: str,
+        role: str,
+        *,
+        video_size: tuple[int, int] = (320, 240),
+    ) -> None:
+        self.session = session
+        self.ws_url = ws_url
+        self.role = role
+        self.video_size = video_size
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.pc: RTCPeerConnection | None = None
+        self.welcome: dict[str, Any] | None = None
+        self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.received = Received()
+        self.offer_sent_at: float | None = None
+        self.close_code: int | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reader: asyncio.Task[None] | None = None
+        self.video_track: PatternTrack | None = None
+
+    async def connect(self) -> dict[str, Any]:
+        self.ws = await self.session.ws_connect(self.ws_url)
+        self._reader = asyncio.ensure_future(self._read())
+        self.welcome = await self.expect("welcome")
+        return self.welcome
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        async for msg in self.ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                await self.messages.put(json.loads(msg.data))
+        self.close_code = self.ws.close_code
+
+    async def send(self, message: dict[str, Any] | str) -> None:
+        assert self.ws is not None
+        await self.ws.send_str(message if isinstance(message, str) else json.dumps(message))
+
+    async def expect(self, type_: str, timeout: float = 10) -> dict[str, Any]:
+        """The next message of ``type_``; other messages before it are dropped."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.messages.get()
+                if message["type"] == type_:
+                    return message
+
+    async def closed(self, timeout: float = 10) -> int | None:
+        assert self._reader is not None
+        await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+        return self.close_code
+
+    async def start_media(self) -> None:
+        """Offer audio and video (complete, non-trickle) and apply the answer."""
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.video_track = PatternTrack(SOURCES[self.role], *self.video_size)
+        self.pc.addTrack(ToneTrack())
+        self.pc.addTrack(self.video_track)
+        self.pc.on("track", self._on_track)
+        with ice.host_addresses(["127.0.0.1"]):
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+        self.offer_sent_at = time.monotonic()
+        await self.send({"type": "offer", "sdp": self.pc.localDescription.sdp})
+        answer = await self.expect("answer")
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._tasks.append(asyncio.ensure_future(self._consume(track)))
+
+    async def _consume(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                if track.kind == "video":
+                    self.received.video.append(
+                        (time.monotonic(), decode_pattern(frame), frame.width, frame.height)
+                    )
+                else:
+                    self.received.audio_levels.append(audio_level(frame))
+        except MediaStreamError:
+            pass
+
+    def partner_frames(self, partner: str, since: float = 0.0) -> list[tuple[float, int]]:
+        source = SOURCES[partner]
+        return [
+            (t, p[1]) for t, p, _, _ in self.received.video if p and p[0] == source and t >= since
+        ]
+
+    def placeholder_frames(self, since: float = 0.0) -> int:
+        return sum(1 for t, p, _, _ in self.received.video if p is None and t >= since)
+
+    async def wait_for(self, predicate: Any, timeout: float = 15) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.05)
+
+    async def close_media(self) -> None:
+        if self.pc is not None:
+            await self.pc.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def close(self) -> None:
+        await self.close_media()
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)

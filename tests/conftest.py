@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from consult.app import create_app
+from consult.config import Settings
+
+from .client import CallClient
+
+STAFF_KEY = "test-staff-key-0123456789"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        staff_key=STAFF_KEY,
+        media_addresses=("127.0.0.1",),
+        public_url="http://links.test",
+        ws_heartbeat=2.0,
+    )
+
+
+@pytest.fixture
+async def server(
+    aiohttp_server: Callable[..., Any], settings: Settings
+) -> AsyncIterator[TestServer]:
+    server: TestServer = await aiohttp_server(create_app(settings))
+    yield server
+
+
+@pytest.fixture
+async def http(server: TestServer) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as session:
+        yield session
+
+
+@pytest.fixture
+def staff() -> dict[str, str]:
+    return {"Authorization": f"Bearer {STAFF_KEY}"}
+
+
+async def create_consultation(
+    http: aiohttp.ClientSession, staff: dict[str, str], **body: Any
+) -> dict[str, Any]:
+    body.setdefault("customer_name", "Jane Doe")
+    async with http.post("/api/consultations", json=body, headers=staff) as response:
+        assert response.status == 201, await response.text()
+        result: dict[str, Any] = await response.json()
+        return result
+
+
+def token_of(link: str) -> str:
+    return link.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+async def consultation(http: aiohttp.ClientSession, staff: dict[str, str]) -> dict[str, Any]:
+    return await create_consultation(http, staff)
+
+
+@pytest.fixture
+async def clients(
+    server: TestServer, http: aiohttp.ClientSession
+) -> AsyncIterator[Callable[[str, str], CallClient]]:
+    made: list[CallClient] = []
+
+    def make(role: str, link: str, **kwargs: Any) -> CallClient:
+        url = str(server.make_url("/ws").with_query(token=token_of(link)))
+        client = CallClient(http, url, role, **kwargs)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.close()

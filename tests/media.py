@@ -1,0 +1,120 @@
+"""Synthetic media for tests: video frames that say who sent them and which frame they are."""
+
+from __future__ import annotations
+
+import fractions
+import math
+import time
+
+import av
+import numpy as np
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack, VideoStreamTrack
+
+SOURCES = {"customer": 1, "stylist": 2}
+WIDTH, HEIGHT = 320, 240
+COLS, ROWS = 8, 6
+MARKER = (1, 0, 1, 1)
+
+
+def pattern_bits(source: int, number: int) -> list[int]:
+    bits = [*MARKER, (source >> 1) & 1, source & 1]
+    bits += [(number >> i) & 1 for i in range(15, -1, -1)]
+    bits.append(sum(bits[4:]) % 2)
+    return bits
+
+
+def pattern_image(source: int, number: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
+    """A grey (Y plane) image with the bits drawn as black and white cells."""
+    image = np.full((height, width), 128, np.uint8)
+    cw, ch = width // COLS, height // ROWS
+    for i, bit in enumerate(pattern_bits(source, number)):
+        r, c = divmod(i, COLS)
+        image[r * ch : (r + 1) * ch, c * cw : (c + 1) * cw] = 235 if bit else 16
+    return image
+
+
+def decode_pattern(frame: av.VideoFrame) -> tuple[int, int] | None:
+    """(source, frame number) drawn in ``frame``, or None if it carries no pattern."""
+    grey = frame.to_ndarray(format="gray")
+    height, width = grey.shape
+    cw, ch = width // COLS, height // ROWS
+    bits = []
+    for i in range(len(pattern_bits(0, 0))):
+        r, c = divmod(i, COLS)
+        cell = grey[
+            r * ch + ch // 4 : (r + 1) * ch - ch // 4, c * cw + cw // 4 : (c + 1) * cw - cw // 4
+        ]
+        mean = float(cell.mean())
+        if 70 < mean < 180:
+            return None  # neither black nor white: not our pattern
+        bits.append(1 if mean >= 128 else 0)
+    if tuple(bits[:4]) != MARKER or sum(bits[4:-1]) % 2 != bits[-1]:
+        return None
+    source = bits[4] << 1 | bits[5]
+    number = 0
+    for bit in bits[6:22]:
+        number = number << 1 | bit
+    return source, number
+
+
+class PatternTrack(VideoStreamTrack):
+    """30 fps video whose every frame carries its sender and number."""
+
+    def __init__(self, source: int, width: int = WIDTH, height: int = HEIGHT) -> None:
+        super().__init__()
+        self.source = source
+        self.number = 0
+        self.width, self.height = width, height
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        y = pattern_image(self.source, self.number % 65536, self.width, self.height)
+        yuv = np.concatenate([y, np.full((self.height // 2, self.width), 128, np.uint8)])
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        frame.pts, frame.time_base = pts, time_base
+        self.number += 1
+        return frame
+
+
+class ToneTrack(AudioStreamTrack):
+    """A 440 Hz tone, so audio that arrives is distinguishable from the server's silence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._samples = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        rate, samples = 48000, 960
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self._samples / rate - time.monotonic()
+        if wait > 0:
+            import asyncio
+
+            await asyncio.sleep(wait)
+        t = (np.arange(samples) + self._samples) / rate
+        tone = (0.3 * 32767 * np.sin(2 * math.pi * 440 * t)).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(
+            np.repeat(tone, 2).reshape(1, -1), format="s16", layout="stereo"
+        )
+        frame.sample_rate = rate
+        frame.pts = self._samples
+        frame.time_base = fractions.Fraction(1, rate)
+        self._samples += samples
+        return frame
+
+
+def audio_level(frame: av.AudioFrame) -> float:
+    return float(np.abs(frame.to_ndarray().astype(np.int32)).mean())
+
+
+__all__ = [
+    "SOURCES",
+    "MediaStreamTrack",
+    "PatternTrack",
+    "ToneTrack",
+    "audio_level",
+    "decode_pattern",
+    "pattern_image",
+]
