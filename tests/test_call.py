@@ -188,3 +188,56 @@ async def test_peer_left_when_partner_vanishes_without_bye(
     assert (await customer.expect("peer", timeout=15))["state"] == "left"
     gone_at = time.monotonic()
     await customer.wait_for(lambda: customer.placeholder_frames(since=gone_at) >= 3)
+
+
+async def test_revoking_links_disconnects_participants(
+    clients: Any, consultation: dict[str, Any], http: Any, staff: dict[str, str]
+) -> None:
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    await customer.connect()
+    await customer.start_media()
+    async with http.post(
+        f"/api/consultations/{consultation['id']}/revoke-links", headers=staff
+    ) as response:
+        fresh = await response.json()
+    assert (await customer.expect("error"))["code"] == "revoked"
+    assert await customer.closed() == 4403
+    again: CallClient = clients("customer", fresh["customer_link"])
+    assert (await again.connect())["role"] == "customer"
+
+
+async def test_status_follows_the_room(
+    clients: Any, consultation: dict[str, Any], http: Any, staff: dict[str, str]
+) -> None:
+    async def status() -> str:
+        async with http.get(f"/api/consultations/{consultation['id']}", headers=staff) as r:
+            return str((await r.json())["status"])
+
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    await customer.connect()
+    assert await status() == "open"
+    await stylist.connect()
+    assert await status() == "live"
+    await stylist.send({"type": "bye"})
+    await customer.expect("peer")
+    await customer.expect("peer")
+    assert await status() == "open"
+
+
+async def test_shutdown_closes_websockets_with_going_away_and_peers(
+    clients: Any, consultation: dict[str, Any], server: Any
+) -> None:
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    await customer.connect()
+    await customer.start_media()
+    await stylist.connect()
+    await stylist.start_media()
+    await customer.wait_for(lambda: len(customer.partner_frames("stylist")) >= 5)
+    await server.close()
+    assert await customer.closed() == 1001
+    assert await stylist.closed() == 1001
+    # The server's peers are closed: the clients' connections see the other end go away.
+    assert customer.pc is not None
+    await customer.wait_for(lambda: customer.pc.connectionState in ("failed", "closed"), 60)

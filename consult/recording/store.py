@@ -115,7 +115,7 @@ class Store:
             id=secrets.token_hex(8),
             customer_name=customer_name,
             customer_ref=customer_ref,
-            scheduled_at=scheduled_at,
+            scheduled_at=scheduled_at.astimezone(UTC) if scheduled_at else None,
             notes=notes,
             status="open",
             created_at=now,

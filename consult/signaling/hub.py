@@ -68,6 +68,14 @@ class Hub:
         return call
 
     async def leave(self, participant: Participant) -> None:
+        """Take ``participant`` out of its call, to the end even if the caller is cancelled.
+
+        A websocket handler leaves from its ``finally``, which aiohttp may cancel once the
+        connection is lost; the hub owns the rest so the partner is told and the status saved.
+        """
+        await asyncio.shield(self._spawn(self._leave(participant)))
+
+    async def _leave(self, participant: Participant) -> None:
         call = self._calls.get(participant.consultation_id)
         await participant.close_peer()
         if call is None:
@@ -126,7 +134,8 @@ class Hub:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _apply(self, call: Call, events: list[Event]) -> None:
-        for event in events:
+        # Record first, then tell: a client told "left" that asks finds the status already open.
+        for event in sorted(events, key=lambda e: not isinstance(e, StateChanged)):
             match event:
                 case Replaced(member=member):
                     assert isinstance(member, Participant)
@@ -144,7 +153,8 @@ class Hub:
                         call.consultation_id, "live" if state == "live" else "open"
                     )
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task

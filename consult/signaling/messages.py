@@ -70,6 +70,8 @@ def parse_message(
         raise MalformedMessage(f"Not a protocol message: {exc}.") from None
     except msgspec.DecodeError:
         raise MalformedMessage("Not valid JSON.") from None
+    except RecursionError:
+        raise MalformedMessage("The message is nested too deeply.") from None
     kind = ALLOWED[role].get(envelope.type)
     if kind is None:
         raise UnknownMessage(f"A {role} cannot send messages of type {envelope.type!r}.")
@@ -77,6 +79,8 @@ def parse_message(
         message = msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as exc:
         raise MalformedMessage(f"Invalid {envelope.type!r} message: {exc}.") from None
+    except RecursionError:
+        raise MalformedMessage("The message is nested too deeply.") from None
     assert isinstance(message, Offer | Bye)
     return message
 

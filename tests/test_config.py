@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from consult.cli import build_parser, settings_from
+from consult.config import Bitrates, Settings, load_staff_key
+from consult.media import ice
+
+
+def test_defaults_are_embedded() -> None:
+    settings = Settings.from_env({})
+    assert (settings.host, settings.port, settings.data_dir) == ("127.0.0.1", 8080, Path("data"))
+    assert settings.base_url == "http://127.0.0.1:8080"
+    assert settings.ice_servers == ()
+    assert settings.db_url.startswith("sqlite+aiosqlite:///") and settings.db_url.endswith(
+        "data/consult.db"
+    )
+    assert settings.link_ttl == timedelta(days=7)
+
+
+def test_environment_then_flags() -> None:
+    env = {
+        "CONSULT_PORT": "9000",
+        "CONSULT_ICE_SERVERS": "stun:a.example,turn:u:p@b.example:3478",
+        "CONSULT_MEDIA_ADDRESSES": "127.0.0.1",
+        "CONSULT_VIDEO_MIN_KBPS": "1000",
+        "CONSULT_LINK_TTL_HOURS": "2",
+    }
+    settings = Settings.from_env(env, port=9100, public_url="https://salon.example/")
+    assert settings.port == 9100
+    assert settings.base_url == "https://salon.example"
+    assert settings.ice_servers == ("stun:a.example", "turn:u:p@b.example:3478")
+    assert settings.media_addresses == ("127.0.0.1",)
+    assert settings.bitrates == Bitrates(start=3000, min=1000, max=8000)
+    assert settings.link_ttl == timedelta(hours=2)
+
+
+def test_serve_flags(tmp_path: Path) -> None:
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--port",
+            "9001",
+            "--data",
+            str(tmp_path),
+            "--media-address",
+            "127.0.0.1",
+            "--ice-server",
+            "stun:stun.example:3478",
+            "--public-url",
+            "http://x",
+        ]
+    )
+    settings = settings_from(args)
+    assert settings.port == 9001 and settings.data_dir == tmp_path
+    assert settings.media_addresses == ("127.0.0.1",)
+    assert settings.ice_servers == ("stun:stun.example:3478",)
+
+
+def test_staff_key_is_generated_once_and_private(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    key = load_staff_key(settings)
+    assert len(key) >= 32
+    assert load_staff_key(settings) == key
+    assert (tmp_path / "staff.key").stat().st_mode & 0o077 == 0
+    assert load_staff_key(Settings(data_dir=tmp_path, staff_key="from-env")) == "from-env"
+
+
+def test_ice_servers_parse_with_credentials() -> None:
+    server = ice.parse_ice_server("turn:alice:s3cret@turn.example.com:3478?transport=tcp")
+    assert server.url == "turn:turn.example.com:3478?transport=tcp"
+    assert server.to_browser() == {
+        "urls": ["turn:turn.example.com:3478?transport=tcp"],
+        "username": "alice",
+        "credential": "s3cret",
+    }
+    assert ice.parse_ice_server("stun:stun.example.com").to_browser() == {
+        "urls": ["stun:stun.example.com"]
+    }
+    with pytest.raises(ValueError):
+        ice.parse_ice_server("http://nope")

@@ -1,0 +1,133 @@
+"""The real command: `consult serve` and `consult create` as a salon runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from .client import CallClient
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "consult",
+            "serve",
+            "--port",
+            str(port),
+            "--data",
+            str(tmp_path / "data"),
+            "--media-address",
+            "127.0.0.1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        yield proc, port, tmp_path / "data"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+async def wait_healthy(port: int) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    if r.status == 200 and await r.json() == {"status": "ok"}:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("the server never became healthy")
+
+
+async def test_serve_create_call_and_graceful_sigterm(
+    served: tuple[subprocess.Popen[str], int, Path],
+) -> None:
+    proc, port, data = served
+    await wait_healthy(port)
+    staff_key = (data / "staff.key").read_text().strip()
+
+    created = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "consult", "create", "--data", str(data), "--port", str(port),
+         "--customer-name", "Jane Doe", "--customer-ref", "C-1", "--json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    links = json.loads(created.stdout)
+    base = f"http://127.0.0.1:{port}"
+    assert links["customer_link"].startswith(f"{base}/c/")
+
+    async with aiohttp.ClientSession() as http:
+        async with http.get(
+            f"{base}/api/consultations", headers={"Authorization": f"Bearer {staff_key}"}
+        ) as r:
+            (listed,) = (await r.json())["consultations"]
+        assert listed["id"] == links["id"] and listed["customer_link"] == links["customer_link"]
+        async with http.get(links["customer_link"]) as r:
+            assert r.status == 200
+
+        token = links["customer_link"].rsplit("/", 1)[1]
+        customer = CallClient(http, f"ws://127.0.0.1:{port}/ws?token={token}", "customer")
+        stylist_token = links["stylist_link"].rsplit("/", 1)[1]
+        stylist = CallClient(http, f"ws://127.0.0.1:{port}/ws?token={stylist_token}", "stylist")
+        try:
+            await customer.connect()
+            await customer.start_media()
+            await stylist.connect()
+            await stylist.start_media()
+            await customer.wait_for(lambda: len(customer.partner_frames("stylist")) >= 10)
+            await stylist.wait_for(lambda: len(stylist.partner_frames("customer")) >= 10)
+
+            proc.send_signal(signal.SIGTERM)
+            assert await customer.closed() == 1001  # GOING_AWAY
+            assert await stylist.closed() == 1001
+        finally:
+            await customer.close()
+            await stylist.close()
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert staff_key in out  # printed for the salon at start
+    # Link tokens never reach the log, in paths or in queries.
+    for link in (links["customer_link"], links["stylist_link"]):
+        assert link.rsplit("/", 1)[1] not in out
+    assert "GET /c/*** " in out or '"GET /c/***"' in out
+    assert "Traceback" not in out
+
+
+def test_staff_key_from_environment(tmp_path: Path) -> None:
+    env = dict(os.environ, CONSULT_STAFF_KEY="k" * 40)
+    result = subprocess.run(
+        [sys.executable, "-m", "consult", "list", "--data", str(tmp_path), "--json"],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    assert json.loads(result.stdout) == []
+    assert not (tmp_path / "staff.key").exists()
