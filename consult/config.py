@@ -50,7 +50,8 @@ class Settings:
     database_url: str | None = None
     staff_key: str | None = None
     link_ttl: timedelta = timedelta(days=7)
-    bitrates: Bitrates = field(default_factory=Bitrates)
+    #: None: leave the browsers' own bitrate choices alone (for comparison; not recommended).
+    bitrates: Bitrates | None = field(default_factory=Bitrates)
     max_message_bytes: int = 64 * 1024
     max_sdp_bytes: int = 32 * 1024
     #: Seconds between websocket pings; a peer that misses a pong is gone.
@@ -99,7 +100,9 @@ class Settings:
             for name in ("start", "min", "max")
             if f"CONSULT_VIDEO_{name.upper()}_KBPS" in env
         }
-        if bitrates:
+        if env.get("CONSULT_VIDEO_BITRATES") == "off":
+            values["bitrates"] = None
+        elif bitrates:
             values["bitrates"] = Bitrates(**bitrates)
         values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
         return cls(**values)  # type: ignore[arg-type]

@@ -14,13 +14,28 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from consult.media import ice
 
-from .media import SOURCES, PatternTrack, ToneTrack, audio_level, decode_pattern
+from .media import (
+    SOURCES,
+    PatternTrack,
+    ToneTrack,
+    audio_level,
+    decode_pattern,
+    is_waiting_card,
+)
+
+
+@dataclass(frozen=True)
+class VideoSample:
+    at: float  # time.monotonic() on arrival
+    pattern: tuple[int, int] | None  # (source, frame number) drawn in it, if any
+    width: int
+    height: int
+    card: bool  # the server's "waiting" card
 
 
 @dataclass
 class Received:
-    #: (arrival time, decoded pattern or None for "no pattern", width, height)
-    video: list[tuple[float, tuple[int, int] | None, int, int]] = field(default_factory=list)
+    video: list[VideoSample] = field(default_factory=list)
     audio_levels: list[float] = field(default_factory=list)
 
 
@@ -101,7 +116,13 @@ class CallClient:
                 frame = await track.recv()
                 if track.kind == "video":
                     self.received.video.append(
-                        (time.monotonic(), decode_pattern(frame), frame.width, frame.height)
+                        VideoSample(
+                            time.monotonic(),
+                            decode_pattern(frame),
+                            frame.width,
+                            frame.height,
+                            is_waiting_card(frame),
+                        )
                     )
                 else:
                     self.received.audio_levels.append(audio_level(frame))
@@ -111,11 +132,13 @@ class CallClient:
     def partner_frames(self, partner: str, since: float = 0.0) -> list[tuple[float, int]]:
         source = SOURCES[partner]
         return [
-            (t, p[1]) for t, p, _, _ in self.received.video if p and p[0] == source and t >= since
+            (s.at, s.pattern[1])
+            for s in self.received.video
+            if s.pattern and s.pattern[0] == source and s.at >= since
         ]
 
     def placeholder_frames(self, since: float = 0.0) -> int:
-        return sum(1 for t, p, _, _ in self.received.video if p is None and t >= since)
+        return sum(1 for s in self.received.video if s.card and s.at >= since)
 
     async def wait_for(self, predicate: Any, timeout: float = 15) -> None:
         async with asyncio.timeout(timeout):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import fractions
+import functools
 import math
 import time
 
 import av
+import cv2
 import numpy as np
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack, VideoStreamTrack
 
@@ -57,6 +59,25 @@ def decode_pattern(frame: av.VideoFrame) -> tuple[int, int] | None:
     return source, number
 
 
+@functools.cache
+def _card_thumbnails() -> list[np.ndarray]:
+    from consult.media.peer import WAITING_TEXT
+    from consult.media.placeholder import card_frame
+
+    return [_thumbnail(card_frame(text)) for text in WAITING_TEXT.values()]
+
+
+def _thumbnail(frame: av.VideoFrame) -> np.ndarray:
+    grey = frame.to_ndarray(format="gray")
+    return cv2.resize(grey, (64, 36), interpolation=cv2.INTER_AREA).astype(np.int16)
+
+
+def is_waiting_card(frame: av.VideoFrame) -> bool:
+    """Whether ``frame`` is the server's waiting card (after a trip through a video codec)."""
+    thumb = _thumbnail(frame)
+    return any(float(np.abs(thumb - card).mean()) < 6 for card in _card_thumbnails())
+
+
 class PatternTrack(VideoStreamTrack):
     """30 fps video whose every frame carries its sender and number."""
 
@@ -65,6 +86,8 @@ class PatternTrack(VideoStreamTrack):
         self.source = source
         self.number = 0
         self.width, self.height = width, height
+        #: frame number -> time.monotonic() when it was made, for latency measurements
+        self.made_at: dict[int, float] = {}
 
     async def recv(self) -> av.VideoFrame:
         pts, time_base = await self.next_timestamp()
@@ -72,6 +95,7 @@ class PatternTrack(VideoStreamTrack):
         yuv = np.concatenate([y, np.full((self.height // 2, self.width), 128, np.uint8)])
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts, frame.time_base = pts, time_base
+        self.made_at[self.number % 65536] = time.monotonic()
         self.number += 1
         return frame
 
@@ -116,5 +140,6 @@ __all__ = [
     "ToneTrack",
     "audio_level",
     "decode_pattern",
+    "is_waiting_card",
     "pattern_image",
 ]

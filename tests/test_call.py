@@ -241,3 +241,17 @@ async def test_shutdown_closes_websockets_with_going_away_and_peers(
     # The server's peers are closed: the clients' connections see the other end go away.
     assert customer.pc is not None
     await customer.wait_for(lambda: customer.pc.connectionState in ("failed", "closed"), 60)
+
+
+async def test_a_huge_message_closes_only_that_connection(
+    clients: Any, consultation: dict[str, Any]
+) -> None:
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    await customer.connect()
+    await stylist.connect()
+    await customer.send('{"type": "bye", "x": "' + "x" * 300_000 + '"}')
+    assert await customer.closed() == 1009  # aiohttp's limit: never read into memory
+    assert (await stylist.expect("peer"))["state"] == "left"
+    again: CallClient = clients("customer", consultation["customer_link"])
+    assert (await again.connect())["peer"] == "present"

@@ -48,7 +48,7 @@ class ServerPeer(AsyncIOEventEmitter):
         label: str,
         configuration: RTCConfiguration,
         media_addresses: tuple[str, ...] = (),
-        bitrates: Bitrates | None = None,
+        bitrates: Bitrates | None = Bitrates(),  # noqa: B008 (frozen)
         max_sdp_bytes: int = 32 * 1024,
     ) -> None:
         super().__init__()
@@ -63,7 +63,7 @@ class ServerPeer(AsyncIOEventEmitter):
             "video": Outlet("video", waiting),
         }
         self._media_addresses = media_addresses
-        self._bitrates = bitrates or Bitrates()
+        self._bitrates = bitrates
         self._max_sdp_bytes = max_sdp_bytes
         self._state: PeerState = "new"
         self._close_task: asyncio.Task[None] | None = None
@@ -88,7 +88,8 @@ class ServerPeer(AsyncIOEventEmitter):
                 self._pc.addTrack(outlet)
         with ice.host_addresses(self._media_addresses):
             await self._pc.setLocalDescription(await self._pc.createAnswer())
-        return sdp.add_video_bitrates(self._pc.localDescription.sdp, self._bitrates)
+        answer = self._pc.localDescription.sdp
+        return sdp.add_video_bitrates(answer, self._bitrates) if self._bitrates else answer
 
     async def close(self) -> None:
         """Release the connection, its tracks and readers; safe to call again and concurrently."""

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Measure a call through the real server: time to first partner frame, frame rate, latency, CPU.
+
+Starts `consult serve` on loopback as its own process, connects two aiortc participants that
+send synthetic video (frame numbers drawn into the pixels), and prints JSON.
+
+    .venv/bin/python scripts/bench_call.py --size 1280x720 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.client import CallClient  # noqa: E402
+
+STAFF_KEY = "bench-staff-key-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def wait_healthy(base: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            try:
+                async with session.get(f"{base}/healthz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def direction(receiver: CallClient, sender: CallClient, partner: str, since: float, until: float,
+              started: float) -> dict[str, Any]:  # fmt: skip
+    frames = receiver.partner_frames(partner)
+    window = [(t, n) for t, n in frames if since <= t <= until]
+    assert sender.video_track is not None
+    made = sender.video_track.made_at
+    latencies = [(t - made[n]) * 1000 for t, n in window if n in made]
+    sizes = {
+        (s.width, s.height) for s in receiver.received.video if s.pattern and since <= s.at <= until
+    }
+    first = frames[0][0] if frames else None
+    return {
+        "first_partner_frame_ms": round((first - started) * 1000, 1) if first else None,
+        "fps": round(len({n for _, n in window}) / (until - since), 1),
+        "latency_ms_median": round(statistics.median(latencies), 1) if latencies else None,
+        "latency_ms_p95": round(statistics.quantiles(latencies, n=20)[18], 1)
+        if len(latencies) >= 20
+        else None,
+        "received_sizes": sorted(f"{w}x{h}" for w, h in sizes),
+    }
+
+
+async def run(size: tuple[int, int], seconds: float) -> dict[str, Any]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as data:
+        env = dict(os.environ, CONSULT_STAFF_KEY=STAFF_KEY)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "consult", "serve", "--port", str(port), "--data", data,
+             "--media-address", "127.0.0.1", "--log-level", "warning"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            await wait_healthy(base)
+            async with aiohttp.ClientSession(base_url=base) as http:
+                async with http.post(
+                    "/api/consultations",
+                    json={"customer_name": "Bench"},
+                    headers={"Authorization": f"Bearer {STAFF_KEY}"},
+                ) as r:
+                    links = await r.json()
+
+                def client(role: str) -> CallClient:
+                    token = links[f"{role}_link"].rsplit("/", 1)[1]
+                    return CallClient(
+                        http, f"ws://127.0.0.1:{port}/ws?token={token}", role, video_size=size
+                    )
+
+                customer, stylist = client("customer"), client("stylist")
+                try:
+                    await customer.connect()
+                    await customer.start_media()
+                    await customer.wait_for(lambda: customer.placeholder_frames() >= 1)
+                    await stylist.connect()
+                    started = time.monotonic()  # the call becomes two-way with this offer
+                    await stylist.start_media()
+                    await customer.wait_for(lambda: customer.partner_frames("stylist"), 30)
+                    await stylist.wait_for(lambda: stylist.partner_frames("customer"), 30)
+                    await asyncio.sleep(2)  # let the encoders settle
+                    cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+                    await asyncio.sleep(seconds)
+                    cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
+                    result = {
+                        "size": f"{size[0]}x{size[1]}",
+                        "seconds": seconds,
+                        "forwarding": "decode+re-encode (aiortc)",
+                        "customer_to_stylist": direction(
+                            stylist, customer, "customer", t0, t1, started
+                        ),
+                        "stylist_to_customer": direction(
+                            customer, stylist, "stylist", t0, t1, started
+                        ),
+                        "server_cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+                        "server_rss_mib": round(rss_mib(server.pid), 1),
+                        "cores": os.cpu_count(),
+                    }
+                finally:
+                    await customer.close()
+                    await stylist.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="640x480", help="video size each side sends")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    print(json.dumps(asyncio.run(run((width, height), args.seconds)), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""A fake camera for Chromium: a .y4m clip made from a real hand photo in ../shared/media/hands.
+
+Chromium loops the clip (--use-file-for-fake-video-capture); a slow drift and a little sensor
+noise keep its encoder honest, as a still image would let it send almost nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+HANDS = Path(__file__).resolve().parent.parent.parent / "shared" / "media" / "hands"
+
+
+def write_y4m(
+    photo: Path, out: Path, width: int, height: int, frames: int = 60, fps: int = 30
+) -> Path:
+    image = cv2.imread(str(photo), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(photo)
+    # Cover a frame 10% larger than the output, so the drift never shows an edge.
+    big_w, big_h = int(width * 1.1), int(height * 1.1)
+    scale = max(big_w / image.shape[1], big_h / image.shape[0])
+    image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(7)
+    with out.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            phase = 2 * np.pi * i / frames
+            x = int((image.shape[1] - width) / 2 * (1 + 0.8 * np.sin(phase)))
+            y = int((image.shape[0] - height) / 2 * (1 + 0.8 * np.cos(phase)))
+            crop = image[y : y + height, x : x + width].astype(np.int16)
+            crop += rng.integers(-3, 4, crop.shape, dtype=np.int16)
+            yuv = cv2.cvtColor(np.clip(crop, 0, 255).astype(np.uint8), cv2.COLOR_BGR2YUV_I420)
+            f.write(b"FRAME\n")
+            f.write(yuv.tobytes())
+    return out
