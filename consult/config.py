@@ -56,6 +56,9 @@ class Settings:
     max_sdp_bytes: int = 32 * 1024
     #: Seconds between websocket pings; a peer that misses a pong is gone.
     ws_heartbeat: float = 5.0
+    #: Seconds a participant whose peer connection ended has to offer again before it is
+    #: disconnected with ``media-failed``.
+    reoffer_grace: float = 3.0
 
     @property
     def base_url(self) -> str:

@@ -255,3 +255,24 @@ async def test_a_huge_message_closes_only_that_connection(
     assert (await stylist.expect("peer"))["state"] == "left"
     again: CallClient = clients("customer", consultation["customer_link"])
     assert (await again.connect())["peer"] == "present"
+
+
+async def test_media_that_ends_without_a_new_offer_disconnects_with_media_failed(
+    clients: Any, consultation: dict[str, Any]
+) -> None:
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    await customer.connect()
+    await customer.start_media()
+    await stylist.connect()
+    assert (await customer.expect("peer"))["state"] == "joined"
+    await stylist.start_media()
+    await customer.wait_for(lambda: len(customer.partner_frames("stylist")) >= 5)
+    # The stylist's peer connection ends (DTLS close) while its websocket stays up.
+    await stylist.close_media()
+    ended = time.monotonic()
+    await customer.wait_for(lambda: customer.placeholder_frames(since=ended) >= 1)
+    assert (await stylist.expect("error"))["code"] == "media-failed"
+    assert await stylist.closed() == 4410
+    assert time.monotonic() - ended >= 2.5  # it had its chance to offer again
+    assert (await customer.expect("peer"))["state"] == "left"

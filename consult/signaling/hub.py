@@ -18,7 +18,7 @@ from .. import errors
 from ..config import Settings
 from ..media.forward import Forwarder
 from ..media.ice import IceServer, rtc_configuration
-from ..media.peer import PeerState, ServerPeer
+from ..media.peer import ServerPeer
 from ..media.sdp import check_offer
 from ..recording.store import Store
 from .messages import Peer
@@ -101,10 +101,11 @@ class Hub:
         )
         participant.peer = peer
 
-        @peer.on("statechange")
-        def on_state(state: PeerState) -> None:
-            if state == "failed" and participant.peer is peer:
-                self._spawn(participant.disconnect(errors.MediaFailed()))
+        @peer.on("closed")
+        def on_closed() -> None:
+            # Closed under us (failed, or the browser closed it) rather than replaced by us.
+            if participant.peer is peer:
+                self._spawn(self._expect_new_offer(participant, peer))
 
         call.forwarder.add(peer)
         try:
@@ -114,6 +115,14 @@ class Hub:
                 participant.peer = None
             await peer.close()
             raise
+
+    async def _expect_new_offer(self, participant: Participant, peer: ServerPeer) -> None:
+        """A page whose peer connection ended re-offers at once; one that does not has lost
+        its media: disconnect it (``media-failed``), so its partner is told it left and the
+        page reconnects from scratch."""
+        await asyncio.sleep(self._settings.reoffer_grace)
+        if participant.peer is peer and participant.connected:
+            await participant.disconnect(errors.MediaFailed())
 
     async def revoke(self, consultation_id: str) -> None:
         """Disconnect everyone using the consultation's (now revoked) links."""
