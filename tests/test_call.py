@@ -19,6 +19,20 @@ def assert_live(frames: list[tuple[float, int]], minimum: int) -> None:
     assert numbers == sorted(numbers), "partner frames out of order"
 
 
+async def in_call(clients: Any, consultation: dict[str, Any]) -> tuple[CallClient, CallClient]:
+    """Customer first, then the stylist; returns once each has the other's video."""
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    await customer.connect()
+    await customer.start_media()
+    await stylist.connect()
+    assert (await customer.expect("peer"))["state"] == "joined"
+    await stylist.start_media()
+    await customer.wait_for(lambda: len(customer.partner_frames("stylist")) >= 5)
+    await stylist.wait_for(lambda: len(stylist.partner_frames("customer")) >= 5)
+    return customer, stylist
+
+
 async def test_both_directions_carry_the_partners_frames(
     clients: Any, consultation: dict[str, Any]
 ) -> None:
@@ -56,14 +70,7 @@ async def test_both_directions_carry_the_partners_frames(
 async def test_leave_and_rejoin_switch_back_to_placeholder_and_partner(
     clients: Any, consultation: dict[str, Any]
 ) -> None:
-    customer: CallClient = clients("customer", consultation["customer_link"])
-    stylist: CallClient = clients("stylist", consultation["stylist_link"])
-    await customer.connect()
-    await customer.start_media()
-    await stylist.connect()
-    assert (await customer.expect("peer"))["state"] == "joined"
-    await stylist.start_media()
-    await customer.wait_for(lambda: len(customer.partner_frames("stylist")) >= 10)
+    customer, stylist = await in_call(clients, consultation)
 
     await stylist.send({"type": "bye"})
     assert await stylist.closed() == 1000
@@ -109,13 +116,7 @@ async def test_second_connection_for_a_role_replaces_the_first(
 async def test_re_offer_replaces_the_peer_on_the_same_connection(
     clients: Any, consultation: dict[str, Any]
 ) -> None:
-    customer: CallClient = clients("customer", consultation["customer_link"])
-    stylist: CallClient = clients("stylist", consultation["stylist_link"])
-    await customer.connect()
-    await customer.start_media()
-    await stylist.connect()
-    await stylist.start_media()
-    await stylist.wait_for(lambda: len(stylist.partner_frames("customer")) >= 5)
+    customer, stylist = await in_call(clients, consultation)
 
     await customer.close_media()
     again_at = time.monotonic()
@@ -127,13 +128,7 @@ async def test_re_offer_replaces_the_peer_on_the_same_connection(
 async def test_bad_input_gets_an_error_and_the_call_goes_on(
     clients: Any, consultation: dict[str, Any]
 ) -> None:
-    customer: CallClient = clients("customer", consultation["customer_link"])
-    stylist: CallClient = clients("stylist", consultation["stylist_link"])
-    await customer.connect()
-    await customer.start_media()
-    await stylist.connect()
-    await stylist.start_media()
-    await stylist.wait_for(lambda: len(stylist.partner_frames("customer")) >= 5)
+    customer, stylist = await in_call(clients, consultation)
 
     cases = [
         ("{not json", "malformed"),
@@ -173,14 +168,7 @@ async def test_bad_tokens_get_an_error_and_are_closed(
 async def test_peer_left_when_partner_vanishes_without_bye(
     clients: Any, consultation: dict[str, Any]
 ) -> None:
-    customer: CallClient = clients("customer", consultation["customer_link"])
-    stylist: CallClient = clients("stylist", consultation["stylist_link"])
-    await customer.connect()
-    await customer.start_media()
-    await stylist.connect()
-    assert (await customer.expect("peer"))["state"] == "joined"
-    await stylist.start_media()
-    await customer.wait_for(lambda: len(customer.partner_frames("stylist")) >= 5)
+    customer, stylist = await in_call(clients, consultation)
     # The stylist's transport goes away without a goodbye.
     assert stylist.ws is not None
     stylist.ws._response.connection.transport.abort()  # type: ignore[union-attr]
@@ -228,13 +216,7 @@ async def test_status_follows_the_room(
 async def test_shutdown_closes_websockets_with_going_away_and_peers(
     clients: Any, consultation: dict[str, Any], server: Any
 ) -> None:
-    customer: CallClient = clients("customer", consultation["customer_link"])
-    stylist: CallClient = clients("stylist", consultation["stylist_link"])
-    await customer.connect()
-    await customer.start_media()
-    await stylist.connect()
-    await stylist.start_media()
-    await customer.wait_for(lambda: len(customer.partner_frames("stylist")) >= 5)
+    customer, stylist = await in_call(clients, consultation)
     await server.close()
     assert await customer.closed() == 1001
     assert await stylist.closed() == 1001
@@ -260,14 +242,7 @@ async def test_a_huge_message_closes_only_that_connection(
 async def test_media_that_ends_without_a_new_offer_disconnects_with_media_failed(
     clients: Any, consultation: dict[str, Any]
 ) -> None:
-    customer: CallClient = clients("customer", consultation["customer_link"])
-    stylist: CallClient = clients("stylist", consultation["stylist_link"])
-    await customer.connect()
-    await customer.start_media()
-    await stylist.connect()
-    assert (await customer.expect("peer"))["state"] == "joined"
-    await stylist.start_media()
-    await customer.wait_for(lambda: len(customer.partner_frames("stylist")) >= 5)
+    customer, stylist = await in_call(clients, consultation)
     # The stylist's peer connection ends (DTLS close) while its websocket stays up.
     await stylist.close_media()
     ended = time.monotonic()
