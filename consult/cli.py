@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(
+    settings = Settings.from_env(
         host=args.host,
         port=args.port,
         data_dir=args.data,
@@ -74,6 +76,27 @@ def settings_from(args: argparse.Namespace) -> Settings:
         media_addresses=tuple(getattr(args, "media_address", ())),
         log_level=getattr(args, "log_level", None),
     )
+    if args.command != "serve" and not (args.public_url or args.host or args.port):
+        # Links point where the service of this data folder last said it serves.
+        served = served_url(settings.data_dir)
+        if served and "CONSULT_PUBLIC_URL" not in os.environ:
+            settings = dataclasses.replace(settings, public_url=served)
+    return settings
+
+
+def served_url(data_dir: Path) -> str | None:
+    try:
+        return str(json.loads((data_dir / "server.json").read_text())["base_url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def record_served_url(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / "server.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"base_url": settings.base_url}) + "\n")
+    os.replace(tmp, path)
 
 
 def serve(settings: Settings) -> None:
@@ -85,12 +108,13 @@ def serve(settings: Settings) -> None:
     )
     app = create_app(settings)
     staff_key = load_staff_key(settings)
+    record_served_url(settings)
     print(
         f"consult is serving on {settings.base_url}\n"
         f"  data folder: {settings.data_dir.resolve()}\n"
         f"  staff key:   {staff_key}\n"
         f"Create a consultation:\n"
-        f"  consult create --data {settings.data_dir} --customer-name 'Jane Doe'\n"
+        f"  .venv/bin/consult create --data {settings.data_dir} --customer-name 'Jane Doe'\n"
         f"  curl -X POST {settings.base_url}/api/consultations"
         f" -H 'Authorization: Bearer {staff_key}'"
         f' -d \'{{"customer_name": "Jane Doe"}}\'',

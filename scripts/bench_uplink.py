@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,9 +71,14 @@ def sh(*cmd: str) -> str:
 class BrowserNet:
     """A network namespace for the browser, linked to ours by a veth pair; kept by a helper."""
 
-    def __init__(self, helper: subprocess.Popen[bytes]) -> None:
-        self.helper = helper
+    def __init__(self, helper: subprocess.Popen[bytes], folder: Path) -> None:
         self.ns = f"/proc/{helper.pid}/ns/net"
+        # What Playwright launches as the browser (over a pipe): Chromium inside the namespace.
+        self.chromium = folder / "chromium-in-netns"
+        self.chromium.write_text(
+            f'#!/bin/sh\nexec nsenter --net={self.ns} /usr/bin/chromium "$@"\n'
+        )
+        self.chromium.chmod(0o755)
 
     def run(self, *cmd: str) -> str:
         return sh("nsenter", f"--net={self.ns}", *cmd)
@@ -86,21 +92,15 @@ class BrowserNet:
         match = re.search(r"dropped (\d+)", self.run("tc", "-s", "qdisc", "show", "dev", INNER_DEV))
         return int(match[1]) if match else -1
 
-    def chromium(self, folder: Path) -> Path:
-        """A wrapper Playwright launches as the browser: Chromium inside the namespace."""
-        wrapper = folder / "chromium-in-netns"
-        wrapper.write_text(f'#!/bin/sh\nexec nsenter --net={self.ns} /usr/bin/chromium "$@"\n')
-        wrapper.chmod(0o755)
-        return wrapper
-
 
 @contextmanager
-def browser_net() -> Iterator[BrowserNet]:
-    helper = subprocess.Popen(["unshare", "-n", "sleep", "infinity"])
+def browser_net(folder: Path) -> Iterator[BrowserNet]:
+    # `cat` holds the namespace and ends with us, even killed: its stdin is our pipe.
+    helper = subprocess.Popen(["unshare", "-n", "cat"], stdin=subprocess.PIPE)
     try:
-        net = BrowserNet(helper)
+        net = BrowserNet(helper, folder)
         own = os.readlink("/proc/self/ns/net")
-        for _ in range(100):  # until unshare has made the namespace and exec'd sleep
+        for _ in range(100):  # until unshare has made the namespace and exec'd cat
             if os.readlink(net.ns) != own:
                 break
             time.sleep(0.02)
@@ -158,33 +158,30 @@ async def measure(
                 stylist = CallClient(http, f"ws://{SERVER_IP}:{PORT}/ws?token={token}", "stylist")
                 await stylist.connect()
                 await stylist.start_media()
-                with tempfile.TemporaryDirectory() as tmp:
-                    async with async_playwright() as pw:
-                        browser = await pw.chromium.launch(
-                            executable_path=str(net.chromium(Path(tmp))),
-                            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={y4m}",
-                                  f"--unsafely-treat-insecure-origin-as-secure={base}"],
-                        )  # fmt: skip
-                        try:
-                            page = await browser.new_page()
-                            await page.add_init_script(KEEP_PCS)
-                            await page.goto(links["customer_link"])
-                            await page.get_by_test_id("join").click()
-                            joined = time.monotonic()
+                async with async_playwright() as pw:
+                    browser = await pw.chromium.launch(
+                        executable_path=str(net.chromium),
+                        args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={y4m}",
+                              f"--unsafely-treat-insecure-origin-as-secure={base}"],
+                    )  # fmt: skip
+                    try:
+                        page = await browser.new_page()
+                        await page.add_init_script(KEEP_PCS)
+                        await page.goto(links["customer_link"])
+                        await page.get_by_test_id("join").click()
+                        joined = time.monotonic()
 
-                            def camera() -> list[Any]:
-                                return [
-                                    s
-                                    for s in stylist.received.video
-                                    if not s.card and s.at >= joined
-                                ]
+                        def camera() -> list[Any]:
+                            return [
+                                s for s in stylist.received.video if not s.card and s.at >= joined
+                            ]
 
-                            await stylist.wait_for(camera, 30)
-                            first = camera()[0].at
-                            await asyncio.sleep(seconds)
-                            encoder = await page.evaluate(BROWSER_STATS)
-                        finally:
-                            await browser.close()
+                        await stylist.wait_for(camera, 30)
+                        first = camera()[0].at
+                        await asyncio.sleep(seconds)
+                        encoder = await page.evaluate(BROWSER_STATS)
+                    finally:
+                        await browser.close()
                 frames = [
                     (s.at - first, s.width, s.height)
                     for s in stylist.received.video
@@ -221,7 +218,7 @@ async def run(
     seconds: float, uplinks: list[int], mins: list[int], burst_kbit: int, latency_ms: int
 ) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp, browser_net() as net:
+    with tempfile.TemporaryDirectory() as tmp, browser_net(Path(tmp)) as net:
         y4m = write_y4m(
             HANDS / "victory_closeup_nails_3000x4000.jpg", Path(tmp) / "hand.y4m", WIDTH, HEIGHT
         )
@@ -247,6 +244,7 @@ def main() -> None:
     parser.add_argument("--burst-kbit", type=int, default=32, help="tbf bucket (default 32)")
     parser.add_argument("--latency-ms", type=int, default=300, help="tbf queue (default 300)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up when stopped, too
     if os.geteuid() != 0 or not os.environ.get("CONSULT_ISOLATED"):
         sys.exit("bench_uplink: needs root and `unshare -n` (to shape a private veth pair)")
     results = asyncio.run(

@@ -78,7 +78,8 @@ async def test_serve_create_call_and_graceful_sigterm(
 
     created = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "consult", "create", "--data", str(data), "--port", str(port),
+        # No --port: links follow the running service of this data folder.
+        [sys.executable, "-m", "consult", "create", "--data", str(data),
          "--customer-name", "Jane Doe", "--customer-ref", "C-1", "--json"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
