@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from .keyfiles import read_or_create
+
 __all__ = ["Bitrates", "Settings", "load_staff_key"]
 
 DEFAULT_HOST = "127.0.0.1"
@@ -112,21 +114,10 @@ class Settings:
 
 
 def load_staff_key(settings: Settings) -> str:
-    """The staff key: from settings, else generated once and kept (mode 0600) in the data folder."""
+    """The staff key: from settings, else generated once and kept in the data folder."""
     if settings.staff_key:
         return settings.staff_key
-    path = settings.data_dir / "staff.key"
-    if path.exists():
-        return path.read_text().strip()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(32)
-    # O_EXCL: two processes starting at once must agree on one key.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    return key
+    key = read_or_create(
+        settings.data_dir / "staff.key", lambda: secrets.token_urlsafe(32).encode()
+    )
+    return key.decode()

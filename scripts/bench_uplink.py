@@ -6,7 +6,7 @@ aiortc stylist records every forwarded customer frame), but the browser runs in 
 namespace behind a veth pair whose browser end is shaped with a tbf qdisc (netem is not needed):
 
     outer namespace (unshare -n): consult server + stylist, veth cu0 10.77.0.1/24
-    browser namespace (a helper `unshare -n sleep`): Chromium via nsenter, cu1 10.77.0.2/24,
+    browser namespace (held by `unshare -n cat`): Chromium via nsenter, cu1 10.77.0.2/24,
         egress of cu1 shaped: tbf rate <uplink>kbit burst <burst>kbit latency <latency>ms
 
 For each uplink and setting it prints fps (overall and second by second), the share of full-size
@@ -35,13 +35,15 @@ from typing import Any
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_bitrate import CHROMIUM_FLAGS, HEIGHT, STAFF_KEY, WIDTH
-from netns import reexec_isolated
+from bench_bitrate import CHROMIUM_FLAGS, HEIGHT, STAFF_KEY, WIDTH  # noqa: E402
+from netns import reexec_isolated  # noqa: E402
 
-from tests.client import CallClient
-from tests.fake_camera import HANDS, write_y4m
+from tests.client import CallClient  # noqa: E402
+from tests.fake_camera import HANDS, write_y4m  # noqa: E402
 
 SERVER_IP, BROWSER_IP, PORT = "10.77.0.1", "10.77.0.2", 8080
 OUTER_DEV, INNER_DEV = "cu0", "cu1"
@@ -104,8 +106,8 @@ def browser_net(folder: Path) -> Iterator[BrowserNet]:
             if os.readlink(net.ns) != own:
                 break
             time.sleep(0.02)
-        sh("ip", "link", "add", OUTER_DEV, "type", "veth", "peer", "name", INNER_DEV)
-        sh("ip", "link", "set", INNER_DEV, "netns", net.ns)
+        pid = str(helper.pid)
+        sh("ip", "link", "add", OUTER_DEV, "type", "veth", "peer", "name", INNER_DEV, "netns", pid)
         sh("ip", "addr", "add", f"{SERVER_IP}/24", "dev", OUTER_DEV)
         sh("ip", "link", "set", OUTER_DEV, "up")
         net.run("ip", "link", "set", "lo", "up")
@@ -136,7 +138,7 @@ async def measure(
         server = subprocess.Popen(
             [sys.executable, "-m", "consult", "serve", "--host", SERVER_IP, "--port", str(PORT),
              "--data", data, "--media-address", SERVER_IP, "--log-level", "warning"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
             async with aiohttp.ClientSession(base_url=base) as http:

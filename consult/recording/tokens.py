@@ -8,11 +8,12 @@ opens no consultation, while staff can still fetch a consultation's links again.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+
+from ..keyfiles import read_or_create
 
 __all__ = ["TokenSealer", "hash_token", "load_seal_key", "new_token"]
 
@@ -44,18 +45,5 @@ class TokenSealer:
 
 
 def load_seal_key(data_dir: Path) -> bytes:
-    """The sealing key, generated once and kept (mode 0600) in the data folder."""
-    path = data_dir / "link-seal.key"
-    if path.exists():
-        return path.read_bytes().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = Fernet.generate_key()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-        f.flush()
-        os.fsync(f.fileno())
-    return key
+    """The sealing key, generated once and kept in the data folder."""
+    return read_or_create(data_dir / "link-seal.key", Fernet.generate_key)
