@@ -9,7 +9,7 @@ import msgspec
 from aiohttp import web
 
 from .appkeys import HUB, SETTINGS, STORE
-from .auth import caller_for, require_staff
+from .auth import caller_for, require_staff, sign_in, sign_out, signed_in
 from .errors import InvalidRequest, PayloadTooLarge
 from .recording.store import Consultation, Links
 
@@ -66,7 +66,7 @@ def consultation_json(c: Consultation, *, staff: bool) -> dict[str, Any]:
 
 @routes.post("/api/consultations")
 async def create_consultation(request: web.Request) -> web.Response:
-    require_staff(request)
+    await require_staff(request)
     body = await read_json(request, NewConsultation)
     if body.scheduled_at is not None and body.scheduled_at.tzinfo is None:
         raise InvalidRequest("scheduled_at needs a time zone, e.g. 2026-12-01T10:00:00+08:00.")
@@ -84,7 +84,7 @@ async def create_consultation(request: web.Request) -> web.Response:
 
 @routes.get("/api/consultations")
 async def list_consultations(request: web.Request) -> web.Response:
-    require_staff(request)
+    await require_staff(request)
     store = request.app[STORE]
     found = await store.list_consultations(request.query.get("customer_ref"))
     return web.json_response(
@@ -111,11 +111,33 @@ async def get_consultation(request: web.Request) -> web.Response:
 
 @routes.post("/api/consultations/{id}/revoke-links")
 async def revoke_links(request: web.Request) -> web.Response:
-    require_staff(request)
+    await require_staff(request)
     consultation_id = request.match_info["id"]
     links = await request.app[STORE].revoke_links(consultation_id, request.app[SETTINGS].link_ttl)
     await request.app[HUB].revoke(consultation_id)
     return web.json_response({"id": consultation_id} | link_urls(request, links))
+
+
+class SignIn(msgspec.Struct, forbid_unknown_fields=True):
+    staff_key: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+
+
+@routes.get("/api/session")
+async def get_session(request: web.Request) -> web.Response:
+    return web.json_response({"staff": await signed_in(request)})
+
+
+@routes.post("/api/session")
+async def create_session(request: web.Request) -> web.Response:
+    body = await read_json(request, SignIn)
+    await sign_in(request, body.staff_key)
+    return web.json_response({"staff": True})
+
+
+@routes.delete("/api/session")
+async def delete_session(request: web.Request) -> web.Response:
+    await sign_out(request)
+    return web.json_response({"staff": False})
 
 
 @routes.get("/healthz")

@@ -6,11 +6,14 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from cryptography.fernet import Fernet
 
 from . import api, pages
 from .appkeys import HUB, ICE_SERVERS, SETTINGS, STAFF_KEY, STORE
+from .auth import setup_sessions
 from .config import Settings, load_staff_key
 from .http import errors_middleware, security_headers
+from .keyfiles import read_or_create
 from .media import ice
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
@@ -48,6 +51,11 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[STAFF_KEY] = load_staff_key(settings)
     app[ICE_SERVERS] = [ice.parse_ice_server(url) for url in settings.ice_servers]
+    setup_sessions(
+        app,
+        read_or_create(settings.data_dir / "session.key", Fernet.generate_key),
+        secure=settings.base_url.startswith("https://"),
+    )
     app.cleanup_ctx.extend([_store, _hub])
     app.on_shutdown.append(_close_calls)
     app.router.add_routes(api.routes)

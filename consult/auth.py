@@ -1,17 +1,39 @@
-"""Who is calling: the salon's staff (staff key) or a consultation's participant (link token)."""
+"""Who is calling: the salon's staff (staff key, or a signed-in session) or a participant (link).
+
+Staff sign in on the dashboard with the staff key; the session lives in an encrypted,
+HTTP-only, SameSite=Strict cookie (aiohttp-session), Secure when served over HTTPS. A session
+remembers a fingerprint of the key it was opened with, so changing the key ends every session.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
+import aiohttp_session
 from aiohttp import web
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from cryptography.fernet import Fernet
 
 from .appkeys import STAFF_KEY, STORE
 from .errors import Forbidden, Unauthorized
 
-__all__ = ["Caller", "caller_for", "credential", "require_staff"]
+__all__ = [
+    "Caller",
+    "caller_for",
+    "credential",
+    "require_staff",
+    "setup_sessions",
+    "sign_in",
+    "sign_out",
+    "signed_in",
+]
+
+SESSION_COOKIE = "consult_staff"
+SESSION_AGE = timedelta(hours=12)
 
 
 @dataclass(frozen=True)
@@ -23,6 +45,18 @@ class Caller:
         return self.role == "staff"
 
 
+def setup_sessions(app: web.Application, key: bytes, *, secure: bool) -> None:
+    storage = EncryptedCookieStorage(
+        Fernet(key),
+        cookie_name=SESSION_COOKIE,
+        httponly=True,
+        samesite="Strict",
+        secure=secure,
+        max_age=int(SESSION_AGE.total_seconds()),
+    )
+    aiohttp_session.setup(app, storage)
+
+
 def credential(request: web.Request) -> str | None:
     """The Bearer credential, else a ``token`` query parameter (for <img> and links)."""
     header = request.headers.get("Authorization", "")
@@ -32,21 +66,49 @@ def credential(request: web.Request) -> str | None:
     return request.query.get("token") or None
 
 
+def _fingerprint(request: web.Request) -> str:
+    return hashlib.sha256(b"consult-staff:" + request.app[STAFF_KEY].encode()).hexdigest()[:32]
+
+
 def _is_staff_key(request: web.Request, value: str) -> bool:
     return hmac.compare_digest(value.encode(), request.app[STAFF_KEY].encode())
 
 
-def require_staff(request: web.Request) -> Caller:
+async def signed_in(request: web.Request) -> bool:
+    if SESSION_COOKIE not in request.cookies:
+        return False
+    session = await aiohttp_session.get_session(request)
+    return hmac.compare_digest(str(session.get("staff", "")), _fingerprint(request))
+
+
+async def sign_in(request: web.Request, staff_key: str) -> None:
+    if not _is_staff_key(request, staff_key):
+        raise Unauthorized("That is not the staff key.")
+    # A new session on sign-in: a session id planted before sign-in is never promoted.
+    session = await aiohttp_session.new_session(request)
+    session["staff"] = _fingerprint(request)
+
+
+async def sign_out(request: web.Request) -> None:
+    session = await aiohttp_session.get_session(request)
+    session.invalidate()
+
+
+async def require_staff(request: web.Request) -> Caller:
     value = credential(request)
-    if value is None or not _is_staff_key(request, value):
-        raise Unauthorized()
-    return Caller("staff")
+    if value is not None and _is_staff_key(request, value):
+        return Caller("staff")
+    if value is None and await signed_in(request):
+        return Caller("staff")
+    raise Unauthorized()
 
 
 async def caller_for(request: web.Request, consultation_id: str) -> Caller:
     """Staff, or a participant whose link belongs to ``consultation_id``."""
     value = credential(request)
     if value is None:
+        if await signed_in(request):
+            return Caller("staff")
         raise Unauthorized("A staff key or a consultation link is required.")
     if _is_staff_key(request, value):
         return Caller("staff")

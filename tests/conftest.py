@@ -37,7 +37,9 @@ async def server(
 
 @pytest.fixture
 async def http(server: TestServer) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as session:
+    # unsafe=True: keep cookies for an IP address host (127.0.0.1), as browsers do.
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(base_url=str(server.make_url("")), cookie_jar=jar) as session:
         yield session
 
 

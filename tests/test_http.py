@@ -202,3 +202,48 @@ async def test_staff_key_is_compared_exactly(http: aiohttp.ClientSession) -> Non
     for key in (STAFF_KEY[:-1], STAFF_KEY + "x", STAFF_KEY.upper(), f" {STAFF_KEY}x"):
         async with http.get("/api/consultations", headers={"Authorization": f"Bearer {key}"}) as r:
             assert r.status == 401
+
+
+async def test_staff_sign_in_with_an_encrypted_http_only_cookie(
+    http: aiohttp.ClientSession, staff: dict[str, str]
+) -> None:
+    async with http.get("/api/session") as r:
+        assert await r.json() == {"staff": False}
+    async with http.post("/api/session", json={"staff_key": "wrong"}) as r:
+        assert r.status == 401
+    async with http.get("/api/consultations") as r:
+        assert r.status == 401
+    async with http.post("/api/session", json={"staff_key": STAFF_KEY}) as r:
+        assert r.status == 200
+        cookie = r.headers["Set-Cookie"]
+    assert cookie.startswith("consult_staff=")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "Secure" not in cookie  # plain http on loopback; https deployments get Secure
+    assert STAFF_KEY not in cookie
+    async with http.get("/api/session") as r:
+        assert await r.json() == {"staff": True}
+    await create_consultation(http, {})  # the cookie alone is enough
+    async with http.get("/api/consultations") as r:
+        assert len((await r.json())["consultations"]) == 1
+    async with http.delete("/api/session") as r:
+        assert r.status == 200
+    async with http.get("/api/consultations") as r:
+        assert r.status == 401
+
+
+async def test_a_forged_or_stale_session_cookie_is_refused(
+    http: aiohttp.ClientSession, server: Any
+) -> None:
+    http.cookie_jar.update_cookies({"consult_staff": "not-a-real-session"})
+    async with http.get("/api/consultations") as r:
+        assert r.status == 401
+    async with http.post("/api/session", json={"staff_key": STAFF_KEY}) as r:
+        assert r.status == 200
+    async with http.get("/api/consultations") as r:
+        assert r.status == 200
+    # The staff key changes (a new key is configured): sessions opened with the old one end.
+    from consult.appkeys import STAFF_KEY as STAFF_KEY_KEY
+
+    server.app._state[STAFF_KEY_KEY] = "a-new-staff-key-0123456789"
+    async with http.get("/api/consultations") as r:
+        assert r.status == 401
