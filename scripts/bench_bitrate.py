@@ -129,9 +129,7 @@ async def measure(setting: dict[str, str], y4m: Path, seconds: float) -> dict[st
         "full_size_share": round(len(full) / len(window), 3) if window else 0,
         "fps": round(len(window) / seconds, 1),
         # frames per second, second by second: how the picture holds up after the start
-        "fps_by_second": [
-            sum(1 for f in window if i <= f[0] < i + 1) for i in range(int(seconds))
-        ],
+        "fps_by_second": [sum(1 for f in window if i <= f[0] < i + 1) for i in range(int(seconds))],
         "full_size_fps_last_5s": round(sum(1 for f in full if f[0] >= seconds - 5) / 5, 1),
         "frames_by_size": sizes,
     }

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestServer
 from consult.app import create_app
 from consult.config import Settings
 
+from .browser import fake_media, launch  # noqa: F401 (fixtures for the browser tests)
 from .client import CallClient
 
 STAFF_KEY = "test-staff-key-0123456789"

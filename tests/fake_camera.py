@@ -6,6 +6,7 @@ noise keep its encoder honest, as a still image would let it send almost nothing
 
 from __future__ import annotations
 
+import wave
 from pathlib import Path
 
 import cv2
@@ -14,12 +15,29 @@ import numpy as np
 HANDS = Path(__file__).resolve().parent.parent.parent / "shared" / "media" / "hands"
 
 
+def write_wav(out: Path, seconds: float = 2.0, rate: int = 48000) -> Path:
+    """A soft 440 Hz tone for the fake microphone."""
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.2 * 32767 * np.sin(2 * np.pi * 440 * t)).astype("<i2")
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return out
+
+
 def write_y4m(
     photo: Path, out: Path, width: int, height: int, frames: int = 60, fps: int = 30
 ) -> Path:
-    image = cv2.imread(str(photo), cv2.IMREAD_COLOR)
+    image = cv2.imread(str(photo), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise FileNotFoundError(photo)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    elif image.shape[2] == 4:  # a cut-out on transparency: put it on white paper
+        alpha = image[:, :, 3:4].astype(np.float32) / 255
+        image = (image[:, :, :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
     # Cover a frame 10% larger than the output, so the drift never shows an edge.
     big_w, big_h = int(width * 1.1), int(height * 1.1)
     scale = max(big_w / image.shape[1], big_h / image.shape[0])

@@ -194,7 +194,7 @@ async def test_link_pages(http: aiohttp.ClientSession, consultation: dict[str, A
     async with http.get("/c/unknown") as r:
         assert r.status == 404
         assert "not valid" in await r.text()
-    async with http.get("/static/call.js") as r:
+    async with http.get("/static/js/call.js") as r:
         assert r.status == 200
 
 

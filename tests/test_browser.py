@@ -1,0 +1,276 @@
+"""The pages in a real headless Chromium with a fake camera made from a real hand photo."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+from playwright.async_api import Page, expect
+
+from consult.appkeys import HUB
+
+from .browser import (
+    LAPTOP,
+    PHONE,
+    Launch,
+    artifact,
+    screenshot,
+    video_size,
+    visible_detail,
+)
+from .client import CallClient
+from .conftest import STAFF_KEY
+
+pytestmark = pytest.mark.timeout(120)
+
+# Installed before the page's own script: when Join is pressed, and when the remote video
+# first shows a frame.
+METRICS = """
+window.__metrics = {};
+document.addEventListener("click", (e) => {
+  if (e.target.closest?.("[data-testid=join]")) window.__metrics.join = performance.now();
+}, true);
+document.addEventListener("DOMContentLoaded", () => {
+  const v = document.querySelector("[data-testid=remote-video]");
+  const onFrame = (now) => {
+    if (window.__metrics.join && v.videoWidth > 0 && !window.__metrics.firstFrame) {
+      window.__metrics.firstFrame = now;
+    }
+    v.requestVideoFrameCallback(onFrame);
+  };
+  v.requestVideoFrameCallback(onFrame);
+});
+"""
+
+
+def local(server: Any, link: str) -> str:
+    """``link`` (built on the configured public URL) on the test server."""
+    return str(server.make_url(urlsplit(link).path))
+
+
+async def open_page(browser: Any, url: str, viewport: dict[str, int], **kw: Any) -> Page:
+    context = await browser.new_context(viewport=viewport, **kw)
+    page = await context.new_page()
+    await page.add_init_script(METRICS)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors  # type: ignore[attr-defined]
+    await page.goto(url)
+    return page
+
+
+async def ready_to_join(page: Page) -> None:
+    await expect(page.get_by_test_id("join")).to_be_enabled(timeout=15_000)
+
+
+async def test_customer_joins_and_the_stylist_sees_the_full_resolution_hand(
+    launch: Launch, clients: Any, consultation: dict[str, Any], server: Any
+) -> None:
+    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    await stylist.connect()
+    await stylist.start_media()
+    browser = await launch("1080p")
+    page = await open_page(browser, local(server, consultation["customer_link"]), PHONE)
+    await ready_to_join(page)
+    await expect(page.get_by_test_id("capture-guide")).to_be_visible()
+    await expect(page.get_by_test_id("lobby-message")).to_have_text("Ready when you are.")
+    assert await visible_detail(page, "preview-video") > 20  # the hand, not a black box
+    await screenshot(page, "customer-lobby-phone")
+
+    await page.get_by_test_id("join").click()
+    joined = time.monotonic()
+
+    def camera() -> list[Any]:
+        return [s for s in stylist.received.video if not s.card and s.at >= joined]
+
+    await stylist.wait_for(lambda: camera(), 15)
+    await stylist.wait_for(lambda: time.monotonic() - joined >= 3.2, 10)
+    at_3s = [s for s in camera() if s.at - joined <= 3.0]
+    full = [s for s in camera() if (s.width, s.height) == (1920, 1080)]
+    assert full, f"never full size: {sorted({(s.width, s.height) for s in camera()})}"
+    assert full[0].at - joined < 5.0
+
+    # The customer sees the stylist (an aiortc participant sending a black/white pattern).
+    await page.wait_for_function("() => window.__metrics.firstFrame", timeout=15_000)
+    await expect(page.get_by_test_id("call-status")).to_be_hidden()
+    assert await video_size(page, "remote-video") == (320, 240)
+    assert await visible_detail(page, "remote-video") > 40
+    await screenshot(page, "customer-call-phone")
+    metrics = await page.evaluate("() => window.__metrics")
+    artifact("browser-metrics.json").write_text(
+        json.dumps(
+            {
+                "join_to_first_partner_frame_ms": round(metrics["firstFrame"] - metrics["join"]),
+                "server_received_at_3s": f"{at_3s[-1].width}x{at_3s[-1].height}" if at_3s else None,
+                "first_full_size_frame_after_join_ms": round((full[0].at - joined) * 1000),
+                "camera": "1920x1080 fake (thumbs_up_white_bg)",
+            }
+        )
+    )
+    assert not page.errors  # type: ignore[attr-defined]
+    await browser.close()
+
+
+async def test_waiting_message_then_call_then_leave_and_rejoin(
+    launch: Launch, clients: Any, consultation: dict[str, Any], server: Any
+) -> None:
+    browser = await launch()
+    page = await open_page(browser, local(server, consultation["customer_link"]), PHONE)
+    await ready_to_join(page)
+    await page.get_by_test_id("join").click()
+    status = page.get_by_test_id("call-status")
+    await expect(status).to_have_text("Your stylist will join shortly.")
+    await expect(status).to_be_visible()
+    await screenshot(page, "customer-waiting-phone")
+
+    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    await stylist.connect()
+    await stylist.start_media()
+    await expect(status).to_be_hidden(timeout=10_000)
+    await stylist.wait_for(lambda: any(not s.card for s in stylist.received.video), 15)
+
+    await page.get_by_test_id("leave").click()
+    await expect(page.get_by_test_id("ended-message")).to_have_text(
+        "You have left the consultation. You can join again with the same link."
+    )
+    assert (await stylist.expect("peer"))["state"] == "left"
+
+    await page.get_by_test_id("rejoin").click()
+    assert (await stylist.expect("peer"))["state"] == "joined"
+    back = time.monotonic()
+    await stylist.wait_for(lambda: any(not s.card and s.at > back for s in stylist.received.video))
+    await expect(page.get_by_test_id("remote-video")).to_be_visible()
+    await browser.close()
+
+
+async def test_page_reconnects_by_itself_when_its_websocket_is_killed(
+    launch: Launch, clients: Any, consultation: dict[str, Any], server: Any
+) -> None:
+    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    await stylist.connect()
+    await stylist.start_media()
+    browser = await launch()
+    page = await open_page(browser, local(server, consultation["customer_link"]), PHONE)
+    await ready_to_join(page)
+    await page.get_by_test_id("join").click()
+    await stylist.wait_for(lambda: any(not s.card for s in stylist.received.video), 15)
+    await page.evaluate(
+        """() => { window.__statuses = [];
+        new MutationObserver(() => window.__statuses.push(
+            document.querySelector('[data-testid=call-status]').textContent))
+          .observe(document.querySelector('[data-testid=call-status]'),
+                   {childList: true, characterData: true, subtree: true}); }"""
+    )
+
+    # The server end of the customer's websocket dies (as on a network change).
+    call = server.app[HUB].call(consultation["id"])
+    (customer,) = [m for m in call.members() if m.role == "customer"]
+    await customer.ws.close(code=aiohttp.WSCloseCode.INTERNAL_ERROR)
+    killed = time.monotonic()
+
+    assert (await stylist.expect("peer", timeout=15))["state"] == "joined"
+    await stylist.wait_for(
+        lambda: any(not s.card and s.at > killed + 0.2 for s in stylist.received.video), 15
+    )
+    back_after = time.monotonic() - killed
+    assert back_after < 8
+    assert "Connection lost. Reconnecting…" in await page.evaluate("() => window.__statuses")
+    await expect(page.get_by_test_id("call-status")).to_be_hidden()
+    await browser.close()
+
+
+async def test_a_denied_camera_says_so(
+    launch: Launch, consultation: dict[str, Any], server: Any
+) -> None:
+    browser = await launch(deny_camera=True)
+    page = await open_page(browser, local(server, consultation["customer_link"]), PHONE)
+    message = page.get_by_test_id("lobby-message")
+    await expect(message).to_have_text(
+        "Camera access was refused. Allow the camera for this site in your browser settings,"
+        " then reload the page.",
+        timeout=15_000,
+    )
+    await expect(page.get_by_test_id("join")).to_be_disabled()
+    await expect(page.get_by_test_id("retry-camera")).to_be_visible()
+    await screenshot(page, "customer-camera-denied-phone")
+    await browser.close()
+
+
+async def test_stylist_console_shows_the_customer_and_connection_quality(
+    launch: Launch, consultation: dict[str, Any], server: Any
+) -> None:
+    browser = await launch()
+    customer = await open_page(browser, local(server, consultation["customer_link"]), PHONE)
+    stylist = await open_page(browser, local(server, consultation["stylist_link"]), LAPTOP)
+    await ready_to_join(customer)
+    await customer.get_by_test_id("join").click()
+    await ready_to_join(stylist)
+    await expect(stylist.get_by_test_id("capture-guide")).to_be_hidden()
+    await stylist.get_by_test_id("join").click()
+    await expect(stylist.get_by_test_id("customer-name")).to_have_text("Jane Doe")
+    # The quality indicator (getStats) shows the customer's camera at full size.
+    await expect(stylist.get_by_test_id("quality-video")).to_contain_text(
+        "1280\u00d7720", timeout=20_000
+    )
+    assert await video_size(stylist, "remote-video") == (1280, 720)
+    assert await visible_detail(stylist, "remote-video") > 20
+    assert await visible_detail(customer, "remote-video") > 20
+    await screenshot(stylist, "stylist-console-laptop")
+    await screenshot(customer, "customer-with-stylist-phone")
+    await browser.close()
+
+
+async def test_dashboard_signs_in_creates_a_consultation_and_its_link_works(
+    launch: Launch, server: Any
+) -> None:
+    browser = await launch()
+    page = await open_page(browser, str(server.make_url("/")), LAPTOP)
+    await expect(page.get_by_test_id("sign-in")).to_be_visible()
+    await page.get_by_test_id("staff-key").fill("wrong")
+    await page.get_by_test_id("sign-in-submit").click()
+    await expect(page.get_by_test_id("sign-in-message")).to_have_text("That is not the staff key.")
+    await page.get_by_test_id("staff-key").fill(STAFF_KEY)
+    await page.get_by_test_id("sign-in-submit").click()
+
+    await page.get_by_test_id("customer-name").fill("Mei Lin")
+    await page.get_by_test_id("customer-ref").fill("C-88")
+    await page.get_by_test_id("create").click()
+    row = page.get_by_test_id("consultation-row")
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text("Mei Lin (C-88)")
+    await expect(row).to_contain_text("Open")
+    await screenshot(page, "dashboard-laptop")
+    link = await page.get_by_test_id("customer-link").input_value()
+    assert "/c/" in link
+    # The links point at the public URL; open the same path on the test server.
+    customer = await open_page(browser, local(server, link), PHONE)
+    await ready_to_join(customer)
+
+    # The session survives a reload and ends with sign-out.
+    await page.reload()
+    await expect(row).to_have_count(1)
+    await page.get_by_test_id("sign-out").click()
+    await expect(page.get_by_test_id("sign-in")).to_be_visible()
+    await page.reload()
+    await expect(page.get_by_test_id("sign-in")).to_be_visible()
+    await browser.close()
+
+
+async def test_pages_follow_the_browsers_language_and_switch(
+    launch: Launch, consultation: dict[str, Any], server: Any
+) -> None:
+    browser = await launch()
+    page = await open_page(
+        browser, local(server, consultation["customer_link"]), PHONE, locale="zh-CN"
+    )
+    await expect(page.get_by_test_id("join")).to_have_text("加入")
+    await ready_to_join(page)
+    await screenshot(page, "customer-lobby-zh-phone")
+    await page.get_by_test_id("language").select_option("en")
+    await expect(page.get_by_test_id("join")).to_have_text("Join")
+    await expect(page.get_by_test_id("lobby-message")).to_have_text("Ready when you are.")
+    await browser.close()

@@ -1,0 +1,207 @@
+// One participant's side of a call, over the wire protocol in docs/protocol.md: the websocket,
+// the peer connection with the server, and reconnecting by itself when either drops.
+//
+// States: idle -> connecting -> waiting | live -> (reconnecting -> connecting ...) -> left | ended.
+// Events: "state" {state, partnerLeft}, "remotestream" {stream}, "error" {code, message}.
+
+// Close codes after which reconnecting cannot help (docs/protocol.md).
+const FINAL = new Map([
+  [4401, "invalid-token"],
+  [4403, "revoked"],
+  [4409, "replaced"],
+]);
+const BACKOFF_MS = [300, 1000, 2000, 4000, 5000];
+// A browser "disconnected" peer often recovers by itself; after this long we start afresh.
+const DISCONNECTED_GRACE_MS = 4000;
+const GATHER_TIMEOUT_MS = 5000;
+
+export class CallSession extends EventTarget {
+  constructor(token, stream) {
+    super();
+    this.token = token;
+    this.stream = stream;
+    this.role = null;
+    this.consultation = null;
+    this.pc = null;
+    this.state = "idle";
+    this._emitted = "idle/false";
+    this.partnerLeft = false;
+    this.reconnects = 0;
+    this._ws = null;
+    this._generation = 0;
+    this._attempt = 0;
+    this._retryTimer = null;
+    this._disconnectedTimer = null;
+    this._onWake = () => this._reconnectNow();
+    document.addEventListener("visibilitychange", this._onWake);
+    window.addEventListener("online", this._onWake);
+  }
+
+  join() {
+    this.partnerLeft = false;
+    this._connect();
+  }
+
+  leave() {
+    this._setState("left");
+    this._send({ type: "bye" });
+    this._teardown();
+  }
+
+  // Switch camera or microphone without renegotiating.
+  async replaceStream(stream) {
+    this.stream = stream;
+    if (!this.pc) return;
+    for (const sender of this.pc.getSenders()) {
+      const track = stream.getTracks().find((t) => t.kind === sender.track?.kind);
+      if (track) await sender.replaceTrack(track);
+    }
+  }
+
+  // One place for state changes; repeats (same state, same partnerLeft) are skipped.
+  _setState(state) {
+    const key = `${state}/${this.partnerLeft}`;
+    if (key === this._emitted) return;
+    this._emitted = key;
+    this.state = state;
+    this.dispatchEvent(new CustomEvent("state", { detail: { state, partnerLeft: this.partnerLeft } }));
+  }
+
+  _connect() {
+    clearTimeout(this._retryTimer);
+    const generation = ++this._generation;
+    this._setState(this.reconnects ? "reconnecting" : "connecting");
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/ws?token=${encodeURIComponent(this.token)}`);
+    this._ws = ws;
+    // Messages and closes of an older connection are ignored: it was replaced by this one.
+    ws.onmessage = (event) => {
+      if (generation === this._generation) this._handle(JSON.parse(event.data));
+    };
+    ws.onclose = (event) => {
+      if (generation === this._generation) this._closed(event.code);
+    };
+  }
+
+  _closed(code) {
+    this._closePeer();
+    if (this.state === "left" || this.state === "ended") return;
+    if (FINAL.has(code)) {
+      this.dispatchEvent(new CustomEvent("error", { detail: { code: FINAL.get(code) } }));
+      this._setState("ended");
+      this._teardown();
+      return;
+    }
+    this.reconnects += 1;
+    this._setState("reconnecting");
+    const delay = BACKOFF_MS[Math.min(this._attempt, BACKOFF_MS.length - 1)];
+    this._attempt += 1;
+    this._retryTimer = setTimeout(() => this._connect(), delay);
+  }
+
+  _reconnectNow() {
+    if (document.visibilityState !== "visible" || this.state !== "reconnecting") return;
+    this._connect();
+  }
+
+  // Start again from a fresh websocket and a fresh offer (the server replaces our old peer).
+  _restart() {
+    if (this._ws && this._ws.readyState <= WebSocket.OPEN) this._ws.close(4000, "restart");
+  }
+
+  async _handle(message) {
+    switch (message.type) {
+      case "welcome":
+        this._attempt = 0;
+        this.role = message.role;
+        this.consultation = message.consultation;
+        if (message.peer === "present") this.partnerLeft = false;
+        this._setState(message.peer === "present" ? "live" : "waiting");
+        await this._offer(message.ice_servers);
+        break;
+      case "answer":
+        if (this.pc) await this.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+        break;
+      case "peer":
+        this.partnerLeft = message.state === "left";
+        this._setState(message.state === "joined" ? "live" : "waiting");
+        break;
+      case "error":
+        this.dispatchEvent(new CustomEvent("error", { detail: message }));
+        break;
+    }
+  }
+
+  async _offer(iceServers) {
+    this._closePeer();
+    const pc = new RTCPeerConnection({ iceServers });
+    this.pc = pc;
+    const remote = new MediaStream();
+    for (const track of this.stream.getTracks()) {
+      const sender = pc.addTrack(track, this.stream);
+      if (track.kind === "video") {
+        // Keep the hand sharp: under pressure drop frames, never resolution.
+        const params = sender.getParameters();
+        params.degradationPreference = "maintain-resolution";
+        await sender.setParameters(params).catch(() => {});
+      }
+    }
+    pc.ontrack = (event) => {
+      remote.addTrack(event.track);
+      this.dispatchEvent(new CustomEvent("remotestream", { detail: { stream: remote } }));
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc !== this.pc) return;
+      clearTimeout(this._disconnectedTimer);
+      if (pc.connectionState === "failed") this._restart();
+      if (pc.connectionState === "disconnected") {
+        this._disconnectedTimer = setTimeout(() => {
+          if (pc === this.pc && pc.connectionState === "disconnected") this._restart();
+        }, DISCONNECTED_GRACE_MS);
+      }
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    if (pc === this.pc) this._send({ type: "offer", sdp: pc.localDescription.sdp });
+  }
+
+  _send(message) {
+    if (this._ws && this._ws.readyState === WebSocket.OPEN) this._ws.send(JSON.stringify(message));
+  }
+
+  _closePeer() {
+    clearTimeout(this._disconnectedTimer);
+    if (this.pc) {
+      this.pc.close();
+      this.pc = null;
+    }
+  }
+
+  _teardown() {
+    clearTimeout(this._retryTimer);
+    this._generation += 1; // ignore whatever the old connection still says
+    this._closePeer();
+    if (this._ws) this._ws.close(1000);
+    this._ws = null;
+  }
+
+  dispose() {
+    this._teardown();
+    document.removeEventListener("visibilitychange", this._onWake);
+    window.removeEventListener("online", this._onWake);
+  }
+}
+
+// Non-trickle: the offer goes out with all its candidates.
+function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, GATHER_TIMEOUT_MS);
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}

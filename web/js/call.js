@@ -1,0 +1,190 @@
+// The page behind both links: the customer's lobby and call (/c/<token>) and the stylist's
+// console (/s/<token>). Wire protocol: docs/protocol.md.
+import { setText, startI18n, t } from "./i18n.js";
+import { CameraError, listDevices, openCamera, stopStream, webrtcSupported } from "./camera.js";
+import { CallSession } from "./call-session.js";
+import { watchQuality } from "./quality.js";
+
+const [, prefix, token] = location.pathname.split("/");
+const role = prefix === "s" ? "stylist" : "customer";
+const $ = (id) => document.getElementById(id);
+
+let stream = null;
+let session = null;
+let facingMode = "user";
+let wakeLock = null;
+let stopQuality = null;
+
+function show(section) {
+  for (const id of ["lobby", "call", "ended"]) $(id).hidden = id !== section;
+}
+
+function lobbyMessage(key, vars) {
+  setText($("lobby-message"), key, vars);
+}
+
+async function startCamera(options = {}) {
+  $("join").disabled = true;
+  $("retry").hidden = true;
+  lobbyMessage("lobby.starting");
+  try {
+    const next = await openCamera(options);
+    stopStream(stream);
+    stream = next;
+  } catch (error) {
+    lobbyMessage(error instanceof CameraError ? error.key : "camera.failed");
+    $("retry").hidden = false;
+    return false;
+  }
+  applyToggles();
+  $("preview").srcObject = stream;
+  $("local").srcObject = stream;
+  await fillPickers();
+  lobbyMessage("lobby.ready");
+  $("join").disabled = false;
+  if (session) await session.replaceStream(stream);
+  return true;
+}
+
+async function fillPickers() {
+  const { cameras, microphones } = await listDevices();
+  const current = (kind) => stream.getTracks().find((tr) => tr.kind === kind)?.getSettings().deviceId;
+  for (const [select, devices, kind] of [
+    [$("camera-select"), cameras, "video"],
+    [$("mic-select"), microphones, "audio"],
+  ]) {
+    select.replaceChildren(
+      ...devices.map((d, i) => new Option(d.label || `${kind} ${i + 1}`, d.deviceId, false, d.deviceId === current(kind))),
+    );
+    select.parentElement.hidden = devices.length < 2;
+  }
+  // Phones: a front and a back camera.
+  $("flip").hidden = cameras.length < 2;
+}
+
+function applyToggles() {
+  for (const track of stream.getAudioTracks()) track.enabled = $("mute").getAttribute("aria-pressed") !== "true";
+  for (const track of stream.getVideoTracks()) track.enabled = $("camera-toggle").getAttribute("aria-pressed") !== "true";
+}
+
+function toggle(button, onKey, offKey) {
+  const pressed = button.getAttribute("aria-pressed") !== "true";
+  button.setAttribute("aria-pressed", String(pressed));
+  setText(button, pressed ? offKey : onKey);
+  applyToggles();
+}
+
+async function keepAwake() {
+  try {
+    if ("wakeLock" in navigator && document.visibilityState === "visible" && !wakeLock) {
+      wakeLock = await navigator.wakeLock.request("screen");
+      wakeLock.addEventListener("release", () => (wakeLock = null));
+    }
+  } catch {
+    // Not allowed here (battery saver, no user gesture): the call works without it.
+  }
+}
+
+function statusFor(state, partnerLeft) {
+  if (state === "connecting") return "call.connecting";
+  if (state === "reconnecting") return "call.reconnecting";
+  if (state === "waiting") return partnerLeft ? `call.partner_left.${role}` : `call.waiting.${role}`;
+  return null;
+}
+
+function renderState({ state, partnerLeft }) {
+  document.body.dataset.callState = state;
+  if (state === "left") {
+    setText($("ended-message"), "call.left");
+    $("rejoin").hidden = false;
+    show("ended");
+    return;
+  }
+  if (state === "ended") {
+    $("rejoin").hidden = $("ended-message").dataset.i18n !== "error.replaced";
+    show("ended");
+    return;
+  }
+  show("call");
+  const key = statusFor(state, partnerLeft);
+  $("call-status").hidden = !key;
+  if (key) setText($("call-status"), key);
+}
+
+function join() {
+  if (session) session.dispose();
+  session = new CallSession(token, stream);
+  session.addEventListener("state", (event) => renderState(event.detail));
+  session.addEventListener("remotestream", (event) => {
+    if ($("remote").srcObject !== event.detail.stream) $("remote").srcObject = event.detail.stream;
+  });
+  session.addEventListener("error", (event) => {
+    const { code, message } = event.detail;
+    const key = t(`error.${code}`) === `error.${code}` ? "error.generic" : `error.${code}`;
+    // Kept for the "ended" screen if the server closes the connection after it.
+    setText($("ended-message"), key, { message });
+    if (!["ended", "left"].includes(session.state)) {
+      $("call-status").hidden = false;
+      setText($("call-status"), key, { message });
+    }
+  });
+  session.addEventListener("state", () => {
+    if (role === "stylist" && session.consultation) {
+      $("customer-name").textContent = session.consultation.customer_name;
+      const at = session.consultation.scheduled_at;
+      $("scheduled-at").textContent = at ? new Date(at).toLocaleString() : "–";
+    }
+  });
+  session.join();
+  keepAwake();
+  if (role === "stylist" && !stopQuality) stopQuality = watchQuality(() => session?.pc, renderQuality);
+}
+
+function renderQuality(sample) {
+  if (!sample) {
+    setText($("quality-video"), "console.quality.none");
+    $("quality-grade").textContent = "";
+    return;
+  }
+  $("quality-rtt").textContent = sample.rtt == null ? "–" : `${Math.round(sample.rtt)} ms`;
+  $("quality-loss").textContent = `${(sample.loss * 100).toFixed(1)} %`;
+  if (sample.width) {
+    $("quality-video").removeAttribute("data-i18n");
+    $("quality-video").textContent = `${sample.width}×${sample.height} · ${Math.round(sample.fps)} fps`;
+  } else {
+    setText($("quality-video"), "console.quality.none");
+  }
+  setText($("quality-grade"), `console.quality.${sample.grade}`);
+  $("quality-grade").dataset.grade = sample.grade;
+}
+
+async function main() {
+  await startI18n();
+  document.body.dataset.role = role;
+  setText($("lobby-title"), `lobby.title.${role}`);
+  $("lobby-intro").hidden = role !== "customer";
+  $("guide").hidden = role !== "customer";
+  $("console").hidden = role !== "stylist";
+  if (!webrtcSupported()) {
+    lobbyMessage("browser.unsupported");
+    return;
+  }
+  $("join").addEventListener("click", join);
+  $("rejoin").addEventListener("click", join);
+  $("retry").addEventListener("click", () => startCamera());
+  $("leave").addEventListener("click", () => session?.leave());
+  $("mute").addEventListener("click", () => toggle($("mute"), "call.mute", "call.unmute"));
+  $("camera-toggle").addEventListener("click", () => toggle($("camera-toggle"), "call.camera_off", "call.camera_on"));
+  $("flip").addEventListener("click", () => {
+    facingMode = facingMode === "user" ? "environment" : "user";
+    startCamera({ facingMode });
+  });
+  $("camera-select").addEventListener("change", (e) => startCamera({ videoDeviceId: e.target.value, audioDeviceId: $("mic-select").value }));
+  $("mic-select").addEventListener("change", (e) => startCamera({ videoDeviceId: $("camera-select").value, audioDeviceId: e.target.value }));
+  document.addEventListener("visibilitychange", () => {
+    if (session && ["waiting", "live"].includes(session.state)) keepAwake();
+  });
+  await startCamera();
+}
+
+main();

@@ -1,0 +1,159 @@
+// The staff dashboard: sign in with the staff key (an encrypted, HTTP-only session cookie),
+// list consultations, create one, copy or open its links.
+import { language, setText, startI18n, t } from "./i18n.js";
+
+const $ = (id) => document.getElementById(id);
+const REFRESH_MS = 15000;
+let rows = [];
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: body ? { "Content-Type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+    credentials: "same-origin",
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error(data.error?.message || response.statusText);
+    error.status = response.status;
+    error.code = data.error?.code;
+    throw error;
+  }
+  return data;
+}
+
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString(language()) : "–";
+}
+
+async function copy(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    // No clipboard permission (plain http off localhost): select it for the person to copy.
+    window.prompt(t("dash.copy_customer"), text);
+    return;
+  }
+  setText(button, "dash.copied");
+  setTimeout(() => setText(button, "dash.copy_customer"), 2000);
+}
+
+function render() {
+  const body = $("consultations").querySelector("tbody");
+  $("empty").hidden = rows.length > 0;
+  $("consultations").hidden = rows.length === 0;
+  body.replaceChildren(
+    ...rows.map((c) => {
+      const tr = document.createElement("tr");
+      tr.dataset.testid = "consultation-row";
+      tr.dataset.id = c.id;
+      const cells = [
+        c.customer_ref ? `${c.customer_name} (${c.customer_ref})` : c.customer_name,
+        t(`dash.status.${c.status}`),
+        when(c.created_at),
+        when(c.last_activity_at),
+      ];
+      for (const text of cells) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.append(td);
+      }
+      const links = document.createElement("td");
+      const box = document.createElement("div");
+      box.className = "links";
+      if (c.customer_link && c.stylist_link) {
+        const copyButton = document.createElement("button");
+        copyButton.dataset.testid = "copy-customer-link";
+        setText(copyButton, "dash.copy_customer");
+        copyButton.addEventListener("click", () => copy(c.customer_link, copyButton));
+        const open = document.createElement("a");
+        open.href = c.stylist_link;
+        open.target = "_blank";
+        open.rel = "noopener noreferrer";
+        open.dataset.testid = "open-console";
+        setText(open, "dash.open_console");
+        // The customer's link as text to copy by hand, not to open: staff would join as the customer.
+        const customer = document.createElement("input");
+        customer.readOnly = true;
+        customer.value = c.customer_link;
+        customer.dataset.testid = "customer-link";
+        customer.addEventListener("focus", () => customer.select());
+        box.append(copyButton, open, customer);
+      } else {
+        const gone = document.createElement("span");
+        setText(gone, "dash.link_gone");
+        box.append(gone);
+      }
+      links.append(box);
+      tr.append(links);
+      return tr;
+    }),
+  );
+}
+
+async function refresh() {
+  try {
+    rows = (await api("GET", "/api/consultations")).consultations;
+    render();
+  } catch (error) {
+    if (error.status === 401) showSignIn();
+  }
+}
+
+function showSignIn() {
+  $("sign-in").hidden = false;
+  $("staff").hidden = true;
+  $("sign-out").hidden = true;
+}
+
+async function showStaff() {
+  $("sign-in").hidden = true;
+  $("staff").hidden = false;
+  $("sign-out").hidden = false;
+  await refresh();
+}
+
+async function main() {
+  await startI18n();
+  document.addEventListener("languagechange", render);
+  $("sign-in-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api("POST", "/api/session", { staff_key: $("staff-key").value });
+      $("staff-key").value = "";
+      setText($("sign-in-message"), "");
+      await showStaff();
+    } catch (error) {
+      setText($("sign-in-message"), error.status === 401 ? "dash.signin.wrong" : "dash.failed", { message: error.message });
+    }
+  });
+  $("sign-out").addEventListener("click", async () => {
+    await api("DELETE", "/api/session");
+    showSignIn();
+  });
+  $("create-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    const body = { customer_name: form.get("customer_name").trim() };
+    if (form.get("customer_ref")) body.customer_ref = form.get("customer_ref").trim();
+    if (form.get("notes")) body.notes = form.get("notes");
+    if (form.get("scheduled_at")) body.scheduled_at = new Date(form.get("scheduled_at")).toISOString();
+    try {
+      const created = await api("POST", "/api/consultations", body);
+      event.target.reset();
+      setText($("create-message"), "dash.create.done", { name: created.customer_name });
+      await refresh();
+    } catch (error) {
+      setText($("create-message"), "dash.failed", { message: error.message });
+    }
+  });
+  const { staff } = await api("GET", "/api/session");
+  if (staff) await showStaff();
+  else showSignIn();
+  setInterval(() => {
+    if (!$("staff").hidden) refresh();
+  }, REFRESH_MS);
+}
+
+main();
