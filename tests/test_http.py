@@ -247,3 +247,22 @@ async def test_a_forged_or_stale_session_cookie_is_refused(
     server.app._state[STAFF_KEY_KEY] = "a-new-staff-key-0123456789"
     async with http.get("/api/consultations") as r:
         assert r.status == 401
+
+
+def test_message_catalogues_have_the_same_keys() -> None:
+    import json
+    from pathlib import Path
+
+    folder = Path(__file__).parent.parent / "web" / "i18n"
+    catalogues = {p.name: json.loads(p.read_text()) for p in folder.glob("*.json")}
+    assert set(catalogues) == {"en.json", "zh-CN.json"}
+    en, zh = catalogues["en.json"], catalogues["zh-CN.json"]
+    assert set(en) == set(zh)
+    assert all(zh[k].strip() for k in zh)
+    # Every error code the server can send has its text.
+    from consult import errors
+
+    codes = {c.code for c in vars(errors).values() if isinstance(c, type) and hasattr(c, "code")}
+    missing = {c for c in codes if f"error.{c}" not in en}
+    assert missing <= {"internal", "invalid-request", "unauthorized", "forbidden", "not-found",
+                       "disconnected", "malformed", "unknown-type", "too-large"}  # fmt: skip

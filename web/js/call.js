@@ -49,12 +49,12 @@ async function startCamera(options = {}) {
 async function fillPickers() {
   const { cameras, microphones } = await listDevices();
   const current = (kind) => stream.getTracks().find((tr) => tr.kind === kind)?.getSettings().deviceId;
-  for (const [select, devices, kind] of [
-    [$("camera-select"), cameras, "video"],
-    [$("mic-select"), microphones, "audio"],
+  for (const [select, devices, kind, name] of [
+    [$("camera-select"), cameras, "video", "lobby.camera"],
+    [$("mic-select"), microphones, "audio", "lobby.microphone"],
   ]) {
     select.replaceChildren(
-      ...devices.map((d, i) => new Option(d.label || `${kind} ${i + 1}`, d.deviceId, false, d.deviceId === current(kind))),
+      ...devices.map((d, i) => new Option(d.label || `${t(name)} ${i + 1}`, d.deviceId, false, d.deviceId === current(kind))),
     );
     select.parentElement.hidden = devices.length < 2;
   }
