@@ -1,4 +1,4 @@
-"""A fake camera for Chromium: a .y4m clip made from a real hand photo in ../shared/media/hands.
+"""A fake camera for Chromium: a .y4m clip made from a real hand photo (tests/fixtures/hands).
 
 Chromium loops the clip (--use-file-for-fake-video-capture); a slow drift and a little sensor
 noise keep its encoder honest, as a still image would let it send almost nothing.
@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-HANDS = Path(__file__).resolve().parent.parent.parent / "shared" / "media" / "hands"
+HANDS = Path(__file__).resolve().parent / "fixtures" / "hands"
 
 
 def write_wav(out: Path, seconds: float = 2.0, rate: int = 48000) -> Path:
