@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -112,3 +113,24 @@ def test_tap_keeps_the_newest_frames() -> None:
     assert tap._queue.get_nowait() == 3  # type: ignore[comparison-overlap]
     tap.close()
     assert tap.closed
+
+
+async def test_a_stalled_partner_holds_the_last_picture_not_the_card() -> None:
+    class Stalling(PatternTrack):
+        """Three frames, then nothing (a camera turned off, a frozen network)."""
+
+        async def recv(self) -> Any:
+            if self.number >= 3:
+                await asyncio.Event().wait()
+            return await super().recv()
+
+    track = Stalling(1)
+    outlet = Outlet("video", "waiting")
+    outlet.use(Inlet(track, "test"))
+    frames = [await outlet.recv() for _ in range(3)]
+    last_pts = frames[-1].pts
+    held = await asyncio.wait_for(outlet.recv(), 3)
+    assert decode_pattern(held) == (1, 2)  # the last picture, not the card
+    assert held.pts > last_pts
+    outlet.stop()
+    track.stop()

@@ -131,6 +131,7 @@ class Outlet(MediaStreamTrack):
         self._start: float | None = None
         self._audio_pts = 0
         self._video_pts = -1
+        self._last_video: VideoFrame | None = None
 
     @property
     def source(self) -> Inlet | None:
@@ -140,6 +141,7 @@ class Outlet(MediaStreamTrack):
         """Carry ``inlet``'s frames from the next frame on (None: the placeholder)."""
         if inlet is self._inlet:
             return
+        self._last_video = None
         if self._inlet is not None and self._tap is not None:
             self._inlet.untap(self._tap)
         self._inlet = inlet
@@ -161,8 +163,14 @@ class Outlet(MediaStreamTrack):
             try:
                 frame = await asyncio.wait_for(tap.get(), STALL[self.kind])
             except TimeoutError:
+                # The partner is there but sends nothing (a camera turned off, a stalled
+                # network): hold their last picture, as a call does; the card means "not here".
+                if self._last_video is not None:
+                    return self._stamp(self._last_video)
                 return await self._placeholder()
             if frame is not None:
+                if isinstance(frame, VideoFrame):
+                    self._last_video = frame
                 return self._stamp(frame)
             if tap is self._tap:  # the inlet ended under us
                 self.use(None)
