@@ -9,12 +9,14 @@ from aiohttp import web
 from cryptography.fernet import Fernet
 
 from . import api, pages
-from .appkeys import HUB, ICE_SERVERS, SETTINGS, STAFF_KEY, STORE
+from .appkeys import HUB, ICE_SERVERS, SETTINGS, STAFF_KEY, STILLS, STORE
 from .auth import setup_sessions
 from .config import Settings, load_staff_key
 from .http import errors_middleware, security_headers
 from .keyfiles import read_or_create
-from .media import ice
+from .media import ice, internals
+from .media.stills import Limits, Stills
+from .recording.files import StillFiles
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
 from .signaling.hub import Hub
@@ -30,12 +32,19 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     store = await Store.open(settings.db_url, TokenSealer(load_seal_key(settings.data_dir)))
     await store.reset_live()
     app[STORE] = store
+    stills = Stills(
+        store,
+        StillFiles(settings.stills_dir),
+        Limits(settings.max_upload_bytes, settings.max_upload_pixels),
+    )
+    await stills.start()
+    app[STILLS] = stills
     yield
     await store.close()
 
 
 async def _hub(app: web.Application) -> AsyncIterator[None]:
-    app[HUB] = Hub(app[STORE], app[SETTINGS], app[ICE_SERVERS])
+    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[ICE_SERVERS])
     yield
     await app[HUB].close()
 
@@ -46,7 +55,7 @@ async def _close_calls(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    ice.install()
+    internals.install()
     app = web.Application(middlewares=[security_headers, errors_middleware])
     app[SETTINGS] = settings
     app[STAFF_KEY] = load_staff_key(settings)
@@ -58,7 +67,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.cleanup_ctx.extend([_store, _hub])
     app.on_shutdown.append(_close_calls)
-    app.router.add_routes(api.routes)
+    api.add_routes(app)
     app.router.add_get("/ws", websocket)
     pages.add_routes(app)
     return app

@@ -54,6 +54,9 @@ class Settings:
     link_ttl: timedelta = timedelta(days=7)
     #: None: leave the browsers' own bitrate choices alone (for comparison; not recommended).
     bitrates: Bitrates | None = field(default_factory=Bitrates)
+    #: Uploaded photos: bytes, and pixels (checked from the header, before decoding).
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_upload_pixels: int = 50_000_000
     max_message_bytes: int = 64 * 1024
     max_sdp_bytes: int = 32 * 1024
     #: Seconds between websocket pings; a peer that misses a pong is gone.
@@ -68,6 +71,10 @@ class Settings:
             return self.public_url.rstrip("/")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def stills_dir(self) -> Path:
+        return self.data_dir / "stills"
 
     @property
     def db_url(self) -> str:
@@ -98,6 +105,10 @@ class Settings:
             values["database_url"] = env["CONSULT_DATABASE_URL"]
         if env.get("CONSULT_STAFF_KEY"):
             values["staff_key"] = env["CONSULT_STAFF_KEY"]
+        if "CONSULT_MAX_UPLOAD_MB" in env:
+            values["max_upload_bytes"] = int(float(env["CONSULT_MAX_UPLOAD_MB"]) * 1024 * 1024)
+        if "CONSULT_MAX_UPLOAD_MEGAPIXELS" in env:
+            values["max_upload_pixels"] = int(float(env["CONSULT_MAX_UPLOAD_MEGAPIXELS"]) * 1e6)
         if "CONSULT_LINK_TTL_HOURS" in env:
             values["link_ttl"] = timedelta(hours=float(env["CONSULT_LINK_TTL_HOURS"]))
         bitrates = {

@@ -8,16 +8,23 @@ and a human ``message``. At the HTTP edge an error becomes
 
     ConsultError                      base, 500 "internal"
     ├── InvalidRequest                400 "invalid-request": a body or parameter failed validation
+    │   ├── CorruptImage              400 "corrupt-image": an upload that does not decode
     │   └── ProtocolError             a websocket message that cannot be handled
     │       ├── MalformedMessage      "malformed": not JSON, not an object, bad fields
     │       ├── UnknownMessage        "unknown-type": a type this role may not send
     │       ├── MessageTooLarge       "too-large": over the message size limit
-    │       └── InvalidSdp            "invalid-sdp": an offer aiortc cannot answer
+    │       ├── InvalidSdp            "invalid-sdp": an offer aiortc cannot answer
+    │       └── NoCustomer            "no-customer": a capture with no customer video
     ├── Unauthorized                  401 "unauthorized": no or wrong staff key
     │   └── InvalidToken              401 "invalid-token": unknown, expired or revoked link
     ├── Forbidden                     403 "forbidden": a valid caller, not theirs
     ├── NotFound                      404 "not-found"
+    │   └── UnknownCapture            404 "unknown-capture": not a capture of this consultation
+    ├── AlreadyUploaded               409 "already-uploaded": this capture has its photo
     ├── PayloadTooLarge               413 "too-large"
+    │   └── TooManyPixels             413 "too-many-pixels": over the pixel limit (from the header)
+    ├── UnsupportedMedia              415 "unsupported-media": not a PNG or JPEG
+    ├── StorageFailed                 507 "storage-failed": the disk refused the write
     └── Disconnect                    reasons a websocket is closed by the server
         ├── Replaced                  "replaced": the same role joined from elsewhere
         ├── Revoked                   "revoked": staff revoked the consultation's links
@@ -29,7 +36,9 @@ Nothing outside this module invents codes: the web pages' message catalogue keys
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyUploaded",
     "ConsultError",
+    "CorruptImage",
     "Disconnect",
     "Forbidden",
     "InvalidRequest",
@@ -38,13 +47,18 @@ __all__ = [
     "MalformedMessage",
     "MediaFailed",
     "MessageTooLarge",
+    "NoCustomer",
     "NotFound",
     "PayloadTooLarge",
     "ProtocolError",
     "Replaced",
     "Revoked",
+    "StorageFailed",
+    "TooManyPixels",
     "Unauthorized",
+    "UnknownCapture",
     "UnknownMessage",
+    "UnsupportedMedia",
 ]
 
 
@@ -102,6 +116,18 @@ class InvalidSdp(ProtocolError):
     code = "invalid-sdp"
 
 
+class NoCustomer(ProtocolError):
+    """The customer's video is not in the call: nothing to capture."""
+
+    code = "no-customer"
+
+
+class CorruptImage(InvalidRequest):
+    """The image cannot be decoded."""
+
+    code = "corrupt-image"
+
+
 class Unauthorized(ConsultError):
     """A valid staff key is required."""
 
@@ -131,11 +157,44 @@ class NotFound(ConsultError):
     code = "not-found"
 
 
+class UnknownCapture(NotFound):
+    """This capture does not exist in this consultation."""
+
+    code = "unknown-capture"
+
+
+class AlreadyUploaded(ConsultError):
+    """This capture already has its photo."""
+
+    status = 409
+    code = "already-uploaded"
+
+
 class PayloadTooLarge(ConsultError):
     """The request body is too large."""
 
     status = 413
     code = "too-large"
+
+
+class TooManyPixels(PayloadTooLarge):
+    """The image has more pixels than allowed."""
+
+    code = "too-many-pixels"
+
+
+class UnsupportedMedia(ConsultError):
+    """Only PNG and JPEG images are accepted."""
+
+    status = 415
+    code = "unsupported-media"
+
+
+class StorageFailed(ConsultError):
+    """The still could not be saved: the server's disk refused it."""
+
+    status = 507
+    code = "storage-failed"
 
 
 class Disconnect(ConsultError):

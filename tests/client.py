@@ -12,7 +12,7 @@ import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from consult.media import ice
+from consult.media import internals
 
 from .media import (
     SOURCES,
@@ -100,7 +100,7 @@ class CallClient:
         self.pc.addTrack(ToneTrack())
         self.pc.addTrack(self.video_track)
         self.pc.on("track", self._on_track)
-        with ice.host_addresses(["127.0.0.1"]):
+        with internals.host_addresses(["127.0.0.1"]):
             await self.pc.setLocalDescription(await self.pc.createOffer())
         self.offer_sent_at = time.monotonic()
         await self.send({"type": "offer", "sdp": self.pc.localDescription.sdp})

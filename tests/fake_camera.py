@@ -27,17 +27,23 @@ def write_wav(out: Path, seconds: float = 2.0, rate: int = 48000) -> Path:
     return out
 
 
-def write_y4m(
-    photo: Path, out: Path, width: int, height: int, frames: int = 60, fps: int = 30
-) -> Path:
+def load_photo(photo: Path) -> np.ndarray:
+    """A photo as BGR; a cut-out on transparency is put on white paper."""
     image = cv2.imread(str(photo), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise FileNotFoundError(photo)
     if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    elif image.shape[2] == 4:  # a cut-out on transparency: put it on white paper
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
         alpha = image[:, :, 3:4].astype(np.float32) / 255
-        image = (image[:, :, :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+        return (image[:, :, :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+    return image
+
+
+def write_y4m(
+    photo: Path, out: Path, width: int, height: int, frames: int = 60, fps: int = 30
+) -> Path:
+    image = load_photo(photo)
     # Cover a frame 10% larger than the output, so the drift never shows an edge.
     big_w, big_h = int(width * 1.1), int(height * 1.1)
     scale = max(big_w / image.shape[1], big_h / image.shape[0])

@@ -5,7 +5,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 from consult.config import Bitrates
 from consult.errors import InvalidSdp
-from consult.media import ice
+from consult.media import internals
 from consult.media.peer import ServerPeer
 from consult.media.sdp import add_video_bitrates, check_offer
 
@@ -84,7 +84,7 @@ async def test_a_real_answer_carries_the_bitrates() -> None:
     client = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     client.addTrack(ToneTrack())
     client.addTrack(PatternTrack(1))
-    with ice.host_addresses(["127.0.0.1"]):
+    with internals.host_addresses(["127.0.0.1"]):
         await client.setLocalDescription(await client.createOffer())
     peer = ServerPeer(
         "customer",

@@ -18,7 +18,7 @@ from pyee.asyncio import AsyncIOEventEmitter
 from ..config import Bitrates
 from ..errors import InvalidSdp
 from ..roles import Role, partner_of
-from . import ice, sdp
+from . import internals, sdp
 from .forward import Inlet, Kind, Outlet
 
 __all__ = ["PeerState", "ServerPeer"]
@@ -86,10 +86,17 @@ class ServerPeer(AsyncIOEventEmitter):
             outlet = next((o for o in self.outlets.values() if o.kind == transceiver.kind), None)
             if outlet is not None and transceiver.sender.track is None:
                 self._pc.addTrack(outlet)
-        with ice.host_addresses(self._media_addresses):
+        with internals.host_addresses(self._media_addresses):
             await self._pc.setLocalDescription(await self._pc.createAnswer())
         answer = self._pc.localDescription.sdp
         return sdp.add_video_bitrates(answer, self._bitrates) if self._bitrates else answer
+
+    async def request_keyframe(self) -> bool:
+        """Ask the participant's browser for a video keyframe (RTCP PLI)."""
+        for transceiver in self._pc.getTransceivers():
+            if transceiver.kind == "video":
+                return await internals.request_keyframe(transceiver.receiver)
+        return False
 
     async def close(self) -> None:
         """Release the connection, its tracks and readers; safe to call again and concurrently."""

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-__all__ = ["consultations", "links", "metadata"]
+__all__ = ["captures", "consultations", "links", "metadata", "stills"]
 
 metadata = sa.MetaData()
 
@@ -60,4 +60,51 @@ links = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+captures = sa.Table(
+    "captures",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "consultation_id",
+        sa.String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("requested_by", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+stills = sa.Table(
+    "stills",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "consultation_id",
+        sa.String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column(
+        "capture_id",
+        sa.String(32),
+        sa.ForeignKey("captures.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("media_type", sa.String(32), nullable=False),
+    sa.Column("width", sa.Integer(), nullable=False),
+    sa.Column("height", sa.Integer(), nullable=False),
+    sa.Column("bytes", sa.Integer(), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("sharpness", sa.Float(), nullable=False),
+    sa.Column("exposure", sa.Float(), nullable=False),
+    sa.Column("quality", sa.JSON(), nullable=False),
+    sa.Column("file", sa.String(255), nullable=False),
+    sa.Column("thumb", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("capture_id", "source", name="uq_stills_capture_source"),
 )

@@ -20,12 +20,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ..errors import InvalidToken, NotFound
+from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
-from .schema import consultations, links
+from .schema import captures, consultations, links, stills
 from .tokens import TokenSealer, hash_token, new_token
 
-__all__ = ["Consultation", "Grant", "Links", "Status", "Store"]
+__all__ = ["Capture", "Consultation", "Grant", "Links", "Status", "Still", "Store"]
 
 Status = Literal["open", "live"]
 
@@ -63,6 +63,35 @@ class Links:
             "stylist_link": f"{base_url}/s/{self.stylist}" if self.stylist else None,
             "links_expire_at": self.expires_at.isoformat() if self.expires_at else None,
         }
+
+
+@dataclass(frozen=True)
+class Capture:
+    id: str
+    consultation_id: str
+    requested_by: Role
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Still:
+    id: str
+    consultation_id: str
+    capture_id: str
+    source: Literal["camera", "stream"]
+    media_type: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+    sharpness: float
+    exposure: float
+    #: The quality gate's measures and flags (consult.media.quality.Assessment as a dict).
+    quality: dict[str, Any]
+    #: Paths inside the stills folder.
+    file: str
+    thumb: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -163,6 +192,88 @@ class Store:
     async def ping(self) -> None:
         async with self._engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
+
+    # captures and stills
+
+    async def create_capture(self, consultation_id: str, requested_by: Role) -> Capture:
+        capture = Capture(secrets.token_hex(12), consultation_id, requested_by, utcnow())
+        async with self._engine.begin() as conn:
+            await conn.execute(captures.insert().values(**dataclasses.asdict(capture)))
+        return capture
+
+    async def get_capture(self, consultation_id: str, capture_id: str) -> Capture:
+        """The capture, if it belongs to ``consultation_id``: UnknownCapture otherwise."""
+        async with self._engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        captures.select().where(
+                            captures.c.id == capture_id,
+                            captures.c.consultation_id == consultation_id,
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise UnknownCapture()
+        return Capture(**row)
+
+    async def has_still(self, capture_id: str, source: str) -> bool:
+        async with self._engine.connect() as conn:
+            found = await conn.scalar(
+                sa.select(stills.c.id).where(
+                    stills.c.capture_id == capture_id, stills.c.source == source
+                )
+            )
+        return found is not None
+
+    async def add_still(self, still: Still) -> None:
+        """Record a still whose files are already in place; AlreadyUploaded on a second one."""
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(stills.insert().values(**dataclasses.asdict(still)))
+                await conn.execute(
+                    consultations.update()
+                    .where(consultations.c.id == still.consultation_id)
+                    .values(last_activity_at=still.created_at)
+                )
+        except sa.exc.IntegrityError:
+            raise AlreadyUploaded() from None
+
+    async def get_still(self, still_id: str) -> Still:
+        async with self._engine.connect() as conn:
+            row = (
+                (await conn.execute(stills.select().where(stills.c.id == still_id)))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise NotFound("No such still.")
+        return Still(**row)
+
+    async def list_stills(self, consultation_id: str) -> list[Still]:
+        """The consultation's stills, newest first."""
+        async with self._engine.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        stills.select()
+                        .where(stills.c.consultation_id == consultation_id)
+                        .order_by(stills.c.created_at.desc(), stills.c.id)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [Still(**row) for row in rows]
+
+    async def still_files(self) -> set[str]:
+        """Every file a still row points to (its original and its thumbnail)."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(sa.select(stills.c.file, stills.c.thumb))).all()
+        return {name for row in rows for name in row}
 
     # links
 

@@ -20,8 +20,9 @@ from ..media.forward import Forwarder
 from ..media.ice import IceServer, rtc_configuration
 from ..media.peer import ServerPeer
 from ..media.sdp import check_offer
+from ..media.stills import Stills, best_of_burst, still_json
 from ..recording.store import Store
-from .messages import Peer
+from .messages import CaptureRequest, Error, Peer, ServerMessage, StillSaved
 from .participant import Participant
 from .room import Event, PeerJoined, PeerLeft, Replaced, Room, StateChanged
 
@@ -42,8 +43,11 @@ class Call:
 
 
 class Hub:
-    def __init__(self, store: Store, settings: Settings, ice_servers: list[IceServer]) -> None:
+    def __init__(
+        self, store: Store, stills: Stills, settings: Settings, ice_servers: list[IceServer]
+    ) -> None:
         self._store = store
+        self._stills = stills
         self._settings = settings
         self._ice_servers = ice_servers
         self._calls: dict[str, Call] = {}
@@ -123,6 +127,55 @@ class Hub:
         await asyncio.sleep(self._settings.reoffer_grace)
         if participant.peer is peer and participant.connected:
             await participant.disconnect(errors.MediaFailed())
+
+    async def capture(self, requester: Participant) -> str:
+        """Start a capture: ask the customer's page for a camera photo, and take the best frame
+        of the customer's video. Each still is announced to both sides as it is saved."""
+        call = self._calls.get(requester.consultation_id)
+        customer = call.room.member("customer") if call is not None else None
+        if (
+            not isinstance(customer, Participant)
+            or customer.peer is None
+            or "video" not in customer.peer.inlets
+        ):
+            raise errors.NoCustomer()
+        capture = await self._store.create_capture(requester.consultation_id, requester.role)
+        await customer.send(
+            CaptureRequest(
+                capture_id=capture.id,
+                upload_url=f"/api/consultations/{capture.consultation_id}/stills"
+                f"?capture={capture.id}",
+            )
+        )
+        self._spawn(self._stream_still(customer.peer, capture.consultation_id, capture.id))
+        return capture.id
+
+    async def _stream_still(self, peer: ServerPeer, consultation_id: str, capture_id: str) -> None:
+        await peer.request_keyframe()
+        inlet = peer.inlets.get("video")
+        frame = await best_of_burst(inlet) if inlet is not None else None
+        if frame is None:
+            logger.warning(
+                "%s: capture %s: no video to take a still from", consultation_id, capture_id
+            )
+            await self.broadcast(
+                consultation_id, Error(code="no-customer", message=errors.NoCustomer().message)
+            )
+            return
+        try:
+            still = await self._stills.save_stream(consultation_id, capture_id, frame)
+        except Exception as exc:
+            error = exc if isinstance(exc, errors.ConsultError) else errors.ConsultError()
+            logger.exception("%s: capture %s: stream still failed", consultation_id, capture_id)
+            await self.broadcast(consultation_id, Error(code=error.code, message=error.message))
+            return
+        await self.broadcast(consultation_id, StillSaved(still=still_json(still)))
+
+    async def broadcast(self, consultation_id: str, message: ServerMessage) -> None:
+        """Send ``message`` to everyone in the consultation's call, if anyone is."""
+        call = self._calls.get(consultation_id)
+        if call is not None:
+            await asyncio.gather(*(m.send(message) for m in call.members()))
 
     async def revoke(self, consultation_id: str) -> None:
         """Disconnect everyone using the consultation's (now revoked) links."""

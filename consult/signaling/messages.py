@@ -17,11 +17,14 @@ from ..roles import Role
 __all__ = [
     "Answer",
     "Bye",
+    "Capture",
+    "CaptureRequest",
     "ClientMessage",
     "Error",
     "Offer",
     "Peer",
     "ServerMessage",
+    "StillSaved",
     "Welcome",
     "encode",
     "parse_message",
@@ -45,12 +48,16 @@ class Bye(_Message, tag="bye"):
     pass
 
 
-ClientMessage = Offer | Bye
+class Capture(_Message, tag="capture"):
+    """Take a still of the customer's hand (the stylist, or the customer's "Send a photo")."""
+
+
+ClientMessage = Offer | Bye | Capture
 
 #: Which client messages each role may send. Later features extend this table.
 ALLOWED: dict[Role, dict[str, type[_Message]]] = {
-    "customer": {"offer": Offer, "bye": Bye},
-    "stylist": {"offer": Offer, "bye": Bye},
+    "customer": {"offer": Offer, "bye": Bye, "capture": Capture},
+    "stylist": {"offer": Offer, "bye": Bye, "capture": Capture},
 }
 
 
@@ -81,7 +88,7 @@ def parse_message(
         raise MalformedMessage(f"Invalid {envelope.type!r} message: {exc}.") from None
     except RecursionError:
         raise MalformedMessage("The message is nested too deeply.") from None
-    assert isinstance(message, Offer | Bye)
+    assert isinstance(message, Offer | Bye | Capture)
     return message
 
 
@@ -109,7 +116,18 @@ class Error(_Message, tag="error"):
     message: str
 
 
-ServerMessage = Welcome | Answer | Peer | Error
+class CaptureRequest(_Message, tag="capture-request"):
+    """To the customer: take a photo with the camera and upload it to ``upload_url``."""
+
+    capture_id: str
+    upload_url: str
+
+
+class StillSaved(_Message, tag="still"):
+    still: dict[str, Any]
+
+
+ServerMessage = Welcome | Answer | Peer | Error | CaptureRequest | StillSaved
 
 
 def encode(message: ServerMessage) -> str:

@@ -9,7 +9,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ..appkeys import HUB, ICE_SERVERS, SETTINGS, STORE
 from ..errors import ConsultError, Disconnect, InvalidToken
 from ..roles import partner_of
-from .messages import Answer, Bye, Error, Offer, Welcome, encode, parse_message
+from .messages import Answer, Bye, Capture, Error, Offer, Welcome, encode, parse_message
 from .participant import Participant
 
 __all__ = ["websocket"]
@@ -69,6 +69,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                         await participant.send(Answer(sdp=answer))
                     case Bye():
                         await participant.disconnect()
+                    case Capture():
+                        await hub.capture(participant)
             except Disconnect as exc:
                 await participant.disconnect(exc)
             except ConsultError as exc:

@@ -2,7 +2,8 @@
 // the peer connection with the server, and reconnecting by itself when either drops.
 //
 // States: idle -> connecting -> waiting | live -> (reconnecting -> connecting ...) -> left | ended.
-// Events: "state" {state, partnerLeft}, "remotestream" {stream}, "error" {code, message}.
+// Events: "state" {state, partnerLeft}, "remotestream" {stream}, "error" {code, message},
+// "message" (any other server message, e.g. capture-request, still).
 
 // Close codes after which reconnecting cannot help (docs/protocol.md).
 const FINAL = new Map([
@@ -129,6 +130,8 @@ export class CallSession extends EventTarget {
       case "error":
         this.dispatchEvent(new CustomEvent("error", { detail: message }));
         break;
+      default:
+        this.dispatchEvent(new CustomEvent("message", { detail: message }));
     }
   }
 
@@ -165,8 +168,15 @@ export class CallSession extends EventTarget {
     if (pc === this.pc) this._send({ type: "offer", sdp: pc.localDescription.sdp });
   }
 
+  // Take a still of the customer's hand (docs/stills.md).
+  capture() {
+    return this._send({ type: "capture" });
+  }
+
   _send(message) {
-    if (this._ws && this._ws.readyState === WebSocket.OPEN) this._ws.send(JSON.stringify(message));
+    if (!this._ws || this._ws.readyState !== WebSocket.OPEN) return false;
+    this._ws.send(JSON.stringify(message));
+    return true;
   }
 
   _closePeer() {

@@ -4,6 +4,7 @@ import { setText, startI18n, t } from "./i18n.js";
 import { CameraError, listDevices, openCamera, stopStream, webrtcSupported } from "./camera.js";
 import { CallSession } from "./call-session.js";
 import { watchQuality } from "./quality.js";
+import { showNotice, StillStrip, takePhoto, uploadPhoto } from "./stills.js";
 
 const [, prefix, token] = location.pathname.split("/");
 const role = prefix === "s" ? "stylist" : "customer";
@@ -14,6 +15,7 @@ let session = null;
 let facingMode = "user";
 let wakeLock = null;
 let stopQuality = null;
+let strip = null;
 
 function show(section) {
   for (const id of ["lobby", "call", "ended"]) $(id).hidden = id !== section;
@@ -128,6 +130,7 @@ function join() {
       setText($("call-status"), key, { message });
     }
   });
+  session.addEventListener("message", (event) => onMessage(event.detail));
   session.addEventListener("state", () => {
     if (role === "stylist" && session.consultation) {
       $("customer-name").textContent = session.consultation.customer_name;
@@ -135,9 +138,51 @@ function join() {
       $("scheduled-at").textContent = at ? new Date(at).toLocaleString() : "–";
     }
   });
+  session.addEventListener("state", (event) => {
+    if (event.detail.state === "live" || event.detail.state === "waiting") loadStills();
+  });
   session.join();
   keepAwake();
   if (role === "stylist" && !stopQuality) stopQuality = watchQuality(() => session?.pc, renderQuality);
+}
+
+async function onMessage(message) {
+  if (message.type === "capture-request" && role === "customer") {
+    // The call keeps running while the photo is taken and sent.
+    try {
+      await uploadPhoto(message.upload_url, token, await takePhoto(stream));
+    } catch (error) {
+      flashStatus(error.code ? `error.${error.code}` : "stills.upload_failed");
+    }
+  } else if (message.type === "still") {
+    if (role === "customer") showNotice(message.still, token);
+    else strip.add(message.still);
+  }
+}
+
+function flashStatus(key) {
+  const status = $("call-status");
+  setText(status, t(key) === key ? "stills.upload_failed" : key);
+  status.hidden = false;
+  setTimeout(() => renderState({ state: session.state, partnerLeft: session.partnerLeft }), 4000);
+}
+
+// The stills taken before this page (re)joined, oldest first so the newest ends up first.
+async function loadStills() {
+  if (role !== "stylist" || !session?.consultation) return;
+  const response = await fetch(`/api/consultations/${session.consultation.id}`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  if (!response.ok) return;
+  const record = await response.json();
+  for (const still of record.stills.slice().reverse()) strip.add(still);
+}
+
+function capture() {
+  if (!session || !["live", "waiting"].includes(session.state)) return;
+  $("capture").disabled = true;
+  session.capture();
+  setTimeout(() => ($("capture").disabled = false), 1000);
 }
 
 function renderQuality(sample) {
@@ -165,6 +210,9 @@ async function main() {
   $("lobby-intro").hidden = role !== "customer";
   $("guide").hidden = role !== "customer";
   $("console").hidden = role !== "stylist";
+  $("capture").hidden = role !== "stylist";
+  $("send-photo").hidden = role !== "customer";
+  if (role === "stylist") strip = new StillStrip(token);
   if (!webrtcSupported()) {
     lobbyMessage("browser.unsupported");
     return;
@@ -173,6 +221,12 @@ async function main() {
   $("rejoin").addEventListener("click", join);
   $("retry").addEventListener("click", () => startCamera());
   $("leave").addEventListener("click", () => session?.leave());
+  $("capture").addEventListener("click", capture);
+  $("send-photo").addEventListener("click", () => session?.capture());
+  document.addEventListener("keydown", (event) => {
+    const typing = event.target.closest?.("input, textarea, select, [contenteditable]");
+    if (role === "stylist" && event.key === "c" && !typing && !event.ctrlKey && !event.metaKey) capture();
+  });
   $("mute").addEventListener("click", () => toggle($("mute"), "call.mute", "call.unmute"));
   $("camera-toggle").addEventListener("click", () => toggle($("camera-toggle"), "call.camera_off", "call.camera_on"));
   $("flip").addEventListener("click", () => {

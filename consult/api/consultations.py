@@ -1,25 +1,23 @@
-"""HTTP API (docs/protocol.md): consultations and their links."""
+"""Consultations and their links (docs/protocol.md)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 
-from .appkeys import HUB, SETTINGS, STORE
-from .auth import caller_for, require_staff, sign_in, sign_out, signed_in
-from .errors import InvalidRequest, PayloadTooLarge
-from .recording.store import Consultation, Links
+from ..appkeys import HUB, SETTINGS, STORE
+from ..auth import caller_for, require_staff
+from ..errors import InvalidRequest
+from ..media.stills import still_json
+from ..recording.store import Consultation, Links
+from .common import read_json
 
 __all__ = ["routes"]
 
 routes = web.RouteTableDef()
-
-MAX_JSON_BODY = 64 * 1024
-
-T = TypeVar("T")
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
@@ -29,20 +27,6 @@ class NewConsultation(msgspec.Struct, forbid_unknown_fields=True):
     customer_ref: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     scheduled_at: datetime | None = None
     notes: Annotated[str, msgspec.Meta(max_length=10_000)] = ""
-
-
-async def read_json(request: web.Request, kind: type[T]) -> T:
-    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
-        raise PayloadTooLarge(f"The body is limited to {MAX_JSON_BODY} bytes.")
-    body = await request.content.read(MAX_JSON_BODY + 1)
-    if len(body) > MAX_JSON_BODY:
-        raise PayloadTooLarge(f"The body is limited to {MAX_JSON_BODY} bytes.")
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as exc:
-        raise InvalidRequest(f"Invalid body: {exc}.") from None
-    except msgspec.DecodeError:
-        raise InvalidRequest("The body is not valid JSON.") from None
 
 
 def link_urls(request: web.Request, links: Links) -> dict[str, Any]:
@@ -106,6 +90,7 @@ async def get_consultation(request: web.Request) -> web.Response:
     body = consultation_json(consultation, staff=caller.staff)
     if caller.staff:
         body |= link_urls(request, await store.links(consultation_id))
+    body["stills"] = [still_json(s) for s in await store.list_stills(consultation_id)]
     return web.json_response(body)
 
 
@@ -116,31 +101,3 @@ async def revoke_links(request: web.Request) -> web.Response:
     links = await request.app[STORE].revoke_links(consultation_id, request.app[SETTINGS].link_ttl)
     await request.app[HUB].revoke(consultation_id)
     return web.json_response({"id": consultation_id} | link_urls(request, links))
-
-
-class SignIn(msgspec.Struct, forbid_unknown_fields=True):
-    staff_key: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
-
-
-@routes.get("/api/session")
-async def get_session(request: web.Request) -> web.Response:
-    return web.json_response({"staff": await signed_in(request)})
-
-
-@routes.post("/api/session")
-async def create_session(request: web.Request) -> web.Response:
-    body = await read_json(request, SignIn)
-    await sign_in(request, body.staff_key)
-    return web.json_response({"staff": True})
-
-
-@routes.delete("/api/session")
-async def delete_session(request: web.Request) -> web.Response:
-    await sign_out(request)
-    return web.json_response({"staff": False})
-
-
-@routes.get("/healthz")
-async def healthz(request: web.Request) -> web.Response:
-    await request.app[STORE].ping()
-    return web.json_response({"status": "ok"})

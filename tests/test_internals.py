@@ -1,21 +1,20 @@
-"""The one place we rely on aioice internals: fail loudly if they move."""
+"""The one place we rely on aioice/aiortc internals: fail loudly if they move."""
 
 from __future__ import annotations
 
 import aioice.ice
 from aioice import Connection
 
-from consult.media import ice
+from consult.media import internals
 
 
-def test_aioice_still_gathers_through_get_host_addresses() -> None:
-    ice.check_internals()
+def test_aioice_and_aiortc_still_have_what_we_use() -> None:
+    internals.check()
 
 
 async def test_host_addresses_are_offered_only_inside_the_block() -> None:
-    ice.install()
-    assert aioice.ice.get_host_addresses is not None
-    with ice.host_addresses(["127.0.0.1"]):
+    internals.install()
+    with internals.host_addresses(["127.0.0.1"]):
         conn = Connection(ice_controlling=True, components=1)
         await conn.gather_candidates()
     try:

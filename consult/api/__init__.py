@@ -1,0 +1,14 @@
+"""The HTTP API (docs/protocol.md), one module per resource."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import consultations, session, stills
+
+__all__ = ["add_routes"]
+
+
+def add_routes(app: web.Application) -> None:
+    for module in (consultations, session, stills):
+        app.router.add_routes(module.routes)

@@ -1,0 +1,68 @@
+"""Stills: the customer's camera photo coming in, originals and thumbnails going out."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..appkeys import HUB, STILLS, STORE
+from ..auth import caller_for
+from ..errors import Forbidden, InvalidRequest, UnsupportedMedia
+from ..media.stills import still_json
+from ..signaling.messages import StillSaved
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+
+ACCEPTED = {"image/png", "image/jpeg"}
+CHUNK = 256 * 1024
+
+
+@routes.post("/api/consultations/{id}/stills")
+async def upload(request: web.Request) -> web.Response:
+    """The camera still of a capture, uploaded by the customer's page (or staff)."""
+    consultation_id = request.match_info["id"]
+    caller = await caller_for(request, consultation_id)
+    if caller.role == "stylist":
+        raise Forbidden("Only the customer's page uploads its camera's photos.")
+    capture_id = request.query.get("capture", "")
+    if not capture_id:
+        raise InvalidRequest("The capture is missing: ?capture=<capture id>.")
+    if request.content_type not in ACCEPTED:
+        raise UnsupportedMedia()
+    capture = await request.app[STORE].get_capture(consultation_id, capture_id)
+    still = await request.app[STILLS].receive_upload(
+        consultation_id,
+        capture.id,
+        request.content.iter_chunked(CHUNK),
+        request.content_length,
+    )
+    body = still_json(still)
+    await request.app[HUB].broadcast(consultation_id, StillSaved(still=body))
+    return web.json_response({"still": body}, status=201)
+
+
+async def _still_file(request: web.Request, thumb: bool) -> web.FileResponse:
+    still = await request.app[STORE].get_still(request.match_info["id"])
+    await caller_for(request, still.consultation_id)
+    stills = request.app[STILLS]
+    response = web.FileResponse(stills.path(still.thumb if thumb else still.file))
+    response.content_type = "image/jpeg" if thumb else still.media_type
+    # A still never changes once saved; it is private to the consultation.
+    response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+    if not thumb:
+        extension = "png" if still.media_type == "image/png" else "jpg"
+        disposition = "attachment" if request.query.get("download") else "inline"
+        name = f"consultation-{still.consultation_id}-{still.source}-{still.id}.{extension}"
+        response.headers["Content-Disposition"] = f'{disposition}; filename="{name}"'
+    return response
+
+
+@routes.get("/api/stills/{id}")
+async def original(request: web.Request) -> web.FileResponse:
+    return await _still_file(request, thumb=False)
+
+
+@routes.get("/api/stills/{id}/thumb")
+async def thumbnail(request: web.Request) -> web.FileResponse:
+    return await _still_file(request, thumb=True)

@@ -1,0 +1,330 @@
+"""Stills of the customer's hand: the camera's own photo, and the best frame of the stream.
+
+A capture makes up to two stills under one capture id (docs/stills.md):
+
+- ``camera``: the customer's page uploads its camera's photo. ``Stills.receive_upload`` streams
+  the body to a staged file (hashing and counting as it goes), checks the format and the pixel
+  count from the header before decoding, decodes it fully (a corrupt or truncated image is
+  refused), measures it, and stores the bytes exactly as received.
+- ``stream``: ``best_of_burst`` reads about half a second of the customer's decoded video and
+  keeps the sharpest frame that shows a hand; ``Stills.save_stream`` stores it as lossless PNG.
+
+All decoding, measuring and encoding runs in an executor, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+from av import VideoFrame
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import (
+    AlreadyUploaded,
+    CorruptImage,
+    PayloadTooLarge,
+    StorageFailed,
+    TooManyPixels,
+    UnsupportedMedia,
+)
+from ..recording.files import StillFiles
+from ..recording.store import Still, Store
+from .forward import Inlet
+from .quality import Assessment, assess, frame_score
+
+__all__ = ["Limits", "Stills", "best_of_burst", "still_json"]
+
+logger = logging.getLogger(__name__)
+
+FORMATS = {"PNG": ("image/png", "png"), "JPEG": ("image/jpeg", "jpg")}
+THUMB_SIDE = 320
+#: How long a stream still's burst lasts, and how long it may wait for a first frame.
+BURST_SECONDS = 0.5
+BURST_MAX_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 25 * 1024 * 1024
+    max_pixels: int = 50_000_000
+
+
+@dataclass(frozen=True)
+class Measured:
+    media_type: str
+    extension: str
+    width: int
+    height: int
+    assessment: Assessment
+    thumbnail: bytes
+
+
+def thumbnail(bgr: np.ndarray) -> bytes:
+    height, width = bgr.shape[:2]
+    scale = min(1.0, THUMB_SIDE / max(height, width))
+    small = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        raise RuntimeError("thumbnail encoding failed")
+    return bytes(data)
+
+
+def measure_upload(path: Path, max_pixels: int) -> Measured:
+    """Check and measure an uploaded image (in an executor)."""
+    try:
+        with Image.open(path) as image:
+            if image.format not in FORMATS:
+                raise UnsupportedMedia()
+            width, height = image.size
+            # From the header, before a single pixel is decoded.
+            if width * height > max_pixels:
+                raise TooManyPixels(
+                    f"The image has {width}x{height} pixels; at most {max_pixels} are allowed."
+                )
+            image.load()
+            media_type, extension = FORMATS[image.format]
+            # What people see: phones store portrait photos sideways with an EXIF turn.
+            upright = ImageOps.exif_transpose(image).convert("RGB")
+    except (UnsupportedMedia, TooManyPixels):
+        raise
+    except UnidentifiedImageError:
+        raise UnsupportedMedia() from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise CorruptImage(f"The image cannot be decoded: {exc}.") from None
+    bgr = np.ascontiguousarray(np.asarray(upright)[:, :, ::-1])
+    return Measured(
+        media_type,
+        extension,
+        bgr.shape[1],
+        bgr.shape[0],
+        assess(bgr),
+        thumbnail(bgr),
+    )
+
+
+def encode_frame(frame: VideoFrame) -> tuple[bytes, Measured]:
+    """A decoded video frame as lossless PNG, measured (in an executor)."""
+    bgr = frame.to_ndarray(format="bgr24")
+    ok, png = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    height, width = bgr.shape[:2]
+    return bytes(png), Measured("image/png", "png", width, height, assess(bgr), thumbnail(bgr))
+
+
+def score_frame(frame: VideoFrame) -> float:
+    """Sharpness of the full-size luma, weighted by how much hand a small colour copy shows."""
+    luma = frame.to_ndarray(format="gray")
+    height = max(2, round(160 * frame.height / frame.width / 2) * 2)
+    small = frame.reformat(width=160, height=height, format="bgr24").to_ndarray()
+    return frame_score(luma, small)[0]
+
+
+async def best_of_burst(
+    inlet: Inlet, *, seconds: float = BURST_SECONDS, max_seconds: float = BURST_MAX_SECONDS
+) -> VideoFrame | None:
+    """The best frame the inlet delivers in ``seconds`` (longer, up to ``max_seconds``, until
+    there is at least one)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    best: VideoFrame | None = None
+    best_score = -1.0
+    tap = inlet.tap()
+    try:
+        while True:
+            limit = seconds if best is not None else max_seconds
+            remaining = start + limit - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                frame = await asyncio.wait_for(tap.get(), remaining)
+            except TimeoutError:
+                break
+            if frame is None:
+                break
+            if not isinstance(frame, VideoFrame):
+                continue
+            score = await loop.run_in_executor(None, score_frame, frame)
+            if score > best_score:
+                best, best_score = frame, score
+    finally:
+        inlet.untap(tap)
+    return best
+
+
+def still_json(still: Still) -> dict[str, Any]:
+    """A still as the protocol shows it; pages add their token to the URLs."""
+    return {
+        "id": still.id,
+        "capture_id": still.capture_id,
+        "source": still.source,
+        "media_type": still.media_type,
+        "width": still.width,
+        "height": still.height,
+        "bytes": still.bytes,
+        "sha256": still.sha256,
+        "sharpness": still.sharpness,
+        "exposure": still.exposure,
+        "flags": still.quality.get("flags", []),
+        "hints": still.quality.get("hints", []),
+        "quality": still.quality,
+        "created_at": still.created_at.isoformat(),
+        "url": f"/api/stills/{still.id}",
+        "thumb_url": f"/api/stills/{still.id}/thumb",
+    }
+
+
+class Stills:
+    def __init__(self, store: Store, files: StillFiles, limits: Limits | None = None) -> None:
+        self._store = store
+        self._files = files
+        self.limits = limits or Limits()
+
+    async def start(self) -> None:
+        """Prepare the folder and clear what a crash may have left half done."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._files.prepare)
+        known = await self._store.still_files()
+        removed = await loop.run_in_executor(None, self._files.sweep, known)
+        if removed:
+            logger.warning("removed %d unfinished still files", removed)
+
+    async def receive_upload(
+        self,
+        consultation_id: str,
+        capture_id: str,
+        chunks: AsyncIterator[bytes],
+        content_length: int | None,
+    ) -> Still:
+        """Store an uploaded camera photo, or raise and leave nothing behind."""
+        if await self._store.has_still(capture_id, "camera"):
+            raise AlreadyUploaded()
+        limit = self.limits.max_bytes
+        if content_length is not None and content_length > limit:
+            raise PayloadTooLarge(f"Photos are limited to {limit // (1024 * 1024)} MB.")
+        loop = asyncio.get_running_loop()
+        staged, f = await loop.run_in_executor(None, self._files.stage)
+        placed: list[str] = []
+        try:
+            digest = hashlib.sha256()
+            size = 0
+            with f:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLarge(f"Photos are limited to {limit // (1024 * 1024)} MB.")
+                    digest.update(chunk)
+                    await loop.run_in_executor(None, f.write, chunk)
+            if size == 0:
+                raise CorruptImage("The upload is empty.")
+            measured = await loop.run_in_executor(
+                None, measure_upload, staged, self.limits.max_pixels
+            )
+            still_id = secrets.token_hex(12)
+            placed.append(
+                await loop.run_in_executor(
+                    None,
+                    self._files.place,
+                    staged,
+                    consultation_id,
+                    f"{still_id}.{measured.extension}",
+                )
+            )
+            placed.append(
+                await loop.run_in_executor(
+                    None,
+                    self._files.write,
+                    consultation_id,
+                    f"{still_id}.thumb.jpg",
+                    measured.thumbnail,
+                )
+            )
+            still = self._still(
+                still_id, consultation_id, capture_id, "camera", measured, size,
+                digest.hexdigest(), placed,
+            )  # fmt: skip
+            await self._store.add_still(still)
+            return still
+        except OSError as exc:
+            self._discard(staged, placed)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+                raise StorageFailed() from exc
+            raise
+        except BaseException:
+            # Cancelled (the client went away), refused or failed: nothing stays behind.
+            self._discard(staged, placed)
+            raise
+
+    async def save_stream(self, consultation_id: str, capture_id: str, frame: VideoFrame) -> Still:
+        loop = asyncio.get_running_loop()
+        png, measured = await loop.run_in_executor(None, encode_frame, frame)
+        still_id = secrets.token_hex(12)
+        placed: list[str] = []
+        try:
+            files = ((f"{still_id}.png", png), (f"{still_id}.thumb.jpg", measured.thumbnail))
+            for name, data in files:
+                placed.append(
+                    await loop.run_in_executor(None, self._files.write, consultation_id, name, data)
+                )
+            still = self._still(
+                still_id, consultation_id, capture_id, "stream", measured, len(png),
+                hashlib.sha256(png).hexdigest(), placed,
+            )  # fmt: skip
+            await self._store.add_still(still)
+            return still
+        except OSError as exc:
+            self._discard(None, placed)
+            raise StorageFailed() from exc
+        except BaseException:
+            self._discard(None, placed)
+            raise
+
+    def path(self, relative: str) -> Path:
+        return self._files.path(relative)
+
+    def _still(
+        self,
+        still_id: str,
+        consultation_id: str,
+        capture_id: str,
+        source: Literal["camera", "stream"],
+        measured: Measured,
+        size: int,
+        sha256: str,
+        placed: list[str],
+    ) -> Still:
+        quality = asdict(measured.assessment) | {"hints": measured.assessment.hints}
+        return Still(
+            id=still_id,
+            consultation_id=consultation_id,
+            capture_id=capture_id,
+            source=source,
+            media_type=measured.media_type,
+            width=measured.width,
+            height=measured.height,
+            bytes=size,
+            sha256=sha256,
+            sharpness=measured.assessment.sharpness,
+            exposure=measured.assessment.exposure,
+            quality=quality,
+            file=placed[0],
+            thumb=placed[1],
+            created_at=datetime.now(UTC),
+        )
+
+    def _discard(self, staged: Path | None, placed: list[str]) -> None:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+        for relative in placed:
+            self._files.remove(relative)

@@ -1,0 +1,206 @@
+// Stills in the pages: the customer's camera photo for a capture, the notice that a photo was
+// taken, the console's strip of stills and the full-resolution viewer. docs/stills.md.
+import { setText, t } from "./i18n.js";
+
+const $ = (id) => document.getElementById(id);
+
+// The camera's own photo where the browser can take one, else the video's full-size frame.
+export async function takePhoto(stream) {
+  const track = stream.getVideoTracks()[0];
+  if (!track) throw new Error("no camera");
+  if ("ImageCapture" in window) {
+    try {
+      return await new ImageCapture(track).takePhoto();
+    } catch {
+      // Some cameras refuse takePhoto() while streaming: fall back to the frame.
+    }
+  }
+  const video = document.createElement("video");
+  video.muted = true;
+  video.playsInline = true;
+  video.srcObject = new MediaStream([track]);
+  await video.play();
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext("2d").drawImage(video, 0, 0);
+  video.srcObject = null;
+  return await new Promise((resolve, reject) =>
+    canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("no frame"))), "image/png"),
+  );
+}
+
+export async function uploadPhoto(url, token, blob) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": blob.type || "image/png" },
+    body: blob,
+  });
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    throw Object.assign(new Error(body.error?.message || response.statusText), { code: body.error?.code });
+  }
+  return (await response.json()).still;
+}
+
+export function withToken(url, token, extra = "") {
+  return `${url}?token=${encodeURIComponent(token)}${extra}`;
+}
+
+// The customer always sees that a photo was taken.
+let noticeTimer = null;
+export function showNotice(still, token) {
+  const notice = $("photo-notice");
+  $("photo-notice-thumb").src = withToken(still.thumb_url, token);
+  setText($("photo-notice-text"), still.source === "camera" ? "stills.notice.camera" : "stills.notice.stream");
+  notice.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => (notice.hidden = true), 6000);
+}
+
+export class StillStrip {
+  constructor(token) {
+    this.token = token;
+    this.stills = new Map();
+    this.viewer = new Viewer(token);
+  }
+
+  // Newest first; the same still twice (history, then the live message) is shown once.
+  add(still) {
+    if (this.stills.has(still.id)) return;
+    this.stills.set(still.id, still);
+    const item = document.createElement("button");
+    item.className = "still";
+    item.dataset.testid = "still";
+    item.dataset.source = still.source;
+    item.dataset.flags = still.flags.join(" ");
+    const img = document.createElement("img");
+    img.src = withToken(still.thumb_url, this.token);
+    img.alt = "";
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    setText(badge, `stills.source.${still.source}`);
+    item.append(img, badge);
+    for (const flag of still.flags) {
+      const f = document.createElement("span");
+      f.className = "flag";
+      setText(f, `stills.flag.${flag}`);
+      item.append(f);
+    }
+    item.addEventListener("click", () => this.viewer.open(still));
+    $("still-strip").prepend(item);
+    $("stills-empty").hidden = true;
+    this.showHints(still);
+  }
+
+  showHints(still) {
+    const hints = $("still-hints");
+    hints.replaceChildren(
+      ...still.hints.map((hint) => {
+        const li = document.createElement("li");
+        setText(li, `stills.hint.${hint}`);
+        return li;
+      }),
+    );
+    hints.hidden = still.hints.length === 0;
+  }
+}
+
+// Full resolution with zoom and pan. 100% is one image pixel per screen pixel.
+class Viewer {
+  constructor(token) {
+    this.token = token;
+    this.scale = 1;
+    this.x = 0;
+    this.y = 0;
+    const image = $("viewer-image");
+    const frame = $("viewer-frame");
+    $("viewer-close").addEventListener("click", () => this.close());
+    $("viewer-fit").addEventListener("click", () => this.fit());
+    $("viewer-actual").addEventListener("click", () => this.zoomTo(1 / devicePixelRatio));
+    $("viewer-in").addEventListener("click", () => this.zoomTo(this.scale * 1.5));
+    $("viewer-out").addEventListener("click", () => this.zoomTo(this.scale / 1.5));
+    frame.addEventListener("wheel", (event) => {
+      event.preventDefault();
+      this.zoomTo(this.scale * (event.deltaY < 0 ? 1.2 : 1 / 1.2));
+    }, { passive: false });
+    let drag = null;
+    frame.addEventListener("pointerdown", (event) => {
+      drag = { x: event.clientX - this.x, y: event.clientY - this.y };
+      frame.setPointerCapture(event.pointerId);
+    });
+    frame.addEventListener("pointermove", (event) => {
+      if (!drag) return;
+      this.x = event.clientX - drag.x;
+      this.y = event.clientY - drag.y;
+      this.apply();
+    });
+    frame.addEventListener("pointerup", () => (drag = null));
+    image.addEventListener("load", () => this.fit());
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && !$("viewer").hidden) this.close();
+    });
+  }
+
+  open(still) {
+    this.still = still;
+    $("viewer").hidden = false;
+    $("viewer-image").src = withToken(still.url, this.token);
+    $("viewer-download").href = withToken(still.url, this.token, "&download=1");
+    const details = [
+      ["stills.detail.source", t(`stills.source.${still.source}`)],
+      ["stills.detail.size", `${still.width} × ${still.height}`],
+      ["stills.detail.bytes", `${(still.bytes / 1024 / 1024).toFixed(2)} MB`],
+      ["stills.detail.type", still.media_type],
+      ["stills.detail.sharpness", String(still.sharpness)],
+      ["stills.detail.exposure", `${Math.round(still.exposure * 100)} %`],
+      ["stills.detail.flags", still.flags.map((f) => t(`stills.flag.${f}`)).join(", ") || t("stills.flag.none")],
+      ["stills.detail.taken", new Date(still.created_at).toLocaleString()],
+      ["stills.detail.sha256", still.sha256],
+    ];
+    $("viewer-details").replaceChildren(
+      ...details.flatMap(([key, value]) => {
+        const dt = document.createElement("dt");
+        setText(dt, key);
+        const dd = document.createElement("dd");
+        dd.textContent = value;
+        return [dt, dd];
+      }),
+    );
+  }
+
+  close() {
+    $("viewer").hidden = true;
+    $("viewer-image").removeAttribute("src");
+  }
+
+  fit() {
+    const frame = $("viewer-frame").getBoundingClientRect();
+    const image = $("viewer-image");
+    if (!image.naturalWidth) return;
+    this.scale = Math.min(frame.width / image.naturalWidth, frame.height / image.naturalHeight, 1);
+    this.x = (frame.width - image.naturalWidth * this.scale) / 2;
+    this.y = (frame.height - image.naturalHeight * this.scale) / 2;
+    this.apply();
+  }
+
+  zoomTo(scale) {
+    const frame = $("viewer-frame").getBoundingClientRect();
+    const next = Math.min(16, Math.max(0.02, scale));
+    // Keep the centre of the view where it is.
+    const cx = frame.width / 2;
+    const cy = frame.height / 2;
+    this.x = cx - ((cx - this.x) * next) / this.scale;
+    this.y = cy - ((cy - this.y) * next) / this.scale;
+    this.scale = next;
+    this.apply();
+  }
+
+  apply() {
+    const image = $("viewer-image");
+    image.style.transform = `translate(${this.x}px, ${this.y}px) scale(${this.scale})`;
+    // At and above 100% show pixels as they are, never smoothed.
+    image.classList.toggle("pixelated", this.scale * devicePixelRatio >= 1);
+    setText($("viewer-zoom"), "stills.zoom", { percent: Math.round(this.scale * devicePixelRatio * 100) });
+  }
+}
