@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.client import CallClient  # noqa: E402
+from tests.media import PatternTrack  # noqa: E402
 
 STAFF_KEY = "bench-staff-key-0123456789abcdef"
 
@@ -67,7 +68,7 @@ def direction(receiver: CallClient, sender: CallClient, partner: str, since: flo
               started: float) -> dict[str, Any]:  # fmt: skip
     frames = receiver.partner_frames(partner)
     window = [(t, n) for t, n in frames if since <= t <= until]
-    assert sender.video_track is not None
+    assert isinstance(sender.video_track, PatternTrack)
     made = sender.video_track.made_at
     latencies = [(t - made[n]) * 1000 for t, n in window if n in made]
     sizes = {

@@ -61,7 +61,7 @@ class CallClient:
         self.close_code: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._reader: asyncio.Task[None] | None = None
-        self.video_track: PatternTrack | None = None
+        self.video_track: MediaStreamTrack | None = None
 
     async def connect(self) -> dict[str, Any]:
         self.ws = await self.session.ws_connect(self.ws_url)
@@ -93,10 +93,10 @@ class CallClient:
         await asyncio.wait_for(asyncio.shield(self._reader), timeout)
         return self.close_code
 
-    async def start_media(self) -> None:
+    async def start_media(self, video: MediaStreamTrack | None = None) -> None:
         """Offer audio and video (complete, non-trickle) and apply the answer."""
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.video_track = PatternTrack(SOURCES[self.role], *self.video_size)
+        self.video_track = video or PatternTrack(SOURCES[self.role], *self.video_size)
         self.pc.addTrack(ToneTrack())
         self.pc.addTrack(self.video_track)
         self.pc.on("track", self._on_track)

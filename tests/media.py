@@ -100,6 +100,29 @@ class PatternTrack(VideoStreamTrack):
         return frame
 
 
+class PhotoTrack(VideoStreamTrack):
+    """30 fps video of a photo (BGR) at a given size; with ``sharp_every``, every frame is
+    blurred but one in that many, as a hand that moves and stops."""
+
+    def __init__(self, photo: np.ndarray, width: int, height: int, sharp_every: int = 0) -> None:
+        super().__init__()
+        self.sharp = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
+        self.blurred = cv2.GaussianBlur(self.sharp, (0, 0), 3)
+        self.sharp_every = sharp_every
+        self.number = 0
+        #: The last frame sent, as BGR: what a camera would photograph now.
+        self.last_bgr = self.sharp
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        sharp = not self.sharp_every or self.number % self.sharp_every == 0
+        self.last_bgr = self.sharp if sharp else self.blurred
+        frame = av.VideoFrame.from_ndarray(self.last_bgr, format="bgr24")
+        frame.pts, frame.time_base = pts, time_base
+        self.number += 1
+        return frame
+
+
 class ToneTrack(AudioStreamTrack):
     """A 440 Hz tone, so audio that arrives is distinguishable from the server's silence."""
 
@@ -137,6 +160,7 @@ __all__ = [
     "SOURCES",
     "MediaStreamTrack",
     "PatternTrack",
+    "PhotoTrack",
     "ToneTrack",
     "audio_level",
     "decode_pattern",

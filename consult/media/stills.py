@@ -113,9 +113,29 @@ def measure_upload(path: Path, max_pixels: int) -> Measured:
     )
 
 
-def encode_frame(frame: VideoFrame) -> tuple[bytes, Measured]:
-    """A decoded video frame as lossless PNG, measured (in an executor)."""
-    bgr = frame.to_ndarray(format="bgr24")
+def copy_i420(frame: VideoFrame) -> np.ndarray:
+    """The frame's pixels as one I420 array (OpenCV's layout), copied: on the event loop.
+
+    The same frame object is being encoded for the partner in aiortc's encoder thread, and
+    PyAV's reformat() on one frame from two threads crashes the process; so nothing here asks
+    PyAV to convert: the planes are copied as they are, and OpenCV converts the copy.
+    """
+    if frame.format.name not in ("yuv420p", "yuvj420p"):
+        raise ValueError(f"unexpected decoded format {frame.format.name}")
+    width, height = frame.width & ~1, frame.height & ~1
+    out = np.empty((height * 3 // 2, width), np.uint8)
+    y = np.frombuffer(memoryview(frame.planes[0]), np.uint8).reshape(-1, frame.planes[0].line_size)
+    out[:height] = y[:height, :width]
+    for index, start in ((1, height), (2, height + height // 4)):
+        plane = frame.planes[index]
+        chroma = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
+        out[start : start + height // 4] = chroma[: height // 2, : width // 2].reshape(-1, width)
+    return out
+
+
+def encode_frame(i420: np.ndarray) -> tuple[bytes, Measured]:
+    """A copied video frame as lossless PNG, measured (in an executor)."""
+    bgr = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
     ok, png = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
     if not ok:
         raise RuntimeError("PNG encoding failed")
@@ -123,22 +143,25 @@ def encode_frame(frame: VideoFrame) -> tuple[bytes, Measured]:
     return bytes(png), Measured("image/png", "png", width, height, assess(bgr), thumbnail(bgr))
 
 
-def score_frame(frame: VideoFrame) -> float:
+def score_frame(i420: np.ndarray) -> float:
     """Sharpness of the full-size luma, weighted by how much hand a small colour copy shows."""
-    luma = frame.to_ndarray(format="gray")
-    height = max(2, round(160 * frame.height / frame.width / 2) * 2)
-    small = frame.reformat(width=160, height=height, format="bgr24").to_ndarray()
+    height = i420.shape[0] * 2 // 3
+    luma = i420[:height]
+    bgr = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+    small = cv2.resize(
+        bgr, (160, max(2, 160 * height // i420.shape[1])), interpolation=cv2.INTER_AREA
+    )
     return frame_score(luma, small)[0]
 
 
 async def best_of_burst(
     inlet: Inlet, *, seconds: float = BURST_SECONDS, max_seconds: float = BURST_MAX_SECONDS
-) -> VideoFrame | None:
-    """The best frame the inlet delivers in ``seconds`` (longer, up to ``max_seconds``, until
-    there is at least one)."""
+) -> np.ndarray | None:
+    """The best frame (I420, copied) the inlet delivers in ``seconds`` (longer, up to
+    ``max_seconds``, until there is at least one)."""
     loop = asyncio.get_running_loop()
     start = loop.time()
-    best: VideoFrame | None = None
+    best: np.ndarray | None = None
     best_score = -1.0
     tap = inlet.tap()
     try:
@@ -155,9 +178,10 @@ async def best_of_burst(
                 break
             if not isinstance(frame, VideoFrame):
                 continue
-            score = await loop.run_in_executor(None, score_frame, frame)
+            pixels = copy_i420(frame)
+            score = await loop.run_in_executor(None, score_frame, pixels)
             if score > best_score:
-                best, best_score = frame, score
+                best, best_score = pixels, score
     finally:
         inlet.untap(tap)
     return best
@@ -266,7 +290,8 @@ class Stills:
             self._discard(staged, placed)
             raise
 
-    async def save_stream(self, consultation_id: str, capture_id: str, frame: VideoFrame) -> Still:
+    async def save_stream(self, consultation_id: str, capture_id: str, frame: np.ndarray) -> Still:
+        """Store a frame (I420, from ``best_of_burst``) as a lossless PNG still."""
         loop = asyncio.get_running_loop()
         png, measured = await loop.run_in_executor(None, encode_frame, frame)
         still_id = secrets.token_hex(12)
