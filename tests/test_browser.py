@@ -274,3 +274,87 @@ async def test_pages_follow_the_browsers_language_and_switch(
     await expect(page.get_by_test_id("join")).to_have_text("Join")
     await expect(page.get_by_test_id("lobby-message")).to_have_text("Ready when you are.")
     await browser.close()
+
+
+def y4m_frames(path: Any, width: int, height: int) -> list[Any]:
+    """The clip's frames as BGR, as the fake camera delivers them."""
+    import cv2
+    import numpy as np
+
+    data = path.read_bytes()
+    size = width * height * 3 // 2
+    frames, pos = [], data.index(b"\n") + 1
+    while pos < len(data):
+        pos = data.index(b"\n", pos) + 1
+        i420 = np.frombuffer(data[pos : pos + size], np.uint8).reshape(height * 3 // 2, width)
+        frames.append(cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420))
+        pos += size
+    return frames
+
+
+def psnr(a: Any, b: Any) -> float:
+    import numpy as np
+
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * float(np.log10(255**2 / mse))
+
+
+async def test_capture_from_the_console_saves_the_camera_photo_and_the_stream_still(
+    launch: Launch, consultation: dict[str, Any], server: Any, http: Any, staff: Any,
+    fake_media: dict[str, Any],
+) -> None:  # fmt: skip
+    import cv2
+    import numpy as np
+
+    customer_browser = await launch("1080p")
+    stylist_browser = await launch("720p")
+    customer = await open_page(
+        customer_browser, local(server, consultation["customer_link"]), PHONE
+    )
+    stylist = await open_page(stylist_browser, local(server, consultation["stylist_link"]), LAPTOP)
+    await ready_to_join(customer)
+    await customer.get_by_test_id("join").click()
+    await ready_to_join(stylist)
+    await stylist.get_by_test_id("join").click()
+    await expect(stylist.get_by_test_id("quality-video")).to_contain_text("1920", timeout=20_000)
+
+    await stylist.keyboard.press("c")  # the Capture shortcut
+    strip = stylist.get_by_test_id("still")
+    await expect(strip).to_have_count(2, timeout=20_000)
+    # The customer is told, with the thumbnail, that a photo was taken.
+    await expect(customer.get_by_test_id("photo-notice")).to_be_visible()
+    await expect(customer.get_by_test_id("photo-notice-thumb")).to_be_visible()
+    await screenshot(customer, "customer-photo-notice-phone")
+
+    async with http.get(f"/api/consultations/{consultation['id']}", headers=staff) as r:
+        stills = {s["source"]: s for s in (await r.json())["stills"]}
+    camera, stream = stills["camera"], stills["stream"]
+    assert (camera["width"], camera["height"]) == (1920, 1080)
+    assert stream["width"] >= 1280 and stream["height"] >= 720
+    async with http.get(camera["url"], headers=staff) as r:
+        photo = cv2.imdecode(np.frombuffer(await r.read(), np.uint8), cv2.IMREAD_COLOR)
+    best = max(psnr(photo, frame) for frame in y4m_frames(fake_media["1080p"], 1920, 1080))
+    assert best >= 45, best
+    artifact("capture-psnr.json").write_text(json.dumps({"camera_still_psnr_db": round(best, 2)}))
+
+    # The viewer: full resolution, 100% is pixel-exact, the original can be downloaded.
+    await (
+        strip.filter(has=stylist.locator("[data-source=camera]"))
+        .or_(stylist.locator("[data-testid=still][data-source=camera]"))
+        .first.click()
+    )
+    viewer = stylist.get_by_test_id("viewer")
+    await expect(viewer).to_be_visible()
+    await stylist.wait_for_function(
+        "() => document.querySelector('[data-testid=viewer-image]').naturalWidth === 1920"
+    )
+    await stylist.get_by_test_id("viewer-actual").click()
+    await expect(stylist.get_by_test_id("viewer-zoom")).to_have_text("100%")
+    href = await stylist.get_by_test_id("viewer-download").get_attribute("href")
+    assert href and "download=1" in href
+    await expect(stylist.get_by_test_id("viewer-details")).to_contain_text("1920 \u00d7 1080")
+    await screenshot(stylist, "stylist-still-viewer-laptop")
+    await stylist.get_by_test_id("viewer-close").click()
+    await screenshot(stylist, "stylist-console-with-stills-laptop")
+    await customer_browser.close()
+    await stylist_browser.close()
