@@ -14,109 +14,56 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from benchkit import serve  # noqa: E402
 from netns import reexec_isolated  # noqa: E402
 
+from tests.browser import FLAGS  # noqa: E402
 from tests.client import CallClient  # noqa: E402
 from tests.fake_camera import HANDS, write_y4m  # noqa: E402
 
-STAFF_KEY = "bench-staff-key-0123456789abcdef"
 WIDTH, HEIGHT = 1280, 720
-CHROMIUM_FLAGS = [
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+CHROMIUM_FLAGS = [*FLAGS, "--use-fake-ui-for-media-stream"]
 
 
 async def measure(setting: dict[str, str], y4m: Path, seconds: float) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as data:
-        env = dict(os.environ, CONSULT_STAFF_KEY=STAFF_KEY, **setting)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "consult", "serve", "--port", str(port), "--data", data,
-             "--media-address", "127.0.0.1", "--log-level", "warning"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            async with aiohttp.ClientSession(base_url=base) as http:
-                for _ in range(300):
-                    try:
-                        async with http.get("/healthz") as r:
-                            if r.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        await asyncio.sleep(0.1)
-                async with http.post(
-                    "/api/consultations",
-                    json={"customer_name": "Bench"},
-                    headers={"Authorization": f"Bearer {STAFF_KEY}"},
-                ) as r:
-                    links = await r.json()
-                token = links["stylist_link"].rsplit("/", 1)[1]
-                stylist = CallClient(http, f"ws://127.0.0.1:{port}/ws?token={token}", "stylist")
-                await stylist.connect()
-                await stylist.start_media()
-                async with async_playwright() as pw:
-                    browser = await pw.chromium.launch(
-                        executable_path="/usr/bin/chromium",
-                        args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={y4m}"],
-                    )
-                    try:
-                        page = await browser.new_page()
-                        await page.goto(links["customer_link"])
-                        await page.get_by_test_id("join").click()
-                        joined = time.monotonic()
+    async with serve(setting) as served:
+        links = await served.consultation()
+        stylist = CallClient(served.http, served.ws_url(links["stylist_link"]), "stylist")
+        await stylist.connect()
+        await stylist.start_media()
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={y4m}"],
+            )
+            try:
+                page = await browser.new_page()
+                await page.goto(served.base + "/c/" + links["customer_link"].rsplit("/", 1)[1])
+                await page.get_by_test_id("join").click()
+                joined = time.monotonic()
 
-                        def camera() -> list[Any]:
-                            return [
-                                s for s in stylist.received.video if not s.card and s.at >= joined
-                            ]
+                def camera() -> list[Any]:
+                    return [s for s in stylist.received.video if not s.card and s.at >= joined]
 
-                        await stylist.wait_for(camera, 30)
-                        first = camera()[0].at
-                        await asyncio.sleep(seconds)
-                    finally:
-                        await browser.close()
-                frames = [
-                    (s.at - first, s.width, s.height)
-                    for s in stylist.received.video
-                    if s.at >= first and not s.card
-                ]
-                await stylist.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+                await stylist.wait_for(camera, 30)
+                first = camera()[0].at
+                await asyncio.sleep(seconds)
+            finally:
+                await browser.close()
+        frames = [(s.at - first, s.width, s.height) for s in camera()]
+        await stylist.close()
     window = [f for f in frames if f[0] <= seconds]
     full = [f for f in window if (f[1], f[2]) == (WIDTH, HEIGHT)]
     sizes: dict[str, int] = {}

@@ -13,55 +13,20 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchkit import cpu_seconds, rss_mib, serve
+from netns import reexec_isolated
 
-from tests.client import CallClient  # noqa: E402
-from tests.media import PatternTrack  # noqa: E402
-
-STAFF_KEY = "bench-staff-key-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-async def wait_healthy(base: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(f"{base}/healthz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("server did not start")
+from tests.client import CallClient
+from tests.media import PatternTrack
 
 
 def direction(receiver: CallClient, sender: CallClient, partner: str, since: float, until: float,
@@ -87,69 +52,44 @@ def direction(receiver: CallClient, sender: CallClient, partner: str, since: flo
 
 
 async def run(size: tuple[int, int], seconds: float) -> dict[str, Any]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as data:
-        env = dict(os.environ, CONSULT_STAFF_KEY=STAFF_KEY)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "consult", "serve", "--port", str(port), "--data", data,
-             "--media-address", "127.0.0.1", "--log-level", "warning"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+    async with serve() as served:
+        links = await served.consultation()
+        customer = CallClient(
+            served.http, served.ws_url(links["customer_link"]), "customer", video_size=size
+        )
+        stylist = CallClient(
+            served.http, served.ws_url(links["stylist_link"]), "stylist", video_size=size
+        )
         try:
-            await wait_healthy(base)
-            async with aiohttp.ClientSession(base_url=base) as http:
-                async with http.post(
-                    "/api/consultations",
-                    json={"customer_name": "Bench"},
-                    headers={"Authorization": f"Bearer {STAFF_KEY}"},
-                ) as r:
-                    links = await r.json()
-
-                def client(role: str) -> CallClient:
-                    token = links[f"{role}_link"].rsplit("/", 1)[1]
-                    return CallClient(
-                        http, f"ws://127.0.0.1:{port}/ws?token={token}", role, video_size=size
-                    )
-
-                customer, stylist = client("customer"), client("stylist")
-                try:
-                    await customer.connect()
-                    await customer.start_media()
-                    await customer.wait_for(lambda: customer.placeholder_frames() >= 1)
-                    await stylist.connect()
-                    started = time.monotonic()  # the call becomes two-way with this offer
-                    await stylist.start_media()
-                    await customer.wait_for(lambda: customer.partner_frames("stylist"), 30)
-                    await stylist.wait_for(lambda: stylist.partner_frames("customer"), 30)
-                    await asyncio.sleep(2)  # let the encoders settle
-                    cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
-                    await asyncio.sleep(seconds)
-                    cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
-                    result = {
-                        "size": f"{size[0]}x{size[1]}",
-                        "seconds": seconds,
-                        "forwarding": "decode+re-encode (aiortc)",
-                        "customer_to_stylist": direction(
-                            stylist, customer, "customer", t0, t1, started
-                        ),
-                        "stylist_to_customer": direction(
-                            customer, stylist, "stylist", t0, t1, started
-                        ),
-                        "server_cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
-                        "server_rss_mib": round(rss_mib(server.pid), 1),
-                        "cores": os.cpu_count(),
-                    }
-                finally:
-                    await customer.close()
-                    await stylist.close()
+            await customer.connect()
+            await customer.start_media()
+            await customer.wait_for(lambda: customer.placeholder_frames() >= 1)
+            await stylist.connect()
+            started = time.monotonic()  # the call becomes two-way with this offer
+            await stylist.start_media()
+            await customer.wait_for(lambda: customer.partner_frames("stylist"), 30)
+            await stylist.wait_for(lambda: stylist.partner_frames("customer"), 30)
+            await asyncio.sleep(2)  # let the encoders settle
+            cpu0, t0 = cpu_seconds(served.pid), time.monotonic()
+            await asyncio.sleep(seconds)
+            cpu1, t1 = cpu_seconds(served.pid), time.monotonic()
+            return {
+                "size": f"{size[0]}x{size[1]}",
+                "seconds": seconds,
+                "forwarding": "decode+re-encode (aiortc)",
+                "customer_to_stylist": direction(stylist, customer, "customer", t0, t1, started),
+                "stylist_to_customer": direction(customer, stylist, "stylist", t0, t1, started),
+                "server_cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+                "server_rss_mib": round(rss_mib(served.pid), 1),
+                "cores": os.cpu_count(),
+            }
         finally:
-            server.terminate()
-            server.wait(timeout=30)
-    return result
+            await customer.close()
+            await stylist.close()
 
 
 def main() -> None:
+    reexec_isolated()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="640x480", help="video size each side sends")
     parser.add_argument("--seconds", type=float, default=10.0)

@@ -1,0 +1,91 @@
+"""What the benchmarks share: a real `consult serve` on loopback, a consultation, CPU readings."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+STAFF_KEY = "bench-staff-key-0123456789abcdef"
+
+
+@dataclass
+class Served:
+    base: str
+    port: int
+    pid: int
+    http: aiohttp.ClientSession
+    data: Path
+
+    @property
+    def staff(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {STAFF_KEY}"}
+
+    async def consultation(self) -> dict[str, Any]:
+        async with self.http.post(
+            "/api/consultations", json={"customer_name": "Bench"}, headers=self.staff
+        ) as r:
+            result: dict[str, Any] = await r.json()
+            return result
+
+    def ws_url(self, link: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws?token={link.rsplit('/', 1)[1]}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@asynccontextmanager
+async def serve(env: Mapping[str, str] | None = None) -> AsyncIterator[Served]:
+    """`consult serve` in its own process (so its CPU can be measured), on loopback."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as data:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "consult", "serve", "--port", str(port), "--data", data,
+             "--media-address", "127.0.0.1", "--log-level", "warning"],
+            env={**os.environ, "CONSULT_STAFF_KEY": STAFF_KEY, **(env or {})},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            async with aiohttp.ClientSession(base_url=base) as http:
+                for _ in range(300):
+                    try:
+                        async with http.get("/healthz") as r:
+                            if r.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        pass
+                    await asyncio.sleep(0.1)
+                else:
+                    raise RuntimeError("the server did not start")
+                yield Served(base, port, server.pid, http, Path(data))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
