@@ -17,15 +17,21 @@ from .client import CallClient
 STAFF_KEY = "test-staff-key-0123456789"
 
 
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for a test server: a fresh data folder, media on loopback only."""
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "staff_key": STAFF_KEY,
+        "media_addresses": ("127.0.0.1",),
+        "public_url": "http://links.test",
+        "ws_heartbeat": 2.0,
+    }
+    return Settings(**(values | overrides))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        staff_key=STAFF_KEY,
-        media_addresses=("127.0.0.1",),
-        public_url="http://links.test",
-        ws_heartbeat=2.0,
-    )
+    return make_settings(tmp_path)
 
 
 @pytest.fixture

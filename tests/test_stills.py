@@ -17,7 +17,7 @@ from consult.config import Settings
 from consult.media.quality import laplacian_variance
 
 from .client import CallClient
-from .conftest import STAFF_KEY, create_consultation, token_of
+from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
 from .fake_camera import HANDS, load_photo
 from .media import PhotoTrack
 
@@ -30,14 +30,7 @@ MAX_PIXELS = 4_000_000
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     # Small limits, so the limit tests need no large uploads.
-    return Settings(
-        data_dir=tmp_path / "data",
-        staff_key=STAFF_KEY,
-        media_addresses=("127.0.0.1",),
-        public_url="http://links.test",
-        max_upload_bytes=MAX_BYTES,
-        max_upload_pixels=MAX_PIXELS,
-    )
+    return make_settings(tmp_path, max_upload_bytes=MAX_BYTES, max_upload_pixels=MAX_PIXELS)
 
 
 @pytest.fixture
