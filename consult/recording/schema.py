@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-__all__ = ["captures", "consultations", "links", "metadata", "stills"]
+__all__ = ["captures", "chat_reads", "consultations", "links", "messages", "metadata", "stills"]
 
 metadata = sa.MetaData()
 
@@ -107,4 +107,34 @@ stills = sa.Table(
     sa.Column("thumb", sa.String(255), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("capture_id", "source", name="uq_stills_capture_source"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column(
+        "consultation_id",
+        sa.String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("sender", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("consultation_id", "sender", "client_id", name="uq_messages_client_id"),
+)
+
+chat_reads = sa.Table(
+    "chat_reads",
+    metadata,
+    sa.Column(
+        "consultation_id",
+        sa.String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("role", sa.String(16), primary_key=True),
+    sa.Column("seq", sa.Integer(), nullable=False),
 )

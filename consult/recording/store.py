@@ -6,8 +6,10 @@ FULL: an acknowledged write survives a crash) and a salon group's PostgreSQL run
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import secrets
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,10 +24,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
-from .schema import captures, consultations, links, stills
+from .schema import captures, chat_reads, consultations, links, messages, stills
 from .tokens import TokenSealer, hash_token, new_token
 
-__all__ = ["Capture", "Consultation", "Grant", "Links", "Status", "Still", "Store"]
+__all__ = [
+    "Capture",
+    "ChatMessage",
+    "Consultation",
+    "Grant",
+    "Links",
+    "Status",
+    "Still",
+    "Store",
+]
 
 Status = Literal["open", "live"]
 
@@ -95,6 +106,18 @@ class Still:
 
 
 @dataclass(frozen=True)
+class ChatMessage:
+    consultation_id: str
+    #: 1, 2, 3, ... per consultation: the order everyone sees.
+    seq: int
+    #: The sender's own id for the message: sending it again changes nothing.
+    client_id: str
+    sender: Role
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Grant:
     """What a valid link token opens."""
 
@@ -107,6 +130,10 @@ class Store:
         self._engine = engine
         self._sealer = sealer
         self._closed = False
+        # Sequence numbers are handed out one message at a time per consultation.
+        self._chat_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     @classmethod
     async def open(cls, url: str, sealer: TokenSealer) -> Store:
@@ -274,6 +301,97 @@ class Store:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(sa.select(stills.c.file, stills.c.thumb))).all()
         return {name for row in rows for name in row}
+
+    # chat
+
+    async def add_message(
+        self, consultation_id: str, sender: Role, client_id: str, text: str
+    ) -> tuple[ChatMessage, bool]:
+        """Store a chat message under the next sequence number, before anyone sees it.
+
+        Returns the message and whether it is new: the same ``client_id`` from the same sender
+        returns the message stored the first time (a resend after a reconnect).
+        """
+        lock = self._chat_locks.setdefault(consultation_id, asyncio.Lock())
+        async with lock, self._engine.begin() as conn:
+            existing = (
+                (
+                    await conn.execute(
+                        messages.select().where(
+                            messages.c.consultation_id == consultation_id,
+                            messages.c.sender == sender,
+                            messages.c.client_id == client_id,
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if existing is not None:
+                return ChatMessage(**existing), False
+            last = await conn.scalar(
+                sa.select(sa.func.max(messages.c.seq)).where(
+                    messages.c.consultation_id == consultation_id
+                )
+            )
+            message = ChatMessage(
+                consultation_id, (last or 0) + 1, client_id, sender, text, utcnow()
+            )
+            await conn.execute(messages.insert().values(**dataclasses.asdict(message)))
+            await conn.execute(
+                consultations.update()
+                .where(consultations.c.id == consultation_id)
+                .values(last_activity_at=message.created_at)
+            )
+        return message, True
+
+    async def messages(self, consultation_id: str) -> list[ChatMessage]:
+        async with self._engine.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        messages.select()
+                        .where(messages.c.consultation_id == consultation_id)
+                        .order_by(messages.c.seq)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [ChatMessage(**row) for row in rows]
+
+    async def mark_read(self, consultation_id: str, role: Role, seq: int) -> int:
+        """``role`` has read up to ``seq``; marks only move forward, never past the last
+        message. Returns the mark."""
+        async with self._engine.begin() as conn:
+            last = await conn.scalar(
+                sa.select(sa.func.max(messages.c.seq)).where(
+                    messages.c.consultation_id == consultation_id
+                )
+            )
+            seq = max(0, min(seq, last or 0))
+            where = (chat_reads.c.consultation_id == consultation_id) & (chat_reads.c.role == role)
+            current = await conn.scalar(sa.select(chat_reads.c.seq).where(where))
+            if current is None:
+                await conn.execute(
+                    chat_reads.insert().values(consultation_id=consultation_id, role=role, seq=seq)
+                )
+                return seq
+            if seq > current:
+                await conn.execute(chat_reads.update().where(where).values(seq=seq))
+                return seq
+            return int(current)
+
+    async def read_marks(self, consultation_id: str) -> dict[Role, int]:
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(chat_reads.c.role, chat_reads.c.seq).where(
+                        chat_reads.c.consultation_id == consultation_id
+                    )
+                )
+            ).all()
+        return {row.role: row.seq for row in rows}
 
     # links
 

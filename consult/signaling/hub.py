@@ -21,12 +21,21 @@ from ..media.ice import IceServer, rtc_configuration
 from ..media.peer import ServerPeer
 from ..media.sdp import check_offer
 from ..media.stills import Stills, best_of_burst, still_json
-from ..recording.store import Store
-from .messages import CaptureRequest, Error, Peer, ServerMessage, StillSaved
+from ..recording.store import ChatMessage, Store
+from .messages import (
+    CaptureRequest,
+    ChatSent,
+    Error,
+    Peer,
+    ReadMark,
+    ServerMessage,
+    StillSaved,
+    as_dict,
+)
 from .participant import Participant
 from .room import Event, PeerJoined, PeerLeft, Replaced, Room, StateChanged
 
-__all__ = ["Call", "Hub"]
+__all__ = ["Call", "Hub", "chat_sent"]
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +180,28 @@ class Hub:
             return
         await self.broadcast(consultation_id, StillSaved(still=still_json(still)))
 
+    async def chat(self, sender: Participant, client_id: str, text: str) -> None:
+        """Store, then deliver: both sides get the message with its sequence number (the
+        sender's copy is the acknowledgement). A resend is acknowledged, not delivered again."""
+        message, new = await self._store.add_message(
+            sender.consultation_id, sender.role, client_id, text
+        )
+        out = chat_sent(message)
+        if new:
+            await self.broadcast(sender.consultation_id, out)
+        else:
+            await sender.send(out)
+
+    async def read(self, reader: Participant, seq: int) -> None:
+        mark = await self._store.mark_read(reader.consultation_id, reader.role, seq)
+        await self.broadcast(reader.consultation_id, ReadMark(seq=mark, by=reader.role))
+
+    async def history(self, consultation_id: str) -> list[dict[str, Any]]:
+        """What a page that (re)joins has missed: every chat message, then the read marks."""
+        messages = [as_dict(chat_sent(m)) for m in await self._store.messages(consultation_id)]
+        marks = await self._store.read_marks(consultation_id)
+        return messages + [as_dict(ReadMark(seq=seq, by=role)) for role, seq in marks.items()]
+
     async def broadcast(self, consultation_id: str, message: ServerMessage) -> None:
         """Send ``message`` to everyone in the consultation's call, if anyone is."""
         call = self._calls.get(consultation_id)
@@ -220,3 +251,13 @@ class Hub:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+def chat_sent(message: ChatMessage) -> ChatSent:
+    return ChatSent(
+        seq=message.seq,
+        sender=message.sender,
+        text=message.text,
+        at=message.created_at.isoformat(),
+        id=message.client_id,
+    )

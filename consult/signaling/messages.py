@@ -7,7 +7,7 @@ ProtocolError subclass that the adapter reports as an ``error`` message.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -19,10 +19,14 @@ __all__ = [
     "Bye",
     "Capture",
     "CaptureRequest",
+    "Chat",
+    "ChatSent",
     "ClientMessage",
     "Error",
     "Offer",
     "Peer",
+    "Read",
+    "ReadMark",
     "ServerMessage",
     "StillSaved",
     "Welcome",
@@ -52,12 +56,27 @@ class Capture(_Message, tag="capture"):
     """Take a still of the customer's hand (the stylist, or the customer's "Send a photo")."""
 
 
-ClientMessage = Offer | Bye | Capture
+MAX_CHAT_CHARS = 2000
+
+
+class Chat(_Message, tag="chat"):
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CHAT_CHARS)]
+    #: The sender's id for this message: a resend with the same id is not stored twice.
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class Read(_Message, tag="read"):
+    """Everything up to ``seq`` has been read."""
+
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+
+
+ClientMessage = Offer | Bye | Capture | Chat | Read
 
 #: Which client messages each role may send. Later features extend this table.
 ALLOWED: dict[Role, dict[str, type[_Message]]] = {
-    "customer": {"offer": Offer, "bye": Bye, "capture": Capture},
-    "stylist": {"offer": Offer, "bye": Bye, "capture": Capture},
+    role: {"offer": Offer, "bye": Bye, "capture": Capture, "chat": Chat, "read": Read}
+    for role in ("customer", "stylist")
 }
 
 
@@ -88,7 +107,7 @@ def parse_message(
         raise MalformedMessage(f"Invalid {envelope.type!r} message: {exc}.") from None
     except RecursionError:
         raise MalformedMessage("The message is nested too deeply.") from None
-    assert isinstance(message, Offer | Bye | Capture)
+    assert isinstance(message, Offer | Bye | Capture | Chat | Read)
     return message
 
 
@@ -127,8 +146,28 @@ class StillSaved(_Message, tag="still"):
     still: dict[str, Any]
 
 
-ServerMessage = Welcome | Answer | Peer | Error | CaptureRequest | StillSaved
+class ChatSent(_Message, tag="chat"):
+    """A stored chat message, to both sides (the sender's copy is its acknowledgement)."""
+
+    seq: int
+    sender: Role = msgspec.field(name="from")
+    text: str
+    at: str
+    id: str
+
+
+class ReadMark(_Message, tag="read"):
+    seq: int
+    by: Role
+
+
+ServerMessage = Welcome | Answer | Peer | Error | CaptureRequest | StillSaved | ChatSent | ReadMark
 
 
 def encode(message: ServerMessage) -> str:
     return msgspec.json.encode(message).decode()
+
+
+def as_dict(message: ServerMessage) -> dict[str, Any]:
+    result: dict[str, Any] = msgspec.to_builtins(message)
+    return result

@@ -26,6 +26,8 @@ class Participant:
         self.role = role
         self.peer: ServerPeer | None = None
         self._disconnecting = False
+        # Until the welcome is out, messages for this participant wait: welcome comes first.
+        self._held: list[ServerMessage] | None = []
 
     def __repr__(self) -> str:
         return f"<Participant {self.consultation_id}/{self.role} {id(self):x}>"
@@ -34,8 +36,18 @@ class Participant:
     def connected(self) -> bool:
         return not self._disconnecting and not self.ws.closed
 
+    async def welcome(self, message: ServerMessage) -> None:
+        """Send the welcome, then whatever arrived for this participant meanwhile."""
+        held, self._held = self._held or [], None
+        await self.send(message)
+        for later in held:
+            await self.send(later)
+
     async def send(self, message: ServerMessage) -> None:
         """Send ``message`` if the connection is still open; a gone client is not an error."""
+        if self._held is not None and not isinstance(message, Error):
+            self._held.append(message)
+            return
         if self.ws.closed:
             return
         try:

@@ -9,7 +9,18 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ..appkeys import HUB, ICE_SERVERS, SETTINGS, STORE
 from ..errors import ConsultError, Disconnect, InvalidToken
 from ..roles import partner_of
-from .messages import Answer, Bye, Capture, Error, Offer, Welcome, encode, parse_message
+from .messages import (
+    Answer,
+    Bye,
+    Capture,
+    Chat,
+    Error,
+    Offer,
+    Read,
+    Welcome,
+    encode,
+    parse_message,
+)
 from .participant import Participant
 
 __all__ = ["websocket"]
@@ -44,7 +55,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     participant = Participant(ws, grant.consultation_id, grant.role)
     call = await hub.join(participant)
     try:
-        await participant.send(
+        await participant.welcome(
             Welcome(
                 role=grant.role,
                 consultation={
@@ -56,6 +67,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 },
                 peer="present" if call.room.member(partner_of(grant.role)) else "absent",
                 ice_servers=[s.to_browser() for s in request.app[ICE_SERVERS]],
+                history=await hub.history(grant.consultation_id),
             )
         )
         async for msg in ws:
@@ -71,6 +83,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                         await participant.disconnect()
                     case Capture():
                         await hub.capture(participant)
+                    case Chat(text=text, id=client_id):
+                        await hub.chat(participant, client_id, text)
+                    case Read(seq=seq):
+                        await hub.read(participant, seq)
             except Disconnect as exc:
                 await participant.disconnect(exc)
             except ConsultError as exc:

@@ -1,0 +1,141 @@
+"""Chat over the websocket: stored before delivered, in order, idempotent, read receipts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from consult.app import create_app
+from consult.config import Settings
+
+from .client import CallClient
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def chats(welcome: dict[str, Any]) -> list[tuple[int, str, str]]:
+    return [(m["seq"], m["from"], m["text"]) for m in welcome["history"] if m["type"] == "chat"]
+
+
+async def test_messages_are_numbered_delivered_in_order_and_acknowledged(
+    clients: Any, consultation: dict[str, Any]
+) -> None:
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    await customer.connect()
+    await stylist.connect()
+    for i, text in enumerate(["Hi!", "Something in nude?", "你好"]):
+        await customer.send({"type": "chat", "text": text, "id": f"c{i}"})
+    got = [await stylist.expect("chat") for _ in range(3)]
+    acks = [await customer.expect("chat") for _ in range(3)]
+    assert [(m["seq"], m["from"], m["text"], m["id"]) for m in got] == [
+        (1, "customer", "Hi!", "c0"),
+        (2, "customer", "Something in nude?", "c1"),
+        (3, "customer", "你好", "c2"),
+    ]
+    assert [m["seq"] for m in acks] == [1, 2, 3]
+    assert all(m["at"] for m in got)
+    await stylist.send({"type": "chat", "text": "Yes", "id": "s0"})
+    assert (await customer.expect("chat"))["seq"] == 4
+
+
+async def test_a_resend_after_a_reconnect_is_not_stored_twice(
+    clients: Any, consultation: dict[str, Any]
+) -> None:
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    await customer.connect()
+    await stylist.connect()
+    await customer.send({"type": "chat", "text": "Same again please", "id": "m-1"})
+    first = await stylist.expect("chat")
+    # The page lost its connection before it saw the acknowledgement, and sends it again.
+    await customer.close()
+    again: CallClient = clients("customer", consultation["customer_link"])
+    welcome = await again.connect()
+    assert chats(welcome) == [(1, "customer", "Same again please")]
+    await again.send({"type": "chat", "text": "Same again please", "id": "m-1"})
+    ack = await again.expect("chat")
+    assert ack["seq"] == first["seq"] == 1
+    await again.send({"type": "chat", "text": "and a top coat", "id": "m-2"})
+    # The stylist sees the next message, never the duplicate.
+    assert (await stylist.expect("chat"))["seq"] == 2
+
+
+async def test_read_receipts_reach_the_sender_and_survive_a_reconnect(
+    clients: Any, consultation: dict[str, Any]
+) -> None:
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    await customer.connect()
+    await stylist.connect()
+    for i in range(3):
+        await customer.send({"type": "chat", "text": f"m{i}", "id": f"m{i}"})
+    for _ in range(3):
+        await stylist.expect("chat")
+    await stylist.send({"type": "read", "seq": 2})
+    assert await customer.expect("read") == {"type": "read", "seq": 2, "by": "stylist"}
+    await stylist.send({"type": "read", "seq": 1})  # marks never go back
+    assert (await customer.expect("read"))["seq"] == 2
+    await stylist.send({"type": "read", "seq": 99})  # nor past the last message
+    assert (await customer.expect("read"))["seq"] == 3
+    await customer.close()
+    again: CallClient = clients("customer", consultation["customer_link"])
+    welcome = await again.connect()
+    marks = [m for m in welcome["history"] if m["type"] == "read"]
+    assert marks == [{"type": "read", "seq": 3, "by": "stylist"}]
+
+
+async def test_chat_while_the_partner_is_away_and_after_a_server_restart(
+    aiohttp_server: Callable[..., Any],
+    server: TestServer,
+    settings: Settings,
+    clients: Any,
+    consultation: dict[str, Any],
+) -> None:
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    await customer.connect()
+    await customer.send({"type": "chat", "text": "Are you there?", "id": "a"})
+    assert (await customer.expect("chat"))["seq"] == 1
+    await customer.close()
+    await server.close()
+
+    restarted: TestServer = await aiohttp_server(create_app(settings))
+    token = consultation["stylist_link"].rsplit("/", 1)[1]
+    stylist = CallClient(
+        customer.session, str(restarted.make_url("/ws").with_query(token=token)), "stylist"
+    )
+    try:
+        welcome = await stylist.connect()
+        assert welcome["peer"] == "absent"
+        assert chats(welcome) == [(1, "customer", "Are you there?")]
+        await stylist.send({"type": "chat", "text": "Yes, see you at 3", "id": "b"})
+        assert (await stylist.expect("chat"))["seq"] == 2
+    finally:
+        await stylist.close()
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "chat", "text": "", "id": "x"},
+        {"type": "chat", "text": "x" * 2001, "id": "x"},
+        {"type": "chat", "text": "hi"},
+        {"type": "chat", "text": "hi", "id": ""},
+        {"type": "chat", "text": "hi", "id": "x" * 65},
+        {"type": "chat", "text": 5, "id": "x"},
+        {"type": "read", "seq": -1},
+        {"type": "read", "seq": "3"},
+    ],
+)
+async def test_bad_chat_messages_get_an_error_and_store_nothing(
+    clients: Any, consultation: dict[str, Any], message: dict[str, Any]
+) -> None:
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    await customer.connect()
+    await customer.send(message)
+    assert (await customer.expect("error"))["code"] == "malformed"
+    await customer.send({"type": "chat", "text": "still here", "id": "ok"})
+    assert (await customer.expect("chat"))["seq"] == 1
