@@ -358,3 +358,34 @@ async def test_capture_from_the_console_saves_the_camera_photo_and_the_stream_st
     await screenshot(stylist, "stylist-console-with-stills-laptop")
     await customer_browser.close()
     await stylist_browser.close()
+
+
+async def test_chat_between_the_pages_with_unread_badge_and_read_receipt(
+    launch: Launch, consultation: dict[str, Any], server: Any
+) -> None:
+    browser = await launch()
+    customer = await open_page(browser, local(server, consultation["customer_link"]), PHONE)
+    stylist = await open_page(browser, local(server, consultation["stylist_link"]), LAPTOP)
+    for page in (customer, stylist):
+        await ready_to_join(page)
+        await page.get_by_test_id("join").click()
+    await stylist.get_by_test_id("chat-input").fill("Hello! Show me your nails under daylight?")
+    await stylist.get_by_test_id("chat-send").click()
+    await expect(customer.get_by_test_id("chat-unread")).to_have_text("1")
+    await customer.get_by_test_id("chat-toggle").click()
+    message = customer.get_by_test_id("chat-message")
+    await expect(message).to_contain_text("Show me your nails under daylight?")
+    await expect(message).to_be_visible()
+    # Opening the chat read it: the stylist sees the receipt.
+    await expect(stylist.get_by_test_id("chat-message")).to_contain_text("Read")
+    await customer.get_by_test_id("chat-input").fill("好的，马上")
+    await customer.get_by_test_id("chat-input").press("Enter")
+    await expect(stylist.get_by_test_id("chat-message").nth(1)).to_contain_text("好的，马上")
+    await screenshot(customer, "customer-chat-phone")
+    await screenshot(stylist, "stylist-console-chat-laptop")
+    # The transcript is there again after a reload.
+    await stylist.reload()
+    await ready_to_join(stylist)
+    await stylist.get_by_test_id("join").click()
+    await expect(stylist.get_by_test_id("chat-message")).to_have_count(2)
+    await browser.close()

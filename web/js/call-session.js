@@ -118,6 +118,7 @@ export class CallSession extends EventTarget {
         this.consultation = message.consultation;
         if (message.peer === "present") this.partnerLeft = false;
         this._setState(message.peer === "present" ? "live" : "waiting");
+        this.dispatchEvent(new CustomEvent("welcome", { detail: message }));
         await this._offer(message.ice_servers);
         break;
       case "answer":
@@ -171,6 +172,15 @@ export class CallSession extends EventTarget {
   // Take a still of the customer's hand (docs/stills.md).
   capture() {
     return this._send({ type: "capture" });
+  }
+
+  // Chat: false if not connected now (the chat resends it, with the same id, on welcome).
+  chat(text, id) {
+    return this._send({ type: "chat", text, id });
+  }
+
+  read(seq) {
+    return this._send({ type: "read", seq });
   }
 
   _send(message) {

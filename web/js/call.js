@@ -5,6 +5,7 @@ import { CameraError, listDevices, openCamera, stopStream, webrtcSupported } fro
 import { CallSession } from "./call-session.js";
 import { watchQuality } from "./quality.js";
 import { showNotice, StillStrip, takePhoto, uploadPhoto } from "./stills.js";
+import { Chat } from "./chat.js";
 
 const [, prefix, token] = location.pathname.split("/");
 const role = prefix === "s" ? "stylist" : "customer";
@@ -16,6 +17,7 @@ let facingMode = "user";
 let wakeLock = null;
 let stopQuality = null;
 let strip = null;
+let chat = null;
 
 function show(section) {
   for (const id of ["lobby", "call", "ended"]) $(id).hidden = id !== section;
@@ -131,6 +133,13 @@ function join() {
     }
   });
   session.addEventListener("message", (event) => onMessage(event.detail));
+  chat = new Chat(session, role, {
+    panel: role === "customer" ? $("chat-drawer") : $("chat"),
+    list: $("chat-list"),
+    form: $("chat-form"),
+    input: $("chat-input"),
+    unread: $("chat-unread"),
+  });
   session.addEventListener("state", () => {
     if (role === "stylist" && session.consultation) {
       $("customer-name").textContent = session.consultation.customer_name;
@@ -213,6 +222,15 @@ async function main() {
   $("capture").hidden = role !== "stylist";
   $("send-photo").hidden = role !== "customer";
   if (role === "stylist") strip = new StillStrip(token);
+  // The customer's chat is a drawer over the call; the stylist's sits in the console.
+  if (role === "customer") $("chat-drawer").append($("chat"));
+  $("chat-toggle").hidden = role !== "customer";
+  $("chat-toggle").addEventListener("click", () => {
+    const drawer = $("chat-drawer");
+    drawer.hidden = !drawer.hidden;
+    $("chat-toggle").setAttribute("aria-expanded", String(!drawer.hidden));
+    if (!drawer.hidden) chat?.shown();
+  });
   if (!webrtcSupported()) {
     lobbyMessage("browser.unsupported");
     return;

@@ -1,0 +1,111 @@
+// Chat between the customer and the stylist (docs/protocol.md): every message is stored with a
+// sequence number before it is delivered; a message the server has not acknowledged yet is kept
+// here and sent again, with the same id, after a reconnect, so nothing is lost or doubled.
+import { setText, t } from "./i18n.js";
+
+const MAX_CHARS = 2000;
+
+export class Chat {
+  constructor(session, role, elements) {
+    this.session = session;
+    this.role = role;
+    this.el = elements; // {panel, list, form, input, unread?}
+    this.messages = new Map(); // seq -> message
+    this.pending = new Map(); // id -> text, not yet acknowledged
+    this.partnerRead = 0;
+    this.unread = 0;
+    session.addEventListener("welcome", (event) => this.restore(event.detail.history));
+    session.addEventListener("message", (event) => this.receive(event.detail));
+    elements.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.send(elements.input.value);
+    });
+    elements.input.maxLength = MAX_CHARS;
+  }
+
+  restore(history) {
+    for (const entry of history) this.receive(entry);
+    // Whatever was sent while offline goes again, with its id: the server keeps one copy.
+    for (const [id, text] of this.pending) this.session.chat(text, id);
+    this.markRead();
+  }
+
+  send(raw) {
+    const text = raw.trim();
+    if (!text) return;
+    const id = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
+    this.pending.set(id, text);
+    this.el.input.value = "";
+    this.session.chat(text, id);
+    this.render();
+  }
+
+  receive(message) {
+    if (message.type === "chat") {
+      this.pending.delete(message.id);
+      const isNew = !this.messages.has(message.seq);
+      this.messages.set(message.seq, message);
+      if (isNew && message.from !== this.role && !this.visible()) this.unread += 1;
+      this.render();
+      this.markRead();
+    } else if (message.type === "read" && message.by !== this.role) {
+      this.partnerRead = Math.max(this.partnerRead, message.seq);
+      this.render();
+    }
+  }
+
+  visible() {
+    return !this.el.panel.hidden && document.visibilityState === "visible";
+  }
+
+  markRead() {
+    if (!this.visible() || this.messages.size === 0) return;
+    this.unread = 0;
+    this.renderUnread();
+    const last = Math.max(...this.messages.keys());
+    if (last > (this.sentRead || 0)) {
+      this.sentRead = last;
+      this.session.read(last);
+    }
+  }
+
+  render() {
+    const items = [...this.messages.values()].sort((a, b) => a.seq - b.seq);
+    const nodes = items.map((m) => this.item(m.text, m.from === this.role, m.at, m.seq));
+    for (const text of this.pending.values()) nodes.push(this.item(text, true, null, null));
+    this.el.list.replaceChildren(...nodes);
+    this.el.list.scrollTop = this.el.list.scrollHeight;
+    this.renderUnread();
+  }
+
+  item(text, mine, at, seq) {
+    const li = document.createElement("li");
+    li.className = mine ? "mine" : "theirs";
+    li.dataset.testid = "chat-message";
+    const body = document.createElement("span");
+    body.className = "text";
+    body.textContent = text;
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    if (seq === null) setText(meta, "chat.sending");
+    else {
+      const time = new Date(at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      meta.textContent = mine && seq <= this.partnerRead ? `${time} · ${t("chat.read")}` : time;
+      if (mine && seq <= this.partnerRead) meta.dataset.read = "true";
+    }
+    li.append(body, meta);
+    return li;
+  }
+
+  renderUnread() {
+    if (!this.el.unread) return;
+    this.el.unread.hidden = this.unread === 0;
+    this.el.unread.textContent = String(this.unread);
+  }
+
+  shown() {
+    this.markRead();
+    this.render();
+    this.el.input.focus();
+  }
+}
