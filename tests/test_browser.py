@@ -378,9 +378,9 @@ async def test_chat_between_the_pages_with_unread_badge_and_read_receipt(
     await expect(message).to_be_visible()
     # Opening the chat read it: the stylist sees the receipt.
     await expect(stylist.get_by_test_id("chat-message")).to_contain_text("Read")
-    await customer.get_by_test_id("chat-input").fill("好的，马上")
+    await customer.get_by_test_id("chat-input").fill("好的马上来")
     await customer.get_by_test_id("chat-input").press("Enter")
-    await expect(stylist.get_by_test_id("chat-message").nth(1)).to_contain_text("好的，马上")
+    await expect(stylist.get_by_test_id("chat-message").nth(1)).to_contain_text("好的马上来")
     await screenshot(customer, "customer-chat-phone")
     await screenshot(stylist, "stylist-console-chat-laptop")
     # The transcript is there again after a reload.

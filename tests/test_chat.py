@@ -139,3 +139,17 @@ async def test_bad_chat_messages_get_an_error_and_store_nothing(
     assert (await customer.expect("error"))["code"] == "malformed"
     await customer.send({"type": "chat", "text": "still here", "id": "ok"})
     assert (await customer.expect("chat"))["seq"] == 1
+
+
+async def test_the_record_holds_the_transcript(
+    clients: Any, consultation: dict[str, Any], http: Any, staff: dict[str, str]
+) -> None:
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    await customer.connect()
+    await customer.send({"type": "chat", "text": "Hello", "id": "h"})
+    await customer.expect("chat")
+    async with http.get(f"/api/consultations/{consultation['id']}", headers=staff) as r:
+        record = await r.json()
+    assert [(m["seq"], m["from"], m["text"]) for m in record["messages"]] == [
+        (1, "customer", "Hello")
+    ]

@@ -13,6 +13,8 @@ from ..auth import caller_for, require_staff
 from ..errors import InvalidRequest
 from ..media.stills import still_json
 from ..recording.store import Consultation, Links
+from ..signaling.hub import chat_sent
+from ..signaling.messages import as_dict
 from .common import read_json
 
 __all__ = ["routes"]
@@ -91,6 +93,7 @@ async def get_consultation(request: web.Request) -> web.Response:
     if caller.staff:
         body |= link_urls(request, await store.links(consultation_id))
     body["stills"] = [still_json(s) for s in await store.list_stills(consultation_id)]
+    body["messages"] = [as_dict(chat_sent(m)) for m in await store.messages(consultation_id)]
     return web.json_response(body)
 
 
