@@ -68,9 +68,11 @@ async def test_get_by_staff_and_by_each_participant(
                 assert response.status == 200
                 record = await response.json()
             assert record["id"] == consultation["id"]
-            # Participants never get the links (a customer could take the stylist's) or notes.
+            # Participants never get the links (a customer could take the stylist's).
             assert "stylist_link" not in record and "customer_link" not in record
-            assert "notes" not in record and "customer_ref" not in record
+            assert "customer_ref" not in record
+            # The private notes are the salon's: the stylist's, never the customer's.
+            assert ("notes" in record) == (link == consultation["stylist_link"])
 
 
 async def test_a_link_never_opens_another_consultation(

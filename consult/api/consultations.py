@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..appkeys import HUB, SETTINGS, STORE
 from ..auth import caller_for, require_staff
-from ..errors import InvalidRequest
+from ..errors import Forbidden, InvalidRequest
 from ..media.stills import still_json
 from ..recording.store import Consultation, Links
 from ..signaling.hub import chat_sent
@@ -35,7 +35,8 @@ def link_urls(request: web.Request, links: Links) -> dict[str, Any]:
     return links.urls(request.app[SETTINGS].base_url)
 
 
-def consultation_json(c: Consultation, *, staff: bool) -> dict[str, Any]:
+def consultation_json(c: Consultation, *, role: str) -> dict[str, Any]:
+    """What ``role`` (staff, stylist, customer) may see of a consultation."""
     body: dict[str, Any] = {
         "id": c.id,
         "customer_name": c.customer_name,
@@ -43,11 +44,25 @@ def consultation_json(c: Consultation, *, staff: bool) -> dict[str, Any]:
         "status": c.status,
         "created_at": c.created_at.isoformat(),
         "last_activity_at": c.last_activity_at.isoformat(),
+        "summary": c.summary,
+        "summary_updated_at": _iso(c.summary_updated_at),
     }
-    if staff:
-        body["customer_ref"] = c.customer_ref
+    if role in ("staff", "stylist"):
+        # The stylist's private notes: never to the customer.
         body["notes"] = c.notes
+        body["notes_updated_at"] = _iso(c.notes_updated_at)
+    if role == "staff":
+        body["customer_ref"] = c.customer_ref
     return body
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+class NotesUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    notes: Annotated[str, msgspec.Meta(max_length=20_000)] | None = None
+    summary: Annotated[str, msgspec.Meta(max_length=5_000)] | None = None
 
 
 @routes.post("/api/consultations")
@@ -64,7 +79,7 @@ async def create_consultation(request: web.Request) -> web.Response:
         link_ttl=request.app[SETTINGS].link_ttl,
     )
     return web.json_response(
-        consultation_json(consultation, staff=True) | link_urls(request, links), status=201
+        consultation_json(consultation, role="staff") | link_urls(request, links), status=201
     )
 
 
@@ -76,7 +91,7 @@ async def list_consultations(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "consultations": [
-                consultation_json(c, staff=True) | link_urls(request, await store.links(c.id))
+                consultation_json(c, role="staff") | link_urls(request, await store.links(c.id))
                 for c in found
             ]
         }
@@ -89,7 +104,7 @@ async def get_consultation(request: web.Request) -> web.Response:
     caller = await caller_for(request, consultation_id)
     store = request.app[STORE]
     consultation = await store.get_consultation(consultation_id)
-    body = consultation_json(consultation, staff=caller.staff)
+    body = consultation_json(consultation, role=caller.role)
     if caller.staff:
         body |= link_urls(request, await store.links(consultation_id))
     body["stills"] = [still_json(s) for s in await store.list_stills(consultation_id)]
@@ -104,3 +119,22 @@ async def revoke_links(request: web.Request) -> web.Response:
     links = await request.app[STORE].revoke_links(consultation_id, request.app[SETTINGS].link_ttl)
     await request.app[HUB].revoke(consultation_id)
     return web.json_response({"id": consultation_id} | link_urls(request, links))
+
+
+@routes.put("/api/consultations/{id}/notes")
+async def update_notes(request: web.Request) -> web.Response:
+    """Save the private notes and/or the shared summary (the stylist or staff)."""
+    consultation_id = request.match_info["id"]
+    caller = await caller_for(request, consultation_id)
+    if caller.role == "customer":
+        raise Forbidden("Only the salon edits the notes.")
+    body = await read_json(request, NotesUpdate)
+    if body.notes is None and body.summary is None:
+        raise InvalidRequest("Nothing to save: send notes, summary or both.")
+    consultation = await request.app[STORE].update_notes(
+        consultation_id, notes=body.notes, summary=body.summary
+    )
+    await request.app[HUB].notes_changed(consultation)
+    fields = consultation_json(consultation, role=caller.role)
+    keys = ("notes", "notes_updated_at", "summary", "summary_updated_at")
+    return web.json_response({k: fields[k] for k in keys})

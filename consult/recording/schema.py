@@ -37,10 +37,15 @@ consultations = sa.Table(
     sa.Column("customer_name", sa.String(200), nullable=False),
     sa.Column("customer_ref", sa.String(200), nullable=True, index=True),
     sa.Column("scheduled_at", UTCDateTime(), nullable=True),
+    #: The stylist's private notes: never shown to the customer.
     sa.Column("notes", sa.Text(), nullable=False, server_default=""),
     sa.Column("status", sa.String(16), nullable=False, server_default="open"),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("last_activity_at", UTCDateTime(), nullable=False),
+    #: The agreed design, shared with the customer.
+    sa.Column("summary", sa.Text(), nullable=False, server_default=""),
+    sa.Column("notes_updated_at", UTCDateTime(), nullable=True),
+    sa.Column("summary_updated_at", UTCDateTime(), nullable=True),
 )
 
 links = sa.Table(

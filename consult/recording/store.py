@@ -57,6 +57,9 @@ class Consultation:
     status: Status
     created_at: datetime
     last_activity_at: datetime
+    summary: str = ""
+    notes_updated_at: datetime | None = None
+    summary_updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,24 @@ class Store:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_consultation(row) for row in rows]
+
+    async def update_notes(
+        self, consultation_id: str, *, notes: str | None = None, summary: str | None = None
+    ) -> Consultation:
+        """Save the private notes and/or the shared summary (whole texts, last save wins)."""
+        now = utcnow()
+        values: dict[str, Any] = {"last_activity_at": now}
+        if notes is not None:
+            values |= {"notes": notes, "notes_updated_at": now}
+        if summary is not None:
+            values |= {"summary": summary, "summary_updated_at": now}
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                consultations.update().where(consultations.c.id == consultation_id).values(**values)
+            )
+            if result.rowcount == 0:
+                raise NotFound("No such consultation.")
+        return await self.get_consultation(consultation_id)
 
     async def set_status(self, consultation_id: str, status: Status) -> None:
         """Record the consultation's live status; any change counts as activity."""

@@ -21,11 +21,12 @@ from ..media.ice import IceServer, rtc_configuration
 from ..media.peer import ServerPeer
 from ..media.sdp import check_offer
 from ..media.stills import Stills, best_of_burst, still_json
-from ..recording.store import ChatMessage, Store
+from ..recording.store import ChatMessage, Consultation, Store
 from .messages import (
     CaptureRequest,
     ChatSent,
     Error,
+    NotesChanged,
     Peer,
     ReadMark,
     ServerMessage,
@@ -201,6 +202,17 @@ class Hub:
         messages = [as_dict(chat_sent(m)) for m in await self._store.messages(consultation_id)]
         marks = await self._store.read_marks(consultation_id)
         return messages + [as_dict(ReadMark(seq=seq, by=role)) for role, seq in marks.items()]
+
+    async def notes_changed(self, consultation: Consultation) -> None:
+        """Tell whoever is connected: the stylist gets the notes too, the customer never."""
+        call = self._calls.get(consultation.id)
+        for member in call.members() if call is not None else []:
+            if member.role == "stylist":
+                await member.send(
+                    NotesChanged(summary=consultation.summary, notes=consultation.notes)
+                )
+            else:
+                await member.send(NotesChanged(summary=consultation.summary))
 
     async def broadcast(self, consultation_id: str, message: ServerMessage) -> None:
         """Send ``message`` to everyone in the consultation's call, if anyone is."""

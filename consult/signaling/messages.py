@@ -23,6 +23,7 @@ __all__ = [
     "ChatSent",
     "ClientMessage",
     "Error",
+    "NotesChanged",
     "Offer",
     "Peer",
     "Read",
@@ -161,7 +162,24 @@ class ReadMark(_Message, tag="read"):
     by: Role
 
 
-ServerMessage = Welcome | Answer | Peer | Error | CaptureRequest | StillSaved | ChatSent | ReadMark
+class NotesChanged(_Message, tag="notes"):
+    """The summary (to both) and the private notes (to the stylist only) were saved."""
+
+    summary: str
+    notes: str | msgspec.UnsetType = msgspec.UNSET
+
+
+ServerMessage = (
+    Welcome
+    | Answer
+    | Peer
+    | Error
+    | CaptureRequest
+    | StillSaved
+    | ChatSent
+    | ReadMark
+    | NotesChanged
+)
 
 
 def encode(message: ServerMessage) -> str:

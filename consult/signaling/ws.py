@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from ..api.consultations import consultation_json
 from ..appkeys import HUB, ICE_SERVERS, SETTINGS, STORE
 from ..errors import ConsultError, Disconnect, InvalidToken
 from ..roles import partner_of
@@ -58,13 +59,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         await participant.welcome(
             Welcome(
                 role=grant.role,
-                consultation={
-                    "id": consultation.id,
-                    "customer_name": consultation.customer_name,
-                    "scheduled_at": consultation.scheduled_at.isoformat()
-                    if consultation.scheduled_at
-                    else None,
-                },
+                consultation=consultation_json(consultation, role=grant.role),
                 peer="present" if call.room.member(partner_of(grant.role)) else "absent",
                 ice_servers=[s.to_browser() for s in request.app[ICE_SERVERS]],
                 history=await hub.history(grant.consultation_id),
