@@ -389,3 +389,38 @@ async def test_chat_between_the_pages_with_unread_badge_and_read_receipt(
     await stylist.get_by_test_id("join").click()
     await expect(stylist.get_by_test_id("chat-message")).to_have_count(2)
     await browser.close()
+
+
+async def test_notes_save_as_typed_survive_going_offline_and_share_only_the_summary(
+    launch: Launch, consultation: dict[str, Any], server: Any, http: Any, staff: Any
+) -> None:
+    browser = await launch()
+    customer = await open_page(browser, local(server, consultation["customer_link"]), PHONE)
+    stylist = await open_page(browser, local(server, consultation["stylist_link"]), LAPTOP)
+    for page in (customer, stylist):
+        await ready_to_join(page)
+        await page.get_by_test_id("join").click()
+    await stylist.get_by_test_id("summary").fill("Almond shape, nude shimmer, short")
+    await stylist.get_by_test_id("private-notes").fill("Nail beds thin: no acrylic")
+    await expect(stylist.get_by_test_id("notes-status")).to_have_text("Saved")
+
+    await customer.get_by_test_id("chat-toggle").click()
+    await expect(customer.get_by_test_id("summary-card")).to_contain_text("Almond shape")
+    assert "no acrylic" not in await customer.content()
+
+    # Offline: the keystrokes stay in the page and are saved when the network is back.
+    await stylist.context.set_offline(True)
+    await stylist.get_by_test_id("private-notes").fill("Nail beds thin: no acrylic. Allergic to HEMA")
+    await expect(stylist.get_by_test_id("notes-status")).not_to_have_text("Saved")
+    await stylist.context.set_offline(False)
+    await expect(stylist.get_by_test_id("notes-status")).to_have_text("Saved", timeout=15_000)
+    async with http.get(f"/api/consultations/{consultation['id']}", headers=staff) as r:
+        assert (await r.json())["notes"].endswith("Allergic to HEMA")
+    await stylist.reload()
+    await ready_to_join(stylist)
+    await stylist.get_by_test_id("join").click()
+    await expect(stylist.get_by_test_id("private-notes")).to_have_value(
+        "Nail beds thin: no acrylic. Allergic to HEMA"
+    )
+    await screenshot(stylist, "stylist-console-notes-laptop")
+    await browser.close()

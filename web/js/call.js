@@ -6,6 +6,7 @@ import { CallSession } from "./call-session.js";
 import { watchQuality } from "./quality.js";
 import { showNotice, StillStrip, takePhoto, uploadPhoto } from "./stills.js";
 import { Chat } from "./chat.js";
+import { Notes, showSummary } from "./notes.js";
 
 const [, prefix, token] = location.pathname.split("/");
 const role = prefix === "s" ? "stylist" : "customer";
@@ -18,6 +19,7 @@ let wakeLock = null;
 let stopQuality = null;
 let strip = null;
 let chat = null;
+let notes = null;
 
 function show(section) {
   for (const id of ["lobby", "call", "ended"]) $(id).hidden = id !== section;
@@ -133,6 +135,11 @@ function join() {
     }
   });
   session.addEventListener("message", (event) => onMessage(event.detail));
+  session.addEventListener("welcome", (event) => {
+    const consultation = event.detail.consultation;
+    if (role === "stylist") notes.load(consultation);
+    else showSummary($("summary-card"), consultation.summary);
+  });
   chat = new Chat(session, role, {
     panel: role === "customer" ? $("chat-drawer") : $("chat"),
     list: $("chat-list"),
@@ -163,6 +170,8 @@ async function onMessage(message) {
     } catch (error) {
       flashStatus(error.code ? `error.${error.code}` : "stills.upload_failed");
     }
+  } else if (message.type === "notes" && role === "customer") {
+    showSummary($("summary-card"), message.summary);
   } else if (message.type === "still") {
     if (role === "customer") showNotice(message.still, token);
     else strip.add(message.still);
@@ -221,7 +230,13 @@ async function main() {
   $("console").hidden = role !== "stylist";
   $("capture").hidden = role !== "stylist";
   $("send-photo").hidden = role !== "customer";
-  if (role === "stylist") strip = new StillStrip(token);
+  if (role === "stylist") {
+    strip = new StillStrip(token);
+    notes = new Notes(token, {
+      areas: { summary: $("summary"), notes: $("private-notes") },
+      status: $("notes-status"),
+    });
+  }
   // The customer's chat is a drawer over the call; the stylist's sits in the console.
   if (role === "customer") $("chat-drawer").append($("chat"));
   $("chat-toggle").hidden = role !== "customer";
