@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from .config import Settings, load_staff_key
+from .errors import ConsultError
 from .http import RedactingAccessLogger
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
@@ -59,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--customer-ref", help="the salon's own customer reference")
     create.add_argument("--json", action="store_true", help="print JSON")
 
+    export = sub.add_parser("export", help="write a consultation's record as a ZIP")
+    export.add_argument("id", help="the consultation's id")
+    export.add_argument(
+        "-o", "--output", type=Path, help="the ZIP to write (default ./consultation-ID.zip)"
+    )
+    export.add_argument("--data", type=Path, help="data folder (default ./data)")
+
     listing = sub.add_parser("list", help="list consultations with their links")
     _common(listing)
     listing.add_argument("--customer-ref")
@@ -68,15 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env(
-        host=args.host,
-        port=args.port,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
         data_dir=args.data,
-        public_url=args.public_url,
+        public_url=getattr(args, "public_url", None),
         ice_servers=tuple(getattr(args, "ice_server", ())),
         media_addresses=tuple(getattr(args, "media_address", ())),
         log_level=getattr(args, "log_level", None),
     )
-    if args.command != "serve" and not (args.public_url or args.host or args.port):
+    if args.command in ("create", "list") and not (args.public_url or args.host or args.port):
         # Links point where the service of this data folder last said it serves.
         served = served_url(settings.data_dir)
         if served and "CONSULT_PUBLIC_URL" not in os.environ:
@@ -182,6 +190,34 @@ async def list_(settings: Settings, ref: str | None, as_json: bool) -> None:
         print(f"    stylist:  {row['stylist_link'] or '(expired or revoked)'}")
 
 
+async def export_record(settings: Settings, consultation_id: str, output: Path) -> Path:
+    from .media.stills import Stills
+    from .record import export_files, record_json
+    from .recording.export import write_export
+    from .recording.files import StillFiles
+
+    store = await _with_store(settings)
+    try:
+        consultation = await store.get_consultation(consultation_id)
+        record = await record_json(store, consultation, role="staff", with_paths=True)
+        files = export_files(record, Stills(store, StillFiles(settings.stills_dir)))
+    finally:
+        await store.close()
+
+    def progress(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // total
+        print(
+            f"\rExporting [{'#' * filled}{'.' * (width - filled)}] {done}/{total} files",
+            end="" if done < total else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, write_export, record, files, output, progress)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -195,4 +231,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(create(settings, args.customer_name, args.customer_ref, args.json))
     elif args.command == "list":
         asyncio.run(list_(settings, args.customer_ref, args.json))
+    elif args.command == "export":
+        output = args.output or Path(f"consultation-{args.id}.zip")
+        try:
+            written = asyncio.run(export_record(settings, args.id, output))
+        except ConsultError as exc:
+            print(f"consult: {exc.message}", file=sys.stderr)
+            return 1
+        print(written)
     return 0

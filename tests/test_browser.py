@@ -410,7 +410,9 @@ async def test_notes_save_as_typed_survive_going_offline_and_share_only_the_summ
 
     # Offline: the keystrokes stay in the page and are saved when the network is back.
     await stylist.context.set_offline(True)
-    await stylist.get_by_test_id("private-notes").fill("Nail beds thin: no acrylic. Allergic to HEMA")
+    await stylist.get_by_test_id("private-notes").fill(
+        "Nail beds thin: no acrylic. Allergic to HEMA"
+    )
     await expect(stylist.get_by_test_id("notes-status")).not_to_have_text("Saved")
     await stylist.context.set_offline(False)
     await expect(stylist.get_by_test_id("notes-status")).to_have_text("Saved", timeout=15_000)

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 
-from ..appkeys import HUB, SETTINGS, STORE
+from ..appkeys import HUB, SETTINGS, STILLS, STORE
 from ..auth import caller_for, require_staff
 from ..errors import Forbidden, InvalidRequest
-from ..media.stills import still_json
-from ..recording.store import Consultation, Links
-from ..signaling.hub import chat_sent
-from ..signaling.messages import as_dict
+from ..record import consultation_json, export_files, record_json
+from ..recording.export import write_export
+from ..recording.store import Links
 from .common import read_json
 
 __all__ = ["routes"]
@@ -33,31 +35,6 @@ class NewConsultation(msgspec.Struct, forbid_unknown_fields=True):
 
 def link_urls(request: web.Request, links: Links) -> dict[str, Any]:
     return links.urls(request.app[SETTINGS].base_url)
-
-
-def consultation_json(c: Consultation, *, role: str) -> dict[str, Any]:
-    """What ``role`` (staff, stylist, customer) may see of a consultation."""
-    body: dict[str, Any] = {
-        "id": c.id,
-        "customer_name": c.customer_name,
-        "scheduled_at": c.scheduled_at.isoformat() if c.scheduled_at else None,
-        "status": c.status,
-        "created_at": c.created_at.isoformat(),
-        "last_activity_at": c.last_activity_at.isoformat(),
-        "summary": c.summary,
-        "summary_updated_at": _iso(c.summary_updated_at),
-    }
-    if role in ("staff", "stylist"):
-        # The stylist's private notes: never to the customer.
-        body["notes"] = c.notes
-        body["notes_updated_at"] = _iso(c.notes_updated_at)
-    if role == "staff":
-        body["customer_ref"] = c.customer_ref
-    return body
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 class NotesUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -104,11 +81,9 @@ async def get_consultation(request: web.Request) -> web.Response:
     caller = await caller_for(request, consultation_id)
     store = request.app[STORE]
     consultation = await store.get_consultation(consultation_id)
-    body = consultation_json(consultation, role=caller.role)
+    body = await record_json(store, consultation, role=caller.role)
     if caller.staff:
         body |= link_urls(request, await store.links(consultation_id))
-    body["stills"] = [still_json(s) for s in await store.list_stills(consultation_id)]
-    body["messages"] = [as_dict(chat_sent(m)) for m in await store.messages(consultation_id)]
     return web.json_response(body)
 
 
@@ -138,3 +113,33 @@ async def update_notes(request: web.Request) -> web.Response:
     fields = consultation_json(consultation, role=caller.role)
     keys = ("notes", "notes_updated_at", "summary", "summary_updated_at")
     return web.json_response({k: fields[k] for k in keys})
+
+
+@routes.get("/api/consultations/{id}/export")
+async def export(request: web.Request) -> web.StreamResponse:
+    """The record as a self-contained ZIP (the private notes only for the salon)."""
+    consultation_id = request.match_info["id"]
+    caller = await caller_for(request, consultation_id)
+    store = request.app[STORE]
+    consultation = await store.get_consultation(consultation_id)
+    record = await record_json(store, consultation, role=caller.role, with_paths=True)
+    files = export_files(record, request.app[STILLS])
+    loop = asyncio.get_running_loop()
+    with tempfile.TemporaryDirectory() as folder:
+        path = await loop.run_in_executor(
+            None, write_export, record, files, Path(folder) / "export.zip"
+        )
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "application/zip",
+                "Content-Disposition": f'attachment; filename="consultation-{consultation_id}.zip"',
+                "Cache-Control": "no-store",
+            }
+        )
+        response.content_length = path.stat().st_size
+        await response.prepare(request)
+        with path.open("rb") as f:
+            while chunk := await loop.run_in_executor(None, f.read, 256 * 1024):
+                await response.write(chunk)
+        await response.write_eof()
+    return response

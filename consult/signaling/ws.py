@@ -6,9 +6,9 @@ import logging
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..api.consultations import consultation_json
 from ..appkeys import HUB, ICE_SERVERS, SETTINGS, STORE
 from ..errors import ConsultError, Disconnect, InvalidToken
+from ..record import consultation_json
 from ..roles import partner_of
 from .messages import (
     Answer,

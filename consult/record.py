@@ -1,0 +1,71 @@
+"""A consultation's record as its readers may see it: staff, the stylist or the customer.
+
+One place decides what each role sees (the private notes never reach the customer); the API,
+the websocket's welcome and the export all use it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from .media.stills import Stills, still_json
+from .recording.export import ExportFile
+from .recording.store import Consultation, Store
+from .signaling.hub import chat_sent
+from .signaling.messages import as_dict
+
+__all__ = ["consultation_json", "export_files", "record_json"]
+
+
+def consultation_json(c: Consultation, *, role: str) -> dict[str, Any]:
+    """What ``role`` (staff, stylist, customer) may see of a consultation."""
+    body: dict[str, Any] = {
+        "id": c.id,
+        "customer_name": c.customer_name,
+        "scheduled_at": c.scheduled_at.isoformat() if c.scheduled_at else None,
+        "status": c.status,
+        "created_at": c.created_at.isoformat(),
+        "last_activity_at": c.last_activity_at.isoformat(),
+        "summary": c.summary,
+        "summary_updated_at": _iso(c.summary_updated_at),
+    }
+    if role in ("staff", "stylist"):
+        # The stylist's private notes: never to the customer.
+        body["notes"] = c.notes
+        body["notes_updated_at"] = _iso(c.notes_updated_at)
+    if role == "staff":
+        body["customer_ref"] = c.customer_ref
+    return body
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+async def record_json(
+    store: Store, consultation: Consultation, *, role: str, with_paths: bool = False
+) -> dict[str, Any]:
+    """The consultation with its stills (newest first) and chat transcript (in order).
+
+    ``with_paths`` adds each still's ``file_path`` in the stills folder, for the export.
+    """
+    body = consultation_json(consultation, role=role)
+    body["stills"] = [
+        still_json(s) | ({"file_path": s.file} if with_paths else {})
+        for s in await store.list_stills(consultation.id)
+    ]
+    body["messages"] = [as_dict(chat_sent(m)) for m in await store.messages(consultation.id)]
+    return body
+
+
+def export_files(record: dict[str, Any], stills: Stills) -> list[ExportFile]:
+    """Point each still of ``record`` at its original inside the archive (``originals/...``)
+    and list the files to put there."""
+    files = []
+    for still in record["stills"]:
+        extension = "png" if still["media_type"] == "image/png" else "jpg"
+        name = f"originals/{still['id']}.{extension}"
+        files.append(ExportFile(stills.path(still.pop("file_path")), name))
+        still["file"] = name
+    return files

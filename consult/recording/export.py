@@ -1,0 +1,111 @@
+"""A consultation's record as one self-contained ZIP: ``record.json``, the original images and an
+``index.html`` that shows the record offline, from the folder it is unpacked into.
+
+The originals go in byte for byte (stored, not recompressed); ``record.json`` lists them with
+their SHA-256, so anyone can check them. Synchronous: run it in an executor.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ExportFile", "write_export"]
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """A still's original to include: its path on disk and its name in the archive."""
+
+    path: Path
+    name: str
+
+
+def write_export(
+    record: dict[str, Any],
+    files: Sequence[ExportFile],
+    out: Path,
+    progress: Progress | None = None,
+) -> Path:
+    """Write the ZIP to ``out`` atomically (a temp file beside it, then a rename)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    total = len(files) + 2
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("record.json", json.dumps(record, indent=2, ensure_ascii=False))
+            if progress:
+                progress(1, total)
+            for done, item in enumerate(files, start=2):
+                # Images are compressed already: store them as they are.
+                archive.write(item.path, item.name, compress_type=zipfile.ZIP_STORED)
+                if progress:
+                    progress(done, total)
+            archive.writestr("index.html", render_html(record))
+            if progress:
+                progress(total, total)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def render_html(record: dict[str, Any]) -> str:
+    """The record as one static page: no script, no network, images from the archive."""
+    e = html.escape
+    stills = "".join(
+        f'<figure><a href="{e(s["file"])}"><img src="{e(s["file"])}" alt=""></a>'
+        f"<figcaption>{e(s['source'])} · {s['width']}&times;{s['height']} · "
+        f"{e(s['created_at'][:19].replace('T', ' '))}"
+        f"{' · ' + e(', '.join(s['flags'])) if s['flags'] else ''}"
+        f"<br><small>SHA-256 {e(s['sha256'])}</small></figcaption></figure>"
+        for s in record.get("stills", [])
+    )
+    messages = "".join(
+        f'<li class="{e(m["from"])}"><b>{e(m["from"])}</b> '
+        f"<time>{e(m['at'][:16].replace('T', ' '))}</time><p>{e(m['text'])}</p></li>"
+        for m in record.get("messages", [])
+    )
+    notes = (
+        f"<h2>Private notes</h2><p class=text>{e(record['notes'])}</p>"
+        if record.get("notes")
+        else ""
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Consultation: {e(record["customer_name"])}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
+       color: #222; }}
+figure {{ display: inline-block; margin: 0 1rem 1rem 0; max-width: 18rem; vertical-align: top; }}
+figure img {{ max-width: 100%; border-radius: 6px; }}
+figcaption small {{ word-break: break-all; color: #666; }}
+ul.chat {{ list-style: none; padding: 0; }} ul.chat li {{ margin: 0.5rem 0; }}
+ul.chat p, .text {{ white-space: pre-wrap; margin: 0.2rem 0; }}
+time {{ color: #666; font-size: 0.85em; }}
+</style></head><body>
+<h1>Consultation: {e(record["customer_name"])}</h1>
+<p>Created {e(record["created_at"][:16].replace("T", " "))} UTC{
+        " · appointment " + e(record["scheduled_at"][:16].replace("T", " ")) + " UTC"
+        if record.get("scheduled_at")
+        else ""
+    }</p>
+<h2>Summary</h2><p class=text>{e(record.get("summary") or "") or "&ndash;"}</p>
+{notes}
+<h2>Stills</h2>{stills or "<p>None.</p>"}
+<h2>Chat</h2><ul class=chat>{messages or "<li>None.</li>"}</ul>
+</body></html>
+"""

@@ -1,0 +1,150 @@
+"""A consultation's record as a self-contained ZIP: over HTTP, from the command line, offline."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import cv2
+import pytest
+from playwright.async_api import expect
+
+from consult.config import Settings
+
+from .browser import PHONE, Launch, screenshot
+from .client import CallClient
+from .conftest import STAFF_KEY, create_consultation, token_of
+from .fake_camera import HANDS, load_photo
+from .media import PhotoTrack
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+async def recorded(
+    http: aiohttp.ClientSession, clients: Any, consultation: dict[str, Any], staff: dict[str, str]
+) -> dict[str, Any]:
+    """A consultation with both kinds of still, a chat and notes."""
+    photo = load_photo(HANDS / "thumb_up_blue_bg_640x521.jpg")
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    await customer.connect()
+    await customer.start_media(PhotoTrack(photo, 640, 480))
+    await stylist.connect()
+    await stylist.start_media()
+    await stylist.wait_for(lambda: any(not s.card for s in stylist.received.video), 15)
+    await stylist.send({"type": "capture"})
+    request = await customer.expect("capture-request")
+    _ok, png = cv2.imencode(".png", photo)
+    headers = {"Authorization": f"Bearer {token_of(consultation['customer_link'])}",
+               "Content-Type": "image/png"}  # fmt: skip
+    async with http.post(request["upload_url"], data=bytes(png), headers=headers) as r:
+        assert r.status == 201
+    for _ in range(2):
+        await stylist.expect("still", timeout=15)
+    await customer.send({"type": "chat", "text": "Can we do <b>almond</b>?", "id": "1"})
+    await stylist.expect("chat")
+    async with http.put(
+        f"/api/consultations/{consultation['id']}/notes",
+        json={"summary": "Almond, nude", "notes": "PRIVATE: thin nails"},
+        headers=staff,
+    ) as r:
+        assert r.status == 200
+    return consultation
+
+
+async def download(
+    http: aiohttp.ClientSession, consultation: dict[str, Any], **kw: Any
+) -> zipfile.ZipFile:
+    async with http.get(f"/api/consultations/{consultation['id']}/export", **kw) as r:
+        assert r.status == 200, await r.text()
+        assert r.content_type == "application/zip"
+        assert "attachment" in r.headers["Content-Disposition"]
+        return zipfile.ZipFile(io.BytesIO(await r.read()))
+
+
+async def test_export_holds_the_record_and_byte_identical_originals(
+    http: aiohttp.ClientSession, recorded: dict[str, Any], staff: dict[str, str]
+) -> None:
+    archive = await download(http, recorded, headers=staff)
+    record = json.loads(archive.read("record.json"))
+    assert record["summary"] == "Almond, nude" and record["notes"] == "PRIVATE: thin nails"
+    assert [m["text"] for m in record["messages"]] == ["Can we do <b>almond</b>?"]
+    assert {s["source"] for s in record["stills"]} == {"camera", "stream"}
+    for still in record["stills"]:
+        data = archive.read(still["file"])
+        assert hashlib.sha256(data).hexdigest() == still["sha256"]
+        async with http.get(still["url"], headers=staff) as r:
+            assert await r.read() == data
+    page = archive.read("index.html").decode()
+    assert "&lt;b&gt;almond&lt;/b&gt;" in page  # the chat is escaped, not markup
+    assert all(s["file"] in page for s in record["stills"])
+    assert "http" not in page.replace("http-equiv", "")  # nothing to fetch from anywhere
+
+
+async def test_the_customers_export_has_no_private_notes(
+    http: aiohttp.ClientSession, recorded: dict[str, Any], staff: dict[str, str]
+) -> None:
+    archive = await download(http, recorded, params={"token": token_of(recorded["customer_link"])})
+    record = json.loads(archive.read("record.json"))
+    assert "notes" not in record
+    assert "PRIVATE" not in archive.read("index.html").decode()
+    other = await create_consultation(http, staff, customer_name="Other")
+    async with http.get(
+        f"/api/consultations/{recorded['id']}/export",
+        params={"token": token_of(other["customer_link"])},
+    ) as r:
+        assert r.status == 403
+
+
+async def test_the_command_line_export_with_progress(
+    recorded: dict[str, Any], settings: Settings, tmp_path: Path
+) -> None:
+    out = tmp_path / "out" / "record.zip"
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "consult", "export", recorded["id"], "-o", str(out),
+         "--data", str(settings.data_dir)],
+        capture_output=True, text=True, env={"CONSULT_STAFF_KEY": STAFF_KEY, "PATH": ""},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Exporting [" in result.stderr and "4/4 files" in result.stderr
+    with zipfile.ZipFile(out) as archive:
+        assert sorted(n.split("/")[0] for n in archive.namelist()) == [
+            "index.html", "originals", "originals", "record.json"
+        ]  # fmt: skip
+    missing = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "consult", "export", "nope", "-o", str(tmp_path / "x.zip"),
+         "--data", str(settings.data_dir)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert missing.returncode == 1 and "No such consultation" in missing.stderr
+    assert not (tmp_path / "x.zip").exists()
+
+
+async def test_the_export_opens_offline_in_a_browser(
+    http: aiohttp.ClientSession, recorded: dict[str, Any], staff: dict[str, str],
+    launch: Launch, tmp_path: Path,
+) -> None:  # fmt: skip
+    archive = await download(http, recorded, headers=staff)
+    archive.extractall(tmp_path / "unpacked")
+    browser = await launch()
+    page = await browser.new_page(viewport=PHONE)
+    await page.goto((tmp_path / "unpacked" / "index.html").as_uri())
+    await expect(page.locator("h1")).to_contain_text("Jane Doe")
+    await expect(page.locator("ul.chat")).to_contain_text("Can we do <b>almond</b>?")
+    await page.wait_for_function(
+        "() => document.images.length === 2"
+        " && [...document.images].every((i) => i.naturalWidth > 0)"
+    )
+    await screenshot(page, "export-offline-phone")
+    await browser.close()
