@@ -71,7 +71,7 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
-_TOKEN_IN_PATH = re.compile(r"^/([cs])/[^/?]+")
+_TOKEN_IN_PATH = re.compile(r"^/([cs])/[^/?]+")  # /c/<token>, /c/<token>/record
 _TOKEN_IN_QUERY = re.compile(r"(token=)[^&]*")
 
 

@@ -20,7 +20,7 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_ROOT / "index.html")
 
 
-async def call_page(request: web.Request) -> web.StreamResponse:
+async def _link_page(request: web.Request, page: str) -> web.StreamResponse:
     role = ROLE_BY_PREFIX[request.match_info["prefix"]]
     try:
         grant = await request.app[STORE].resolve_token(request.match_info["token"])
@@ -31,7 +31,23 @@ async def call_page(request: web.Request) -> web.StreamResponse:
         response = web.FileResponse(WEB_ROOT / "invalid-link.html")
         response.set_status(404)
         return response
-    response = web.FileResponse(WEB_ROOT / "call.html")
+    response = web.FileResponse(WEB_ROOT / page)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def call_page(request: web.Request) -> web.StreamResponse:
+    return await _link_page(request, "call.html")
+
+
+async def link_record_page(request: web.Request) -> web.StreamResponse:
+    """The record behind a link: the customer reviews their consultation from the same link."""
+    return await _link_page(request, "record.html")
+
+
+async def record_page(request: web.Request) -> web.FileResponse:
+    """The record for signed-in staff; the page asks the API, which checks the session."""
+    response = web.FileResponse(WEB_ROOT / "record.html")
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -39,4 +55,6 @@ async def call_page(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", index)
     app.router.add_get(r"/{prefix:[cs]}/{token}", call_page)
+    app.router.add_get(r"/{prefix:[cs]}/{token}/record", link_record_page)
+    app.router.add_get("/r/{id}", record_page)
     app.router.add_static("/static/", WEB_ROOT, follow_symlinks=False)

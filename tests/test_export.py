@@ -148,3 +148,53 @@ async def test_the_export_opens_offline_in_a_browser(
     )
     await screenshot(page, "export-offline-phone")
     await browser.close()
+
+
+async def test_the_record_page_for_staff_and_for_the_customer(
+    http: aiohttp.ClientSession, recorded: dict[str, Any], staff: dict[str, str],
+    launch: Launch, server: Any,
+) -> None:  # fmt: skip
+    browser = await launch()
+    context = await browser.new_context(viewport=PHONE)
+    page = await context.new_page()
+
+    # Staff, signed in (the session cookie), with the customer's other consultations.
+    for _ in range(2):
+        await create_consultation(http, staff, customer_name="Mei", customer_ref="C-9")
+    async with http.get("/api/consultations", params={"customer_ref": "C-9"}, headers=staff) as r:
+        latest = (await r.json())["consultations"][0]
+    await page.goto(str(server.make_url(f"/r/{recorded['id']}")))
+    await expect(page.get_by_test_id("record-message")).to_have_text(
+        "Sign in on the dashboard to see this record."
+    )
+    signed = await context.request.post(
+        str(server.make_url("/api/session")), data={"staff_key": STAFF_KEY}
+    )
+    assert signed.ok
+    await page.goto(str(server.make_url(f"/r/{recorded['id']}")))
+    await expect(page.get_by_test_id("record-title")).to_have_text("Jane Doe")
+    await expect(page.get_by_test_id("record-summary")).to_have_text("Almond, nude")
+    await expect(page.get_by_test_id("record-notes")).to_have_text("PRIVATE: thin nails")
+    await expect(page.get_by_test_id("still")).to_have_count(2)
+    await expect(page.get_by_test_id("record-chat-message")).to_contain_text("almond")
+    await page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=still] img')]"
+        ".every((i) => i.naturalWidth > 0)"
+    )
+    await screenshot(page, "record-staff-phone")
+    await page.goto(str(server.make_url(f"/r/{latest['id']}")))
+    await expect(page.get_by_test_id("record-history-item")).to_have_count(2)
+
+    # The customer, from their own link: the summary, never the private notes.
+    customer = await browser.new_page(viewport=PHONE)
+    link = str(server.make_url(f"/c/{token_of(recorded['customer_link'])}/record"))
+    await customer.goto(link)
+    await expect(customer.get_by_test_id("record-summary")).to_have_text("Almond, nude")
+    await expect(customer.get_by_test_id("still")).to_have_count(2)
+    assert "PRIVATE" not in await customer.content()
+    await customer.locator("[data-testid=still][data-source=camera]").click()
+    await customer.wait_for_function(
+        "() => document.querySelector('[data-testid=viewer-image]').naturalWidth === 640"
+    )
+    await screenshot(customer, "record-customer-viewer-phone")
+    await browser.close()

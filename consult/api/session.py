@@ -8,7 +8,8 @@ import msgspec
 from aiohttp import web
 
 from ..appkeys import STORE
-from ..auth import sign_in, sign_out, signed_in
+from ..auth import credential, sign_in, sign_out, signed_in
+from ..errors import InvalidToken
 from .common import read_json
 
 __all__ = ["routes"]
@@ -36,6 +37,16 @@ async def create_session(request: web.Request) -> web.Response:
 async def delete_session(request: web.Request) -> web.Response:
     await sign_out(request)
     return web.json_response({"staff": False})
+
+
+@routes.get("/api/link")
+async def link(request: web.Request) -> web.Response:
+    """What a link token opens: its consultation and role (for pages that only have the link)."""
+    value = credential(request)
+    if value is None:
+        raise InvalidToken()
+    grant = await request.app[STORE].resolve_token(value)
+    return web.json_response({"consultation_id": grant.consultation_id, "role": grant.role})
 
 
 @routes.get("/healthz")

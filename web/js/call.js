@@ -226,6 +226,7 @@ async function main() {
   document.body.dataset.role = role;
   setText($("lobby-title"), `lobby.title.${role}`);
   $("lobby-intro").hidden = role !== "customer";
+  $("record-link").href = `${location.pathname.replace(/\/$/, "")}/record`;
   $("guide").hidden = role !== "customer";
   $("console").hidden = role !== "stylist";
   $("capture").hidden = role !== "stylist";

@@ -79,7 +79,11 @@ function render() {
         customer.value = c.customer_link;
         customer.dataset.testid = "customer-link";
         customer.addEventListener("focus", () => customer.select());
-        box.append(copyButton, open, customer);
+        const record = document.createElement("a");
+        record.href = `/r/${c.id}`;
+        record.dataset.testid = "open-record";
+        setText(record, "dash.open_record");
+        box.append(copyButton, open, record, customer);
       } else {
         const gone = document.createElement("span");
         setText(gone, "dash.link_gone");

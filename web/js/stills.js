@@ -43,7 +43,9 @@ export async function uploadPhoto(url, token, blob) {
   return (await response.json()).still;
 }
 
+// Staff pages authenticate with their session cookie: no token to add.
 export function withToken(url, token, extra = "") {
+  if (!token) return extra ? `${url}?${extra.slice(1)}` : url;
   return `${url}?token=${encodeURIComponent(token)}${extra}`;
 }
 
@@ -107,7 +109,7 @@ export class StillStrip {
 }
 
 // Full resolution with zoom and pan. 100% is one image pixel per screen pixel.
-class Viewer {
+export class Viewer {
   constructor(token) {
     this.token = token;
     this.scale = 1;

@@ -1,0 +1,84 @@
+// A consultation's record for review: staff at /r/<id> (signed in), the customer at
+// /c/<token>/record. Stills (full-resolution viewer, original download), summary, chat, and for
+// staff the private notes and every consultation of the same customer.
+import { language, setText, startI18n } from "./i18n.js";
+import { StillStrip, withToken } from "./stills.js";
+
+const $ = (id) => document.getElementById(id);
+const parts = location.pathname.split("/");
+const token = parts[1] === "c" ? parts[2] : null;
+const consultationId = parts[1] === "r" ? parts[2] : null;
+
+async function api(path) {
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  const response = await fetch(path, { headers, credentials: "same-origin" });
+  if (!response.ok) throw Object.assign(new Error(response.statusText), { status: response.status });
+  return response.json();
+}
+
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString(language()) : "";
+}
+
+function render(record) {
+  document.title = record.customer_name;
+  $("record-title").textContent = record.customer_name;
+  $("record-when").textContent = when(record.scheduled_at || record.created_at);
+  $("record-summary").textContent = record.summary || "–";
+  $("record-notes-card").hidden = record.notes === undefined;
+  $("record-notes").textContent = record.notes || "–";
+  const strip = new StillStrip(token);
+  for (const still of record.stills.slice().reverse()) strip.add(still);
+  $("stills-empty").hidden = record.stills.length > 0;
+  $("record-chat-empty").hidden = record.messages.length > 0;
+  $("record-chat").replaceChildren(
+    ...record.messages.map((m) => {
+      const li = document.createElement("li");
+      li.className = m.from === "stylist" ? "mine" : "theirs";
+      li.dataset.testid = "record-chat-message";
+      const text = document.createElement("span");
+      text.className = "text";
+      text.textContent = m.text;
+      const meta = document.createElement("span");
+      meta.className = "meta";
+      setText(meta, `record.from.${m.from}`, { time: when(m.at) });
+      li.append(text, meta);
+      return li;
+    }),
+  );
+  $("record-export").href = withToken(`/api/consultations/${record.id}/export`, token);
+  $("record").hidden = false;
+}
+
+async function renderHistory(record) {
+  if (token || !record.customer_ref) return;
+  const { consultations } = await api(`/api/consultations?customer_ref=${encodeURIComponent(record.customer_ref)}`);
+  const ordered = consultations.slice().sort((a, b) => a.created_at.localeCompare(b.created_at));
+  $("record-history").replaceChildren(
+    ...ordered.map((c) => {
+      const li = document.createElement("li");
+      li.dataset.testid = "record-history-item";
+      const link = document.createElement("a");
+      link.href = `/r/${c.id}`;
+      link.textContent = `${when(c.scheduled_at || c.created_at)}${c.summary ? ` · ${c.summary}` : ""}`;
+      if (c.id === record.id) li.setAttribute("aria-current", "page");
+      li.append(link);
+      return li;
+    }),
+  );
+  $("record-history-card").hidden = false;
+}
+
+async function main() {
+  await startI18n();
+  try {
+    const id = consultationId || (await api("/api/link")).consultation_id;
+    const record = await api(`/api/consultations/${id}`);
+    render(record);
+    await renderHistory(record);
+  } catch (error) {
+    setText($("record-message"), error.status === 401 ? "record.sign_in" : "record.not_found");
+  }
+}
+
+main();
