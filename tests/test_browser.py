@@ -177,6 +177,9 @@ async def test_page_reconnects_by_itself_when_its_websocket_is_killed(
         lambda: any(not s.card and s.at > killed + 0.2 for s in stylist.received.video), 15
     )
     back_after = time.monotonic() - killed
+    artifact("reconnect-metrics.json").write_text(
+        json.dumps({"websocket_killed_to_customer_video_back_ms": round(back_after * 1000)})
+    )
     assert back_after < 8
     assert "Connection lost. Reconnecting…" in await page.evaluate("() => window.__statuses")
     await expect(page.get_by_test_id("call-status")).to_be_hidden()
