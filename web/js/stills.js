@@ -1,6 +1,6 @@
 // Stills in the pages: the customer's camera photo for a capture, the notice that a photo was
 // taken, the console's strip of stills and the full-resolution viewer. docs/stills.md.
-import { setText, t } from "./i18n.js";
+import { setText, t, translate } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -108,9 +108,37 @@ export class StillStrip {
   }
 }
 
+const VIEWER = `
+  <div class="viewer-bar">
+    <button id="viewer-fit" data-testid="viewer-fit" data-i18n="stills.fit"></button>
+    <button id="viewer-actual" data-testid="viewer-actual" data-i18n="stills.actual"></button>
+    <button id="viewer-out" data-i18n-aria-label="stills.zoom_out">\u2212</button>
+    <button id="viewer-in" data-i18n-aria-label="stills.zoom_in">+</button>
+    <span id="viewer-zoom" data-testid="viewer-zoom"></span>
+    <a id="viewer-download" class="button" data-testid="viewer-download" data-i18n="stills.download"></a>
+    <button id="viewer-close" data-testid="viewer-close" data-i18n="stills.close"></button>
+  </div>
+  <div id="viewer-frame" class="viewer-frame"><img id="viewer-image" data-testid="viewer-image" alt=""></div>
+  <dl id="viewer-details" class="viewer-details" data-testid="viewer-details"></dl>`;
+
+// One viewer per page, made on first use.
+function mountViewer() {
+  const viewer = document.createElement("div");
+  viewer.id = "viewer";
+  viewer.className = "viewer";
+  viewer.dataset.testid = "viewer";
+  viewer.setAttribute("role", "dialog");
+  viewer.setAttribute("aria-modal", "true");
+  viewer.hidden = true;
+  viewer.innerHTML = VIEWER;
+  translate(viewer);
+  document.body.append(viewer);
+}
+
 // Full resolution with zoom and pan. 100% is one image pixel per screen pixel.
 export class Viewer {
   constructor(token) {
+    if (!$("viewer")) mountViewer();
     this.token = token;
     this.scale = 1;
     this.x = 0;
