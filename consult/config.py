@@ -22,13 +22,15 @@ DEFAULT_DATA = Path("data")
 class Bitrates:
     """Video bitrates (kbps) written into the answer's fmtp as ``x-google-*-bitrate``.
 
-    Browsers otherwise start near 300 kbps against aiortc and scale a 720p camera down to
-    640x360 for many seconds; ``start`` and ``min`` lift them to full size at once. ``min``
-    is also a floor under congestion: see docs/media.md for the trade-off on weak uplinks.
+    Browsers otherwise start near 300 kbps against aiortc and scale a 720p camera down (or,
+    holding resolution, drop to a few fps) for many seconds; ``start`` lifts them to full size
+    and frame rate at once. ``min`` is a floor under the browser's congestion control: set at
+    or above a customer's uplink it freezes their video for most of the call, so it stays low
+    (docs/media.md has the measurements).
     """
 
     start: int = 3000
-    min: int = 1500
+    min: int = 300
     max: int = 8000
 
     def __post_init__(self) -> None:
