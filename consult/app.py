@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -14,7 +15,8 @@ from .auth import setup_sessions
 from .config import Settings, load_staff_key
 from .http import errors_middleware, security_headers
 from .keyfiles import read_or_create
-from .media import ice, internals
+from .media import ice, internals, placeholder
+from .media.peer import WAITING_TEXT
 from .media.stills import Limits, Stills
 from .recording.files import StillFiles
 from .recording.store import Store
@@ -43,6 +45,11 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+async def _draw_cards(app: web.Application) -> None:
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, placeholder.prepare, list(WAITING_TEXT.values()))
+
+
 async def _hub(app: web.Application) -> AsyncIterator[None]:
     app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[ICE_SERVERS])
     yield
@@ -66,6 +73,7 @@ def create_app(settings: Settings) -> web.Application:
         secure=settings.base_url.startswith("https://"),
     )
     app.cleanup_ctx.extend([_store, _hub])
+    app.on_startup.append(_draw_cards)
     app.on_shutdown.append(_close_calls)
     api.add_routes(app)
     app.router.add_get("/ws", websocket)

@@ -8,7 +8,7 @@ import av
 import cv2
 import numpy as np
 
-__all__ = ["AUDIO_RATE", "AUDIO_SAMPLES", "card_frame", "silence_frame"]
+__all__ = ["AUDIO_RATE", "AUDIO_SAMPLES", "card_frame", "prepare", "silence_frame"]
 
 AUDIO_RATE = 48000
 #: 20 ms, Opus's packet time: what aiortc's decoder delivers for a partner too.
@@ -36,6 +36,12 @@ def _card_yuv(text: str) -> np.ndarray:
     )
     cv2.circle(image, (width // 2, height // 2 - 60), 14, (170, 150, 230), -1, cv2.LINE_AA)
     return cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)
+
+
+def prepare(texts: list[str]) -> None:
+    """Draw the cards ahead (in an executor at start-up): no OpenCV inside a track's recv()."""
+    for text in texts:
+        _card_yuv(text)
 
 
 def card_frame(text: str) -> av.VideoFrame:
