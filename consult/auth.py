@@ -57,13 +57,17 @@ def setup_sessions(app: web.Application, key: bytes, *, secure: bool) -> None:
     aiohttp_session.setup(app, storage)
 
 
-def credential(request: web.Request) -> str | None:
-    """The Bearer credential, else a ``token`` query parameter (for <img> and links)."""
+def bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.query.get("token") or None
+    return None
+
+
+def credential(request: web.Request) -> str | None:
+    """The Bearer credential, else a ``token`` query parameter (for <img> and links)."""
+    return bearer(request) or request.query.get("token") or None
 
 
 def _fingerprint(request: web.Request) -> str:
@@ -95,10 +99,12 @@ async def sign_out(request: web.Request) -> None:
 
 
 async def require_staff(request: web.Request) -> Caller:
-    value = credential(request)
+    # The staff key only ever in a header (or the session): never in a URL, where it would be
+    # kept in histories and proxies' logs.
+    value = bearer(request)
     if value is not None and _is_staff_key(request, value):
         return Caller("staff")
-    if value is None and await signed_in(request):
+    if credential(request) is None and await signed_in(request):
         return Caller("staff")
     raise Unauthorized()
 
@@ -110,7 +116,7 @@ async def caller_for(request: web.Request, consultation_id: str) -> Caller:
         if await signed_in(request):
             return Caller("staff")
         raise Unauthorized("A staff key or a consultation link is required.")
-    if _is_staff_key(request, value):
+    if value == bearer(request) and _is_staff_key(request, value):
         return Caller("staff")
     grant = await request.app[STORE].resolve_token(value)
     if grant.consultation_id != consultation_id:

@@ -1,0 +1,92 @@
+"""Every endpoint with every kind of caller: a link never opens another consultation, the
+customer never reaches the salon's side, a revoked link opens nothing, nothing answers 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import cv2
+import numpy as np
+import pytest
+
+from consult.appkeys import STORE
+
+from .conftest import STAFF_KEY, create_consultation, token_of
+
+# (method, path, JSON body); {id} is the consultation, {still} one of its stills.
+ENDPOINTS = [
+    ("GET", "/api/consultations", None),
+    ("POST", "/api/consultations", {"customer_name": "X"}),
+    ("GET", "/api/consultations/{id}", None),
+    ("PUT", "/api/consultations/{id}/notes", {"summary": "s"}),
+    ("GET", "/api/consultations/{id}/export", None),
+    ("GET", "/api/stills/{still}", None),
+    ("GET", "/api/stills/{still}/thumb", None),
+    ("POST", "/api/consultations/{id}/revoke-links", None),
+]
+CALLERS = ["nobody", "staff", "customer", "stylist", "other-customer", "other-stylist", "revoked"]
+STAFF_ONLY = {"/api/consultations", "/api/consultations/{id}/revoke-links"}
+
+
+def expected(method: str, path: str, caller: str, how: str) -> int:
+    if caller in ("nobody", "revoked"):
+        return 401
+    if caller == "staff" and how == "query":
+        return 401  # the staff key is never taken from a URL
+    if path in STAFF_ONLY and caller != "staff":
+        return 401  # a link is not a staff key
+    if caller.startswith("other-"):
+        return 403  # a valid link, of another consultation
+    if path.endswith("/notes") and caller == "customer":
+        return 403
+    return 201 if path == "/api/consultations" and method == "POST" else 200
+
+
+@pytest.fixture
+async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any) -> dict[str, Any]:
+    """Two consultations, a still of the first, and a revoked link."""
+    mine = await create_consultation(http, staff)
+    other = await create_consultation(http, staff, customer_name="Other")
+    gone = await create_consultation(http, staff, customer_name="Gone")
+    async with http.post(f"/api/consultations/{gone['id']}/revoke-links", headers=staff) as r:
+        assert r.status == 200
+    capture = await server.app[STORE].create_capture(mine["id"], "stylist")
+    _ok, png = cv2.imencode(".png", np.full((48, 64, 3), 120, np.uint8))
+    async with http.post(
+        f"/api/consultations/{mine['id']}/stills",
+        params={"capture": capture.id},
+        data=bytes(png),
+        headers={**staff, "Content-Type": "image/png"},
+    ) as r:
+        assert r.status == 201, await r.text()
+        still = (await r.json())["still"]
+    tokens = {
+        "nobody": None,
+        "staff": STAFF_KEY,
+        "customer": token_of(mine["customer_link"]),
+        "stylist": token_of(mine["stylist_link"]),
+        "other-customer": token_of(other["customer_link"]),
+        "other-stylist": token_of(other["stylist_link"]),
+        "revoked": token_of(gone["customer_link"]),
+    }
+    return {"id": mine["id"], "still": still["id"], "tokens": tokens}
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("how", ["bearer", "query"])
+async def test_every_endpoint_with_every_caller(
+    http: aiohttp.ClientSession, world: dict[str, Any], caller: str, how: str
+) -> None:
+    token = world["tokens"][caller]
+    for method, path, body in ENDPOINTS:
+        url = path.format(id=world["id"], still=world["still"])
+        headers = {"Authorization": f"Bearer {token}"} if token and how == "bearer" else {}
+        params = {"token": token} if token and how == "query" else {}
+        async with http.request(method, url, json=body, headers=headers, params=params) as r:
+            want = expected(method, path, caller, how)
+            assert r.status == want, (method, path, caller, how, await r.text())
+            if r.status >= 400:
+                assert (await r.json())["error"]["code"]
+            elif caller == "customer" and r.content_type == "application/json":
+                assert "notes" not in await r.json()
