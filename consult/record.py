@@ -55,7 +55,11 @@ async def record_json(
         still_json(s) | ({"file_path": s.file} if with_paths else {})
         for s in await store.list_stills(consultation.id)
     ]
-    body["messages"] = [as_dict(chat_sent(m)) for m in await store.messages(consultation.id)]
+    by_id = {s["id"]: s for s in body["stills"]}
+    body["messages"] = [
+        as_dict(chat_sent(m, by_id.get(m.still_id or "")))
+        for m in await store.messages(consultation.id)
+    ]
     return body
 
 

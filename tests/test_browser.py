@@ -384,13 +384,27 @@ async def test_chat_between_the_pages_with_unread_badge_and_read_receipt(
     await customer.get_by_test_id("chat-input").fill("好的马上来")
     await customer.get_by_test_id("chat-input").press("Enter")
     await expect(stylist.get_by_test_id("chat-message").nth(1)).to_contain_text("好的马上来")
+    # A photo in the chat: the original, opened full size on the other side.
+    from .fake_camera import HANDS
+
+    await customer.get_by_test_id("chat-photo-input").set_input_files(
+        str(HANDS / "thumb_up_blue_bg_640x521.jpg")
+    )
+    photo = stylist.get_by_test_id("chat-photo")
+    await expect(photo).to_be_visible(timeout=15_000)
+    await photo.click()
+    await stylist.wait_for_function(
+        "() => document.querySelector('[data-testid=viewer-image]').naturalWidth === 640"
+    )
+    await stylist.get_by_test_id("viewer-close").click()
+    await expect(customer.get_by_test_id("chat-photo")).to_be_visible()
     await screenshot(customer, "customer-chat-phone")
     await screenshot(stylist, "stylist-console-chat-laptop")
     # The transcript is there again after a reload.
     await stylist.reload()
     await ready_to_join(stylist)
     await stylist.get_by_test_id("join").click()
-    await expect(stylist.get_by_test_id("chat-message")).to_have_count(2)
+    await expect(stylist.get_by_test_id("chat-message")).to_have_count(3)
     await browser.close()
 
 

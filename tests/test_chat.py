@@ -153,3 +153,51 @@ async def test_the_record_holds_the_transcript(
     assert [(m["seq"], m["from"], m["text"]) for m in record["messages"]] == [
         (1, "customer", "Hello")
     ]
+
+
+async def test_a_photo_sent_in_the_chat_is_kept_like_a_still(
+    clients: Any, consultation: dict[str, Any], http: Any
+) -> None:
+    import hashlib
+
+    import cv2
+    import numpy as np
+
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    await customer.connect()
+    await stylist.connect()
+    _ok, jpeg = cv2.imencode(".jpg", np.full((300, 400, 3), (80, 120, 200), np.uint8))
+    data = bytes(jpeg)
+    token = consultation["customer_link"].rsplit("/", 1)[1]
+    url = f"/api/consultations/{consultation['id']}/chat-photos"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"}
+    async with http.post(url, params={"id": "p1"}, data=data, headers=headers) as r:
+        assert r.status == 201, await r.text()
+        sent = (await r.json())["message"]
+    got = await stylist.expect("chat")
+    assert got["seq"] == sent["seq"] == 1 and got["from"] == "customer"
+    still = got["still"]
+    assert (still["source"], still["width"], still["height"]) == ("chat", 400, 300)
+    async with http.get(still["url"], params={"token": token}) as r:
+        assert (
+            hashlib.sha256(await r.read()).hexdigest()
+            == still["sha256"]
+            == hashlib.sha256(data).hexdigest()
+        )
+    # Sent again with the same id (a retry after a lost answer): one message, one still.
+    async with http.post(url, params={"id": "p1"}, data=data, headers=headers) as r:
+        assert r.status == 200
+        assert (await r.json())["message"]["seq"] == 1
+    async with http.get(f"/api/consultations/{consultation['id']}", params={"token": token}) as r:
+        record = await r.json()
+    assert len(record["stills"]) == 1 and record["messages"][0]["still"]["id"] == still["id"]
+    # The same limits and checks as a capture's photo.
+    async with http.post(url, params={"id": "p2"}, data=data[:300], headers=headers) as r:
+        assert (r.status, (await r.json())["error"]["code"]) == (400, "corrupt-image")
+    async with http.post(url, data=data, headers=headers) as r:
+        assert r.status == 400
+    welcome = await CallClient(http, stylist.ws_url, "stylist").connect()
+    assert [m.get("still", {}).get("id") for m in welcome["history"] if m["type"] == "chat"] == [
+        still["id"]
+    ]

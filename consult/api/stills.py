@@ -8,7 +8,9 @@ from ..appkeys import HUB, STILLS, STORE
 from ..auth import caller_for
 from ..errors import Forbidden, InvalidRequest, UnsupportedMedia
 from ..media.stills import still_json
-from ..signaling.messages import StillSaved
+from ..roles import Role
+from ..signaling.hub import chat_sent
+from ..signaling.messages import StillSaved, as_dict
 
 __all__ = ["routes"]
 
@@ -16,6 +18,38 @@ routes = web.RouteTableDef()
 
 ACCEPTED = {"image/png", "image/jpeg"}
 CHUNK = 256 * 1024
+
+
+@routes.post("/api/consultations/{id}/chat-photos")
+async def chat_photo(request: web.Request) -> web.Response:
+    """A photo sent in the chat by either side, stored like a still (the same limits).
+
+    ``?id=`` is the sender's id for the message: sending the same id again stores nothing new.
+    """
+    consultation_id = request.match_info["id"]
+    caller = await caller_for(request, consultation_id)
+    sender: Role = "customer" if caller.role == "customer" else "stylist"
+    client_id = request.query.get("id", "")
+    if not 1 <= len(client_id) <= 64:
+        raise InvalidRequest("The message id is missing: ?id=<1 to 64 characters>.")
+    if request.content_type not in ACCEPTED:
+        raise UnsupportedMedia()
+    store = request.app[STORE]
+    existing = await store.find_message(consultation_id, sender, client_id)
+    if existing is not None:
+        still = await store.get_still(existing.still_id) if existing.still_id else None
+        body = as_dict(chat_sent(existing, still_json(still) if still else None))
+        return web.json_response({"message": body})
+    capture = await store.create_capture(consultation_id, sender)
+    still = await request.app[STILLS].receive_upload(
+        consultation_id,
+        capture.id,
+        request.content.iter_chunked(CHUNK),
+        request.content_length,
+        source="chat",
+    )
+    message = await request.app[HUB].chat_photo(still, sender, client_id)
+    return web.json_response({"message": as_dict(message)}, status=201)
 
 
 @routes.post("/api/consultations/{id}/stills")

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
@@ -39,7 +39,7 @@ from ..errors import (
     UnsupportedMedia,
 )
 from ..recording.files import StillFiles
-from ..recording.store import Still, Store
+from ..recording.store import Source, Still, Store
 from .forward import Inlet
 from .quality import Assessment, assess, frame_score
 
@@ -230,9 +230,11 @@ class Stills:
         capture_id: str,
         chunks: AsyncIterator[bytes],
         content_length: int | None,
+        source: Source = "camera",
     ) -> Still:
-        """Store an uploaded camera photo, or raise and leave nothing behind."""
-        if await self._store.has_still(capture_id, "camera"):
+        """Store an uploaded photo (a capture's camera photo, or a photo sent in the chat),
+        or raise and leave nothing behind."""
+        if await self._store.has_still(capture_id, source):
             raise AlreadyUploaded()
         limit = self.limits.max_bytes
         if content_length is not None and content_length > limit:
@@ -275,7 +277,7 @@ class Stills:
                 )
             )
             still = self._still(
-                still_id, consultation_id, capture_id, "camera", measured, size,
+                still_id, consultation_id, capture_id, source, measured, size,
                 digest.hexdigest(), placed,
             )  # fmt: skip
             await self._store.add_still(still)
@@ -323,7 +325,7 @@ class Stills:
         still_id: str,
         consultation_id: str,
         capture_id: str,
-        source: Literal["camera", "stream"],
+        source: Source,
         measured: Measured,
         size: int,
         sha256: str,

@@ -128,6 +128,8 @@ messages = sa.Table(
     sa.Column("sender", sa.String(16), nullable=False),
     sa.Column("text", sa.Text(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    #: A photo sent in the chat: the still holding it.
+    sa.Column("still_id", sa.String(32), nullable=True),
     sa.UniqueConstraint("consultation_id", "sender", "client_id", name="uq_messages_client_id"),
 )
 

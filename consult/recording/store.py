@@ -33,6 +33,7 @@ __all__ = [
     "Consultation",
     "Grant",
     "Links",
+    "Source",
     "Status",
     "Still",
     "Store",
@@ -87,12 +88,17 @@ class Capture:
     created_at: datetime
 
 
+#: camera: the customer's camera photo of a capture; stream: the best frame of the video;
+#: chat: a photo either side sent in the chat.
+Source = Literal["camera", "stream", "chat"]
+
+
 @dataclass(frozen=True)
 class Still:
     id: str
     consultation_id: str
     capture_id: str
-    source: Literal["camera", "stream"]
+    source: Source
     media_type: str
     width: int
     height: int
@@ -118,6 +124,7 @@ class ChatMessage:
     sender: Role
     text: str
     created_at: datetime
+    still_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -326,7 +333,12 @@ class Store:
     # chat
 
     async def add_message(
-        self, consultation_id: str, sender: Role, client_id: str, text: str
+        self,
+        consultation_id: str,
+        sender: Role,
+        client_id: str,
+        text: str,
+        still_id: str | None = None,
     ) -> tuple[ChatMessage, bool]:
         """Store a chat message under the next sequence number, before anyone sees it.
 
@@ -356,7 +368,7 @@ class Store:
                 )
             )
             message = ChatMessage(
-                consultation_id, (last or 0) + 1, client_id, sender, text, utcnow()
+                consultation_id, (last or 0) + 1, client_id, sender, text, utcnow(), still_id
             )
             await conn.execute(messages.insert().values(**dataclasses.asdict(message)))
             await conn.execute(
@@ -365,6 +377,25 @@ class Store:
                 .values(last_activity_at=message.created_at)
             )
         return message, True
+
+    async def find_message(
+        self, consultation_id: str, sender: Role, client_id: str
+    ) -> ChatMessage | None:
+        async with self._engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        messages.select().where(
+                            messages.c.consultation_id == consultation_id,
+                            messages.c.sender == sender,
+                            messages.c.client_id == client_id,
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return ChatMessage(**row) if row is not None else None
 
     async def messages(self, consultation_id: str) -> list[ChatMessage]:
         async with self._engine.connect() as conn:

@@ -21,7 +21,8 @@ from ..media.ice import IceServer, rtc_configuration
 from ..media.peer import ServerPeer
 from ..media.sdp import check_offer
 from ..media.stills import Stills, best_of_burst, still_json
-from ..recording.store import ChatMessage, Consultation, Store
+from ..recording.store import ChatMessage, Consultation, Still, Store
+from ..roles import Role
 from .messages import (
     CaptureRequest,
     ChatSent,
@@ -193,13 +194,27 @@ class Hub:
         else:
             await sender.send(out)
 
+    async def chat_photo(self, still: Still, sender: Role, client_id: str) -> ChatSent:
+        """A photo sent in the chat (uploaded over HTTP): a chat message carrying the still."""
+        message, _ = await self._store.add_message(
+            still.consultation_id, sender, client_id, "", still_id=still.id
+        )
+        out = chat_sent(message, still_json(still))
+        await self.broadcast(still.consultation_id, StillSaved(still=still_json(still)))
+        await self.broadcast(still.consultation_id, out)
+        return out
+
     async def read(self, reader: Participant, seq: int) -> None:
         mark = await self._store.mark_read(reader.consultation_id, reader.role, seq)
         await self.broadcast(reader.consultation_id, ReadMark(seq=mark, by=reader.role))
 
     async def history(self, consultation_id: str) -> list[dict[str, Any]]:
         """What a page that (re)joins has missed: every chat message, then the read marks."""
-        messages = [as_dict(chat_sent(m)) for m in await self._store.messages(consultation_id)]
+        stills = {s.id: still_json(s) for s in await self._store.list_stills(consultation_id)}
+        messages = [
+            as_dict(chat_sent(m, stills.get(m.still_id or "")))
+            for m in await self._store.messages(consultation_id)
+        ]
         marks = await self._store.read_marks(consultation_id)
         return messages + [as_dict(ReadMark(seq=seq, by=role)) for role, seq in marks.items()]
 
@@ -265,11 +280,12 @@ class Hub:
         return task
 
 
-def chat_sent(message: ChatMessage) -> ChatSent:
+def chat_sent(message: ChatMessage, still: dict[str, Any] | None = None) -> ChatSent:
     return ChatSent(
         seq=message.seq,
         sender=message.sender,
         text=message.text,
         at=message.created_at.isoformat(),
         id=message.client_id,
+        still=still,
     )

@@ -147,7 +147,7 @@ class StillSaved(_Message, tag="still"):
     still: dict[str, Any]
 
 
-class ChatSent(_Message, tag="chat"):
+class ChatSent(_Message, tag="chat", omit_defaults=True):
     """A stored chat message, to both sides (the sender's copy is its acknowledgement)."""
 
     seq: int
@@ -155,6 +155,8 @@ class ChatSent(_Message, tag="chat"):
     text: str
     at: str
     id: str
+    #: A photo sent in the chat (as in a ``still`` message).
+    still: dict[str, Any] | None = None
 
 
 class ReadMark(_Message, tag="read"):

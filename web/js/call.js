@@ -140,11 +140,12 @@ function join() {
     if (role === "stylist") notes.load(consultation);
     else showSummary($("summary-card"), consultation.summary);
   });
-  chat = new Chat(session, role, {
+  chat = new Chat(session, role, token, {
     panel: role === "customer" ? $("chat-drawer") : $("chat"),
     list: $("chat-list"),
     form: $("chat-form"),
     input: $("chat-input"),
+    photo: $("chat-photo"),
     unread: $("chat-unread"),
   });
   session.addEventListener("state", () => {

@@ -2,14 +2,17 @@
 // sequence number before it is delivered; a message the server has not acknowledged yet is kept
 // here and sent again, with the same id, after a reconnect, so nothing is lost or doubled.
 import { setText, t } from "./i18n.js";
+import { uploadPhoto, Viewer, withToken } from "./stills.js";
 
 const MAX_CHARS = 2000;
 
 export class Chat {
-  constructor(session, role, elements) {
+  constructor(session, role, token, elements) {
     this.session = session;
     this.role = role;
-    this.el = elements; // {panel, list, form, input, unread?}
+    this.token = token;
+    this.el = elements; // {panel, list, form, input, photo, unread?}
+    this.viewer = null;
     this.messages = new Map(); // seq -> message
     this.pending = new Map(); // id -> text, not yet acknowledged
     this.partnerRead = 0;
@@ -21,6 +24,27 @@ export class Chat {
       this.send(elements.input.value);
     });
     elements.input.maxLength = MAX_CHARS;
+    elements.photo.addEventListener("change", () => {
+      const file = elements.photo.files[0];
+      elements.photo.value = "";
+      if (file) this.sendPhoto(file);
+    });
+  }
+
+  // A photo goes over HTTP (it can be large); the server then sends it to both as a message.
+  async sendPhoto(file, id = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}`) {
+    const label = t("chat.photo_sending");
+    this.pending.set(id, label);
+    this.render();
+    const url = `/api/consultations/${this.session.consultation.id}/chat-photos?id=${encodeURIComponent(id)}`;
+    try {
+      await uploadPhoto(url, this.token, file);
+    } catch (error) {
+      this.pending.delete(id);
+      this.render();
+      const key = error.code ? `error.${error.code}` : "chat.photo_failed";
+      window.alert(t(key) === key ? t("chat.photo_failed") : t(key));
+    }
   }
 
   restore(history) {
@@ -85,6 +109,21 @@ export class Chat {
     const body = document.createElement("span");
     body.className = "text";
     body.textContent = text;
+    const still = seq === null ? null : this.messages.get(seq)?.still;
+    if (still) {
+      const button = document.createElement("button");
+      button.className = "photo";
+      button.dataset.testid = "chat-photo";
+      const img = document.createElement("img");
+      img.src = withToken(still.thumb_url, this.token);
+      img.alt = "";
+      button.append(img);
+      button.addEventListener("click", () => {
+        this.viewer ||= new Viewer(this.token);
+        this.viewer.open(still);
+      });
+      body.append(button);
+    }
     const meta = document.createElement("span");
     meta.className = "meta";
     if (seq === null) setText(meta, "chat.sending");

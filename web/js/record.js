@@ -39,6 +39,17 @@ function render(record) {
       const text = document.createElement("span");
       text.className = "text";
       text.textContent = m.text;
+      if (m.still) {
+        const photo = document.createElement("button");
+        photo.className = "photo";
+        photo.dataset.testid = "record-chat-photo";
+        const img = document.createElement("img");
+        img.src = withToken(m.still.thumb_url, token);
+        img.alt = "";
+        photo.append(img);
+        photo.addEventListener("click", () => strip.viewer.open(m.still));
+        text.append(photo);
+      }
       const meta = document.createElement("span");
       meta.className = "meta";
       setText(meta, `record.from.${m.from}`, { time: when(m.at) });
