@@ -23,8 +23,10 @@ from .errors import Forbidden, Unauthorized
 
 __all__ = [
     "Caller",
+    "bearer",
     "caller_for",
     "credential",
+    "is_staff_key",
     "require_staff",
     "setup_sessions",
     "sign_in",
@@ -74,7 +76,7 @@ def _fingerprint(request: web.Request) -> str:
     return hashlib.sha256(b"consult-staff:" + request.app[STAFF_KEY].encode()).hexdigest()[:32]
 
 
-def _is_staff_key(request: web.Request, value: str) -> bool:
+def is_staff_key(request: web.Request, value: str) -> bool:
     return hmac.compare_digest(value.encode(), request.app[STAFF_KEY].encode())
 
 
@@ -86,7 +88,7 @@ async def signed_in(request: web.Request) -> bool:
 
 
 async def sign_in(request: web.Request, staff_key: str) -> None:
-    if not _is_staff_key(request, staff_key):
+    if not is_staff_key(request, staff_key):
         raise Unauthorized("That is not the staff key.")
     # A new session on sign-in: a session id planted before sign-in is never promoted.
     session = await aiohttp_session.new_session(request)
@@ -102,7 +104,7 @@ async def require_staff(request: web.Request) -> Caller:
     # The staff key only ever in a header (or the session): never in a URL, where it would be
     # kept in histories and proxies' logs.
     value = bearer(request)
-    if value is not None and _is_staff_key(request, value):
+    if value is not None and is_staff_key(request, value):
         return Caller("staff")
     if credential(request) is None and await signed_in(request):
         return Caller("staff")
@@ -116,7 +118,7 @@ async def caller_for(request: web.Request, consultation_id: str) -> Caller:
         if await signed_in(request):
             return Caller("staff")
         raise Unauthorized("A staff key or a consultation link is required.")
-    if value == bearer(request) and _is_staff_key(request, value):
+    if value == bearer(request) and is_staff_key(request, value):
         return Caller("staff")
     grant = await request.app[STORE].resolve_token(value)
     if grant.consultation_id != consultation_id:

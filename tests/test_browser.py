@@ -443,3 +443,34 @@ async def test_notes_save_as_typed_survive_going_offline_and_share_only_the_summ
     )
     await screenshot(stylist, "stylist-console-notes-laptop")
     await browser.close()
+
+
+async def test_hours_set_on_the_dashboard_reach_a_customer_of_a_closed_salon(
+    launch: Launch, consultation: dict[str, Any], server: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from consult.salon import DAYS
+
+    browser = await launch()
+    staff = await open_page(browser, str(server.make_url("/")), LAPTOP)
+    await staff.get_by_test_id("staff-key").fill(STAFF_KEY)
+    await staff.get_by_test_id("sign-in-submit").click()
+    await staff.get_by_test_id("hours-timezone").fill("UTC")
+    other_day = DAYS[(datetime.now(UTC) + timedelta(days=3)).weekday()]
+    await staff.get_by_test_id(f"hours-{other_day}-open").fill("09:00")
+    await staff.get_by_test_id(f"hours-{other_day}-close").fill("17:30")
+    await staff.get_by_test_id("hours-away").fill("Closed today, back soon!")
+    await staff.get_by_test_id("hours-save").click()
+    await expect(staff.get_by_test_id("hours-message")).to_have_text("Saved.")
+
+    customer = await open_page(browser, local(server, consultation["customer_link"]), PHONE)
+    notice = customer.get_by_test_id("away-notice")
+    await expect(notice).to_be_visible()
+    await expect(notice).to_contain_text("Closed today, back soon!")
+    await expect(notice).to_contain_text("We open again")
+    await ready_to_join(customer)
+    await screenshot(customer, "customer-lobby-salon-closed-phone")
+    await customer.get_by_test_id("join").click()
+    await expect(customer.get_by_test_id("away-call")).to_be_visible()
+    await browser.close()

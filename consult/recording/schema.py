@@ -6,7 +6,16 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-__all__ = ["captures", "chat_reads", "consultations", "links", "messages", "metadata", "stills"]
+__all__ = [
+    "captures",
+    "chat_reads",
+    "consultations",
+    "links",
+    "messages",
+    "metadata",
+    "salon",
+    "stills",
+]
 
 metadata = sa.MetaData()
 
@@ -144,4 +153,15 @@ chat_reads = sa.Table(
     ),
     sa.Column("role", sa.String(16), primary_key=True),
     sa.Column("seq", sa.Integer(), nullable=False),
+)
+
+#: One row (id 1): the salon's opening hours and away message.
+salon = sa.Table(
+    "salon",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("hours", sa.JSON(), nullable=False),
+    sa.Column("away_message", sa.Text(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
-from .schema import captures, chat_reads, consultations, links, messages, stills
+from ..salon import Salon, parse_hours
+from .schema import captures, chat_reads, consultations, links, messages, salon, stills
 from .tokens import TokenSealer, hash_token, new_token
 
 __all__ = [
@@ -444,6 +445,28 @@ class Store:
                 )
             ).all()
         return {row.role: row.seq for row in rows}
+
+    # the salon
+
+    async def get_salon(self) -> Salon:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(salon.select().where(salon.c.id == 1))).mappings().first()
+        if row is None:
+            return Salon()
+        return Salon(parse_hours(row["timezone"], row["hours"]), row["away_message"])
+
+    async def set_salon(self, value: Salon) -> None:
+        data = value.to_json()
+        values = {
+            "timezone": data["timezone"],
+            "hours": data["hours"],
+            "away_message": value.away_message,
+            "updated_at": utcnow(),
+        }
+        async with self._engine.begin() as conn:
+            updated = await conn.execute(salon.update().where(salon.c.id == 1).values(**values))
+            if updated.rowcount == 0:
+                await conn.execute(salon.insert().values(id=1, **values))
 
     # links
 

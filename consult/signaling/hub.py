@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import WSCloseCode
@@ -24,6 +25,7 @@ from ..media.stills import Stills, best_of_burst, still_json
 from ..recording.store import ChatMessage, Consultation, Still, Store
 from ..roles import Role
 from .messages import (
+    Away,
     CaptureRequest,
     ChatSent,
     Error,
@@ -193,6 +195,18 @@ class Hub:
             await self.broadcast(sender.consultation_id, out)
         else:
             await sender.send(out)
+        if new and sender.role == "customer":
+            await self._away_notice(sender)
+
+    async def _away_notice(self, customer: Participant) -> None:
+        call = self._calls.get(customer.consultation_id)
+        if call is not None and call.room.member("stylist") is not None:
+            return
+        status = (await self._store.get_salon()).status(datetime.now(UTC))
+        if not status["open"]:
+            await customer.send(
+                Away(message=str(status["away_message"]), next_open=status["next_open"])  # type: ignore[arg-type]
+            )
 
     async def chat_photo(self, still: Still, sender: Role, client_id: str) -> ChatSent:
         """A photo sent in the chat (uploaded over HTTP): a chat message carrying the still."""

@@ -16,6 +16,7 @@ from ..roles import Role
 
 __all__ = [
     "Answer",
+    "Away",
     "Bye",
     "Capture",
     "CaptureRequest",
@@ -121,6 +122,8 @@ class Welcome(_Message, tag="welcome"):
     peer: Literal["present", "absent"]
     ice_servers: list[dict[str, Any]]
     history: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    #: Open now, the next opening and the away message (consult.salon.Salon.status).
+    salon: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Answer(_Message, tag="answer"):
@@ -164,6 +167,13 @@ class ReadMark(_Message, tag="read"):
     by: Role
 
 
+class Away(_Message, tag="away"):
+    """To a customer writing while the stylist is away and the salon is closed."""
+
+    message: str
+    next_open: str | None
+
+
 class NotesChanged(_Message, tag="notes"):
     """The summary (to both) and the private notes (to the stylist only) were saved."""
 
@@ -181,6 +191,7 @@ ServerMessage = (
     | ChatSent
     | ReadMark
     | NotesChanged
+    | Away
 )
 
 

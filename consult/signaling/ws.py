@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -63,6 +64,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 peer="present" if call.room.member(partner_of(grant.role)) else "absent",
                 ice_servers=[s.to_browser() for s in request.app[ICE_SERVERS]],
                 history=await hub.history(grant.consultation_id),
+                salon=(await store.get_salon()).status(datetime.now(UTC)),
             )
         )
         async for msg in ws:

@@ -1,6 +1,6 @@
 // The page behind both links: the customer's lobby and call (/c/<token>) and the stylist's
 // console (/s/<token>). Wire protocol: docs/protocol.md.
-import { setText, startI18n, t } from "./i18n.js";
+import { language, setText, startI18n, t } from "./i18n.js";
 import { CameraError, listDevices, openCamera, stopStream, webrtcSupported } from "./camera.js";
 import { CallSession } from "./call-session.js";
 import { watchQuality } from "./quality.js";
@@ -135,7 +135,10 @@ function join() {
     }
   });
   session.addEventListener("message", (event) => onMessage(event.detail));
+  session.addEventListener("state", renderAway);
   session.addEventListener("welcome", (event) => {
+    salon = event.detail.salon;
+    renderAway();
     const consultation = event.detail.consultation;
     if (role === "stylist") notes.load(consultation);
     else showSummary($("summary-card"), consultation.summary);
@@ -163,7 +166,41 @@ function join() {
   if (role === "stylist" && !stopQuality) stopQuality = watchQuality(() => session?.pc, renderQuality);
 }
 
+// The salon is closed and nobody is there to answer: say so, and when it opens.
+let salon = null;
+function renderAway() {
+  const away = role === "customer" && salon && !salon.open;
+  const partnerAway = !session || session.state !== "live";
+  for (const [id, show] of [["away-lobby", away && !session], ["away-call", away && partnerAway && session]]) {
+    const box = $(id);
+    box.hidden = !show;
+    if (!show) continue;
+    const when = salon.next_open
+      ? new Date(salon.next_open).toLocaleString(language(), { weekday: "long", hour: "2-digit", minute: "2-digit" })
+      : null;
+    const text = document.createElement("p");
+    text.textContent = salon.away_message || t("away.default");
+    const next = document.createElement("p");
+    next.className = "muted";
+    if (when) setText(next, "away.next", { when });
+    else setText(next, "away.no_hours");
+    box.replaceChildren(text, next);
+  }
+}
+
+async function loadSalon() {
+  if (role !== "customer") return;
+  const response = await fetch("/api/salon/status", { headers: { Authorization: `Bearer ${token}` } });
+  if (response.ok) salon = await response.json();
+  renderAway();
+}
+
 async function onMessage(message) {
+  if (message.type === "away") {
+    salon = { ...(salon || {}), open: false, away_message: message.message, next_open: message.next_open };
+    renderAway();
+    return;
+  }
   if (message.type === "capture-request" && role === "customer") {
     // The call keeps running while the photo is taken and sent.
     try {
@@ -273,6 +310,7 @@ async function main() {
   document.addEventListener("visibilitychange", () => {
     if (session && ["waiting", "live"].includes(session.state)) keepAwake();
   });
+  await loadSalon();
   await startCamera();
 }
 

@@ -96,6 +96,59 @@ function render() {
   );
 }
 
+const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+// One opening interval a day in the form (the API takes up to three).
+async function loadHours() {
+  const salon = await api("GET", "/api/salon");
+  const form = $("hours-form");
+  form.timezone.value = salon.hours && Object.keys(salon.hours).length
+    ? salon.timezone
+    : Intl.DateTimeFormat().resolvedOptions().timeZone || salon.timezone;
+  form.away_message.value = salon.away_message;
+  $("hours-days").replaceChildren(
+    ...DAYS.map((day) => {
+      const [open, close] = (salon.hours[day] || [])[0] || ["", ""];
+      const tr = document.createElement("tr");
+      const name = document.createElement("th");
+      setText(name, `dash.day.${day}`);
+      tr.append(name);
+      for (const [field, value] of [["open", open], ["close", close]]) {
+        const td = document.createElement("td");
+        const input = document.createElement("input");
+        input.type = "time";
+        input.name = `${day}-${field}`;
+        input.value = value;
+        input.dataset.testid = `hours-${day}-${field}`;
+        td.append(input);
+        tr.append(td);
+      }
+      return tr;
+    }),
+  );
+}
+
+async function saveHours(event) {
+  event.preventDefault();
+  const form = event.target;
+  const hours = {};
+  for (const day of DAYS) {
+    const open = form[`${day}-open`].value;
+    const close = form[`${day}-close`].value;
+    if (open && close) hours[day] = [[open, close]];
+  }
+  try {
+    await api("PUT", "/api/salon", {
+      timezone: form.timezone.value.trim(),
+      hours,
+      away_message: form.away_message.value,
+    });
+    setText($("hours-message"), "dash.hours.saved");
+  } catch (error) {
+    setText($("hours-message"), "dash.failed", { message: error.message });
+  }
+}
+
 async function refresh() {
   try {
     rows = (await api("GET", "/api/consultations")).consultations;
@@ -115,7 +168,7 @@ async function showStaff() {
   $("sign-in").hidden = true;
   $("staff").hidden = false;
   $("sign-out").hidden = false;
-  await refresh();
+  await Promise.all([refresh(), loadHours()]);
 }
 
 async function main() {
@@ -136,6 +189,7 @@ async function main() {
     await api("DELETE", "/api/session");
     showSignIn();
   });
+  $("hours-form").addEventListener("submit", saveHours);
   $("create-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const form = new FormData(event.target);
