@@ -15,7 +15,7 @@ from .recording.store import Consultation, Store
 from .signaling.hub import chat_sent
 from .signaling.messages import as_dict
 
-__all__ = ["consultation_json", "export_files", "record_json"]
+__all__ = ["consultation_json", "earlier_json", "export_files", "record_json"]
 
 
 def consultation_json(c: Consultation, *, role: str) -> dict[str, Any]:
@@ -43,6 +43,26 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+#: How many of the earlier consultation's photos a "same again" starts with.
+KEY_STILLS = 6
+
+
+async def earlier_json(store: Store, consultation: Consultation) -> dict[str, Any] | None:
+    """For a "same again": the earlier consultation's agreed design and key photos (the
+    customer's camera photos and chat photos, newest first). Never its private notes."""
+    if not consultation.based_on:
+        return None
+    earlier = await store.get_consultation(consultation.based_on)
+    stills = [s for s in await store.list_stills(earlier.id) if s.source != "stream"]
+    return {
+        "id": earlier.id,
+        "created_at": earlier.created_at.isoformat(),
+        "scheduled_at": earlier.scheduled_at.isoformat() if earlier.scheduled_at else None,
+        "summary": earlier.summary,
+        "stills": [still_json(s) for s in stills[:KEY_STILLS]],
+    }
+
+
 async def record_json(
     store: Store, consultation: Consultation, *, role: str, with_paths: bool = False
 ) -> dict[str, Any]:
@@ -55,6 +75,7 @@ async def record_json(
         still_json(s) | ({"file_path": s.file} if with_paths else {})
         for s in await store.list_stills(consultation.id)
     ]
+    body["earlier"] = await earlier_json(store, consultation)
     by_id = {s["id"]: s for s in body["stills"]}
     body["messages"] = [
         as_dict(chat_sent(m, by_id.get(m.still_id or "")))

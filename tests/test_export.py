@@ -185,6 +185,14 @@ async def test_the_record_page_for_staff_and_for_the_customer(
     await page.goto(str(server.make_url(f"/r/{latest['id']}")))
     await expect(page.get_by_test_id("record-history-item")).to_have_count(2)
 
+    # Same again, from the record: the new record starts with the earlier design and photo.
+    await page.goto(str(server.make_url(f"/r/{recorded['id']}")))
+    await page.get_by_test_id("same-again").click()
+    await page.wait_for_url(lambda url: recorded["id"] not in url)
+    await expect(page.get_by_test_id("earlier")).to_contain_text("Almond, nude")
+    await expect(page.get_by_test_id("earlier-still")).to_have_count(1)
+    await screenshot(page, "record-same-again-phone")
+
     # The customer, from their own link: the summary, never the private notes.
     customer = await browser.new_page(viewport=PHONE)
     link = str(server.make_url(f"/c/{token_of(recorded['customer_link'])}/record"))
@@ -198,3 +206,41 @@ async def test_the_record_page_for_staff_and_for_the_customer(
     )
     await screenshot(customer, "record-customer-viewer-phone")
     await browser.close()
+
+
+async def test_same_again_starts_from_the_earlier_summary_and_photos(
+    http: aiohttp.ClientSession, recorded: dict[str, Any], staff: dict[str, str],
+    clients: Any,
+) -> None:  # fmt: skip
+    async with http.post(f"/api/consultations/{recorded['id']}/same-again", headers=staff) as r:
+        assert r.status == 201, await r.text()
+        again = await r.json()
+    assert again["id"] != recorded["id"] and again["customer_name"] == "Jane Doe"
+    assert again["summary"] == "Almond, nude" and again["notes"] == ""
+    earlier = again["earlier"]
+    assert earlier["id"] == recorded["id"] and earlier["summary"] == "Almond, nude"
+    assert [s["source"] for s in earlier["stills"]] == ["camera"]  # not the video frame
+    assert "notes" not in earlier
+
+    # The new links show the earlier photos, on the record and in the welcome.
+    token = token_of(again["customer_link"])
+    welcome = await clients("customer", again["customer_link"]).connect()
+    assert welcome["consultation"]["earlier"]["stills"][0]["id"] == earlier["stills"][0]["id"]
+    async with http.get(earlier["stills"][0]["url"], params={"token": token}) as r:
+        assert r.status == 200
+    # ...but not the earlier consultation itself, its video stills or its notes.
+    async with http.get(f"/api/consultations/{recorded['id']}", params={"token": token}) as r:
+        assert r.status == 403
+    async with http.get(f"/api/consultations/{recorded['id']}", headers=staff) as r:
+        stream = next(s for s in (await r.json())["stills"] if s["source"] == "stream")
+    async with http.get(stream["url"], params={"token": token}) as r:
+        assert r.status == 403
+    other = await create_consultation(http, staff, customer_name="Other")
+    async with http.get(
+        earlier["stills"][0]["url"], params={"token": token_of(other["customer_link"])}
+    ) as r:
+        assert r.status == 403
+    async with http.post(
+        f"/api/consultations/{recorded['id']}/same-again", params={"token": token}
+    ) as r:
+        assert r.status == 401

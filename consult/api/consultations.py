@@ -143,3 +143,21 @@ async def export(request: web.Request) -> web.StreamResponse:
                 await response.write(chunk)
         await response.write_eof()
     return response
+
+
+@routes.post("/api/consultations/{id}/same-again")
+async def same_again(request: web.Request) -> web.Response:
+    """A new consultation for the same customer that starts from this one: its summary, and
+    its key photos on display (both sides can see those; its private notes stay behind)."""
+    await require_staff(request)
+    store = request.app[STORE]
+    earlier = await store.get_consultation(request.match_info["id"])
+    consultation, links = await store.create_consultation(
+        customer_name=earlier.customer_name,
+        customer_ref=earlier.customer_ref,
+        summary=earlier.summary,
+        based_on=earlier.id,
+        link_ttl=request.app[SETTINGS].link_ttl,
+    )
+    body = await record_json(store, consultation, role="staff")
+    return web.json_response(body | link_urls(request, links), status=201)

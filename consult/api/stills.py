@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..appkeys import HUB, STILLS, STORE
-from ..auth import caller_for
+from ..auth import caller_for, credential
 from ..errors import Forbidden, InvalidRequest, UnsupportedMedia
 from ..media.stills import still_json
 from ..roles import Role
@@ -77,8 +77,17 @@ async def upload(request: web.Request) -> web.Response:
 
 
 async def _still_file(request: web.Request, thumb: bool) -> web.FileResponse:
-    still = await request.app[STORE].get_still(request.match_info["id"])
-    await caller_for(request, still.consultation_id)
+    store = request.app[STORE]
+    still = await store.get_still(request.match_info["id"])
+    try:
+        await caller_for(request, still.consultation_id)
+    except Forbidden:
+        # A "same again" consultation's links see the earlier one's key photos (not its
+        # video stills, notes or chat).
+        grant = await store.resolve_token(credential(request) or "")
+        current = await store.get_consultation(grant.consultation_id)
+        if current.based_on != still.consultation_id or still.source == "stream":
+            raise
     stills = request.app[STILLS]
     response = web.FileResponse(stills.path(still.thumb if thumb else still.file))
     response.content_type = "image/jpeg" if thumb else still.media_type

@@ -55,6 +55,8 @@ consultations = sa.Table(
     sa.Column("summary", sa.Text(), nullable=False, server_default=""),
     sa.Column("notes_updated_at", UTCDateTime(), nullable=True),
     sa.Column("summary_updated_at", UTCDateTime(), nullable=True),
+    #: "Same again": the earlier consultation this one starts from.
+    sa.Column("based_on", sa.String(32), nullable=True),
 )
 
 links = sa.Table(

@@ -62,6 +62,7 @@ class Consultation:
     summary: str = ""
     notes_updated_at: datetime | None = None
     summary_updated_at: datetime | None = None
+    based_on: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,8 @@ class Store:
         scheduled_at: datetime | None = None,
         notes: str = "",
         link_ttl: timedelta,
+        summary: str = "",
+        based_on: str | None = None,
     ) -> tuple[Consultation, Links]:
         now = utcnow()
         consultation = Consultation(
@@ -187,6 +190,9 @@ class Store:
             status="open",
             created_at=now,
             last_activity_at=now,
+            summary=summary,
+            summary_updated_at=now if summary else None,
+            based_on=based_on,
         )
         async with self._engine.begin() as conn:
             await conn.execute(consultations.insert().values(**dataclasses.asdict(consultation)))

@@ -9,7 +9,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..appkeys import HUB, ICE_SERVERS, SETTINGS, STORE
 from ..errors import ConsultError, Disconnect, InvalidToken
-from ..record import consultation_json
+from ..record import consultation_json, earlier_json
 from ..roles import partner_of
 from .messages import (
     Answer,
@@ -60,7 +60,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         await participant.welcome(
             Welcome(
                 role=grant.role,
-                consultation=consultation_json(consultation, role=grant.role),
+                consultation=consultation_json(consultation, role=grant.role)
+                | {"earlier": await earlier_json(store, consultation)},
                 peer="present" if call.room.member(partner_of(grant.role)) else "absent",
                 ice_servers=[s.to_browser() for s in request.app[ICE_SERVERS]],
                 history=await hub.history(grant.consultation_id),

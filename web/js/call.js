@@ -4,7 +4,7 @@ import { language, setText, startI18n, t } from "./i18n.js";
 import { CameraError, listDevices, openCamera, stopStream, webrtcSupported } from "./camera.js";
 import { CallSession } from "./call-session.js";
 import { watchQuality } from "./quality.js";
-import { showNotice, StillStrip, takePhoto, uploadPhoto } from "./stills.js";
+import { renderEarlier, showNotice, StillStrip, takePhoto, uploadPhoto } from "./stills.js";
 import { Chat } from "./chat.js";
 import { Notes, showSummary } from "./notes.js";
 
@@ -140,6 +140,7 @@ function join() {
     salon = event.detail.salon;
     renderAway();
     const consultation = event.detail.consultation;
+    renderEarlier($("earlier"), consultation.earlier, token);
     if (role === "stylist") notes.load(consultation);
     else showSummary($("summary-card"), consultation.summary);
   });
@@ -277,7 +278,7 @@ async function main() {
     });
   }
   // The customer's chat is a drawer over the call; the stylist's sits in the console.
-  if (role === "customer") $("chat-drawer").append($("chat"));
+  if (role === "customer") $("chat-drawer").append($("earlier"), $("chat"));
   $("chat-toggle").hidden = role !== "customer";
   $("chat-toggle").addEventListener("click", () => {
     const drawer = $("chat-drawer");

@@ -2,7 +2,7 @@
 // /c/<token>/record. Stills (full-resolution viewer, original download), summary, chat, and for
 // staff the private notes and every consultation of the same customer.
 import { language, setText, startI18n } from "./i18n.js";
-import { StillStrip, withToken } from "./stills.js";
+import { renderEarlier, StillStrip, withToken } from "./stills.js";
 
 const $ = (id) => document.getElementById(id);
 const parts = location.pathname.split("/");
@@ -58,6 +58,13 @@ function render(record) {
     }),
   );
   $("record-export").href = withToken(`/api/consultations/${record.id}/export`, token);
+  renderEarlier($("earlier"), record.earlier, token);
+  // Staff start the next appointment from this one.
+  $("same-again").hidden = Boolean(token);
+  $("same-again").onclick = async () => {
+    const response = await fetch(`/api/consultations/${record.id}/same-again`, { method: "POST" });
+    if (response.ok) location.assign(`/r/${(await response.json()).id}`);
+  };
   $("record").hidden = false;
 }
 

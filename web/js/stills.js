@@ -234,3 +234,27 @@ export class Viewer {
     setText($("viewer-zoom"), "stills.zoom", { percent: Math.round(this.scale * devicePixelRatio * 100) });
   }
 }
+
+// "Same again": the earlier consultation's agreed design and key photos, on display.
+export function renderEarlier(section, earlier, token) {
+  section.hidden = !earlier;
+  if (!earlier) return;
+  let viewer = null;
+  section.querySelector("[data-earlier-summary]").textContent = earlier.summary || "";
+  section.querySelector("[data-earlier-stills]").replaceChildren(
+    ...earlier.stills.map((still) => {
+      const button = document.createElement("button");
+      button.className = "still";
+      button.dataset.testid = "earlier-still";
+      const img = document.createElement("img");
+      img.src = withToken(still.thumb_url, token);
+      img.alt = "";
+      button.append(img);
+      button.addEventListener("click", () => {
+        viewer ||= new Viewer(token);
+        viewer.open(still);
+      });
+      return button;
+    }),
+  );
+}
