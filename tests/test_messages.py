@@ -118,4 +118,5 @@ def test_server_messages_encode_with_their_type() -> None:
         "peer": "absent",
         "ice_servers": [],
         "history": [],
+        "salon": {},
     }
