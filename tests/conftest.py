@@ -13,6 +13,7 @@ from consult.config import Settings
 
 from .browser import fake_media, launch  # noqa: F401 (fixtures for the browser tests)
 from .client import CallClient
+from .process import served  # noqa: F401 (a fixture: consult serve as its own process)
 
 STAFF_KEY = "test-staff-key-0123456789"
 

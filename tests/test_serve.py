@@ -6,67 +6,17 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from .client import CallClient
+from .process import wait_healthy
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "consult",
-            "serve",
-            "--port",
-            str(port),
-            "--data",
-            str(tmp_path / "data"),
-            "--media-address",
-            "127.0.0.1",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        yield proc, port, tmp_path / "data"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-
-
-async def wait_healthy(port: int) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/healthz") as r:
-                    if r.status == 200 and await r.json() == {"status": "ok"}:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("the server never became healthy")
 
 
 async def test_serve_create_call_and_graceful_sigterm(
