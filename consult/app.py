@@ -10,14 +10,15 @@ from aiohttp import web
 from cryptography.fernet import Fernet
 
 from . import api, pages
-from .appkeys import HUB, ICE_SERVERS, SETTINGS, STAFF_KEY, STILLS, STORE
+from .appkeys import AUTH_FAILURES, HUB, ICE_SERVERS, SETTINGS, STAFF_KEY, STILLS, STORE
 from .auth import setup_sessions
 from .config import Settings, load_staff_key
-from .http import errors_middleware, security_headers
+from .http import auth_failures, errors_middleware, security_headers
 from .keyfiles import read_or_create
 from .media import ice, internals, placeholder
 from .media.peer import WAITING_TEXT
 from .media.stills import Limits, Stills
+from .ratelimit import FailureLimiter
 from .recording.files import StillFiles
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
@@ -63,8 +64,9 @@ async def _close_calls(app: web.Application) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     internals.install()
-    app = web.Application(middlewares=[security_headers, errors_middleware])
+    app = web.Application(middlewares=[security_headers, errors_middleware, auth_failures])
     app[SETTINGS] = settings
+    app[AUTH_FAILURES] = FailureLimiter()
     app[STAFF_KEY] = load_staff_key(settings)
     app[ICE_SERVERS] = [ice.parse_ice_server(url) for url in settings.ice_servers]
     setup_sessions(

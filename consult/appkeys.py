@@ -7,14 +7,16 @@ from aiohttp import web
 from .config import Settings
 from .media.ice import IceServer
 from .media.stills import Stills
+from .ratelimit import FailureLimiter
 from .recording.store import Store
 from .signaling.hub import Hub
 
-__all__ = ["HUB", "ICE_SERVERS", "SETTINGS", "STAFF_KEY", "STILLS", "STORE"]
+__all__ = ["AUTH_FAILURES", "HUB", "ICE_SERVERS", "SETTINGS", "STAFF_KEY", "STILLS", "STORE"]
 
 SETTINGS = web.AppKey("settings", Settings)
 STAFF_KEY = web.AppKey("staff_key", str)
 ICE_SERVERS = web.AppKey("ice_servers", list[IceServer])
 STORE = web.AppKey("store", Store)
 STILLS = web.AppKey("stills", Stills)
+AUTH_FAILURES = web.AppKey("auth_failures", FailureLimiter)
 HUB = web.AppKey("hub", Hub)

@@ -24,6 +24,7 @@ and a human ``message``. At the HTTP edge an error becomes
     ├── PayloadTooLarge               413 "too-large"
     │   └── TooManyPixels             413 "too-many-pixels": over the pixel limit (from the header)
     ├── UnsupportedMedia              415 "unsupported-media": not a PNG or JPEG
+    ├── TooManyAttempts               429 "too-many-attempts": too many failed sign-ins
     ├── StorageFailed                 507 "storage-failed": the disk refused the write
     └── Disconnect                    reasons a websocket is closed by the server
         ├── Replaced                  "replaced": the same role joined from elsewhere
@@ -54,6 +55,7 @@ __all__ = [
     "Replaced",
     "Revoked",
     "StorageFailed",
+    "TooManyAttempts",
     "TooManyPixels",
     "Unauthorized",
     "UnknownCapture",
@@ -188,6 +190,15 @@ class UnsupportedMedia(ConsultError):
 
     status = 415
     code = "unsupported-media"
+
+
+class TooManyAttempts(ConsultError):
+    """Too many failed attempts from this address; try again in a minute."""
+
+    status = 429
+    code = "too-many-attempts"
+    closes = True
+    close_code = 4429
 
 
 class StorageFailed(ConsultError):

@@ -10,9 +10,23 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_exceptions import HTTPException
 
-from .errors import ConsultError, NotFound, PayloadTooLarge
+from .appkeys import AUTH_FAILURES
+from .errors import (
+    ConsultError,
+    InvalidToken,
+    NotFound,
+    PayloadTooLarge,
+    TooManyAttempts,
+    Unauthorized,
+)
 
-__all__ = ["RedactingAccessLogger", "errors_middleware", "redact", "security_headers"]
+__all__ = [
+    "RedactingAccessLogger",
+    "auth_failures",
+    "errors_middleware",
+    "redact",
+    "security_headers",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +72,35 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception:
         logger.exception("unhandled error serving %s %s", request.method, redact(request.path))
         return error_response(ConsultError("Something went wrong on the server."))
+
+
+@web.middleware
+async def auth_failures(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse an address that failed authentication too often; count its failures."""
+    if request.path == "/ws":
+        return await handler(request)  # the websocket answers in its protocol (signaling/ws.py)
+    limiter = request.app[AUTH_FAILURES]
+    client = request.remote or "unknown"
+    presented = (
+        "Authorization" in request.headers
+        or "token" in request.query
+        or (request.match_info.get("token") is not None)
+    )
+    if presented:
+        wait = limiter.retry_after(client)
+        if wait > 0:
+            refused = error_response(TooManyAttempts())
+            refused.headers["Retry-After"] = str(int(wait) + 1)
+            return refused
+    try:
+        response = await handler(request)
+    except (Unauthorized, InvalidToken):
+        if presented:
+            limiter.failed(client)
+        raise
+    if presented and response.status == 401:
+        limiter.failed(client)
+    return response
 
 
 @web.middleware

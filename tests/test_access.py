@@ -90,3 +90,38 @@ async def test_every_endpoint_with_every_caller(
                 assert (await r.json())["error"]["code"]
             elif caller == "customer" and r.content_type == "application/json":
                 assert "notes" not in await r.json()
+
+
+async def test_failed_authentication_is_limited_per_address(
+    http: aiohttp.ClientSession, consultation: dict[str, Any], server: Any
+) -> None:
+    url = f"/api/consultations/{consultation['id']}"
+    for _ in range(20):
+        async with http.get(url, params={"token": "guess"}) as r:
+            assert r.status == 401
+    # Even the right credential is refused until the window passes.
+    async with http.get(url, headers={"Authorization": f"Bearer {STAFF_KEY}"}) as r:
+        assert r.status == 429
+        assert (await r.json())["error"]["code"] == "too-many-attempts"
+        assert int(r.headers["Retry-After"]) > 0
+    ws = await http.ws_connect(server.make_url("/ws").with_query(token="guess"))
+    assert (await ws.receive_json())["code"] == "too-many-attempts"
+    await ws.receive()
+    assert ws.close_code == 4429
+    # Requests that present nothing are not guesses and are not refused.
+    async with http.get("/healthz") as r:
+        assert r.status == 200
+
+
+async def test_failed_websocket_tokens_count_too(
+    http: aiohttp.ClientSession, consultation: dict[str, Any], server: Any
+) -> None:
+    for _ in range(20):
+        ws = await http.ws_connect(server.make_url("/ws").with_query(token="guess"))
+        assert (await ws.receive_json())["code"] == "invalid-token"
+        await ws.close()
+    async with http.get(
+        f"/api/consultations/{consultation['id']}",
+        params={"token": token_of(consultation["customer_link"])},
+    ) as r:
+        assert r.status == 429

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..appkeys import HUB, ICE_SERVERS, SETTINGS, STORE
-from ..errors import ConsultError, Disconnect, InvalidToken
+from ..appkeys import AUTH_FAILURES, HUB, ICE_SERVERS, SETTINGS, STORE
+from ..errors import ConsultError, Disconnect, InvalidToken, TooManyAttempts
 from ..record import consultation_json, earlier_json
 from ..roles import partner_of
 from .messages import (
@@ -45,11 +45,17 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     if hub.closing:
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
         return ws
+    limiter = request.app[AUTH_FAILURES]
+    client = request.remote or "unknown"
     try:
+        if limiter.retry_after(client) > 0:
+            raise TooManyAttempts()
         grant = await store.resolve_token(request.query.get("token", ""))
         consultation = await store.get_consultation(grant.consultation_id)
     except ConsultError as exc:
-        error = exc if isinstance(exc, InvalidToken) else InvalidToken()
+        error = exc if isinstance(exc, InvalidToken | TooManyAttempts) else InvalidToken()
+        if isinstance(error, InvalidToken):
+            limiter.failed(client)
         await ws.send_str(encode(Error(code=error.code, message=error.message)))
         await ws.close(code=error.close_code, message=error.code.encode())
         return ws

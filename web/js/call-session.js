@@ -10,6 +10,7 @@ const FINAL = new Map([
   [4401, "invalid-token"],
   [4403, "revoked"],
   [4409, "replaced"],
+  [4429, "too-many-attempts"],
 ]);
 const BACKOFF_MS = [300, 1000, 2000, 4000, 5000];
 // A browser "disconnected" peer often recovers by itself; after this long we start afresh.

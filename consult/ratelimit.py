@@ -1,0 +1,47 @@
+"""Failed authentication, limited per client address: guessing keys and links does not scale.
+
+A client that presents a wrong staff key or an unknown, expired or revoked link too often
+within the window is refused (429 ``too-many-attempts``) until the window has passed, even with
+a right credential. Requests without any credential do not count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+__all__ = ["FailureLimiter"]
+
+
+class FailureLimiter:
+    def __init__(self, limit: int = 20, window: float = 60.0, max_clients: int = 10_000) -> None:
+        self.limit = limit
+        self.window = window
+        self._max_clients = max_clients
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        failures = self._failures.get(client)
+        if failures is None:
+            return deque()
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        if not failures:
+            del self._failures[client]
+        return failures
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until ``client`` may try again; 0 if it may now."""
+        now = time.monotonic()
+        failures = self._recent(client, now)
+        if len(failures) < self.limit:
+            return 0.0
+        return max(0.0, failures[0] + self.window - now)
+
+    def failed(self, client: str) -> None:
+        now = time.monotonic()
+        if client not in self._failures and len(self._failures) >= self._max_clients:
+            # Bounded memory under a flood of addresses: forget the oldest client.
+            self._failures.pop(next(iter(self._failures)))
+        failures = self._failures.setdefault(client, deque(maxlen=self.limit))
+        failures.append(now)
