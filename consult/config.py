@@ -60,6 +60,9 @@ class Settings:
     max_upload_bytes: int = 25 * 1024 * 1024
     max_upload_pixels: int = 50_000_000
     max_message_bytes: int = 64 * 1024
+    #: Websocket messages a connection may send: per second on average, and in a burst.
+    message_rate: float = 20.0
+    message_burst: int = 60
     max_sdp_bytes: int = 32 * 1024
     #: Seconds between websocket pings; a peer that misses a pong is gone.
     ws_heartbeat: float = 5.0

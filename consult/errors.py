@@ -14,6 +14,7 @@ and a human ``message``. At the HTTP edge an error becomes
     │       ├── UnknownMessage        "unknown-type": a type this role may not send
     │       ├── MessageTooLarge       "too-large": over the message size limit
     │       ├── InvalidSdp            "invalid-sdp": an offer aiortc cannot answer
+    │       ├── RateLimited           "rate-limited": too many messages, this one was dropped
     │       └── NoCustomer            "no-customer": a capture with no customer video
     ├── Unauthorized                  401 "unauthorized": no or wrong staff key
     │   └── InvalidToken              401 "invalid-token": unknown, expired or revoked link
@@ -52,6 +53,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "ProtocolError",
+    "RateLimited",
     "Replaced",
     "Revoked",
     "StorageFailed",
@@ -116,6 +118,12 @@ class InvalidSdp(ProtocolError):
     """The offer is not a usable session description."""
 
     code = "invalid-sdp"
+
+
+class RateLimited(ProtocolError):
+    """Too many messages: this one was dropped. Slow down."""
+
+    code = "rate-limited"
 
 
 class NoCustomer(ProtocolError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-__all__ = ["FailureLimiter"]
+__all__ = ["FailureLimiter", "TokenBucket"]
 
 
 class FailureLimiter:
@@ -45,3 +45,22 @@ class FailureLimiter:
             self._failures.pop(next(iter(self._failures)))
         failures = self._failures.setdefault(client, deque(maxlen=self.limit))
         failures.append(now)
+
+
+class TokenBucket:
+    """``rate`` events a second on average, bursts up to ``burst``: one per connection."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True

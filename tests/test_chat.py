@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -201,3 +202,17 @@ async def test_a_photo_sent_in_the_chat_is_kept_like_a_still(
     assert [m.get("still", {}).get("id") for m in welcome["history"] if m["type"] == "chat"] == [
         still["id"]
     ]
+
+
+async def test_a_flood_of_messages_is_rate_limited_and_the_connection_stays(
+    clients: Any, consultation: dict[str, Any]
+) -> None:
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    await customer.connect()
+    for i in range(150):
+        await customer.send({"type": "read", "seq": i})
+    assert (await customer.expect("error"))["code"] == "rate-limited"
+    await asyncio.sleep(1.5)  # the bucket refills
+    await customer.send({"type": "chat", "text": "sorry", "id": "calm"})
+    ack = await customer.expect("chat")
+    assert ack["text"] == "sorry"

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..appkeys import AUTH_FAILURES, HUB, ICE_SERVERS, SETTINGS, STORE
-from ..errors import ConsultError, Disconnect, InvalidToken, TooManyAttempts
+from ..errors import ConsultError, Disconnect, InvalidToken, RateLimited, TooManyAttempts
+from ..ratelimit import TokenBucket
 from ..record import consultation_json, earlier_json
 from ..roles import partner_of
 from .messages import (
@@ -74,10 +75,13 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 salon=(await store.get_salon()).status(datetime.now(UTC)),
             )
         )
+        bucket = TokenBucket(settings.message_rate, settings.message_burst)
         async for msg in ws:
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 continue
             try:
+                if not bucket.take():
+                    raise RateLimited()
                 message = parse_message(msg.data, grant.role, max_bytes=settings.max_message_bytes)
                 match message:
                     case Offer(sdp=sdp):
