@@ -82,10 +82,14 @@ class CallClient:
 
     async def expect(self, type_: str, timeout: float = 10) -> dict[str, Any]:
         """The next message of ``type_``; other messages before it are dropped."""
+        return await self.expect_any((type_,), timeout)
+
+    async def expect_any(self, types: tuple[str, ...], timeout: float = 10) -> dict[str, Any]:
+        """The next message of any of ``types``; other messages before it are dropped."""
         async with asyncio.timeout(timeout):
             while True:
                 message = await self.messages.get()
-                if message["type"] == type_:
+                if message["type"] in types:
                     return message
 
     async def closed(self, timeout: float = 10) -> int | None:

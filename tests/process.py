@@ -14,13 +14,20 @@ import aiohttp
 import pytest
 
 
-def start_serve(data: Path, port: int) -> subprocess.Popen[str]:
+def start_serve(data: Path, port: int, stills_disk: str | None = None) -> subprocess.Popen[str]:
+    """``stills_disk`` (e.g. "3m"): the stills folder is a tmpfs of that size, in a mount
+    namespace of the server's own, so a test can fill the disk."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
+    command = [sys.executable, "-m", "consult", "serve", "--port", str(port), "--data", str(data),
+               "--media-address", "127.0.0.1"]  # fmt: skip
+    if stills_disk:
+        stills = data / "stills"
+        stills.mkdir(parents=True, exist_ok=True)
+        mount = f'mount -t tmpfs -o size={stills_disk} tmpfs "{stills}" && exec "$@"'
+        command = ["unshare", "-m", "sh", "-c", mount, "_", *command]
     return subprocess.Popen(
-        [sys.executable, "-m", "consult", "serve", "--port", str(port), "--data", str(data),
-         "--media-address", "127.0.0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
 
 
 def free_port() -> int:
