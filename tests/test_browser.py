@@ -456,6 +456,7 @@ async def test_hours_set_on_the_dashboard_reach_a_customer_of_a_closed_salon(
     staff = await open_page(browser, str(server.make_url("/")), LAPTOP)
     await staff.get_by_test_id("staff-key").fill(STAFF_KEY)
     await staff.get_by_test_id("sign-in-submit").click()
+    await staff.locator("[data-testid=hours-form][data-loaded=true]").wait_for()
     await staff.get_by_test_id("hours-timezone").fill("UTC")
     other_day = DAYS[(datetime.now(UTC) + timedelta(days=3)).weekday()]
     await staff.get_by_test_id(f"hours-{other_day}-open").fill("09:00")

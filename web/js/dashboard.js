@@ -126,6 +126,9 @@ async function loadHours() {
       return tr;
     }),
   );
+  // Ready: typing before this would be overwritten by the loaded values.
+  form.dataset.loaded = "true";
+  form.querySelector("[data-testid=hours-save]").disabled = false;
 }
 
 async function saveHours(event) {
