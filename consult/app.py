@@ -9,8 +9,17 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from cryptography.fernet import Fernet
 
-from . import api, pages
-from .appkeys import AUTH_FAILURES, HUB, ICE_SERVERS, SETTINGS, STAFF_KEY, STILLS, STORE
+from . import api, metrics, pages
+from .appkeys import (
+    AUTH_FAILURES,
+    HUB,
+    ICE_SERVERS,
+    METRICS,
+    SETTINGS,
+    STAFF_KEY,
+    STILLS,
+    STORE,
+)
 from .auth import setup_sessions
 from .config import Settings, load_staff_key
 from .http import auth_failures, errors_middleware, security_headers
@@ -80,4 +89,6 @@ def create_app(settings: Settings) -> web.Application:
     api.add_routes(app)
     app.router.add_get("/ws", websocket)
     pages.add_routes(app)
+    app[METRICS] = metrics.create_registry(app)
+    metrics.add_routes(app)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from .config import Settings
 from .media.ice import IceServer
@@ -11,7 +12,16 @@ from .ratelimit import FailureLimiter
 from .recording.store import Store
 from .signaling.hub import Hub
 
-__all__ = ["AUTH_FAILURES", "HUB", "ICE_SERVERS", "SETTINGS", "STAFF_KEY", "STILLS", "STORE"]
+__all__ = [
+    "AUTH_FAILURES",
+    "HUB",
+    "ICE_SERVERS",
+    "METRICS",
+    "SETTINGS",
+    "STAFF_KEY",
+    "STILLS",
+    "STORE",
+]
 
 SETTINGS = web.AppKey("settings", Settings)
 STAFF_KEY = web.AppKey("staff_key", str)
@@ -19,4 +29,5 @@ ICE_SERVERS = web.AppKey("ice_servers", list[IceServer])
 STORE = web.AppKey("store", Store)
 STILLS = web.AppKey("stills", Stills)
 AUTH_FAILURES = web.AppKey("auth_failures", FailureLimiter)
+METRICS = web.AppKey("metrics", CollectorRegistry)
 HUB = web.AppKey("hub", Hub)

@@ -268,3 +268,13 @@ def test_message_catalogues_have_the_same_keys() -> None:
     missing = {c for c in codes if f"error.{c}" not in en}
     assert missing <= {"internal", "invalid-request", "unauthorized", "forbidden", "not-found",
                        "disconnected", "malformed", "unknown-type", "too-large"}  # fmt: skip
+
+
+async def test_metrics_for_staff_only(http: aiohttp.ClientSession, staff: dict[str, str]) -> None:
+    async with http.get("/metrics") as r:
+        assert r.status == 401
+    async with http.get("/metrics", headers=staff) as r:
+        assert r.status == 200
+        text = await r.text()
+    for name in ("consult_calls 0.0", "consult_peers 0.0", "process_resident_memory_bytes"):
+        assert name in text

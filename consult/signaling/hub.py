@@ -74,6 +74,17 @@ class Hub:
     def calls(self) -> Iterator[Call]:
         return iter(list(self._calls.values()))
 
+    def stats(self) -> dict[str, int]:
+        """What is live: calls, participants, server peers and the tracks they read."""
+        members = [m for call in self._calls.values() for m in call.members()]
+        peers = [m.peer for m in members if m.peer is not None]
+        return {
+            "calls": len(self._calls),
+            "participants": len(members),
+            "peers": len(peers),
+            "inlets": sum(len(p.inlets) for p in peers),
+        }
+
     def call(self, consultation_id: str) -> Call | None:
         return self._calls.get(consultation_id)
 
