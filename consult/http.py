@@ -98,7 +98,9 @@ async def auth_failures(request: web.Request, handler: Handler) -> web.StreamRes
         if presented:
             limiter.failed(client)
         raise
-    if presented and response.status == 401:
+    # A link page answers 404 for a token that opens nothing: a guess too.
+    link_guess = response.status == 404 and request.match_info.get("token") is not None
+    if presented and (response.status == 401 or link_guess):
         limiter.failed(client)
     return response
 

@@ -125,3 +125,13 @@ async def test_failed_websocket_tokens_count_too(
         params={"token": token_of(consultation["customer_link"])},
     ) as r:
         assert r.status == 429
+
+
+async def test_guessing_link_pages_is_limited_too(
+    http: aiohttp.ClientSession, consultation: dict[str, Any]
+) -> None:
+    for i in range(20):
+        async with http.get(f"/c/guess-{i}") as r:
+            assert r.status == 404
+    async with http.get(f"/c/{token_of(consultation['customer_link'])}") as r:
+        assert r.status == 429
