@@ -192,17 +192,8 @@ async def list_(settings: Settings, ref: str | None, as_json: bool) -> None:
 
 async def export_record(settings: Settings, consultation_id: str, output: Path) -> Path:
     from .media.stills import Stills
-    from .record import export_files, record_json
-    from .recording.export import write_export
+    from .record import write_record_zip
     from .recording.files import StillFiles
-
-    store = await _with_store(settings)
-    try:
-        consultation = await store.get_consultation(consultation_id)
-        record = await record_json(store, consultation, role="staff", with_paths=True)
-        files = export_files(record, Stills(store, StillFiles(settings.stills_dir)))
-    finally:
-        await store.close()
 
     def progress(done: int, total: int) -> None:
         width = 30
@@ -214,8 +205,15 @@ async def export_record(settings: Settings, consultation_id: str, output: Path) 
             flush=True,
         )
 
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, write_export, record, files, output, progress)
+    store = await _with_store(settings)
+    try:
+        consultation = await store.get_consultation(consultation_id)
+        stills = Stills(store, StillFiles(settings.stills_dir))
+        return await write_record_zip(
+            store, stills, consultation, role="staff", out=output, progress=progress
+        )
+    finally:
+        await store.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,16 +6,24 @@ the websocket's welcome and the export all use it.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from .media.stills import Stills, still_json
-from .recording.export import ExportFile
+from .recording.export import ExportFile, Progress, write_export
 from .recording.store import Consultation, Store
 from .signaling.hub import chat_sent
 from .signaling.messages import as_dict
 
-__all__ = ["consultation_json", "earlier_json", "export_files", "record_json"]
+__all__ = [
+    "consultation_json",
+    "earlier_json",
+    "export_files",
+    "record_json",
+    "write_record_zip",
+]
 
 
 def consultation_json(c: Consultation, *, role: str) -> dict[str, Any]:
@@ -82,6 +90,22 @@ async def record_json(
         for m in await store.messages(consultation.id)
     ]
     return body
+
+
+async def write_record_zip(
+    store: Store,
+    stills: Stills,
+    consultation: Consultation,
+    *,
+    role: str,
+    out: Path,
+    progress: Progress | None = None,
+) -> Path:
+    """The record as ``role`` may see it, written to ``out`` as a ZIP (in an executor)."""
+    record = await record_json(store, consultation, role=role, with_paths=True)
+    files = export_files(record, stills)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, write_export, record, files, out, progress)
 
 
 def export_files(record: dict[str, Any], stills: Stills) -> list[ExportFile]:

@@ -14,8 +14,7 @@ from aiohttp import web
 from ..appkeys import HUB, SETTINGS, STILLS, STORE
 from ..auth import caller_for, require_staff
 from ..errors import Forbidden, InvalidRequest
-from ..record import consultation_json, export_files, record_json
-from ..recording.export import write_export
+from ..record import consultation_json, record_json, write_record_zip
 from ..recording.store import Links
 from .common import read_json
 
@@ -122,12 +121,14 @@ async def export(request: web.Request) -> web.StreamResponse:
     caller = await caller_for(request, consultation_id)
     store = request.app[STORE]
     consultation = await store.get_consultation(consultation_id)
-    record = await record_json(store, consultation, role=caller.role, with_paths=True)
-    files = export_files(record, request.app[STILLS])
     loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory() as folder:
-        path = await loop.run_in_executor(
-            None, write_export, record, files, Path(folder) / "export.zip"
+        path = await write_record_zip(
+            store,
+            request.app[STILLS],
+            consultation,
+            role=caller.role,
+            out=Path(folder) / "export.zip",
         )
         response = web.StreamResponse(
             headers={

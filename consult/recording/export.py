@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ExportFile", "write_export"]
+__all__ = ["ExportFile", "Progress", "write_export"]
 
 Progress = Callable[[int, int], None]
 

@@ -354,28 +354,12 @@ class Store:
         """
         lock = self._chat_locks.setdefault(consultation_id, asyncio.Lock())
         async with lock, self._engine.begin() as conn:
-            existing = (
-                (
-                    await conn.execute(
-                        messages.select().where(
-                            messages.c.consultation_id == consultation_id,
-                            messages.c.sender == sender,
-                            messages.c.client_id == client_id,
-                        )
-                    )
-                )
-                .mappings()
-                .first()
-            )
+            existing = await _message_by_client_id(conn, consultation_id, sender, client_id)
             if existing is not None:
-                return ChatMessage(**existing), False
-            last = await conn.scalar(
-                sa.select(sa.func.max(messages.c.seq)).where(
-                    messages.c.consultation_id == consultation_id
-                )
-            )
+                return existing, False
+            last = await _last_seq(conn, consultation_id)
             message = ChatMessage(
-                consultation_id, (last or 0) + 1, client_id, sender, text, utcnow(), still_id
+                consultation_id, last + 1, client_id, sender, text, utcnow(), still_id
             )
             await conn.execute(messages.insert().values(**dataclasses.asdict(message)))
             await conn.execute(
@@ -389,20 +373,7 @@ class Store:
         self, consultation_id: str, sender: Role, client_id: str
     ) -> ChatMessage | None:
         async with self._engine.connect() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        messages.select().where(
-                            messages.c.consultation_id == consultation_id,
-                            messages.c.sender == sender,
-                            messages.c.client_id == client_id,
-                        )
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return ChatMessage(**row) if row is not None else None
+            return await _message_by_client_id(conn, consultation_id, sender, client_id)
 
     async def messages(self, consultation_id: str) -> list[ChatMessage]:
         async with self._engine.connect() as conn:
@@ -423,12 +394,7 @@ class Store:
         """``role`` has read up to ``seq``; marks only move forward, never past the last
         message. Returns the mark."""
         async with self._engine.begin() as conn:
-            last = await conn.scalar(
-                sa.select(sa.func.max(messages.c.seq)).where(
-                    messages.c.consultation_id == consultation_id
-                )
-            )
-            seq = max(0, min(seq, last or 0))
+            seq = max(0, min(seq, await _last_seq(conn, consultation_id)))
             where = (chat_reads.c.consultation_id == consultation_id) & (chat_reads.c.role == role)
             current = await conn.scalar(sa.select(chat_reads.c.seq).where(where))
             if current is None:
@@ -548,6 +514,32 @@ class Store:
             ],
         )
         return Links(tokens["customer"], tokens["stylist"], now + ttl)
+
+
+async def _message_by_client_id(
+    conn: Any, consultation_id: str, sender: str, client_id: str
+) -> ChatMessage | None:
+    row = (
+        (
+            await conn.execute(
+                messages.select().where(
+                    messages.c.consultation_id == consultation_id,
+                    messages.c.sender == sender,
+                    messages.c.client_id == client_id,
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return ChatMessage(**row) if row is not None else None
+
+
+async def _last_seq(conn: Any, consultation_id: str) -> int:
+    last = await conn.scalar(
+        sa.select(sa.func.max(messages.c.seq)).where(messages.c.consultation_id == consultation_id)
+    )
+    return int(last or 0)
 
 
 def _consultation(row: Any) -> Consultation:
