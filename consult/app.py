@@ -19,6 +19,7 @@ from .appkeys import (
     STAFF_KEY,
     STILLS,
     STORE,
+    TOOL_SLOTS,
 )
 from .auth import setup_sessions
 from .config import Settings, load_staff_key
@@ -76,6 +77,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[security_headers, errors_middleware, auth_failures])
     app[SETTINGS] = settings
     app[AUTH_FAILURES] = FailureLimiter()
+    app[TOOL_SLOTS] = asyncio.Semaphore(1)
     app[STAFF_KEY] = load_staff_key(settings)
     app[ICE_SERVERS] = [ice.parse_ice_server(url) for url in settings.ice_servers]
     setup_sessions(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -21,6 +23,7 @@ __all__ = [
     "STAFF_KEY",
     "STILLS",
     "STORE",
+    "TOOL_SLOTS",
 ]
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -31,3 +34,5 @@ STILLS = web.AppKey("stills", Stills)
 AUTH_FAILURES = web.AppKey("auth_failures", FailureLimiter)
 METRICS = web.AppKey("metrics", CollectorRegistry)
 HUB = web.AppKey("hub", Hub)
+#: Colour tools on stills run one at a time: the calls' media keep the other core.
+TOOL_SLOTS = web.AppKey("tool_slots", asyncio.Semaphore)

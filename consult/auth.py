@@ -23,6 +23,7 @@ from .errors import Forbidden, Unauthorized
 
 __all__ = [
     "Caller",
+    "any_caller",
     "bearer",
     "caller_for",
     "credential",
@@ -109,6 +110,18 @@ async def require_staff(request: web.Request) -> Caller:
     if credential(request) is None and await signed_in(request):
         return Caller("staff")
     raise Unauthorized()
+
+
+async def any_caller(request: web.Request) -> Caller:
+    """Staff, or the holder of any valid consultation link (for what every call may read)."""
+    value = credential(request)
+    if value is None:
+        if await signed_in(request):
+            return Caller("staff")
+        raise Unauthorized("A staff key or a consultation link is required.")
+    if value == bearer(request) and is_staff_key(request, value):
+        return Caller("staff")
+    return Caller((await request.app[STORE].resolve_token(value)).role)
 
 
 async def caller_for(request: web.Request, consultation_id: str) -> Caller:

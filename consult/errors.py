@@ -9,6 +9,9 @@ and a human ``message``. At the HTTP edge an error becomes
     ConsultError                      base, 500 "internal"
     ├── InvalidRequest                400 "invalid-request": a body or parameter failed validation
     │   ├── CorruptImage              400 "corrupt-image": an upload that does not decode
+    │   ├── InvalidRegion             400 "invalid-region": a region off the still, or unusable
+    │   ├── InvalidPolygon            400 "invalid-polygon": a nail outline off the still
+    │   ├── InvalidPalette            400 "invalid-palette": a palette import that cannot be read
     │   └── ProtocolError             a websocket message that cannot be handled
     │       ├── MalformedMessage      "malformed": not JSON, not an object, bad fields
     │       ├── UnknownMessage        "unknown-type": a type this role may not send
@@ -20,11 +23,13 @@ and a human ``message``. At the HTTP edge an error becomes
     │   └── InvalidToken              401 "invalid-token": unknown, expired or revoked link
     ├── Forbidden                     403 "forbidden": a valid caller, not theirs
     ├── NotFound                      404 "not-found"
-    │   └── UnknownCapture            404 "unknown-capture": not a capture of this consultation
+    │   ├── UnknownCapture            404 "unknown-capture": not a capture of this consultation
+    │   └── UnknownSwatch             404 "unknown-swatch": not a swatch of the palette
     ├── AlreadyUploaded               409 "already-uploaded": this capture has its photo
     ├── PayloadTooLarge               413 "too-large"
     │   └── TooManyPixels             413 "too-many-pixels": over the pixel limit (from the header)
     ├── UnsupportedMedia              415 "unsupported-media": not a PNG or JPEG
+    ├── NoSkinFound                   422 "no-skin": too little skin in the still to judge
     ├── TooManyAttempts               429 "too-many-attempts": too many failed sign-ins
     ├── StorageFailed                 507 "storage-failed": the disk refused the write
     └── Disconnect                    reasons a websocket is closed by the server
@@ -43,6 +48,9 @@ __all__ = [
     "CorruptImage",
     "Disconnect",
     "Forbidden",
+    "InvalidPalette",
+    "InvalidPolygon",
+    "InvalidRegion",
     "InvalidRequest",
     "InvalidSdp",
     "InvalidToken",
@@ -50,6 +58,7 @@ __all__ = [
     "MediaFailed",
     "MessageTooLarge",
     "NoCustomer",
+    "NoSkinFound",
     "NotFound",
     "PayloadTooLarge",
     "ProtocolError",
@@ -62,6 +71,7 @@ __all__ = [
     "Unauthorized",
     "UnknownCapture",
     "UnknownMessage",
+    "UnknownSwatch",
     "UnsupportedMedia",
 ]
 
@@ -138,6 +148,24 @@ class CorruptImage(InvalidRequest):
     code = "corrupt-image"
 
 
+class InvalidRegion(InvalidRequest):
+    """The region is outside the still or cannot be used."""
+
+    code = "invalid-region"
+
+
+class InvalidPolygon(InvalidRequest):
+    """A nail outline is not a polygon inside the still."""
+
+    code = "invalid-polygon"
+
+
+class InvalidPalette(InvalidRequest):
+    """The palette file cannot be read."""
+
+    code = "invalid-palette"
+
+
 class Unauthorized(ConsultError):
     """A valid staff key is required."""
 
@@ -173,6 +201,12 @@ class UnknownCapture(NotFound):
     code = "unknown-capture"
 
 
+class UnknownSwatch(NotFound):
+    """There is no such swatch in the palette."""
+
+    code = "unknown-swatch"
+
+
 class AlreadyUploaded(ConsultError):
     """This capture already has its photo."""
 
@@ -198,6 +232,13 @@ class UnsupportedMedia(ConsultError):
 
     status = 415
     code = "unsupported-media"
+
+
+class NoSkinFound(ConsultError):
+    """Too little skin shows in this still to judge its undertone: use a photo of the hand."""
+
+    status = 422
+    code = "no-skin"
 
 
 class TooManyAttempts(ConsultError):

@@ -68,13 +68,16 @@ async def earlier_json(store: Store, consultation: Consultation) -> dict[str, An
         "scheduled_at": earlier.scheduled_at.isoformat() if earlier.scheduled_at else None,
         "summary": earlier.summary,
         "stills": [still_json(s) for s in stills[:KEY_STILLS]],
+        # The shades the customer chose last time: what "the same again" most often means.
+        "chosen": (await store.swatch_log.board(earlier.id)).chosen,
     }
 
 
 async def record_json(
     store: Store, consultation: Consultation, *, role: str, with_paths: bool = False
 ) -> dict[str, Any]:
-    """The consultation with its stills (newest first) and chat transcript (in order).
+    """The consultation with its stills (newest first; derived images name their
+    ``parent_id``), the swatches shown and chosen, and the chat transcript (in order).
 
     ``with_paths`` adds each still's ``file_path`` in the stills folder, for the export.
     """
@@ -83,6 +86,9 @@ async def record_json(
         still_json(s) | ({"file_path": s.file} if with_paths else {})
         for s in await store.list_stills(consultation.id)
     ]
+    board = await store.swatch_log.board(consultation.id)
+    body["swatches_shown"] = board.shown
+    body["swatches_chosen"] = board.chosen
     body["earlier"] = await earlier_json(store, consultation)
     by_id = {s["id"]: s for s in body["stills"]}
     body["messages"] = [

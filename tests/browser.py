@@ -25,6 +25,8 @@ FLAGS = [
     "--disable-quic",
     "--no-first-run",
     "--autoplay-policy=no-user-gesture-required",
+    # Screenshots in sRGB: a swatch drawn as #c3161c reads back as #c3161c.
+    "--force-color-profile=srgb",
 ]
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1280, "height": 800}

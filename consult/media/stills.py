@@ -20,7 +20,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,15 @@ def encode_frame(i420: np.ndarray) -> tuple[bytes, Measured]:
     return bytes(png), Measured("image/png", "png", width, height, assess(bgr), thumbnail(bgr))
 
 
+def encode_png(bgr: np.ndarray) -> tuple[bytes, Measured]:
+    """A derived image as lossless PNG, measured (in an executor)."""
+    ok, png = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    height, width = bgr.shape[:2]
+    return bytes(png), Measured("image/png", "png", width, height, assess(bgr), thumbnail(bgr))
+
+
 def score_frame(i420: np.ndarray) -> float:
     """Sharpness of the full-size luma, weighted by how much hand a small colour copy shows."""
     height = i420.shape[0] * 2 // 3
@@ -204,6 +213,9 @@ def still_json(still: Still) -> dict[str, Any]:
         "hints": still.quality.get("hints", []),
         "quality": still.quality,
         "created_at": still.created_at.isoformat(),
+        "parent_id": still.parent_id,
+        "derivation": still.derivation,
+        "nails": still.nails,
         "url": f"/api/stills/{still.id}",
         "thumb_url": f"/api/stills/{still.id}/thumb",
     }
@@ -296,6 +308,36 @@ class Stills:
         """Store a frame (I420, from ``best_of_burst``) as a lossless PNG still."""
         loop = asyncio.get_running_loop()
         png, measured = await loop.run_in_executor(None, encode_frame, frame)
+        return await self._save_png(consultation_id, capture_id, "stream", png, measured)
+
+    async def save_derived(
+        self, parent: Still, bgr: np.ndarray, source: Source, derivation: dict[str, Any]
+    ) -> Still:
+        """Store an image made from ``parent`` (white-balanced, try-on) as a lossless PNG
+        still of its own capture, a child of ``parent``; the parent is never changed."""
+        loop = asyncio.get_running_loop()
+        png, measured = await loop.run_in_executor(None, encode_png, bgr)
+        capture = await self._store.create_capture(parent.consultation_id, "stylist")
+        return await self._save_png(
+            parent.consultation_id,
+            capture.id,
+            source,
+            png,
+            measured,
+            parent_id=parent.id,
+            derivation=derivation,
+        )
+
+    async def _save_png(
+        self,
+        consultation_id: str,
+        capture_id: str,
+        source: Source,
+        png: bytes,
+        measured: Measured,
+        **derived: Any,
+    ) -> Still:
+        loop = asyncio.get_running_loop()
         still_id = secrets.token_hex(12)
         placed: list[str] = []
         try:
@@ -305,9 +347,11 @@ class Stills:
                     await loop.run_in_executor(None, self._files.write, consultation_id, name, data)
                 )
             still = self._still(
-                still_id, consultation_id, capture_id, "stream", measured, len(png),
+                still_id, consultation_id, capture_id, source, measured, len(png),
                 hashlib.sha256(png).hexdigest(), placed,
             )  # fmt: skip
+            if derived:
+                still = replace(still, **derived)
             await self._store.add_still(still)
             return still
         except OSError as exc:

@@ -73,6 +73,17 @@ def render_html(record: dict[str, Any]) -> str:
         f"<br><small>SHA-256 {e(s['sha256'])}</small></figcaption></figure>"
         for s in record.get("stills", [])
     )
+
+    def chip(entry: dict[str, Any]) -> str:
+        sw = entry["swatch"]
+        return (
+            f'<li><span class=chip style="background:{e(sw["hex"])}"></span>'
+            f"<b>{e(sw['name'])}</b> {e(sw['brand'])} {e(sw['code'])} · {e(sw['hex'])} · "
+            f"{e(sw['finish'])} <time>{e(entry['at'][:16].replace('T', ' '))}</time></li>"
+        )
+
+    chosen = "".join(chip(c) for c in record.get("swatches_chosen", []))
+    shown = "".join(chip(c) for c in record.get("swatches_shown", []))
     messages = "".join(
         f'<li class="{e(m["from"])}"><b>{e(m["from"])}</b> '
         f"<time>{e(m['at'][:16].replace('T', ' '))}</time><p>{e(m['text'])}</p></li>"
@@ -96,6 +107,9 @@ figcaption small {{ word-break: break-all; color: #666; }}
 ul.chat {{ list-style: none; padding: 0; }} ul.chat li {{ margin: 0.5rem 0; }}
 ul.chat p, .text {{ white-space: pre-wrap; margin: 0.2rem 0; }}
 time {{ color: #666; font-size: 0.85em; }}
+ul.swatches {{ list-style: none; padding: 0; }}
+.chip {{ display: inline-block; width: 1.5rem; height: 1.5rem; border-radius: 4px;
+        vertical-align: middle; margin-right: 0.5rem; border: 1px solid #ccc; }}
 </style></head><body>
 <h1>Consultation: {e(record["customer_name"])}</h1>
 <p>Created {e(record["created_at"][:16].replace("T", " "))} UTC{
@@ -105,6 +119,8 @@ time {{ color: #666; font-size: 0.85em; }}
     }</p>
 <h2>Summary</h2><p class=text>{e(record.get("summary") or "") or "&ndash;"}</p>
 {notes}
+<h2>Chosen shades</h2><ul class=swatches>{chosen or "<li>None.</li>"}</ul>
+<h2>Shades shown</h2><ul class=swatches>{shown or "<li>None.</li>"}</ul>
 <h2>Stills</h2>{stills or "<p>None.</p>"}
 <h2>Chat</h2><ul class=chat>{messages or "<li>None.</li>"}</ul>
 </body></html>

@@ -15,6 +15,8 @@ __all__ = [
     "metadata",
     "salon",
     "stills",
+    "swatch_events",
+    "swatches",
 ]
 
 metadata = sa.MetaData()
@@ -122,6 +124,11 @@ stills = sa.Table(
     sa.Column("file", sa.String(255), nullable=False),
     sa.Column("thumb", sa.String(255), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    #: A derived image (white-balanced, try-on): the still it was made from, and how.
+    sa.Column("parent_id", sa.String(32), nullable=True),
+    sa.Column("derivation", sa.JSON(), nullable=True),
+    #: The stylist's nail outlines on this still (polygons in image pixels), for try-ons.
+    sa.Column("nails", sa.JSON(), nullable=True),
     sa.UniqueConstraint("capture_id", "source", name="uq_stills_capture_source"),
 )
 
@@ -166,4 +173,43 @@ salon = sa.Table(
     sa.Column("hours", sa.JSON(), nullable=False),
     sa.Column("away_message", sa.Text(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+#: The salon's palette.
+swatches = sa.Table(
+    "swatches",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("brand", sa.String(80), nullable=False, server_default=""),
+    sa.Column("code", sa.String(40), nullable=False, server_default=""),
+    sa.Column("hex", sa.String(7), nullable=False),
+    sa.Column("finish", sa.String(16), nullable=False),
+    sa.Column("family", sa.String(16), nullable=False),
+    #: The palette's order (the import's, then creation order).
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("brand", "name", name="uq_swatches_brand_name"),
+)
+
+#: What the stylist did with swatches in a consultation: shown, cleared, chosen, unchosen.
+#: ``swatch`` is a copy of the swatch at that moment: the record stays true if the palette
+#: changes later.
+swatch_events = sa.Table(
+    "swatch_events",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column(
+        "consultation_id",
+        sa.String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("swatch_id", sa.String(32), nullable=True),
+    sa.Column("swatch", sa.JSON(), nullable=True),
+    sa.Column("by", sa.String(16), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
 )

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
 from ..salon import Salon, parse_hours
+from .palette import Palette, SwatchLog
 from .schema import captures, chat_reads, consultations, links, messages, salon, stills
 from .tokens import TokenSealer, hash_token, new_token
 
@@ -91,8 +92,9 @@ class Capture:
 
 
 #: camera: the customer's camera photo of a capture; stream: the best frame of the video;
-#: chat: a photo either side sent in the chat.
-Source = Literal["camera", "stream", "chat"]
+#: chat: a photo either side sent in the chat; white-balance and try-on: images derived from
+#: another still (``parent_id``).
+Source = Literal["camera", "stream", "chat", "white-balance", "try-on"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,11 @@ class Still:
     file: str
     thumb: str
     created_at: datetime
+    #: A derived image: the still it was made from, and how (kind and parameters).
+    parent_id: str | None = None
+    derivation: dict[str, Any] | None = None
+    #: The stylist's nail outlines on this still: polygons of [x, y] image pixels.
+    nails: list[list[list[float]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,8 @@ class Store:
         self._engine = engine
         self._sealer = sealer
         self._closed = False
+        self.palette = Palette(engine)
+        self.swatch_log = SwatchLog(engine)
         # Sequence numbers are handed out one message at a time per consultation.
         self._chat_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -330,6 +339,12 @@ class Store:
                 .all()
             )
         return [Still(**row) for row in rows]
+
+    async def set_nails(self, still_id: str, polygons: list[list[list[float]]]) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                stills.update().where(stills.c.id == still_id).values(nails=polygons)
+            )
 
     async def still_files(self) -> set[str]:
         """Every file a still row points to (its original and its thumbnail)."""

@@ -22,6 +22,7 @@ from ..media.ice import IceServer, rtc_configuration
 from ..media.peer import ServerPeer
 from ..media.sdp import check_offer
 from ..media.stills import Stills, best_of_burst, still_json
+from ..recording.palette import SwatchAction, SwatchEvent
 from ..recording.store import ChatMessage, Consultation, Still, Store
 from ..roles import Role
 from .messages import (
@@ -34,6 +35,8 @@ from .messages import (
     ReadMark,
     ServerMessage,
     StillSaved,
+    SwatchesChosen,
+    SwatchShown,
     as_dict,
 )
 from .participant import Participant
@@ -253,6 +256,40 @@ class Hub:
                 )
             else:
                 await member.send(NotesChanged(summary=consultation.summary))
+
+    async def show_swatch(self, stylist: Participant, swatch_id: str | None) -> None:
+        """Put a palette swatch on the customer's screen (None: take it off), for the record
+        too."""
+        swatch = (await self._store.palette.get(swatch_id)).to_json() if swatch_id else None
+        at = datetime.now(UTC)
+        action: SwatchAction = "shown" if swatch else "cleared"
+        await self._store.swatch_log.add(
+            SwatchEvent(stylist.consultation_id, action, swatch, stylist.role, at)
+        )
+        await self.broadcast(stylist.consultation_id, SwatchShown(swatch=swatch, at=at.isoformat()))
+
+    async def choose_swatch(self, stylist: Participant, swatch_id: str, chosen: bool) -> None:
+        """Mark a swatch as the customer's choice, or take the mark back."""
+        log = self._store.swatch_log
+        swatch: dict[str, Any] | None
+        if chosen:
+            swatch = (await self._store.palette.get(swatch_id)).to_json()
+        else:
+            # The palette may have lost the swatch since: the mark goes by the recorded copy.
+            marked = [c["swatch"] for c in (await log.board(stylist.consultation_id)).chosen]
+            swatch = next((s for s in marked if s["id"] == swatch_id), None)
+        if swatch is not None:
+            await log.add(
+                SwatchEvent(
+                    stylist.consultation_id,
+                    "chosen" if chosen else "unchosen",
+                    swatch,
+                    stylist.role,
+                    datetime.now(UTC),
+                )
+            )
+        board = await log.board(stylist.consultation_id)
+        await self.broadcast(stylist.consultation_id, SwatchesChosen(swatches=board.chosen))
 
     async def broadcast(self, consultation_id: str, message: ServerMessage) -> None:
         """Send ``message`` to everyone in the consultation's call, if anyone is."""

@@ -22,6 +22,7 @@ __all__ = [
     "CaptureRequest",
     "Chat",
     "ChatSent",
+    "ChooseSwatch",
     "ClientMessage",
     "Error",
     "NotesChanged",
@@ -30,7 +31,10 @@ __all__ = [
     "Read",
     "ReadMark",
     "ServerMessage",
+    "ShowSwatch",
     "StillSaved",
+    "SwatchShown",
+    "SwatchesChosen",
     "Welcome",
     "encode",
     "parse_message",
@@ -73,12 +77,31 @@ class Read(_Message, tag="read"):
     seq: Annotated[int, msgspec.Meta(ge=0)]
 
 
-ClientMessage = Offer | Bye | Capture | Chat | Read
+SwatchId = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 
-#: Which client messages each role may send. Later features extend this table.
+
+class ShowSwatch(_Message, tag="swatch"):
+    """The stylist shows a palette swatch on the customer's screen (None: clears it)."""
+
+    swatch_id: SwatchId | None
+
+
+class ChooseSwatch(_Message, tag="choose"):
+    """The stylist marks a swatch as the customer's choice (or takes the mark back)."""
+
+    swatch_id: SwatchId
+    chosen: bool = True
+
+
+ClientMessage = Offer | Bye | Capture | Chat | Read | ShowSwatch | ChooseSwatch
+
+_COMMON: dict[str, type[_Message]] = {
+    "offer": Offer, "bye": Bye, "capture": Capture, "chat": Chat, "read": Read,
+}  # fmt: skip
+#: Which client messages each role may send.
 ALLOWED: dict[Role, dict[str, type[_Message]]] = {
-    role: {"offer": Offer, "bye": Bye, "capture": Capture, "chat": Chat, "read": Read}
-    for role in ("customer", "stylist")
+    "customer": _COMMON,
+    "stylist": _COMMON | {"swatch": ShowSwatch, "choose": ChooseSwatch},
 }
 
 
@@ -109,7 +132,7 @@ def parse_message(
         raise MalformedMessage(f"Invalid {envelope.type!r} message: {exc}.") from None
     except RecursionError:
         raise MalformedMessage("The message is nested too deeply.") from None
-    assert isinstance(message, Offer | Bye | Capture | Chat | Read)
+    assert isinstance(message, Offer | Bye | Capture | Chat | Read | ShowSwatch | ChooseSwatch)
     return message
 
 
@@ -124,6 +147,9 @@ class Welcome(_Message, tag="welcome"):
     history: list[dict[str, Any]] = msgspec.field(default_factory=list)
     #: Open now, the next opening and the away message (consult.salon.Salon.status).
     salon: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: The swatch on the customer's screen now, if any, and the customer's chosen swatches.
+    swatch: dict[str, Any] | None = None
+    chosen: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
 
 class Answer(_Message, tag="answer"):
@@ -181,6 +207,19 @@ class NotesChanged(_Message, tag="notes"):
     notes: str | msgspec.UnsetType = msgspec.UNSET
 
 
+class SwatchShown(_Message, tag="swatch"):
+    """To both: the swatch to draw on the customer's screen now (None: none)."""
+
+    swatch: dict[str, Any] | None
+    at: str
+
+
+class SwatchesChosen(_Message, tag="chosen"):
+    """To both: the customer's chosen swatches, each ``{"swatch", "at"}``, in order chosen."""
+
+    swatches: list[dict[str, Any]]
+
+
 ServerMessage = (
     Welcome
     | Answer
@@ -192,6 +231,8 @@ ServerMessage = (
     | ReadMark
     | NotesChanged
     | Away
+    | SwatchShown
+    | SwatchesChosen
 )
 
 

@@ -17,9 +17,11 @@ from .messages import (
     Bye,
     Capture,
     Chat,
+    ChooseSwatch,
     Error,
     Offer,
     Read,
+    ShowSwatch,
     Welcome,
     encode,
     parse_message,
@@ -64,6 +66,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     participant = Participant(ws, grant.consultation_id, grant.role)
     call = await hub.join(participant)
     try:
+        board = await store.swatch_log.board(grant.consultation_id)
         await participant.welcome(
             Welcome(
                 role=grant.role,
@@ -73,6 +76,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 ice_servers=[s.to_browser() for s in request.app[ICE_SERVERS]],
                 history=await hub.history(grant.consultation_id),
                 salon=(await store.get_salon()).status(datetime.now(UTC)),
+                swatch=board.current,
+                chosen=board.chosen,
             )
         )
         bucket = TokenBucket(settings.message_rate, settings.message_burst)
@@ -95,6 +100,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                         await hub.chat(participant, client_id, text)
                     case Read(seq=seq):
                         await hub.read(participant, seq)
+                    case ShowSwatch(swatch_id=swatch_id):
+                        await hub.show_swatch(participant, swatch_id)
+                    case ChooseSwatch(swatch_id=swatch_id, chosen=chosen):
+                        await hub.choose_swatch(participant, swatch_id, chosen)
             except Disconnect as exc:
                 await participant.disconnect(exc)
             except ConsultError as exc:

@@ -184,6 +184,16 @@ export class CallSession extends EventTarget {
     return this._send({ type: "read", seq });
   }
 
+  // The stylist's palette: show a swatch on the customer's screen (null clears it), or mark
+  // one as the customer's choice.
+  showSwatch(swatchId) {
+    return this._send({ type: "swatch", swatch_id: swatchId });
+  }
+
+  chooseSwatch(swatchId, chosen) {
+    return this._send({ type: "choose", swatch_id: swatchId, chosen });
+  }
+
   _send(message) {
     if (!this._ws || this._ws.readyState !== WebSocket.OPEN) return false;
     this._ws.send(JSON.stringify(message));

@@ -4,9 +4,11 @@ import { language, setText, startI18n, t } from "./i18n.js";
 import { CameraError, listDevices, openCamera, stopStream, webrtcSupported } from "./camera.js";
 import { CallSession } from "./call-session.js";
 import { watchQuality } from "./quality.js";
-import { renderEarlier, showNotice, StillStrip, takePhoto, uploadPhoto } from "./stills.js";
+import { renderEarlier, showNotice, StillStrip, takePhoto, uploadPhoto, withToken } from "./stills.js";
 import { Chat } from "./chat.js";
 import { Notes, showSummary } from "./notes.js";
+import { PalettePanel, renderChosen, renderSwatchCard } from "./palette.js";
+import { StillTools } from "./still-tools.js";
 
 const [, prefix, token] = location.pathname.split("/");
 const role = prefix === "s" ? "stylist" : "customer";
@@ -20,6 +22,7 @@ let stopQuality = null;
 let strip = null;
 let chat = null;
 let notes = null;
+let palette = null;
 
 function show(section) {
   for (const id of ["lobby", "call", "ended"]) $(id).hidden = id !== section;
@@ -136,7 +139,10 @@ function join() {
   });
   session.addEventListener("message", (event) => onMessage(event.detail));
   session.addEventListener("state", renderAway);
+  if (role === "stylist") palette = new PalettePanel($("console-features"), session, token);
   session.addEventListener("welcome", (event) => {
+    showSwatch(event.detail.swatch);
+    showChosen(event.detail.chosen || []);
     salon = event.detail.salon;
     renderAway();
     const consultation = event.detail.consultation;
@@ -196,7 +202,27 @@ async function loadSalon() {
   renderAway();
 }
 
+function showSwatch(swatch) {
+  if (role === "stylist") palette?.setCurrent(swatch || null);
+  else renderSwatchCard($("swatch-card"), swatch || null);
+}
+
+function showChosen(chosen) {
+  if (role === "stylist") palette?.setChosen(chosen);
+  else renderChosen($("chosen-list"), chosen);
+}
+
+// The customer sees a try-on (or a corrected copy) beside the photo it was made from.
+function showCompare(still) {
+  $("compare-original").src = withToken(`/api/stills/${still.parent_id}`, token);
+  $("compare-derived").src = withToken(still.url, token);
+  setText($("compare-title"), `compare.${still.source}`, { name: still.derivation?.swatch?.name || "" });
+  $("compare").hidden = false;
+}
+
 async function onMessage(message) {
+  if (message.type === "swatch") return showSwatch(message.swatch);
+  if (message.type === "chosen") return showChosen(message.swatches);
   if (message.type === "away") {
     salon = { ...(salon || {}), open: false, away_message: message.message, next_open: message.next_open };
     renderAway();
@@ -212,7 +238,8 @@ async function onMessage(message) {
   } else if (message.type === "notes" && role === "customer") {
     showSummary($("summary-card"), message.summary);
   } else if (message.type === "still") {
-    if (role === "customer") showNotice(message.still, token);
+    if (role === "customer" && message.still.parent_id) showCompare(message.still);
+    else if (role === "customer") showNotice(message.still, token);
     else strip.add(message.still);
   }
 }
@@ -272,6 +299,8 @@ async function main() {
   $("send-photo").hidden = role !== "customer";
   if (role === "stylist") {
     strip = new StillStrip(token);
+    // Try-ons use the swatch on the customer's screen, else the latest chosen one.
+    new StillTools(strip.viewer, token, { swatch: () => palette?.current || palette?.chosen.at(-1)?.swatch || null });
     notes = new Notes(token, {
       areas: { summary: $("summary"), notes: $("private-notes") },
       status: $("notes-status"),
@@ -280,6 +309,7 @@ async function main() {
   // The customer's chat is a drawer over the call; the stylist's sits in the console.
   if (role === "customer") $("chat-drawer").append($("earlier"), $("chat"));
   $("chat-toggle").hidden = role !== "customer";
+  $("compare-close").addEventListener("click", () => ($("compare").hidden = true));
   $("chat-toggle").addEventListener("click", () => {
     const drawer = $("chat-drawer");
     drawer.hidden = !drawer.hidden;

@@ -3,6 +3,7 @@
 // staff the private notes and every consultation of the same customer.
 import { language, setText, startI18n } from "./i18n.js";
 import { renderEarlier, StillStrip, withToken } from "./stills.js";
+import { chip } from "./palette.js";
 
 const $ = (id) => document.getElementById(id);
 const parts = location.pathname.split("/");
@@ -27,6 +28,20 @@ function render(record) {
   $("record-summary").textContent = record.summary || "–";
   $("record-notes-card").hidden = record.notes === undefined;
   $("record-notes").textContent = record.notes || "–";
+  const swatchItems = (entries, testid) =>
+    entries.map((entry) => {
+      const li = document.createElement("li");
+      li.dataset.testid = testid;
+      li.dataset.hex = entry.swatch.hex;
+      const s = entry.swatch;
+      const text = document.createElement("span");
+      text.textContent = `${s.name} ${[s.brand, s.code].filter(Boolean).join(" ")} · ${s.hex} · ${when(entry.at)}`;
+      li.append(chip(s, "medium"), text);
+      return li;
+    });
+  $("record-chosen").replaceChildren(...swatchItems(record.swatches_chosen, "record-chosen-swatch"));
+  $("record-shown").replaceChildren(...swatchItems(record.swatches_shown, "record-shown-swatch"));
+  $("record-swatches-card").hidden = !record.swatches_shown.length && !record.swatches_chosen.length;
   const strip = new StillStrip(token);
   for (const still of record.stills.slice().reverse()) strip.add(still);
   $("stills-empty").hidden = record.stills.length > 0;

@@ -89,7 +89,7 @@ export class StillStrip {
       setText(f, `stills.flag.${flag}`);
       item.append(f);
     }
-    item.addEventListener("click", () => this.viewer.open(still));
+    item.addEventListener("click", () => this.viewer.open(still, this.stills.get(still.parent_id) || null));
     $("still-strip").prepend(item);
     $("stills-empty").hidden = true;
     this.showHints(still);
@@ -118,7 +118,10 @@ const VIEWER = `
     <a id="viewer-download" class="button" data-testid="viewer-download" data-i18n="stills.download"></a>
     <button id="viewer-close" data-testid="viewer-close" data-i18n="stills.close"></button>
   </div>
-  <div id="viewer-frame" class="viewer-frame"><img id="viewer-image" data-testid="viewer-image" alt=""></div>
+  <div id="viewer-tools" class="viewer-tools" data-testid="viewer-tools"></div>
+  <div id="viewer-frame" class="viewer-frame"><img id="viewer-image" data-testid="viewer-image" alt="">
+    <img id="viewer-compare" class="viewer-compare" data-testid="viewer-compare" alt="" hidden>
+    <svg id="viewer-overlay" class="viewer-overlay" data-testid="viewer-overlay"></svg></div>
   <dl id="viewer-details" class="viewer-details" data-testid="viewer-details"></dl>`;
 
 // One viewer per page, made on first use.
@@ -156,29 +159,53 @@ export class Viewer {
     }, { passive: false });
     let drag = null;
     frame.addEventListener("pointerdown", (event) => {
+      // A colour tool takes the click; otherwise the picture is dragged.
+      if (this.tool?.pointerdown(this.imagePoint(event), event)) return;
       drag = { x: event.clientX - this.x, y: event.clientY - this.y };
       frame.setPointerCapture(event.pointerId);
     });
     frame.addEventListener("pointermove", (event) => {
+      if (this.tool?.pointermove(this.imagePoint(event), event)) return;
       if (!drag) return;
       this.x = event.clientX - drag.x;
       this.y = event.clientY - drag.y;
       this.apply();
     });
-    frame.addEventListener("pointerup", () => (drag = null));
+    frame.addEventListener("pointerup", (event) => {
+      drag = null;
+      this.tool?.pointerup(this.imagePoint(event), event);
+    });
     image.addEventListener("load", () => this.fit());
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && !$("viewer").hidden) this.close();
     });
   }
 
-  open(still) {
+  // Where on the picture (in its own pixels) a pointer event is.
+  imagePoint(event) {
+    const frame = $("viewer-frame").getBoundingClientRect();
+    return {
+      x: Math.round((event.clientX - frame.left - this.x) / this.scale),
+      y: Math.round((event.clientY - frame.top - this.y) / this.scale),
+    };
+  }
+
+  // A derived image (white-balanced, try-on) is shown beside the photo it was made from.
+  open(still, parent = null) {
     this.still = still;
+    this.parent = parent;
     $("viewer").hidden = false;
+    $("viewer").dataset.stillId = still.id;
+    const compare = $("viewer-compare");
+    compare.hidden = !parent;
+    if (parent) compare.src = withToken(parent.url, this.token);
+    else compare.removeAttribute("src");
     $("viewer-image").src = withToken(still.url, this.token);
+    this.onopen?.(still);
     $("viewer-download").href = withToken(still.url, this.token, "&download=1");
     const details = [
       ["stills.detail.source", t(`stills.source.${still.source}`)],
+      ...(still.derivation?.swatch ? [["stills.detail.swatch", `${still.derivation.swatch.name} ${still.derivation.swatch.hex}`]] : []),
       ["stills.detail.size", `${still.width} × ${still.height}`],
       ["stills.detail.bytes", `${(still.bytes / 1024 / 1024).toFixed(2)} MB`],
       ["stills.detail.type", still.media_type],
@@ -202,14 +229,21 @@ export class Viewer {
   close() {
     $("viewer").hidden = true;
     $("viewer-image").removeAttribute("src");
+    this.onclose?.();
   }
 
   fit() {
     const frame = $("viewer-frame").getBoundingClientRect();
     const image = $("viewer-image");
     if (!image.naturalWidth) return;
-    this.scale = Math.min(frame.width / image.naturalWidth, frame.height / image.naturalHeight, 1);
-    this.x = (frame.width - image.naturalWidth * this.scale) / 2;
+    const overlay = $("viewer-overlay");
+    overlay.setAttribute("viewBox", `0 0 ${image.naturalWidth} ${image.naturalHeight}`);
+    overlay.setAttribute("width", image.naturalWidth);
+    overlay.setAttribute("height", image.naturalHeight);
+    // Side by side: both pictures fit, the original on the left.
+    const across = this.parent ? 2 * image.naturalWidth + 16 : image.naturalWidth;
+    this.scale = Math.min(frame.width / across, frame.height / image.naturalHeight, 1);
+    this.x = (frame.width - across * this.scale) / 2 + (across - image.naturalWidth) * this.scale;
     this.y = (frame.height - image.naturalHeight * this.scale) / 2;
     this.apply();
   }
@@ -228,7 +262,14 @@ export class Viewer {
 
   apply() {
     const image = $("viewer-image");
-    image.style.transform = `translate(${this.x}px, ${this.y}px) scale(${this.scale})`;
+    const transform = `translate(${this.x}px, ${this.y}px) scale(${this.scale})`;
+    image.style.transform = transform;
+    $("viewer-overlay").style.transform = transform;
+    if (this.parent) {
+      // The original sits to the left of the derived copy, at the same scale.
+      const width = (this.still.width + 16) * this.scale;
+      $("viewer-compare").style.transform = `translate(${this.x - width}px, ${this.y}px) scale(${this.scale})`;
+    }
     // At and above 100% show pixels as they are, never smoothed.
     image.classList.toggle("pixelated", this.scale * devicePixelRatio >= 1);
     setText($("viewer-zoom"), "stills.zoom", { percent: Math.round(this.scale * devicePixelRatio * 100) });
