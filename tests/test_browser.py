@@ -475,3 +475,91 @@ async def test_hours_set_on_the_dashboard_reach_a_customer_of_a_closed_salon(
     await customer.get_by_test_id("join").click()
     await expect(customer.get_by_test_id("away-call")).to_be_visible()
     await browser.close()
+
+
+async def test_a_swatch_shown_by_the_stylist_is_drawn_at_its_exact_colour_and_tried_on(
+    launch: Launch, consultation: dict[str, Any], server: Any, http: Any, staff: Any
+) -> None:
+    import cv2
+    import numpy as np
+
+    customer_browser = await launch("720p")
+    stylist_browser = await launch("720p")
+    customer = await open_page(
+        customer_browser, local(server, consultation["customer_link"]), PHONE
+    )
+    stylist = await open_page(stylist_browser, local(server, consultation["stylist_link"]), LAPTOP)
+    await ready_to_join(customer)
+    await customer.get_by_test_id("join").click()
+    await ready_to_join(stylist)
+    await stylist.get_by_test_id("join").click()
+
+    # Search the palette, show a shade: the customer's page draws exactly that colour.
+    await stylist.get_by_test_id("palette-search").fill("classic red")
+    red = stylist.get_by_test_id("swatch")
+    await expect(red).to_have_count(1)
+    await red.click()
+    await expect(stylist.get_by_test_id("palette-showing")).to_contain_text("Classic Red")
+    chip = customer.get_by_test_id("swatch-chip")
+    await expect(chip).to_be_visible()
+    await expect(customer.get_by_test_id("swatch-name")).to_have_text("Classic Red")
+    png = await chip.screenshot()
+    pixels = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    h, w = pixels.shape[:2]
+    centre = pixels[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4].reshape(-1, 3)
+    assert {tuple(int(c) for c in p) for p in centre} == {(0x1C, 0x16, 0xC3)}  # BGR of #c3161c
+    await screenshot(customer, "customer-swatch-phone")
+
+    # Marked as the customer's choice: both pages list it; the filter by family works.
+    await stylist.get_by_test_id("palette-search").fill("")
+    await stylist.get_by_test_id("palette-family").select_option("red")
+    await expect(stylist.get_by_test_id("swatch")).to_have_count(6)
+    await stylist.locator("[data-testid=choose]").first.click()
+    await expect(customer.get_by_test_id("chosen-swatch")).to_have_count(1)
+    await expect(stylist.get_by_test_id("palette-chosen").locator("button")).to_have_count(1)
+
+    # A still, then the tools: sample a point, outline a nail, try the shown shade on.
+    await stylist.keyboard.press("c")
+    camera = stylist.locator("[data-testid=still][data-source=camera]")
+    await expect(camera).to_have_count(1, timeout=20_000)
+    await camera.click()
+    await stylist.wait_for_function(
+        "() => document.querySelector('[data-testid=viewer-image]').naturalWidth === 1280"
+    )
+    image = stylist.get_by_test_id("viewer-image")
+    box = await image.bounding_box()
+    assert box is not None
+    await stylist.get_by_test_id("tool-sample").click()
+    await stylist.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    await expect(stylist.get_by_test_id("sample-result")).to_contain_text("#")
+    await expect(stylist.get_by_test_id("nearest-swatch")).to_have_count(3)
+    await stylist.get_by_test_id("tool-outline").click()
+    corners = [(0.45, 0.4), (0.55, 0.4), (0.55, 0.55), (0.45, 0.55), (0.45, 0.4)]
+    for fx, fy in corners:
+        await stylist.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+    await stylist.get_by_test_id("tool-save-outlines").click()
+    await expect(stylist.get_by_test_id("tool-result")).to_contain_text("1 nail outline")
+    await stylist.get_by_test_id("tool-try-on").click()
+    await expect(stylist.get_by_test_id("tool-result")).to_contain_text("Classic Red")
+    # The try-on reaches both screens: the customer sees it beside the original.
+    await expect(customer.get_by_test_id("compare")).to_be_visible(timeout=15_000)
+    for testid in ("compare-original", "compare-derived"):
+        await customer.wait_for_function(
+            f"() => document.querySelector('[data-testid={testid}]').naturalWidth === 1280"
+        )
+    await screenshot(customer, "customer-try-on-phone")
+    await stylist.get_by_test_id("viewer-close").click()
+    try_on = stylist.locator("[data-testid=still][data-source=try-on]")
+    await expect(try_on).to_have_count(1)
+    await try_on.click()
+    await expect(stylist.get_by_test_id("viewer-compare")).to_be_visible()
+    await screenshot(stylist, "stylist-try-on-viewer-laptop")
+
+    async with http.get(f"/api/consultations/{consultation['id']}", headers=staff) as r:
+        record = await r.json()
+    assert [s["swatch"]["name"] for s in record["swatches_shown"]] == ["Classic Red"]
+    assert len(record["swatches_chosen"]) == 1
+    assert any(s["source"] == "try-on" for s in record["stills"])
+    assert customer.errors == [] and stylist.errors == []  # type: ignore[attr-defined]
+    await customer_browser.close()
+    await stylist_browser.close()

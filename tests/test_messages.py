@@ -119,4 +119,6 @@ def test_server_messages_encode_with_their_type() -> None:
         "ice_servers": [],
         "history": [],
         "salon": {},
+        "swatch": None,
+        "chosen": [],
     }

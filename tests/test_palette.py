@@ -165,6 +165,11 @@ async def test_the_stylist_shows_and_chooses_swatches_and_the_record_keeps_them(
     token = token_of(consultation["customer_link"])
     async with http.get(f"/api/consultations/{consultation['id']}", headers=bearer(token)) as r:
         assert (await r.json())["swatches_chosen"] == record["swatches_chosen"]
+    # "The same again": the next consultation starts with the shades chosen this time.
+    async with http.post(f"/api/consultations/{consultation['id']}/same-again", headers=staff) as r:
+        again_id = (await r.json())["id"]
+    async with http.get(f"/api/consultations/{again_id}", headers=staff) as r:
+        assert (await r.json())["earlier"]["chosen"] == record["swatches_chosen"]
 
 
 async def send_photo(

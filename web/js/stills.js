@@ -1,6 +1,7 @@
 // Stills in the pages: the customer's camera photo for a capture, the notice that a photo was
 // taken, the console's strip of stills and the full-resolution viewer. docs/stills.md.
 import { setText, t, translate } from "./i18n.js";
+import { chip } from "./palette.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -282,6 +283,18 @@ export function renderEarlier(section, earlier, token) {
   if (!earlier) return;
   let viewer = null;
   section.querySelector("[data-earlier-summary]").textContent = earlier.summary || "";
+  // The shades chosen last time: "the same again" usually means these.
+  section.querySelector("[data-earlier-chosen]").replaceChildren(
+    ...(earlier.chosen || []).map(({ swatch }) => {
+      const item = document.createElement("span");
+      item.className = "chosen-item";
+      const c = chip(swatch);
+      const name = document.createElement("span");
+      name.textContent = `${swatch.name} ${swatch.hex}`;
+      item.append(c, name);
+      return item;
+    }),
+  );
   section.querySelector("[data-earlier-stills]").replaceChildren(
     ...earlier.stills.map((still) => {
       const button = document.createElement("button");
