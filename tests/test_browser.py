@@ -36,6 +36,7 @@ document.addEventListener("click", (e) => {
 }, true);
 document.addEventListener("DOMContentLoaded", () => {
   const v = document.querySelector("[data-testid=remote-video]");
+  if (!v) return;  // not a call page
   const onFrame = (now) => {
     if (window.__metrics.join && v.videoWidth > 0 && !window.__metrics.firstFrame) {
       window.__metrics.firstFrame = now;
@@ -563,3 +564,42 @@ async def test_a_swatch_shown_by_the_stylist_is_drawn_at_its_exact_colour_and_tr
     assert customer.errors == [] and stylist.errors == []  # type: ignore[attr-defined]
     await customer_browser.close()
     await stylist_browser.close()
+
+
+async def test_staff_manage_the_palette_on_the_dashboard(
+    launch: Launch, server: Any, tmp_path: Any
+) -> None:
+    browser = await launch()
+    page = await open_page(browser, str(server.make_url("/")), LAPTOP)
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.get_by_test_id("staff-key").fill(STAFF_KEY)
+    await page.get_by_test_id("sign-in-submit").click()
+    rows = page.get_by_test_id("palette-row")
+    await expect(rows).to_have_count(70)
+
+    await page.get_by_test_id("swatch-name-input").fill("Salon Signature")
+    await page.get_by_test_id("swatch-brand-input").fill("Ours")
+    await page.get_by_test_id("swatch-hex-input").fill("#8a2be2")
+    await page.get_by_test_id("swatch-finish-input").select_option("shimmer")
+    await page.get_by_test_id("swatch-family-input").select_option("purple")
+    await page.get_by_test_id("swatch-save").click()
+    await expect(page.get_by_test_id("swatch-message")).to_contain_text("Salon Signature")
+    await expect(rows).to_have_count(71)
+    await expect(rows.last).to_contain_text("#8a2be2")
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,hex,finish,family\nOops,#12,cream,red\n")
+    await page.get_by_test_id("palette-file").set_input_files(str(bad))
+    await expect(page.get_by_test_id("palette-message")).to_contain_text("Line 2")
+    await expect(rows).to_have_count(71)  # nothing changed
+    good = tmp_path / "mine.csv"
+    good.write_text("name,brand,hex,finish,family\nLilac Dream,Ours,#c8a2c8,jelly,purple\n")
+    await page.get_by_test_id("palette-file").set_input_files(str(good))
+    await expect(page.get_by_test_id("palette-message")).to_contain_text("1 added")
+    await expect(rows).to_have_count(72)
+
+    await rows.filter(has_text="Salon Signature").get_by_test_id("swatch-delete").click()
+    await expect(rows).to_have_count(71)
+    await screenshot(page, "dashboard-palette-laptop")
+    assert page.errors == []  # type: ignore[attr-defined]
+    await browser.close()

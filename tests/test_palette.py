@@ -92,6 +92,18 @@ async def test_palette_export_and_import_round_trip_and_bad_files_change_nothing
         assert {k: v for k, v in (await r.json()).items() if k != "swatches"} == {
             "created": 1, "updated": len(rows), "removed": 0,
         }  # fmt: skip
+    # Merged in, the new shade comes after the file's; the rest keep their order.
+    after = await palette(http, staff)
+    assert [s["id"] for s in after[: len(before)]] == [s["id"] for s in before]
+    assert after[-1]["name"] == "House Red"
+    partial = "name,brand,code,hex,finish,family\nHouse Red,Mine,M1,#a00000,cream,red\n"
+    async with http.post(
+        "/api/swatches/import", data=partial, headers=staff | {"Content-Type": "text/csv"}
+    ) as r:
+        assert r.status == 200
+    moved = await palette(http, staff)
+    assert moved[0]["name"] == "House Red"
+    assert [s["id"] for s in moved[1:]] == [s["id"] for s in before]
     async with http.post(
         "/api/swatches/import",
         params={"mode": "replace"},

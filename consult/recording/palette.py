@@ -248,12 +248,14 @@ class Palette:
         remove every swatch the file does not name. All or nothing."""
         counts = {"created": 0, "updated": 0, "removed": 0}
         async with self._engine.begin() as conn:
-            existing = {
-                (row.brand, row.name): row.id
-                for row in await conn.execute(
-                    sa.select(swatches.c.id, swatches.c.brand, swatches.c.name)
+            rows = (
+                await conn.execute(
+                    sa.select(swatches.c.id, swatches.c.brand, swatches.c.name).order_by(
+                        swatches.c.position
+                    )
                 )
-            }
+            ).all()
+            existing = {(row.brand, row.name): row.id for row in rows}
             kept = set()
             for position, item in enumerate(items):
                 values = _normalise(item) | {"position": position, "updated_at": now}
@@ -277,12 +279,10 @@ class Palette:
                 counts["removed"] = len(gone)
             else:
                 # Swatches the file does not name keep their order, after the file's.
-                offset = len(items)
-                for index, swatch_id in enumerate(set(existing.values()) - kept):
+                rest = [row.id for row in rows if row.id not in kept]
+                for index, swatch_id in enumerate(rest, start=len(items)):
                     await conn.execute(
-                        swatches.update()
-                        .where(swatches.c.id == swatch_id)
-                        .values(position=offset + index)
+                        swatches.update().where(swatches.c.id == swatch_id).values(position=index)
                     )
         return counts
 

@@ -1,10 +1,12 @@
 // The staff dashboard: sign in with the staff key (an encrypted, HTTP-only session cookie),
 // list consultations, create one, copy or open its links.
 import { language, setText, startI18n, t } from "./i18n.js";
+import { PaletteAdmin } from "./palette-admin.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 15000;
 let rows = [];
+let palette = null;
 
 async function api(method, path, body) {
   const response = await fetch(path, {
@@ -171,7 +173,8 @@ async function showStaff() {
   $("sign-in").hidden = true;
   $("staff").hidden = false;
   $("sign-out").hidden = false;
-  await Promise.all([refresh(), loadHours()]);
+  palette ||= new PaletteAdmin(api);
+  await Promise.all([refresh(), loadHours(), palette.load()]);
 }
 
 async function main() {
