@@ -24,9 +24,27 @@ ENDPOINTS = [
     ("GET", "/api/stills/{still}", None),
     ("GET", "/api/stills/{still}/thumb", None),
     ("POST", "/api/consultations/{id}/revoke-links", None),
+    ("GET", "/api/swatches", None),
+    ("POST", "/api/swatches", {"name": "N", "hex": "#102030", "finish": "cream", "family": "red"}),
+    ("GET", "/api/swatches/export", None),
+    ("POST", "/api/stills/{still}/sample", {"x": 1, "y": 1}),
+    ("GET", "/api/stills/{still}/undertone", None),
+    ("PUT", "/api/stills/{still}/nails", {"polygons": [[[0, 0], [10, 0], [10, 10]]]}),
+    ("POST", "/api/stills/{still}/white-balance", {}),
 ]
 CALLERS = ["nobody", "staff", "customer", "stylist", "other-customer", "other-stylist", "revoked"]
-STAFF_ONLY = {"/api/consultations", "/api/consultations/{id}/revoke-links"}
+STAFF_ONLY = {
+    ("GET", "/api/consultations"),
+    ("POST", "/api/consultations"),
+    ("POST", "/api/consultations/{id}/revoke-links"),
+    ("POST", "/api/swatches"),
+    ("GET", "/api/swatches/export"),
+}
+#: What only the stylist's side may do (the customer gets 403).
+STYLIST_ONLY = {"/api/consultations/{id}/notes", "/api/stills/{still}/nails",
+                "/api/stills/{still}/white-balance"}  # fmt: skip
+CREATED = {("POST", "/api/consultations"), ("POST", "/api/swatches"),
+           ("POST", "/api/stills/{still}/white-balance")}  # fmt: skip
 
 
 def expected(method: str, path: str, caller: str, how: str) -> int:
@@ -34,13 +52,17 @@ def expected(method: str, path: str, caller: str, how: str) -> int:
         return 401
     if caller == "staff" and how == "query":
         return 401  # the staff key is never taken from a URL
-    if path in STAFF_ONLY and caller != "staff":
+    if (method, path) in STAFF_ONLY and caller != "staff":
         return 401  # a link is not a staff key
+    if (method, path) == ("GET", "/api/swatches"):
+        return 200  # the salon's palette: any call of the salon reads it
     if caller.startswith("other-"):
         return 403  # a valid link, of another consultation
-    if path.endswith("/notes") and caller == "customer":
+    if path in STYLIST_ONLY and caller == "customer":
         return 403
-    return 201 if path == "/api/consultations" and method == "POST" else 200
+    if path.endswith("/undertone"):
+        return 422  # allowed, but the test still is grey paper: no skin to judge
+    return 201 if (method, path) in CREATED else 200
 
 
 @pytest.fixture

@@ -183,8 +183,8 @@ class Undertone:
 def hand_mask(bgr: U8) -> npt.NDArray[np.bool_]:
     """The hand's skin: the foreground that GrabCut separates from a rectangle around the
     middle of the picture (where the capture guide puts the hand), less what is not
-    skin-coloured (nails, sleeves, shadows; YCrCb box after Chai and Ngan, 1999, widened for
-    pale and cast skin). Colour alone would also take a wooden floor or a beige wall."""
+    skin-coloured (nails, sleeves, shadows, grey paper; the YCrCb box of Chai and Ngan, 1999,
+    slightly widened). Colour alone would also take a wooden floor or a beige wall."""
     height, width = bgr.shape[:2]
     labels = np.zeros((height, width), np.uint8)
     rect = (int(width * 0.06), int(height * 0.06), int(width * 0.88), int(height * 0.88))
@@ -197,7 +197,7 @@ def hand_mask(bgr: U8) -> npt.NDArray[np.bool_]:
         hand = np.ones_like(hand)
     ycrcb = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
     y, cr, cb = ycrcb[..., 0], ycrcb[..., 1], ycrcb[..., 2]
-    skin = (cr >= 125) & (cr <= 180) & (cb >= 70) & (cb <= 135) & (y > 35) & (y < 245)
+    skin = (cr >= 133) & (cr <= 180) & (cb >= 70) & (cb <= 130) & (y > 35) & (y < 245)
     mask: npt.NDArray[np.bool_] = hand & skin
     if found and mask.sum() < 0.3 * hand.sum():
         # A strong colour cast takes most of the hand out of the box: judge the hand as it
