@@ -66,6 +66,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     participant = Participant(ws, grant.consultation_id, grant.role)
     call = await hub.join(participant)
     try:
+        # Read after joining: a change announced before the join is in what is read now, and
+        # one announced after it is held for this participant until the welcome is out.
+        consultation = await store.get_consultation(grant.consultation_id)
         board = await store.swatch_log.board(grant.consultation_id)
         await participant.welcome(
             Welcome(
