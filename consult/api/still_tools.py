@@ -76,7 +76,7 @@ async def _run(request: web.Request, function: Callable[[], T]) -> T:
 
 def _pixels(request: web.Request, still: Still) -> Callable[[], Any]:
     path = request.app[STILLS].path(still.file)
-    return lambda: tools.load_upright(path)
+    return lambda: tools.pixels_of(path)
 
 
 def _region(rect: list[int]) -> tools.Region:

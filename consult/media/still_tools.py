@@ -7,6 +7,7 @@ executor. Averages and white balance work in linear light; comparisons in CIE La
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ __all__ = [
     "Undertone",
     "load_upright",
     "nail_mask",
+    "pixels_of",
     "sample",
     "suits",
     "try_on",
@@ -51,6 +53,15 @@ def load_upright(path: Path) -> U8:
     with Image.open(path) as image:
         upright = ImageOps.exif_transpose(image).convert("RGB")
     return np.ascontiguousarray(np.asarray(upright)[:, :, ::-1])
+
+
+@functools.lru_cache(maxsize=2)
+def pixels_of(path: Path) -> U8:
+    """``load_upright``, remembered for the last two stills (a still never changes once saved):
+    a stylist sampling point after point decodes the photo once. Read-only."""
+    image = load_upright(path)
+    image.flags.writeable = False
+    return image
 
 
 @dataclass(frozen=True)
