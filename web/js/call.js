@@ -260,6 +260,7 @@ async function loadStills() {
   if (!response.ok) return;
   const record = await response.json();
   for (const still of record.stills.slice().reverse()) strip.add(still);
+  palette?.seedRecent(record.swatches_shown.map((entry) => entry.swatch));
 }
 
 function capture() {

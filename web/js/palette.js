@@ -123,6 +123,13 @@ export class PalettePanel {
     this.renderGrid();
   }
 
+  // After a reload: the shades shown earlier in this consultation, newest first.
+  seedRecent(shown) {
+    for (const swatch of shown) this.recent = [swatch, ...this.recent.filter((s) => s.id !== swatch.id)];
+    this.recent = this.recent.slice(0, RECENT);
+    this.recentRow.replaceChildren(...this.recent.map((s) => this.mini(s, () => this.session.showSwatch(s.id))));
+  }
+
   setChosen(chosen) {
     this.chosen = chosen;
     this.chosenRow.replaceChildren(...chosen.map((c) => this.mini(c.swatch, () => this.session.showSwatch(c.swatch.id))));
