@@ -253,3 +253,35 @@ def test_palette_csv_and_json_imports_are_checked_whole() -> None:
         )
         == 1
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 48),
+    st.integers(1, 48),
+    st.integers(0, 255),
+    st.lists(st.tuples(st.floats(-10, 60), st.floats(-10, 60)), min_size=0, max_size=6),
+    st.tuples(st.integers(-60, 60), st.integers(-60, 60), st.integers(-5, 60), st.integers(-5, 60)),
+)
+def test_the_tools_answer_any_picture_with_a_result_or_a_clear_error(
+    width: int,
+    height: int,
+    seed: int,
+    outline: list[tuple[float, float]],
+    rect: tuple[int, int, int, int],
+) -> None:
+    from consult.errors import ConsultError
+
+    image = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    calls = [
+        lambda: tools.sample(image, tools.Region(*rect)),
+        lambda: tools.white_balance(image, tools.Region(*rect)),
+        lambda: tools.white_balance(image, None),
+        lambda: tools.undertone(image),
+        lambda: tools.try_on(image, tools.nail_mask([outline], width, height), "#c3161c"),
+    ]
+    for call in calls:
+        try:
+            call()
+        except ConsultError as exc:
+            assert exc.status < 500 and exc.code != "internal"

@@ -175,6 +175,8 @@ SKIN_HUES = (15.0, 95.0)
 #: Below this share of skin pixels in the picture there is no hand to judge.
 MIN_SKIN_FRACTION = 0.01
 _ANALYSIS_SIDE = 256
+#: A picture smaller than this (pixels, either side) shows no hand to judge.
+MIN_SIDE = 16
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,10 @@ def hand_mask(bgr: U8) -> npt.NDArray[np.bool_]:
     labels = np.zeros((height, width), np.uint8)
     rect = (int(width * 0.06), int(height * 0.06), int(width * 0.88), int(height * 0.88))
     background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
-    cv2.grabCut(bgr, labels, rect, background, foreground, 3, cv2.GC_INIT_WITH_RECT)
+    try:
+        cv2.grabCut(bgr, labels, rect, background, foreground, 3, cv2.GC_INIT_WITH_RECT)
+    except cv2.error:
+        labels[:] = cv2.GC_BGD  # too small or too plain to model: colour decides, below
     hand = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
     found = 0.02 <= hand.mean() <= 0.95
     if not found:
@@ -220,6 +225,8 @@ def hand_mask(bgr: U8) -> npt.NDArray[np.bool_]:
 def undertone(bgr: U8) -> Undertone:
     """Warm, neutral or cool, from the median hue angle of the hand's skin (docs/colour.md)."""
     height, width = bgr.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise NoSkinFound()
     scale = min(1.0, _ANALYSIS_SIDE / max(height, width))
     small = np.asarray(
         cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), np.uint8
