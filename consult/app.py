@@ -81,7 +81,9 @@ def create_app(settings: Settings) -> web.Application:
     setup_sessions(
         app,
         read_or_create(settings.data_dir / "session.key", Fernet.generate_key),
-        secure=settings.base_url.startswith("https://"),
+        # Secure follows what browsers see: the service's own TLS, or an https:// public URL
+        # (a TLS reverse proxy), so no forwarded header needs to be trusted for it.
+        secure=settings.tls or settings.base_url.startswith("https://"),
     )
     app.cleanup_ctx.extend([_store, _hub])
     app.on_startup.append(_draw_cards)

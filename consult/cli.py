@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from . import tls
 from .config import Settings, load_staff_key
 from .errors import ConsultError
 from .http import RedactingAccessLogger
@@ -53,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
         " 127.0.0.1 keeps a single-machine demo on loopback)",
     )
     serve.add_argument("--log-level", help="debug, info, warning or error (default info)")
+    tls = serve.add_argument_group("HTTPS (browsers give the camera only to secure pages)")
+    tls.add_argument("--tls-cert", type=Path, help="the certificate chain (PEM)")
+    tls.add_argument("--tls-key", type=Path, help="its private key (PEM)")
+    tls.add_argument(
+        "--tls-self-signed",
+        action="store_true",
+        default=None,
+        help="make (once) a certificate for this machine's addresses and print its fingerprint:"
+        " for trying the service on a phone over the salon's Wi-Fi",
+    )
 
     create = sub.add_parser("create", help="create a consultation and print its links")
     _common(create)
@@ -83,6 +94,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ice_servers=tuple(getattr(args, "ice_server", ())),
         media_addresses=tuple(getattr(args, "media_address", ())),
         log_level=getattr(args, "log_level", None),
+        tls_cert=getattr(args, "tls_cert", None),
+        tls_key=getattr(args, "tls_key", None),
+        tls_self_signed=getattr(args, "tls_self_signed", None),
     )
     if args.command in ("create", "list") and not (args.public_url or args.host or args.port):
         # Links point where the service of this data folder last said it serves.
@@ -107,6 +121,18 @@ def record_served_url(settings: Settings) -> None:
     os.replace(tmp, path)
 
 
+def lan_urls(settings: Settings) -> list[str]:
+    """Where phones on the salon's network reach a service listening on every address."""
+    if settings.public_url or settings.host not in ("0.0.0.0", "::", ""):
+        return []
+    scheme = "https" if settings.tls else "http"
+    return [
+        f"{scheme}://{a if a.version == 4 else f'[{a}]'}:{settings.port}"
+        for a in tls.lan_addresses()
+        if not a.is_loopback and (a.version == 4 or settings.host == "::")
+    ]
+
+
 def serve(settings: Settings) -> None:
     from .app import create_app
 
@@ -116,6 +142,15 @@ def serve(settings: Settings) -> None:
     )
     app = create_app(settings)
     staff_key = load_staff_key(settings)
+    context = None
+    certificate = tls.certificate_for(settings)
+    if certificate is not None:
+        context = tls.server_context(certificate)
+        print(
+            f"HTTPS certificate {certificate.cert}\n"
+            f"  SHA-256 fingerprint: {certificate.fingerprint}",
+            flush=True,
+        )
     record_served_url(settings)
     print(
         f"consult is serving on {settings.base_url}\n"
@@ -128,6 +163,8 @@ def serve(settings: Settings) -> None:
         f' -d \'{{"customer_name": "Jane Doe"}}\'',
         flush=True,
     )
+    for url in lan_urls(settings):
+        print(f"  on this network: {url}", flush=True)
     web.run_app(
         app,
         host=settings.host,
@@ -135,6 +172,7 @@ def serve(settings: Settings) -> None:
         access_log_class=RedactingAccessLogger,
         print=None,
         shutdown_timeout=10,
+        ssl_context=context,
     )
 
 
