@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from cryptography.fernet import Fernet
 
-from . import api, metrics, pages
+from . import api, pages
 from .appkeys import (
     AUTH_FAILURES,
     HUB,
@@ -27,6 +27,7 @@ from .keyfiles import read_or_create
 from .media import ice, internals, placeholder
 from .media.peer import WAITING_TEXT
 from .media.stills import Limits, Stills
+from .metrics import Metrics
 from .ratelimit import FailureLimiter
 from .recording.files import StillFiles
 from .recording.store import Store
@@ -61,7 +62,7 @@ async def _draw_cards(app: web.Application) -> None:
 
 
 async def _hub(app: web.Application) -> AsyncIterator[None]:
-    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[ICE_SERVERS])
+    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[ICE_SERVERS], app[METRICS])
     yield
     await app[HUB].close()
 
@@ -75,6 +76,7 @@ def create_app(settings: Settings) -> web.Application:
     internals.install()
     app = web.Application(middlewares=[security_headers, errors_middleware, auth_failures])
     app[SETTINGS] = settings
+    app[METRICS] = Metrics(lambda: app.get(HUB))
     app[AUTH_FAILURES] = FailureLimiter()
     app[STAFF_KEY] = load_staff_key(settings)
     app[ICE_SERVERS] = [ice.parse_ice_server(url) for url in settings.ice_servers]
@@ -91,6 +93,4 @@ def create_app(settings: Settings) -> web.Application:
     api.add_routes(app)
     app.router.add_get("/ws", websocket)
     pages.add_routes(app)
-    app[METRICS] = metrics.create_registry(app)
-    metrics.add_routes(app)
     return app

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_exceptions import HTTPException
 
-from .appkeys import AUTH_FAILURES
+from .appkeys import AUTH_FAILURES, METRICS
 from .errors import (
     ConsultError,
     InvalidToken,
@@ -48,7 +48,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
-def error_response(error: ConsultError) -> web.Response:
+def error_response(request: web.Request, error: ConsultError) -> web.Response:
+    request.app[METRICS].error(error.code, "http")
     return web.json_response({"error": error.to_json()}, status=error.status)
 
 
@@ -57,21 +58,21 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ConsultError as exc:
-        return error_response(exc)
+        return error_response(request, exc)
     except HTTPException as exc:
         if exc.status == 404:
-            return error_response(NotFound())
+            return error_response(request, NotFound())
         if exc.status == 413:
-            return error_response(PayloadTooLarge())
+            return error_response(request, PayloadTooLarge())
         if exc.status < 400:
             raise
         error = ConsultError(exc.reason)
         error.status = exc.status
         error.code = exc.reason.lower().replace(" ", "-")
-        return error_response(error)
+        return error_response(request, error)
     except Exception:
         logger.exception("unhandled error serving %s %s", request.method, redact(request.path))
-        return error_response(ConsultError("Something went wrong on the server."))
+        return error_response(request, ConsultError("Something went wrong on the server."))
 
 
 @web.middleware
@@ -89,7 +90,7 @@ async def auth_failures(request: web.Request, handler: Handler) -> web.StreamRes
     if presented:
         wait = limiter.retry_after(client)
         if wait > 0:
-            refused = error_response(TooManyAttempts())
+            refused = error_response(request, TooManyAttempts())
             refused.headers["Retry-After"] = str(int(wait) + 1)
             return refused
     try:

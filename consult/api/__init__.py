@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import consultations, salon, session, stills
+from . import consultations, metrics, salon, session, stills
 
 __all__ = ["add_routes"]
 
 
 def add_routes(app: web.Application) -> None:
-    for module in (consultations, salon, session, stills):
+    for module in (consultations, metrics, salon, session, stills):
         app.router.add_routes(module.routes)

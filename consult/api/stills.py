@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from aiohttp import web
 
-from ..appkeys import HUB, STILLS, STORE
+from ..appkeys import HUB, METRICS, STILLS, STORE
 from ..auth import caller_for, credential
 from ..errors import Forbidden, InvalidRequest, UnsupportedMedia
 from ..media.stills import still_json
@@ -65,12 +67,18 @@ async def upload(request: web.Request) -> web.Response:
     if request.content_type not in ACCEPTED:
         raise UnsupportedMedia()
     capture = await request.app[STORE].get_capture(consultation_id, capture_id)
-    still = await request.app[STILLS].receive_upload(
-        consultation_id,
-        capture.id,
-        request.content.iter_chunked(CHUNK),
-        request.content_length,
-    )
+    metrics = request.app[METRICS]
+    try:
+        still = await request.app[STILLS].receive_upload(
+            consultation_id,
+            capture.id,
+            request.content.iter_chunked(CHUNK),
+            request.content_length,
+        )
+    except Exception:
+        metrics.capture_failed("camera")
+        raise
+    metrics.capture_saved("camera", (datetime.now(UTC) - capture.created_at).total_seconds())
     body = still_json(still)
     await request.app[HUB].broadcast(consultation_id, StillSaved(still=body))
     return web.json_response({"still": body}, status=201)

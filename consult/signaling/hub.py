@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from ..media.ice import IceServer, rtc_configuration
 from ..media.peer import ServerPeer
 from ..media.sdp import check_offer
 from ..media.stills import Stills, best_of_burst, still_json
+from ..metrics import Metrics
 from ..recording.store import ChatMessage, Consultation, Still, Store
 from ..roles import Role
 from .messages import (
@@ -57,9 +59,15 @@ class Call:
 
 class Hub:
     def __init__(
-        self, store: Store, stills: Stills, settings: Settings, ice_servers: list[IceServer]
+        self,
+        store: Store,
+        stills: Stills,
+        settings: Settings,
+        ice_servers: list[IceServer],
+        metrics: Metrics,
     ) -> None:
         self._store = store
+        self.metrics = metrics
         self._stills = stills
         self._settings = settings
         self._ice_servers = ice_servers
@@ -131,6 +139,7 @@ class Hub:
 
         @peer.on("closed")
         def on_closed() -> None:
+            self.metrics.peer_closed(peer)
             # Closed under us (failed, or the browser closed it) rather than replaced by us.
             if participant.peer is peer:
                 self._spawn(self._expect_new_offer(participant, peer))
@@ -163,6 +172,7 @@ class Hub:
             or "video" not in customer.peer.inlets
         ):
             raise errors.NoCustomer()
+        started = time.monotonic()
         capture = await self._store.create_capture(requester.consultation_id, requester.role)
         await customer.send(
             CaptureRequest(
@@ -171,10 +181,12 @@ class Hub:
                 f"?capture={capture.id}",
             )
         )
-        self._spawn(self._stream_still(customer.peer, capture.consultation_id, capture.id))
+        self._spawn(self._stream_still(customer.peer, capture.consultation_id, capture.id, started))
         return capture.id
 
-    async def _stream_still(self, peer: ServerPeer, consultation_id: str, capture_id: str) -> None:
+    async def _stream_still(
+        self, peer: ServerPeer, consultation_id: str, capture_id: str, started: float
+    ) -> None:
         await peer.request_keyframe()
         inlet = peer.inlets.get("video")
         frame = await best_of_burst(inlet) if inlet is not None else None
@@ -182,6 +194,8 @@ class Hub:
             logger.warning(
                 "%s: capture %s: no video to take a still from", consultation_id, capture_id
             )
+            self.metrics.capture_failed("stream")
+            self.metrics.error("no-customer", "ws")
             await self.broadcast(
                 consultation_id, Error(code="no-customer", message=errors.NoCustomer().message)
             )
@@ -191,8 +205,11 @@ class Hub:
         except Exception as exc:
             error = exc if isinstance(exc, errors.ConsultError) else errors.ConsultError()
             logger.exception("%s: capture %s: stream still failed", consultation_id, capture_id)
+            self.metrics.capture_failed("stream")
+            self.metrics.error(error.code, "ws")
             await self.broadcast(consultation_id, Error(code=error.code, message=error.message))
             return
+        self.metrics.capture_saved("stream", time.monotonic() - started)
         await self.broadcast(consultation_id, StillSaved(still=still_json(still)))
 
     async def chat(self, sender: Participant, client_id: str, text: str) -> None:
