@@ -145,7 +145,8 @@ class ServerPeer(AsyncIOEventEmitter):
                     _add(stats.packets_out, kind, report.packetsSent)
                 case RTCRemoteInboundRtpStreamStats(kind=kind):
                     _add(stats.lost_out, kind, max(report.packetsLost, 0))
-                    rtts.append(report.roundTripTime)
+                    if report.roundTripTime is not None:  # before the first report
+                        rtts.append(report.roundTripTime)
         for kind, inlet in self.inlets.items():
             stats.frames_in[kind] = inlet.frames
         stats.round_trip = max(rtts) if rtts else None

@@ -126,7 +126,6 @@ class Hub:
         if call is None or call.room.member(participant.role) is not participant:
             raise errors.Replaced()
         check_offer(offer, max_bytes=self._settings.max_sdp_bytes)
-        await participant.close_peer()
         peer = ServerPeer(
             participant.role,
             label=participant.consultation_id,
@@ -135,7 +134,16 @@ class Hub:
             bitrates=self._settings.bitrates,
             max_sdp_bytes=self._settings.max_sdp_bytes,
         )
-        participant.peer = peer
+        # The new peer answers first: an offer aiortc refuses leaves the media as it was.
+        try:
+            answer = await peer.answer(offer)
+        except BaseException:
+            await peer.close()
+            raise
+        if call.room.member(participant.role) is not participant or not participant.connected:
+            await peer.close()  # left or replaced while we answered
+            raise errors.Replaced()
+        previous, participant.peer = participant.peer, peer
 
         @peer.on("closed")
         def on_closed() -> None:
@@ -145,13 +153,9 @@ class Hub:
                 self._spawn(self._expect_new_offer(participant, peer))
 
         call.forwarder.add(peer)
-        try:
-            return await peer.answer(offer)
-        except BaseException:
-            if participant.peer is peer:
-                participant.peer = None
-            await peer.close()
-            raise
+        if previous is not None:
+            await previous.close()
+        return answer
 
     async def _expect_new_offer(self, participant: Participant, peer: ServerPeer) -> None:
         """A page whose peer connection ended re-offers at once; one that does not has lost
