@@ -25,6 +25,7 @@ and a human ``message``. At the HTTP edge an error becomes
     ├── PayloadTooLarge               413 "too-large"
     │   └── TooManyPixels             413 "too-many-pixels": over the pixel limit (from the header)
     ├── UnsupportedMedia              415 "unsupported-media": not a PNG or JPEG
+    ├── RangeNotSatisfiable           416 "range-not-satisfiable": a Range a still cannot serve
     ├── TooManyAttempts               429 "too-many-attempts": too many failed sign-ins
     ├── StorageFailed                 507 "storage-failed": the disk refused the write
     └── Disconnect                    reasons a websocket is closed by the server
@@ -53,6 +54,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "ProtocolError",
+    "RangeNotSatisfiable",
     "RateLimited",
     "Replaced",
     "Revoked",
@@ -198,6 +200,13 @@ class UnsupportedMedia(ConsultError):
 
     status = 415
     code = "unsupported-media"
+
+
+class RangeNotSatisfiable(ConsultError):
+    """The requested range is not part of this file."""
+
+    status = 416
+    code = "range-not-satisfiable"
 
 
 class TooManyAttempts(ConsultError):

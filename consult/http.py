@@ -56,7 +56,7 @@ def error_response(request: web.Request, error: ConsultError) -> web.Response:
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        return await handler(request)
+        response = await handler(request)
     except ConsultError as exc:
         return error_response(request, exc)
     except HTTPException as exc:
@@ -66,13 +66,18 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             return error_response(request, PayloadTooLarge())
         if exc.status < 400:
             raise
-        error = ConsultError(exc.reason)
-        error.status = exc.status
-        error.code = exc.reason.lower().replace(" ", "-")
-        return error_response(request, error)
+        return error_response(request, _http_error(exc.status, exc.reason))
     except Exception:
         logger.exception("unhandled error serving %s %s", request.method, redact(request.path))
         return error_response(request, ConsultError("Something went wrong on the server."))
+    return response
+
+
+def _http_error(status: int, reason: str) -> ConsultError:
+    error = ConsultError(reason)
+    error.status = status
+    error.code = reason.lower().replace(" ", "-")
+    return error
 
 
 @web.middleware

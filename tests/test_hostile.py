@@ -396,3 +396,37 @@ async def test_arbitrary_requests_at_every_route(
     # The call page of a real link still works after all that.
     async with http.get(f"/c/{world['customer']}") as r:
         assert r.status == 200
+
+
+async def test_a_range_a_still_cannot_serve_is_a_json_error(
+    http: aiohttp.ClientSession, staff: dict[str, str], consultation: dict[str, Any]
+) -> None:
+    # Found by the test above: aiohttp's own 416 was empty and typed as the image.
+    async with http.post(
+        f"/api/consultations/{consultation['id']}/chat-photos",
+        params={"id": "a"},
+        data=png(),
+        headers={**staff, "Content-Type": "image/png"},
+    ) as r:
+        still = (await r.json())["message"]["still"]
+    url = f"/api/stills/{still['id']}"
+    for bad in ("", "junk", "bytes=99999999-"):
+        async with http.get(url, headers={**staff, "Range": bad}) as r:
+            assert r.status == 416
+            assert (await r.json())["error"]["code"] == "range-not-satisfiable"
+    async with http.get(url, headers={**staff, "Range": "bytes=0-9"}) as r:
+        assert r.status == 206 and len(await r.read()) == 10
+    async with http.get(url, headers={**staff, "Range": "bytes=-5"}) as r:
+        assert r.status == 206 and len(await r.read()) == 5
+
+
+async def test_a_head_request_for_an_export_has_no_body(
+    http: aiohttp.ClientSession, staff: dict[str, str], consultation: dict[str, Any]
+) -> None:
+    # Found by the test above: the ZIP went out after HEAD's headers, and the client read it
+    # as the status line of the next response on the same connection.
+    for _ in range(2):
+        async with http.head(f"/api/consultations/{consultation['id']}/export", headers=staff) as r:
+            assert r.status == 200 and int(r.headers["Content-Length"]) > 0
+        async with http.get("/healthz") as r:
+            assert r.status == 200
