@@ -100,6 +100,7 @@ class Hub:
         call = self._calls.get(participant.consultation_id)
         if call is None:
             call = self._calls[participant.consultation_id] = Call(participant.consultation_id)
+        logger.info("%s: %s joined", participant.consultation_id, participant.role)
         await self._apply(call, call.room.join(participant.role, participant))
         return call
 
@@ -114,6 +115,7 @@ class Hub:
     async def _leave(self, participant: Participant) -> None:
         call = self._calls.get(participant.consultation_id)
         await participant.close_peer()
+        logger.info("%s: %s left", participant.consultation_id, participant.role)
         if call is None:
             return
         await self._apply(call, call.room.leave(participant))
