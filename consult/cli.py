@@ -126,9 +126,10 @@ def lan_urls(settings: Settings) -> list[str]:
     if settings.public_url or settings.host not in ("0.0.0.0", "::", ""):
         return []
     scheme = "https" if settings.tls else "http"
+    addresses = sorted(tls.lan_addresses(), key=lambda a: a.version)  # IPv4 first
     return [
         f"{scheme}://{a if a.version == 4 else f'[{a}]'}:{settings.port}"
-        for a in tls.lan_addresses()
+        for a in addresses
         if not a.is_loopback and (a.version == 4 or settings.host == "::")
     ]
 
@@ -140,6 +141,10 @@ def serve(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    reachable = lan_urls(settings)
+    if reachable:
+        # Listening on every address: links must name one that phones can reach, not 0.0.0.0.
+        settings = dataclasses.replace(settings, public_url=reachable[0])
     app = create_app(settings)
     staff_key = load_staff_key(settings)
     context = None
@@ -163,8 +168,10 @@ def serve(settings: Settings) -> None:
         f' -d \'{{"customer_name": "Jane Doe"}}\'',
         flush=True,
     )
-    for url in lan_urls(settings):
+    for url in reachable:
         print(f"  on this network: {url}", flush=True)
+    if len(reachable) > 1:
+        print("  (links use the first; choose another with --public-url)", flush=True)
     web.run_app(
         app,
         host=settings.host,

@@ -15,7 +15,7 @@ import pytest
 from cryptography import x509
 
 from consult import tls
-from consult.cli import build_parser, settings_from
+from consult.cli import build_parser, served_url, settings_from
 from consult.config import Settings
 
 from .client import CallClient
@@ -163,3 +163,24 @@ async def test_serve_over_https_with_a_pinned_self_signed_certificate(tmp_path: 
     finally:
         proc.kill()
         await asyncio.to_thread(proc.wait, 30)
+
+
+async def test_listening_on_every_address_links_name_the_lan_address(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc = start_serve(
+        data, free_port(), extra=["--host", "0.0.0.0", "--tls-self-signed"],
+        lan_address="192.168.77.5",
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        await asyncio.to_thread(read_until, proc, "serving on", lines)
+        await asyncio.to_thread(read_until, proc, "on this network", lines)
+    finally:
+        proc.kill()
+        await asyncio.to_thread(proc.wait, 30)
+    out = "".join(lines)
+    port = out.split("serving on https://192.168.77.5:")[1].split()[0]
+    assert f"on this network: https://192.168.77.5:{port}" in out
+    # The certificate names the LAN address, and links (consult create) use it.
+    assert "192.168.77.5" in sans(data / "tls-self-signed.crt")[1]
+    assert served_url(data) == f"https://192.168.77.5:{port}"
