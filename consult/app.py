@@ -22,7 +22,7 @@ from .appkeys import (
 )
 from .auth import setup_sessions
 from .config import Settings, load_staff_key
-from .http import auth_failures, errors_middleware, security_headers
+from .http import auth_failures, errors_middleware, forwarded_client, security_headers
 from .keyfiles import read_or_create
 from .media import ice, internals, placeholder
 from .media.peer import WAITING_TEXT
@@ -74,7 +74,9 @@ async def _close_calls(app: web.Application) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     internals.install()
-    app = web.Application(middlewares=[security_headers, errors_middleware, auth_failures])
+    app = web.Application(
+        middlewares=[forwarded_client, security_headers, errors_middleware, auth_failures]
+    )
     app[SETTINGS] = settings
     app[METRICS] = Metrics(lambda: app.get(HUB))
     app[AUTH_FAILURES] = FailureLimiter()

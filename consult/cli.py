@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         " 127.0.0.1 keeps a single-machine demo on loopback)",
     )
     serve.add_argument("--log-level", help="debug, info, warning or error (default info)")
+    serve.add_argument(
+        "--trust-proxy",
+        action="store_true",
+        default=None,
+        help="behind a reverse proxy: take the client's address from X-Forwarded-For"
+        " (listen on 127.0.0.1 then, so that only the proxy can set it)",
+    )
     tls = serve.add_argument_group("HTTPS (browsers give the camera only to secure pages)")
     tls.add_argument("--tls-cert", type=Path, help="the certificate chain (PEM)")
     tls.add_argument("--tls-key", type=Path, help="its private key (PEM)")
@@ -97,6 +104,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         tls_cert=getattr(args, "tls_cert", None),
         tls_key=getattr(args, "tls_key", None),
         tls_self_signed=getattr(args, "tls_self_signed", None),
+        trust_proxy=getattr(args, "trust_proxy", None),
     )
     if args.command in ("create", "list") and not (args.public_url or args.host or args.port):
         # Links point where the service of this data folder last said it serves.

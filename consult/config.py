@@ -75,6 +75,9 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_self_signed: bool = False
+    #: Behind a reverse proxy: the client's address is the last one in X-Forwarded-For (for
+    #: the per-address limits). Only with the service reachable through the proxy alone.
+    trust_proxy: bool = False
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -126,6 +129,8 @@ class Settings:
             values["tls_key"] = Path(env["CONSULT_TLS_KEY"])
         if env.get("CONSULT_TLS_SELF_SIGNED"):
             values["tls_self_signed"] = env["CONSULT_TLS_SELF_SIGNED"].lower() in TRUE
+        if env.get("CONSULT_TRUST_PROXY"):
+            values["trust_proxy"] = env["CONSULT_TRUST_PROXY"].lower() in TRUE
         if "CONSULT_LOG_LEVEL" in env:
             values["log_level"] = env["CONSULT_LOG_LEVEL"]
         if "CONSULT_DATABASE_URL" in env:

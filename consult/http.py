@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -10,7 +12,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_exceptions import HTTPException
 
-from .appkeys import AUTH_FAILURES, METRICS
+from .appkeys import AUTH_FAILURES, METRICS, SETTINGS
 from .errors import (
     ConsultError,
     InvalidToken,
@@ -24,6 +26,7 @@ __all__ = [
     "RedactingAccessLogger",
     "auth_failures",
     "errors_middleware",
+    "forwarded_client",
     "redact",
     "security_headers",
 ]
@@ -78,6 +81,19 @@ def _http_error(status: int, reason: str) -> ConsultError:
     error.status = status
     error.code = reason.lower().replace(" ", "-")
     return error
+
+
+@web.middleware
+async def forwarded_client(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Behind a trusted reverse proxy, the client is the address the proxy appended last to
+    X-Forwarded-For (what comes before it, the client may have written itself); otherwise
+    every client would share the proxy's address, and its limits."""
+    if request.app[SETTINGS].trust_proxy:
+        last = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+        # None, or not an address: the connection's own stays.
+        with contextlib.suppress(ValueError):
+            request = request.clone(remote=str(ipaddress.ip_address(last)))
+    return await handler(request)
 
 
 @web.middleware
