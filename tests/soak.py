@@ -65,7 +65,9 @@ async def one_cycle(session: aiohttp.ClientSession, ws_url: str) -> None:
             await pc.close()
 
 
-async def run_cycles(session: aiohttp.ClientSession, ws_urls: list[str], cycles: int) -> SoakResult:
+async def run_cycles(
+    session: aiohttp.ClientSession, ws_urls: list[str], cycles: int
+) -> SoakResult:
     """``cycles`` join/leave cycles spread over the consultations of ``ws_urls`` (customer
     links), one at a time per consultation, all consultations at once."""
     result = SoakResult()
