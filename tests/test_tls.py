@@ -184,3 +184,30 @@ async def test_listening_on_every_address_links_name_the_lan_address(tmp_path: P
     # The certificate names the LAN address, and links (consult create) use it.
     assert "192.168.77.5" in sans(data / "tls-self-signed.crt")[1]
     assert served_url(data) == f"https://192.168.77.5:{port}"
+
+
+async def test_serve_with_the_salons_own_certificate(tmp_path: Path) -> None:
+    own = tls.self_signed(tmp_path / "pki", hostnames=["salon.example"], addresses=[LAN])
+    port = free_port()
+    proc = start_serve(
+        tmp_path / "data", port, extra=["--tls-cert", str(own.cert), "--tls-key", str(own.key)]
+    )
+    try:
+        printed = await asyncio.to_thread(read_until, proc, "SHA-256 fingerprint:", [])
+        assert printed.split("fingerprint:")[1].strip() == own.fingerprint
+        await asyncio.to_thread(read_until, proc, "serving on https://", [])
+        pin = aiohttp.Fingerprint(bytes.fromhex(own.fingerprint.replace(":", "")))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=pin)) as http:
+            for _ in range(100):
+                try:
+                    async with http.get(f"https://127.0.0.1:{port}/healthz") as r:
+                        assert r.status == 200
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("never served")
+        assert not (tmp_path / "data" / "tls-self-signed.crt").exists()
+    finally:
+        proc.kill()
+        await asyncio.to_thread(proc.wait, 30)
