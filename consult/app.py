@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from cryptography.fernet import Fernet
 
-from . import api, metrics, pages
+from . import api, pages
 from .appkeys import (
     AUTH_FAILURES,
     HUB,
@@ -23,11 +23,12 @@ from .appkeys import (
 )
 from .auth import setup_sessions
 from .config import Settings, load_staff_key
-from .http import auth_failures, errors_middleware, security_headers
+from .http import auth_failures, errors_middleware, forwarded_client, security_headers
 from .keyfiles import read_or_create
 from .media import ice, internals, placeholder
 from .media.peer import WAITING_TEXT
 from .media.stills import Limits, Stills
+from .metrics import Metrics
 from .ratelimit import FailureLimiter
 from .recording.files import StillFiles
 from .recording.store import Store
@@ -62,7 +63,7 @@ async def _draw_cards(app: web.Application) -> None:
 
 
 async def _hub(app: web.Application) -> AsyncIterator[None]:
-    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[ICE_SERVERS])
+    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[ICE_SERVERS], app[METRICS])
     yield
     await app[HUB].close()
 
@@ -74,8 +75,11 @@ async def _close_calls(app: web.Application) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     internals.install()
-    app = web.Application(middlewares=[security_headers, errors_middleware, auth_failures])
+    app = web.Application(
+        middlewares=[forwarded_client, security_headers, errors_middleware, auth_failures]
+    )
     app[SETTINGS] = settings
+    app[METRICS] = Metrics(lambda: app.get(HUB))
     app[AUTH_FAILURES] = FailureLimiter()
     app[TOOL_SLOTS] = asyncio.Semaphore(1)
     app[STAFF_KEY] = load_staff_key(settings)
@@ -83,7 +87,9 @@ def create_app(settings: Settings) -> web.Application:
     setup_sessions(
         app,
         read_or_create(settings.data_dir / "session.key", Fernet.generate_key),
-        secure=settings.base_url.startswith("https://"),
+        # Secure follows what browsers see: the service's own TLS, or an https:// public URL
+        # (a TLS reverse proxy), so no forwarded header needs to be trusted for it.
+        secure=settings.tls or settings.base_url.startswith("https://"),
     )
     app.cleanup_ctx.extend([_store, _hub])
     app.on_startup.append(_draw_cards)
@@ -91,6 +97,4 @@ def create_app(settings: Settings) -> web.Application:
     api.add_routes(app)
     app.router.add_get("/ws", websocket)
     pages.add_routes(app)
-    app[METRICS] = metrics.create_registry(app)
-    metrics.add_routes(app)
     return app

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from .config import Settings
 from .media.ice import IceServer
 from .media.stills import Stills
+from .metrics import Metrics
 from .ratelimit import FailureLimiter
 from .recording.store import Store
 from .signaling.hub import Hub
@@ -32,7 +32,7 @@ ICE_SERVERS = web.AppKey("ice_servers", list[IceServer])
 STORE = web.AppKey("store", Store)
 STILLS = web.AppKey("stills", Stills)
 AUTH_FAILURES = web.AppKey("auth_failures", FailureLimiter)
-METRICS = web.AppKey("metrics", CollectorRegistry)
+METRICS = web.AppKey("metrics", Metrics)
 HUB = web.AppKey("hub", Hub)
 #: Colour tools on stills run one at a time: the calls' media keep the other core.
 TOOL_SLOTS = web.AppKey("tool_slots", asyncio.Semaphore)

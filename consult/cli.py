@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from . import tls
 from .config import Settings, load_staff_key
 from .errors import ConsultError
 from .http import RedactingAccessLogger
@@ -53,6 +54,23 @@ def build_parser() -> argparse.ArgumentParser:
         " 127.0.0.1 keeps a single-machine demo on loopback)",
     )
     serve.add_argument("--log-level", help="debug, info, warning or error (default info)")
+    serve.add_argument(
+        "--trust-proxy",
+        action="store_true",
+        default=None,
+        help="behind a reverse proxy: take the client's address from X-Forwarded-For"
+        " (listen on 127.0.0.1 then, so that only the proxy can set it)",
+    )
+    tls = serve.add_argument_group("HTTPS (browsers give the camera only to secure pages)")
+    tls.add_argument("--tls-cert", type=Path, help="the certificate chain (PEM)")
+    tls.add_argument("--tls-key", type=Path, help="its private key (PEM)")
+    tls.add_argument(
+        "--tls-self-signed",
+        action="store_true",
+        default=None,
+        help="make (once) a certificate for this machine's addresses and print its fingerprint:"
+        " for trying the service on a phone over the salon's Wi-Fi",
+    )
 
     create = sub.add_parser("create", help="create a consultation and print its links")
     _common(create)
@@ -83,6 +101,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ice_servers=tuple(getattr(args, "ice_server", ())),
         media_addresses=tuple(getattr(args, "media_address", ())),
         log_level=getattr(args, "log_level", None),
+        tls_cert=getattr(args, "tls_cert", None),
+        tls_key=getattr(args, "tls_key", None),
+        tls_self_signed=getattr(args, "tls_self_signed", None),
+        trust_proxy=getattr(args, "trust_proxy", None),
     )
     if args.command in ("create", "list") and not (args.public_url or args.host or args.port):
         # Links point where the service of this data folder last said it serves.
@@ -107,6 +129,19 @@ def record_served_url(settings: Settings) -> None:
     os.replace(tmp, path)
 
 
+def lan_urls(settings: Settings) -> list[str]:
+    """Where phones on the salon's network reach a service listening on every address."""
+    if settings.public_url or settings.host not in ("0.0.0.0", "::", ""):
+        return []
+    scheme = "https" if settings.tls else "http"
+    addresses = sorted(tls.lan_addresses(), key=lambda a: a.version)  # IPv4 first
+    return [
+        f"{scheme}://{a if a.version == 4 else f'[{a}]'}:{settings.port}"
+        for a in addresses
+        if not a.is_loopback and (a.version == 4 or settings.host == "::")
+    ]
+
+
 def serve(settings: Settings) -> None:
     from .app import create_app
 
@@ -114,8 +149,21 @@ def serve(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    reachable = lan_urls(settings)
+    if reachable:
+        # Listening on every address: links must name one that phones can reach, not 0.0.0.0.
+        settings = dataclasses.replace(settings, public_url=reachable[0])
     app = create_app(settings)
     staff_key = load_staff_key(settings)
+    context = None
+    certificate = tls.certificate_for(settings)
+    if certificate is not None:
+        context = tls.server_context(certificate)
+        print(
+            f"HTTPS certificate {certificate.cert}\n"
+            f"  SHA-256 fingerprint: {certificate.fingerprint}",
+            flush=True,
+        )
     record_served_url(settings)
     print(
         f"consult is serving on {settings.base_url}\n"
@@ -128,6 +176,10 @@ def serve(settings: Settings) -> None:
         f' -d \'{{"customer_name": "Jane Doe"}}\'',
         flush=True,
     )
+    for url in reachable:
+        print(f"  on this network: {url}", flush=True)
+    if len(reachable) > 1:
+        print("  (links use the first; choose another with --public-url)", flush=True)
     web.run_app(
         app,
         host=settings.host,
@@ -135,6 +187,7 @@ def serve(settings: Settings) -> None:
         access_log_class=RedactingAccessLogger,
         print=None,
         shutdown_timeout=10,
+        ssl_context=context,
     )
 
 

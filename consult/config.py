@@ -16,6 +16,7 @@ __all__ = ["Bitrates", "Settings", "load_staff_key"]
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_DATA = Path("data")
+TRUE = ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,31 @@ class Settings:
     #: Seconds a participant whose peer connection ended has to offer again before it is
     #: disconnected with ``media-failed``.
     reoffer_grace: float = 3.0
+    #: HTTPS with the salon's certificate and key (PEM), or with one made for this machine's
+    #: addresses and kept in the data folder (consult/tls.py). Neither: plain HTTP.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_self_signed: bool = False
+    #: Behind a reverse proxy: the client's address is the last one in X-Forwarded-For (for
+    #: the per-address limits). Only with the service reachable through the proxy alone.
+    trust_proxy: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if self.tls_self_signed and self.tls_cert is not None:
+            raise ValueError("--tls-self-signed or --tls-cert/--tls-key, not both")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_self_signed or self.tls_cert is not None
 
     @property
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     @property
     def stills_dir(self) -> Path:
@@ -104,6 +123,14 @@ class Settings:
             values["ice_servers"] = tuple(env["CONSULT_ICE_SERVERS"].split(","))
         if env.get("CONSULT_MEDIA_ADDRESSES"):
             values["media_addresses"] = tuple(env["CONSULT_MEDIA_ADDRESSES"].split(","))
+        if env.get("CONSULT_TLS_CERT"):
+            values["tls_cert"] = Path(env["CONSULT_TLS_CERT"])
+        if env.get("CONSULT_TLS_KEY"):
+            values["tls_key"] = Path(env["CONSULT_TLS_KEY"])
+        if env.get("CONSULT_TLS_SELF_SIGNED"):
+            values["tls_self_signed"] = env["CONSULT_TLS_SELF_SIGNED"].lower() in TRUE
+        if env.get("CONSULT_TRUST_PROXY"):
+            values["trust_proxy"] = env["CONSULT_TRUST_PROXY"].lower() in TRUE
         if "CONSULT_LOG_LEVEL" in env:
             values["log_level"] = env["CONSULT_LOG_LEVEL"]
         if "CONSULT_DATABASE_URL" in env:

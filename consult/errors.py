@@ -29,6 +29,7 @@ and a human ``message``. At the HTTP edge an error becomes
     ├── PayloadTooLarge               413 "too-large"
     │   └── TooManyPixels             413 "too-many-pixels": over the pixel limit (from the header)
     ├── UnsupportedMedia              415 "unsupported-media": not a PNG or JPEG
+    ├── RangeNotSatisfiable           416 "range-not-satisfiable": a Range a still cannot serve
     ├── NoSkinFound                   422 "no-skin": too little skin in the still to judge
     ├── TooManyAttempts               429 "too-many-attempts": too many failed sign-ins
     ├── StorageFailed                 507 "storage-failed": the disk refused the write
@@ -62,6 +63,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "ProtocolError",
+    "RangeNotSatisfiable",
     "RateLimited",
     "Replaced",
     "Revoked",
@@ -232,6 +234,13 @@ class UnsupportedMedia(ConsultError):
 
     status = 415
     code = "unsupported-media"
+
+
+class RangeNotSatisfiable(ConsultError):
+    """The requested range is not part of this file."""
+
+    status = 416
+    code = "range-not-satisfiable"
 
 
 class NoSkinFound(ConsultError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -10,7 +12,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_exceptions import HTTPException
 
-from .appkeys import AUTH_FAILURES
+from .appkeys import AUTH_FAILURES, METRICS, SETTINGS
 from .errors import (
     ConsultError,
     InvalidToken,
@@ -24,6 +26,7 @@ __all__ = [
     "RedactingAccessLogger",
     "auth_failures",
     "errors_middleware",
+    "forwarded_client",
     "redact",
     "security_headers",
 ]
@@ -48,30 +51,49 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
-def error_response(error: ConsultError) -> web.Response:
+def error_response(request: web.Request, error: ConsultError) -> web.Response:
+    request.app[METRICS].error(error.code, "http")
     return web.json_response({"error": error.to_json()}, status=error.status)
 
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        return await handler(request)
+        response = await handler(request)
     except ConsultError as exc:
-        return error_response(exc)
+        return error_response(request, exc)
     except HTTPException as exc:
         if exc.status == 404:
-            return error_response(NotFound())
+            return error_response(request, NotFound())
         if exc.status == 413:
-            return error_response(PayloadTooLarge())
+            return error_response(request, PayloadTooLarge())
         if exc.status < 400:
             raise
-        error = ConsultError(exc.reason)
-        error.status = exc.status
-        error.code = exc.reason.lower().replace(" ", "-")
-        return error_response(error)
+        return error_response(request, _http_error(exc.status, exc.reason))
     except Exception:
         logger.exception("unhandled error serving %s %s", request.method, redact(request.path))
-        return error_response(ConsultError("Something went wrong on the server."))
+        return error_response(request, ConsultError("Something went wrong on the server."))
+    return response
+
+
+def _http_error(status: int, reason: str) -> ConsultError:
+    error = ConsultError(reason)
+    error.status = status
+    error.code = reason.lower().replace(" ", "-")
+    return error
+
+
+@web.middleware
+async def forwarded_client(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Behind a trusted reverse proxy, the client is the address the proxy appended last to
+    X-Forwarded-For (what comes before it, the client may have written itself); otherwise
+    every client would share the proxy's address, and its limits."""
+    if request.app[SETTINGS].trust_proxy:
+        last = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+        # None, or not an address: the connection's own stays.
+        with contextlib.suppress(ValueError):
+            request = request.clone(remote=str(ipaddress.ip_address(last)))
+    return await handler(request)
 
 
 @web.middleware
@@ -89,7 +111,7 @@ async def auth_failures(request: web.Request, handler: Handler) -> web.StreamRes
     if presented:
         wait = limiter.retry_after(client)
         if wait > 0:
-            refused = error_response(TooManyAttempts())
+            refused = error_response(request, TooManyAttempts())
             refused.headers["Retry-After"] = str(int(wait) + 1)
             return refused
     try:

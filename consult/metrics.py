@@ -1,53 +1,179 @@
-"""Prometheus metrics at ``GET /metrics`` (staff key): what is live, and the process's memory.
+"""What the service counts, for ``GET /metrics`` (Prometheus; consult/api/metrics.py).
 
 A registry per application, not the library's global one: two apps in one process (tests)
 never mix their numbers. The soak test reads these to prove that nothing is left behind.
+
+Media counts come from aiortc's ``getStats()`` of every live server peer, read when scraped,
+plus the final counts of the peers that have closed (kept by role), so the ``_total`` series
+only ever grow.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Literal
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
-from .appkeys import HUB, METRICS
-from .auth import require_staff
+from .media.peer import PeerStats, ServerPeer
+from .roles import Role
 
-__all__ = ["add_routes", "create_registry"]
+if TYPE_CHECKING:
+    from .signaling.hub import Hub
+
+__all__ = ["Metrics"]
+
+CaptureSource = Literal["camera", "stream"]
+#: Seconds from the stylist's Capture to a still saved: a camera photo needs the customer's
+#: page to take and upload it, a stream still a burst of decoded frames.
+CAPTURE_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 60.0)
 
 
-def create_registry(app: web.Application) -> CollectorRegistry:
-    registry = CollectorRegistry()
-    ProcessCollector(registry=registry)
+class Metrics:
+    def __init__(self, hub: Callable[[], Hub | None]) -> None:
+        self._hub = hub
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
 
-    def stat(name: str) -> Callable[[], float]:
-        def read() -> float:
-            hub = app.get(HUB)
-            return float(hub.stats()[name]) if hub is not None else 0.0
+        def stat(name: str) -> Callable[[], float]:
+            def read() -> float:
+                live = hub()
+                return float(live.stats()[name]) if live is not None else 0.0
 
-        return read
+            return read
 
-    for name, help_text in (
-        ("calls", "Consultations with somebody connected"),
-        ("participants", "Connected websockets in calls"),
-        ("peers", "Server peer connections"),
-        ("inlets", "Received tracks being read"),
+        for name, help_text in (
+            ("calls", "Consultations with somebody connected"),
+            ("participants", "Connected websockets in calls"),
+            ("peers", "Server peer connections"),
+            ("inlets", "Received tracks being read"),
+        ):
+            Gauge(f"consult_{name}", help_text, registry=self.registry).set_function(stat(name))
+        Gauge(
+            "consult_asyncio_tasks", "Tasks on the event loop", registry=self.registry
+        ).set_function(lambda: float(len(asyncio.all_tasks())))
+        self._errors = Counter(
+            "consult_errors",
+            "Errors reported to clients, by code, over HTTP or the websocket",
+            ["code", "via"],
+            registry=self.registry,
+        )
+        self._captures = Counter(
+            "consult_captures",
+            "Stills of captures, by source and outcome (saved or failed)",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self._capture_seconds = Histogram(
+            "consult_capture_seconds",
+            "Seconds from a capture's request to its still saved",
+            ["source"],
+            buckets=CAPTURE_BUCKETS,
+            registry=self.registry,
+        )
+        self._media = _Media()
+        self.registry.register(self._media)
+
+    def error(self, code: str, via: Literal["http", "ws"]) -> None:
+        self._errors.labels(code, via).inc()
+
+    def capture_saved(self, source: CaptureSource, seconds: float) -> None:
+        self._captures.labels(source, "saved").inc()
+        self._capture_seconds.labels(source).observe(max(seconds, 0.0))
+
+    def capture_failed(self, source: CaptureSource) -> None:
+        self._captures.labels(source, "failed").inc()
+
+    def peer_closed(self, peer: ServerPeer) -> None:
+        """Keep a closed peer's final counts in the totals."""
+        if peer.final_stats is not None:
+            self._media.retire(peer.role, peer.final_stats)
+
+    async def render(self) -> bytes:
+        """The exposition text, with every live peer's counts read now."""
+        hub = self._hub()
+        peers = [
+            m.peer
+            for call in (hub.calls() if hub is not None else ())
+            for m in call.members()
+            if m.peer is not None and m.peer.final_stats is None
+        ]
+        stats = await asyncio.gather(*(p.stats() for p in peers), return_exceptions=True)
+        # A peer that closed meanwhile is in the closed totals already.
+        self._media.live = [
+            (p.role, s)
+            for p, s in zip(peers, stats, strict=True)
+            if isinstance(s, PeerStats) and p.final_stats is None
+        ]
+        return generate_latest(self.registry)
+
+
+class _Media(Collector):
+    def __init__(self) -> None:
+        self._retired: dict[Role, PeerStats] = {"customer": PeerStats(), "stylist": PeerStats()}
+        self.live: list[tuple[Role, PeerStats]] = []
+
+    def retire(self, role: Role, stats: PeerStats) -> None:
+        _merge(self._retired[role], stats)
+
+    def collect(self) -> Iterable[Metric]:
+        totals = {role: _merge(PeerStats(), retired) for role, retired in self._retired.items()}
+        for role, stats in self.live:
+            _merge(totals[role], stats)
+        counts = CounterMetricFamily(
+            "consult_media_bytes",
+            "Bytes over participants' connections; in: participant to server, out: server to"
+            " participant",
+            labels=["role", "direction"],
+        )
+        packets = CounterMetricFamily(
+            "consult_media_packets", "RTP packets", labels=["role", "direction", "kind"]
+        )
+        lost = CounterMetricFamily(
+            "consult_media_packets_lost",
+            "RTP packets lost; in: seen missing by the server, out: reported by the participant",
+            labels=["role", "direction", "kind"],
+        )
+        frames = CounterMetricFamily(
+            "consult_media_frames_received",
+            "Decoded frames received from participants",
+            labels=["role", "kind"],
+        )
+        for role, t in totals.items():
+            counts.add_metric([role, "in"], t.bytes_in)
+            counts.add_metric([role, "out"], t.bytes_out)
+            for kind in ("audio", "video"):
+                packets.add_metric([role, "in", kind], t.packets_in.get(kind, 0))
+                packets.add_metric([role, "out", kind], t.packets_out.get(kind, 0))
+                lost.add_metric([role, "in", kind], t.lost_in.get(kind, 0))
+                lost.add_metric([role, "out", kind], t.lost_out.get(kind, 0))
+                frames.add_metric([role, kind], t.frames_in.get(kind, 0))
+        rtt = GaugeMetricFamily(
+            "consult_media_round_trip_seconds",
+            "Round-trip time between the server and participants (worst live connection)",
+            labels=["role"],
+        )
+        for role in ("customer", "stylist"):
+            times = [s.round_trip for r, s in self.live if r == role and s.round_trip is not None]
+            if times:
+                rtt.add_metric([role], max(times))
+        yield from (counts, packets, lost, frames, rtt)
+
+
+def _merge(into: PeerStats, other: PeerStats) -> PeerStats:
+    into.bytes_in += other.bytes_in
+    into.bytes_out += other.bytes_out
+    for mine, theirs in (
+        (into.packets_in, other.packets_in),
+        (into.packets_out, other.packets_out),
+        (into.lost_in, other.lost_in),
+        (into.lost_out, other.lost_out),
+        (into.frames_in, other.frames_in),
     ):
-        Gauge(f"consult_{name}", help_text, registry=registry).set_function(stat(name))
-    Gauge("consult_asyncio_tasks", "Tasks on the event loop", registry=registry).set_function(
-        lambda: float(len(asyncio.all_tasks()))
-    )
-    return registry
-
-
-async def metrics(request: web.Request) -> web.Response:
-    await require_staff(request)
-    body = generate_latest(request.app[METRICS])
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/metrics", metrics)
+        for kind, value in theirs.items():
+            mine[kind] = mine.get(kind, 0) + value
+    return into

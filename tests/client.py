@@ -149,6 +149,17 @@ class CallClient:
             while not predicate():
                 await asyncio.sleep(0.05)
 
+    def silence_media(self) -> None:
+        """From now on nothing of this peer connection reaches the network or comes back from
+        it (its UDP sockets stay open: no ICMP, no DTLS close), as when a network drops UDP
+        while the websocket carries on. aioice has no public hook for it."""
+        assert self.pc is not None
+        for transceiver in self.pc.getTransceivers():
+            connection = transceiver.receiver.transport.transport._connection
+            for protocol in connection._protocols:
+                protocol.datagram_received = lambda data, addr: None
+                protocol.transport.sendto = lambda data, addr=None: None
+
     async def close_media(self) -> None:
         if self.pc is not None:
             await self.pc.close()

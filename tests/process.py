@@ -7,24 +7,35 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 
-def start_serve(data: Path, port: int, stills_disk: str | None = None) -> subprocess.Popen[str]:
+def start_serve(
+    data: Path,
+    port: int,
+    stills_disk: str | None = None,
+    extra: Sequence[str] = (),
+    lan_address: str | None = None,
+) -> subprocess.Popen[str]:
     """``stills_disk`` (e.g. "3m"): the stills folder is a tmpfs of that size, in a mount
-    namespace of the server's own, so a test can fill the disk."""
+    namespace of the server's own, so a test can fill the disk. ``extra``: more flags.
+    ``lan_address``: the server runs in a network namespace of its own whose only address
+    besides loopback is this one, as on a salon's Wi-Fi (the test cannot reach it there)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
     command = [sys.executable, "-m", "consult", "serve", "--port", str(port), "--data", str(data),
-               "--media-address", "127.0.0.1"]  # fmt: skip
+               "--media-address", "127.0.0.1", *extra]  # fmt: skip
     if stills_disk:
         stills = data / "stills"
         stills.mkdir(parents=True, exist_ok=True)
         mount = f'mount -t tmpfs -o size={stills_disk} tmpfs "{stills}" && exec "$@"'
         command = ["unshare", "-m", "sh", "-c", mount, "_", *command]
+    if lan_address:
+        network = f'ip link set lo up && ip addr add {lan_address}/32 dev lo && exec "$@"'
+        command = ["unshare", "-n", "sh", "-c", network, "_", *command]
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )

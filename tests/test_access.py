@@ -3,6 +3,7 @@ customer never reaches the salon's side, a revoked link opens nothing, nothing a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -10,9 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
+from consult.app import create_app
 from consult.appkeys import STORE
 
-from .conftest import STAFF_KEY, create_consultation, token_of
+from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
 
 # (method, path, JSON body); {id} is the consultation, {still} one of its stills.
 ENDPOINTS = [
@@ -32,6 +34,7 @@ ENDPOINTS = [
     ("PUT", "/api/stills/{still}/nails", {"polygons": [[[0, 0], [10, 0], [10, 10]]]}),
     ("POST", "/api/stills/{still}/white-balance", {}),
 ]
+BAD = {"Authorization": "Bearer not-the-staff-key"}
 CALLERS = ["nobody", "staff", "customer", "stylist", "other-customer", "other-stylist", "revoked"]
 STAFF_ONLY = {
     ("GET", "/api/consultations"),
@@ -157,3 +160,36 @@ async def test_guessing_link_pages_is_limited_too(
             assert r.status == 404
     async with http.get(f"/c/{token_of(consultation['customer_link'])}") as r:
         assert r.status == 429
+
+
+async def test_behind_a_trusted_proxy_each_client_is_limited_alone(
+    aiohttp_server: Any, tmp_path: Path
+) -> None:
+    for trust in (True, False):
+        settings = make_settings(tmp_path / str(trust), trust_proxy=trust)
+        server = await aiohttp_server(create_app(settings))
+        async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as http:
+            # The proxy appends the address it saw; what comes before, a client can write.
+            for i in range(20):
+                forwarded = {"X-Forwarded-For": f"198.51.100.{i}, 10.0.0.7"}
+                async with http.get("/api/consultations", headers=forwarded | BAD) as r:
+                    assert r.status == 401
+            async with http.get(
+                "/api/consultations", headers={"X-Forwarded-For": "10.0.0.7"} | BAD
+            ) as r:
+                assert r.status == 429
+            # Another client behind the same proxy: refused only when the header is not trusted.
+            async with http.get(
+                "/api/consultations", headers={"X-Forwarded-For": "10.0.0.8"} | BAD
+            ) as r:
+                assert r.status == (401 if trust else 429)
+            if trust:  # the websocket sees the forwarded client too
+                for client, code in (
+                    ("10.0.0.7", "too-many-attempts"),
+                    ("10.0.0.8", "invalid-token"),
+                ):
+                    ws = await http.ws_connect(
+                        "/ws?token=guess", headers={"X-Forwarded-For": client}
+                    )
+                    assert (await ws.receive_json())["code"] == code
+                    await ws.close()

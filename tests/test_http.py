@@ -267,7 +267,8 @@ def test_message_catalogues_have_the_same_keys() -> None:
     codes = {c.code for c in vars(errors).values() if isinstance(c, type) and hasattr(c, "code")}
     missing = {c for c in codes if f"error.{c}" not in en}
     assert missing <= {"internal", "invalid-request", "unauthorized", "forbidden", "not-found",
-                       "disconnected", "malformed", "unknown-type", "too-large"}  # fmt: skip
+                       "disconnected", "malformed", "unknown-type", "too-large",
+                       "range-not-satisfiable"}  # fmt: skip
 
 
 async def test_metrics_for_staff_only(http: aiohttp.ClientSession, staff: dict[str, str]) -> None:

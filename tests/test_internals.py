@@ -12,6 +12,16 @@ def test_aioice_and_aiortc_still_have_what_we_use() -> None:
     internals.check()
 
 
+def test_consent_expires_within_the_promised_bound() -> None:
+    internals.install()
+    assert aioice.ice.CONSENT_INTERVAL == internals.CONSENT_INTERVAL
+    assert aioice.ice.CONSENT_FAILURES == internals.CONSENT_FAILURES
+    # Worst case: every interval at its 1.2x, each check its 0.5 s timeout; plus the 3 s the
+    # hub waits for a new offer, the partner is told within 15 s.
+    worst = internals.CONSENT_FAILURES * (1.2 * internals.CONSENT_INTERVAL + 0.5)
+    assert worst + 3.0 < 15
+
+
 async def test_host_addresses_are_offered_only_inside_the_block() -> None:
     internals.install()
     with internals.host_addresses(["127.0.0.1"]):

@@ -71,6 +71,9 @@ async def test_serve_create_call_and_graceful_sigterm(
     for link in (links["customer_link"], links["stylist_link"]):
         assert link.rsplit("/", 1)[1] not in out
     assert "GET /c/*** " in out or '"GET /c/***"' in out
+    # One line per event, naming the consultation.
+    for event in ("customer joined", "stylist joined", "customer left", "stylist left"):
+        assert f"{links['id']}: {event}" in out, event
     assert "Traceback" not in out
 
 

@@ -139,9 +139,12 @@ async def export(request: web.Request) -> web.StreamResponse:
         )
         response.content_length = path.stat().st_size
         await response.prepare(request)
-        with path.open("rb") as f:
-            while chunk := await loop.run_in_executor(None, f.read, 256 * 1024):
-                await response.write(chunk)
+        # aiohttp writes whatever a StreamResponse is given, even for HEAD: a body there would
+        # be read as the next response on the same connection.
+        if request.method != "HEAD":
+            with path.open("rb") as f:
+                while chunk := await loop.run_in_executor(None, f.read, 256 * 1024):
+                    await response.write(chunk)
         await response.write_eof()
     return response
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from datetime import UTC, datetime
 
-from ..appkeys import HUB, STILLS, STORE
+from aiohttp import hdrs, web
+
+from ..appkeys import HUB, METRICS, STILLS, STORE
 from ..auth import caller_for, credential
-from ..errors import Forbidden, InvalidRequest, UnsupportedMedia
+from ..errors import Forbidden, InvalidRequest, RangeNotSatisfiable, UnsupportedMedia
 from ..media.stills import still_json
 from ..roles import Role
 from ..signaling.hub import chat_sent
@@ -65,12 +67,18 @@ async def upload(request: web.Request) -> web.Response:
     if request.content_type not in ACCEPTED:
         raise UnsupportedMedia()
     capture = await request.app[STORE].get_capture(consultation_id, capture_id)
-    still = await request.app[STILLS].receive_upload(
-        consultation_id,
-        capture.id,
-        request.content.iter_chunked(CHUNK),
-        request.content_length,
-    )
+    metrics = request.app[METRICS]
+    try:
+        still = await request.app[STILLS].receive_upload(
+            consultation_id,
+            capture.id,
+            request.content.iter_chunked(CHUNK),
+            request.content_length,
+        )
+    except Exception:
+        metrics.capture_failed("camera")
+        raise
+    metrics.capture_saved("camera", (datetime.now(UTC) - capture.created_at).total_seconds())
     body = still_json(still)
     await request.app[HUB].broadcast(consultation_id, StillSaved(still=body))
     return web.json_response({"still": body}, status=201)
@@ -88,8 +96,9 @@ async def _still_file(request: web.Request, thumb: bool) -> web.FileResponse:
         current = await store.get_consultation(grant.consultation_id)
         if current.based_on != still.consultation_id or still.source == "stream":
             raise
-    stills = request.app[STILLS]
-    response = web.FileResponse(stills.path(still.thumb if thumb else still.file))
+    path = request.app[STILLS].path(still.thumb if thumb else still.file)
+    _check_range(request, path.stat().st_size)
+    response = web.FileResponse(path)
     response.content_type = "image/jpeg" if thumb else still.media_type
     # A still never changes once saved; it is private to the consultation.
     response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
@@ -99,6 +108,19 @@ async def _still_file(request: web.Request, thumb: bool) -> web.FileResponse:
         name = f"consultation-{still.consultation_id}-{still.source}-{still.id}.{extension}"
         response.headers["Content-Disposition"] = f'{disposition}; filename="{name}"'
     return response
+
+
+def _check_range(request: web.Request, size: int) -> None:
+    """aiohttp's FileResponse answers a Range it cannot serve with an empty 416 of the image's
+    type; the API answers with its JSON error instead (the same cases as aiohttp's)."""
+    if hdrs.RANGE not in request.headers:
+        return
+    try:
+        start = request.http_range.start
+    except ValueError:
+        raise RangeNotSatisfiable() from None
+    if start is not None and start >= size:
+        raise RangeNotSatisfiable()
 
 
 @routes.get("/api/stills/{id}")

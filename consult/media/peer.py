@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Literal, cast
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.stats import (
+    RTCInboundRtpStreamStats,
+    RTCOutboundRtpStreamStats,
+    RTCRemoteInboundRtpStreamStats,
+    RTCTransportStats,
+)
 from pyee.asyncio import AsyncIOEventEmitter
 
 from ..config import Bitrates
@@ -21,7 +28,7 @@ from ..roles import Role, partner_of
 from . import internals, sdp
 from .forward import Inlet, Kind, Outlet
 
-__all__ = ["PeerState", "ServerPeer"]
+__all__ = ["PeerState", "PeerStats", "ServerPeer"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +45,25 @@ WAITING_TEXT: dict[Role, str] = {
     "customer": "Waiting for the customer",
     "stylist": "Waiting for your stylist",
 }
+
+
+@dataclass
+class PeerStats:
+    """What went over one participant's connection with the server, since it began.
+
+    ``in``: from the participant to the server; ``out``: from the server to the participant.
+    Losses ``out`` are what the participant reported in its RTCP receiver reports.
+    """
+
+    bytes_in: int = 0
+    bytes_out: int = 0
+    packets_in: dict[Kind, int] = field(default_factory=dict)
+    packets_out: dict[Kind, int] = field(default_factory=dict)
+    lost_in: dict[Kind, int] = field(default_factory=dict)
+    lost_out: dict[Kind, int] = field(default_factory=dict)
+    frames_in: dict[Kind, int] = field(default_factory=dict)
+    #: Seconds, from the last receiver report; None before the first.
+    round_trip: float | None = None
 
 
 class ServerPeer(AsyncIOEventEmitter):
@@ -66,6 +92,8 @@ class ServerPeer(AsyncIOEventEmitter):
         self._bitrates = bitrates
         self._max_sdp_bytes = max_sdp_bytes
         self._state: PeerState = "new"
+        #: The counts as the connection ended, kept for the totals (consult/metrics.py).
+        self.final_stats: PeerStats | None = None
         self._close_task: asyncio.Task[None] | None = None
         self._pc = RTCPeerConnection(configuration)
         self._pc.on("track", self._on_track)
@@ -98,6 +126,32 @@ class ServerPeer(AsyncIOEventEmitter):
                 return await internals.request_keyframe(transceiver.receiver)
         return False
 
+    async def stats(self) -> PeerStats:
+        """The connection's counts, from aiortc's ``getStats()``."""
+        if self.final_stats is not None:
+            return self.final_stats
+        stats = PeerStats()
+        rtts: list[float] = []
+        for report in (await self._pc.getStats()).values():
+            match report:
+                case RTCTransportStats():
+                    # One bundled transport carries both kinds.
+                    stats.bytes_in += report.bytesReceived
+                    stats.bytes_out += report.bytesSent
+                case RTCInboundRtpStreamStats(kind=kind):
+                    _add(stats.packets_in, kind, report.packetsReceived)
+                    _add(stats.lost_in, kind, max(report.packetsLost, 0))
+                case RTCOutboundRtpStreamStats(kind=kind):
+                    _add(stats.packets_out, kind, report.packetsSent)
+                case RTCRemoteInboundRtpStreamStats(kind=kind):
+                    _add(stats.lost_out, kind, max(report.packetsLost, 0))
+                    if report.roundTripTime is not None:  # before the first report
+                        rtts.append(report.roundTripTime)
+        for kind, inlet in self.inlets.items():
+            stats.frames_in[kind] = inlet.frames
+        stats.round_trip = max(rtts) if rtts else None
+        return stats
+
     async def close(self) -> None:
         """Release the connection, its tracks and readers; safe to call again and concurrently."""
         if self._close_task is None:
@@ -107,6 +161,10 @@ class ServerPeer(AsyncIOEventEmitter):
     async def _close(self) -> None:
         for outlet in self.outlets.values():
             outlet.stop()
+        try:
+            self.final_stats = await self.stats()
+        except Exception:  # counts are nice to have; closing is not optional
+            logger.exception("%s: reading the final counts failed", self.label)
         await self._pc.close()
         inlets = [*self.inlets.values(), *self._unused_inlets]
         await asyncio.gather(*(inlet.close() for inlet in inlets))
@@ -137,3 +195,9 @@ class ServerPeer(AsyncIOEventEmitter):
         logger.info("%s: peer %s -> %s", self.label, self._state, state)
         self._state = state
         self.emit("statechange", state)
+
+
+def _add(counts: dict[Kind, int], kind: str, value: int) -> None:
+    if kind in ("audio", "video"):
+        key = cast(Kind, kind)
+        counts[key] = counts.get(key, 0) + value

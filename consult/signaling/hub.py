@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from ..media.ice import IceServer, rtc_configuration
 from ..media.peer import ServerPeer
 from ..media.sdp import check_offer
 from ..media.stills import Stills, best_of_burst, still_json
+from ..metrics import Metrics
 from ..recording.palette import SwatchAction, SwatchEvent
 from ..recording.store import ChatMessage, Consultation, Still, Store
 from ..roles import Role
@@ -60,9 +62,15 @@ class Call:
 
 class Hub:
     def __init__(
-        self, store: Store, stills: Stills, settings: Settings, ice_servers: list[IceServer]
+        self,
+        store: Store,
+        stills: Stills,
+        settings: Settings,
+        ice_servers: list[IceServer],
+        metrics: Metrics,
     ) -> None:
         self._store = store
+        self.metrics = metrics
         self._stills = stills
         self._settings = settings
         self._ice_servers = ice_servers
@@ -95,6 +103,7 @@ class Hub:
         call = self._calls.get(participant.consultation_id)
         if call is None:
             call = self._calls[participant.consultation_id] = Call(participant.consultation_id)
+        logger.info("%s: %s joined", participant.consultation_id, participant.role)
         await self._apply(call, call.room.join(participant.role, participant))
         return call
 
@@ -109,6 +118,7 @@ class Hub:
     async def _leave(self, participant: Participant) -> None:
         call = self._calls.get(participant.consultation_id)
         await participant.close_peer()
+        logger.info("%s: %s left", participant.consultation_id, participant.role)
         if call is None:
             return
         await self._apply(call, call.room.leave(participant))
@@ -121,7 +131,6 @@ class Hub:
         if call is None or call.room.member(participant.role) is not participant:
             raise errors.Replaced()
         check_offer(offer, max_bytes=self._settings.max_sdp_bytes)
-        await participant.close_peer()
         peer = ServerPeer(
             participant.role,
             label=participant.consultation_id,
@@ -130,22 +139,28 @@ class Hub:
             bitrates=self._settings.bitrates,
             max_sdp_bytes=self._settings.max_sdp_bytes,
         )
-        participant.peer = peer
+        # The new peer answers first: an offer aiortc refuses leaves the media as it was.
+        try:
+            answer = await peer.answer(offer)
+        except BaseException:
+            await peer.close()
+            raise
+        if call.room.member(participant.role) is not participant or not participant.connected:
+            await peer.close()  # left or replaced while we answered
+            raise errors.Replaced()
+        previous, participant.peer = participant.peer, peer
 
         @peer.on("closed")
         def on_closed() -> None:
+            self.metrics.peer_closed(peer)
             # Closed under us (failed, or the browser closed it) rather than replaced by us.
             if participant.peer is peer:
                 self._spawn(self._expect_new_offer(participant, peer))
 
         call.forwarder.add(peer)
-        try:
-            return await peer.answer(offer)
-        except BaseException:
-            if participant.peer is peer:
-                participant.peer = None
-            await peer.close()
-            raise
+        if previous is not None:
+            await previous.close()
+        return answer
 
     async def _expect_new_offer(self, participant: Participant, peer: ServerPeer) -> None:
         """A page whose peer connection ended re-offers at once; one that does not has lost
@@ -166,6 +181,7 @@ class Hub:
             or "video" not in customer.peer.inlets
         ):
             raise errors.NoCustomer()
+        started = time.monotonic()
         capture = await self._store.create_capture(requester.consultation_id, requester.role)
         await customer.send(
             CaptureRequest(
@@ -174,10 +190,12 @@ class Hub:
                 f"?capture={capture.id}",
             )
         )
-        self._spawn(self._stream_still(customer.peer, capture.consultation_id, capture.id))
+        self._spawn(self._stream_still(customer.peer, capture.consultation_id, capture.id, started))
         return capture.id
 
-    async def _stream_still(self, peer: ServerPeer, consultation_id: str, capture_id: str) -> None:
+    async def _stream_still(
+        self, peer: ServerPeer, consultation_id: str, capture_id: str, started: float
+    ) -> None:
         await peer.request_keyframe()
         inlet = peer.inlets.get("video")
         frame = await best_of_burst(inlet) if inlet is not None else None
@@ -185,6 +203,8 @@ class Hub:
             logger.warning(
                 "%s: capture %s: no video to take a still from", consultation_id, capture_id
             )
+            self.metrics.capture_failed("stream")
+            self.metrics.error("no-customer", "ws")
             await self.broadcast(
                 consultation_id, Error(code="no-customer", message=errors.NoCustomer().message)
             )
@@ -194,8 +214,11 @@ class Hub:
         except Exception as exc:
             error = exc if isinstance(exc, errors.ConsultError) else errors.ConsultError()
             logger.exception("%s: capture %s: stream still failed", consultation_id, capture_id)
+            self.metrics.capture_failed("stream")
+            self.metrics.error(error.code, "ws")
             await self.broadcast(consultation_id, Error(code=error.code, message=error.message))
             return
+        self.metrics.capture_saved("stream", time.monotonic() - started)
         await self.broadcast(consultation_id, StillSaved(still=still_json(still)))
 
     async def chat(self, sender: Participant, client_id: str, text: str) -> None:

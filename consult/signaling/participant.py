@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import WSCloseCode, web
@@ -20,8 +21,16 @@ logger = logging.getLogger(__name__)
 
 
 class Participant:
-    def __init__(self, ws: web.WebSocketResponse, consultation_id: str, role: Role) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        consultation_id: str,
+        role: Role,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
         self.ws = ws
+        #: Told the code of every error sent to this participant (consult/metrics.py counts).
+        self._on_error = on_error
         self.consultation_id = consultation_id
         self.role = role
         self.peer: ServerPeer | None = None
@@ -56,6 +65,8 @@ class Participant:
             logger.debug("%r: send failed: %s", self, exc)
 
     async def send_error(self, error: ConsultError) -> None:
+        if self._on_error is not None:
+            self._on_error(error.code)
         await self.send(Error(code=error.code, message=error.message))
 
     async def disconnect(

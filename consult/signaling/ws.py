@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..appkeys import AUTH_FAILURES, HUB, ICE_SERVERS, SETTINGS, STORE
+from ..appkeys import AUTH_FAILURES, HUB, ICE_SERVERS, METRICS, SETTINGS, STORE
 from ..errors import ConsultError, Disconnect, InvalidToken, RateLimited, TooManyAttempts
 from ..ratelimit import TokenBucket
 from ..record import consultation_json, earlier_json
@@ -59,11 +59,15 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         error = exc if isinstance(exc, InvalidToken | TooManyAttempts) else InvalidToken()
         if isinstance(error, InvalidToken):
             limiter.failed(client)
+        request.app[METRICS].error(error.code, "ws")
         await ws.send_str(encode(Error(code=error.code, message=error.message)))
         await ws.close(code=error.close_code, message=error.code.encode())
         return ws
 
-    participant = Participant(ws, grant.consultation_id, grant.role)
+    metrics = request.app[METRICS]
+    participant = Participant(
+        ws, grant.consultation_id, grant.role, on_error=lambda code: metrics.error(code, "ws")
+    )
     call = await hub.join(participant)
     try:
         # Read after joining: a change announced before the join is in what is read now, and

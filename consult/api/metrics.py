@@ -1,0 +1,20 @@
+"""``GET /metrics``: Prometheus metrics (consult/metrics.py), for staff only."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from ..appkeys import METRICS
+from ..auth import require_staff
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    await require_staff(request)
+    body = await request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
