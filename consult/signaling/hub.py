@@ -126,6 +126,7 @@ class Hub:
             media_addresses=self._settings.media_addresses,
             bitrates=self._settings.bitrates,
             max_sdp_bytes=self._settings.max_sdp_bytes,
+            forwarding=self._settings.forwarding,
         )
         participant.peer = peer
 
