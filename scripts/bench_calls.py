@@ -327,10 +327,15 @@ async def run_point(mode: str, n: int, size: tuple[int, int], seconds: float) ->
         lost = [p.video.lost() for p in everyone]
         audio_lost = [p.audio.lost() for p in everyone]
         server_cpu = 100 * (cpu1 - cpu0) / elapsed
+        # What the server forwarded in the window: every packet a receiver got (RTX aside).
+        forwarded = sum(len(p.video.seqs) + len(p.audio.seqs) for p in everyone)
         result.update(
             {
                 "server_cpu_percent_of_one_core": round(server_cpu, 2) if pid else None,
                 "server_cpu_percent_per_consultation": round(server_cpu / n, 2) if pid else None,
+                "server_cpu_us_per_forwarded_packet": round(1e6 * (cpu1 - cpu0) / forwarded, 1)
+                if pid and forwarded
+                else None,
                 "fps_median": round(statistics.median(fps), 1),
                 "fps_min": round(min(fps), 1),
                 "latency_ms_p50": pct(latencies, 0.5),
@@ -360,8 +365,10 @@ async def run_point(mode: str, n: int, size: tuple[int, int], seconds: float) ->
                 peers.append((a, b))
             await measure(None)
             return result
-        env = {"CONSULT_FORWARDING": mode, "CONSULT_LOG_LEVEL": "warning"}
+        # As scripts/serve runs it: two malloc arenas (docs/operations.md).
+        env = {"CONSULT_FORWARDING": mode, "MALLOC_ARENA_MAX": "2"}
         async with serve(env, cpus=SERVER_CPU) as served:
+            print(f"{mode} n={n}: server pid {served.pid}", file=sys.stderr, flush=True)
             await asyncio.sleep(1)
             idle_rss = rss_mib(served.pid)
             for _ in range(n):

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+import av
 from aiortc import RTCRtpCodecParameters
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
@@ -32,7 +33,7 @@ from av import AudioFrame, VideoFrame
 from ..roles import ROLES, Role, partner_of
 from .internals import Emission, Reception, RtpPacket, key_of
 from .packets import Renumber, is_keyframe_start, vp8_picture_id, vp8_with_picture_id
-from .placeholder import AUDIO_RATE, card_frame, silence_frame
+from .placeholder import AUDIO_RATE, ENCODED_CODECS, card_frame, encoded_card, silence_frame
 
 if TYPE_CHECKING:
     from .peer import ServerPeer
@@ -156,10 +157,17 @@ class Outlet(MediaStreamTrack):
         self._last_video: VideoFrame | None = None
         self._released = asyncio.Event()
         self._released.set()
+        #: The card pre-encoded for our leg's codec (set by a Relay); None: frames to encode.
+        self.encoded: tuple[bytes, ...] | None = None
+        self._card_index = 0
 
     @property
     def source(self) -> Inlet | None:
         return self._inlet
+
+    def restart_card(self) -> None:
+        """The next encoded card frame is its key frame."""
+        self._card_index = 0
 
     @property
     def held(self) -> bool:
@@ -170,6 +178,7 @@ class Outlet(MediaStreamTrack):
         if held:
             self._released.clear()
         else:
+            self._card_index = 0
             self._released.set()
 
     def use(self, inlet: Inlet | None) -> None:
@@ -177,6 +186,7 @@ class Outlet(MediaStreamTrack):
         if inlet is self._inlet:
             return
         self._last_video = None
+        self._card_index = 0
         if self._inlet is not None and self._tap is not None:
             self._inlet.untap(self._tap)
         self._inlet = inlet
@@ -187,7 +197,7 @@ class Outlet(MediaStreamTrack):
         super().stop()
         self._released.set()
 
-    async def recv(self) -> Frame:
+    async def recv(self) -> Frame | av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         while not self._released.is_set():
@@ -237,10 +247,17 @@ class Outlet(MediaStreamTrack):
             self._audio_pts += frame.samples * AUDIO_RATE // frame.sample_rate
         return frame
 
-    async def _placeholder(self) -> Frame:
+    async def _placeholder(self) -> Frame | av.Packet[Any]:
         if self.kind == "video":
             due = (self._video_pts + 1) / VIDEO_CLOCK + 1 / PLACEHOLDER_FPS
             await asyncio.sleep(max(0.0, due - self._elapsed()))
+            if self.encoded is not None:
+                packet = av.Packet(self.encoded[self._card_index % len(self.encoded)])
+                self._card_index += 1
+                self._video_pts = max(self._video_pts + 1, int(self._elapsed() * VIDEO_CLOCK))
+                packet.pts = self._video_pts
+                packet.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+                return packet
             return self._stamp(card_frame(self.waiting_text))
         due = self._audio_pts / AUDIO_RATE
         await asyncio.sleep(max(0.0, due - self._elapsed()))
@@ -266,7 +283,11 @@ class Relay:
         self._emission = emission
         self._outlet = outlet
         codecs = emission.codecs
+        #: Our leg's VP8 payload types: their picture ids are renumbered too.
+        self._vp8 = {c.payloadType for c in codecs if c.name.lower() == "vp8"}
         self._own_codec = codecs[0].name if codecs else ""
+        if self.kind == "video" and self._own_codec.lower() in ENCODED_CODECS:
+            outlet.encoded = encoded_card(outlet.waiting_text, self._own_codec.lower())
         clock = (
             codecs[0].clockRate if codecs else (VIDEO_CLOCK if self.kind == "video" else AUDIO_RATE)
         )
@@ -335,6 +356,7 @@ class Relay:
         if self._forwarding and self.source is not None:
             self._ask_keyframe()
             return True
+        self._outlet.restart_card()
         return False
 
     def _bitrate(self, bitrate: int) -> None:
@@ -404,40 +426,39 @@ class Relay:
             if not self._forwarding:
                 self._forwarding = True
                 self._outlet.hold(True)
+                self._emission.release_encoder()
             if self.switches and self.switches[-1][1] is None:
                 self.switches[-1][1] = now
-        out = RtpPacket(
-            payload_type=out_pt,
-            marker=packet.marker,
-            sequence_number=packet.sequence_number,
-            timestamp=packet.timestamp,
-            payload=packet.payload,
-        )
-        out.padding_size = packet.padding_size
-        out.extensions.audio_level = packet.extensions.audio_level
-        out.extensions.abs_send_time = _abs_send_time()
-        if not self._renumbered(out, now):
+        mapped = self._renumber.map(packet.sequence_number, packet.timestamp, now)
+        if mapped is None:
             return
+        payload = packet.payload
+        if out_pt in self._vp8:
+            found = vp8_picture_id(payload)
+            if found is not None:
+                payload = vp8_with_picture_id(payload, self._renumber.map_picture_id(*found))
         self.forwarded += 1
-        await self._emission.send(out)
+        await self._emission.forward(
+            out_pt,
+            packet.marker,
+            mapped[0],
+            mapped[1],
+            payload,
+            packet.padding_size,
+            packet.extensions.audio_level,
+        )
 
     @staticmethod
     def _picture_id(payload: bytes, codec_name: str) -> int | None:
         found = vp8_picture_id(payload) if codec_name.lower() == "vp8" else None
         return found[0] if found else None
 
-    def _is_vp8(self, packet: RtpPacket) -> bool:
-        codec = next(
-            (c for c in self._emission.codecs if c.payloadType == packet.payload_type), None
-        )
-        return codec is not None and codec.name.lower() == "vp8"
-
     def _renumbered(self, packet: RtpPacket, now: float) -> bool:
         mapped = self._renumber.map(packet.sequence_number, packet.timestamp, now)
         if mapped is None:
             return False
         packet.sequence_number, packet.timestamp = mapped
-        if self.kind == "video" and self._is_vp8(packet):
+        if packet.payload_type in self._vp8:
             found = vp8_picture_id(packet.payload)
             if found is not None:
                 pic = self._renumber.map_picture_id(*found)

@@ -25,6 +25,7 @@ import inspect
 import ipaddress
 import logging
 import queue
+import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -32,6 +33,8 @@ from contextvars import ContextVar
 from typing import Any
 
 import aioice.ice
+import aiortc.clock
+import aiortc.rtcdtlstransport
 from aiortc import (
     RTCDtlsTransport,
     RTCRtpCodecParameters,
@@ -47,6 +50,7 @@ from aiortc.rtp import (
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
+    HeaderExtensions,
     RtcpPacket,
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
@@ -100,7 +104,7 @@ _PRIVATE: dict[type, tuple[str, ...]] = {
         "_RTCRtpReceiver__decoder_queue",
         "_RTCRtpReceiver__decoder_thread",
     ),
-    RTCRtpSender: ("_ssrc", "_rtx_ssrc"),
+    RTCRtpSender: ("_ssrc", "_rtx_ssrc", "_RTCRtpSender__encoder"),
     RTCRtpTransceiver: ("_codecs",),
     RTCDtlsTransport: ("_rtp_header_extensions_map",),
 }
@@ -145,7 +149,13 @@ def _check_aiortc_packet_path() -> None:
                 )
     # The sender sends everything through its transport property, which setTransport sets;
     # the receiver's decoder thread reads (codec, frame) tuples from its queue.
+    if "clock.current_ms()" not in inspect.getsource(aiortc.rtcdtlstransport) or not callable(
+        getattr(aiortc.clock, "current_ms", None)
+    ):
+        raise RuntimeError("aiortc's DTLS transport no longer reads clock.current_ms()")
     sender_source = sources[RTCRtpSender]
+    if "if self.__encoder is None:" not in sender_source:
+        raise RuntimeError("aiortc RTCRtpSender no longer makes its encoder on demand")
     if "await self.transport._send_rtp(" not in sender_source:
         raise RuntimeError("aiortc RTCRtpSender no longer sends through self.transport._send_rtp")
     if "input_q.get()" not in inspect.getsource(
@@ -171,10 +181,21 @@ def check() -> None:
         )
 
 
+_NTP_EPOCH_MS = 2208988800000
+
+
+def _current_ms() -> int:
+    """aiortc.clock.current_ms without datetime arithmetic: aiortc's DTLS transport asks for
+    it for every packet it receives, and the datetime version cost ~7% of forwarding."""
+    return int(time.time() * 1000) + _NTP_EPOCH_MS
+
+
 def install() -> None:
-    """Route aioice's host address lookup through ``host_addresses()``; safe to call again."""
+    """Route aioice's host address lookup through ``host_addresses()``, and use a cheaper
+    ``aiortc.clock.current_ms``; safe to call again."""
     check()
     aioice.ice.get_host_addresses = _get_host_addresses
+    aiortc.clock.current_ms = _current_ms
 
 
 @contextmanager
@@ -406,11 +427,12 @@ class Emission:
         self.own: OwnPacketFilter = lambda _packet: True
         self.on_keyframe_request: Callable[[], bool] = lambda: False
         self.on_bitrate: Callable[[int], None] = lambda _bitrate: None
-        self.history: History[RtpPacket] = History()
+        self.history: History[bytes] = History()
+        self._extensions: dict[Any, tuple[bytes, int | None]] = {}
         self.packets = 0
         self.octets = 0
         self.retransmitted = 0
-        self._last_ntp = 0
+        self._last_time = 0.0
         self._last_ts = 0
         self._rtx_seq = 0
         self._original_rtcp = sender._handle_rtcp_packet
@@ -428,20 +450,72 @@ class Emission:
     def force_own_keyframe(self) -> None:
         self._sender._send_keyframe()
 
+    def release_encoder(self) -> None:
+        """Free our encoder while packets are forwarded (several MB for video); aiortc makes
+        a new one, which starts with a key frame, when the placeholder is encoded again."""
+        self._sender._RTCRtpSender__encoder = None  # type: ignore[attr-defined]
+
     async def send(self, packet: RtpPacket) -> None:
-        """Send a (renumbered) packet on our SSRC and keep it for NACKs."""
+        """Send our encoder's (renumbered) packet on our SSRC and keep it for NACKs."""
         packet.ssrc = self.ssrc
         packet.extensions.mid = self.mid
-        self.history.add(packet.sequence_number, packet)
-        ext_map = self._real._rtp_header_extensions_map
+        data = packet.serialize(self._real._rtp_header_extensions_map)
+        await self._put(packet.sequence_number, packet.timestamp, data, len(packet.payload))
+
+    async def forward(
+        self,
+        payload_type: int,
+        marker: int,
+        seq: int,
+        ts: int,
+        payload: bytes,
+        padding_size: int = 0,
+        audio_level: Any = None,
+    ) -> None:
+        """Send a forwarded packet on our SSRC: our mid, a fresh abs-send-time, the
+        source's audio level; the header is packed here, not by aiortc, as this runs for
+        every packet."""
+        extension = self._extension(audio_level)
+        first = 0x80 | (0x10 if extension else 0) | (0x20 if padding_size else 0)
+        header = _RTP_HEADER.pack(first, (marker << 7) | payload_type, seq, ts, self.ssrc)
+        header += extension
+        if padding_size:
+            payload = payload + bytes(padding_size - 1) + bytes([padding_size])
+        await self._put(seq, ts, header + payload, len(payload))
+
+    def _extension(self, audio_level: Any) -> bytes:
+        """Our header extension block, with now as abs-send-time (one template per level)."""
+        template = self._extensions.get(audio_level)
+        if template is None:
+            ext_map = self._real._rtp_header_extensions_map
+            blocks = []
+            for abs_send_time in (0, 0xFFFFFF):
+                values = HeaderExtensions()
+                values.mid = self.mid
+                values.abs_send_time = abs_send_time
+                values.audio_level = audio_level
+                profile, value = ext_map.set(values)
+                blocks.append(_EXT_HEADER.pack(profile, len(value) >> 2) + value if value else b"")
+            changed = [i for i, (a, b) in enumerate(zip(*blocks, strict=True)) if a != b]
+            template = (blocks[0], changed[0] if len(changed) == 3 else None)
+            if len(self._extensions) < 512:
+                self._extensions[audio_level] = template
+        block, at = template
+        if at is None:
+            return block
+        now = int(time.time() * (1 << 18)) & 0xFFFFFF
+        return block[:at] + now.to_bytes(3, "big") + block[at + 3 :]
+
+    async def _put(self, seq: int, ts: int, data: bytes, payload_bytes: int) -> None:
+        self.history.add(seq, data)
         try:
-            await self._real._send_rtp(packet.serialize(ext_map))
+            await self._real._send_rtp(data)
         except ConnectionError:
             return
         self.packets += 1
-        self.octets += len(packet.payload)
-        self._last_ts = packet.timestamp
-        self._last_ntp = _ntp_now()
+        self.octets += payload_bytes
+        self._last_ts = ts
+        self._last_time = time.time()
 
     async def _from_sender(self, data: bytes) -> None:
         if is_rtcp(data):
@@ -459,7 +533,7 @@ class Emission:
         for packet in packets:
             if isinstance(packet, RtcpSrPacket) and packet.ssrc == self.ssrc:
                 packet.sender_info = RtcpSenderInfo(
-                    ntp_timestamp=self._last_ntp,
+                    ntp_timestamp=_ntp(self._last_time),
                     rtp_timestamp=self._last_ts,
                     packet_count=self.packets & 0xFFFFFFFF,
                     octet_count=self.octets & 0xFFFFFFFF,
@@ -484,9 +558,11 @@ class Emission:
         await self._original_rtcp(packet)
 
     async def _retransmit(self, seq: int) -> None:
-        packet = self.history.get(seq)
-        if packet is None:
+        data = self.history.get(seq)
+        if data is None:
             return
+        ext_map = self._real._rtp_header_extensions_map
+        packet = RtpPacket.parse(data, ext_map)
         codecs: list[RTCRtpCodecParameters] = self._transceiver._codecs
         rtx_pt = next(
             (
@@ -504,15 +580,20 @@ class Emission:
                 ssrc=self._sender._rtx_ssrc,
             )
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            data = packet.serialize(ext_map)
         self.retransmitted += 1
         with suppress(ConnectionError):
-            await self._real._send_rtp(packet.serialize(self._real._rtp_header_extensions_map))
+            await self._real._send_rtp(data)
 
 
-def _ntp_now() -> int:
-    """Now as a 64-bit NTP timestamp (what sender reports carry)."""
-    now = time.time() + 2208988800
-    return (int(now) << 32) | int((now % 1) * (1 << 32))
+def _ntp(unix_time: float) -> int:
+    """A time as a 64-bit NTP timestamp (what sender reports carry)."""
+    ntp = unix_time + 2208988800
+    return (int(ntp) << 32) | int((ntp % 1) * (1 << 32))
+
+
+_RTP_HEADER = struct.Struct("!BBHLL")
+_EXT_HEADER = struct.Struct("!HH")
 
 
 async def send_raw(transport: RTCDtlsTransport, data: bytes) -> None:
