@@ -14,6 +14,7 @@ from typing import Any
 import pylibsrtp
 import pytest
 from aiohttp.test_utils import TestServer
+from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, pack_remb_fci
 
 from consult.appkeys import HUB
 from consult.media import internals
@@ -292,3 +293,32 @@ async def test_legs_without_a_common_codec_fall_back_to_re_encoding(
         assert not relay_of(server, consultation, role, "video").forwarding
         assert relay_of(server, consultation, role, "audio").forwarding  # Opus on both
     assert_continuous(media_stream(customer.received.rtp["audio"]), 48000)
+
+
+async def test_receiver_feedback_reaches_the_partners_sender(
+    clients: Any, consultation: dict[str, Any], server: TestServer
+) -> None:
+    customer, stylist = await in_call(clients, consultation)
+    assert customer.pc is not None and stylist.pc is not None
+    forwarded_ssrc = media_stream(customer.received.rtp["video"])[0].ssrc
+    sender = next(t for t in stylist.pc.getTransceivers() if t.kind == "video").sender
+    requests: list[float] = []
+    original = sender._send_keyframe
+
+    def counted() -> None:
+        requests.append(time.monotonic())
+        original()
+
+    sender._send_keyframe = counted  # type: ignore[method-assign]
+    transport = customer.pc.getTransceivers()[0].sender.transport
+    # A weak receiver: REMB 400 kbps for the stream it gets; the sender's encoder follows.
+    remb = RtcpPsfbPacket(
+        fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=pack_remb_fci(400_000, [forwarded_ssrc])
+    )
+    await internals.send_raw(transport, bytes(remb))
+    encoder = sender._RTCRtpSender__encoder  # type: ignore[attr-defined]
+    await stylist.wait_for(lambda: encoder.target_bitrate == 400_000, 5)
+    # Picture loss at the receiver: the sender is asked for a key frame.
+    pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=forwarded_ssrc)
+    await internals.send_raw(transport, bytes(pli))
+    await stylist.wait_for(lambda: bool(requests), 5)
