@@ -273,8 +273,8 @@ class Relay:
     Its source is our own encoder (the outlet's placeholder) or a partner's ``Reception``.
     ``use(reception)`` arms the switch: the placeholder goes on until the partner's first key
     frame (requested at once, and again every ``KEYFRAME_RETRY``), then the outlet holds and
-    the partner's packets go out. ``use(None)`` releases the outlet and asks our encoder for a
-    key frame, which starts the placeholder's next segment. One ``Renumber`` numbers them all.
+    the partner's packets go out. ``use(None)`` releases the outlet, whose next card frame is
+    its key frame and starts the placeholder's next segment. One ``Renumber`` numbers them all.
     """
 
     def __init__(self, emission: Emission, outlet: Outlet, label: str) -> None:
@@ -464,11 +464,6 @@ class Relay:
                 pic = self._renumber.map_picture_id(*found)
                 packet.payload = vp8_with_picture_id(packet.payload, pic)
         return True
-
-
-def _abs_send_time() -> int:
-    """Now in abs-send-time's 6.18 fixed-point seconds (24 bits)."""
-    return int(time.time() * (1 << 18)) & 0xFFFFFF
 
 
 class Forwarder:
