@@ -446,6 +446,9 @@ class Relay:
             payload,
             packet.padding_size,
             packet.extensions.audio_level,
+            # The sender's own send time: the receiver's delay-based estimate (REMB, relayed
+            # back to the sender) then covers the sender's uplink as well as our downlink.
+            packet.extensions.abs_send_time,
         )
 
     @staticmethod

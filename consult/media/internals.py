@@ -471,11 +471,12 @@ class Emission:
         payload: bytes,
         padding_size: int = 0,
         audio_level: Any = None,
+        abs_send_time: int | None = None,
     ) -> None:
-        """Send a forwarded packet on our SSRC: our mid, a fresh abs-send-time, the
-        source's audio level; the header is packed here, not by aiortc, as this runs for
-        every packet."""
-        extension = self._extension(audio_level)
+        """Send a forwarded packet on our SSRC: our mid, the source's audio level and
+        abs-send-time (now if it had none); the header is packed here, not by aiortc, as this
+        runs for every packet."""
+        extension = self._extension(audio_level, abs_send_time)
         first = 0x80 | (0x10 if extension else 0) | (0x20 if padding_size else 0)
         header = _RTP_HEADER.pack(first, (marker << 7) | payload_type, seq, ts, self.ssrc)
         header += extension
@@ -483,16 +484,16 @@ class Emission:
             payload = payload + bytes(padding_size - 1) + bytes([padding_size])
         await self._put(seq, ts, header + payload, len(payload))
 
-    def _extension(self, audio_level: Any) -> bytes:
-        """Our header extension block, with now as abs-send-time (one template per level)."""
+    def _extension(self, audio_level: Any, abs_send_time: int | None) -> bytes:
+        """Our header extension block with ``abs_send_time`` (one template per level)."""
         template = self._extensions.get(audio_level)
         if template is None:
             ext_map = self._real._rtp_header_extensions_map
             blocks = []
-            for abs_send_time in (0, 0xFFFFFF):
+            for stamp in (0, 0xFFFFFF):
                 values = HeaderExtensions()
                 values.mid = self.mid
-                values.abs_send_time = abs_send_time
+                values.abs_send_time = stamp
                 values.audio_level = audio_level
                 profile, value = ext_map.set(values)
                 blocks.append(_EXT_HEADER.pack(profile, len(value) >> 2) + value if value else b"")
@@ -503,8 +504,9 @@ class Emission:
         block, at = template
         if at is None:
             return block
-        now = int(time.time() * (1 << 18)) & 0xFFFFFF
-        return block[:at] + now.to_bytes(3, "big") + block[at + 3 :]
+        if abs_send_time is None:
+            abs_send_time = int(time.time() * (1 << 18)) & 0xFFFFFF
+        return block[:at] + (abs_send_time & 0xFFFFFF).to_bytes(3, "big") + block[at + 3 :]
 
     async def _put(self, seq: int, ts: int, data: bytes, payload_bytes: int) -> None:
         self.history.add(seq, data)
