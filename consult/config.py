@@ -8,10 +8,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from .keyfiles import read_or_create
 
-__all__ = ["Bitrates", "Settings", "load_staff_key"]
+__all__ = ["Bitrates", "Forwarding", "Settings", "load_staff_key"]
+
+#: How media reaches the partner: RTP packets re-sent (default), or decoded and re-encoded.
+Forwarding = Literal["packets", "frames"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -70,6 +74,8 @@ class Settings:
     #: Seconds a participant whose peer connection ended has to offer again before it is
     #: disconnected with ``media-failed``.
     reoffer_grace: float = 3.0
+    #: "packets" (RTP forwarded, nothing decoded but stills) or "frames" (decode + re-encode).
+    forwarding: Forwarding = "packets"
     #: HTTPS with the salon's certificate and key (PEM), or with one made for this machine's
     #: addresses and kept in the data folder (consult/tls.py). Neither: plain HTTP.
     tls_cert: Path | None = None
@@ -143,6 +149,10 @@ class Settings:
             values["max_upload_pixels"] = int(float(env["CONSULT_MAX_UPLOAD_MEGAPIXELS"]) * 1e6)
         if "CONSULT_LINK_TTL_HOURS" in env:
             values["link_ttl"] = timedelta(hours=float(env["CONSULT_LINK_TTL_HOURS"]))
+        if env.get("CONSULT_FORWARDING"):
+            if env["CONSULT_FORWARDING"] not in ("packets", "frames"):
+                raise ValueError("CONSULT_FORWARDING must be packets or frames")
+            values["forwarding"] = env["CONSULT_FORWARDING"]
         bitrates = {
             name: int(env[f"CONSULT_VIDEO_{name.upper()}_KBPS"])
             for name in ("start", "min", "max")

@@ -140,7 +140,7 @@ class _Media(Collector):
         )
         frames = CounterMetricFamily(
             "consult_media_frames_received",
-            "Decoded frames received from participants",
+            "Video frames (and audio packets) received from participants",
             labels=["role", "kind"],
         )
         for role, t in totals.items():

@@ -62,13 +62,17 @@ def rss_mib(pid: int) -> float:
 
 
 @asynccontextmanager
-async def serve(env: Mapping[str, str] | None = None) -> AsyncIterator[Served]:
-    """`consult serve` in its own process (so its CPU can be measured), on loopback."""
+async def serve(
+    env: Mapping[str, str] | None = None, cpus: str | None = None
+) -> AsyncIterator[Served]:
+    """`consult serve` in its own process (so its CPU can be measured), on loopback; with
+    ``cpus`` (e.g. "0"), pinned to those cores."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as data:
+        pin = ["taskset", "-c", cpus] if cpus is not None else []
         server = subprocess.Popen(
-            [sys.executable, "-m", "consult", "serve", "--port", str(port), "--data", data,
+            [*pin, sys.executable, "-m", "consult", "serve", "--port", str(port), "--data", data,
              "--media-address", "127.0.0.1", "--log-level", "warning"],
             env={**os.environ, "CONSULT_STAFF_KEY": STAFF_KEY, **(env or {})},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from consult.media import internals
+from consult.media.internals import RtpPacket
 
 from .media import (
     SOURCES,
@@ -33,10 +36,22 @@ class VideoSample:
     card: bool  # the server's "waiting" card
 
 
+@dataclass(frozen=True)
+class RtpSample:
+    at: float
+    ssrc: int
+    payload_type: int
+    seq: int
+    ts: int
+    marker: int
+
+
 @dataclass
 class Received:
     video: list[VideoSample] = field(default_factory=list)
     audio_levels: list[float] = field(default_factory=list)
+    #: Every RTP packet the client's receivers got (before aiortc's jitter buffer), by kind.
+    rtp: dict[str, list[RtpSample]] = field(default_factory=lambda: {"audio": [], "video": []})
 
 
 class CallClient:
@@ -47,11 +62,16 @@ class CallClient:
         role: str,
         *,
         video_size: tuple[int, int] = (320, 240),
+        video_codecs: tuple[str, ...] = (),
     ) -> None:
         self.session = session
         self.ws_url = ws_url
         self.role = role
         self.video_size = video_size
+        #: Offer only these video codecs (mime types, e.g. "video/H264"); empty: aiortc's own.
+        self.video_codecs = video_codecs
+        #: Drop received RTP packets for which this returns True (simulated loss), by kind.
+        self.drop_received: dict[str, Callable[[RtpPacket], bool]] = {}
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.pc: RTCPeerConnection | None = None
         self.welcome: dict[str, Any] | None = None
@@ -104,12 +124,41 @@ class CallClient:
         self.pc.addTrack(ToneTrack())
         self.pc.addTrack(self.video_track)
         self.pc.on("track", self._on_track)
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind == "video" and self.video_codecs:
+                capabilities = RTCRtpSender.getCapabilities("video").codecs
+                order = (*self.video_codecs, "video/rtx")
+                transceiver.setCodecPreferences(
+                    sorted(
+                        (c for c in capabilities if c.mimeType in order),
+                        key=lambda c: order.index(c.mimeType),
+                    )
+                )
+            internals.intercept_received(
+                transceiver.receiver, functools.partial(self._on_rtp, transceiver.kind)
+            )
         with internals.host_addresses(["127.0.0.1"]):
             await self.pc.setLocalDescription(await self.pc.createOffer())
         self.offer_sent_at = time.monotonic()
         await self.send({"type": "offer", "sdp": self.pc.localDescription.sdp})
         answer = await self.expect("answer")
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+
+    def _on_rtp(self, kind: str, packet: RtpPacket) -> bool:
+        drop = self.drop_received.get(kind)
+        if drop is not None and drop(packet):
+            return False
+        self.received.rtp[kind].append(
+            RtpSample(
+                time.monotonic(),
+                packet.ssrc,
+                packet.payload_type,
+                packet.sequence_number,
+                packet.timestamp,
+                packet.marker,
+            )
+        )
+        return True
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         self._tasks.append(asyncio.ensure_future(self._consume(track)))

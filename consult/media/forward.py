@@ -1,11 +1,18 @@
 """The forwarding seam: how one participant's received media reaches the other.
 
-This version forwards decoded frames: each received track is read by an ``Inlet`` for as long as
-it lives (aiortc buffers unread frames without bound), and each participant's outgoing tracks
-are ``Outlet``s that carry the partner's frames when there are some, and a placeholder
-otherwise, re-stamped on one clock so the stream stays continuous across switches. aiortc's
-sender re-encodes them. A later version forwards RTP packets instead, behind the same
-``Forwarder`` interface; signaling does not know which one runs.
+Packets (the default): each participant's outgoing stream is a ``Relay``. While the partner is
+away, aiortc's sender encodes the ``Outlet``'s placeholder (a card, silence); once the partner's
+stream arrives (from a key frame on, for video), the outlet holds and the partner's decrypted
+RTP packets are re-sent on our sender's SSRC with payload type, sequence numbers, timestamps
+and VP8 picture ids rewritten so the receiver sees one continuous stream. Nothing is decoded
+unless someone taps an ``Inlet`` for frames (a stream still), and only while they do.
+
+Frames (``CONSULT_FORWARDING=frames``, and per direction when the two legs share no video
+codec): each received track is read by an ``Inlet`` and decoded, and the ``Outlet`` carries the
+partner's frames, re-stamped on one clock, for aiortc's sender to encode again.
+
+The ``Forwarder`` derives which of these applies from which peers exist; signaling only calls
+``Forwarder.add/remove``.
 """
 
 from __future__ import annotations
@@ -15,20 +22,25 @@ import contextlib
 import fractions
 import logging
 import time
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
+import av
+from aiortc import RTCRtpCodecParameters
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
 from ..roles import ROLES, Role, partner_of
-from .placeholder import AUDIO_RATE, card_frame, silence_frame
+from .internals import Emission, Reception, RtpPacket, key_of
+from .packets import Renumber, is_keyframe_start, vp8_picture_id, vp8_with_picture_id
+from .placeholder import AUDIO_RATE, ENCODED_CODECS, card_frame, encoded_card, silence_frame
 
 if TYPE_CHECKING:
     from .peer import ServerPeer
 
 Frame = AudioFrame | VideoFrame
 
-__all__ = ["Forwarder", "Inlet", "Outlet", "Tap"]
+__all__ = ["Forwarder", "Inlet", "Outlet", "Relay", "Tap"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +52,8 @@ PLACEHOLDER_FPS = 10
 STALL = {"audio": 0.1, "video": 1.0}
 #: Frames a tap holds before dropping the oldest: a slow consumer sees fresh media, not a backlog.
 TAP_DEPTH = {"audio": 10, "video": 2}
+#: While waiting for a switched-in partner's key frame, ask again this often.
+KEYFRAME_RETRY = 0.25
 
 
 class Tap:
@@ -73,9 +87,13 @@ class Tap:
 class Inlet:
     """Reads one received track until it ends and hands every frame to the current taps."""
 
-    def __init__(self, track: MediaStreamTrack, label: str) -> None:
+    def __init__(
+        self, track: MediaStreamTrack, label: str, reception: Reception | None = None
+    ) -> None:
         self.kind: Kind = "audio" if track.kind == "audio" else "video"
         self.frames = 0
+        #: The track's RTP below the jitter buffer (packet forwarding); None: frames only.
+        self.reception = reception
         self._track = track
         self._label = label
         self._taps: set[Tap] = set()
@@ -86,9 +104,12 @@ class Inlet:
         return not self._task.done()
 
     def tap(self) -> Tap:
+        """Frames from now on (decoding starts, at a key frame, if it was off)."""
         tap = Tap(TAP_DEPTH[self.kind])
         if self.live:
             self._taps.add(tap)
+            if self.reception is not None:
+                self.reception.start_decoding()
         else:
             tap.close()
         return tap
@@ -96,6 +117,8 @@ class Inlet:
     def untap(self, tap: Tap) -> None:
         self._taps.discard(tap)
         tap.close()
+        if not self._taps and self.reception is not None:
+            self.reception.stop_decoding()
 
     async def close(self) -> None:
         self._task.cancel()
@@ -132,16 +155,38 @@ class Outlet(MediaStreamTrack):
         self._audio_pts = 0
         self._video_pts = -1
         self._last_video: VideoFrame | None = None
+        self._released = asyncio.Event()
+        self._released.set()
+        #: The card pre-encoded for our leg's codec (set by a Relay); None: frames to encode.
+        self.encoded: tuple[bytes, ...] | None = None
+        self._card_index = 0
 
     @property
     def source(self) -> Inlet | None:
         return self._inlet
+
+    def restart_card(self) -> None:
+        """The next encoded card frame is its key frame."""
+        self._card_index = 0
+
+    @property
+    def held(self) -> bool:
+        return not self._released.is_set()
+
+    def hold(self, held: bool) -> None:
+        """Stop giving frames (the partner's packets are forwarded instead), or go on."""
+        if held:
+            self._released.clear()
+        else:
+            self._card_index = 0
+            self._released.set()
 
     def use(self, inlet: Inlet | None) -> None:
         """Carry ``inlet``'s frames from the next frame on (None: the placeholder)."""
         if inlet is self._inlet:
             return
         self._last_video = None
+        self._card_index = 0
         if self._inlet is not None and self._tap is not None:
             self._inlet.untap(self._tap)
         self._inlet = inlet
@@ -150,10 +195,15 @@ class Outlet(MediaStreamTrack):
     def stop(self) -> None:
         self.use(None)
         super().stop()
+        self._released.set()
 
-    async def recv(self) -> Frame:
+    async def recv(self) -> Frame | av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
+        while not self._released.is_set():
+            await self._released.wait()  # nothing to encode while packets are forwarded
+            if self.readyState != "live":
+                raise MediaStreamError
         if self._start is None:
             self._start = time.monotonic()
         while True:
@@ -197,14 +247,231 @@ class Outlet(MediaStreamTrack):
             self._audio_pts += frame.samples * AUDIO_RATE // frame.sample_rate
         return frame
 
-    async def _placeholder(self) -> Frame:
+    async def _placeholder(self) -> Frame | av.Packet[Any]:
         if self.kind == "video":
             due = (self._video_pts + 1) / VIDEO_CLOCK + 1 / PLACEHOLDER_FPS
             await asyncio.sleep(max(0.0, due - self._elapsed()))
+            if self.encoded is not None:
+                packet = av.Packet(self.encoded[self._card_index % len(self.encoded)])
+                self._card_index += 1
+                self._video_pts = max(self._video_pts + 1, int(self._elapsed() * VIDEO_CLOCK))
+                packet.pts = self._video_pts
+                packet.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+                return packet
             return self._stamp(card_frame(self.waiting_text))
         due = self._audio_pts / AUDIO_RATE
         await asyncio.sleep(max(0.0, due - self._elapsed()))
         return self._stamp(silence_frame())
+
+
+_OWN = "own"
+
+
+class Relay:
+    """One participant's outgoing stream at the packet level.
+
+    Its source is our own encoder (the outlet's placeholder) or a partner's ``Reception``.
+    ``use(reception)`` arms the switch: the placeholder goes on until the partner's first key
+    frame (requested at once, and again every ``KEYFRAME_RETRY``), then the outlet holds and
+    the partner's packets go out. ``use(None)`` releases the outlet, whose next card frame is
+    its key frame and starts the placeholder's next segment. One ``Renumber`` numbers them all.
+    """
+
+    def __init__(self, emission: Emission, outlet: Outlet, label: str) -> None:
+        self.kind = emission.kind
+        self.label = label
+        self._emission = emission
+        self._outlet = outlet
+        codecs = emission.codecs
+        #: Our leg's VP8 payload types: their picture ids are renumbered too.
+        self._vp8 = {c.payloadType for c in codecs if c.name.lower() == "vp8"}
+        self._own_codec = codecs[0].name if codecs else ""
+        if self.kind == "video" and self._own_codec.lower() in ENCODED_CODECS:
+            outlet.encoded = encoded_card(outlet.waiting_text, self._own_codec.lower())
+        clock = (
+            codecs[0].clockRate if codecs else (VIDEO_CLOCK if self.kind == "video" else AUDIO_RATE)
+        )
+        self._renumber = Renumber(clock)
+        self.source: Reception | None = None
+        self._forwarding = False
+        self._payload_types: dict[int, int | None] = {}
+        self._asked_at = 0.0
+        self._asked_connected = False
+        self._mismatched = False
+        #: Called when the source sends a codec this leg lacks (the Forwarder rewires).
+        self.on_mismatch: Callable[[], None] = lambda: None
+        self._tasks: set[asyncio.Future[object]] = set()
+        #: (armed at, first partner packet sent at) per switch, for tests and benchmarks.
+        self.switches: list[list[float | None]] = []
+        self.forwarded = 0
+        emission.own = self._own
+        emission.on_keyframe_request = self._keyframe_request
+        emission.on_bitrate = self._bitrate
+
+    @property
+    def packets_sent(self) -> int:
+        """RTP packets this stream put on the wire: the placeholder's and forwarded ones."""
+        return self._emission.packets
+
+    @property
+    def forwarding(self) -> bool:
+        """Whether the partner's packets are going out now (not the placeholder)."""
+        return self._forwarding
+
+    def can_forward(self, reception: Reception) -> bool:
+        """Whether the receiving leg negotiated the codec the partner sends."""
+        sent = reception.sent_codec
+        return sent is not None and any(key_of(c) == key_of(sent) for c in self._emission.codecs)
+
+    def use(self, source: Reception | None) -> None:
+        if source is self.source:
+            return
+        if self.source is not None:
+            self.source.consumers.discard(self._forward)
+        self.source = source
+        self._payload_types = {}
+        self._mismatched = False
+        if self._forwarding:  # back to the placeholder until the new source's key frame
+            self._forwarding = False
+            self._outlet.hold(False)
+            self._emission.force_own_keyframe()
+        if source is not None:
+            source.consumers.add(self._forward)
+            self.switches.append([time.monotonic(), None])
+            self._asked_connected = self._emission.connected
+            self._ask_keyframe()
+
+    def close(self) -> None:
+        self.use(None)
+        for task in self._tasks:
+            task.cancel()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _ask_keyframe(self) -> None:
+        if self.source is not None and self.kind == "video":
+            self._asked_at = time.monotonic()
+            self._spawn(self.source.request_keyframe())
+
+    def _keyframe_request(self) -> bool:
+        """A PLI/FIR from the receiver: the partner's encoder answers it while forwarding."""
+        if self._forwarding and self.source is not None:
+            self._ask_keyframe()
+            return True
+        self._outlet.restart_card()
+        return False
+
+    def _bitrate(self, bitrate: int) -> None:
+        """REMB from the receiver: the partner's sender should not send more than it takes."""
+        if self._forwarding and self.source is not None:
+            self._spawn(self.source.send_remb(bitrate))
+
+    def _out_payload_type(self, codec: RTCRtpCodecParameters) -> int | None:
+        in_pt = codec.payloadType or 0
+        pt = self._payload_types.get(in_pt, -1)
+        if pt == -1:
+            key = key_of(codec)
+            pt = next((c.payloadType for c in self._emission.codecs if key_of(c) == key), None)
+            self._payload_types[in_pt] = pt
+        return pt
+
+    def _own(self, packet: RtpPacket) -> bool:
+        """Our encoder's packet: renumber it into the stream, or refuse it while forwarding."""
+        if self._forwarding:
+            return False
+        now = time.monotonic()
+        if self._renumber.source is not _OWN:
+            if not is_keyframe_start(self._own_codec, packet.payload):
+                self._emission.force_own_keyframe()
+                return False
+            self._renumber.start(
+                _OWN,
+                packet.sequence_number,
+                packet.timestamp,
+                self._picture_id(packet.payload, self._own_codec),
+                now,
+            )
+            packet.marker = packet.marker or int(self.kind == "audio")
+        return self._renumbered(packet, now)
+
+    async def _forward(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
+        """The partner's packet (decrypted, not depacketized): out on our SSRC."""
+        source = self.source
+        out_pt = self._out_payload_type(codec)
+        if out_pt is None:  # the receiving leg cannot take this codec: re-encode instead
+            if not self._mismatched:
+                self._mismatched = True
+                logger.warning("%s: partner sends %s, not negotiated here", self.label, codec.name)
+                self.on_mismatch()
+            return
+        now = time.monotonic()
+        segment = (id(source), packet.ssrc)
+        if self._renumber.source != segment or not self._forwarding:
+            if not self._emission.connected:
+                return  # a key frame now would be lost: ask again once we can send
+            switch = self.switches[-1] if self.switches else None
+            if switch is not None and switch[1] is None and not self._asked_connected:
+                switch[0] = max(switch[0] or now, now)  # the switch starts when we can send
+                self._asked_connected = True
+                self._ask_keyframe()
+            if not is_keyframe_start(codec.name, packet.payload):
+                if now - self._asked_at > KEYFRAME_RETRY:
+                    self._ask_keyframe()
+                return
+            self._renumber.start(
+                segment,
+                packet.sequence_number,
+                packet.timestamp,
+                self._picture_id(packet.payload, codec.name),
+                now,
+            )
+            if not self._forwarding:
+                self._forwarding = True
+                self._outlet.hold(True)
+                self._emission.release_encoder()
+            if self.switches and self.switches[-1][1] is None:
+                self.switches[-1][1] = now
+        mapped = self._renumber.map(packet.sequence_number, packet.timestamp, now)
+        if mapped is None:
+            return
+        payload = packet.payload
+        if out_pt in self._vp8:
+            found = vp8_picture_id(payload)
+            if found is not None:
+                payload = vp8_with_picture_id(payload, self._renumber.map_picture_id(*found))
+        self.forwarded += 1
+        await self._emission.forward(
+            out_pt,
+            packet.marker,
+            mapped[0],
+            mapped[1],
+            payload,
+            packet.padding_size,
+            packet.extensions.audio_level,
+            # The sender's own send time: the receiver's delay-based estimate (REMB, relayed
+            # back to the sender) then covers the sender's uplink as well as our downlink.
+            packet.extensions.abs_send_time,
+        )
+
+    @staticmethod
+    def _picture_id(payload: bytes, codec_name: str) -> int | None:
+        found = vp8_picture_id(payload) if codec_name.lower() == "vp8" else None
+        return found[0] if found else None
+
+    def _renumbered(self, packet: RtpPacket, now: float) -> bool:
+        mapped = self._renumber.map(packet.sequence_number, packet.timestamp, now)
+        if mapped is None:
+            return False
+        packet.sequence_number, packet.timestamp = mapped
+        if packet.payload_type in self._vp8:
+            found = vp8_picture_id(packet.payload)
+            if found is not None:
+                pic = self._renumber.map_picture_id(*found)
+                packet.payload = vp8_with_picture_id(packet.payload, pic)
+        return True
 
 
 class Forwarder:
@@ -221,11 +488,29 @@ class Forwarder:
     def peer(self, role: Role) -> ServerPeer | None:
         return self._peers.get(role)
 
+    def steer(self, peer: ServerPeer) -> None:
+        """Before ``peer`` answers: put the codec the partner already sends first, so packets
+        can flow between the two legs."""
+        partner = self._peers.get(partner_of(peer.role))
+        sent = partner.sent_codec("video") if partner is not None else None
+        peer.preferred_video = key_of(sent) if sent is not None else None
+
     def add(self, peer: ServerPeer) -> None:
-        """Make ``peer`` the one for its role (the caller closes any peer it replaces)."""
+        """Make ``peer`` the one for its role (the caller closes any peer it replaces). It may
+        have answered already (the hub answers first, so a refused offer changes nothing)."""
         self._peers[peer.role] = peer
         peer.on("inlet", lambda _inlet: self._wire())
+        peer.on("ready", self._on_ready)
         peer.on("closed", lambda: self.remove(peer))
+        if peer.ready:
+            self._on_ready()
+        else:
+            self._wire()
+
+    def _on_ready(self) -> None:
+        for peer in self._peers.values():
+            for relay in peer.relays.values():
+                relay.on_mismatch = self._wire
         self._wire()
 
     def remove(self, peer: ServerPeer) -> None:
@@ -243,12 +528,32 @@ class Forwarder:
                 inlet = partner.inlets.get(kind) if partner is not None else None
                 if inlet is not None and not inlet.live:
                     inlet = None
-                if outlet.source is not inlet:
-                    logger.info(
-                        "%s: %s %s <- %s",
-                        self._label,
-                        role,
-                        kind,
-                        "partner" if inlet is not None else "placeholder",
-                    )
-                    outlet.use(inlet)
+                relay = peer.relays.get(kind)
+                reception = inlet.reception if inlet is not None else None
+                packets: Reception | None = None
+                frames = inlet
+                if peer.forwarding == "packets" and inlet is not None:
+                    if relay is None or reception is None or not peer.ready:
+                        frames = None  # not negotiated yet: the placeholder until it is
+                    elif relay.can_forward(reception):
+                        packets, frames = reception, None
+                self._apply(role, kind, outlet, relay, packets, frames)
+
+    def _apply(
+        self,
+        role: Role,
+        kind: Kind,
+        outlet: Outlet,
+        relay: Relay | None,
+        packets: Reception | None,
+        frames: Inlet | None,
+    ) -> None:
+        before = (relay.source if relay is not None else None, outlet.source)
+        if relay is not None:
+            relay.use(packets)
+        outlet.use(frames)
+        if before != (packets, frames):
+            how = (
+                "partner's packets" if packets else "partner's frames" if frames else "placeholder"
+            )
+            logger.info("%s: %s %s <- %s", self._label, role, kind, how)

@@ -13,6 +13,14 @@
   checks, not fewer of them, and one check is a ~100-byte STUN request. The price: six
   unanswered in a row on a merely bad network (5 % loss each way: about once in 10 days of
   call; 10 %: once in 4 hours), which costs that participant a reconnect.
+- Packet-level forwarding (``forward.Relay``) needs RTP below aiortc's jitter buffer and a way
+  to put packets on a sender's SSRC. ``Reception`` replaces a receiver's ``_handle_rtp_packet``
+  (statistics for its receiver reports, NACKs upstream, RTX unwrapping, and decoding only while
+  someone wants frames, through aiortc's own jitter buffer and decoder thread); ``Emission``
+  puts a proxy transport under a sender (``setTransport``) so every RTP/RTCP packet it sends
+  passes through us, answers NACKs from its own history, rewrites the sender reports' counts,
+  and hands PLI/FIR/REMB to the forwarding. ``prefer_codecs()`` reorders a transceiver's
+  negotiated codecs before the answer is written.
 
 ``check()`` (run at start-up and by tests/test_internals.py) fails loudly when a new version
 moves any of this.
@@ -23,15 +31,67 @@ from __future__ import annotations
 import asyncio
 import inspect
 import ipaddress
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+import logging
+import queue
+import struct
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
+from typing import Any
 
 import aioice.ice
-from aiortc import RTCRtpReceiver
+import aiortc.clock
+import aiortc.rtcdtlstransport
+from aiortc import (
+    RTCDtlsTransport,
+    RTCRtpCodecParameters,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+)
+from aiortc.codecs import depayload, is_rtx
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics, TimestampMapper
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    HeaderExtensions,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+    RtpPacket,
+    is_rtcp,
+    pack_remb_fci,
+    unpack_remb_fci,
+    unwrap_rtx,
+    wrap_rtx,
+)
 
-__all__ = ["CONSENT_FAILURES", "CONSENT_INTERVAL", "check", "host_addresses", "install",
-           "request_keyframe"]  # fmt: skip
+from .packets import CodecKey, History, codec_key, is_keyframe_start
+
+__all__ = [
+    "CONSENT_FAILURES",
+    "CONSENT_INTERVAL",
+    "Emission",
+    "Reception",
+    "RtpPacket",
+    "check",
+    "host_addresses",
+    "install",
+    "key_of",
+    "prefer_codecs",
+    "request_keyframe",
+]
+
+logger = logging.getLogger(__name__)
+
+#: A received media SSRC silent this long may be taken over by a new one (a restarted sender).
+SSRC_TAKEOVER = 1.0
 
 #: Seconds between consent checks (randomised by aioice from 0.8 to 1.2 times), and how many
 #: unanswered in a row end the connection.
@@ -49,8 +109,79 @@ def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     return [a for a in offered if (use_ipv6 if ipaddress.ip_address(a).version == 6 else use_ipv4)]
 
 
+#: Private attributes (name-mangled) this module reads, by class.
+_PRIVATE: dict[type, tuple[str, ...]] = {
+    RTCRtpReceiver: (
+        "_RTCRtpReceiver__codecs",
+        "_RTCRtpReceiver__remote_streams",
+        "_RTCRtpReceiver__rtx_ssrc",
+        "_RTCRtpReceiver__rtcp_ssrc",
+        "_RTCRtpReceiver__decoder_queue",
+        "_RTCRtpReceiver__decoder_thread",
+    ),
+    RTCRtpSender: ("_ssrc", "_rtx_ssrc", "_RTCRtpSender__encoder"),
+    RTCRtpTransceiver: ("_codecs",),
+    RTCDtlsTransport: ("_rtp_header_extensions_map",),
+}
+#: Methods this module calls or replaces, with their parameters.
+_METHODS: dict[tuple[type, str], list[str]] = {
+    (RTCRtpReceiver, "_handle_rtp_packet"): ["self", "packet", "arrival_time_ms"],
+    (RTCRtpReceiver, "_send_rtcp"): ["self", "packet"],
+    (RTCRtpReceiver, "_send_rtcp_nack"): ["self", "media_ssrc", "lost"],
+    (RTCRtpReceiver, "_send_rtcp_pli"): ["self", "media_ssrc"],
+    (RTCRtpSender, "_handle_rtcp_packet"): ["self", "packet"],
+    (RTCRtpSender, "_send_keyframe"): ["self"],
+    (RTCRtpSender, "setTransport"): ["self", "transport"],
+    (RTCDtlsTransport, "_send_rtp"): ["self", "data"],
+    (NackGenerator, "add"): ["self", "packet"],
+    (StreamStatistics, "add"): ["self", "packet"],
+    (JitterBuffer, "add"): ["self", "packet"],
+}
+
+
+def _check_aiortc_packet_path() -> None:
+    for (cls, name), params in _METHODS.items():
+        method = getattr(cls, name, None)
+        if method is None or list(inspect.signature(method).parameters) != params:
+            raise RuntimeError(
+                f"aiortc {cls.__name__}.{name}({', '.join(params[1:])}) has changed: "
+                "consult/media/internals.py must be updated for this aiortc version"
+            )
+    sources = {
+        RTCRtpReceiver: inspect.getsource(RTCRtpReceiver),
+        RTCRtpSender: inspect.getsource(RTCRtpSender),
+        RTCRtpTransceiver: inspect.getsource(RTCRtpTransceiver),
+        RTCDtlsTransport: inspect.getsource(RTCDtlsTransport),
+    }
+    for cls, names in _PRIVATE.items():
+        for name in names:
+            plain = name.split("__", 1)[1] if name.startswith(f"_{cls.__name__}__") else None
+            needle = f"self.__{plain}" if plain else f"self.{name}"
+            if needle not in sources[cls]:
+                raise RuntimeError(
+                    f"aiortc {cls.__name__} no longer has {needle}: "
+                    "consult/media/internals.py must be updated for this aiortc version"
+                )
+    # The sender sends everything through its transport property, which setTransport sets;
+    # the receiver's decoder thread reads (codec, frame) tuples from its queue.
+    if "clock.current_ms()" not in inspect.getsource(aiortc.rtcdtlstransport) or not callable(
+        getattr(aiortc.clock, "current_ms", None)
+    ):
+        raise RuntimeError("aiortc's DTLS transport no longer reads clock.current_ms()")
+    sender_source = sources[RTCRtpSender]
+    if "if self.__encoder is None:" not in sender_source:
+        raise RuntimeError("aiortc RTCRtpSender no longer makes its encoder on demand")
+    if "await self.transport._send_rtp(" not in sender_source:
+        raise RuntimeError("aiortc RTCRtpSender no longer sends through self.transport._send_rtp")
+    if "input_q.get()" not in inspect.getsource(
+        __import__("aiortc.rtcrtpreceiver", fromlist=["decoder_worker"]).decoder_worker
+    ):
+        raise RuntimeError("aiortc's decoder_worker no longer reads its input queue")
+
+
 def check() -> None:
     """Raise if aioice or aiortc no longer have what this module relies on."""
+    _check_aiortc_packet_path()
     gather = getattr(aioice.ice.Connection, "gather_candidates", None)
     if gather is None or "get_host_addresses(" not in inspect.getsource(gather):
         raise RuntimeError(
@@ -77,14 +208,24 @@ def check() -> None:
         )
 
 
+_NTP_EPOCH_MS = 2208988800000
+
+
+def _current_ms() -> int:
+    """aiortc.clock.current_ms without datetime arithmetic: aiortc's DTLS transport asks for
+    it for every packet it receives, and the datetime version cost ~7% of forwarding."""
+    return int(time.time() * 1000) + _NTP_EPOCH_MS
+
+
 def install() -> None:
-    """Route aioice's host address lookup through ``host_addresses()`` and shorten its consent
-    expiry; safe to call again."""
+    """Route aioice's host address lookup through ``host_addresses()``, shorten its consent
+    expiry, and use a cheaper ``aiortc.clock.current_ms``; safe to call again."""
     check()
     aioice.ice.get_host_addresses = _get_host_addresses
     # Typed int by aioice, which multiplies it by a float anyway.
     aioice.ice.CONSENT_INTERVAL = CONSENT_INTERVAL  # type: ignore[assignment]
     aioice.ice.CONSENT_FAILURES = CONSENT_FAILURES
+    aiortc.clock.current_ms = _current_ms
 
 
 @contextmanager
@@ -107,3 +248,426 @@ async def request_keyframe(receiver: RTCRtpReceiver) -> bool:
     sources = receiver.getSynchronizationSources()
     await asyncio.gather(*(receiver._send_rtcp_pli(source.source) for source in sources))
     return bool(sources)
+
+
+# --- packet-level forwarding ------------------------------------------------------------------
+
+
+def key_of(codec: RTCRtpCodecParameters) -> CodecKey:
+    return codec_key(codec.mimeType, codec.clockRate, codec.channels, codec.parameters)
+
+
+def media_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
+    """The transceiver's negotiated codecs, rtx left out, in the answer's order."""
+    codecs: list[RTCRtpCodecParameters] = transceiver._codecs
+    return [c for c in codecs if not is_rtx(c)]
+
+
+def prefer_codecs(transceiver: RTCRtpTransceiver, rank: Callable[[CodecKey], int]) -> None:
+    """Reorder the negotiated codecs (each followed by its rtx) by ``rank``, lowest first.
+
+    aiortc writes its answer in this order, and browsers send the first codec of the answer.
+    """
+    codecs: list[RTCRtpCodecParameters] = transceiver._codecs
+    media = sorted((c for c in codecs if not is_rtx(c)), key=lambda c: rank(key_of(c)))
+    ordered: list[RTCRtpCodecParameters] = []
+    for codec in media:
+        ordered.append(codec)
+        ordered.extend(
+            c for c in codecs if is_rtx(c) and c.parameters.get("apt") == codec.payloadType
+        )
+    transceiver._codecs = ordered
+
+
+PacketConsumer = Callable[[RtpPacket, RTCRtpCodecParameters], Awaitable[None]]
+
+
+class Reception:
+    """The RTP one receiver gets, taken below aiortc's jitter buffer.
+
+    Every packet still feeds the receiver's statistics (so aiortc's receiver reports stay
+    right) and our NACKs upstream; RTX is unwrapped; foreign SSRCs and unknown payload types
+    are dropped. Then the packet goes to the consumers (relays), and, only while
+    ``decoding``, into a jitter buffer and aiortc's decoder thread (frames then reach the
+    track, as before).
+    """
+
+    def __init__(self, transceiver: RTCRtpTransceiver, kind: str) -> None:
+        self.kind = kind
+        self._transceiver = transceiver
+        self._receiver: RTCRtpReceiver = transceiver.receiver
+        self._nack = NackGenerator() if kind == "video" else None
+        self.consumers: set[PacketConsumer] = set()
+        self.ssrc: int | None = None
+        self._ssrc_at = 0.0
+        self._jitter: JitterBuffer | None = None
+        self._mapper = TimestampMapper()
+        self._await_key = False
+        self._codec: RTCRtpCodecParameters | None = None
+        self._keyframe_task: asyncio.Future[bool] | None = None
+        self.packets = 0
+        #: Frames received (not decoded): video packets that end a frame, audio packets.
+        self.frames = 0
+        self.dropped = 0
+        self.decoded_frames = 0
+        self._receiver._handle_rtp_packet = self._handle  # type: ignore[method-assign]
+
+    @property
+    def sent_codec(self) -> RTCRtpCodecParameters | None:
+        """The codec the participant sends: the one of its last packet, else the first of
+        the answer (what browsers send), once negotiated."""
+        if self._codec is not None:
+            return self._codec
+        codecs = media_codecs(self._transceiver)
+        return codecs[0] if codecs else None
+
+    @property
+    def codecs(self) -> list[RTCRtpCodecParameters]:
+        return media_codecs(self._transceiver)
+
+    @property
+    def decoding(self) -> bool:
+        return self._jitter is not None
+
+    def start_decoding(self) -> None:
+        """Decode from the next key frame on (one is requested)."""
+        if self._jitter is None:
+            video = self.kind == "video"
+            self._jitter = JitterBuffer(capacity=128 if video else 16, is_video=video)
+            self._mapper = TimestampMapper()
+            self._await_key = video
+            if video:
+                self._keyframe_task = asyncio.ensure_future(self.request_keyframe())
+
+    def stop_decoding(self) -> None:
+        self._jitter = None
+
+    async def request_keyframe(self) -> bool:
+        if self.ssrc is None:
+            return False
+        await self._receiver._send_rtcp_pli(self.ssrc)
+        return True
+
+    async def send_remb(self, bitrate: int) -> None:
+        """Tell the participant's sender the most it should send (a receiver's estimate)."""
+        rtcp_ssrc = self._receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+        if self.ssrc is None or rtcp_ssrc is None:
+            return
+        packet = RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, [self.ssrc])
+        )
+        await self._receiver._send_rtcp(packet)
+
+    async def _handle(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        receiver = self._receiver
+        codecs: dict[int, RTCRtpCodecParameters] = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
+        codec = codecs.get(packet.payload_type)
+        if codec is None:
+            self.dropped += 1
+            return
+        now = time.monotonic()
+        if is_rtx(codec):
+            apt = codec.parameters.get("apt")
+            base = codecs.get(apt) if isinstance(apt, int) else None
+            apt = apt if isinstance(apt, int) else -1
+            rtx_of = receiver._RTCRtpReceiver__rtx_ssrc.get(packet.ssrc)  # type: ignore[attr-defined]
+            if (
+                base is None
+                or self.ssrc is None
+                or len(packet.payload) < 2
+                or (rtx_of is not None and rtx_of != self.ssrc)
+            ):
+                self.dropped += 1
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=self.ssrc)
+            codec = base
+        elif packet.ssrc != self.ssrc:
+            if self.ssrc is not None and now - self._ssrc_at < SSRC_TAKEOVER:
+                self.dropped += 1  # a second stream on one m-line: not ours to forward
+                return
+            self.ssrc = packet.ssrc
+            if self._nack is not None:
+                self._nack = NackGenerator()
+        self._ssrc_at = now
+        self._codec = codec
+        self.packets += 1
+        if packet.marker or self.kind == "audio":
+            self.frames += 1
+        streams: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+        stats = streams.get(packet.ssrc)
+        if stats is None:
+            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stats.add(packet)
+        if self._nack is not None and self._nack.add(packet):
+            await receiver._send_rtcp_nack(packet.ssrc, sorted(self._nack.missing))
+        for consumer in list(self.consumers):
+            await consumer(packet, codec)
+        if self._jitter is not None:
+            await self._decode(packet, codec)
+
+    async def _decode(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
+        assert self._jitter is not None
+        if self._await_key:
+            if not is_keyframe_start(codec.name, packet.payload):
+                return
+            self._await_key = False
+        try:
+            packet._data = depayload(codec, packet.payload) if packet.payload else b""  # type: ignore[attr-defined]
+        except ValueError:
+            return
+        pli, frame = self._jitter.add(packet)
+        if pli:
+            await self.request_keyframe()
+        decoder_queue: queue.Queue[Any] = self._receiver._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
+        if frame is not None and self._receiver._RTCRtpReceiver__decoder_thread is not None:  # type: ignore[attr-defined]
+            frame.timestamp = self._mapper.map(frame.timestamp)
+            self.decoded_frames += 1
+            decoder_queue.put((codec, frame))
+
+
+class _Transport:
+    """Stands in for a sender's DTLS transport: what the sender sends goes to its Emission."""
+
+    def __init__(self, emission: Emission, real: RTCDtlsTransport) -> None:
+        self._emission = emission
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    async def _send_rtp(self, data: bytes) -> None:
+        await self._emission._from_sender(data)
+
+
+OwnPacketFilter = Callable[[RtpPacket], bool]
+
+
+class Emission:
+    """Everything one sender puts on the wire: its own encoder's packets (passed through
+    ``own``, which may renumber them or refuse them) and forwarded packets (``send``).
+
+    Its sender reports count what was really sent; NACKs are answered from its history (RTX
+    where negotiated); PLI/FIR and REMB go to ``on_keyframe_request`` / ``on_bitrate`` first.
+    """
+
+    def __init__(self, transceiver: RTCRtpTransceiver) -> None:
+        sender: RTCRtpSender = transceiver.sender
+        self.kind = transceiver.kind
+        self._transceiver = transceiver
+        self._sender = sender
+        self._real: RTCDtlsTransport = sender.transport
+        self.ssrc: int = sender._ssrc
+        self.mid = transceiver.mid
+        self.own: OwnPacketFilter = lambda _packet: True
+        self.on_keyframe_request: Callable[[], bool] = lambda: False
+        self.on_bitrate: Callable[[int], None] = lambda _bitrate: None
+        self.history: History[bytes] = History()
+        self._extensions: dict[Any, tuple[bytes, int | None]] = {}
+        self.packets = 0
+        self.octets = 0
+        self.retransmitted = 0
+        self._last_time = 0.0
+        self._last_ts = 0
+        self._rtx_seq = 0
+        self._original_rtcp = sender._handle_rtcp_packet
+        sender._handle_rtcp_packet = self._rtcp  # type: ignore[method-assign]
+        sender.setTransport(_Transport(self, self._real))  # type: ignore[arg-type]
+
+    @property
+    def codecs(self) -> list[RTCRtpCodecParameters]:
+        return media_codecs(self._transceiver)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._real.state == "connected")
+
+    def force_own_keyframe(self) -> None:
+        self._sender._send_keyframe()
+
+    def release_encoder(self) -> None:
+        """Free our encoder while packets are forwarded (several MB for video); aiortc makes
+        a new one, which starts with a key frame, when the placeholder is encoded again."""
+        self._sender._RTCRtpSender__encoder = None  # type: ignore[attr-defined]
+
+    async def send(self, packet: RtpPacket) -> None:
+        """Send our encoder's (renumbered) packet on our SSRC and keep it for NACKs."""
+        packet.ssrc = self.ssrc
+        packet.extensions.mid = self.mid
+        data = packet.serialize(self._real._rtp_header_extensions_map)
+        await self._put(packet.sequence_number, packet.timestamp, data, len(packet.payload))
+
+    async def forward(
+        self,
+        payload_type: int,
+        marker: int,
+        seq: int,
+        ts: int,
+        payload: bytes,
+        padding_size: int = 0,
+        audio_level: Any = None,
+        abs_send_time: int | None = None,
+    ) -> None:
+        """Send a forwarded packet on our SSRC: our mid, the source's audio level and
+        abs-send-time (now if it had none); the header is packed here, not by aiortc, as this
+        runs for every packet."""
+        extension = self._extension(audio_level, abs_send_time)
+        first = 0x80 | (0x10 if extension else 0) | (0x20 if padding_size else 0)
+        header = _RTP_HEADER.pack(first, (marker << 7) | payload_type, seq, ts, self.ssrc)
+        header += extension
+        if padding_size:
+            payload = payload + bytes(padding_size - 1) + bytes([padding_size])
+        await self._put(seq, ts, header + payload, len(payload))
+
+    def _extension(self, audio_level: Any, abs_send_time: int | None) -> bytes:
+        """Our header extension block with ``abs_send_time`` (one template per level)."""
+        template = self._extensions.get(audio_level)
+        if template is None:
+            ext_map = self._real._rtp_header_extensions_map
+            blocks = []
+            for stamp in (0, 0xFFFFFF):
+                values = HeaderExtensions()
+                values.mid = self.mid
+                values.abs_send_time = stamp
+                values.audio_level = audio_level
+                profile, value = ext_map.set(values)
+                blocks.append(_EXT_HEADER.pack(profile, len(value) >> 2) + value if value else b"")
+            changed = [i for i, (a, b) in enumerate(zip(*blocks, strict=True)) if a != b]
+            template = (blocks[0], changed[0] if len(changed) == 3 else None)
+            if len(self._extensions) < 512:
+                self._extensions[audio_level] = template
+        block, at = template
+        if at is None:
+            return block
+        if abs_send_time is None:
+            abs_send_time = int(time.time() * (1 << 18)) & 0xFFFFFF
+        return block[:at] + (abs_send_time & 0xFFFFFF).to_bytes(3, "big") + block[at + 3 :]
+
+    async def _put(self, seq: int, ts: int, data: bytes, payload_bytes: int) -> None:
+        self.history.add(seq, data)
+        try:
+            await self._real._send_rtp(data)
+        except ConnectionError:
+            return
+        self.packets += 1
+        self.octets += payload_bytes
+        self._last_ts = ts
+        self._last_time = time.time()
+
+    async def _from_sender(self, data: bytes) -> None:
+        if is_rtcp(data):
+            await self._real._send_rtp(self._fix_reports(data))
+            return
+        packet = RtpPacket.parse(data, self._real._rtp_header_extensions_map)
+        if self.own(packet):
+            await self.send(packet)
+
+    def _fix_reports(self, data: bytes) -> bytes:
+        try:
+            packets = RtcpPacket.parse(data)
+        except ValueError:
+            return data
+        for packet in packets:
+            if isinstance(packet, RtcpSrPacket) and packet.ssrc == self.ssrc:
+                # Keep aiortc's NTP time: the receiver's reports quote it back, and aiortc
+                # measures the round trip only when they match what it sent. The RTP time is
+                # what our stream (forwarded or not) shows at that moment.
+                ntp = packet.sender_info.ntp_timestamp
+                rtp_timestamp = packet.sender_info.rtp_timestamp
+                codecs = self.codecs
+                if self._last_time and codecs:
+                    elapsed = _unix(ntp) - self._last_time
+                    rtp_timestamp = (
+                        self._last_ts + round(elapsed * codecs[0].clockRate)
+                    ) & 0xFFFFFFFF
+                packet.sender_info = RtcpSenderInfo(
+                    ntp_timestamp=ntp,
+                    rtp_timestamp=rtp_timestamp,
+                    packet_count=self.packets & 0xFFFFFFFF,
+                    octet_count=self.octets & 0xFFFFFFFF,
+                )
+        return b"".join(bytes(p) for p in packets)
+
+    async def _rtcp(self, packet: Any) -> None:
+        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            for seq in packet.lost:
+                await self._retransmit(seq)
+            return
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            if self.on_keyframe_request():
+                return
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if self.ssrc in ssrcs:
+                self.on_bitrate(bitrate)
+        await self._original_rtcp(packet)
+
+    async def _retransmit(self, seq: int) -> None:
+        data = self.history.get(seq)
+        if data is None:
+            return
+        ext_map = self._real._rtp_header_extensions_map
+        packet = RtpPacket.parse(data, ext_map)
+        codecs: list[RTCRtpCodecParameters] = self._transceiver._codecs
+        rtx_pt = next(
+            (
+                c.payloadType
+                for c in codecs
+                if is_rtx(c) and c.parameters.get("apt") == packet.payload_type
+            ),
+            None,
+        )
+        if rtx_pt is not None:
+            packet = wrap_rtx(
+                packet,
+                payload_type=rtx_pt,
+                sequence_number=self._rtx_seq,
+                ssrc=self._sender._rtx_ssrc,
+            )
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            data = packet.serialize(ext_map)
+        self.retransmitted += 1
+        with suppress(ConnectionError):
+            await self._real._send_rtp(data)
+
+
+def _unix(ntp: int) -> float:
+    """A 64-bit NTP timestamp as a Unix time."""
+    return (ntp >> 32) - 2208988800 + (ntp & 0xFFFFFFFF) / (1 << 32)
+
+
+_RTP_HEADER = struct.Struct("!BBHLL")
+_EXT_HEADER = struct.Struct("!HH")
+
+
+async def send_raw(transport: RTCDtlsTransport, data: bytes) -> None:
+    """Put ``data`` (RTP or RTCP, unencrypted) on ``transport`` as is: for tests."""
+    await transport._send_rtp(data)
+
+
+ReceivedFilter = Callable[[RtpPacket], bool]
+
+
+def intercept_received(receiver: RTCRtpReceiver, keep: ReceivedFilter) -> None:
+    """Show each RTP packet ``receiver`` gets to ``keep`` first; False drops it (tests, bench)."""
+    original = receiver._handle_rtp_packet
+
+    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+        if keep(packet):
+            await original(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+
+def intercept_sent(transport: RTCDtlsTransport, keep: Callable[[bytes], bool]) -> None:
+    """Show each unencrypted RTP/RTCP packet sent on ``transport`` to ``keep`` first; False
+    drops it (tests simulating loss)."""
+    original = transport._send_rtp
+
+    async def send(data: bytes) -> None:
+        if keep(data):
+            await original(data)
+
+    transport._send_rtp = send  # type: ignore[method-assign]

@@ -2,17 +2,19 @@
 
 States: ``new`` -> ``connecting`` -> ``connected`` -> ``closed``, with ``failed`` before
 ``closed`` when ICE or DTLS fails. Events: ``statechange`` (the new state), ``inlet`` (a
-received track is being read), ``closed`` (once, after everything is released).
+received track is being read), ``ready`` (the answer is made: codecs and relays are known),
+``closed`` (once, after everything is released).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpCodecParameters, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.stats import (
     RTCInboundRtpStreamStats,
@@ -22,11 +24,12 @@ from aiortc.stats import (
 )
 from pyee.asyncio import AsyncIOEventEmitter
 
-from ..config import Bitrates
+from ..config import Bitrates, Forwarding
 from ..errors import InvalidSdp
 from ..roles import Role, partner_of
 from . import internals, sdp
-from .forward import Inlet, Kind, Outlet
+from .forward import Inlet, Kind, Outlet, Relay
+from .packets import CodecKey
 
 __all__ = ["PeerState", "PeerStats", "ServerPeer"]
 
@@ -76,9 +79,16 @@ class ServerPeer(AsyncIOEventEmitter):
         media_addresses: tuple[str, ...] = (),
         bitrates: Bitrates | None = Bitrates(),  # noqa: B008 (frozen)
         max_sdp_bytes: int = 32 * 1024,
+        forwarding: Forwarding = "packets",
     ) -> None:
         super().__init__()
         self.role = role
+        self.forwarding: Forwarding = forwarding
+        #: The video codec to put first in the answer (the partner's), set by the Forwarder.
+        self.preferred_video: CodecKey | None = None
+        #: Our outgoing streams at the packet level, once the answer is made ("packets" only).
+        self.relays: dict[Kind, Relay] = {}
+        self.ready = False
         self.label = f"{label}/{role}"
         self.inlets: dict[Kind, Inlet] = {}
         self._unused_inlets: list[Inlet] = []
@@ -110,6 +120,12 @@ class ServerPeer(AsyncIOEventEmitter):
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         except Exception as exc:  # aiortc raises ValueError, KeyError, ... on bad SDP
             raise InvalidSdp(f"The offer cannot be used: {exc or type(exc).__name__}.") from None
+        if self.forwarding == "packets":
+            for transceiver in self._pc.getTransceivers():
+                preferred = self.preferred_video if transceiver.kind == "video" else None
+                internals.prefer_codecs(
+                    transceiver, functools.partial(codec_rank, preferred=preferred)
+                )
         for transceiver in self._pc.getTransceivers():
             outlet = next((o for o in self.outlets.values() if o.kind == transceiver.kind), None)
             if outlet is not None and transceiver.sender.track is None:
@@ -117,10 +133,31 @@ class ServerPeer(AsyncIOEventEmitter):
         with internals.host_addresses(self._media_addresses):
             await self._pc.setLocalDescription(await self._pc.createAnswer())
         answer = self._pc.localDescription.sdp
+        if self.forwarding == "packets" and self._close_task is None:
+            for transceiver in self._pc.getTransceivers():
+                outlet = next(
+                    (o for o in self.outlets.values() if o is transceiver.sender.track), None
+                )
+                if outlet is not None and outlet.kind not in self.relays:
+                    emission = internals.Emission(transceiver)
+                    kind: Kind = "audio" if outlet.kind == "audio" else "video"
+                    self.relays[kind] = Relay(emission, outlet, f"{self.label} {outlet.kind}")
+        self.ready = True
+        self.emit("ready")
         return sdp.add_video_bitrates(answer, self._bitrates) if self._bitrates else answer
+
+    def sent_codec(self, kind: Kind) -> RTCRtpCodecParameters | None:
+        """The codec the participant sends for ``kind``, once its offer is answered."""
+        inlet = self.inlets.get(kind)
+        if inlet is not None and inlet.reception is not None and self.ready:
+            return inlet.reception.sent_codec
+        return None
 
     async def request_keyframe(self) -> bool:
         """Ask the participant's browser for a video keyframe (RTCP PLI)."""
+        inlet = self.inlets.get("video")
+        if inlet is not None and inlet.reception is not None:
+            return await inlet.reception.request_keyframe()
         for transceiver in self._pc.getTransceivers():
             if transceiver.kind == "video":
                 return await internals.request_keyframe(transceiver.receiver)
@@ -147,8 +184,13 @@ class ServerPeer(AsyncIOEventEmitter):
                     _add(stats.lost_out, kind, max(report.packetsLost, 0))
                     if report.roundTripTime is not None:  # before the first report
                         rtts.append(report.roundTripTime)
+        for kind, relay in self.relays.items():
+            # Forwarded packets bypass aiortc's sender, which counts only its own.
+            stats.packets_out[kind] = relay.packets_sent
         for kind, inlet in self.inlets.items():
-            stats.frames_in[kind] = inlet.frames
+            # Forwarding packets decodes nothing: count the frames the packets carried.
+            reception = inlet.reception
+            stats.frames_in[kind] = reception.frames if reception is not None else inlet.frames
         stats.round_trip = max(rtts) if rtts else None
         return stats
 
@@ -159,6 +201,8 @@ class ServerPeer(AsyncIOEventEmitter):
         await asyncio.shield(self._close_task)
 
     async def _close(self) -> None:
+        for relay in self.relays.values():
+            relay.close()
         for outlet in self.outlets.values():
             outlet.stop()
         try:
@@ -174,7 +218,14 @@ class ServerPeer(AsyncIOEventEmitter):
     def _on_track(self, track: MediaStreamTrack) -> None:
         # Every received track gets a reader, even one we do not forward: aiortc would buffer
         # an unread track without bound.
-        inlet = Inlet(track, self.label)
+        reception = None
+        if self.forwarding == "packets":
+            transceiver = next(
+                (t for t in self._pc.getTransceivers() if t.receiver.track is track), None
+            )
+            if transceiver is not None:
+                reception = internals.Reception(transceiver, track.kind)
+        inlet = Inlet(track, self.label, reception)
         if inlet.kind in self.inlets:
             logger.warning("%s: a second %s track, read and dropped", self.label, inlet.kind)
             self._unused_inlets.append(inlet)
@@ -201,3 +252,15 @@ def _add(counts: dict[Kind, int], kind: str, value: int) -> None:
     if kind in ("audio", "video"):
         key = cast(Kind, kind)
         counts[key] = counts.get(key, 0) + value
+
+
+def codec_rank(key: CodecKey, preferred: CodecKey | None) -> int:
+    """Answer order: the partner's codec, then VP8, then H.264 packetization-mode 1
+    (constrained baseline, what Safari needs), then anything else; Opus first for audio."""
+    if preferred is not None and key == preferred:
+        return 0
+    if key.name in ("vp8", "opus"):
+        return 1
+    if key.name == "h264" and key.packetization_mode == "1":
+        return 2
+    return 3

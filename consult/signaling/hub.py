@@ -138,7 +138,9 @@ class Hub:
             media_addresses=self._settings.media_addresses,
             bitrates=self._settings.bitrates,
             max_sdp_bytes=self._settings.max_sdp_bytes,
+            forwarding=self._settings.forwarding,
         )
+        call.forwarder.steer(peer)
         # The new peer answers first: an offer aiortc refuses leaves the media as it was.
         try:
             answer = await peer.answer(offer)

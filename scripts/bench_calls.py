@@ -1,0 +1,464 @@
+#!/usr/bin/env python3
+"""Concurrent consultations through the real server: CPU, memory, frame rate, latency, loss.
+
+The server (`consult serve`) runs pinned to one core, the load (this process) to the other.
+Each consultation is two aiortc peers that send pre-encoded video (VP8, frame numbers stamped
+into the pixels, plus moving noise so the bitrate is a camera's) and pre-encoded Opus both
+ways. Receivers do not decode: they reassemble each frame from its RTP packets and recognise it
+by the hash of its bitstream (every stamped frame differs), so 64 peers fit on one core; the
+send time of each frame gives the one-way latency. Each point (N consultations) runs on a
+fresh server for a bounded time and prints one JSON line.
+
+    .venv/bin/python scripts/bench_calls.py                       # packets, N = 1..32
+    .venv/bin/python scripts/bench_calls.py --compare             # + transcoding and direct
+    .venv/bin/python scripts/bench_calls.py --ns 1,16 --size 640x480 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fractions
+import hashlib
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import aiohttp
+import av
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from benchkit import cpu_seconds, rss_mib, serve
+from netns import reexec_isolated
+
+from consult.media import internals
+from consult.media.internals import RtpPacket
+from consult.media.packets import vp8_frame_data
+from tests.media import pattern_image
+
+FPS = 30
+LOOP = 150  # pre-encoded frames (5 s); a frame's hash names it within a loop
+GOP = 60
+BITRATES = {"1280x720": 1_500_000, "640x480": 800_000}
+SERVER_CPU, LOAD_CPU = "0", 1
+
+
+# --- pre-encoded media ------------------------------------------------------------------------
+
+
+@dataclass
+class Clip:
+    frames: list[bytes]  # VP8 frames, in order
+    index: dict[str, int]  # sha1 of a frame's bytes -> its number
+
+
+def encode_clip(source: int, width: int, height: int, bitrate: int) -> Clip:
+    ctx = av.CodecContext.create("libvpx", "w")
+    ctx.width, ctx.height = width, height
+    ctx.pix_fmt = "yuv420p"
+    ctx.time_base = fractions.Fraction(1, FPS)
+    ctx.framerate = FPS
+    ctx.bit_rate = bitrate
+    ctx.gop_size = GOP
+    ctx.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    rng = np.random.default_rng(source)
+    frames: list[bytes] = []
+    for number in range(LOOP):
+        y = pattern_image(source, number, width, height).astype(np.int16)
+        band = slice(height // 2, height)  # below the stamp: a moving, detailed "hand"
+        y[band] += rng.integers(-40, 40, size=y[band].shape, dtype=np.int16)
+        yuv = np.concatenate(
+            [np.clip(y, 0, 255).astype(np.uint8), np.full((height // 2, width), 128, np.uint8)]
+        )
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        frame.pts = number
+        frames.extend(bytes(p) for p in ctx.encode(frame))
+    frames.extend(bytes(p) for p in ctx.encode(None))
+    assert len(frames) == LOOP, len(frames)
+    return Clip(frames, {hashlib.sha1(f).hexdigest(): i for i, f in enumerate(frames)})
+
+
+def encode_tone() -> list[bytes]:
+    ctx = av.CodecContext.create("libopus", "w")
+    ctx.sample_rate = 48000
+    ctx.layout = "stereo"
+    ctx.format = "s16"
+    ctx.bit_rate = 64000
+    packets: list[bytes] = []
+    for i in range(50):  # one second, looped
+        t = (np.arange(960) + i * 960) / 48000
+        tone = (0.3 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(
+            np.repeat(tone, 2).reshape(1, -1), format="s16", layout="stereo"
+        )
+        frame.sample_rate = 48000
+        frame.pts = i * 960
+        packets.extend(bytes(p) for p in ctx.encode(frame))
+    return packets
+
+
+class EncodedVideo(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(self, clip: Clip) -> None:
+        super().__init__()
+        self.clip = clip
+        self.sent_at: dict[int, float] = {}
+        self._n = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.Packet:
+        if self._start is None:
+            self._start = time.monotonic()
+        await asyncio.sleep(max(0.0, self._start + self._n / FPS - time.monotonic()))
+        number = self._n % LOOP
+        packet = av.Packet(self.clip.frames[number])
+        packet.pts = self._n * (90000 // FPS)
+        packet.time_base = fractions.Fraction(1, 90000)
+        self.sent_at[number] = time.monotonic()
+        self._n += 1
+        return packet
+
+
+class EncodedAudio(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self, packets: list[bytes]) -> None:
+        super().__init__()
+        self.packets = packets
+        self._n = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.Packet:
+        if self._start is None:
+            self._start = time.monotonic()
+        await asyncio.sleep(max(0.0, self._start + self._n * 0.02 - time.monotonic()))
+        packet = av.Packet(self.packets[self._n % len(self.packets)])
+        packet.pts = self._n * 960
+        packet.time_base = fractions.Fraction(1, 48000)
+        self._n += 1
+        return packet
+
+
+# --- receiving without decoding ---------------------------------------------------------------
+
+
+@dataclass
+class Stream:
+    """What one peer receives of one kind, measured from RTP alone."""
+
+    clip: Clip | None = None
+    sender: EncodedVideo | None = None
+    measuring: bool = False
+    frames: int = 0
+    completed: int = 0
+    unknown: int = 0
+    latencies: list[float] = field(default_factory=list)
+    seqs: set[int] = field(default_factory=set)
+    _pending: dict[int, list[tuple[int, bytes]]] = field(default_factory=dict)
+    _base: int | None = None
+    _last: int = 0
+    _ssrc: int | None = None
+
+    def unwrap(self, seq: int) -> int:
+        if self._base is None:
+            self._base, self._last = seq, seq
+            return seq
+        delta = ((seq - (self._last & 0xFFFF) + 0x8000) & 0xFFFF) - 0x8000
+        self._last += delta
+        return self._last
+
+    def add(self, packet: RtpPacket) -> bool:
+        if self._ssrc is None:
+            self._ssrc = packet.ssrc
+        if packet.ssrc != self._ssrc:
+            return False  # RTX
+        seq = self.unwrap(packet.sequence_number)
+        if self.measuring:
+            self.seqs.add(seq)
+        if self.clip is None:
+            return False
+        data = vp8_frame_data(packet.payload)
+        if data is None:
+            return False
+        self._pending.setdefault(packet.timestamp, []).append((seq, data))
+        if packet.marker:
+            parts = self._pending.pop(packet.timestamp)
+            if len(self._pending) > 60:
+                self._pending.clear()
+            frame = b"".join(d for _, d in sorted(parts))
+            number = self.clip.index.get(hashlib.sha1(frame).hexdigest())
+            if not self.measuring:
+                return False
+            self.completed += 1
+            if number is None:
+                self.unknown += 1
+                return False
+            self.frames += 1
+            assert self.sender is not None
+            sent = self.sender.sent_at.get(number)
+            if sent is not None:
+                self.latencies.append((time.monotonic() - sent) * 1000)
+        return False
+
+    def lost(self) -> tuple[int, int]:
+        if not self.seqs:
+            return 0, 0
+        expected = max(self.seqs) - min(self.seqs) + 1
+        return expected - len(self.seqs), expected
+
+
+class LoadPeer:
+    def __init__(self, clip: Clip, tone: list[bytes]) -> None:
+        self.video_out = EncodedVideo(clip)
+        self.audio_out = EncodedAudio(tone)
+        self.video = Stream()
+        self.audio = Stream()
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTrack(self.audio_out)
+        self.pc.addTrack(self.video_out)
+        self.pc.on("track", lambda track: None)  # never read: nothing reaches the tracks
+        for transceiver in self.pc.getTransceivers():
+            stream = self.video if transceiver.kind == "video" else self.audio
+            internals.intercept_received(transceiver.receiver, stream.add)
+
+    def expect_partner(self, partner: LoadPeer) -> None:
+        self.video.clip, self.video.sender = partner.video_out.clip, partner.video_out
+
+    async def offer(self) -> str:
+        with internals.host_addresses(["127.0.0.1"]):
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def answer(self, offer: str) -> str:
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        with internals.host_addresses(["127.0.0.1"]):
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return str(self.pc.localDescription.sdp)
+
+    async def accept(self, answer: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+async def join_server(
+    http: aiohttp.ClientSession, ws_url: str, peer: LoadPeer
+) -> aiohttp.ClientWebSocketResponse:
+    ws = await http.ws_connect(ws_url)
+
+    async def expect(kind: str) -> dict[str, Any]:
+        while True:
+            message: dict[str, Any] = json.loads((await ws.receive()).data)
+            if message["type"] == kind:
+                return message
+
+    await expect("welcome")
+    await ws.send_str(json.dumps({"type": "offer", "sdp": await peer.offer()}))
+    await peer.accept((await expect("answer"))["sdp"])
+    _DRAINS.add(asyncio.ensure_future(_drain(ws)))
+    return ws
+
+
+_DRAINS: set[asyncio.Future[None]] = set()
+
+
+async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:
+    async for _ in ws:
+        pass
+
+
+# --- one point --------------------------------------------------------------------------------
+
+
+def udp_counters() -> dict[str, int]:
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    udp = [line for line in lines if line and line[0] == "Udp:"]
+    return {k: int(v) for k, v in zip(udp[0][1:], udp[1][1:], strict=True)}
+
+
+def load_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+async def run_point(mode: str, n: int, size: tuple[int, int], seconds: float) -> dict[str, Any]:
+    key = f"{size[0]}x{size[1]}"
+    bitrate = BITRATES.get(key, 1_500_000)
+    clips = {s: encode_clip(s, *size, bitrate) for s in (1, 2)}
+    tone = encode_tone()
+    peers: list[tuple[LoadPeer, LoadPeer]] = []
+    sockets: list[aiohttp.ClientWebSocketResponse] = []
+    result: dict[str, Any] = {"mode": mode, "n": n, "size": key, "seconds": seconds}
+
+    async def measure(pid: int | None) -> None:
+        everyone = [p for pair in peers for p in pair]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(p.video._ssrc for p in everyone):
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(3)  # past the first key frames and the bitrate ramp
+        udp0, cpu0, load0 = udp_counters(), cpu_seconds(pid) if pid else 0.0, load_cpu()
+        t0 = time.monotonic()
+        for p in everyone:
+            p.video.measuring = p.audio.measuring = True
+        await asyncio.sleep(seconds)
+        for p in everyone:
+            p.video.measuring = p.audio.measuring = False
+        elapsed = time.monotonic() - t0
+        cpu1, load1, udp1 = cpu_seconds(pid) if pid else 0.0, load_cpu(), udp_counters()
+        # Re-encoded frames (transcoding) cannot be recognised without decoding them: count
+        # every completed frame there, and leave latency out.
+        fps = [
+            (p.video.completed if mode == "frames" else p.video.frames) / elapsed for p in everyone
+        ]
+        latencies = [v for p in everyone for v in p.video.latencies]
+        lost = [p.video.lost() for p in everyone]
+        audio_lost = [p.audio.lost() for p in everyone]
+        server_cpu = 100 * (cpu1 - cpu0) / elapsed
+        # What the server forwarded in the window: every packet a receiver got (RTX aside).
+        forwarded = sum(len(p.video.seqs) + len(p.audio.seqs) for p in everyone)
+        result.update(
+            {
+                "server_cpu_percent_of_one_core": round(server_cpu, 2) if pid else None,
+                "server_cpu_percent_per_consultation": round(server_cpu / n, 2) if pid else None,
+                "server_cpu_us_per_forwarded_packet": round(1e6 * (cpu1 - cpu0) / forwarded, 1)
+                if pid and forwarded
+                else None,
+                "fps_counts": "completed frames" if mode == "frames" else "recognised frames",
+                "fps_median": round(statistics.median(fps), 1),
+                "fps_min": round(min(fps), 1),
+                "latency_ms_p50": pct(latencies, 0.5),
+                "latency_ms_p95": pct(latencies, 0.95),
+                "video_packets_lost": sum(lo for lo, _ in lost),
+                "video_packets_expected": sum(ex for _, ex in lost),
+                "video_packets_per_s_per_stream": round(
+                    statistics.median(ex for _, ex in lost) / elapsed, 1
+                ),
+                "audio_packets_lost": sum(lo for lo, _ in audio_lost),
+                "unrecognised_frames": sum(p.video.unknown for p in everyone)
+                if mode != "frames"
+                else None,
+                "kernel_udp_drops": {
+                    k: udp1[k] - udp0[k] for k in ("InErrors", "RcvbufErrors") if k in udp1
+                },
+                "load_cpu_percent_of_one_core": round(100 * (load1 - load0) / elapsed, 1),
+                "loadavg_1m": round(os.getloadavg()[0], 2),
+            }
+        )
+
+    try:
+        if mode == "direct":
+            for _ in range(n):
+                a, b = LoadPeer(clips[1], tone), LoadPeer(clips[2], tone)
+                a.expect_partner(b)
+                b.expect_partner(a)
+                await a.accept(await b.answer(await a.offer()))
+                peers.append((a, b))
+            await measure(None)
+            return result
+        # As scripts/serve runs it: two malloc arenas (docs/operations.md).
+        env = {"CONSULT_FORWARDING": mode, "MALLOC_ARENA_MAX": "2"}
+        async with serve(env, cpus=SERVER_CPU) as served:
+            print(f"{mode} n={n}: server pid {served.pid}", file=sys.stderr, flush=True)
+            await asyncio.sleep(1)
+            idle_rss = rss_mib(served.pid)
+            for _ in range(n):
+                links = await served.consultation()
+                customer, stylist = LoadPeer(clips[1], tone), LoadPeer(clips[2], tone)
+                customer.expect_partner(stylist)
+                stylist.expect_partner(customer)
+                for peer, link in ((customer, "customer_link"), (stylist, "stylist_link")):
+                    sockets.append(await join_server(served.http, served.ws_url(links[link]), peer))
+                peers.append((customer, stylist))
+            await measure(served.pid)
+            rss = rss_mib(served.pid)
+            result.update(
+                {
+                    "server_rss_mib": round(rss, 1),
+                    "server_rss_mib_idle": round(idle_rss, 1),
+                    "rss_mib_per_consultation": round((rss - idle_rss) / n, 2),
+                }
+            )
+            return result
+    finally:
+        for ws in sockets:
+            await ws.close()
+        await asyncio.gather(*(p.close() for pair in peers for p in pair), return_exceptions=True)
+
+
+def ratios(points: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    by = {(p["mode"], p["n"]): p for p in points}
+    out = []
+    for (mode, n), p in sorted(by.items()):
+        if mode != "packets":
+            continue
+        entry: dict[str, Any] = {"n": n}
+        frames = by.get(("frames", n))
+        if frames and p["server_cpu_percent_per_consultation"]:
+            entry["transcoding_cpu_per_consultation_x"] = round(
+                frames["server_cpu_percent_per_consultation"]
+                / p["server_cpu_percent_per_consultation"],
+                1,
+            )
+            entry["transcoding_fps_median"] = frames["fps_median"]
+        direct = by.get(("direct", n))
+        if direct and p["latency_ms_p50"] is not None and direct["latency_ms_p50"] is not None:
+            entry["added_latency_ms_p50"] = round(p["latency_ms_p50"] - direct["latency_ms_p50"], 1)
+            entry["added_latency_ms_p95"] = round(p["latency_ms_p95"] - direct["latency_ms_p95"], 1)
+        if len(entry) > 1:
+            out.append(entry)
+    return out
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    size = tuple(int(v) for v in args.size.split("x"))
+    plan = [("packets", n) for n in args.ns]
+    if args.compare:
+        plan += [("direct", n) for n in args.ns if n <= args.direct_max]
+        plan += [("frames", n) for n in args.transcode_ns]
+    points = []
+    for mode, n in plan:
+        point = await run_point(mode, n, size, args.seconds)  # type: ignore[arg-type]
+        print(json.dumps(point), flush=True)
+        points.append(point)
+    if args.compare:
+        print(json.dumps({"ratios": ratios(points)}), flush=True)
+
+
+def main() -> None:
+    reexec_isolated()
+    os.sched_setaffinity(0, {LOAD_CPU})
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--ns", default="1,2,4,8,16,24,32", type=lambda v: [int(x) for x in v.split(",")]
+    )
+    parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--compare", action="store_true", help="also transcoding and direct")
+    parser.add_argument(
+        "--transcode-ns", default="1,2", type=lambda v: [int(x) for x in v.split(",")]
+    )
+    parser.add_argument("--direct-max", type=int, default=16)
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
