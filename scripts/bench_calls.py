@@ -405,7 +405,15 @@ async def run_point(mode: str, n: int, size: tuple[int, int], seconds: float) ->
 
 
 def ratios(points: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per packet point: transcoding's CPU per consultation over ours at the same N, and over
+    ours against transcoding's cheapest point that kept up (29 fps or more: it cannot run
+    many, one core is full at 2 and a full core is not a cheaper consultation)."""
     by = {(p["mode"], p["n"]): p for p in points}
+    transcoding = [
+        p["server_cpu_percent_per_consultation"]
+        for (mode, _n), p in by.items()
+        if mode == "frames" and p["server_cpu_percent_per_consultation"] and p["fps_median"] >= 29
+    ]
     out = []
     for (mode, n), p in sorted(by.items()):
         if mode != "packets":
@@ -419,6 +427,10 @@ def ratios(points: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 1,
             )
             entry["transcoding_fps_median"] = frames["fps_median"]
+        if transcoding and p["server_cpu_percent_per_consultation"]:
+            entry["transcoding_cheapest_cpu_per_consultation_x"] = round(
+                min(transcoding) / p["server_cpu_percent_per_consultation"], 1
+            )
         direct = by.get(("direct", n))
         if direct and p["latency_ms_p50"] is not None and direct["latency_ms_p50"] is not None:
             entry["added_latency_ms_p50"] = round(p["latency_ms_p50"] - direct["latency_ms_p50"], 1)
