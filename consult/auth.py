@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet
 
 from .appkeys import STAFF_KEY, STORE
 from .errors import Forbidden, Unauthorized
+from .recording.store import Grant
 
 __all__ = [
     "Caller",
@@ -112,8 +113,7 @@ async def require_staff(request: web.Request) -> Caller:
     raise Unauthorized()
 
 
-async def any_caller(request: web.Request) -> Caller:
-    """Staff, or the holder of any valid consultation link (for what every call may read)."""
+async def _staff_or_grant(request: web.Request) -> Caller | Grant:
     value = credential(request)
     if value is None:
         if await signed_in(request):
@@ -121,19 +121,20 @@ async def any_caller(request: web.Request) -> Caller:
         raise Unauthorized("A staff key or a consultation link is required.")
     if value == bearer(request) and is_staff_key(request, value):
         return Caller("staff")
-    return Caller((await request.app[STORE].resolve_token(value)).role)
+    return await request.app[STORE].resolve_token(value)
+
+
+async def any_caller(request: web.Request) -> Caller:
+    """Staff, or the holder of any valid consultation link (for what every call may read)."""
+    found = await _staff_or_grant(request)
+    return found if isinstance(found, Caller) else Caller(found.role)
 
 
 async def caller_for(request: web.Request, consultation_id: str) -> Caller:
     """Staff, or a participant whose link belongs to ``consultation_id``."""
-    value = credential(request)
-    if value is None:
-        if await signed_in(request):
-            return Caller("staff")
-        raise Unauthorized("A staff key or a consultation link is required.")
-    if value == bearer(request) and is_staff_key(request, value):
-        return Caller("staff")
-    grant = await request.app[STORE].resolve_token(value)
-    if grant.consultation_id != consultation_id:
+    found = await _staff_or_grant(request)
+    if isinstance(found, Caller):
+        return found
+    if found.consultation_id != consultation_id:
         raise Forbidden("This link belongs to another consultation.")
-    return Caller(grant.role)
+    return Caller(found.role)

@@ -68,6 +68,24 @@ async def ready_to_join(page: Page) -> None:
     await expect(page.get_by_test_id("join")).to_be_enabled(timeout=15_000)
 
 
+async def both_in_call(
+    launch: Launch, server: Any, consultation: dict[str, Any], customer_camera: str
+) -> tuple[Any, Any, Page, Page]:
+    """The customer (a phone, ``customer_camera``) and the stylist (a laptop, 720p) in their
+    own Chromiums, both joined: (customer browser, stylist browser, customer, stylist)."""
+    customer_browser = await launch(customer_camera)
+    stylist_browser = await launch("720p")
+    customer = await open_page(
+        customer_browser, local(server, consultation["customer_link"]), PHONE
+    )
+    stylist = await open_page(stylist_browser, local(server, consultation["stylist_link"]), LAPTOP)
+    await ready_to_join(customer)
+    await customer.get_by_test_id("join").click()
+    await ready_to_join(stylist)
+    await stylist.get_by_test_id("join").click()
+    return customer_browser, stylist_browser, customer, stylist
+
+
 async def test_customer_joins_and_the_stylist_sees_the_full_resolution_hand(
     launch: Launch, clients: Any, consultation: dict[str, Any], server: Any
 ) -> None:
@@ -310,16 +328,9 @@ async def test_capture_from_the_console_saves_the_camera_photo_and_the_stream_st
     import cv2
     import numpy as np
 
-    customer_browser = await launch("1080p")
-    stylist_browser = await launch("720p")
-    customer = await open_page(
-        customer_browser, local(server, consultation["customer_link"]), PHONE
+    customer_browser, stylist_browser, customer, stylist = await both_in_call(
+        launch, server, consultation, "1080p"
     )
-    stylist = await open_page(stylist_browser, local(server, consultation["stylist_link"]), LAPTOP)
-    await ready_to_join(customer)
-    await customer.get_by_test_id("join").click()
-    await ready_to_join(stylist)
-    await stylist.get_by_test_id("join").click()
     await expect(stylist.get_by_test_id("quality-video")).to_contain_text("1920", timeout=20_000)
 
     await stylist.keyboard.press("c")  # the Capture shortcut
@@ -484,16 +495,9 @@ async def test_a_swatch_shown_by_the_stylist_is_drawn_at_its_exact_colour_and_tr
     import cv2
     import numpy as np
 
-    customer_browser = await launch("720p")
-    stylist_browser = await launch("720p")
-    customer = await open_page(
-        customer_browser, local(server, consultation["customer_link"]), PHONE
+    customer_browser, stylist_browser, customer, stylist = await both_in_call(
+        launch, server, consultation, "720p"
     )
-    stylist = await open_page(stylist_browser, local(server, consultation["stylist_link"]), LAPTOP)
-    await ready_to_join(customer)
-    await customer.get_by_test_id("join").click()
-    await ready_to_join(stylist)
-    await stylist.get_by_test_id("join").click()
 
     # Search the palette, show a shade: the customer's page draws exactly that colour.
     await stylist.get_by_test_id("palette-search").fill("classic red")

@@ -11,7 +11,8 @@ export async function fetchPalette(token) {
   return await response.json();
 }
 
-function el(tag, props = {}, ...children) {
+// A small element builder: props, a data-testid (testid) and a translated text (i18n).
+export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
     if (key === "testid") node.dataset.testid = value;

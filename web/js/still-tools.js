@@ -2,21 +2,10 @@
 // balance from a dragged reference (or grey world), skin undertone, nail outlines and try-on.
 // The server does the maths on the full-resolution original; this page only points.
 import { setText, t } from "./i18n.js";
-import { chip } from "./palette.js";
+import { chip, el } from "./palette.js";
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "testid") node.dataset.testid = value;
-    else if (key === "i18n") setText(node, value);
-    else node[key] = value;
-  }
-  node.append(...children);
-  return node;
-}
 
 export class StillTools {
   // swatch(): the swatch a try-on uses (the one on the customer's screen, else the first chosen).
