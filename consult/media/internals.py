@@ -217,10 +217,17 @@ def _current_ms() -> int:
     return int(time.time() * 1000) + _NTP_EPOCH_MS
 
 
+_checked = False
+
+
 def install() -> None:
     """Route aioice's host address lookup through ``host_addresses()``, shorten its consent
-    expiry, and use a cheaper ``aiortc.clock.current_ms``; safe to call again."""
-    check()
+    expiry, and use a cheaper ``aiortc.clock.current_ms``; safe to call again (and called for
+    every answer, so ``check()``, which reads aiortc's source, runs only the first time)."""
+    global _checked
+    if not _checked:
+        check()
+        _checked = True
     aioice.ice.get_host_addresses = _get_host_addresses
     # Typed int by aioice, which multiplies it by a float anyway.
     aioice.ice.CONSENT_INTERVAL = CONSENT_INTERVAL  # type: ignore[assignment]
