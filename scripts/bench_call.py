@@ -76,7 +76,8 @@ async def run(size: tuple[int, int], seconds: float) -> dict[str, Any]:
             return {
                 "size": f"{size[0]}x{size[1]}",
                 "seconds": seconds,
-                "forwarding": "decode+re-encode (aiortc)",
+                # What the server was started with (consult.config: packets unless told).
+                "forwarding": os.environ.get("CONSULT_FORWARDING") or "packets",
                 "customer_to_stylist": direction(stylist, customer, "customer", t0, t1, started),
                 "stylist_to_customer": direction(customer, stylist, "stylist", t0, t1, started),
                 "server_cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
