@@ -16,7 +16,7 @@ import msgspec
 from aiohttp import web
 
 from ..appkeys import HUB, STILLS, STORE, TOOL_SLOTS
-from ..auth import Caller, caller_for
+from ..auth import caller_for
 from ..colour import nearest_swatches
 from ..errors import Forbidden, InvalidRegion
 from ..media import still_tools as tools
@@ -61,12 +61,12 @@ class TryOnRequest(msgspec.Struct, forbid_unknown_fields=True):
     polygons: Polygons | None = None
 
 
-async def _still(request: web.Request, *, edit: bool) -> tuple[Still, Caller]:
+async def _still(request: web.Request, *, edit: bool) -> Still:
     still = await request.app[STORE].get_still(request.match_info["id"])
     caller = await caller_for(request, still.consultation_id)
     if edit and caller.role == "customer":
         raise Forbidden("Only the stylist changes outlines and makes images from a still.")
-    return still, caller
+    return still
 
 
 async def _run(request: web.Request, function: Callable[[], T]) -> T:
@@ -85,7 +85,7 @@ def _region(rect: list[int]) -> tools.Region:
 
 @routes.post("/api/stills/{id}/sample")
 async def sample(request: web.Request) -> web.Response:
-    still, _ = await _still(request, edit=False)
+    still = await _still(request, edit=False)
     body = await read_json(request, SampleRequest)
     if body.rect is not None:
         region = _region(body.rect)
@@ -110,7 +110,7 @@ async def sample(request: web.Request) -> web.Response:
 
 @routes.get("/api/stills/{id}/undertone")
 async def undertone(request: web.Request) -> web.Response:
-    still, _ = await _still(request, edit=False)
+    still = await _still(request, edit=False)
     load = _pixels(request, still)
     result = await _run(request, lambda: tools.undertone(load()))
     palette = await request.app[STORE].palette.list()
@@ -130,7 +130,7 @@ async def undertone(request: web.Request) -> web.Response:
 
 @routes.put("/api/stills/{id}/nails")
 async def nails(request: web.Request) -> web.Response:
-    still, _ = await _still(request, edit=True)
+    still = await _still(request, edit=True)
     body = await read_json(request, NailsRequest)
     tools.nail_mask(body.polygons, still.width, still.height)  # refuses outlines off the image
     await request.app[STORE].set_nails(still.id, body.polygons)
@@ -145,7 +145,7 @@ async def _publish(request: web.Request, still: Still) -> web.Response:
 
 @routes.post("/api/stills/{id}/white-balance")
 async def white_balance(request: web.Request) -> web.Response:
-    still, _ = await _still(request, edit=True)
+    still = await _still(request, edit=True)
     body = await read_json(request, WhiteBalanceRequest)
     region = _region(body.rect) if body.rect is not None else None
     load = _pixels(request, still)
@@ -162,7 +162,7 @@ async def white_balance(request: web.Request) -> web.Response:
 
 @routes.post("/api/stills/{id}/try-on")
 async def try_on(request: web.Request) -> web.Response:
-    still, _ = await _still(request, edit=True)
+    still = await _still(request, edit=True)
     body = await read_json(request, TryOnRequest)
     store = request.app[STORE]
     swatch = await store.palette.get(body.swatch_id)
