@@ -65,6 +65,29 @@ def all_clean(client: CallClient, since: float = 0.0) -> None:
     assert not bad, f"{len(bad)} frames neither a pattern nor the card"
 
 
+async def in_call_with_codecs(
+    clients: Any,
+    consultation: dict[str, Any],
+    customer_codecs: tuple[str, ...],
+    stylist_codecs: tuple[str, ...],
+) -> tuple[CallClient, CallClient]:
+    """Both in the call, each offering only ``*_codecs`` for video, each seeing 30 frames of
+    the other."""
+    customer: CallClient = clients(
+        "customer", consultation["customer_link"], video_codecs=customer_codecs
+    )
+    stylist: CallClient = clients(
+        "stylist", consultation["stylist_link"], video_codecs=stylist_codecs
+    )
+    await customer.connect()
+    await customer.start_media()
+    await stylist.connect()
+    await stylist.start_media()
+    await customer.wait_for(lambda: len(customer.partner_frames("stylist")) >= 30)
+    await stylist.wait_for(lambda: len(stylist.partner_frames("customer")) >= 30)
+    return customer, stylist
+
+
 async def test_packets_are_forwarded_without_decoding_and_the_stream_is_continuous(
     clients: Any, consultation: dict[str, Any], server: TestServer
 ) -> None:
@@ -252,18 +275,9 @@ async def test_a_stream_still_decodes_only_while_it_is_taken(
 async def test_both_on_h264_forward_h264_packets(
     clients: Any, consultation: dict[str, Any], server: TestServer
 ) -> None:
-    customer: CallClient = clients(
-        "customer", consultation["customer_link"], video_codecs=("video/H264",)
+    customer, stylist = await in_call_with_codecs(
+        clients, consultation, ("video/H264",), ("video/H264", "video/VP8")
     )
-    stylist: CallClient = clients(
-        "stylist", consultation["stylist_link"], video_codecs=("video/H264", "video/VP8")
-    )
-    await customer.connect()
-    await customer.start_media()
-    await stylist.connect()
-    await stylist.start_media()
-    await customer.wait_for(lambda: len(customer.partner_frames("stylist")) >= 30)
-    await stylist.wait_for(lambda: len(stylist.partner_frames("customer")) >= 30)
     # The stylist offered both: the server steered it to the customer's codec.
     for role in ("customer", "stylist"):
         peer = peer_of(server, consultation, role)
@@ -277,18 +291,9 @@ async def test_both_on_h264_forward_h264_packets(
 async def test_legs_without_a_common_codec_fall_back_to_re_encoding(
     clients: Any, consultation: dict[str, Any], server: TestServer
 ) -> None:
-    customer: CallClient = clients(
-        "customer", consultation["customer_link"], video_codecs=("video/VP8",)
+    customer, _stylist = await in_call_with_codecs(
+        clients, consultation, ("video/VP8",), ("video/H264",)
     )
-    stylist: CallClient = clients(
-        "stylist", consultation["stylist_link"], video_codecs=("video/H264",)
-    )
-    await customer.connect()
-    await customer.start_media()
-    await stylist.connect()
-    await stylist.start_media()
-    await customer.wait_for(lambda: len(customer.partner_frames("stylist")) >= 30)
-    await stylist.wait_for(lambda: len(stylist.partner_frames("customer")) >= 30)
     for role in ("customer", "stylist"):
         assert not relay_of(server, consultation, role, "video").forwarding
         assert relay_of(server, consultation, role, "audio").forwarding  # Opus on both
