@@ -74,6 +74,10 @@ class Settings:
     #: Seconds a participant whose peer connection ended has to offer again before it is
     #: disconnected with ``media-failed``.
     reoffer_grace: float = 3.0
+    #: Seconds the customer has to place the hand before a still (the stylist may skip it).
+    capture_countdown: float = 3.0
+    #: Seconds a capture takes a photo from the device's own camera app (the native path).
+    native_photo_window: float = 120.0
     #: "packets" (RTP forwarded, nothing decoded but stills) or "frames" (decode + re-encode).
     forwarding: Forwarding = "packets"
     #: HTTPS with the salon's certificate and key (PEM), or with one made for this machine's

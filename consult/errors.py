@@ -26,9 +26,11 @@ and a human ``message``. At the HTTP edge an error becomes
     │   ├── UnknownCapture            404 "unknown-capture": not a capture of this consultation
     │   └── UnknownSwatch             404 "unknown-swatch": not a swatch of the palette
     ├── AlreadyUploaded               409 "already-uploaded": this capture has its photo
+    ├── CaptureClosed                 409 "capture-closed": the capture's time for a photo is over
     ├── PayloadTooLarge               413 "too-large"
     │   └── TooManyPixels             413 "too-many-pixels": over the pixel limit (from the header)
     ├── UnsupportedMedia              415 "unsupported-media": not a PNG or JPEG
+    │   └── UnsupportedHeic           415 "heic-unsupported": an HEIC/HEIF photo (iPhone's format)
     ├── RangeNotSatisfiable           416 "range-not-satisfiable": a Range a still cannot serve
     ├── NoSkinFound                   422 "no-skin": too little skin in the still to judge
     ├── TooManyAttempts               429 "too-many-attempts": too many failed sign-ins
@@ -45,6 +47,7 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyUploaded",
+    "CaptureClosed",
     "ConsultError",
     "CorruptImage",
     "Disconnect",
@@ -74,6 +77,7 @@ __all__ = [
     "UnknownCapture",
     "UnknownMessage",
     "UnknownSwatch",
+    "UnsupportedHeic",
     "UnsupportedMedia",
 ]
 
@@ -216,6 +220,13 @@ class AlreadyUploaded(ConsultError):
     code = "already-uploaded"
 
 
+class CaptureClosed(ConsultError):
+    """The capture no longer takes a photo: its window has passed."""
+
+    status = 409
+    code = "capture-closed"
+
+
 class PayloadTooLarge(ConsultError):
     """The request body is too large."""
 
@@ -234,6 +245,16 @@ class UnsupportedMedia(ConsultError):
 
     status = 415
     code = "unsupported-media"
+
+
+class UnsupportedHeic(UnsupportedMedia):
+    """HEIC photos are not accepted: set the camera to "Most Compatible" (JPEG) and retake.
+
+    Refused rather than converted: no lossless conversion keeps it a photo that every
+    browser and viewer opens (docs/stills.md). Browsers that take the photo for the page
+    (the native-photo path) hand over JPEG already."""
+
+    code = "heic-unsupported"
 
 
 class RangeNotSatisfiable(ConsultError):

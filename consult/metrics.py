@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Metrics"]
 
-CaptureSource = Literal["camera", "stream"]
+CaptureSource = Literal["camera", "native", "video"]
 #: Seconds from the stylist's Capture to a still saved: a camera photo needs the customer's
 #: page to take and upload it, a stream still a burst of decoded frames.
 CAPTURE_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 60.0)

@@ -61,7 +61,7 @@ async def earlier_json(store: Store, consultation: Consultation) -> dict[str, An
     if not consultation.based_on:
         return None
     earlier = await store.get_consultation(consultation.based_on)
-    stills = [s for s in await store.list_stills(earlier.id) if s.source != "stream"]
+    stills = [s for s in await store.list_stills(earlier.id) if s.source != "video"]
     return {
         "id": earlier.id,
         "created_at": earlier.created_at.isoformat(),

@@ -76,8 +76,8 @@ async def run(size: tuple[int, int], captures: int) -> dict[str, Any]:
             await asyncio.sleep(3)
             idle_rate = (cpu_seconds(served.pid) - idle0) / (time.monotonic() - t0)
 
-            times: dict[str, list[float]] = {"camera": [], "stream": []}
-            sizes: dict[str, list[int]] = {"camera": [], "stream": []}
+            times: dict[str, list[float]] = {"camera": [], "video": []}
+            sizes: dict[str, list[int]] = {"camera": [], "video": []}
             dims: dict[str, str] = {}
             cpu0, w0 = cpu_seconds(served.pid), time.monotonic()
             for _ in range(captures):

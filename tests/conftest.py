@@ -26,6 +26,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "media_addresses": ("127.0.0.1",),
         "public_url": "http://links.test",
         "ws_heartbeat": 2.0,
+        # Long enough to be seen counting, short enough for a suite full of captures.
+        "capture_countdown": 0.5,
     }
     return Settings(**(values | overrides))
 

@@ -343,7 +343,7 @@ async def test_capture_from_the_console_saves_the_camera_photo_and_the_stream_st
 
     async with http.get(f"/api/consultations/{consultation['id']}", headers=staff) as r:
         stills = {s["source"]: s for s in (await r.json())["stills"]}
-    camera, stream = stills["camera"], stills["stream"]
+    camera, stream = stills["camera"], stills["video"]
     assert (camera["width"], camera["height"]) == (1920, 1080)
     assert stream["width"] >= 1280 and stream["height"] >= 720
     async with http.get(camera["url"], headers=staff) as r:

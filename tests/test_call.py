@@ -251,3 +251,32 @@ async def test_media_that_ends_without_a_new_offer_disconnects_with_media_failed
     assert await stylist.closed() == 4410
     assert time.monotonic() - ended >= 2.5  # it had its chance to offer again
     assert (await customer.expect("peer"))["state"] == "left"
+
+
+async def test_the_stylist_asks_for_light_and_sees_the_customers_upload(
+    clients: Any, consultation: dict[str, Any]
+) -> None:
+    customer, stylist = await in_call(clients, consultation)
+    await stylist.send({"type": "ask", "what": "light"})
+    assert await customer.expect("ask") == {"type": "ask", "what": "light"}
+    await stylist.send({"type": "ask", "what": "closer"})
+    assert (await customer.expect("ask"))["what"] == "closer"
+    # What the customer's page measures of its upload reaches the stylist as it was sent.
+    video = {"width": 1280, "height": 720, "fps": 30.0, "kbps": 2500.0, "loss": 0.0,
+             "limit": "none"}  # fmt: skip
+    await customer.send({"type": "stats", "video": video, "rtt_ms": 12.0})
+    stats = await stylist.expect("upload-stats")
+    assert (stats["video"], stats["rtt_ms"]) == (video, 12.0)
+    assert stats["at"]
+    # A malformed report is an error, and the call goes on.
+    await customer.send({"type": "stats", "video": video | {"loss": 7}})
+    assert (await customer.expect("error"))["code"] == "malformed"
+    await customer.send({"type": "stats", "video": video, "rtt_ms": None})
+    assert (await stylist.expect("upload-stats"))["rtt_ms"] is None
+    # Asking is the stylist's; nobody there to ask is an error.
+    await customer.send({"type": "ask", "what": "light"})
+    assert (await customer.expect("error"))["code"] == "unknown-type"
+    await customer.close()
+    await stylist.expect("peer")
+    await stylist.send({"type": "ask", "what": "light"})
+    assert (await stylist.expect("error"))["code"] == "no-customer"

@@ -78,7 +78,7 @@ async def test_export_holds_the_record_and_byte_identical_originals(
     record = json.loads(archive.read("record.json"))
     assert record["summary"] == "Almond, nude" and record["notes"] == "PRIVATE: thin nails"
     assert [m["text"] for m in record["messages"]] == ["Can we do <b>almond</b>?"]
-    assert {s["source"] for s in record["stills"]} == {"camera", "stream"}
+    assert {s["source"] for s in record["stills"]} == {"camera", "video"}
     for still in record["stills"]:
         data = archive.read(still["file"])
         assert hashlib.sha256(data).hexdigest() == still["sha256"]
@@ -232,7 +232,7 @@ async def test_same_again_starts_from_the_earlier_summary_and_photos(
     async with http.get(f"/api/consultations/{recorded['id']}", params={"token": token}) as r:
         assert r.status == 403
     async with http.get(f"/api/consultations/{recorded['id']}", headers=staff) as r:
-        stream = next(s for s in (await r.json())["stills"] if s["source"] == "stream")
+        stream = next(s for s in (await r.json())["stills"] if s["source"] == "video")
     async with http.get(stream["url"], params={"token": token}) as r:
         assert r.status == 403
     other = await create_consultation(http, staff, customer_name="Other")

@@ -10,11 +10,14 @@ from hypothesis import strategies as st
 from consult.errors import MalformedMessage, MessageTooLarge, ProtocolError, UnknownMessage
 from consult.signaling.messages import (
     Answer,
+    Ask,
     Bye,
     Capture,
     Error,
     Offer,
     Peer,
+    Stats,
+    VideoStats,
     Welcome,
     encode,
     parse_message,
@@ -122,3 +125,39 @@ def test_server_messages_encode_with_their_type() -> None:
         "swatch": None,
         "chosen": [],
     }
+
+
+def test_capture_takes_a_countdown_and_a_retake_cue() -> None:
+    assert parse_message('{"type": "capture"}', "stylist") == Capture(countdown=True, cue=[])
+    message = parse_message(
+        '{"type": "capture", "countdown": false, "cue": ["more-light", "tilt"]}', "stylist"
+    )
+    assert message == Capture(countdown=False, cue=["more-light", "tilt"])
+    with pytest.raises(MalformedMessage):
+        parse_message('{"type": "capture", "cue": ["smile"]}', "stylist")
+    with pytest.raises(MalformedMessage):
+        parse_message('{"type": "capture", "cue": ["tilt", "tilt", "tilt", "tilt", "tilt", '
+                      '"tilt", "tilt"]}', "stylist")  # fmt: skip
+
+
+def test_only_the_stylist_asks_and_only_the_customer_reports_its_upload() -> None:
+    assert parse_message('{"type": "ask", "what": "light"}', "stylist") == Ask(what="light")
+    with pytest.raises(UnknownMessage):
+        parse_message('{"type": "ask", "what": "light"}', "customer")
+    with pytest.raises(MalformedMessage):
+        parse_message('{"type": "ask", "what": "smile"}', "stylist")
+    stats = (
+        '{"type": "stats", "rtt_ms": 42.5, "video": {"width": 1280, "height": 720, '
+        '"fps": 29.5, "kbps": 2480.0, "loss": 0.01, "limit": "bandwidth"}}'
+    )
+    assert parse_message(stats, "customer") == Stats(
+        video=VideoStats(width=1280, height=720, fps=29.5, kbps=2480.0, loss=0.01, limit="bandwidth"),
+        rtt_ms=42.5,
+    )
+    with pytest.raises(UnknownMessage):
+        parse_message(stats, "stylist")
+    good = json.loads(stats)
+    for field, value in (("loss", 1.5), ("width", -1), ("fps", "fast"), ("limit", "moon")):
+        broken = good | {"video": good["video"] | {field: value}}
+        with pytest.raises(MalformedMessage):
+            parse_message(json.dumps(broken), "customer")

@@ -51,7 +51,7 @@ async def test_media_captures_and_errors_are_counted(
     )
     assert status == 201
     sources = {(await stylist.expect("still"))["still"]["source"] for _ in range(2)}
-    assert sources == {"camera", "stream"}
+    assert sources == {"camera", "video"}
     # Errors, on the websocket and over HTTP.
     await customer.send("not json")
     assert (await customer.expect("error"))["code"] == "malformed"
@@ -83,7 +83,7 @@ async def test_media_captures_and_errors_are_counted(
     assert value(second, "consult_calls") == 1
     assert value(second, "consult_participants") == 2
 
-    for source in ("camera", "stream"):
+    for source in ("camera", "video"):
         assert value(second, "consult_captures_total", source=source, outcome="saved") == 1
         assert value(second, "consult_capture_seconds_count", source=source) == 1
         assert value(second, "consult_capture_seconds_sum", source=source) > 0

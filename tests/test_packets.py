@@ -260,7 +260,7 @@ async def test_a_stream_still_decodes_only_while_it_is_taken(
     await stylist.send({"type": "capture"})
     await customer.expect("capture-request")
     still = (await stylist.expect("still", timeout=15))["still"]
-    assert still["source"] == "stream"
+    assert still["source"] == "video"
     assert (still["width"], still["height"]) == customer.video_size
     assert inlet.reception.decoded_frames > 0
     assert not inlet.reception.decoding  # stopped with the burst

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from consult.app import create_app
 from consult.config import Settings
 from consult.media.quality import laplacian_variance
 
@@ -94,7 +95,7 @@ async def test_a_capture_gives_the_camera_photo_bit_identical_and_the_best_strea
             still = (await client.expect("still", timeout=15))["still"]
             assert still["capture_id"] == request["capture_id"]
             seen[still["source"]] = still
-    stream = seen["stream"]
+    stream = seen["video"]
     assert (stream["width"], stream["height"]) == (640, 480)  # what the server received
 
     async with http.get(camera["url"], params={"token": token}) as r:
@@ -129,7 +130,7 @@ async def test_the_customer_can_send_a_photo_on_their_own(
     )
     assert status == 201
     sources = {(await stylist.expect("still", timeout=15))["still"]["source"] for _ in range(2)}
-    assert sources == {"camera", "stream"}
+    assert sources == {"camera", "video"}
 
 
 async def test_capture_without_the_customer_is_an_error(
@@ -319,3 +320,107 @@ async def test_stills_are_private_to_their_consultation(
         assert r.headers["Content-Disposition"].startswith("attachment;")
     async with http.get("/api/stills/does-not-exist", headers=staff) as r:
         assert r.status == 404
+
+
+async def test_a_capture_counts_down_repeats_the_retake_cue_and_records_the_video_size(
+    clients: Any, consultation: dict[str, Any], http: aiohttp.ClientSession, photo: np.ndarray,
+    settings: Settings,
+) -> None:  # fmt: skip
+    customer, stylist = await in_call_with(clients, consultation, PhotoTrack(photo, 640, 480))
+    token = token_of(consultation["customer_link"])
+    await stylist.send({"type": "capture", "cue": ["more-light", "hold-still"]})
+    request = await customer.expect("capture-request")
+    assert request["countdown_ms"] == round(settings.capture_countdown * 1000) > 0
+    assert request["cue"] == ["more-light", "hold-still"]
+    assert request["window_s"] == round(settings.native_photo_window)
+    started = await stylist.expect("capture-started")
+    assert started == {
+        "type": "capture-started", "capture_id": request["capture_id"],
+        "countdown_ms": request["countdown_ms"], "by": "stylist",
+    }  # fmt: skip
+    # The camera's photo is larger than the video it was taken during.
+    large = cv2.resize(photo, (1280, 1040))
+    status, body = await upload(http, f"{request['upload_url']}&video=640x480", token, png(large))
+    assert status == 201, body
+    camera = body["still"]
+    assert (camera["width"], camera["height"]) == (1280, 1040)
+    assert (camera["video_width"], camera["video_height"]) == (640, 480)
+    video = next(
+        s for s in [(await stylist.expect("still", timeout=15))["still"] for _ in range(2)]
+        if s["source"] == "video"
+    )  # fmt: skip
+    assert (video["video_width"], video["video_height"]) == (640, 480)
+    # The stylist may skip the countdown.
+    await stylist.send({"type": "capture", "countdown": False})
+    assert (await customer.expect("capture-request"))["countdown_ms"] == 0
+    status, body = await upload(http, f"{request['upload_url']}&video=wide", token, png(photo))
+    assert (status, body["error"]["code"]) == (400, "invalid-request")
+
+
+async def test_the_native_photo_path_stores_the_device_cameras_photo_byte_for_byte(
+    clients: Any, consultation: dict[str, Any], http: aiohttp.ClientSession, photo: np.ndarray,
+    settings: Settings,
+) -> None:  # fmt: skip
+    customer, stylist = await in_call_with(clients, consultation, PhotoTrack(photo, 640, 480))
+    token = token_of(consultation["customer_link"])
+    await stylist.send({"type": "capture", "countdown": False})
+    request = await customer.expect("capture-request")
+    native = f"{request['upload_url']}&source=native&video=640x480"
+    # A camera app's JPEG, named loosely by the browser (this module's limits are small).
+    original = (HANDS / "thumbs_down_brown_skin_427x640.jpg").read_bytes()
+    before = stored_files(settings)
+    # An iPhone's HEIC is refused with its own message, and leaves nothing.
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+    for kind in ("image/heic", "application/octet-stream"):
+        status, body = await upload(http, native, token, heic, kind)
+        assert (status, body["error"]["code"]) == (415, "heic-unsupported"), body
+        assert "Most Compatible" in body["error"]["message"]
+    assert stored_files(settings) == before
+    status, body = await upload(http, native, token, original, "application/octet-stream")
+    assert status == 201, body
+    still = body["still"]
+    assert (still["source"], still["media_type"]) == ("native", "image/jpeg")
+    assert (still["width"], still["height"]) == (427, 640)
+    assert (still["video_width"], still["video_height"]) == (640, 480)
+    async with http.get(still["url"], params={"token": token}) as r:
+        assert await r.read() == original
+    sources = {(await stylist.expect("still", timeout=15))["still"]["source"] for _ in range(2)}
+    assert sources == {"native", "video"}
+    # One native photo a capture; the camera path is separate.
+    status, body = await upload(http, native, token, original, "image/jpeg")
+    assert (status, body["error"]["code"]) == (409, "already-uploaded")
+    status, body = await upload(http, f"{request['upload_url']}&source=screen", token, original)
+    assert (status, body["error"]["code"]) == (400, "invalid-request")
+
+
+async def test_a_native_photo_after_the_capture_window_is_refused(
+    http: aiohttp.ClientSession, photo: np.ndarray, tmp_path: Path, aiohttp_server: Any,
+    staff: dict[str, str],
+) -> None:  # fmt: skip
+    server = await aiohttp_server(create_app(make_settings(tmp_path, native_photo_window=0.3)))
+    made: list[CallClient] = []
+
+    def clients(role: str, link: str) -> CallClient:
+        url = str(server.make_url("/ws").with_query(token=token_of(link)))
+        made.append(CallClient(session, url, role))
+        return made[-1]
+
+    async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as session:
+        consultation = await create_consultation(session, staff)
+        try:
+            customer, stylist = await in_call_with(
+                clients, consultation, PhotoTrack(photo, 320, 240)
+            )
+            await stylist.send({"type": "capture", "countdown": False})
+            request = await customer.expect("capture-request")
+            # The video's best frame stands for the capture.
+            assert (await stylist.expect("still", timeout=15))["still"]["source"] == "video"
+            await asyncio.sleep(0.4)
+            status, body = await upload(
+                session, f"{request['upload_url']}&source=native",
+                token_of(consultation["customer_link"]), png(photo),
+            )  # fmt: skip
+            assert (status, body["error"]["code"]) == (409, "capture-closed")
+        finally:
+            for client in made:
+                await client.close()

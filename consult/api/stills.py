@@ -6,9 +6,16 @@ from datetime import UTC, datetime
 
 from aiohttp import hdrs, web
 
-from ..appkeys import HUB, METRICS, STILLS, STORE
+from ..appkeys import HUB, METRICS, SETTINGS, STILLS, STORE
 from ..auth import caller_for, credential
-from ..errors import Forbidden, InvalidRequest, RangeNotSatisfiable, UnsupportedMedia
+from ..errors import (
+    CaptureClosed,
+    Forbidden,
+    InvalidRequest,
+    RangeNotSatisfiable,
+    UnsupportedHeic,
+    UnsupportedMedia,
+)
 from ..media.stills import still_json
 from ..roles import Role
 from ..signaling.hub import chat_sent
@@ -19,6 +26,8 @@ __all__ = ["routes"]
 routes = web.RouteTableDef()
 
 ACCEPTED = {"image/png", "image/jpeg"}
+HEIF_TYPES = {"image/heic", "image/heif", "image/heic-sequence", "image/heif-sequence"}
+NATIVE_TYPES = ACCEPTED | HEIF_TYPES | {"application/octet-stream", ""}
 CHUNK = 256 * 1024
 
 
@@ -56,7 +65,9 @@ async def chat_photo(request: web.Request) -> web.Response:
 
 @routes.post("/api/consultations/{id}/stills")
 async def upload(request: web.Request) -> web.Response:
-    """The camera still of a capture, uploaded by the customer's page (or staff)."""
+    """A capture's photo, uploaded by the customer's page (or staff): the camera's
+    (``takePhoto``), or with ``source=native`` the device camera app's, within the capture's
+    window. ``video=WxH``: the customer's video size when it was taken."""
     consultation_id = request.match_info["id"]
     caller = await caller_for(request, consultation_id)
     if caller.role == "stylist":
@@ -64,9 +75,18 @@ async def upload(request: web.Request) -> web.Response:
     capture_id = request.query.get("capture", "")
     if not capture_id:
         raise InvalidRequest("The capture is missing: ?capture=<capture id>.")
-    if request.content_type not in ACCEPTED:
-        raise UnsupportedMedia()
+    source = request.query.get("source", "camera")
+    if source not in ("camera", "native"):
+        raise InvalidRequest("source is camera or native.")
+    video_size = _video_size(request.query.get("video"))
+    # A device's camera app names its photo loosely (or not at all): the content decides.
+    accepted = NATIVE_TYPES if source == "native" else ACCEPTED
+    if request.content_type not in accepted:
+        raise UnsupportedHeic() if request.content_type in HEIF_TYPES else UnsupportedMedia()
     capture = await request.app[STORE].get_capture(consultation_id, capture_id)
+    age = (datetime.now(UTC) - capture.created_at).total_seconds()
+    if source == "native" and age > request.app[SETTINGS].native_photo_window:
+        raise CaptureClosed()
     metrics = request.app[METRICS]
     try:
         still = await request.app[STILLS].receive_upload(
@@ -74,14 +94,27 @@ async def upload(request: web.Request) -> web.Response:
             capture.id,
             request.content.iter_chunked(CHUNK),
             request.content_length,
+            source="native" if source == "native" else "camera",
+            video_size=video_size,
         )
     except Exception:
-        metrics.capture_failed("camera")
+        metrics.capture_failed("native" if source == "native" else "camera")
         raise
-    metrics.capture_saved("camera", (datetime.now(UTC) - capture.created_at).total_seconds())
+    metrics.capture_saved("native" if source == "native" else "camera", age)
     body = still_json(still)
     await request.app[HUB].broadcast(consultation_id, StillSaved(still=body))
     return web.json_response({"still": body}, status=201)
+
+
+def _video_size(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    width, _, height = value.partition("x")
+    if not (width.isdigit() and height.isdigit()) or not (
+        0 < int(width) <= 16384 and 0 < int(height) <= 16384
+    ):
+        raise InvalidRequest("video is the video's size, WIDTHxHEIGHT (e.g. 1280x720).")
+    return int(width), int(height)
 
 
 async def _still_file(request: web.Request, thumb: bool) -> web.FileResponse:
@@ -94,7 +127,7 @@ async def _still_file(request: web.Request, thumb: bool) -> web.FileResponse:
         # video stills, notes or chat).
         grant = await store.resolve_token(credential(request) or "")
         current = await store.get_consultation(grant.consultation_id)
-        if current.based_on != still.consultation_id or still.source == "stream":
+        if current.based_on != still.consultation_id or still.source == "video":
             raise
     path = request.app[STILLS].path(still.thumb if thumb else still.file)
     _check_range(request, path.stat().st_size)

@@ -6,8 +6,10 @@ A capture makes up to two stills under one capture id (docs/stills.md):
   the body to a staged file (hashing and counting as it goes), checks the format and the pixel
   count from the header before decoding, decodes it fully (a corrupt or truncated image is
   refused), measures it, and stores the bytes exactly as received.
-- ``stream``: ``best_of_burst`` reads about half a second of the customer's decoded video and
-  keeps the sharpest frame that shows a hand; ``Stills.save_stream`` stores it as lossless PNG.
+- ``native``: where the browser cannot take a photo, the page offers the device's own camera
+  app and uploads its photo the same way, within the capture's window.
+- ``video``: ``best_of_burst`` reads about half a second of the customer's decoded video and
+  keeps the sharpest frame that shows a hand; ``Stills.save_video`` stores it as lossless PNG.
 
 All decoding, measuring and encoding runs in an executor, never on the event loop.
 """
@@ -36,6 +38,7 @@ from ..errors import (
     PayloadTooLarge,
     StorageFailed,
     TooManyPixels,
+    UnsupportedHeic,
     UnsupportedMedia,
 )
 from ..recording.files import StillFiles
@@ -80,8 +83,19 @@ def thumbnail(bgr: np.ndarray) -> bytes:
     return bytes(data)
 
 
+#: ISO base media "brands" of HEIC/HEIF photos (an iPhone's default format).
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif"}
+
+
+def is_heif(head: bytes) -> bool:
+    return head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS
+
+
 def measure_upload(path: Path, max_pixels: int) -> Measured:
     """Check and measure an uploaded image (in an executor)."""
+    with path.open("rb") as f:
+        if is_heif(f.read(12)):
+            raise UnsupportedHeic()
     try:
         with Image.open(path) as image:
             if image.format not in FORMATS:
@@ -216,6 +230,8 @@ def still_json(still: Still) -> dict[str, Any]:
         "parent_id": still.parent_id,
         "derivation": still.derivation,
         "nails": still.nails,
+        "video_width": still.video_width,
+        "video_height": still.video_height,
         "url": f"/api/stills/{still.id}",
         "thumb_url": f"/api/stills/{still.id}/thumb",
     }
@@ -243,9 +259,10 @@ class Stills:
         chunks: AsyncIterator[bytes],
         content_length: int | None,
         source: Source = "camera",
+        video_size: tuple[int, int] | None = None,
     ) -> Still:
-        """Store an uploaded photo (a capture's camera photo, or a photo sent in the chat),
-        or raise and leave nothing behind."""
+        """Store an uploaded photo (a capture's camera or native photo, or a photo sent in the
+        chat), or raise and leave nothing behind. ``video_size``: the customer's video then."""
         if await self._store.has_still(capture_id, source):
             raise AlreadyUploaded()
         limit = self.limits.max_bytes
@@ -292,6 +309,8 @@ class Stills:
                 still_id, consultation_id, capture_id, source, measured, size,
                 digest.hexdigest(), placed,
             )  # fmt: skip
+            if video_size is not None:
+                still = replace(still, video_width=video_size[0], video_height=video_size[1])
             await self._store.add_still(still)
             return still
         except OSError as exc:
@@ -304,11 +323,14 @@ class Stills:
             self._discard(staged, placed)
             raise
 
-    async def save_stream(self, consultation_id: str, capture_id: str, frame: np.ndarray) -> Still:
+    async def save_video(self, consultation_id: str, capture_id: str, frame: np.ndarray) -> Still:
         """Store a frame (I420, from ``best_of_burst``) as a lossless PNG still."""
         loop = asyncio.get_running_loop()
         png, measured = await loop.run_in_executor(None, encode_frame, frame)
-        return await self._save_png(consultation_id, capture_id, "stream", png, measured)
+        return await self._save_png(
+            consultation_id, capture_id, "video", png, measured,
+            video_width=measured.width, video_height=measured.height,
+        )  # fmt: skip
 
     async def save_derived(
         self, parent: Still, bgr: np.ndarray, source: Source, derivation: dict[str, Any]

@@ -129,6 +129,9 @@ stills = sa.Table(
     sa.Column("derivation", sa.JSON(), nullable=True),
     #: The stylist's nail outlines on this still (polygons in image pixels), for try-ons.
     sa.Column("nails", sa.JSON(), nullable=True),
+    #: The customer's video size when the still was taken (a photo may be larger).
+    sa.Column("video_width", sa.Integer(), nullable=True),
+    sa.Column("video_height", sa.Integer(), nullable=True),
     sa.UniqueConstraint("capture_id", "source", name="uq_stills_capture_source"),
 )
 

@@ -91,10 +91,11 @@ class Capture:
     created_at: datetime
 
 
-#: camera: the customer's camera photo of a capture; stream: the best frame of the video;
-#: chat: a photo either side sent in the chat; white-balance and try-on: images derived from
+#: camera: the customer's camera photo of a capture (``takePhoto``); native: a photo of the
+#: device's own camera app, where the browser cannot take one; video: the best frame of the
+#: video; chat: a photo either side sent in the chat; white-balance and try-on: images derived from
 #: another still (``parent_id``).
-Source = Literal["camera", "stream", "chat", "white-balance", "try-on"]
+Source = Literal["camera", "native", "video", "chat", "white-balance", "try-on"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,9 @@ class Still:
     derivation: dict[str, Any] | None = None
     #: The stylist's nail outlines on this still: polygons of [x, y] image pixels.
     nails: list[list[list[float]]] | None = None
+    #: The customer's video size when the still was taken: a photo may be larger than it.
+    video_width: int | None = None
+    video_height: int | None = None
 
 
 @dataclass(frozen=True)

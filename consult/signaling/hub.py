@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import WSCloseCode
 
@@ -28,17 +28,21 @@ from ..recording.palette import SwatchAction, SwatchEvent
 from ..recording.store import ChatMessage, Consultation, Still, Store
 from ..roles import Role
 from .messages import (
+    AskShown,
     Away,
     CaptureRequest,
+    CaptureStarted,
     ChatSent,
     Error,
     NotesChanged,
     Peer,
     ReadMark,
     ServerMessage,
+    Stats,
     StillSaved,
     SwatchesChosen,
     SwatchShown,
+    UploadStats,
     as_dict,
 )
 from .participant import Participant
@@ -172,9 +176,13 @@ class Hub:
         if participant.peer is peer and participant.connected:
             await participant.disconnect(errors.MediaFailed())
 
-    async def capture(self, requester: Participant) -> str:
-        """Start a capture: ask the customer's page for a camera photo, and take the best frame
-        of the customer's video. Each still is announced to both sides as it is saved."""
+    async def capture(
+        self, requester: Participant, *, countdown: bool = True, cue: Sequence[str] = ()
+    ) -> str:
+        """Start a capture: after a countdown for the customer to place the hand, the
+        customer's page takes a camera photo, and the server the best frame of the customer's
+        video. Each still is announced to both sides as it is saved. ``cue``: what to fix, for
+        a retake."""
         call = self._calls.get(requester.consultation_id)
         customer = call.room.member("customer") if call is not None else None
         if (
@@ -184,20 +192,35 @@ class Hub:
         ):
             raise errors.NoCustomer()
         started = time.monotonic()
+        delay = self._settings.capture_countdown if countdown else 0.0
         capture = await self._store.create_capture(requester.consultation_id, requester.role)
         await customer.send(
             CaptureRequest(
                 capture_id=capture.id,
                 upload_url=f"/api/consultations/{capture.consultation_id}/stills"
                 f"?capture={capture.id}",
+                countdown_ms=round(delay * 1000),
+                cue=list(cue),
+                window_s=round(self._settings.native_photo_window),
             )
         )
-        self._spawn(self._stream_still(customer.peer, capture.consultation_id, capture.id, started))
+        stylist = call.room.member("stylist") if call is not None else None
+        if isinstance(stylist, Participant):
+            await stylist.send(
+                CaptureStarted(
+                    capture_id=capture.id, countdown_ms=round(delay * 1000), by=requester.role
+                )
+            )
+        self._spawn(
+            self._video_still(customer.peer, capture.consultation_id, capture.id, started, delay)
+        )
         return capture.id
 
-    async def _stream_still(
-        self, peer: ServerPeer, consultation_id: str, capture_id: str, started: float
+    async def _video_still(
+        self, peer: ServerPeer, consultation_id: str, capture_id: str, started: float, delay: float
     ) -> None:
+        # The customer's page counts down meanwhile: the burst starts as the hand is placed.
+        await asyncio.sleep(delay)
         await peer.request_keyframe()
         inlet = peer.inlets.get("video")
         frame = await best_of_burst(inlet) if inlet is not None else None
@@ -205,23 +228,45 @@ class Hub:
             logger.warning(
                 "%s: capture %s: no video to take a still from", consultation_id, capture_id
             )
-            self.metrics.capture_failed("stream")
+            self.metrics.capture_failed("video")
             self.metrics.error("no-customer", "ws")
             await self.broadcast(
                 consultation_id, Error(code="no-customer", message=errors.NoCustomer().message)
             )
             return
         try:
-            still = await self._stills.save_stream(consultation_id, capture_id, frame)
+            still = await self._stills.save_video(consultation_id, capture_id, frame)
         except Exception as exc:
             error = exc if isinstance(exc, errors.ConsultError) else errors.ConsultError()
-            logger.exception("%s: capture %s: stream still failed", consultation_id, capture_id)
-            self.metrics.capture_failed("stream")
+            logger.exception("%s: capture %s: video still failed", consultation_id, capture_id)
+            self.metrics.capture_failed("video")
             self.metrics.error(error.code, "ws")
             await self.broadcast(consultation_id, Error(code=error.code, message=error.message))
             return
-        self.metrics.capture_saved("stream", time.monotonic() - started)
+        self.metrics.capture_saved("video", time.monotonic() - started - delay)
         await self.broadcast(consultation_id, StillSaved(still=still_json(still)))
+
+    async def ask(self, stylist: Participant, what: Literal["light", "closer"]) -> None:
+        """The stylist asks for light or a closer view: a prompt on the customer's screen."""
+        customer = self._member(stylist.consultation_id, "customer")
+        if customer is None:
+            raise errors.NoCustomer()
+        await customer.send(AskShown(what=what))
+
+    async def upload_stats(self, customer: Participant, stats: Stats) -> None:
+        """The customer's upload as its page measures it, to the stylist's quality panel."""
+        stylist = self._member(customer.consultation_id, "stylist")
+        if stylist is not None:
+            await stylist.send(
+                UploadStats(
+                    video=stats.video, rtt_ms=stats.rtt_ms, at=datetime.now(UTC).isoformat()
+                )
+            )
+
+    def _member(self, consultation_id: str, role: Role) -> Participant | None:
+        call = self._calls.get(consultation_id)
+        member = call.room.member(role) if call is not None else None
+        return member if isinstance(member, Participant) else None
 
     async def chat(self, sender: Participant, client_id: str, text: str) -> None:
         """Store, then deliver: both sides get the message with its sequence number (the

@@ -16,14 +16,18 @@ from ..roles import Role
 
 __all__ = [
     "Answer",
+    "Ask",
+    "AskShown",
     "Away",
     "Bye",
     "Capture",
     "CaptureRequest",
+    "CaptureStarted",
     "Chat",
     "ChatSent",
     "ChooseSwatch",
     "ClientMessage",
+    "Cue",
     "Error",
     "NotesChanged",
     "Offer",
@@ -32,9 +36,12 @@ __all__ = [
     "ReadMark",
     "ServerMessage",
     "ShowSwatch",
+    "Stats",
     "StillSaved",
     "SwatchShown",
     "SwatchesChosen",
+    "UploadStats",
+    "VideoStats",
     "Welcome",
     "encode",
     "parse_message",
@@ -58,8 +65,47 @@ class Bye(_Message, tag="bye"):
     pass
 
 
+#: What a customer can do to get a better still: the quality gate's hints (docs/stills.md).
+Cue = Literal["hold-still", "more-light", "less-light", "tilt", "come-closer", "show-hand"]
+
+
 class Capture(_Message, tag="capture"):
     """Take a still of the customer's hand (the stylist, or the customer's "Send a photo")."""
+
+    #: Give the customer a short countdown to place the hand first (the stylist may skip it).
+    countdown: bool = True
+    #: A retake: what to fix, shown to the customer before the countdown.
+    cue: Annotated[list[Cue], msgspec.Meta(max_length=6)] = msgspec.field(default_factory=list)
+
+
+class Ask(_Message, tag="ask"):
+    """The stylist asks the customer for light or a closer view (a one-tap prompt)."""
+
+    what: Literal["light", "closer"]
+
+
+_Kbps = Annotated[float, msgspec.Meta(ge=0, le=1_000_000)]
+_Pixels = Annotated[int, msgspec.Meta(ge=0, le=16384)]
+
+
+class VideoStats(msgspec.Struct, kw_only=True):
+    """A page's outgoing video over the last interval, from its own ``getStats()``."""
+
+    width: _Pixels
+    height: _Pixels
+    fps: Annotated[float, msgspec.Meta(ge=0, le=1000)]
+    kbps: _Kbps
+    #: Share of packets the server reported lost (RTCP), 0-1.
+    loss: Annotated[float, msgspec.Meta(ge=0, le=1)]
+    #: Why the browser limits the video now: "none", "cpu", "bandwidth" or "other".
+    limit: Literal["none", "cpu", "bandwidth", "other"] = "none"
+
+
+class Stats(_Message, tag="stats"):
+    """The customer's upload: what reaches the server is what the stylist can see."""
+
+    video: VideoStats | None = None
+    rtt_ms: Annotated[float, msgspec.Meta(ge=0, le=60_000)] | None = None
 
 
 MAX_CHAT_CHARS = 2000
@@ -93,15 +139,15 @@ class ChooseSwatch(_Message, tag="choose"):
     chosen: bool = True
 
 
-ClientMessage = Offer | Bye | Capture | Chat | Read | ShowSwatch | ChooseSwatch
+ClientMessage = Offer | Bye | Capture | Chat | Read | ShowSwatch | ChooseSwatch | Ask | Stats
 
 _COMMON: dict[str, type[_Message]] = {
     "offer": Offer, "bye": Bye, "capture": Capture, "chat": Chat, "read": Read,
 }  # fmt: skip
 #: Which client messages each role may send.
 ALLOWED: dict[Role, dict[str, type[_Message]]] = {
-    "customer": _COMMON,
-    "stylist": _COMMON | {"swatch": ShowSwatch, "choose": ChooseSwatch},
+    "customer": _COMMON | {"stats": Stats},
+    "stylist": _COMMON | {"swatch": ShowSwatch, "choose": ChooseSwatch, "ask": Ask},
 }
 
 
@@ -132,7 +178,9 @@ def parse_message(
         raise MalformedMessage(f"Invalid {envelope.type!r} message: {exc}.") from None
     except RecursionError:
         raise MalformedMessage("The message is nested too deeply.") from None
-    assert isinstance(message, Offer | Bye | Capture | Chat | Read | ShowSwatch | ChooseSwatch)
+    assert isinstance(
+        message, Offer | Bye | Capture | Chat | Read | ShowSwatch | ChooseSwatch | Ask | Stats
+    )
     return message
 
 
@@ -166,10 +214,37 @@ class Error(_Message, tag="error"):
 
 
 class CaptureRequest(_Message, tag="capture-request"):
-    """To the customer: take a photo with the camera and upload it to ``upload_url``."""
+    """To the customer: after ``countdown_ms``, take a photo with the camera and upload it to
+    ``upload_url``; where the browser cannot take one, offer the device's own camera, whose
+    photo is taken at ``upload_url`` with ``&source=native`` for ``window_s`` seconds."""
 
     capture_id: str
     upload_url: str
+    countdown_ms: int = 0
+    cue: list[str] = msgspec.field(default_factory=list)
+    window_s: int = 0
+
+
+class CaptureStarted(_Message, tag="capture-started"):
+    """To the stylist: a capture began; its stills follow after the countdown."""
+
+    capture_id: str
+    countdown_ms: int
+    by: Role
+
+
+class AskShown(_Message, tag="ask"):
+    """To the customer: the stylist asks for light or a closer view."""
+
+    what: Literal["light", "closer"]
+
+
+class UploadStats(_Message, tag="upload-stats"):
+    """To the stylist: the customer's upload as the customer's page measures it."""
+
+    video: VideoStats | None
+    rtt_ms: float | None
+    at: str
 
 
 class StillSaved(_Message, tag="still"):
@@ -233,6 +308,9 @@ ServerMessage = (
     | Away
     | SwatchShown
     | SwatchesChosen
+    | CaptureStarted
+    | AskShown
+    | UploadStats
 )
 
 

@@ -14,6 +14,7 @@ from ..record import consultation_json, earlier_json
 from ..roles import partner_of
 from .messages import (
     Answer,
+    Ask,
     Bye,
     Capture,
     Chat,
@@ -22,6 +23,7 @@ from .messages import (
     Offer,
     Read,
     ShowSwatch,
+    Stats,
     Welcome,
     encode,
     parse_message,
@@ -101,8 +103,12 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                         await participant.send(Answer(sdp=answer))
                     case Bye():
                         await participant.disconnect()
-                    case Capture():
-                        await hub.capture(participant)
+                    case Capture(countdown=countdown, cue=cue):
+                        await hub.capture(participant, countdown=countdown, cue=cue)
+                    case Ask(what=what):
+                        await hub.ask(participant, what)
+                    case Stats():
+                        await hub.upload_stats(participant, message)
                     case Chat(text=text, id=client_id):
                         await hub.chat(participant, client_id, text)
                     case Read(seq=seq):

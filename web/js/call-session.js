@@ -3,7 +3,8 @@
 //
 // States: idle -> connecting -> waiting | live -> (reconnecting -> connecting ...) -> left | ended.
 // Events: "state" {state, partnerLeft}, "remotestream" {stream}, "error" {code, message},
-// "message" (any other server message, e.g. capture-request, still).
+// "blocked" (the media never connected: the network is likely blocking it), "connected" (the
+// media flows), "message" (any other server message, e.g. capture-request, still).
 
 // Close codes after which reconnecting cannot help (docs/protocol.md).
 const FINAL = new Map([
@@ -28,6 +29,7 @@ export class CallSession extends EventTarget {
     this.state = "idle";
     this._emitted = "idle/false";
     this.partnerLeft = false;
+    this.blocked = false;
     this.reconnects = 0;
     this._ws = null;
     this._generation = 0;
@@ -50,13 +52,16 @@ export class CallSession extends EventTarget {
     this._teardown();
   }
 
-  // Switch camera or microphone without renegotiating.
+  // Switch camera or microphone without renegotiating: each kind has its own sender from the
+  // first offer on, with or without a track (a customer who joined without a camera can add
+  // one later).
   async replaceStream(stream) {
     this.stream = stream;
     if (!this.pc) return;
-    for (const sender of this.pc.getSenders()) {
-      const track = stream.getTracks().find((t) => t.kind === sender.track?.kind);
-      if (track) await sender.replaceTrack(track);
+    for (const transceiver of this.pc.getTransceivers()) {
+      const kind = transceiver.receiver.track?.kind;
+      const track = stream.getTracks().find((t) => t.kind === kind) || null;
+      if (transceiver.sender.track !== track) await transceiver.sender.replaceTrack(track);
     }
   }
 
@@ -86,6 +91,11 @@ export class CallSession extends EventTarget {
   }
 
   _closed(code) {
+    // The server gave up on media that never connected (media-failed): blocked, as above.
+    if (code === 4410 && this.pc && !this._mediaConnected) {
+      this.blocked = true;
+      this.dispatchEvent(new CustomEvent("blocked"));
+    }
     this._closePeer();
     if (this.state === "left" || this.state === "ended") return;
     if (FINAL.has(code)) {
@@ -142,9 +152,12 @@ export class CallSession extends EventTarget {
     const pc = new RTCPeerConnection({ iceServers });
     this.pc = pc;
     const remote = new MediaStream();
-    for (const track of this.stream.getTracks()) {
-      const sender = pc.addTrack(track, this.stream);
-      if (track.kind === "video") {
+    let connected = false;
+    this._mediaConnected = false;
+    for (const kind of ["audio", "video"]) {
+      const track = this.stream.getTracks().find((t) => t.kind === kind);
+      const { sender } = pc.addTransceiver(track || kind, { direction: "sendrecv", streams: [this.stream] });
+      if (kind === "video") {
         // Keep the hand sharp: under pressure drop frames, never resolution.
         const params = sender.getParameters();
         params.degradationPreference = "maintain-resolution";
@@ -158,6 +171,17 @@ export class CallSession extends EventTarget {
     pc.onconnectionstatechange = () => {
       if (pc !== this.pc) return;
       clearTimeout(this._disconnectedTimer);
+      if (pc.connectionState === "connected" && !connected) {
+        connected = true;
+        this._mediaConnected = true;
+        this.blocked = false;
+        this.dispatchEvent(new CustomEvent("connected"));
+      }
+      if (pc.connectionState === "failed" && !connected) {
+        // Not one packet got through: UDP is likely blocked here (hotel or office Wi-Fi).
+        this.blocked = true;
+        this.dispatchEvent(new CustomEvent("blocked"));
+      }
       if (pc.connectionState === "failed") this._restart();
       if (pc.connectionState === "disconnected") {
         this._disconnectedTimer = setTimeout(() => {
@@ -170,9 +194,20 @@ export class CallSession extends EventTarget {
     if (pc === this.pc) this._send({ type: "offer", sdp: pc.localDescription.sdp });
   }
 
-  // Take a still of the customer's hand (docs/stills.md).
-  capture() {
-    return this._send({ type: "capture" });
+  // Take a still of the customer's hand (docs/stills.md): after the customer's countdown
+  // unless skipped; `cue`: what to fix, for a retake.
+  capture({ countdown = true, cue = [] } = {}) {
+    return this._send({ type: "capture", countdown, cue });
+  }
+
+  // The stylist asks the customer for light or a closer view.
+  ask(what) {
+    return this._send({ type: "ask", what });
+  }
+
+  // The customer's upload as its own getStats() sees it, for the stylist's panel.
+  sendStats(stats) {
+    return this._send({ type: "stats", ...stats });
   }
 
   // Chat: false if not connected now (the chat resends it, with the same id, on welcome).

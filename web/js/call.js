@@ -1,10 +1,15 @@
 // The page behind both links: the customer's lobby and call (/c/<token>) and the stylist's
 // console (/s/<token>). Wire protocol: docs/protocol.md.
 import { language, setText, startI18n, t } from "./i18n.js";
-import { CameraError, listDevices, openCamera, stopStream, webrtcSupported } from "./camera.js";
+import { $, api, el, errorKey } from "./page.js";
+import { webrtcSupported } from "./camera.js";
+import { LocalMedia } from "./local-media.js";
+import { CameraUi } from "./camera-ui.js";
 import { CallSession } from "./call-session.js";
-import { watchQuality } from "./quality.js";
-import { renderEarlier, showNotice, StillStrip, takePhoto, uploadPhoto, withToken } from "./stills.js";
+import { watchQuality, watchUpload } from "./quality.js";
+import { renderEarlier, showNotice, StillStrip, withToken } from "./stills.js";
+import { CaptureFlow } from "./capture.js";
+import { Console } from "./console.js";
 import { Chat } from "./chat.js";
 import { Notes, showSummary } from "./notes.js";
 import { PalettePanel, renderChosen, renderSwatchCard } from "./palette.js";
@@ -12,20 +17,24 @@ import { StillTools } from "./still-tools.js";
 
 const [, prefix, token] = location.pathname.split("/");
 const role = prefix === "s" ? "stylist" : "customer";
-const $ = (id) => document.getElementById(id);
 
-let stream = null;
+// The customer starts on the rear camera (it focuses close and has the torch), the stylist on
+// the front one.
+const media = new LocalMedia({ facingMode: role === "customer" ? "environment" : "user" });
 let session = null;
-let facingMode = "user";
 let wakeLock = null;
 let stopQuality = null;
 let strip = null;
 let chat = null;
 let notes = null;
 let palette = null;
+let console_ = null;
+let captureFlow = null;
+const cameraUi = new CameraUi(media, () => session);
 
 function show(section) {
   for (const id of ["lobby", "call", "ended"]) $(id).hidden = id !== section;
+  cameraUi.placeForCall(section === "call");
 }
 
 function lobbyMessage(key, vars) {
@@ -37,43 +46,33 @@ async function startCamera(options = {}) {
   $("retry").hidden = true;
   lobbyMessage("lobby.starting");
   try {
-    const next = await openCamera(options);
-    stopStream(stream);
-    stream = next;
+    await media.start(options);
   } catch (error) {
-    lobbyMessage(error instanceof CameraError ? error.key : "camera.failed");
+    lobbyMessage(error.key || "camera.failed");
     $("retry").hidden = false;
+    // A refused camera is no dead end: join to talk and write, and open the record.
+    $("join-without-camera").hidden = false;
     return false;
   }
   applyToggles();
-  $("preview").srcObject = stream;
-  $("local").srcObject = stream;
-  await fillPickers();
   lobbyMessage("lobby.ready");
   $("join").disabled = false;
-  if (session) await session.replaceStream(stream);
   return true;
 }
 
-async function fillPickers() {
-  const { cameras, microphones } = await listDevices();
-  const current = (kind) => stream.getTracks().find((tr) => tr.kind === kind)?.getSettings().deviceId;
-  for (const [select, devices, kind, name] of [
-    [$("camera-select"), cameras, "video", "lobby.camera"],
-    [$("mic-select"), microphones, "audio", "lobby.microphone"],
-  ]) {
-    select.replaceChildren(
-      ...devices.map((d, i) => new Option(d.label || `${t(name)} ${i + 1}`, d.deviceId, false, d.deviceId === current(kind))),
-    );
-    select.parentElement.hidden = devices.length < 2;
+// Without the camera: the microphone if it is allowed, else nothing (see, hear and write).
+async function joinWithoutCamera() {
+  try {
+    await media.start({ video: false });
+  } catch {
+    media.none();
   }
-  // Phones: a front and a back camera.
-  $("flip").hidden = cameras.length < 2;
+  join();
 }
 
 function applyToggles() {
-  for (const track of stream.getAudioTracks()) track.enabled = $("mute").getAttribute("aria-pressed") !== "true";
-  for (const track of stream.getVideoTracks()) track.enabled = $("camera-toggle").getAttribute("aria-pressed") !== "true";
+  media.setEnabled("audio", $("mute").getAttribute("aria-pressed") !== "true");
+  media.setEnabled("video", $("camera-toggle").getAttribute("aria-pressed") !== "true");
 }
 
 function toggle(button, onKey, offKey) {
@@ -114,22 +113,30 @@ function renderState({ state, partnerLeft }) {
     show("ended");
     return;
   }
-  show("call");
+  if ($("call").hidden) show("call");
   const key = statusFor(state, partnerLeft);
   $("call-status").hidden = !key;
   if (key) setText($("call-status"), key);
 }
 
+// The first attempt got no media through: say it plainly, and what to try. The page goes on
+// trying; the message goes once the media flows.
+function renderBlocked(blocked) {
+  const box = $("network-blocked");
+  box.hidden = !blocked;
+  if (blocked) setText(box, `network.blocked.${role}`);
+}
+
 function join() {
   if (session) session.dispose();
-  session = new CallSession(token, stream);
+  session = new CallSession(token, media.stream);
   session.addEventListener("state", (event) => renderState(event.detail));
   session.addEventListener("remotestream", (event) => {
     if ($("remote").srcObject !== event.detail.stream) $("remote").srcObject = event.detail.stream;
   });
   session.addEventListener("error", (event) => {
     const { code, message } = event.detail;
-    const key = t(`error.${code}`) === `error.${code}` ? "error.generic" : `error.${code}`;
+    const key = errorKey(code);
     // Kept for the "ended" screen if the server closes the connection after it.
     setText($("ended-message"), key, { message });
     if (!["ended", "left"].includes(session.state)) {
@@ -137,6 +144,8 @@ function join() {
       setText($("call-status"), key, { message });
     }
   });
+  session.addEventListener("blocked", () => renderBlocked(true));
+  session.addEventListener("connected", () => renderBlocked(false));
   session.addEventListener("message", (event) => onMessage(event.detail));
   session.addEventListener("state", renderAway);
   if (role === "stylist") palette = new PalettePanel($("console-features"), session, token);
@@ -162,7 +171,7 @@ function join() {
     if (role === "stylist" && session.consultation) {
       $("customer-name").textContent = session.consultation.customer_name;
       const at = session.consultation.scheduled_at;
-      $("scheduled-at").textContent = at ? new Date(at).toLocaleString() : "–";
+      $("scheduled-at").textContent = at ? new Date(at).toLocaleString(language()) : "–";
     }
   });
   session.addEventListener("state", (event) => {
@@ -170,7 +179,21 @@ function join() {
   });
   session.join();
   keepAwake();
-  if (role === "stylist" && !stopQuality) stopQuality = watchQuality(() => session?.pc, renderQuality);
+  if (role === "stylist" && !stopQuality) stopQuality = watchQuality(() => session?.pc, (s) => console_.ownLink(s));
+  if (role === "customer" && !stopQuality) {
+    stopQuality = watchUpload(() => session?.pc, (report) => {
+      session?.sendStats({ video: report.video, rtt_ms: report.rtt_ms });
+      renderUpload(report.grade);
+    });
+  }
+}
+
+// The customer's own upload, in one word: the leg that carries the hand.
+function renderUpload(grade) {
+  const badge = $("upload-quality");
+  badge.hidden = false;
+  badge.dataset.grade = grade;
+  setText(badge, `upload.${grade}`);
 }
 
 // The salon is closed and nobody is there to answer: say so, and when it opens.
@@ -182,23 +205,25 @@ function renderAway() {
     const box = $(id);
     box.hidden = !show;
     if (!show) continue;
-    const when = salon.next_open
+    const next = salon.next_open
       ? new Date(salon.next_open).toLocaleString(language(), { weekday: "long", hour: "2-digit", minute: "2-digit" })
       : null;
-    const text = document.createElement("p");
+    const text = el("p");
     text.textContent = salon.away_message || t("away.default");
-    const next = document.createElement("p");
-    next.className = "muted";
-    if (when) setText(next, "away.next", { when });
-    else setText(next, "away.no_hours");
-    box.replaceChildren(text, next);
+    const later = el("p", { className: "muted" });
+    if (next) setText(later, "away.next", { when: next });
+    else setText(later, "away.no_hours");
+    box.replaceChildren(text, later);
   }
 }
 
 async function loadSalon() {
   if (role !== "customer") return;
-  const response = await fetch("/api/salon/status", { headers: { Authorization: `Bearer ${token}` } });
-  if (response.ok) salon = await response.json();
+  try {
+    salon = await api("/api/salon/status", { token });
+  } catch {
+    salon = null;
+  }
   renderAway();
 }
 
@@ -221,71 +246,54 @@ function showCompare(still) {
 }
 
 async function onMessage(message) {
-  if (message.type === "swatch") return showSwatch(message.swatch);
-  if (message.type === "chosen") return showChosen(message.swatches);
-  if (message.type === "away") {
-    salon = { ...(salon || {}), open: false, away_message: message.message, next_open: message.next_open };
-    renderAway();
-    return;
+  switch (message.type) {
+    case "swatch":
+      return showSwatch(message.swatch);
+    case "chosen":
+      return showChosen(message.swatches);
+    case "away":
+      salon = { ...(salon || {}), open: false, away_message: message.message, next_open: message.next_open };
+      return renderAway();
+    case "capture-request":
+      // The call keeps running while the photo is taken and sent.
+      if (role === "customer") await captureFlow.request(message);
+      return;
+    case "ask":
+      if (role === "customer") cameraUi.ask(message.what);
+      return;
+    case "upload-stats":
+      if (role === "stylist") console_.uploadStats(message);
+      return;
+    case "media":
+      if (role === "stylist" && message.role === "customer") console_.customerMedia(message.state);
+      if (message.role === role) renderBlocked(message.state === "unreachable");
+      return;
+    case "notes":
+      if (role === "customer") showSummary($("summary-card"), message.summary);
+      return;
+    case "still":
+      if (role === "customer" && message.still.parent_id) showCompare(message.still);
+      else if (role === "customer") {
+        showNotice(message.still, token);
+        captureFlow.still(message.still);
+      } else {
+        strip.add(message.still);
+        console_.still(message.still);
+      }
   }
-  if (message.type === "capture-request" && role === "customer") {
-    // The call keeps running while the photo is taken and sent.
-    try {
-      await uploadPhoto(message.upload_url, token, await takePhoto(stream));
-    } catch (error) {
-      flashStatus(error.code ? `error.${error.code}` : "stills.upload_failed");
-    }
-  } else if (message.type === "notes" && role === "customer") {
-    showSummary($("summary-card"), message.summary);
-  } else if (message.type === "still") {
-    if (role === "customer" && message.still.parent_id) showCompare(message.still);
-    else if (role === "customer") showNotice(message.still, token);
-    else strip.add(message.still);
-  }
-}
-
-function flashStatus(key) {
-  const status = $("call-status");
-  setText(status, t(key) === key ? "stills.upload_failed" : key);
-  status.hidden = false;
-  setTimeout(() => renderState({ state: session.state, partnerLeft: session.partnerLeft }), 4000);
 }
 
 // The stills taken before this page (re)joined, oldest first so the newest ends up first.
 async function loadStills() {
   if (role !== "stylist" || !session?.consultation) return;
-  const response = await fetch(`/api/consultations/${session.consultation.id}`, {
-    headers: { Authorization: `Bearer ${token}` },
-  });
-  if (!response.ok) return;
-  const record = await response.json();
-  for (const still of record.stills.slice().reverse()) strip.add(still);
-  palette?.seedRecent(record.swatches_shown.map((entry) => entry.swatch));
-}
-
-function capture() {
-  if (!session || !["live", "waiting"].includes(session.state)) return;
-  $("capture").disabled = true;
-  session.capture();
-  setTimeout(() => ($("capture").disabled = false), 1000);
-}
-
-function renderQuality(sample) {
-  if (!sample) {
-    setText($("quality-video"), "console.quality.none");
-    $("quality-grade").textContent = "";
+  let record;
+  try {
+    record = await api(`/api/consultations/${session.consultation.id}`, { token });
+  } catch {
     return;
   }
-  $("quality-rtt").textContent = sample.rtt == null ? "–" : `${Math.round(sample.rtt)} ms`;
-  $("quality-loss").textContent = `${(sample.loss * 100).toFixed(1)} %`;
-  if (sample.width) {
-    $("quality-video").removeAttribute("data-i18n");
-    $("quality-video").textContent = `${sample.width}×${sample.height} · ${Math.round(sample.fps)} fps`;
-  } else {
-    setText($("quality-video"), "console.quality.none");
-  }
-  setText($("quality-grade"), `console.quality.${sample.grade}`);
-  $("quality-grade").dataset.grade = sample.grade;
+  for (const still of record.stills.slice().reverse()) strip.add(still);
+  palette?.seedRecent(record.swatches_shown.map((entry) => entry.swatch));
 }
 
 async function main() {
@@ -293,19 +301,24 @@ async function main() {
   document.body.dataset.role = role;
   setText($("lobby-title"), `lobby.title.${role}`);
   $("lobby-intro").hidden = role !== "customer";
-  $("record-link").href = `${location.pathname.replace(/\/$/, "")}/record`;
+  const recordUrl = `${location.pathname.replace(/\/$/, "")}/record`;
+  $("record-link").href = recordUrl;
+  $("lobby-record-link").href = recordUrl;
   $("guide").hidden = role !== "customer";
   $("console").hidden = role !== "stylist";
   $("capture").hidden = role !== "stylist";
   $("send-photo").hidden = role !== "customer";
   if (role === "stylist") {
     strip = new StillStrip(token);
+    console_ = new Console(() => session);
     // Try-ons use the swatch on the customer's screen, else the latest chosen one.
     new StillTools(strip.viewer, token, { swatch: () => palette?.current || palette?.chosen.at(-1)?.swatch || null });
     notes = new Notes(token, {
       areas: { summary: $("summary"), notes: $("private-notes") },
       status: $("notes-status"),
     });
+  } else {
+    captureFlow = new CaptureFlow(token, { camera: () => media.video, torch: () => media.torchOn });
   }
   // The customer's chat is a drawer over the call; the stylist's sits in the console.
   if (role === "customer") $("chat-drawer").append($("earlier"), $("chat"));
@@ -317,28 +330,24 @@ async function main() {
     $("chat-toggle").setAttribute("aria-expanded", String(!drawer.hidden));
     if (!drawer.hidden) chat?.shown();
   });
+  cameraUi.placeForCall(false);
   if (!webrtcSupported()) {
     lobbyMessage("browser.unsupported");
     return;
   }
   $("join").addEventListener("click", join);
+  $("join-without-camera").addEventListener("click", joinWithoutCamera);
   $("rejoin").addEventListener("click", join);
   $("retry").addEventListener("click", () => startCamera());
   $("leave").addEventListener("click", () => session?.leave());
-  $("capture").addEventListener("click", capture);
+  $("capture").addEventListener("click", () => console_?.capture());
   $("send-photo").addEventListener("click", () => session?.capture());
   document.addEventListener("keydown", (event) => {
     const typing = event.target.closest?.("input, textarea, select, [contenteditable]");
-    if (role === "stylist" && event.key === "c" && !typing && !event.ctrlKey && !event.metaKey) capture();
+    if (role === "stylist" && event.key === "c" && !typing && !event.ctrlKey && !event.metaKey) console_.capture();
   });
   $("mute").addEventListener("click", () => toggle($("mute"), "call.mute", "call.unmute"));
   $("camera-toggle").addEventListener("click", () => toggle($("camera-toggle"), "call.camera_off", "call.camera_on"));
-  $("flip").addEventListener("click", () => {
-    facingMode = facingMode === "user" ? "environment" : "user";
-    startCamera({ facingMode });
-  });
-  $("camera-select").addEventListener("change", (e) => startCamera({ videoDeviceId: e.target.value, audioDeviceId: $("mic-select").value }));
-  $("mic-select").addEventListener("change", (e) => startCamera({ videoDeviceId: $("camera-select").value, audioDeviceId: e.target.value }));
   document.addEventListener("visibilitychange", () => {
     if (session && ["waiting", "live"].includes(session.state)) keepAwake();
   });

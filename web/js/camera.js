@@ -1,5 +1,6 @@
-// The local camera and microphone: asking for the best picture, listing and switching devices,
-// and telling people exactly what is wrong when the camera cannot start.
+// The local camera and microphone: asking for the best picture from the right camera, listing
+// and switching devices, the camera's own controls (light, zoom, focus) where it has them, and
+// telling people exactly what is wrong when the camera cannot start.
 
 // The camera's best picture: ideal, never exact, so any camera still starts.
 const VIDEO = { width: { ideal: 1920 }, height: { ideal: 1080 }, frameRate: { ideal: 30 } };
@@ -37,24 +38,53 @@ function classify(error) {
   }
 }
 
-export async function openCamera({ videoDeviceId, audioDeviceId, facingMode } = {}) {
-  if (!window.isSecureContext) throw new CameraError("camera.insecure");
+// What to ask getUserMedia for. A phone's rear camera focuses close and has the torch: the
+// customer starts on it (`facingMode: "environment"`), the stylist on the front one.
+export function videoConstraints({ deviceId, facingMode } = {}) {
   const video = { ...VIDEO };
-  if (videoDeviceId) video.deviceId = { exact: videoDeviceId };
+  if (deviceId) video.deviceId = { exact: deviceId };
   else if (facingMode) video.facingMode = { ideal: facingMode };
-  const audio = { ...AUDIO };
-  if (audioDeviceId) audio.deviceId = { exact: audioDeviceId };
+  return video;
+}
+
+export async function openCamera({ videoDeviceId, audioDeviceId, facingMode, video = true, audio = true } = {}) {
+  if (!window.isSecureContext) throw new CameraError("camera.insecure");
+  const constraints = {
+    video: video && videoConstraints({ deviceId: videoDeviceId, facingMode }),
+    audio: audio && { ...AUDIO, ...(audioDeviceId ? { deviceId: { exact: audioDeviceId } } : {}) },
+  };
   try {
-    return await navigator.mediaDevices.getUserMedia({ video, audio });
+    return await navigator.mediaDevices.getUserMedia(constraints);
   } catch (error) {
-    if (error?.name === "NotFoundError" || error?.name === "OverconstrainedError") {
+    if (video && (error?.name === "NotFoundError" || error?.name === "OverconstrainedError")) {
       // A missing microphone must not stop the camera, nor a vanished device the call.
       try {
-        return await navigator.mediaDevices.getUserMedia({ video: VIDEO, audio: false });
+        return await navigator.mediaDevices.getUserMedia({ video: videoConstraints({ facingMode }), audio: false });
       } catch (inner) {
         throw new CameraError(classify(inner), inner);
       }
     }
+    throw new CameraError(classify(error), error);
+  }
+}
+
+// Only the camera: the microphone keeps running while the camera is switched.
+export async function openVideo(options) {
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: videoConstraints(options), audio: false });
+    return stream.getVideoTracks()[0];
+  } catch (error) {
+    throw new CameraError(classify(error), error);
+  }
+}
+
+export async function openAudio(deviceId) {
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: { ...AUDIO, ...(deviceId ? { deviceId: { exact: deviceId } } : {}) },
+    });
+    return stream.getAudioTracks()[0];
+  } catch (error) {
     throw new CameraError(classify(error), error);
   }
 }
@@ -69,4 +99,53 @@ export async function listDevices() {
 
 export function stopStream(stream) {
   for (const track of stream?.getTracks() || []) track.stop();
+}
+
+// A front camera is shown mirrored, as in a mirror; a rear camera as it is, so the customer's
+// left is on the left of what the stylist sees too. A laptop's camera faces its user.
+export function facesUser(track) {
+  const facing = track?.getSettings?.().facingMode;
+  if (facing) return facing === "user";
+  return !/back|rear|environment/i.test(track?.label || "");
+}
+
+// The controls a camera offers, found with getCapabilities() and getPhotoCapabilities(); what
+// is absent is null, and the page shows no button for it (never a dead one).
+export async function cameraControls(track) {
+  const caps = track?.getCapabilities?.() || {};
+  let photo = null;
+  if (track && "ImageCapture" in window) {
+    try {
+      photo = await new ImageCapture(track).getPhotoCapabilities();
+    } catch {
+      photo = null;
+    }
+  }
+  const supported = navigator.mediaDevices.getSupportedConstraints?.() || {};
+  const focusModes = caps.focusMode || [];
+  return {
+    torch: Boolean(caps.torch),
+    zoom: caps.zoom && caps.zoom.max > caps.zoom.min ? caps.zoom : null,
+    // Tap to focus: a point of interest where the camera takes one, else a single-shot focus.
+    focus: supported.pointsOfInterest && caps.pointsOfInterest !== undefined
+      ? "point"
+      : focusModes.includes("single-shot") ? "single-shot" : null,
+    photo,
+  };
+}
+
+export async function setTorch(track, on) {
+  await track.applyConstraints({ advanced: [{ torch: on }] });
+}
+
+export async function setZoom(track, zoom) {
+  await track.applyConstraints({ advanced: [{ zoom }] });
+}
+
+// x, y: 0-1 across the picture as the camera sees it (not mirrored).
+export async function focusAt(track, mode, x, y) {
+  const advanced = mode === "point"
+    ? [{ pointsOfInterest: [{ x, y }], focusMode: "single-shot" }]
+    : [{ focusMode: "single-shot" }];
+  await track.applyConstraints({ advanced });
 }

@@ -1,33 +1,12 @@
 // The staff dashboard: sign in with the staff key (an encrypted, HTTP-only session cookie),
 // list consultations, create one, copy or open its links.
-import { language, setText, startI18n, t } from "./i18n.js";
+import { setText, startI18n, t } from "./i18n.js";
+import { $, api, when } from "./page.js";
 import { PaletteAdmin } from "./palette-admin.js";
 
-const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 15000;
 let rows = [];
 let palette = null;
-
-async function api(method, path, body) {
-  const response = await fetch(path, {
-    method,
-    headers: body ? { "Content-Type": "application/json" } : {},
-    body: body ? JSON.stringify(body) : undefined,
-    credentials: "same-origin",
-  });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error = new Error(data.error?.message || response.statusText);
-    error.status = response.status;
-    error.code = data.error?.code;
-    throw error;
-  }
-  return data;
-}
-
-function when(iso) {
-  return iso ? new Date(iso).toLocaleString(language()) : "–";
-}
 
 async function copy(text, button) {
   try {
@@ -102,7 +81,7 @@ const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 // One opening interval a day in the form (the API takes up to three).
 async function loadHours() {
-  const salon = await api("GET", "/api/salon");
+  const salon = await api("/api/salon");
   const form = $("hours-form");
   form.timezone.value = salon.hours && Object.keys(salon.hours).length
     ? salon.timezone
@@ -143,11 +122,11 @@ async function saveHours(event) {
     if (open && close) hours[day] = [[open, close]];
   }
   try {
-    await api("PUT", "/api/salon", {
+    await api("/api/salon", { method: "PUT", json: {
       timezone: form.timezone.value.trim(),
       hours,
       away_message: form.away_message.value,
-    });
+    } });
     setText($("hours-message"), "dash.hours.saved");
   } catch (error) {
     setText($("hours-message"), "dash.failed", { message: error.message });
@@ -156,7 +135,7 @@ async function saveHours(event) {
 
 async function refresh() {
   try {
-    rows = (await api("GET", "/api/consultations")).consultations;
+    rows = (await api("/api/consultations")).consultations;
     render();
   } catch (error) {
     if (error.status === 401) showSignIn();
@@ -173,7 +152,7 @@ async function showStaff() {
   $("sign-in").hidden = true;
   $("staff").hidden = false;
   $("sign-out").hidden = false;
-  palette ||= new PaletteAdmin(api);
+  palette ||= new PaletteAdmin();
   await Promise.all([refresh(), loadHours(), palette.load()]);
 }
 
@@ -183,7 +162,7 @@ async function main() {
   $("sign-in-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
-      await api("POST", "/api/session", { staff_key: $("staff-key").value });
+      await api("/api/session", { method: "POST", json: { staff_key: $("staff-key").value } });
       $("staff-key").value = "";
       setText($("sign-in-message"), "");
       await showStaff();
@@ -192,7 +171,7 @@ async function main() {
     }
   });
   $("sign-out").addEventListener("click", async () => {
-    await api("DELETE", "/api/session");
+    await api("/api/session", { method: "DELETE" });
     showSignIn();
   });
   $("hours-form").addEventListener("submit", saveHours);
@@ -204,7 +183,7 @@ async function main() {
     if (form.get("notes")) body.notes = form.get("notes");
     if (form.get("scheduled_at")) body.scheduled_at = new Date(form.get("scheduled_at")).toISOString();
     try {
-      const created = await api("POST", "/api/consultations", body);
+      const created = await api("/api/consultations", { method: "POST", json: body });
       event.target.reset();
       setText($("create-message"), "dash.create.done", { name: created.customer_name });
       await refresh();
@@ -212,7 +191,7 @@ async function main() {
       setText($("create-message"), "dash.failed", { message: error.message });
     }
   });
-  const { staff } = await api("GET", "/api/session");
+  const { staff } = await api("/api/session");
   if (staff) await showStaff();
   else showSignIn();
   setInterval(() => {

@@ -2,6 +2,7 @@
 // Every keystroke is kept in localStorage until the server has it, so a reload, a lost
 // connection or a closed laptop lose nothing: the draft is saved again on the next chance.
 import { setText } from "./i18n.js";
+import { api } from "./page.js";
 
 const DEBOUNCE_MS = 600;
 const RETRY_MS = 3000;
@@ -65,13 +66,7 @@ export class Notes {
     this.saving = true;
     setText(this.status, "notes.saving");
     try {
-      const response = await fetch(`/api/consultations/${this.consultationId}/notes`, {
-        method: "PUT",
-        headers: { Authorization: `Bearer ${this.token}`, "Content-Type": "application/json" },
-        body: JSON.stringify(body),
-      });
-      if (!response.ok) throw new Error(String(response.status));
-      const saved = await response.json();
+      const saved = await api(`/api/consultations/${this.consultationId}/notes`, { method: "PUT", token: this.token, json: body });
       for (const name of Object.keys(body)) {
         // Only forget the draft if nothing was typed while saving.
         if (this.fields.areas[name].value === saved[name]) localStorage.removeItem(this.key(name));

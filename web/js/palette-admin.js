@@ -2,12 +2,10 @@
 // JSON file (checked whole by the server: nothing changes unless all of it is good), export.
 import { setText, t } from "./i18n.js";
 import { chip } from "./palette.js";
-
-const $ = (id) => document.getElementById(id);
+import { $, api } from "./page.js";
 
 export class PaletteAdmin {
-  constructor(api) {
-    this.api = api;
+  constructor() {
     this.editing = null;
     this.swatches = [];
     $("swatch-form").addEventListener("submit", (event) => this.save(event));
@@ -16,7 +14,7 @@ export class PaletteAdmin {
   }
 
   async load() {
-    const body = await this.api("GET", "/api/swatches");
+    const body = await api("/api/swatches");
     this.swatches = body.swatches;
     const form = $("swatch-form");
     if (!form.finish.options.length) {
@@ -63,8 +61,8 @@ export class PaletteAdmin {
     const body = Object.fromEntries(["name", "brand", "code", "hex", "finish", "family"].map((k) => [k, String(form.get(k) || "").trim()]));
     try {
       const { swatch } = this.editing
-        ? await this.api("PUT", `/api/swatches/${this.editing.id}`, body)
-        : await this.api("POST", "/api/swatches", body);
+        ? await api(`/api/swatches/${this.editing.id}`, { method: "PUT", json: body })
+        : await api("/api/swatches", { method: "POST", json: body });
       setText($("swatch-message"), "dash.palette.saved", { name: swatch.name });
       this.edit(null);
       await this.load();
@@ -76,7 +74,7 @@ export class PaletteAdmin {
   async remove(swatch) {
     if (!window.confirm(t("dash.palette.confirm_delete", { name: swatch.name }))) return;
     try {
-      await this.api("DELETE", `/api/swatches/${swatch.id}`);
+      await api(`/api/swatches/${swatch.id}`, { method: "DELETE" });
       await this.load();
     } catch (error) {
       setText($("palette-message"), "dash.failed", { message: error.message });
@@ -89,15 +87,11 @@ export class PaletteAdmin {
     if (!file) return;
     const type = file.name.toLowerCase().endsWith(".json") ? "application/json" : "text/csv";
     const mode = $("palette-replace").checked ? "replace" : "merge";
-    const response = await fetch(`/api/swatches/import?mode=${mode}`, {
-      method: "POST",
-      headers: { "Content-Type": type },
-      body: file,
-      credentials: "same-origin",
-    });
-    const body = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      setText($("palette-message"), "dash.failed", { message: body.error?.message || response.statusText });
+    let body;
+    try {
+      body = await api(`/api/swatches/import?mode=${mode}`, { method: "POST", body: file, type });
+    } catch (error) {
+      setText($("palette-message"), "dash.failed", { message: error.message });
       return;
     }
     setText($("palette-message"), "dash.palette.imported", body);

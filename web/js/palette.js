@@ -1,26 +1,12 @@
 // Swatches in the call (docs/colour.md): the stylist's palette panel, and the customer's chip
 // drawn at the swatch's exact sRGB colour as a CSS colour, never through the video.
 import { setText, t } from "./i18n.js";
+import { $, api, el } from "./page.js";
 
-const $ = (id) => document.getElementById(id);
 const RECENT = 8;
 
 export async function fetchPalette(token) {
-  const response = await fetch("/api/swatches", { headers: { Authorization: `Bearer ${token}` } });
-  if (!response.ok) throw new Error(`palette: ${response.status}`);
-  return await response.json();
-}
-
-// A small element builder: props, a data-testid (testid) and a translated text (i18n).
-export function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "testid") node.dataset.testid = value;
-    else if (key === "i18n") setText(node, value);
-    else node[key] = value;
-  }
-  node.append(...children);
-  return node;
+  return await api("/api/swatches", { token });
 }
 
 // A small chip for lists: the exact colour, the finish hinted by an overlay class.

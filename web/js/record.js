@@ -1,30 +1,19 @@
 // A consultation's record for review: staff at /r/<id> (signed in), the customer at
 // /c/<token>/record. Stills (full-resolution viewer, original download), summary, chat, and for
 // staff the private notes and every consultation of the same customer.
-import { language, setText, startI18n } from "./i18n.js";
+import { setText, startI18n } from "./i18n.js";
+import { $, api, when } from "./page.js";
 import { renderEarlier, StillStrip, withToken } from "./stills.js";
 import { chip } from "./palette.js";
 
-const $ = (id) => document.getElementById(id);
 const parts = location.pathname.split("/");
 const token = parts[1] === "c" ? parts[2] : null;
 const consultationId = parts[1] === "r" ? parts[2] : null;
 
-async function api(path) {
-  const headers = token ? { Authorization: `Bearer ${token}` } : {};
-  const response = await fetch(path, { headers, credentials: "same-origin" });
-  if (!response.ok) throw Object.assign(new Error(response.statusText), { status: response.status });
-  return response.json();
-}
-
-function when(iso) {
-  return iso ? new Date(iso).toLocaleString(language()) : "";
-}
-
 function render(record) {
   document.title = record.customer_name;
   $("record-title").textContent = record.customer_name;
-  $("record-when").textContent = when(record.scheduled_at || record.created_at);
+  $("record-when").textContent = when(record.scheduled_at || record.created_at, "");
   $("record-summary").textContent = record.summary || "–";
   $("record-notes-card").hidden = record.notes === undefined;
   $("record-notes").textContent = record.notes || "–";
@@ -35,7 +24,7 @@ function render(record) {
       li.dataset.hex = entry.swatch.hex;
       const s = entry.swatch;
       const text = document.createElement("span");
-      text.textContent = `${s.name} ${[s.brand, s.code].filter(Boolean).join(" ")} · ${s.hex} · ${when(entry.at)}`;
+      text.textContent = `${s.name} ${[s.brand, s.code].filter(Boolean).join(" ")} · ${s.hex} · ${when(entry.at, "")}`;
       li.append(chip(s, "medium"), text);
       return li;
     });
@@ -67,7 +56,7 @@ function render(record) {
       }
       const meta = document.createElement("span");
       meta.className = "meta";
-      setText(meta, `record.from.${m.from}`, { time: when(m.at) });
+      setText(meta, `record.from.${m.from}`, { time: when(m.at, "") });
       li.append(text, meta);
       return li;
     }),
@@ -77,15 +66,15 @@ function render(record) {
   // Staff start the next appointment from this one.
   $("same-again").hidden = Boolean(token);
   $("same-again").onclick = async () => {
-    const response = await fetch(`/api/consultations/${record.id}/same-again`, { method: "POST" });
-    if (response.ok) location.assign(`/r/${(await response.json()).id}`);
+    const created = await api(`/api/consultations/${record.id}/same-again`, { method: "POST" });
+    location.assign(`/r/${created.id}`);
   };
   $("record").hidden = false;
 }
 
 async function renderHistory(record) {
   if (token || !record.customer_ref) return;
-  const { consultations } = await api(`/api/consultations?customer_ref=${encodeURIComponent(record.customer_ref)}`);
+  const { consultations } = await api(`/api/consultations?customer_ref=${encodeURIComponent(record.customer_ref)}`, { token });
   const ordered = consultations.slice().sort((a, b) => a.created_at.localeCompare(b.created_at));
   $("record-history").replaceChildren(
     ...ordered.map((c) => {
@@ -93,7 +82,7 @@ async function renderHistory(record) {
       li.dataset.testid = "record-history-item";
       const link = document.createElement("a");
       link.href = `/r/${c.id}`;
-      link.textContent = `${when(c.scheduled_at || c.created_at)}${c.summary ? ` · ${c.summary}` : ""}`;
+      link.textContent = `${when(c.scheduled_at || c.created_at, "")}${c.summary ? ` · ${c.summary}` : ""}`;
       if (c.id === record.id) li.setAttribute("aria-current", "page");
       li.append(link);
       return li;
@@ -105,8 +94,8 @@ async function renderHistory(record) {
 async function main() {
   await startI18n();
   try {
-    const id = consultationId || (await api("/api/link")).consultation_id;
-    const record = await api(`/api/consultations/${id}`);
+    const id = consultationId || (await api("/api/link", { token })).consultation_id;
+    const record = await api(`/api/consultations/${id}`, { token });
     render(record);
     await renderHistory(record);
   } catch (error) {

@@ -2,9 +2,8 @@
 // balance from a dragged reference (or grey world), skin undertone, nail outlines and try-on.
 // The server does the maths on the full-resolution original; this page only points.
 import { setText, t } from "./i18n.js";
-import { chip, el } from "./palette.js";
-
-const $ = (id) => document.getElementById(id);
+import { chip } from "./palette.js";
+import { $, api, el } from "./page.js";
 const SVG = "http://www.w3.org/2000/svg";
 
 export class StillTools {
@@ -59,20 +58,13 @@ export class StillTools {
     setText(this.result.firstChild, key, vars);
   }
 
-  async call(method, path, body) {
-    const response = await fetch(path, {
-      method,
-      headers: { Authorization: `Bearer ${this.token}`, "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const payload = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const code = payload.error?.code;
-      const key = code && t(`error.${code}`) !== `error.${code}` ? `error.${code}` : "error.generic";
-      this.say(key, { message: payload.error?.message || response.statusText });
+  async call(method, path, json) {
+    try {
+      return await api(path, { method, token: this.token, json });
+    } catch (error) {
+      this.say(error.key, { message: error.message });
       return null;
     }
-    return payload;
   }
 
   pointerdown(point) {

@@ -2,46 +2,17 @@
 // taken, the console's strip of stills and the full-resolution viewer. docs/stills.md.
 import { setText, t, translate } from "./i18n.js";
 import { chip } from "./palette.js";
+import { $, api, el } from "./page.js";
 
-const $ = (id) => document.getElementById(id);
-
-// The camera's own photo where the browser can take one, else the video's full-size frame.
-export async function takePhoto(stream) {
-  const track = stream.getVideoTracks()[0];
-  if (!track) throw new Error("no camera");
-  if ("ImageCapture" in window) {
-    try {
-      return await new ImageCapture(track).takePhoto();
-    } catch {
-      // Some cameras refuse takePhoto() while streaming: fall back to the frame.
-    }
-  }
-  const video = document.createElement("video");
-  video.muted = true;
-  video.playsInline = true;
-  video.srcObject = new MediaStream([track]);
-  await video.play();
-  const canvas = document.createElement("canvas");
-  canvas.width = video.videoWidth;
-  canvas.height = video.videoHeight;
-  canvas.getContext("2d").drawImage(video, 0, 0);
-  video.srcObject = null;
-  return await new Promise((resolve, reject) =>
-    canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("no frame"))), "image/png"),
-  );
+// "4000×3000 · video 1280×720": a photo's size, and the video's when it was taken.
+export function sizes(still) {
+  const photo = `${still.width}×${still.height}`;
+  if (!still.video_width || still.source === "video") return photo;
+  return `${photo} · ${t("stills.video_size", { size: `${still.video_width}×${still.video_height}` })}`;
 }
 
 export async function uploadPhoto(url, token, blob) {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": blob.type || "image/png" },
-    body: blob,
-  });
-  if (!response.ok) {
-    const body = await response.json().catch(() => ({}));
-    throw Object.assign(new Error(body.error?.message || response.statusText), { code: body.error?.code });
-  }
-  return (await response.json()).still;
+  return (await api(url, { method: "POST", token, body: blob, type: blob.type || "image/png" })).still;
 }
 
 // Staff pages authenticate with their session cookie: no token to add.
@@ -55,7 +26,7 @@ let noticeTimer = null;
 export function showNotice(still, token) {
   const notice = $("photo-notice");
   $("photo-notice-thumb").src = withToken(still.thumb_url, token);
-  setText($("photo-notice-text"), still.source === "camera" ? "stills.notice.camera" : "stills.notice.stream");
+  setText($("photo-notice-text"), still.source === "video" ? "stills.notice.video" : "stills.notice.camera");
   notice.hidden = false;
   clearTimeout(noticeTimer);
   noticeTimer = setTimeout(() => (notice.hidden = true), 6000);
@@ -83,7 +54,10 @@ export class StillStrip {
     const badge = document.createElement("span");
     badge.className = "badge";
     setText(badge, `stills.source.${still.source}`);
-    item.append(img, badge);
+    // The photo's size against the video's: what the camera gave beyond the stream.
+    const size = el("span", { className: "size", testid: "still-size" });
+    size.textContent = sizes(still);
+    item.append(img, badge, size);
     for (const flag of still.flags) {
       const f = document.createElement("span");
       f.className = "flag";
@@ -159,23 +133,50 @@ export class Viewer {
       this.zoomTo(this.scale * (event.deltaY < 0 ? 1.2 : 1 / 1.2));
     }, { passive: false });
     let drag = null;
+    // Two fingers pinch-zoom about their midpoint; one drags (or works a colour tool).
+    const pointers = new Map();
+    let pinch = null;
+    const spread = () => {
+      const [a, b] = [...pointers.values()];
+      return { d: Math.hypot(a.x - b.x, a.y - b.y), x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+    };
     frame.addEventListener("pointerdown", (event) => {
+      pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+      frame.setPointerCapture(event.pointerId);
+      if (pointers.size === 2) {
+        drag = null;
+        pinch = { ...spread(), scale: this.scale };
+        return;
+      }
       // A colour tool takes the click; otherwise the picture is dragged.
       if (this.tool?.pointerdown(this.imagePoint(event), event)) return;
       drag = { x: event.clientX - this.x, y: event.clientY - this.y };
-      frame.setPointerCapture(event.pointerId);
     });
     frame.addEventListener("pointermove", (event) => {
+      if (pointers.has(event.pointerId)) pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+      if (pinch && pointers.size === 2) {
+        const now = spread();
+        const box = frame.getBoundingClientRect();
+        if (pinch.d > 0) this.zoomTo((pinch.scale * now.d) / pinch.d, now.x - box.left, now.y - box.top);
+        return;
+      }
       if (this.tool?.pointermove(this.imagePoint(event), event)) return;
       if (!drag) return;
       this.x = event.clientX - drag.x;
       this.y = event.clientY - drag.y;
       this.apply();
     });
-    frame.addEventListener("pointerup", (event) => {
+    const up = (event) => {
+      pointers.delete(event.pointerId);
+      if (pinch) {
+        if (pointers.size < 2) pinch = null;
+        return;
+      }
       drag = null;
       this.tool?.pointerup(this.imagePoint(event), event);
-    });
+    };
+    frame.addEventListener("pointerup", up);
+    frame.addEventListener("pointercancel", up);
     image.addEventListener("load", () => this.fit());
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && !$("viewer").hidden) this.close();
@@ -208,6 +209,7 @@ export class Viewer {
       ["stills.detail.source", t(`stills.source.${still.source}`)],
       ...(still.derivation?.swatch ? [["stills.detail.swatch", `${still.derivation.swatch.name} ${still.derivation.swatch.hex}`]] : []),
       ["stills.detail.size", `${still.width} × ${still.height}`],
+      ...(still.video_width ? [["stills.detail.video_size", `${still.video_width} × ${still.video_height}`]] : []),
       ["stills.detail.bytes", `${(still.bytes / 1024 / 1024).toFixed(2)} MB`],
       ["stills.detail.type", still.media_type],
       ["stills.detail.sharpness", String(still.sharpness)],
@@ -249,12 +251,12 @@ export class Viewer {
     this.apply();
   }
 
-  zoomTo(scale) {
+  // Zoom keeping a point of the view where it is: the centre, or the fingers' midpoint.
+  zoomTo(scale, cx = null, cy = null) {
     const frame = $("viewer-frame").getBoundingClientRect();
     const next = Math.min(16, Math.max(0.02, scale));
-    // Keep the centre of the view where it is.
-    const cx = frame.width / 2;
-    const cy = frame.height / 2;
+    cx ??= frame.width / 2;
+    cy ??= frame.height / 2;
     this.x = cx - ((cx - this.x) * next) / this.scale;
     this.y = cy - ((cy - this.y) * next) / this.scale;
     this.scale = next;
