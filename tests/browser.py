@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from .fake_camera import HANDS, write_wav, write_y4m
 
@@ -27,6 +29,10 @@ FLAGS = [
     "--autoplay-policy=no-user-gesture-required",
     # Screenshots in sRGB: a swatch drawn as #c3161c reads back as #c3161c.
     "--force-color-profile=srgb",
+    # Without the camera permission Chromium hides its addresses behind mDNS names, which
+    # nothing resolves on a loopback-only network: a customer who refused the camera would
+    # never connect here (on a real network the server learns the address from the checks).
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1280, "height": 800}
@@ -67,6 +73,68 @@ async def launch(fake_media: dict[str, Path]) -> AsyncIterator[Launch]:
         yield start
 
 
+# Installed before the page's own script: when Join is pressed, and when the remote video
+# first shows a frame.
+METRICS = """
+window.__metrics = {};
+document.addEventListener("click", (e) => {
+  if (e.target.closest?.("[data-testid=join]")) window.__metrics.join = performance.now();
+}, true);
+document.addEventListener("DOMContentLoaded", () => {
+  const v = document.querySelector("[data-testid=remote-video]");
+  if (!v) return;  // not a call page
+  const onFrame = (now) => {
+    if (window.__metrics.join && v.videoWidth > 0 && !window.__metrics.firstFrame) {
+      window.__metrics.firstFrame = now;
+    }
+    v.requestVideoFrameCallback(onFrame);
+  };
+  v.requestVideoFrameCallback(onFrame);
+});
+"""
+
+
+def local(server: Any, link: str) -> str:
+    """``link`` (built on the configured public URL) on the test server."""
+    return str(server.make_url(urlsplit(link).path))
+
+
+#: A phone as Chromium emulates one: touch, a mobile viewport, three device pixels per CSS one.
+PHONE_EMULATION: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 3,
+    "is_mobile": True,
+    "has_touch": True,
+}
+#: A phone's camera (rear and front, torch, zoom, focus, large photos): see the file.
+PHONE_CAMERA = Path(__file__).parent / "phone_shim.js"
+
+
+async def open_page(
+    browser: Any,
+    url: str,
+    viewport: dict[str, int] | None = None,
+    *,
+    scripts: tuple[Path, ...] = (),
+    **kw: Any,
+) -> Page:
+    """A page in a context of its own; ``scripts`` run before the page's own."""
+    context = await browser.new_context(**({"viewport": viewport} if viewport else {}), **kw)
+    page = await context.new_page()
+    await page.add_init_script(METRICS)
+    for script in scripts:
+        await page.add_init_script(path=str(script))
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors  # type: ignore[attr-defined]
+    await page.goto(url)
+    return page
+
+
+async def ready_to_join(page: Page) -> None:
+    await expect(page.get_by_test_id("join")).to_be_enabled(timeout=15_000)
+
+
 def artifact(name: str) -> Path:
     """Where a test keeps ``name`` for people to look at (not committed)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -98,4 +166,17 @@ async def video_size(page: Page, testid: str) -> tuple[int, int]:
     return size[0], size[1]
 
 
-__all__ = ["LAPTOP", "PHONE", "Launch", "artifact", "fake_media", "launch", "screenshot"]
+__all__ = [
+    "LAPTOP",
+    "PHONE",
+    "PHONE_CAMERA",
+    "PHONE_EMULATION",
+    "Launch",
+    "artifact",
+    "fake_media",
+    "launch",
+    "local",
+    "open_page",
+    "ready_to_join",
+    "screenshot",
+]

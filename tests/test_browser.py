@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -18,6 +17,9 @@ from .browser import (
     PHONE,
     Launch,
     artifact,
+    local,
+    open_page,
+    ready_to_join,
     screenshot,
     video_size,
     visible_detail,
@@ -26,47 +28,6 @@ from .client import CallClient
 from .conftest import STAFF_KEY
 
 pytestmark = pytest.mark.timeout(120)
-
-# Installed before the page's own script: when Join is pressed, and when the remote video
-# first shows a frame.
-METRICS = """
-window.__metrics = {};
-document.addEventListener("click", (e) => {
-  if (e.target.closest?.("[data-testid=join]")) window.__metrics.join = performance.now();
-}, true);
-document.addEventListener("DOMContentLoaded", () => {
-  const v = document.querySelector("[data-testid=remote-video]");
-  if (!v) return;  // not a call page
-  const onFrame = (now) => {
-    if (window.__metrics.join && v.videoWidth > 0 && !window.__metrics.firstFrame) {
-      window.__metrics.firstFrame = now;
-    }
-    v.requestVideoFrameCallback(onFrame);
-  };
-  v.requestVideoFrameCallback(onFrame);
-});
-"""
-
-
-def local(server: Any, link: str) -> str:
-    """``link`` (built on the configured public URL) on the test server."""
-    return str(server.make_url(urlsplit(link).path))
-
-
-async def open_page(browser: Any, url: str, viewport: dict[str, int], **kw: Any) -> Page:
-    context = await browser.new_context(viewport=viewport, **kw)
-    page = await context.new_page()
-    await page.add_init_script(METRICS)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.errors = errors  # type: ignore[attr-defined]
-    await page.goto(url)
-    return page
-
-
-async def ready_to_join(page: Page) -> None:
-    await expect(page.get_by_test_id("join")).to_be_enabled(timeout=15_000)
-
 
 async def both_in_call(
     launch: Launch, server: Any, consultation: dict[str, Any], customer_camera: str

@@ -151,7 +151,9 @@ def test_only_the_stylist_asks_and_only_the_customer_reports_its_upload() -> Non
         '"fps": 29.5, "kbps": 2480.0, "loss": 0.01, "limit": "bandwidth"}}'
     )
     assert parse_message(stats, "customer") == Stats(
-        video=VideoStats(width=1280, height=720, fps=29.5, kbps=2480.0, loss=0.01, limit="bandwidth"),
+        video=VideoStats(
+            width=1280, height=720, fps=29.5, kbps=2480.0, loss=0.01, limit="bandwidth"
+        ),
         rtt_ms=42.5,
     )
     with pytest.raises(UnknownMessage):

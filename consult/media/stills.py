@@ -21,7 +21,7 @@ import errno
 import hashlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,9 +52,13 @@ logger = logging.getLogger(__name__)
 
 FORMATS = {"PNG": ("image/png", "png"), "JPEG": ("image/jpeg", "jpg")}
 THUMB_SIDE = 320
-#: How long a stream still's burst lasts, and how long it may wait for a first frame.
+#: How long a video still's burst lasts, and how long it may wait for a first frame: a phone
+#: taking its full-size photo at the same moment stalls its video for up to a second or so.
 BURST_SECONDS = 0.5
-BURST_MAX_SECONDS = 2.0
+BURST_MAX_SECONDS = 3.0
+#: While no frame has come, the key-frame request is repeated this often: one sent while the
+#: camera stalled, or lost on the way, must not cost the still.
+KEYFRAME_RETRY_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -178,10 +182,14 @@ def score_frame(i420: np.ndarray) -> float:
 
 
 async def best_of_burst(
-    inlet: Inlet, *, seconds: float = BURST_SECONDS, max_seconds: float = BURST_MAX_SECONDS
+    inlet: Inlet,
+    *,
+    seconds: float = BURST_SECONDS,
+    max_seconds: float = BURST_MAX_SECONDS,
+    ask_keyframe: Callable[[], Awaitable[object]] | None = None,
 ) -> np.ndarray | None:
     """The best frame (I420, copied) the inlet delivers in ``seconds`` (longer, up to
-    ``max_seconds``, until there is at least one)."""
+    ``max_seconds``, until there is at least one, asking again for a key frame meanwhile)."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     best: np.ndarray | None = None
@@ -193,9 +201,17 @@ async def best_of_burst(
             remaining = start + limit - loop.time()
             if remaining <= 0:
                 break
+            wait = (
+                remaining
+                if best is not None or ask_keyframe is None
+                else min(remaining, KEYFRAME_RETRY_SECONDS)
+            )
             try:
-                frame = await asyncio.wait_for(tap.get(), remaining)
+                frame = await asyncio.wait_for(tap.get(), wait)
             except TimeoutError:
+                if best is None and ask_keyframe is not None and wait < remaining:
+                    await ask_keyframe()
+                    continue
                 break
             if frame is None:
                 break

@@ -223,7 +223,11 @@ class Hub:
         await asyncio.sleep(delay)
         await peer.request_keyframe()
         inlet = peer.inlets.get("video")
-        frame = await best_of_burst(inlet) if inlet is not None else None
+        frame = (
+            await best_of_burst(inlet, ask_keyframe=peer.request_keyframe)
+            if inlet is not None
+            else None
+        )
         if frame is None:
             logger.warning(
                 "%s: capture %s: no video to take a still from", consultation_id, capture_id

@@ -47,15 +47,20 @@ export class CameraUi {
     }
   }
 
-  // In the call the sheet floats over the stage; in the lobby it sits under the preview.
+  // In the call the camera bar (flip, light, zoom) sits on the stage under the thumb, and the
+  // device pickers in a sheet; in the lobby both sit under the preview.
   placeForCall(inCall) {
     const settings = $("settings");
+    const bar = $("camera-bar");
     settings.classList.toggle("sheet", inCall);
+    bar.classList.toggle("on-stage", inCall);
     if (inCall) {
-      $("call").querySelector(".stage").append(settings);
+      const stage = $("call").querySelector(".stage");
+      stage.append(bar, settings);
       settings.hidden = true;
       $("settings-close").hidden = false;
     } else {
+      settings.prepend(bar);
       $("lobby-settings").append(settings);
       settings.hidden = false;
       $("settings-close").hidden = true;

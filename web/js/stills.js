@@ -87,8 +87,8 @@ const VIEWER = `
   <div class="viewer-bar">
     <button id="viewer-fit" data-testid="viewer-fit" data-i18n="stills.fit"></button>
     <button id="viewer-actual" data-testid="viewer-actual" data-i18n="stills.actual"></button>
-    <button id="viewer-out" data-i18n-aria-label="stills.zoom_out">\u2212</button>
-    <button id="viewer-in" data-i18n-aria-label="stills.zoom_in">+</button>
+    <button id="viewer-out" data-testid="viewer-out" data-i18n-aria-label="stills.zoom_out">\u2212</button>
+    <button id="viewer-in" data-testid="viewer-in" data-i18n-aria-label="stills.zoom_in">+</button>
     <span id="viewer-zoom" data-testid="viewer-zoom"></span>
     <a id="viewer-download" class="button" data-testid="viewer-download" data-i18n="stills.download"></a>
     <button id="viewer-close" data-testid="viewer-close" data-i18n="stills.close"></button>
@@ -142,7 +142,11 @@ export class Viewer {
     };
     frame.addEventListener("pointerdown", (event) => {
       pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
-      frame.setPointerCapture(event.pointerId);
+      try {
+        frame.setPointerCapture(event.pointerId);
+      } catch {
+        // A pointer the browser no longer tracks: the move events still come here.
+      }
       if (pointers.size === 2) {
         drag = null;
         pinch = { ...spread(), scale: this.scale };
