@@ -4,7 +4,7 @@
 // torch, zoom, tap-to-focus and a 4032x3024 photo; a front one at 640x360), over Chromium's
 // real fake camera. Everything the page asks of them is logged in window.__shim for the test.
 (() => {
-  const log = (window.__shim = { gum: [], applied: [], photos: [], photoCaps: 0 });
+  const log = (window.__shim = { gum: [], gumOpened: [], applied: [], photos: [], photoCaps: 0 });
   const devices = navigator.mediaDevices;
   const facingOf = new WeakMap();
   const realGetUserMedia = devices.getUserMedia.bind(devices);
@@ -22,6 +22,7 @@
         : { width: { ideal: 1280 }, height: { ideal: 720 } };
     }
     const stream = await realGetUserMedia({ ...constraints, video });
+    log.gumOpened.push(Date.now());
     for (const track of stream.getVideoTracks()) facingOf.set(track, facing);
     return stream;
   };
