@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -18,6 +17,7 @@ from .browser import (
     PHONE,
     Launch,
     artifact,
+    local,
     screenshot,
     video_size,
     visible_detail,
@@ -46,11 +46,6 @@ document.addEventListener("DOMContentLoaded", () => {
   v.requestVideoFrameCallback(onFrame);
 });
 """
-
-
-def local(server: Any, link: str) -> str:
-    """``link`` (built on the configured public URL) on the test server."""
-    return str(server.make_url(urlsplit(link).path))
 
 
 async def open_page(browser: Any, url: str, viewport: dict[str, int], **kw: Any) -> Page:
