@@ -23,7 +23,7 @@ from .browser import PHONE, picture_spread
 
 FIREFOX = "/usr/bin/firefox-esr"
 DRIVER = Path(__file__).parent / "firefox_driver" / "driver.mjs"
-TIMEOUT = 15.0
+TIMEOUT = 30.0  # a ceiling for a loaded machine, not a measure
 
 PREFS: dict[str, Any] = {
     # A fake camera and microphone, no permission prompt.
