@@ -97,11 +97,11 @@ class Firefox:
         except TimeoutError:
             process.kill()
             raise
-        if not line:
+        first = json.loads(line) if line else {"event": "failed", "text": "no answer"}
+        if first["event"] != "ready":
             await process.wait()
-            raise FirefoxError(f"the driver ended before Firefox was ready ({process.returncode})")
-        ready = json.loads(line)
-        return cls(process, ready["text"])
+            raise FirefoxError(f"Firefox did not start: {first['text']}")
+        return cls(process, first["text"])
 
     async def _read(self) -> None:
         assert self._process.stdout is not None

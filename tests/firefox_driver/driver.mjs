@@ -1,25 +1,33 @@
-// One Firefox (a fresh profile in a temporary folder, removed on close), driven by puppeteer-core over WebDriver BiDi, for tests/firefox.py.
-// Requests come on stdin as JSON lines {id, method, params}; answers go to stdout as
-// {id, result} or {id, error}, and page events as {event, page, text}. Launch options come
-// as the first argument (JSON). Anything on stderr is the browser's or node's own logging.
+// One Firefox (a fresh profile in a temporary folder, removed on close), driven by
+// puppeteer-core over WebDriver BiDi, for tests/firefox.py. Launch options come as the first
+// argument (JSON); the first line out is {event: "ready", text: version} or {event: "failed",
+// text}. Then requests come on stdin as JSON lines {id, method, params}; answers go to stdout
+// as {id, result} or {id, error}, and page events as {event, page, text}. Anything on stderr
+// is the browser's or node's own logging.
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
 import puppeteer from "puppeteer-core";
 
-const options = JSON.parse(process.argv[2]);
-const browser = await puppeteer.launch({
-  browser: "firefox",
-  executablePath: options.executablePath,
-  headless: true,
-  extraPrefsFirefox: options.prefs,
-  protocolTimeout: 60_000,
-});
-const pages = new Map();
-let nextPage = 1;
-
 function send(message) {
   process.stdout.write(JSON.stringify(message) + "\n");
 }
+
+const options = JSON.parse(process.argv[2]);
+let browser;
+try {
+  browser = await puppeteer.launch({
+    browser: "firefox",
+    executablePath: options.executablePath,
+    headless: true,
+    extraPrefsFirefox: options.prefs,
+    protocolTimeout: 60_000,
+  });
+} catch (error) {
+  send({ event: "failed", text: String(error?.stack ?? error) });
+  process.exit(1);
+}
+const pages = new Map();
+let nextPage = 1;
 
 function page(params) {
   const found = pages.get(params.page);
@@ -41,9 +49,6 @@ const methods = {
     });
     if (viewport) await created.setViewport(viewport);
     return id;
-  },
-  async grant({ origin, permissions }) {
-    await browser.defaultBrowserContext().overridePermissions(origin, permissions);
   },
   async setViewport(params) {
     await page(params).setViewport(params.viewport);
@@ -98,9 +103,6 @@ const methods = {
     await page(params).close();
     pages.delete(params.page);
   },
-  async version() {
-    return await browser.version();
-  },
 };
 
 const lines = createInterface({ input: process.stdin });
@@ -108,10 +110,12 @@ send({ event: "ready", text: await browser.version() });
 for await (const line of lines) {
   const { id, method, params } = JSON.parse(line);
   if (method === "close") break;
-  methods[method](params).then(
-    (result) => send({ id, result: result ?? null }),
-    (error) => send({ id, error: String(error?.stack ?? error) }),
-  );
+  Promise.resolve()
+    .then(() => methods[method](params))
+    .then(
+      (result) => send({ id, result: result ?? null }),
+      (error) => send({ id, error: String(error?.stack ?? error) }),
+    );
 }
 // stdin closed or "close": the browser goes with us.
 await browser.close();
