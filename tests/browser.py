@@ -55,6 +55,19 @@ def fake_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 Launch = Callable[..., Awaitable[Browser]]
 
 
+def chromium_args(
+    fake_media: dict[str, Path], camera: str = "720p", deny_camera: bool = False
+) -> list[str]:
+    """Chromium's flags with the fake camera ``camera`` ("720p", "1080p"); camera access is
+    granted unless ``deny_camera``."""
+    return [
+        *FLAGS,
+        f"--use-file-for-fake-video-capture={fake_media[camera]}",
+        f"--use-file-for-fake-audio-capture={fake_media['wav']}",
+        "--deny-permission-prompts" if deny_camera else "--use-fake-ui-for-media-stream",
+    ]
+
+
 @pytest.fixture
 async def launch(fake_media: dict[str, Path]) -> AsyncIterator[Launch]:
     """Start Chromium with the fake camera ``camera`` ("720p", "1080p"); camera access is
@@ -62,12 +75,7 @@ async def launch(fake_media: dict[str, Path]) -> AsyncIterator[Launch]:
     async with async_playwright() as pw:
 
         async def start(camera: str = "720p", deny_camera: bool = False) -> Browser:
-            args = [
-                *FLAGS,
-                f"--use-file-for-fake-video-capture={fake_media[camera]}",
-                f"--use-file-for-fake-audio-capture={fake_media['wav']}",
-                "--deny-permission-prompts" if deny_camera else "--use-fake-ui-for-media-stream",
-            ]
+            args = chromium_args(fake_media, camera, deny_camera)
             return await pw.chromium.launch(executable_path=CHROMIUM, args=args)
 
         yield start
@@ -150,9 +158,13 @@ async def screenshot(page: Page, name: str) -> Path:
 async def visible_detail(page: Page, testid: str) -> float:
     """How much picture an element shows on screen: the spread of its screenshot's pixels
     (a black or uniform video is near 0)."""
+    return picture_spread(await page.get_by_test_id(testid).screenshot())
+
+
+def picture_spread(png: bytes) -> float:
+    """The standard deviation of a PNG's grey levels."""
     import cv2
 
-    png = await page.get_by_test_id(testid).screenshot()
     image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
     return float(image.std())
 
@@ -173,10 +185,12 @@ __all__ = [
     "PHONE_EMULATION",
     "Launch",
     "artifact",
+    "chromium_args",
     "fake_media",
     "launch",
     "local",
     "open_page",
+    "picture_spread",
     "ready_to_join",
     "screenshot",
 ]
