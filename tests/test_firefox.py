@@ -172,30 +172,39 @@ async def test_firefox_offers_no_h264_and_the_call_forwards_vp8(call: Call) -> N
         assert relay.forwarding
 
 
-async def test_a_capture_from_the_console_yields_a_still_of_the_firefox_camera(
+async def test_a_capture_in_firefox_takes_the_full_photo_through_the_devices_camera(
     call: Call,
 ) -> None:
     customer, stylist = call.customer, call.stylist
-    # Firefox has no ImageCapture: the page's "camera" still is a grab of its own video.
+    # Firefox has no ImageCapture: no video frame is passed off as a photo; the customer is
+    # offered the device's own camera, whose photo is kept byte for byte.
     assert await customer.evaluate("() => !('ImageCapture' in window)")
     size = await customer.evaluate(
         "() => { const v = document.querySelector('[data-testid=local-video]');"
         " return [v.videoWidth, v.videoHeight]; }"
     )
     await stylist.keyboard.press("c")
-    await expect(stylist.get_by_test_id("still")).to_have_count(2, timeout=20_000)
-    await customer.wait_for("() => !document.querySelector('[data-testid=photo-notice]').hidden")
+    await customer.wait_for("() => !document.querySelector('[data-testid=native-prompt]').hidden")
+    # Meanwhile the server's best frame of the video stands for the capture.
+    await expect(stylist.get_by_test_id("still")).to_have_count(1, timeout=20_000)
+    artifact("firefox-native-prompt-phone.png").write_bytes(await customer.screenshot())
+    original = HANDS / "victory_closeup_nails_3000x4000.jpg"  # a real phone's photo
+    await customer.set_files("native-photo", original)
+    await expect(stylist.get_by_test_id("still")).to_have_count(2, timeout=30_000)
+    await customer.wait_for("() => document.querySelector('[data-testid=native-prompt]').hidden")
     async with call.http.get(f"/api/consultations/{call.consultation['id']}", headers=STAFF) as r:
         stills = {s["source"]: s for s in (await r.json())["stills"]}
-    camera, stream = stills["camera"], stills["stream"]
-    assert [camera["width"], camera["height"]] == size
-    assert [stream["width"], stream["height"]] == size
-    async with call.http.get(camera["url"], headers=STAFF) as r:
-        assert r.status == 200
-        photo = cv2.imdecode(np.frombuffer(await r.read(), np.uint8), cv2.IMREAD_COLOR)
-    assert photo.shape[1::-1] == tuple(size)
-    assert float(photo.mean()) > 20  # a frame of the camera, not a black canvas
-    artifact("firefox-customer-photo-notice-phone.png").write_bytes(await customer.screenshot())
+    native, video = stills["native"], stills["video"]
+    assert (native["width"], native["height"]) == (3000, 4000)
+    assert [native["video_width"], native["video_height"]] == size
+    assert [video["width"], video["height"]] == size
+    async with call.http.get(native["url"], headers=STAFF) as r:
+        assert await r.read() == original.read_bytes()
+    async with call.http.get(video["url"], headers=STAFF) as r:
+        frame = cv2.imdecode(np.frombuffer(await r.read(), np.uint8), cv2.IMREAD_COLOR)
+    assert float(frame.mean()) > 20  # a frame of the camera, not a black canvas
+    await customer.wait_for("() => !document.querySelector('[data-testid=capture-verdict]').hidden")
+    artifact("firefox-customer-verdict-phone.png").write_bytes(await customer.screenshot())
     assert customer.errors == []
 
 
