@@ -25,6 +25,8 @@ __all__ = [
     "ChooseSwatch",
     "ClientMessage",
     "Error",
+    "Media",
+    "MediaState",
     "NotesChanged",
     "Offer",
     "Peer",
@@ -160,6 +162,16 @@ class Peer(_Message, tag="peer"):
     state: Literal["joined", "left"]
 
 
+MediaState = Literal["connected", "unreachable"]
+
+
+class Media(_Message, tag="media"):
+    """To both: whether ``role``'s media gets through to the server (docs/protocol.md)."""
+
+    role: Role
+    state: MediaState
+
+
 class Error(_Message, tag="error"):
     code: str
     message: str
@@ -224,6 +236,7 @@ ServerMessage = (
     Welcome
     | Answer
     | Peer
+    | Media
     | Error
     | CaptureRequest
     | StillSaved
