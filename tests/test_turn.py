@@ -1,0 +1,165 @@
+"""A customer on a network that drops UDP (tests/turn.py: a network namespace, nftables):
+through a real TURN server (coturn) over TCP the call works both ways; without one, both
+sides are told that the customer's media cannot get through."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from consult.app import create_app
+from consult.config import Settings
+
+from .browser import artifact
+from .client import CallClient
+from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
+from .turn import BlockedNetwork, TurnServer, blocked, turn  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.timeout(120)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+Serve = Callable[..., Awaitable[TestServer]]
+
+
+@pytest.fixture
+async def serve(aiohttp_server: Any, tmp_path: Path, blocked: BlockedNetwork) -> Serve:  # noqa: F811
+    """The server on our side of the link, its media there too, with these ICE servers."""
+
+    async def start(*ice_servers: str) -> TestServer:
+        settings = make_settings(
+            tmp_path, media_addresses=(blocked.gateway,), ice_servers=ice_servers
+        )
+        server: TestServer = await aiohttp_server(create_app(settings), host=blocked.gateway)
+        return server
+
+    return start
+
+
+class Customer:
+    """tests/participant.py in the blocked network, reporting what happens (``--report``)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[tuple[str, str]] = []
+
+    async def expect(self, kind: str, timeout: float = 30) -> str:
+        """The rest of the first line of ``kind`` not yet expected (reading as needed)."""
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(timeout):
+            while True:
+                for index, (seen, rest) in enumerate(self.lines):
+                    if seen == kind:
+                        del self.lines[index]
+                        return rest
+                raw = await self.proc.stdout.readline()
+                assert raw, "the customer's process ended"
+                seen, _, rest = raw.decode().strip().partition(" ")
+                self.lines.append((seen, rest))
+
+    async def media(self, role: str, timeout: float = 30) -> str:
+        """The state of the next ``media`` message about ``role``."""
+        while True:
+            message = json.loads(await self.expect("media", timeout))
+            if message["role"] == role:
+                return str(message["state"])
+
+
+@pytest.fixture
+async def customer_in(blocked: BlockedNetwork) -> AsyncIterator[Callable[..., Awaitable[Customer]]]:  # noqa: F811
+    procs: list[asyncio.subprocess.Process] = []
+
+    async def start(url: str) -> Customer:
+        command = [sys.executable, "-m", "tests.participant", url, "customer",
+                   "--address", blocked.address, "--ice", "--report"]  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(
+            *blocked.command(command), cwd=ROOT, stdout=asyncio.subprocess.PIPE
+        )
+        procs.append(proc)
+        return Customer(proc)
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        await proc.wait()
+
+
+async def in_call(server: TestServer) -> tuple[aiohttp.ClientSession, dict[str, Any], str]:
+    http = aiohttp.ClientSession(base_url=str(server.make_url("")))
+    consultation = await create_consultation(http, {"Authorization": f"Bearer {STAFF_KEY}"})
+    url = str(server.make_url("/ws").with_query(token=token_of(consultation["customer_link"])))
+    return http, consultation, url
+
+
+def record(name: str, seconds: float) -> None:
+    path = artifact("turn-times.json")
+    times = json.loads(path.read_text()) if path.exists() else {}
+    times[name] = round(seconds, 2)
+    path.write_text(json.dumps(times, indent=2))
+
+
+async def test_through_turn_over_tcp_media_goes_both_ways(
+    serve: Serve, customer_in: Any, turn: TurnServer  # noqa: F811
+) -> None:
+    server = await serve(turn.url("tcp"))
+    http, consultation, url = await in_call(server)
+    stylist = CallClient(http, str(server.make_url("/ws").with_query(
+        token=token_of(consultation["stylist_link"]))), "stylist")  # fmt: skip
+    try:
+        welcome = await stylist.connect()
+        assert welcome["ice_servers"] == [{
+            "urls": [f"turn:{turn.address}:{turn.port}?transport=tcp"],
+            "username": turn.user, "credential": turn.password,
+        }]  # fmt: skip
+        await stylist.start_media()
+        started = time.monotonic()
+        customer = await customer_in(url)
+        assert await customer.expect("ready") == ""
+        record("turn_tcp_customer_connected_s", time.monotonic() - started)
+        # Through coturn's relay to the server's own address: no UDP crossed the link.
+        assert await customer.expect("candidates") == "relay host"
+        assert await customer.media("customer") == "connected"
+        assert await customer.expect("partner-video") == ""
+        await stylist.wait_for(lambda: len(stylist.partner_frames("customer")) >= 10)
+        media = await stylist.expect("media")
+        while media["role"] != "customer":
+            media = await stylist.expect("media")
+        assert media["state"] == "connected"
+    finally:
+        await stylist.close()
+        await http.close()
+
+
+async def test_without_turn_both_sides_are_told_the_customer_cannot_connect(
+    serve: Serve, customer_in: Any
+) -> None:
+    server = await serve()
+    http, consultation, url = await in_call(server)
+    stylist = CallClient(http, str(server.make_url("/ws").with_query(
+        token=token_of(consultation["stylist_link"]))), "stylist")  # fmt: skip
+    unreachable = {"type": "media", "role": "customer", "state": "unreachable"}
+    try:
+        await stylist.connect()
+        await stylist.start_media()
+        customer = await customer_in(url)
+        assert (await stylist.expect("peer"))["state"] == "joined"
+        joined = time.monotonic()
+        bound = Settings().media_timeout + 10  # the offer comes after the page's gathering
+        assert await stylist.expect("media", timeout=bound) == unreachable
+        record("no_turn_stylist_told_s", time.monotonic() - joined)
+        # The customer's own page is told too (the websocket, over TCP, still works).
+        assert await customer.media("customer") == "unreachable"
+        assert customer.lines.count(("ready", "")) == 0
+        assert stylist.partner_frames("customer") == []
+    finally:
+        await stylist.close()
+        await http.close()

@@ -1,0 +1,175 @@
+"""A network that drops UDP (hotel and office Wi-Fi), and a real TURN server to get through it.
+
+``BlockedNetwork``: a network namespace linked to the test's own by a veth pair, where
+nftables drops every UDP packet on the link, both ways, without an error to the sender (as a
+router that filters would): TCP gets through. Programs run inside it with ``popen()``.
+``TurnServer``: Debian's coturn on the test's side of the link, listening on UDP and TCP with
+one static user, and allowing private and loopback peers (a salon's coturn must allow the
+server's media address as a peer: docs/operations.md).
+
+Both change the network they are in, so they refuse to run outside the loopback-only
+namespace that ``scripts/test`` makes for the suite. Module-scoped fixtures: ``blocked``
+(the namespace) and ``turn`` (the server).
+
+A page's test can use them the same way: a browser started with ``blocked.popen()`` (for
+instance Chromium with ``--remote-debugging-pipe``, or a script that drives it) reaches the
+test server at ``blocked.gateway``, and ``turn.url("tcp")`` is the ``--ice-server`` to give
+the server.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TURNSERVER = "/usr/bin/turnserver"
+NFT = "/usr/sbin/nft"
+#: The link: our side (the "router", where the servers are) and the blocked network's side.
+GATEWAY, CLIENT = "10.77.0.1", "10.77.0.2"
+_OURS, _THEIRS = "blk0", "blk1"
+
+_DROP_UDP = f"""
+table netdev consult_blocked {{
+    chain from_link {{ type filter hook ingress device {_THEIRS} priority 0; meta l4proto udp drop; }}
+    chain to_link {{ type filter hook egress device {_THEIRS} priority 0; meta l4proto udp drop; }}
+}}
+"""  # noqa: E501 (nft syntax)
+
+
+def _run(*command: str) -> None:
+    subprocess.run(command, check=True, capture_output=True, text=True)
+
+
+def require_isolated() -> None:
+    """Refuse to touch a network that is not the suite's own loopback-only namespace."""
+    names = {name for _, name in socket.if_nameindex()}
+    if not names <= {"lo", _OURS}:
+        pytest.fail(
+            f"these tests change the network; run them through scripts/test, inside a"
+            f" loopback-only namespace (interfaces here: {sorted(names)})"
+        )
+
+
+class BlockedNetwork:
+    """A network namespace whose UDP to and from the rest of the world is dropped."""
+
+    gateway = GATEWAY
+    address = CLIENT
+
+    def __init__(self) -> None:
+        require_isolated()
+        # A namespace is kept alive by a process in it; programs join it with nsenter.
+        self._holder = subprocess.Popen(["unshare", "-n", "sleep", "infinity"])
+        own = os.readlink("/proc/self/ns/net")
+        for _ in range(100):
+            if os.readlink(f"/proc/{self._holder.pid}/ns/net") != own:
+                break
+            time.sleep(0.01)
+        try:
+            _run("ip", "link", "add", _OURS, "type", "veth", "peer", "name", _THEIRS)
+            _run("ip", "link", "set", _THEIRS, "netns", str(self._holder.pid))
+            _run("ip", "addr", "add", f"{GATEWAY}/24", "dev", _OURS)
+            _run("ip", "link", "set", _OURS, "up")
+            inside = "ip link set lo up && ip addr add {}/24 dev {} && ip link set {} up"
+            self._inside("sh", "-c", inside.format(CLIENT, _THEIRS, _THEIRS))
+            subprocess.run(
+                ["nsenter", "-t", str(self._holder.pid), "-n", NFT, "-f", "-"],
+                input=_DROP_UDP, check=True, capture_output=True, text=True,
+            )  # fmt: skip
+        except BaseException:
+            self.close()
+            raise
+
+    def command(self, command: Sequence[str]) -> list[str]:
+        """``command`` run inside the namespace."""
+        return ["nsenter", "-t", str(self._holder.pid), "-n", *command]
+
+    def popen(self, command: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.command(command), **kwargs)
+
+    def _inside(self, *command: str) -> None:
+        _run(*self.command(command))
+
+    def close(self) -> None:
+        subprocess.run(["ip", "link", "del", _OURS], capture_output=True)  # takes its peer
+        if self._holder.poll() is None:
+            self._holder.kill()
+        self._holder.wait()
+
+
+@dataclass(frozen=True)
+class TurnServer:
+    address: str
+    port: int
+    user: str = "consult"
+    password: str = "turn-test-secret"
+
+    def url(self, transport: str) -> str:
+        """As ``--ice-server`` takes it: ``turn:user:password@host:port?transport=...``."""
+        return f"turn:{self.user}:{self.password}@{self.address}:{self.port}?transport={transport}"
+
+
+def start_turn(folder: Path, address: str, port: int) -> tuple[subprocess.Popen[bytes], TurnServer]:
+    """coturn on ``address``:``port`` (UDP and TCP, no TLS), logging to ``folder``."""
+    turn = TurnServer(address, port)
+    proc = subprocess.Popen(
+        [TURNSERVER, "--no-cli", "--no-tls", "--no-dtls", "--no-rfc5780",
+         "--listening-ip", address, "--relay-ip", address, "--listening-port", str(port),
+         "--min-port", "49152", "--max-port", "49999",
+         "--lt-cred-mech", "--realm", "consult.test", "--user", f"{turn.user}:{turn.password}",
+         "--userdb", str(folder / "turndb"), "--pidfile", str(folder / "turnserver.pid"),
+         "--allow-loopback-peers", "--fingerprint",
+         "--log-file", str(folder / "turnserver.log"), "--simple-log", "--no-stdout-log"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(100):  # ready once it accepts on TCP
+        try:
+            socket.create_connection((address, port), timeout=0.2).close()
+            return proc, turn
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    log = folder / "turnserver.log"
+    raise AssertionError(f"coturn did not start: {log.read_text() if log.exists() else ''}")
+
+
+@pytest.fixture(scope="module")
+def blocked() -> Iterator[BlockedNetwork]:
+    network = BlockedNetwork()
+    try:
+        yield network
+    finally:
+        network.close()
+
+
+@pytest.fixture(scope="module")
+def turn(blocked: BlockedNetwork) -> Iterator[TurnServer]:
+    with tempfile.TemporaryDirectory(prefix="coturn-") as folder:
+        with socket.socket() as s:
+            s.bind((blocked.gateway, 0))
+            port = int(s.getsockname()[1])
+        proc, server = start_turn(Path(folder), blocked.gateway, port)
+        try:
+            yield server
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+__all__ = ["BlockedNetwork", "TurnServer", "blocked", "start_turn", "turn"]
