@@ -22,7 +22,15 @@ from consult.config import Settings
 from .browser import artifact
 from .client import CallClient
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
-from .turn import BlockedNetwork, TurnServer, blocked, turn  # noqa: F401 (fixtures)
+from .turn import (  # noqa: F401 (fixtures)
+    BlockedNetwork,
+    TurnServer,
+    blocked,
+    free_port,
+    start_turn,
+    stop_turn,
+    turn,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -163,3 +171,43 @@ async def test_without_turn_both_sides_are_told_the_customer_cannot_connect(
     finally:
         await stylist.close()
         await http.close()
+
+
+#: A hardened coturn: no relaying to private addresses (so nobody relays into the salon's LAN).
+PRIVATE_DENIED = (
+    "--denied-peer-ip=10.0.0.0-10.255.255.255",
+    "--denied-peer-ip=172.16.0.0-172.31.255.255",
+    "--denied-peer-ip=192.168.0.0-192.168.255.255",
+)
+
+
+@pytest.mark.parametrize("media_address_allowed", [False, True])
+async def test_a_hardened_coturn_must_allow_the_media_address_as_a_peer(
+    serve: Serve,
+    customer_in: Any,
+    blocked: BlockedNetwork,  # noqa: F811
+    tmp_path: Path,
+    media_address_allowed: bool,
+) -> None:
+    """docs/operations.md: denied private ranges refuse the server's address (403), unless
+    ``allowed-peer-ip`` names it."""
+    extra = [*PRIVATE_DENIED]
+    if media_address_allowed:
+        extra.append(f"--allowed-peer-ip={blocked.gateway}")
+    folder = tmp_path / "coturn"
+    folder.mkdir()
+    proc, hardened = start_turn(folder, blocked.gateway, free_port(blocked.gateway), extra)
+    try:
+        server = await serve(hardened.url("tcp"))
+        http, _, url = await in_call(server)
+        try:
+            customer = await customer_in(url)
+            expected = "connected" if media_address_allowed else "unreachable"
+            assert await customer.media("customer", Settings().media_timeout + 10) == expected
+        finally:
+            await http.close()
+    finally:
+        stop_turn(proc)
+    # coturn answers the permission for that address with 403, and logs it.
+    refused = f"peer IP {blocked.gateway} denied" in (folder / "turnserver.log").read_text()
+    assert refused != media_address_allowed

@@ -118,17 +118,22 @@ class TurnServer:
         return f"turn:{self.user}:{self.password}@{self.address}:{self.port}?transport={transport}"
 
 
-def start_turn(folder: Path, address: str, port: int) -> tuple[subprocess.Popen[bytes], TurnServer]:
-    """coturn on ``address``:``port`` (UDP and TCP, no TLS), logging to ``folder``."""
+def start_turn(
+    folder: Path, address: str, port: int, extra: Sequence[str] = ()
+) -> tuple[subprocess.Popen[bytes], TurnServer]:
+    """coturn on ``address``:``port`` (UDP and TCP, no TLS), logging to ``folder``/turnserver.log;
+    ``extra``: more options (``--denied-peer-ip=...``)."""
     turn = TurnServer(address, port)
+    # -n: no /etc/turnserver.conf, only what is asked here.
     proc = subprocess.Popen(
-        [TURNSERVER, "--no-cli", "--no-tls", "--no-dtls", "--no-rfc5780",
+        [TURNSERVER, "-n", "--no-cli", "--no-tls", "--no-dtls", "--no-rfc5780",
          "--listening-ip", address, "--relay-ip", address, "--listening-port", str(port),
          "--min-port", "49152", "--max-port", "49999",
          "--lt-cred-mech", "--realm", "consult.test", "--user", f"{turn.user}:{turn.password}",
          "--userdb", str(folder / "turndb"), "--pidfile", str(folder / "turnserver.pid"),
          "--allow-loopback-peers", "--fingerprint",
-         "--log-file", str(folder / "turnserver.log"), "--simple-log", "--no-stdout-log"],
+         "--log-file", str(folder / "turnserver.log"), "--simple-log", "--no-stdout-log",
+         *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     for _ in range(100):  # ready once it accepts on TCP
@@ -157,19 +162,28 @@ def blocked() -> Iterator[BlockedNetwork]:
 @pytest.fixture(scope="module")
 def turn(blocked: BlockedNetwork) -> Iterator[TurnServer]:
     with tempfile.TemporaryDirectory(prefix="coturn-") as folder:
-        with socket.socket() as s:
-            s.bind((blocked.gateway, 0))
-            port = int(s.getsockname()[1])
-        proc, server = start_turn(Path(folder), blocked.gateway, port)
+        proc, server = start_turn(Path(folder), blocked.gateway, free_port(blocked.gateway))
         try:
             yield server
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_turn(proc)
 
 
-__all__ = ["BlockedNetwork", "TurnServer", "blocked", "start_turn", "turn"]
+def stop_turn(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def free_port(address: str) -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
+__all__ = [
+    "BlockedNetwork", "TurnServer", "blocked", "free_port", "start_turn", "stop_turn", "turn",
+]  # fmt: skip
