@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,17 +52,24 @@ Launch = Callable[..., Awaitable[Browser]]
 @pytest.fixture
 async def launch(fake_media: dict[str, Path]) -> AsyncIterator[Launch]:
     """Start Chromium with the fake camera ``camera`` ("720p", "1080p"); camera access is
-    granted unless ``deny_camera``."""
+    granted unless ``deny_camera``. ``executable``: another way to start Chromium (e.g.
+    ``tests/turn.py``'s ``BlockedNetwork.wrapper``); ``args``: more flags."""
     async with async_playwright() as pw:
 
-        async def start(camera: str = "720p", deny_camera: bool = False) -> Browser:
-            args = [
+        async def start(
+            camera: str = "720p",
+            deny_camera: bool = False,
+            executable: str = CHROMIUM,
+            args: Sequence[str] = (),
+        ) -> Browser:
+            flags = [
                 *FLAGS,
                 f"--use-file-for-fake-video-capture={fake_media[camera]}",
                 f"--use-file-for-fake-audio-capture={fake_media['wav']}",
                 "--deny-permission-prompts" if deny_camera else "--use-fake-ui-for-media-stream",
+                *args,
             ]
-            return await pw.chromium.launch(executable_path=CHROMIUM, args=args)
+            return await pw.chromium.launch(executable_path=executable, args=flags)
 
         yield start
 

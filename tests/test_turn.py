@@ -11,15 +11,17 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from playwright.async_api import expect
 
 from consult.app import create_app
 from consult.config import Settings
 
-from .browser import artifact
+from .browser import CHROMIUM, PHONE, Launch, artifact, visible_detail
 from .client import CallClient
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
 from .turn import (  # noqa: F401 (fixtures)
@@ -116,7 +118,9 @@ def record(name: str, seconds: float) -> None:
 
 
 async def test_through_turn_over_tcp_media_goes_both_ways(
-    serve: Serve, customer_in: Any, turn: TurnServer  # noqa: F811
+    serve: Serve,
+    customer_in: Any,
+    turn: TurnServer,  # noqa: F811
 ) -> None:
     server = await serve(turn.url("tcp"))
     http, consultation, url = await in_call(server)
@@ -211,3 +215,55 @@ async def test_a_hardened_coturn_must_allow_the_media_address_as_a_peer(
     # coturn answers the permission for that address with 403, and logs it.
     refused = f"peer IP {blocked.gateway} denied" in (folder / "turnserver.log").read_text()
     assert refused != media_address_allowed
+
+
+async def test_a_chromium_customer_joins_through_turn_over_tcp(
+    serve: Serve,
+    turn: TurnServer,  # noqa: F811
+    blocked: BlockedNetwork,  # noqa: F811
+    launch: Launch,
+    tmp_path: Path,
+) -> None:
+    server = await serve(turn.url("tcp"))
+    http, consultation, _ = await in_call(server)
+    stylist = CallClient(http, str(server.make_url("/ws").with_query(
+        token=token_of(consultation["stylist_link"]))), "stylist")  # fmt: skip
+    try:
+        await stylist.connect()
+        await stylist.start_media()
+        origin = str(server.make_url("")).rstrip("/")
+        browser = await launch(
+            executable=str(blocked.wrapper(tmp_path / "chromium", CHROMIUM)),
+            # The page is on a LAN address over plain HTTP: let it have the camera.
+            args=[f"--unsafely-treat-insecure-origin-as-secure={origin}"],
+        )
+        page = await (await browser.new_context(viewport=PHONE)).new_page()
+        logged = len(turn.log.read_text())
+        await page.goto(str(server.make_url(urlsplit(consultation["customer_link"]).path)))
+        await expect(page.get_by_test_id("join")).to_be_enabled(timeout=15_000)
+        await page.get_by_test_id("join").click()
+        joined = time.monotonic()
+
+        # UDP cannot cross the link (the test above) and aiortc has no ICE over TCP: media
+        # arrives through coturn's relay or not at all (its log says so below).
+        def camera() -> list[Any]:
+            return [s for s in stylist.received.video if not s.card]
+
+        await stylist.wait_for(lambda: len(camera()) >= 10, 30)
+        record("chromium_turn_tcp_first_frame_s", camera()[0].at - joined)
+        assert (camera()[-1].width, camera()[-1].height) == (1280, 720)
+        await page.wait_for_function(
+            "() => document.querySelector('[data-testid=remote-video]').videoWidth === 320",
+            timeout=30_000,
+        )
+        assert await visible_detail(page, "remote-video") > 40  # the stylist's pattern
+        media = await stylist.expect("media")
+        while media["role"] != "customer":
+            media = await stylist.expect("media")
+        assert media["state"] == "connected"
+        relayed = turn.log.read_text()[logged:]
+        assert f"tcp or tls connected to: {blocked.address}" in relayed
+        assert "CREATE_PERMISSION processed, success" in relayed
+    finally:
+        await stylist.close()
+        await http.close()

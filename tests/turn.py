@@ -96,6 +96,14 @@ class BlockedNetwork:
     def popen(self, command: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         return subprocess.Popen(self.command(command), **kwargs)
 
+    def wrapper(self, path: Path, program: str) -> Path:
+        """An executable at ``path`` that runs ``program`` inside the namespace, with the same
+        arguments and open files: Playwright launches Chromium through it
+        (``executable_path``) and drives it over its pipes as usual."""
+        path.write_text(f'#!/bin/sh\nexec {" ".join(self.command([program]))} "$@"\n')
+        path.chmod(0o755)
+        return path
+
     def _inside(self, *command: str) -> None:
         _run(*self.command(command))
 
@@ -110,6 +118,8 @@ class BlockedNetwork:
 class TurnServer:
     address: str
     port: int
+    #: coturn's log: sessions, allocations, refused peers.
+    log: Path
     user: str = "consult"
     password: str = "turn-test-secret"
 
@@ -123,7 +133,7 @@ def start_turn(
 ) -> tuple[subprocess.Popen[bytes], TurnServer]:
     """coturn on ``address``:``port`` (UDP and TCP, no TLS), logging to ``folder``/turnserver.log;
     ``extra``: more options (``--denied-peer-ip=...``)."""
-    turn = TurnServer(address, port)
+    turn = TurnServer(address, port, folder / "turnserver.log")
     # -n: no /etc/turnserver.conf, only what is asked here.
     proc = subprocess.Popen(
         [TURNSERVER, "-n", "--no-cli", "--no-tls", "--no-dtls", "--no-rfc5780",
@@ -131,7 +141,7 @@ def start_turn(
          "--min-port", "49152", "--max-port", "49999",
          "--lt-cred-mech", "--realm", "consult.test", "--user", f"{turn.user}:{turn.password}",
          "--userdb", str(folder / "turndb"), "--pidfile", str(folder / "turnserver.pid"),
-         "--allow-loopback-peers", "--fingerprint",
+         "--allow-loopback-peers", "--fingerprint", "--verbose",
          "--log-file", str(folder / "turnserver.log"), "--simple-log", "--no-stdout-log",
          *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
