@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -130,10 +131,16 @@ class CallClient:
         return self.close_code
 
     async def start_media(
-        self, video: MediaStreamTrack | None = None, *, silenced: bool = False
+        self,
+        video: MediaStreamTrack | None = None,
+        *,
+        silenced: bool = False,
+        wrong_fingerprint: bool = False,
     ) -> None:
         """Offer audio and video (complete, non-trickle) and apply the answer. ``silenced``:
-        no packet of this connection reaches the network (``silence_media``) from the start."""
+        no packet of this connection reaches the network (``silence_media``) from the start;
+        ``wrong_fingerprint``: the offer names another certificate, so ICE connects and the
+        DTLS handshake fails (a connection that fails before it ever connected)."""
         servers = self.welcome["ice_servers"] if self.use_ice_servers and self.welcome else []
         self.pc = RTCPeerConnection(
             RTCConfiguration(iceServers=[RTCIceServer(**server) for server in servers])
@@ -160,7 +167,12 @@ class CallClient:
         if silenced:
             self.silence_media()
         self.offer_sent_at = time.monotonic()
-        await self.send({"type": "offer", "sdp": self.pc.localDescription.sdp})
+        offer = self.pc.localDescription.sdp
+        if wrong_fingerprint:
+            offer = re.sub(
+                r"(a=fingerprint:sha-256 )[0-9A-F:]+", r"\g<1>" + "00:" * 31 + "00", offer
+            )
+        await self.send({"type": "offer", "sdp": offer})
         answer = await self.expect("answer")
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
 

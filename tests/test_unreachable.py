@@ -5,11 +5,13 @@ client (tests/test_turn.py drops UDP for real, in a network namespace)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import pytest
 
+from consult.appkeys import HUB
 from consult.config import Settings
 
 from .client import CallClient
@@ -65,3 +67,24 @@ async def test_a_stylist_who_joins_later_is_told(
     stylist: CallClient = clients("stylist", consultation["stylist_link"])
     assert (await stylist.connect())["peer"] == "present"
     assert await stylist.expect("media") == UNREACHABLE
+
+
+async def test_a_connection_that_fails_before_it_ever_connected_keeps_the_websocket(
+    clients: Any, consultation: dict[str, Any], server: Any
+) -> None:
+    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    await stylist.connect()
+    await customer.connect()
+    await customer.start_media(wrong_fingerprint=True)
+    assert customer.offer_sent_at is not None
+    assert await stylist.expect("media") == UNREACHABLE
+    # As it failed, not after the media timeout.
+    assert time.monotonic() - customer.offer_sent_at < Settings().media_timeout
+    assert await customer.expect("media") == UNREACHABLE
+    await customer.wait_for(lambda: server.app[HUB].stats()["peers"] == 0)
+    # Past the re-offer grace, no media-failed close: the chat still works.
+    await asyncio.sleep(Settings().reoffer_grace + 1)
+    await customer.send({"type": "chat", "text": "still here", "id": "c2"})
+    assert (await stylist.expect("chat"))["text"] == "still here"
+    assert customer.close_code is None

@@ -160,7 +160,6 @@ class Hub:
             if participant.peer is peer and state == "connected":
                 self._spawn(self._set_media(participant, "connected"))
 
-        @peer.on("closed")
         def on_closed() -> None:
             self.metrics.peer_closed(peer)
             # Closed under us (failed, or the browser closed it) rather than replaced by us.
@@ -174,6 +173,8 @@ class Hub:
                 participant.peer = None
                 self._spawn(self._set_media(participant, "unreachable"))
 
+        # Nothing was awaited since the answer was made: the peer cannot have closed yet.
+        peer.once("closed", on_closed)
         call.forwarder.add(peer)
         # aioice gives up on a network that drops UDP only once its checks time out (over
         # 30 s): both sides are told after media_timeout instead, and the peer keeps trying.
@@ -196,8 +197,8 @@ class Hub:
         participant.media = state
         if state == "unreachable":
             logger.warning(
-                "%s: %s's media cannot reach the server (a network that blocks UDP needs a"
-                " TURN server over TCP or TLS: docs/operations.md)",
+                "%s: %s's media does not get through to the server (a network that blocks"
+                " UDP needs a TURN server over TCP or TLS: docs/operations.md)",
                 participant.consultation_id,
                 participant.role,
             )
