@@ -18,41 +18,16 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import expect
 
-from consult.app import create_app
 from consult.config import Settings
 
 from .browser import CHROMIUM, PHONE, Launch, artifact, visible_detail
 from .client import CallClient
-from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
-from .turn import (  # noqa: F401 (fixtures)
-    BlockedNetwork,
-    TurnServer,
-    blocked,
-    free_port,
-    start_turn,
-    stop_turn,
-    turn,
-)
+from .conftest import STAFF_KEY, create_consultation, token_of
+from .turn import BlockedNetwork, ServeOnLink, TurnServer, free_port, start_turn, stop_turn
 
 pytestmark = pytest.mark.timeout(120)
 
 ROOT = Path(__file__).resolve().parent.parent
-
-Serve = Callable[..., Awaitable[TestServer]]
-
-
-@pytest.fixture
-async def serve(aiohttp_server: Any, tmp_path: Path, blocked: BlockedNetwork) -> Serve:  # noqa: F811
-    """The server on our side of the link, its media there too, with these ICE servers."""
-
-    async def start(*ice_servers: str) -> TestServer:
-        settings = make_settings(
-            tmp_path, media_addresses=(blocked.gateway,), ice_servers=ice_servers
-        )
-        server: TestServer = await aiohttp_server(create_app(settings), host=blocked.gateway)
-        return server
-
-    return start
 
 
 class Customer:
@@ -85,7 +60,7 @@ class Customer:
 
 
 @pytest.fixture
-async def customer_in(blocked: BlockedNetwork) -> AsyncIterator[Callable[..., Awaitable[Customer]]]:  # noqa: F811
+async def customer_in(blocked: BlockedNetwork) -> AsyncIterator[Callable[..., Awaitable[Customer]]]:
     procs: list[asyncio.subprocess.Process] = []
 
     async def start(url: str) -> Customer:
@@ -118,11 +93,11 @@ def record(name: str, seconds: float) -> None:
 
 
 async def test_through_turn_over_tcp_media_goes_both_ways(
-    serve: Serve,
+    serve_on_link: ServeOnLink,
     customer_in: Any,
-    turn: TurnServer,  # noqa: F811
+    turn: TurnServer,
 ) -> None:
-    server = await serve(turn.url("tcp"))
+    server = await serve_on_link(turn.url("tcp"))
     http, consultation, url = await in_call(server)
     stylist = CallClient(http, str(server.make_url("/ws").with_query(
         token=token_of(consultation["stylist_link"]))), "stylist")  # fmt: skip
@@ -152,9 +127,9 @@ async def test_through_turn_over_tcp_media_goes_both_ways(
 
 
 async def test_without_turn_both_sides_are_told_the_customer_cannot_connect(
-    serve: Serve, customer_in: Any
+    serve_on_link: ServeOnLink, customer_in: Any
 ) -> None:
-    server = await serve()
+    server = await serve_on_link()
     http, consultation, url = await in_call(server)
     stylist = CallClient(http, str(server.make_url("/ws").with_query(
         token=token_of(consultation["stylist_link"]))), "stylist")  # fmt: skip
@@ -187,9 +162,9 @@ PRIVATE_DENIED = (
 
 @pytest.mark.parametrize("media_address_allowed", [False, True])
 async def test_a_hardened_coturn_must_allow_the_media_address_as_a_peer(
-    serve: Serve,
+    serve_on_link: ServeOnLink,
     customer_in: Any,
-    blocked: BlockedNetwork,  # noqa: F811
+    blocked: BlockedNetwork,
     tmp_path: Path,
     media_address_allowed: bool,
 ) -> None:
@@ -202,7 +177,7 @@ async def test_a_hardened_coturn_must_allow_the_media_address_as_a_peer(
     folder.mkdir()
     proc, hardened = start_turn(folder, blocked.gateway, free_port(blocked.gateway), extra)
     try:
-        server = await serve(hardened.url("tcp"))
+        server = await serve_on_link(hardened.url("tcp"))
         http, _, url = await in_call(server)
         try:
             customer = await customer_in(url)
@@ -218,13 +193,13 @@ async def test_a_hardened_coturn_must_allow_the_media_address_as_a_peer(
 
 
 async def test_a_chromium_customer_joins_through_turn_over_tcp(
-    serve: Serve,
-    turn: TurnServer,  # noqa: F811
-    blocked: BlockedNetwork,  # noqa: F811
+    serve_on_link: ServeOnLink,
+    turn: TurnServer,
+    blocked: BlockedNetwork,
     launch: Launch,
     tmp_path: Path,
 ) -> None:
-    server = await serve(turn.url("tcp"))
+    server = await serve_on_link(turn.url("tcp"))
     http, consultation, _ = await in_call(server)
     stylist = CallClient(http, str(server.make_url("/ws").with_query(
         token=token_of(consultation["stylist_link"]))), "stylist")  # fmt: skip

@@ -8,28 +8,34 @@ one static user, and allowing private and loopback peers (a salon's coturn must 
 server's media address as a peer: docs/operations.md).
 
 Both change the network they are in, so they refuse to run outside the loopback-only
-namespace that ``scripts/test`` makes for the suite. Module-scoped fixtures: ``blocked``
-(the namespace) and ``turn`` (the server).
+namespace that ``scripts/test`` makes for the suite. Fixtures: ``blocked`` (the namespace)
+and ``turn`` (the server), per module; ``serve_on_link`` (the app under test, where the
+blocked network reaches it), per test.
 
-A page's test can use them the same way: a browser started with ``blocked.popen()`` (for
-instance Chromium with ``--remote-debugging-pipe``, or a script that drives it) reaches the
-test server at ``blocked.gateway``, and ``turn.url("tcp")`` is the ``--ice-server`` to give
-the server.
+A page's test: ``launch(executable=str(blocked.wrapper(tmp_path / "chromium", CHROMIUM)),
+args=[f"--unsafely-treat-insecure-origin-as-secure={origin}"])`` (tests/browser.py) starts
+Chromium inside the namespace, driven by Playwright as usual; it opens the pages of
+``await serve_on_link(turn.url("tcp"))`` (or of ``serve_on_link()``, no TURN).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestServer
+
+from consult.app import create_app
+from consult.config import Settings
 
 TURNSERVER = "/usr/bin/turnserver"
 NFT = "/usr/sbin/nft"
@@ -160,6 +166,26 @@ def start_turn(
     raise AssertionError(f"coturn did not start: {log.read_text() if log.exists() else ''}")
 
 
+ServeOnLink = Callable[..., Awaitable[TestServer]]
+
+
+@pytest.fixture
+async def serve_on_link(
+    aiohttp_server: Any, settings: Settings, blocked: BlockedNetwork
+) -> ServeOnLink:
+    """``await serve_on_link(*ice_servers)``: a test server on our side of the link (pages,
+    websocket and media on ``blocked.gateway``), handing out these ICE servers."""
+
+    async def start(*ice_servers: str) -> TestServer:
+        on_link = dataclasses.replace(
+            settings, media_addresses=(blocked.gateway,), ice_servers=ice_servers
+        )
+        server: TestServer = await aiohttp_server(create_app(on_link), host=blocked.gateway)
+        return server
+
+    return start
+
+
 @pytest.fixture(scope="module")
 def blocked() -> Iterator[BlockedNetwork]:
     network = BlockedNetwork()
@@ -195,5 +221,6 @@ def free_port(address: str) -> int:
 
 
 __all__ = [
-    "BlockedNetwork", "TurnServer", "blocked", "free_port", "start_turn", "stop_turn", "turn",
+    "BlockedNetwork", "ServeOnLink", "TurnServer", "blocked", "free_port", "serve_on_link",
+    "start_turn", "stop_turn", "turn",
 ]  # fmt: skip
