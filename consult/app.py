@@ -63,7 +63,7 @@ async def _draw_cards(app: web.Application) -> None:
 
 
 async def _hub(app: web.Application) -> AsyncIterator[None]:
-    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[ICE_SERVERS], app[METRICS])
+    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[METRICS])
     yield
     await app[HUB].close()
 

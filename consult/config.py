@@ -50,7 +50,8 @@ class Settings:
     data_dir: Path = DEFAULT_DATA
     #: Base of the links handed out; defaults to http://host:port.
     public_url: str | None = None
-    #: STUN/TURN URLs handed to aiortc and to the browsers. Empty: nothing leaves the machine.
+    #: STUN/TURN URLs handed to the browsers (the server's own peers use none: docs/media.md).
+    #: Empty: nothing leaves the machine.
     ice_servers: tuple[str, ...] = ()
     #: Addresses offered as ICE host candidates; empty: the machine's own (never loopback).
     media_addresses: tuple[str, ...] = ()
@@ -78,6 +79,9 @@ class Settings:
     capture_countdown: float = 3.0
     #: Seconds a capture takes a photo from the device's own camera app (the native path).
     native_photo_window: float = 120.0
+    #: Seconds a new server peer has to connect before both sides are told that the
+    #: participant's media cannot get through (a network that blocks UDP, with no TURN).
+    media_timeout: float = 10.0
     #: "packets" (RTP forwarded, nothing decoded but stills) or "frames" (decode + re-encode).
     forwarding: Forwarding = "packets"
     #: HTTPS with the salon's certificate and key (PEM), or with one made for this machine's

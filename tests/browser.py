@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -71,12 +71,18 @@ def chromium_args(
 @pytest.fixture
 async def launch(fake_media: dict[str, Path]) -> AsyncIterator[Launch]:
     """Start Chromium with the fake camera ``camera`` ("720p", "1080p"); camera access is
-    granted unless ``deny_camera``."""
+    granted unless ``deny_camera``. ``executable``: another way to start Chromium (e.g.
+    ``tests/turn.py``'s ``BlockedNetwork.wrapper``); ``args``: more flags."""
     async with async_playwright() as pw:
 
-        async def start(camera: str = "720p", deny_camera: bool = False) -> Browser:
-            args = chromium_args(fake_media, camera, deny_camera)
-            return await pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        async def start(
+            camera: str = "720p",
+            deny_camera: bool = False,
+            executable: str = CHROMIUM,
+            args: Sequence[str] = (),
+        ) -> Browser:
+            flags = [*chromium_args(fake_media, camera, deny_camera), *args]
+            return await pw.chromium.launch(executable_path=executable, args=flags)
 
         yield start
 

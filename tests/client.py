@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from consult.media import internals
@@ -63,6 +70,8 @@ class CallClient:
         *,
         video_size: tuple[int, int] = (320, 240),
         video_codecs: tuple[str, ...] = (),
+        host_addresses: tuple[str, ...] = ("127.0.0.1",),
+        use_ice_servers: bool = False,
     ) -> None:
         self.session = session
         self.ws_url = ws_url
@@ -70,6 +79,10 @@ class CallClient:
         self.video_size = video_size
         #: Offer only these video codecs (mime types, e.g. "video/H264"); empty: aiortc's own.
         self.video_codecs = video_codecs
+        #: The addresses of our host candidates.
+        self.host_addresses = host_addresses
+        #: Use the welcome's ``ice_servers``, as a page does (else none: host candidates only).
+        self.use_ice_servers = use_ice_servers
         #: Drop received RTP packets for which this returns True (simulated loss), by kind.
         self.drop_received: dict[str, Callable[[RtpPacket], bool]] = {}
         self.ws: aiohttp.ClientWebSocketResponse | None = None
@@ -117,9 +130,21 @@ class CallClient:
         await asyncio.wait_for(asyncio.shield(self._reader), timeout)
         return self.close_code
 
-    async def start_media(self, video: MediaStreamTrack | None = None) -> None:
-        """Offer audio and video (complete, non-trickle) and apply the answer."""
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    async def start_media(
+        self,
+        video: MediaStreamTrack | None = None,
+        *,
+        silenced: bool = False,
+        wrong_fingerprint: bool = False,
+    ) -> None:
+        """Offer audio and video (complete, non-trickle) and apply the answer. ``silenced``:
+        no packet of this connection reaches the network (``silence_media``) from the start;
+        ``wrong_fingerprint``: the offer names another certificate, so ICE connects and the
+        DTLS handshake fails (a connection that fails before it ever connected)."""
+        servers = self.welcome["ice_servers"] if self.use_ice_servers and self.welcome else []
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=[RTCIceServer(**server) for server in servers])
+        )
         self.video_track = video or PatternTrack(SOURCES[self.role], *self.video_size)
         self.pc.addTrack(ToneTrack())
         self.pc.addTrack(self.video_track)
@@ -137,10 +162,17 @@ class CallClient:
             internals.intercept_received(
                 transceiver.receiver, functools.partial(self._on_rtp, transceiver.kind)
             )
-        with internals.host_addresses(["127.0.0.1"]):
+        with internals.host_addresses(self.host_addresses):
             await self.pc.setLocalDescription(await self.pc.createOffer())
+        if silenced:
+            self.silence_media()
         self.offer_sent_at = time.monotonic()
-        await self.send({"type": "offer", "sdp": self.pc.localDescription.sdp})
+        offer = self.pc.localDescription.sdp
+        if wrong_fingerprint:
+            offer = re.sub(
+                r"(a=fingerprint:sha-256 )[0-9A-F:]+", r"\g<1>" + "00:" * 31 + "00", offer
+            )
+        await self.send({"type": "offer", "sdp": offer})
         answer = await self.expect("answer")
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
 
@@ -197,6 +229,14 @@ class CallClient:
         async with asyncio.timeout(timeout):
             while not predicate():
                 await asyncio.sleep(0.05)
+
+    def selected_candidates(self) -> tuple[str, str] | None:
+        """The types of the local and remote candidates media goes through ("host", "relay"...),
+        once ICE has chosen; aioice has no public way to tell."""
+        assert self.pc is not None
+        transport = self.pc.getTransceivers()[0].receiver.transport.transport
+        pair = transport._connection._nominated.get(1)
+        return (pair.local_candidate.type, pair.remote_candidate.type) if pair else None
 
     def silence_media(self) -> None:
         """From now on nothing of this peer connection reaches the network or comes back from

@@ -14,6 +14,7 @@ from consult.signaling.messages import (
     Bye,
     Capture,
     Error,
+    Media,
     Offer,
     Peer,
     Stats,
@@ -49,6 +50,7 @@ def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
         ('{"type": "offer", "sdp": ["v=0"]}', MalformedMessage),
         ('{"type": "answer", "sdp": "v=0"}', UnknownMessage),
         ('{"type": "welcome"}', UnknownMessage),
+        ('{"type": "media", "role": "customer", "state": "connected"}', UnknownMessage),
         ('{"type": "OFFER", "sdp": "v=0"}', UnknownMessage),
         (b"\xff\xfe", MalformedMessage),
     ],
@@ -106,6 +108,11 @@ def test_arbitrary_objects_give_a_message_or_a_protocol_error(obj: dict[str, obj
 def test_server_messages_encode_with_their_type() -> None:
     assert json.loads(encode(Answer(sdp="v=0"))) == {"type": "answer", "sdp": "v=0"}
     assert json.loads(encode(Peer(state="left"))) == {"type": "peer", "state": "left"}
+    assert json.loads(encode(Media(role="customer", state="unreachable"))) == {
+        "type": "media",
+        "role": "customer",
+        "state": "unreachable",
+    }
     assert json.loads(encode(Error(code="malformed", message="m"))) == {
         "type": "error",
         "code": "malformed",

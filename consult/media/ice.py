@@ -1,19 +1,23 @@
-"""ICE configuration: the STUN/TURN servers we use and hand to the browsers.
+"""ICE configuration: the STUN/TURN servers we hand to the browsers, and the server's own.
 
-The addresses we offer as host candidates are set through ``internals.host_addresses()``.
+The server's peers gather host candidates only, on the addresses set through
+``internals.host_addresses()`` (``--media-address``), and never contact a STUN or TURN server:
+the server is where media goes, so a browser that cannot reach it directly relays through its
+TURN server to those host candidates. A TURN server the server itself cannot reach would
+otherwise hold every answer back by aioice's 5 s gathering timeout, and relaying both legs
+through it would add a hop for nothing.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceServer
+from aiortc import RTCConfiguration
 from aiortc.rtcicetransport import parse_stun_turn_uri
 
-__all__ = ["IceServer", "parse_ice_server", "rtc_configuration"]
+__all__ = ["IceServer", "parse_ice_server", "server_configuration"]
 
 
 @dataclass(frozen=True)
@@ -21,9 +25,6 @@ class IceServer:
     url: str
     username: str | None = None
     credential: str | None = None
-
-    def to_aiortc(self) -> RTCIceServer:
-        return RTCIceServer(urls=self.url, username=self.username, credential=self.credential)
 
     def to_browser(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"urls": [self.url]}
@@ -50,6 +51,7 @@ def parse_ice_server(spec: str) -> IceServer:
     return server
 
 
-def rtc_configuration(servers: Iterable[IceServer]) -> RTCConfiguration:
-    # An explicit list, even an empty one: aiortc's default contacts a public STUN server.
-    return RTCConfiguration(iceServers=[s.to_aiortc() for s in servers])
+def server_configuration() -> RTCConfiguration:
+    """The server's own peer connections: no ICE server (the module's docstring says why)."""
+    # An explicit empty list: aiortc's default contacts a public STUN server.
+    return RTCConfiguration(iceServers=[])

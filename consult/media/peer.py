@@ -102,6 +102,8 @@ class ServerPeer(AsyncIOEventEmitter):
         self._bitrates = bitrates
         self._max_sdp_bytes = max_sdp_bytes
         self._state: PeerState = "new"
+        #: Whether media ever got through: a peer that fails before is an unreachable network.
+        self.was_connected = False
         #: The counts as the connection ended, kept for the totals (consult/metrics.py).
         self.final_stats: PeerStats | None = None
         self._close_task: asyncio.Task[None] | None = None
@@ -245,6 +247,7 @@ class ServerPeer(AsyncIOEventEmitter):
             return
         logger.info("%s: peer %s -> %s", self.label, self._state, state)
         self._state = state
+        self.was_connected = self.was_connected or state == "connected"
         self.emit("statechange", state)
 
 

@@ -19,14 +19,14 @@ from aiohttp import WSCloseCode
 from .. import errors
 from ..config import Settings
 from ..media.forward import Forwarder
-from ..media.ice import IceServer, rtc_configuration
+from ..media.ice import server_configuration
 from ..media.peer import ServerPeer
 from ..media.sdp import check_offer
 from ..media.stills import Stills, best_of_burst, still_json
 from ..metrics import Metrics
 from ..recording.palette import SwatchAction, SwatchEvent
 from ..recording.store import ChatMessage, Consultation, Still, Store
-from ..roles import Role
+from ..roles import Role, partner_of
 from .messages import (
     AskShown,
     Away,
@@ -34,6 +34,8 @@ from .messages import (
     CaptureStarted,
     ChatSent,
     Error,
+    Media,
+    MediaState,
     NotesChanged,
     Peer,
     ReadMark,
@@ -70,14 +72,12 @@ class Hub:
         store: Store,
         stills: Stills,
         settings: Settings,
-        ice_servers: list[IceServer],
         metrics: Metrics,
     ) -> None:
         self._store = store
         self.metrics = metrics
         self._stills = stills
         self._settings = settings
-        self._ice_servers = ice_servers
         self._calls: dict[str, Call] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -109,6 +109,9 @@ class Hub:
             call = self._calls[participant.consultation_id] = Call(participant.consultation_id)
         logger.info("%s: %s joined", participant.consultation_id, participant.role)
         await self._apply(call, call.room.join(participant.role, participant))
+        partner = call.room.member(partner_of(participant.role))
+        if isinstance(partner, Participant) and partner.media is not None:
+            await participant.send(Media(role=partner.role, state=partner.media))
         return call
 
     async def leave(self, participant: Participant) -> None:
@@ -138,7 +141,7 @@ class Hub:
         peer = ServerPeer(
             participant.role,
             label=participant.consultation_id,
-            configuration=rtc_configuration(self._ice_servers),
+            configuration=server_configuration(),
             media_addresses=self._settings.media_addresses,
             bitrates=self._settings.bitrates,
             max_sdp_bytes=self._settings.max_sdp_bytes,
@@ -156,17 +159,58 @@ class Hub:
             raise errors.Replaced()
         previous, participant.peer = participant.peer, peer
 
-        @peer.on("closed")
+        @peer.on("statechange")
+        def on_state(state: str) -> None:
+            if participant.peer is peer and state == "connected":
+                self._spawn(self._set_media(participant, "connected"))
+
         def on_closed() -> None:
             self.metrics.peer_closed(peer)
             # Closed under us (failed, or the browser closed it) rather than replaced by us.
-            if participant.peer is peer:
+            if participant.peer is not peer:
+                return
+            if peer.was_connected:
                 self._spawn(self._expect_new_offer(participant, peer))
+            else:
+                # Reconnecting the websocket would not get media through either: the page
+                # keeps its chat and offers again when it can (docs/protocol.md, media).
+                participant.peer = None
+                self._spawn(self._set_media(participant, "unreachable"))
 
+        # Nothing was awaited since the answer was made: the peer cannot have closed yet.
+        peer.once("closed", on_closed)
         call.forwarder.add(peer)
+        # aioice gives up on a network that drops UDP only once its checks time out (over
+        # 30 s): both sides are told after media_timeout instead, and the peer keeps trying.
+        deadline = asyncio.get_running_loop().call_later(
+            self._settings.media_timeout, self._media_deadline, participant, peer
+        )
+        peer.once("closed", deadline.cancel)
         if previous is not None:
             await previous.close()
         return answer
+
+    def _media_deadline(self, participant: Participant, peer: ServerPeer) -> None:
+        if participant.peer is peer and not peer.was_connected:
+            self._spawn(self._set_media(participant, "unreachable"))
+
+    async def _set_media(self, participant: Participant, state: MediaState) -> None:
+        """Tell both sides whether ``participant``'s media gets through; repeats are skipped."""
+        if state == participant.media or not participant.connected:
+            return
+        participant.media = state
+        if state == "unreachable":
+            logger.warning(
+                "%s: %s's media does not get through to the server (a network that blocks"
+                " UDP needs a TURN server over TCP or TLS: docs/operations.md)",
+                participant.consultation_id,
+                participant.role,
+            )
+        call = self._calls.get(participant.consultation_id)
+        if call is not None and call.room.member(participant.role) is participant:
+            await self.broadcast(
+                participant.consultation_id, Media(role=participant.role, state=state)
+            )
 
     async def _expect_new_offer(self, participant: Participant, peer: ServerPeer) -> None:
         """A page whose peer connection ended re-offers at once; one that does not has lost

@@ -29,6 +29,8 @@ __all__ = [
     "ClientMessage",
     "Cue",
     "Error",
+    "Media",
+    "MediaState",
     "NotesChanged",
     "Offer",
     "Peer",
@@ -208,6 +210,16 @@ class Peer(_Message, tag="peer"):
     state: Literal["joined", "left"]
 
 
+MediaState = Literal["connected", "unreachable"]
+
+
+class Media(_Message, tag="media"):
+    """To both: whether ``role``'s media gets through to the server (docs/protocol.md)."""
+
+    role: Role
+    state: MediaState
+
+
 class Error(_Message, tag="error"):
     code: str
     message: str
@@ -299,6 +311,7 @@ ServerMessage = (
     Welcome
     | Answer
     | Peer
+    | Media
     | Error
     | CaptureRequest
     | StillSaved

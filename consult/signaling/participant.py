@@ -10,7 +10,7 @@ from aiohttp import WSCloseCode, web
 
 from ..errors import ConsultError
 from ..roles import Role
-from .messages import Error, ServerMessage, encode
+from .messages import Error, MediaState, ServerMessage, encode
 
 if TYPE_CHECKING:
     from ..media.peer import ServerPeer
@@ -34,6 +34,8 @@ class Participant:
         self.consultation_id = consultation_id
         self.role = role
         self.peer: ServerPeer | None = None
+        #: Whether this participant's media got through, once known (told to both sides).
+        self.media: MediaState | None = None
         self._disconnecting = False
         # Until the welcome is out, messages for this participant wait: welcome comes first.
         self._held: list[ServerMessage] | None = []
