@@ -242,3 +242,43 @@ async def test_a_chromium_customer_joins_through_turn_over_tcp(
     finally:
         await stylist.close()
         await http.close()
+
+
+async def test_without_turn_a_chromium_customer_reads_that_their_network_blocks_the_call(
+    serve_on_link: ServeOnLink, blocked: BlockedNetwork, launch: Launch, tmp_path: Path
+) -> None:
+    server = await serve_on_link()
+    http, consultation, _ = await in_call(server)
+    origin = str(server.make_url("")).rstrip("/")
+    customer_browser = await launch(
+        executable=str(blocked.wrapper(tmp_path / "chromium", CHROMIUM)),
+        args=[f"--unsafely-treat-insecure-origin-as-secure={origin}"],
+    )
+    stylist_browser = await launch(args=[f"--unsafely-treat-insecure-origin-as-secure={origin}"])
+    try:
+        customer = await (await customer_browser.new_context(viewport=PHONE)).new_page()
+        stylist = await (await stylist_browser.new_context(viewport=PHONE)).new_page()
+        for page, link in ((customer, "customer_link"), (stylist, "stylist_link")):
+            await page.goto(str(server.make_url(urlsplit(consultation[link]).path)))
+            await expect(page.get_by_test_id("join")).to_be_enabled(timeout=15_000)
+            await page.get_by_test_id("join").click()
+        joined = time.monotonic()
+        # Not a black screen and "Reconnecting" forever: words, on both sides.
+        blocked_text = customer.get_by_test_id("network-blocked")
+        await expect(blocked_text).to_contain_text("mobile data", timeout=40_000)
+        record("chromium_no_turn_customer_told_s", time.monotonic() - joined)
+        await expect(stylist.get_by_test_id("customer-media")).to_contain_text(
+            "cannot connect", timeout=20_000
+        )
+        # The chat still works for the customer.
+        await customer.get_by_test_id("chat-toggle").click()
+        await customer.get_by_test_id("chat-input").fill("My video won't start here")
+        await customer.get_by_test_id("chat-input").press("Enter")
+        await stylist.get_by_test_id("tab-chat").click()
+        await expect(stylist.get_by_test_id("chat-message")).to_contain_text("won't start")
+        await customer.screenshot(path=str(artifact("phone-network-blocked.png")))
+        await stylist.screenshot(path=str(artifact("phone-console-customer-unreachable.png")))
+    finally:
+        await customer_browser.close()
+        await stylist_browser.close()
+        await http.close()
