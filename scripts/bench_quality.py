@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The quality gate on every real hand photo and video frame we have, and its cost.
 
-Prints, as Markdown tables (docs/stills.md, Quality gate, holds a copy):
+Prints, as Markdown tables (docs/stills.md, Quality gate, summarises them):
 
 - every photo in tests/fixtures/hands, and its blurred, smeared, darkened and brightened
   copies: the measures and the verdict;

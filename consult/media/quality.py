@@ -45,19 +45,22 @@ TILE = 32
 #: A tile belongs to the hand when this share of it is hand.
 TILE_HAND_SHARE = 0.25
 #: Edge width (blur, px of the working copy) above which the hand is blurred. The real photos
-#: measure 1.33-1.76, the sharp frames of the real videos 1.29-1.75; frames of a hand moving
-#: or out of focus 2.0-4.1, a 2 px Gaussian blur 2.6-3.2, a 9 px sideways smear 2.4-3.3.
+#: measure 1.30-1.76, the frames of the real videos labelled sharp 1.29-1.70; those labelled
+#: soft (a hand moving or out of focus) 1.95-4.13, photos under a 2 px Gaussian blur
+#: 2.78-3.18, smeared sideways over 9 px 2.54-3.26 (docs/stills.md).
 BLUR_ABOVE = 1.9
 #: Scale (px) of the coarse derivative the finest one is compared with.
 COARSE_SIGMA = 2.0
 #: The width a perfectly sharp edge has once sampled into pixels.
 PIXEL_SIGMA = 0.5
+#: The edge width of a picture too plain (or too thin) to have an edge.
+MAX_WIDTH = 99.0
 #: Mean luminance (0-255) of the hand (of the whole picture if no hand is found).
 UNDER_MEAN_BELOW = 60.0
 OVER_MEAN_ABOVE = 200.0
 #: Share of the hand's pixels at or above NEAR_CLIPPED above which the hand is overexposed:
-#: the real photos and frames have at most 1.4 %, spotted copies (glare) 0.7-3.3 %, copies
-#: 1.9 times as bright 12-65 %.
+#: the real photos have at most 1.4 %, their spotted copies (glare) 0.7-3.3 %, copies 1.9
+#: times as bright 12-65 %.
 OVER_CLIPPED_ABOVE = 0.08
 NEAR_CLIPPED = 235
 #: Specular highlights (small bright spots ringed by skin) as a share of the skin's area.
@@ -150,8 +153,9 @@ def edge_width(grey: U8, hand: Mask | None) -> float:
     pixels of a working copy (a Gaussian's sigma; a crisp edge measures about 1.4).
 
     Per direction, the energy of the finest derivative against that of a derivative at
-    COARSE_SIGMA: an edge blurred by sigma keeps sqrt(COARSE_SIGMA^2 + sigma^2) / sigma of it,
-    whatever its contrast, so a dark or a pale hand measures as sharp as a well-lit one.
+    COARSE_SIGMA: an edge blurred by sigma has (COARSE_SIGMA^2 + s^2) / s^2 times as much of
+    the first, s^2 = sigma^2 + PIXEL_SIGMA^2, whatever its contrast, so a dark or a pale hand
+    measures as sharp as a well-lit one. At most MAX_WIDTH (a picture with no edge at all).
     Measured in the tiles of the hand with the strongest edges (the third with most coarse
     energy) and, of those, the sharper half: the sharpest parts decide, so the softly blurred
     background behind a hand in focus does not count, and a hand moving or out of focus has
@@ -161,7 +165,7 @@ def edge_width(grey: U8, hand: Mask | None) -> float:
     half = TILE // 2
     height, width = (grey.shape[0] // half) * half, (grey.shape[1] // half) * half
     if height < TILE or width < TILE:
-        return float("inf")
+        return MAX_WIDTH
     luma = grey[:height, :width].astype(np.float32)
     coarse = cv2.GaussianBlur(luma, (0, 0), COARSE_SIGMA)
     cells = (width // half, height // half)
@@ -195,7 +199,7 @@ def edge_width(grey: U8, hand: Mask | None) -> float:
         # kept = (COARSE^2 + s^2) / s^2, s^2 = sigma^2 + PIXEL_SIGMA^2 (the pixel's own width).
         spread = COARSE_SIGMA**2 / max(kept - 1, 1e-6) - PIXEL_SIGMA**2
         widths.append(float(np.sqrt(max(spread, 0.0))))
-    return max(widths)
+    return min(max(widths), MAX_WIDTH)
 
 
 def glare_spots(grey: U8, skin: Mask) -> int:
@@ -287,7 +291,8 @@ def frame_score(image: np.ndarray) -> float:
     """Score one frame of a burst (BGR): the hand's sharpness, 1 / ``edge_width``, as
     ``assess`` measures it, so the burst keeps the frame with the sharpest hand.
 
-    A frame with no hand scores a quarter, below any frame with a sharp or blurred hand.
+    A frame with no hand scores a quarter as much: a frame with a hand wins unless its hand is
+    four times as blurred.
     """
     hand = _measure(image)
     sharpness = 1 / max(hand.edge_width, 0.01)
