@@ -123,6 +123,24 @@ class PhotoTrack(VideoStreamTrack):
         return frame
 
 
+class ClipTrack(VideoStreamTrack):
+    """Video of a clip's frames (BGR) in a loop; assign ``frames`` to change the clip."""
+
+    def __init__(self, frames: list[np.ndarray]) -> None:
+        super().__init__()
+        self.frames = frames
+        self.number = 0
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = av.VideoFrame.from_ndarray(
+            self.frames[self.number % len(self.frames)], format="bgr24"
+        )
+        frame.pts, frame.time_base = pts, time_base
+        self.number += 1
+        return frame
+
+
 class ToneTrack(AudioStreamTrack):
     """A 440 Hz tone, so audio that arrives is distinguishable from the server's silence."""
 

@@ -20,7 +20,8 @@ from consult.media.quality import laplacian_variance
 from .client import CallClient
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
 from .fake_camera import HANDS, load_photo
-from .media import PhotoTrack
+from .hand_media import VIDEOS, labelled, read_frames
+from .media import ClipTrack, PhotoTrack
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -424,3 +425,24 @@ async def test_a_native_photo_after_the_capture_window_is_refused(
         finally:
             for client in made:
                 await client.close()
+
+
+async def test_stream_stills_of_a_real_hand_video_get_the_verdict_of_the_hand(
+    clients: Any, consultation: dict[str, Any]
+) -> None:
+    # Issue 12: a real video (the hand in focus before a softly blurred background) had every
+    # stream still called blurred. Frames labelled sharp, then soft (videos/SOURCES.md).
+    name = "open_palm_focus_pull_640x360.mp4"
+    sharp, soft = labelled(name, "sharp"), labelled(name, "soft")
+    frames = read_frames(VIDEOS / name, set(sharp + soft))
+    track = ClipTrack([frames[i] for i in sharp])
+    customer, stylist = await in_call_with(clients, consultation, track)
+    verdicts = []
+    for clip in (sharp, soft):
+        track.frames, track.number = [frames[i] for i in clip], 0
+        await asyncio.sleep(1)  # the clip's frames through the encoder before the burst
+        await stylist.send({"type": "capture", "countdown": False})
+        await customer.expect("capture-request")  # not answered: the video still stands
+        still = (await stylist.expect("still", timeout=15))["still"]
+        verdicts.append((still["flags"], still["hints"]))
+    assert verdicts == [([], []), (["blur"], ["hold-still"])], verdicts

@@ -171,14 +171,8 @@ def encode_png(bgr: np.ndarray) -> tuple[bytes, Measured]:
 
 
 def score_frame(i420: np.ndarray) -> float:
-    """Sharpness of the full-size luma, weighted by how much hand a small colour copy shows."""
-    height = i420.shape[0] * 2 // 3
-    luma = i420[:height]
-    bgr = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
-    small = cv2.resize(
-        bgr, (160, max(2, 160 * height // i420.shape[1])), interpolation=cv2.INTER_AREA
-    )
-    return frame_score(luma, small)[0]
+    """The quality gate's sharpness of the hand in a copied frame (docs/stills.md)."""
+    return frame_score(cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420))
 
 
 async def best_of_burst(

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from ..errors import MalformedMessage, MessageTooLarge, UnknownMessage
+from ..media.quality import Hint
 from ..roles import Role
 
 __all__ = [
@@ -68,7 +69,7 @@ class Bye(_Message, tag="bye"):
 
 
 #: What a customer can do to get a better still: the quality gate's hints (docs/stills.md).
-Cue = Literal["hold-still", "more-light", "less-light", "tilt", "come-closer", "show-hand"]
+Cue = Hint
 
 
 class Capture(_Message, tag="capture"):
