@@ -332,6 +332,8 @@ async def test_a_capture_counts_down_repeats_the_retake_cue_and_records_the_vide
     await stylist.send({"type": "capture", "cue": ["more-light", "hold-still"]})
     request = await customer.expect("capture-request")
     assert request["countdown_ms"] == round(settings.capture_countdown * 1000) > 0
+    # The photo never before the countdown's end, nor before the video still's burst.
+    assert request["photo_in_ms"] == max(request["countdown_ms"], 800)
     assert request["cue"] == ["more-light", "hold-still"]
     assert request["window_s"] == round(settings.native_photo_window)
     started = await stylist.expect("capture-started")
@@ -353,7 +355,8 @@ async def test_a_capture_counts_down_repeats_the_retake_cue_and_records_the_vide
     assert (video["video_width"], video["video_height"]) == (640, 480)
     # The stylist may skip the countdown.
     await stylist.send({"type": "capture", "countdown": False})
-    assert (await customer.expect("capture-request"))["countdown_ms"] == 0
+    request = await customer.expect("capture-request")
+    assert (request["countdown_ms"], request["photo_in_ms"]) == (0, 800)
     status, body = await upload(http, f"{request['upload_url']}&video=wide", token, png(photo))
     assert (status, body["error"]["code"]) == (400, "invalid-request")
 

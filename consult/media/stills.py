@@ -46,7 +46,7 @@ from ..recording.store import Source, Still, Store
 from .forward import Inlet
 from .quality import Assessment, assess, frame_score
 
-__all__ = ["Limits", "Stills", "best_of_burst", "still_json"]
+__all__ = ["VIDEO_STILL_LEAD", "Limits", "Stills", "best_of_burst", "still_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,10 @@ BURST_MAX_SECONDS = 3.0
 #: While no frame has come, the key-frame request is repeated this often: one sent while the
 #: camera stalled, or lost on the way, must not cost the still.
 KEYFRAME_RETRY_SECONDS = 0.5
+#: The video still is taken this long before the camera's photo: a browser taking a full-size
+#: photo stalls its video (Chromium: 0.8-2.9 s measured here), so the burst (a key frame, then
+#: half a second of frames) comes first, during the countdown's last moment.
+VIDEO_STILL_LEAD = 0.8
 
 
 @dataclass(frozen=True)

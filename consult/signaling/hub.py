@@ -22,7 +22,7 @@ from ..media.forward import Forwarder
 from ..media.ice import server_configuration
 from ..media.peer import ServerPeer
 from ..media.sdp import check_offer
-from ..media.stills import Stills, best_of_burst, still_json
+from ..media.stills import VIDEO_STILL_LEAD, Stills, best_of_burst, still_json
 from ..metrics import Metrics
 from ..recording.palette import SwatchAction, SwatchEvent
 from ..recording.store import ChatMessage, Consultation, Still, Store
@@ -237,6 +237,9 @@ class Hub:
             raise errors.NoCustomer()
         started = time.monotonic()
         delay = self._settings.capture_countdown if countdown else 0.0
+        # The video's burst ends as the countdown does; the photo follows it (VIDEO_STILL_LEAD).
+        burst_at = max(0.0, delay - VIDEO_STILL_LEAD)
+        photo_at = max(delay, VIDEO_STILL_LEAD)
         capture = await self._store.create_capture(requester.consultation_id, requester.role)
         await customer.send(
             CaptureRequest(
@@ -244,6 +247,7 @@ class Hub:
                 upload_url=f"/api/consultations/{capture.consultation_id}/stills"
                 f"?capture={capture.id}",
                 countdown_ms=round(delay * 1000),
+                photo_in_ms=round(photo_at * 1000),
                 cue=list(cue),
                 window_s=round(self._settings.native_photo_window),
             )
@@ -256,14 +260,16 @@ class Hub:
                 )
             )
         self._spawn(
-            self._video_still(customer.peer, capture.consultation_id, capture.id, started, delay)
+            self._video_still(
+                customer.peer, capture.consultation_id, capture.id, started, burst_at
+            )
         )
         return capture.id
 
     async def _video_still(
         self, peer: ServerPeer, consultation_id: str, capture_id: str, started: float, delay: float
     ) -> None:
-        # The customer's page counts down meanwhile: the burst starts as the hand is placed.
+        # The customer's page counts down meanwhile: the burst ends as the countdown does.
         await asyncio.sleep(delay)
         await peer.request_keyframe()
         inlet = peer.inlets.get("video")

@@ -227,13 +227,15 @@ class Error(_Message, tag="error"):
 
 
 class CaptureRequest(_Message, tag="capture-request"):
-    """To the customer: after ``countdown_ms``, take a photo with the camera and upload it to
+    """To the customer: count down ``countdown_ms``, take a photo with the camera
+    ``photo_in_ms`` after this message (after the server's video still) and upload it to
     ``upload_url``; where the browser cannot take one, offer the device's own camera, whose
     photo is taken at ``upload_url`` with ``&source=native`` for ``window_s`` seconds."""
 
     capture_id: str
     upload_url: str
     countdown_ms: int = 0
+    photo_in_ms: int = 0
     cue: list[str] = msgspec.field(default_factory=list)
     window_s: int = 0
 

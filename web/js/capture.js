@@ -47,14 +47,19 @@ export class CaptureFlow {
     $("native-dismiss").addEventListener("click", () => this.hideNative());
   }
 
-  // {capture_id, upload_url, countdown_ms, cue, window_s}
+  // {capture_id, upload_url, countdown_ms, photo_in_ms, cue, window_s}
   async request(message) {
+    const received = performance.now();
     this.current = { id: message.capture_id, photo: false, request: message };
     this.hideNative();
     $("capture-verdict").hidden = true;
     const track = this.camera();
     const size = videoSize(track);
     await this.countdown(message.countdown_ms, message.cue || []);
+    // The server's video still comes first: taking a photo stalls the camera's video.
+    const wait = (message.photo_in_ms || 0) - (performance.now() - received);
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    $("capture-frame").hidden = true;
     if (this.current?.id !== message.capture_id) return; // a newer capture took over
     const url = size ? `${message.upload_url}&video=${size}` : message.upload_url;
     const photo = await takePhoto(track, { torch: this.torch() });
@@ -89,7 +94,6 @@ export class CaptureFlow {
       await new Promise((resolve) => setTimeout(resolve, ms / steps));
     }
     counter.hidden = true;
-    frame.hidden = true;
     cueBox.hidden = true;
   }
 
