@@ -88,6 +88,20 @@ async def test_export_holds_the_record_and_byte_identical_originals(
     assert "&lt;b&gt;almond&lt;/b&gt;" in page  # the chat is escaped, not markup
     assert all(s["file"] in page for s in record["stills"])
     assert "http" not in page.replace("http-equiv", "")  # nothing to fetch from anywhere
+    assert "PRIVATE: thin nails" in page
+
+    # A copy to hand over: the same record but for the private notes.
+    handed = await download(http, recorded, headers=staff, params={"without": "notes"})
+    copy = json.loads(handed.read("record.json"))
+    assert "notes" not in copy and "notes_updated_at" not in copy
+    assert "PRIVATE" not in handed.read("index.html").decode()
+    assert copy["summary"] == "Almond, nude" and copy["customer_ref"] == record["customer_ref"]
+    assert sorted(handed.namelist()) == sorted(archive.namelist())
+    async with http.get(
+        f"/api/consultations/{recorded['id']}/export", headers=staff, params={"without": "photos"}
+    ) as r:
+        assert r.status == 400
+        assert (await r.json())["error"]["code"] == "invalid-request"
 
 
 async def test_the_customers_export_has_no_private_notes(
@@ -128,6 +142,17 @@ async def test_the_command_line_export_with_progress(
         capture_output=True, text=True,
     )  # fmt: skip
     assert missing.returncode == 1 and "No such consultation" in missing.stderr
+    handed = tmp_path / "handed.zip"
+    without = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "consult", "export", recorded["id"], "-o", str(handed),
+         "--data", str(settings.data_dir), "--without-notes"],
+        capture_output=True, text=True, env={"CONSULT_STAFF_KEY": STAFF_KEY, "PATH": ""},
+    )  # fmt: skip
+    assert without.returncode == 0, without.stderr
+    with zipfile.ZipFile(handed) as archive:
+        assert "notes" not in json.loads(archive.read("record.json"))
+        assert "PRIVATE" not in archive.read("index.html").decode()
     assert not (tmp_path / "x.zip").exists()
 
 

@@ -15,8 +15,9 @@ import pytest
 from cryptography import x509
 
 from consult import tls
-from consult.cli import build_parser, served_url, settings_from
+from consult.cli import build_parser, settings_from
 from consult.config import Settings
+from consult.service import served_url
 
 from .client import CallClient
 from .conftest import token_of
