@@ -19,7 +19,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   fi
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".$1"
   touch "$stamp"
-  # The extras include the service itself: scripts/serve need not install it again.
-  [ -z "$1" ] || touch .venv/.installed
   echo "consult: installed into .venv" >&2
 fi
+# The extras include the service itself: scripts/serve need not install it again.
+[ -z "$1" ] || touch -r "$stamp" .venv/.installed
