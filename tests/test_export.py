@@ -207,6 +207,22 @@ async def test_the_record_page_for_staff_and_for_the_customer(
         ".every((i) => i.naturalWidth > 0)"
     )
     await screenshot(page, "record-staff-phone")
+    # The links to send, the way back, and which download holds the private notes.
+    await expect(page.get_by_test_id("record-customer-link")).to_have_value(
+        recorded["customer_link"]
+    )
+    await expect(page.get_by_test_id("record-console")).to_have_attribute(
+        "href", recorded["stylist_link"]
+    )
+    await expect(page.get_by_test_id("record-export-without-notes")).to_be_visible()
+    without = await page.get_by_test_id("record-export-without-notes").get_attribute("href")
+    handed = await context.request.get(str(server.make_url(without or "")))
+    assert handed.ok
+    with zipfile.ZipFile(io.BytesIO(await handed.body())) as copy:
+        assert "notes" not in json.loads(copy.read("record.json"))
+    await expect(page.get_by_test_id("record-back")).to_have_attribute("href", "/")
+    await page.get_by_test_id("record-back").click()
+    await expect(page.get_by_test_id("create")).to_be_visible()
     await page.goto(str(server.make_url(f"/r/{latest['id']}")))
     await expect(page.get_by_test_id("record-history-item")).to_have_count(2)
 
@@ -216,6 +232,9 @@ async def test_the_record_page_for_staff_and_for_the_customer(
     await page.wait_for_url(lambda url: recorded["id"] not in url)
     await expect(page.get_by_test_id("earlier")).to_contain_text("Almond, nude")
     await expect(page.get_by_test_id("earlier-still")).to_have_count(1)
+    # The new consultation's customer link, on screen to send.
+    again = await page.get_by_test_id("record-customer-link").input_value()
+    assert "/c/" in again and again != recorded["customer_link"]
     await screenshot(page, "record-same-again-phone")
 
     # The customer, from their own link: the summary, never the private notes.
@@ -225,6 +244,11 @@ async def test_the_record_page_for_staff_and_for_the_customer(
     await expect(customer.get_by_test_id("record-summary")).to_have_text("Almond, nude")
     await expect(customer.get_by_test_id("still")).to_have_count(2)
     assert "PRIVATE" not in await customer.content()
+    await expect(customer.get_by_test_id("record-links")).to_be_hidden()
+    await expect(customer.get_by_test_id("record-export-without-notes")).to_be_hidden()
+    await expect(customer.get_by_test_id("record-back")).to_have_attribute(
+        "href", f"/c/{token_of(recorded['customer_link'])}"
+    )
     await customer.locator("[data-testid=still][data-source=camera]").click()
     await customer.wait_for_function(
         "() => document.querySelector('[data-testid=viewer-image]').naturalWidth === 640"
