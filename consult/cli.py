@@ -12,12 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiohttp import web
-
 from . import service, tls
 from .config import Settings, load_staff_key
 from .errors import ConsultError
-from .http import RedactingAccessLogger
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
 
@@ -207,14 +204,7 @@ def serve(settings: Settings) -> int:
         flush=True,
     )
     try:
-        web.run_app(
-            app,
-            sock=sock,
-            access_log_class=RedactingAccessLogger,
-            print=None,
-            shutdown_timeout=10,
-            ssl_context=context,
-        )
+        service.run(app, sock, context, settings.base_url)
     finally:
         lock.release()
     return 0

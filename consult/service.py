@@ -5,19 +5,27 @@ when the process ends, however it ends), so a second service on the same folder,
 would never meet the first one's, is refused. It binds its port before it says or writes
 anything: a port in use is one line, with no banner, and ``DATA/server.json`` (where
 ``consult create`` and ``consult list`` point their links) names only a service that listened.
+Then ``run`` serves the app on that socket until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
 import json
 import os
+import signal
 import socket
+import ssl
 from pathlib import Path
 
+from aiohttp import web
+
 from .config import Settings
+from .http import RedactingAccessLogger
+from .tls_site import TlsSite
 
 __all__ = [
     "CannotListen",
@@ -25,6 +33,7 @@ __all__ = [
     "StartRefused",
     "listen",
     "record_served_url",
+    "run",
     "running",
     "served_url",
 ]
@@ -131,3 +140,36 @@ def record_served_url(data_dir: Path, base_url: str) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+#: Seconds handlers get to finish at shutdown.
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def run(
+    app: web.Application, sock: socket.socket, ssl_context: ssl.SSLContext | None, base_url: str
+) -> None:
+    """Serve ``app`` on ``sock`` until SIGINT or SIGTERM, then shut down gracefully (aiohttp's
+    runner, as ``web.run_app`` uses it, with HTTPS on a site that redirects plain HTTP)."""
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        runner = web.AppRunner(
+            app, access_log_class=RedactingAccessLogger, shutdown_timeout=SHUTDOWN_TIMEOUT
+        )
+        await runner.setup()
+        try:
+            site: web.BaseSite = (
+                web.SockSite(runner, sock)
+                if ssl_context is None
+                else TlsSite(runner, sock, ssl_context, base_url)
+            )
+            await site.start()
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(serve())
