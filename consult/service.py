@@ -158,7 +158,10 @@ def run(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         runner = web.AppRunner(
-            app, access_log_class=RedactingAccessLogger, shutdown_timeout=SHUTDOWN_TIMEOUT
+            app,
+            access_log_class=RedactingAccessLogger,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+            keepalive_timeout=75.0,  # web.run_app's, not the handler's own hour
         )
         await runner.setup()
         try:
