@@ -187,24 +187,28 @@ def serve(settings: Settings) -> int:
         )
         if settings.tls_self_signed:
             curl = f"curl --cacert {certificate.cert}"  # trusted by nothing else
-    service.record_served_url(settings.data_dir, settings.base_url)
-    print(f"consult is serving on {settings.base_url}", flush=True)
-    for url in reachable:
-        print(f"  on this network: {url}", flush=True)
-    if len(reachable) > 1:
-        print("  (links use the first; choose another with --public-url)", flush=True)
-    print(
-        f"  data folder: {settings.data_dir.resolve()}\n"
-        f"  staff key:   {staff_key}\n"
-        f"Create a consultation:\n"
-        f"  .venv/bin/consult create --data {settings.data_dir} --customer-name 'Jane Doe'\n"
-        f"  {curl} -X POST {settings.base_url}/api/consultations"
-        f" -H 'Authorization: Bearer {staff_key}'"
-        f' -d \'{{"customer_name": "Jane Doe"}}\'',
-        flush=True,
-    )
+
+    def serving() -> None:
+        # Said and written only now: a start that fails leaves server.json as it was.
+        service.record_served_url(settings.data_dir, settings.base_url)
+        print(f"consult is serving on {settings.base_url}", flush=True)
+        for url in reachable:
+            print(f"  on this network: {url}", flush=True)
+        if len(reachable) > 1:
+            print("  (links use the first; choose another with --public-url)", flush=True)
+        print(
+            f"  data folder: {settings.data_dir.resolve()}\n"
+            f"  staff key:   {staff_key}\n"
+            f"Create a consultation:\n"
+            f"  .venv/bin/consult create --data {settings.data_dir} --customer-name 'Jane Doe'\n"
+            f"  {curl} -X POST {settings.base_url}/api/consultations"
+            f" -H 'Authorization: Bearer {staff_key}'"
+            f' -d \'{{"customer_name": "Jane Doe"}}\'',
+            flush=True,
+        )
+
     try:
-        service.run(app, sock, context, settings.base_url)
+        service.run(app, sock, context, settings.base_url, serving)
     finally:
         lock.release()
     return 0

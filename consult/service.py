@@ -2,10 +2,10 @@
 
 ``consult serve`` holds ``DATA/serve.lock`` for as long as it runs (the system lets go of it
 when the process ends, however it ends), so a second service on the same folder, whose calls
-would never meet the first one's, is refused. It binds its port before it says or writes
-anything: a port in use is one line, with no banner, and ``DATA/server.json`` (where
-``consult create`` and ``consult list`` point their links) names only a service that listened.
-Then ``run`` serves the app on that socket until SIGINT or SIGTERM.
+would never meet the first one's, is refused. It binds its port before it says anything: a
+port in use is one line, with no banner. ``run`` serves the app on that socket until SIGINT or
+SIGTERM, and says it serves (the banner, and ``DATA/server.json``, where ``consult create``
+and ``consult list`` point their links) only once the app has started and the site accepts.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -147,10 +148,15 @@ SHUTDOWN_TIMEOUT = 10.0
 
 
 def run(
-    app: web.Application, sock: socket.socket, ssl_context: ssl.SSLContext | None, base_url: str
+    app: web.Application,
+    sock: socket.socket,
+    ssl_context: ssl.SSLContext | None,
+    base_url: str,
+    serving: Callable[[], None],
 ) -> None:
     """Serve ``app`` on ``sock`` until SIGINT or SIGTERM, then shut down gracefully (aiohttp's
-    runner, as ``web.run_app`` uses it, with HTTPS on a site that redirects plain HTTP)."""
+    runner, as ``web.run_app`` uses it, with HTTPS on a site that redirects plain HTTP).
+    ``serving()`` is called once the app has started and its site accepts connections."""
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
@@ -171,6 +177,7 @@ def run(
                 else TlsSite(runner, sock, ssl_context, base_url)
             )
             await site.start()
+            serving()
             await stop.wait()
         finally:
             await runner.cleanup()
