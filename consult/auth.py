@@ -23,12 +23,14 @@ from .errors import Forbidden, Unauthorized
 from .recording.store import Grant
 
 __all__ = [
+    "SIGN_IN",
     "Caller",
     "any_caller",
     "bearer",
     "caller_for",
     "credential",
     "is_staff_key",
+    "presents_credential",
     "require_staff",
     "setup_sessions",
     "sign_in",
@@ -38,6 +40,9 @@ __all__ = [
 
 SESSION_COOKIE = "consult_staff"
 SESSION_AGE = timedelta(hours=12)
+#: The routes that take a credential in their body (method, path): they are limited like a
+#: credential in a header (consult/ratelimit.py).
+SIGN_IN = frozenset({("POST", "/api/session")})
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,16 @@ def bearer(request: web.Request) -> str | None:
 def credential(request: web.Request) -> str | None:
     """The Bearer credential, else a ``token`` query parameter (for <img> and links)."""
     return bearer(request) or request.query.get("token") or None
+
+
+def presents_credential(request: web.Request) -> bool:
+    """Whether ``request`` presents a staff key or link token, wherever it carries it."""
+    return (
+        "Authorization" in request.headers
+        or "token" in request.query
+        or request.match_info.get("token") is not None
+        or (request.method, request.path) in SIGN_IN
+    )
 
 
 def _fingerprint(request: web.Request) -> str:

@@ -1,4 +1,4 @@
-"""The ``consult`` command: serve, create, list."""
+"""The ``consult`` command: ``serve``, and what staff do from a shell beside it."""
 
 from __future__ import annotations
 
@@ -12,31 +12,40 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiohttp import web
-
-from . import tls
+from . import service, tls
 from .config import Settings, load_staff_key
 from .errors import ConsultError
-from .http import RedactingAccessLogger
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
 
 __all__ = ["main"]
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _links(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, help="data folder (default ./data)")
-    parser.add_argument("--public-url", help="base of the links handed out")
-    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    parser.add_argument(
+        "--public-url",
+        help="base of the links printed (default: where the service of the data folder serves)",
+    )
+    parser.add_argument("--host", help="the host the links name (instead of --public-url)")
+    parser.add_argument("--port", type=int, help="the port the links name")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="consult", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="consult",
+        description="Video consultations for salons: run the service (serve); create, list"
+        " and export consultations from a shell beside it, on the same data folder.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the service")
-    _common(serve)
+    serve.add_argument(
+        "--data", type=Path, help="data folder, made at the first start (default ./data)"
+    )
+    serve.add_argument("--public-url", help="base of the links handed out")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument(
         "--ice-server",
         action="append",
@@ -73,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     create = sub.add_parser("create", help="create a consultation and print its links")
-    _common(create)
+    _links(create)
     create.add_argument("--customer-name", required=True)
     create.add_argument("--customer-ref", help="the salon's own customer reference")
     create.add_argument("--json", action="store_true", help="print JSON")
@@ -84,9 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", type=Path, help="the ZIP to write (default ./consultation-ID.zip)"
     )
     export.add_argument("--data", type=Path, help="data folder (default ./data)")
+    export.add_argument(
+        "--without-notes",
+        action="store_true",
+        help="leave out the stylist's private notes (in by default): a copy to hand over",
+    )
 
     listing = sub.add_parser("list", help="list consultations with their links")
-    _common(listing)
+    _links(listing)
     listing.add_argument("--customer-ref")
     listing.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -108,25 +122,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
     if args.command in ("create", "list") and not (args.public_url or args.host or args.port):
         # Links point where the service of this data folder last said it serves.
-        served = served_url(settings.data_dir)
+        served = service.served_url(settings.data_dir)
         if served and "CONSULT_PUBLIC_URL" not in os.environ:
             settings = dataclasses.replace(settings, public_url=served)
+            if not service.running(settings.data_dir):
+                print(
+                    f"consult: no service is running on {settings.data_dir} now; the links"
+                    f" name where it last served, {served}",
+                    file=sys.stderr,
+                )
     return settings
-
-
-def served_url(data_dir: Path) -> str | None:
-    try:
-        return str(json.loads((data_dir / "server.json").read_text())["base_url"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def record_served_url(settings: Settings) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    path = settings.data_dir / "server.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"base_url": settings.base_url}) + "\n")
-    os.replace(tmp, path)
 
 
 def lan_urls(settings: Settings) -> list[str]:
@@ -142,13 +147,28 @@ def lan_urls(settings: Settings) -> list[str]:
     ]
 
 
-def serve(settings: Settings) -> None:
+#: Libraries that log every ICE candidate pair at info (about 20 lines a join): at warning
+#: unless --log-level debug, so that one event is one line.
+CHATTY_LOGGERS = ("aioice", "aiortc")
+
+
+def serve(settings: Settings) -> int:
     from .app import create_app
 
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if logging.getLogger().level > logging.DEBUG:
+        for name in CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+    lock = service.ServiceLock(settings.data_dir)
+    try:
+        lock.acquire()
+        sock = service.listen(settings)
+    except service.StartRefused as exc:
+        print(f"consult: {exc}", file=sys.stderr)
+        return 1
     reachable = lan_urls(settings)
     if reachable:
         # Listening on every address: links must name one that phones can reach, not 0.0.0.0.
@@ -156,6 +176,7 @@ def serve(settings: Settings) -> None:
     app = create_app(settings)
     staff_key = load_staff_key(settings)
     context = None
+    curl = "curl"
     certificate = tls.certificate_for(settings)
     if certificate is not None:
         context = tls.server_context(certificate)
@@ -164,31 +185,33 @@ def serve(settings: Settings) -> None:
             f"  SHA-256 fingerprint: {certificate.fingerprint}",
             flush=True,
         )
-    record_served_url(settings)
-    print(
-        f"consult is serving on {settings.base_url}\n"
-        f"  data folder: {settings.data_dir.resolve()}\n"
-        f"  staff key:   {staff_key}\n"
-        f"Create a consultation:\n"
-        f"  .venv/bin/consult create --data {settings.data_dir} --customer-name 'Jane Doe'\n"
-        f"  curl -X POST {settings.base_url}/api/consultations"
-        f" -H 'Authorization: Bearer {staff_key}'"
-        f' -d \'{{"customer_name": "Jane Doe"}}\'',
-        flush=True,
-    )
-    for url in reachable:
-        print(f"  on this network: {url}", flush=True)
-    if len(reachable) > 1:
-        print("  (links use the first; choose another with --public-url)", flush=True)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        access_log_class=RedactingAccessLogger,
-        print=None,
-        shutdown_timeout=10,
-        ssl_context=context,
-    )
+        if settings.tls_self_signed:
+            curl = f"curl --cacert {certificate.cert}"  # trusted by nothing else
+
+    def serving() -> None:
+        # Said and written only now: a start that fails leaves server.json as it was.
+        service.record_served_url(settings.data_dir, settings.base_url)
+        print(f"consult is serving on {settings.base_url}", flush=True)
+        for url in reachable:
+            print(f"  on this network: {url}", flush=True)
+        if len(reachable) > 1:
+            print("  (links use the first; choose another with --public-url)", flush=True)
+        print(
+            f"  data folder: {settings.data_dir.resolve()}\n"
+            f"  staff key:   {staff_key}\n"
+            f"Create a consultation:\n"
+            f"  .venv/bin/consult create --data {settings.data_dir} --customer-name 'Jane Doe'\n"
+            f"  {curl} -X POST {settings.base_url}/api/consultations"
+            f" -H 'Authorization: Bearer {staff_key}'"
+            f' -d \'{{"customer_name": "Jane Doe"}}\'',
+            flush=True,
+        )
+
+    try:
+        service.run(app, sock, context, settings.base_url, serving)
+    finally:
+        lock.release()
+    return 0
 
 
 async def _with_store(settings: Settings) -> Store:
@@ -243,7 +266,9 @@ async def list_(settings: Settings, ref: str | None, as_json: bool) -> None:
         print(f"    stylist:  {row['stylist_link'] or '(expired or revoked)'}")
 
 
-async def export_record(settings: Settings, consultation_id: str, output: Path) -> Path:
+async def export_record(
+    settings: Settings, consultation_id: str, output: Path, *, private_notes: bool = True
+) -> Path:
     from .media.stills import Stills
     from .record import write_record_zip
     from .recording.files import StillFiles
@@ -263,10 +288,20 @@ async def export_record(settings: Settings, consultation_id: str, output: Path) 
         consultation = await store.get_consultation(consultation_id)
         stills = Stills(store, StillFiles(settings.stills_dir))
         return await write_record_zip(
-            store, stills, consultation, role="staff", out=output, progress=progress
+            store,
+            stills,
+            consultation,
+            role="staff",
+            out=output,
+            progress=progress,
+            private_notes=private_notes,
         )
     finally:
         await store.close()
+
+
+#: Commands that open an existing data folder.
+NEEDS_DATA = ("create", "list", "export")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -276,8 +311,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"consult: {exc}", file=sys.stderr)
         return 2
+    if args.command in NEEDS_DATA and not settings.data_dir.is_dir():
+        # Never a new, empty folder for a typo: only the service makes one.
+        print(
+            f"consult: there is no data folder {settings.data_dir} (consult serve makes it;"
+            " give the one it uses with --data)",
+            file=sys.stderr,
+        )
+        return 2
     if args.command == "serve":
-        serve(settings)
+        return serve(settings)
     elif args.command == "create":
         asyncio.run(create(settings, args.customer_name, args.customer_ref, args.json))
     elif args.command == "list":
@@ -285,7 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "export":
         output = args.output or Path(f"consultation-{args.id}.zip")
         try:
-            written = asyncio.run(export_record(settings, args.id, output))
+            written = asyncio.run(
+                export_record(settings, args.id, output, private_notes=not args.without_notes)
+            )
         except ConsultError as exc:
             print(f"consult: {exc.message}", file=sys.stderr)
             return 1

@@ -12,7 +12,9 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_exceptions import HTTPException
 
+from . import pages
 from .appkeys import AUTH_FAILURES, METRICS, SETTINGS
+from .auth import presents_credential
 from .errors import (
     ConsultError,
     InvalidToken,
@@ -103,16 +105,16 @@ async def auth_failures(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)  # the websocket answers in its protocol (signaling/ws.py)
     limiter = request.app[AUTH_FAILURES]
     client = request.remote or "unknown"
-    presented = (
-        "Authorization" in request.headers
-        or "token" in request.query
-        or (request.match_info.get("token") is not None)
-    )
+    presented = presents_credential(request)
     if presented:
         wait = limiter.retry_after(client)
         if wait > 0:
+            retry_after = int(wait) + 1
+            if pages.is_link_page(request):
+                request.app[METRICS].error(TooManyAttempts.code, "http")
+                return pages.too_many_attempts_page(retry_after)
             refused = error_response(request, TooManyAttempts())
-            refused.headers["Retry-After"] = str(int(wait) + 1)
+            refused.headers["Retry-After"] = str(retry_after)
             return refused
     try:
         response = await handler(request)

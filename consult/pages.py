@@ -9,7 +9,7 @@ from aiohttp import web
 from .appkeys import STORE
 from .errors import ConsultError
 
-__all__ = ["WEB_ROOT", "add_routes"]
+__all__ = ["WEB_ROOT", "add_routes", "is_link_page", "too_many_attempts_page"]
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 
@@ -48,6 +48,20 @@ async def link_record_page(request: web.Request) -> web.StreamResponse:
 async def record_page(request: web.Request) -> web.FileResponse:
     """The record for signed-in staff; the page asks the API, which checks the session."""
     response = web.FileResponse(WEB_ROOT / "record.html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def is_link_page(request: web.Request) -> bool:
+    """Whether ``request`` opens a page behind a link (answered with a page, never JSON)."""
+    return request.match_info.handler in (call_page, link_record_page)
+
+
+def too_many_attempts_page(retry_after: int) -> web.FileResponse:
+    """For a link opened during a lockout: a page in the visitor's language, not raw JSON."""
+    response = web.FileResponse(WEB_ROOT / "too-many-attempts.html")
+    response.set_status(429)
+    response.headers["Retry-After"] = str(retry_after)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -106,9 +106,14 @@ async def write_record_zip(
     role: str,
     out: Path,
     progress: Progress | None = None,
+    private_notes: bool = True,
 ) -> Path:
-    """The record as ``role`` may see it, written to ``out`` as a ZIP (in an executor)."""
+    """The record as ``role`` may see it, written to ``out`` as a ZIP (in an executor);
+    without the stylist's private notes if not ``private_notes`` (a copy to hand over)."""
     record = await record_json(store, consultation, role=role, with_paths=True)
+    if not private_notes:
+        record.pop("notes", None)
+        record.pop("notes_updated_at", None)
     files = export_files(record, stills)
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, write_export, record, files, out, progress)

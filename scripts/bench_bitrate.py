@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _venv  # noqa: F401  (first: runs this script with .venv's python)
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))

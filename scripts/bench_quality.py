@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
 
+import _venv  # noqa: F401  (first: runs this script with .venv's python)
 import av
 import cv2
 import numpy as np

@@ -36,6 +36,7 @@ from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import _venv  # noqa: F401  (first: runs this script with .venv's python)
 import aiohttp
 import numpy as np
 from aiortc.mediastreams import MediaStreamTrack

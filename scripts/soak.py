@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import _venv  # noqa: F401  (first: runs this script with .venv's python)
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

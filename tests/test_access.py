@@ -160,6 +160,29 @@ async def test_guessing_link_pages_is_limited_too(
             assert r.status == 404
     async with http.get(f"/c/{token_of(consultation['customer_link'])}") as r:
         assert r.status == 429
+        # A page, not JSON: the customer opened a link (tests/test_browser.py: its language).
+        assert r.content_type == "text/html"
+        assert 'data-i18n="lockout.title"' in await r.text()
+        assert int(r.headers["Retry-After"]) > 0
+
+
+async def test_dashboard_sign_in_is_limited_even_for_the_right_key(
+    http: aiohttp.ClientSession,
+) -> None:
+    for _ in range(20):
+        async with http.post("/api/session", json={"staff_key": "guess"}) as r:
+            assert r.status == 401
+    for key in ("guess", STAFF_KEY):
+        async with http.post("/api/session", json={"staff_key": key}) as r:
+            assert r.status == 429, key
+            assert (await r.json())["error"]["code"] == "too-many-attempts"
+            assert int(r.headers["Retry-After"]) > 0
+    async with http.get("/api/session") as r:
+        assert await r.json() == {"staff": False}
+    # The lockout is the address's, whichever way it presents the key next.
+    staff = {"Authorization": f"Bearer {STAFF_KEY}"}
+    async with http.get("/api/consultations", headers=staff) as r:
+        assert r.status == 429
 
 
 async def test_behind_a_trusted_proxy_each_client_is_limited_alone(

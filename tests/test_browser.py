@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from consult.appkeys import HUB
+from consult.config import Settings
 
 from .browser import (
     LAPTOP,
@@ -208,7 +210,7 @@ async def test_stylist_console_shows_the_customer_and_connection_quality(
 
 
 async def test_dashboard_signs_in_creates_a_consultation_and_its_link_works(
-    launch: Launch, server: Any
+    launch: Launch, server: Any, settings: Settings
 ) -> None:
     browser = await launch()
     page = await open_page(browser, str(server.make_url("/")), LAPTOP)
@@ -226,12 +228,25 @@ async def test_dashboard_signs_in_creates_a_consultation_and_its_link_works(
     await expect(row).to_have_count(1)
     await expect(row).to_contain_text("Mei Lin (C-88)")
     await expect(row).to_contain_text("Open")
+    # The new links come next to the Create button, on screen, not below the rest.
+    created = page.get_by_test_id("created-links")
+    await expect(created.get_by_test_id("customer-link")).to_be_in_viewport()
     await screenshot(page, "dashboard-laptop")
-    link = await page.get_by_test_id("customer-link").input_value()
+    link = await created.get_by_test_id("customer-link").input_value()
     assert "/c/" in link
+    assert await row.get_by_test_id("customer-link").input_value() == link
     # The links point at the public URL; open the same path on the test server.
     customer = await open_page(browser, local(server, link), PHONE)
     await ready_to_join(customer)
+
+    # Expired links (as 7 days later): the row offers new ones.
+    with sqlite3.connect(settings.data_dir / "consult.db") as db:
+        db.execute("UPDATE links SET expires_at = '2000' || substr(expires_at, 5)")
+    await page.reload()
+    await expect(row.get_by_test_id("customer-link")).to_have_count(0)
+    await row.get_by_test_id("new-links").click()
+    renewed = await row.get_by_test_id("customer-link").input_value()
+    assert "/c/" in renewed and renewed != link
 
     # The session survives a reload and ends with sign-out.
     await page.reload()
@@ -240,6 +255,24 @@ async def test_dashboard_signs_in_creates_a_consultation_and_its_link_works(
     await expect(page.get_by_test_id("sign-in")).to_be_visible()
     await page.reload()
     await expect(page.get_by_test_id("sign-in")).to_be_visible()
+    await browser.close()
+
+
+async def test_a_link_opened_during_a_lockout_says_so_in_the_customers_language(
+    launch: Launch, consultation: dict[str, Any], server: Any
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        for i in range(20):
+            async with http.get(server.make_url(f"/c/guess-{i}")) as r:
+                assert r.status == 404
+    browser = await launch()
+    page = await open_page(
+        browser, local(server, consultation["customer_link"]), PHONE, locale="zh-CN"
+    )
+    await expect(page.get_by_test_id("lockout-title")).to_have_text("请稍等一分钟")
+    await expect(page.locator("main")).to_contain_text("此网络尝试次数过多")
+    await screenshot(page, "lockout-zh-phone")
+    assert page.errors == []  # type: ignore[attr-defined]
     await browser.close()
 
 

@@ -88,6 +88,20 @@ async def test_export_holds_the_record_and_byte_identical_originals(
     assert "&lt;b&gt;almond&lt;/b&gt;" in page  # the chat is escaped, not markup
     assert all(s["file"] in page for s in record["stills"])
     assert "http" not in page.replace("http-equiv", "")  # nothing to fetch from anywhere
+    assert "PRIVATE: thin nails" in page
+
+    # A copy to hand over: the same record but for the private notes.
+    handed = await download(http, recorded, headers=staff, params={"without": "notes"})
+    copy = json.loads(handed.read("record.json"))
+    assert "notes" not in copy and "notes_updated_at" not in copy
+    assert "PRIVATE" not in handed.read("index.html").decode()
+    assert copy["summary"] == "Almond, nude" and copy["customer_ref"] == record["customer_ref"]
+    assert sorted(handed.namelist()) == sorted(archive.namelist())
+    async with http.get(
+        f"/api/consultations/{recorded['id']}/export", headers=staff, params={"without": "photos"}
+    ) as r:
+        assert r.status == 400
+        assert (await r.json())["error"]["code"] == "invalid-request"
 
 
 async def test_the_customers_export_has_no_private_notes(
@@ -128,6 +142,17 @@ async def test_the_command_line_export_with_progress(
         capture_output=True, text=True,
     )  # fmt: skip
     assert missing.returncode == 1 and "No such consultation" in missing.stderr
+    handed = tmp_path / "handed.zip"
+    without = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "consult", "export", recorded["id"], "-o", str(handed),
+         "--data", str(settings.data_dir), "--without-notes"],
+        capture_output=True, text=True, env={"CONSULT_STAFF_KEY": STAFF_KEY, "PATH": ""},
+    )  # fmt: skip
+    assert without.returncode == 0, without.stderr
+    with zipfile.ZipFile(handed) as archive:
+        assert "notes" not in json.loads(archive.read("record.json"))
+        assert "PRIVATE" not in archive.read("index.html").decode()
     assert not (tmp_path / "x.zip").exists()
 
 
@@ -182,6 +207,22 @@ async def test_the_record_page_for_staff_and_for_the_customer(
         ".every((i) => i.naturalWidth > 0)"
     )
     await screenshot(page, "record-staff-phone")
+    # The links to send, the way back, and which download holds the private notes.
+    await expect(page.get_by_test_id("record-customer-link")).to_have_value(
+        recorded["customer_link"]
+    )
+    await expect(page.get_by_test_id("record-console")).to_have_attribute(
+        "href", recorded["stylist_link"]
+    )
+    await expect(page.get_by_test_id("record-export-without-notes")).to_be_visible()
+    without = await page.get_by_test_id("record-export-without-notes").get_attribute("href")
+    handed = await context.request.get(str(server.make_url(without or "")))
+    assert handed.ok
+    with zipfile.ZipFile(io.BytesIO(await handed.body())) as copy:
+        assert "notes" not in json.loads(copy.read("record.json"))
+    await expect(page.get_by_test_id("record-back")).to_have_attribute("href", "/")
+    await page.get_by_test_id("record-back").click()
+    await expect(page.get_by_test_id("create")).to_be_visible()
     await page.goto(str(server.make_url(f"/r/{latest['id']}")))
     await expect(page.get_by_test_id("record-history-item")).to_have_count(2)
 
@@ -191,6 +232,9 @@ async def test_the_record_page_for_staff_and_for_the_customer(
     await page.wait_for_url(lambda url: recorded["id"] not in url)
     await expect(page.get_by_test_id("earlier")).to_contain_text("Almond, nude")
     await expect(page.get_by_test_id("earlier-still")).to_have_count(1)
+    # The new consultation's customer link, on screen to send.
+    again = await page.get_by_test_id("record-customer-link").input_value()
+    assert "/c/" in again and again != recorded["customer_link"]
     await screenshot(page, "record-same-again-phone")
 
     # The customer, from their own link: the summary, never the private notes.
@@ -200,6 +244,11 @@ async def test_the_record_page_for_staff_and_for_the_customer(
     await expect(customer.get_by_test_id("record-summary")).to_have_text("Almond, nude")
     await expect(customer.get_by_test_id("still")).to_have_count(2)
     assert "PRIVATE" not in await customer.content()
+    await expect(customer.get_by_test_id("record-links")).to_be_hidden()
+    await expect(customer.get_by_test_id("record-export-without-notes")).to_be_hidden()
+    await expect(customer.get_by_test_id("record-back")).to_have_attribute(
+        "href", f"/c/{token_of(recorded['customer_link'])}"
+    )
     await customer.locator("[data-testid=still][data-source=camera]").click()
     await customer.wait_for_function(
         "() => document.querySelector('[data-testid=viewer-image]').naturalWidth === 640"

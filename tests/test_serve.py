@@ -75,6 +75,9 @@ async def test_serve_create_call_and_graceful_sigterm(
     for event in ("customer joined", "stylist joined", "customer left", "stylist left"):
         assert f"{links['id']}: {event}" in out, event
     assert "Traceback" not in out
+    # At the default level the ICE libraries' chatter (a line per candidate pair) stays out.
+    chatter = [x for x in out.splitlines() if " INFO aioice" in x or " INFO aiortc" in x]
+    assert not chatter
 
 
 def test_staff_key_from_environment(tmp_path: Path) -> None:

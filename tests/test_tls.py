@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import ssl
 import subprocess
 import threading
@@ -15,8 +16,9 @@ import pytest
 from cryptography import x509
 
 from consult import tls
-from consult.cli import build_parser, served_url, settings_from
+from consult.cli import build_parser, settings_from
 from consult.config import Settings
+from consult.service import served_url
 
 from .client import CallClient
 from .conftest import token_of
@@ -92,6 +94,7 @@ async def test_serve_over_https_with_a_pinned_self_signed_certificate(tmp_path: 
         printed = await asyncio.to_thread(read_until, proc, "SHA-256 fingerprint:", lines)
         pin = printed.split("fingerprint:")[1].strip()
         await asyncio.to_thread(read_until, proc, "serving on https://", lines)
+        printed_curl = await asyncio.to_thread(read_until, proc, "curl ", lines)
         # Keep reading, or a full pipe would stop the server.
         drain = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
         drain.start()
@@ -114,6 +117,17 @@ async def test_serve_over_https_with_a_pinned_self_signed_certificate(tmp_path: 
                             break
                 except aiohttp.ClientConnectionError:
                     await asyncio.sleep(0.1)
+            # http:// typed for the https:// address: sent there, not an empty reply.
+            async with aiohttp.ClientSession() as plain, plain.get(
+                f"http://127.0.0.1:{port}/healthz", allow_redirects=False
+            ) as r:
+                assert r.status == 307 and r.headers["Location"] == f"{base}/healthz"
+            # The curl the service printed works as printed: it trusts this certificate.
+            curl = await asyncio.to_thread(
+                subprocess.run, ["sh", "-c", printed_curl], capture_output=True, text=True
+            )
+            assert curl.returncode == 0, curl.stderr
+            assert json.loads(curl.stdout)["customer_link"].startswith(f"{base}/c/")
             async with http.post(f"{base}/api/session", json={"staff_key": key}) as r:
                 assert r.status == 200
                 cookie = r.headers["Set-Cookie"]
@@ -180,6 +194,8 @@ async def test_listening_on_every_address_links_name_the_lan_address(tmp_path: P
         await asyncio.to_thread(proc.wait, 30)
     out = "".join(lines)
     port = out.split("serving on https://192.168.77.5:")[1].split()[0]
+    # The addresses for phones come right under the address it serves on.
+    assert lines[-2].startswith("consult is serving on ")
     assert f"on this network: https://192.168.77.5:{port}" in out
     # The certificate names the LAN address, and links (consult create) use it.
     assert "192.168.77.5" in sans(data / "tls-self-signed.crt")[1]

@@ -116,9 +116,13 @@ async def update_notes(request: web.Request) -> web.Response:
 
 @routes.get("/api/consultations/{id}/export")
 async def export(request: web.Request) -> web.StreamResponse:
-    """The record as a self-contained ZIP (the private notes only for the salon)."""
+    """The record as a self-contained ZIP (the private notes only for the salon, and not
+    with ``?without=notes``: a copy to hand over)."""
     consultation_id = request.match_info["id"]
     caller = await caller_for(request, consultation_id)
+    without = request.query.get("without")
+    if without not in (None, "notes"):
+        raise InvalidRequest("without= takes one value: notes.")
     store = request.app[STORE]
     consultation = await store.get_consultation(consultation_id)
     loop = asyncio.get_running_loop()
@@ -129,6 +133,7 @@ async def export(request: web.Request) -> web.StreamResponse:
             consultation,
             role=caller.role,
             out=Path(folder) / "export.zip",
+            private_notes=without != "notes",
         )
         response = web.StreamResponse(
             headers={

@@ -20,6 +20,52 @@ async function copy(text, button) {
   setTimeout(() => setText(button, "dash.copy_customer"), 2000);
 }
 
+// A consultation's links: copy the customer's, open the console or the record; or, once
+// they expired or were revoked, make new ones.
+function linkBox(c) {
+  const box = document.createElement("div");
+  box.className = "links";
+  if (c.customer_link && c.stylist_link) {
+    const copyButton = document.createElement("button");
+    copyButton.dataset.testid = "copy-customer-link";
+    setText(copyButton, "dash.copy_customer");
+    copyButton.addEventListener("click", () => copy(c.customer_link, copyButton));
+    const open = document.createElement("a");
+    open.href = c.stylist_link;
+    open.target = "_blank";
+    open.rel = "noopener noreferrer";
+    open.dataset.testid = "open-console";
+    setText(open, "dash.open_console");
+    // The customer's link as text to copy by hand, not to open: staff would join as the customer.
+    const customer = document.createElement("input");
+    customer.readOnly = true;
+    customer.value = c.customer_link;
+    customer.dataset.testid = "customer-link";
+    customer.addEventListener("focus", () => customer.select());
+    const record = document.createElement("a");
+    record.href = `/r/${c.id}`;
+    record.dataset.testid = "open-record";
+    setText(record, "dash.open_record");
+    box.append(copyButton, open, record, customer);
+  } else {
+    const gone = document.createElement("span");
+    setText(gone, "dash.link_gone");
+    const renew = document.createElement("button");
+    renew.dataset.testid = "new-links";
+    setText(renew, "dash.new_links");
+    renew.addEventListener("click", async () => {
+      try {
+        await api(`/api/consultations/${c.id}/revoke-links`, { method: "POST" });
+        await refresh();
+      } catch (error) {
+        setText(gone, "dash.failed", { message: error.message });
+      }
+    });
+    box.append(gone, renew);
+  }
+  return box;
+}
+
 function render() {
   const body = $("consultations").querySelector("tbody");
   $("empty").hidden = rows.length > 0;
@@ -41,35 +87,7 @@ function render() {
         tr.append(td);
       }
       const links = document.createElement("td");
-      const box = document.createElement("div");
-      box.className = "links";
-      if (c.customer_link && c.stylist_link) {
-        const copyButton = document.createElement("button");
-        copyButton.dataset.testid = "copy-customer-link";
-        setText(copyButton, "dash.copy_customer");
-        copyButton.addEventListener("click", () => copy(c.customer_link, copyButton));
-        const open = document.createElement("a");
-        open.href = c.stylist_link;
-        open.target = "_blank";
-        open.rel = "noopener noreferrer";
-        open.dataset.testid = "open-console";
-        setText(open, "dash.open_console");
-        // The customer's link as text to copy by hand, not to open: staff would join as the customer.
-        const customer = document.createElement("input");
-        customer.readOnly = true;
-        customer.value = c.customer_link;
-        customer.dataset.testid = "customer-link";
-        customer.addEventListener("focus", () => customer.select());
-        const record = document.createElement("a");
-        record.href = `/r/${c.id}`;
-        record.dataset.testid = "open-record";
-        setText(record, "dash.open_record");
-        box.append(copyButton, open, record, customer);
-      } else {
-        const gone = document.createElement("span");
-        setText(gone, "dash.link_gone");
-        box.append(gone);
-      }
+      const box = linkBox(c);
       links.append(box);
       tr.append(links);
       return tr;
@@ -186,6 +204,9 @@ async function main() {
       const created = await api("/api/consultations", { method: "POST", json: body });
       event.target.reset();
       setText($("create-message"), "dash.create.done", { name: created.customer_name });
+      // Its links right here, not at the end of the list below.
+      $("created").replaceChildren(linkBox(created));
+      $("created").hidden = false;
       await refresh();
     } catch (error) {
       setText($("create-message"), "dash.failed", { message: error.message });

@@ -62,6 +62,15 @@ function render(record) {
     }),
   );
   $("record-export").href = withToken(`/api/consultations/${record.id}/export`, token);
+  // Only the salon's export holds the private notes: say so, and offer one without them.
+  const staff = record.notes !== undefined && !token;
+  $("record-export-note").hidden = !staff;
+  $("record-export-without-notes").hidden = !staff;
+  $("record-export-without-notes").href = `/api/consultations/${record.id}/export?without=notes`;
+  // Staff: the links to send, here too (after "Same again" this is where the new one is).
+  $("record-links").hidden = !record.customer_link;
+  $("record-customer-link").value = record.customer_link || "";
+  $("record-console").href = record.stylist_link || "";
   renderEarlier($("earlier"), record.earlier, token);
   // Staff start the next appointment from this one.
   $("same-again").hidden = Boolean(token);
@@ -93,6 +102,11 @@ async function renderHistory(record) {
 
 async function main() {
   await startI18n();
+  if (token) {
+    // The customer goes back to their call, staff (the default) to the dashboard.
+    $("record-back").href = `/c/${token}`;
+    setText($("record-back"), "record.back_call");
+  }
   try {
     const id = consultationId || (await api("/api/link", { token })).consultation_id;
     const record = await api(`/api/consultations/${id}`, { token });
