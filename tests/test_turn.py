@@ -270,6 +270,8 @@ async def test_without_turn_a_chromium_customer_reads_that_their_network_blocks_
         await expect(stylist.get_by_test_id("customer-media")).to_contain_text(
             "cannot connect", timeout=20_000
         )
+        # Not "Connection good" (the server's own waiting card arrives fine).
+        await expect(stylist.get_by_test_id("quality-grade")).to_have_text("Poor")
         # The chat still works for the customer.
         await customer.get_by_test_id("chat-toggle").click()
         await customer.get_by_test_id("chat-input").fill("My video won't start here")

@@ -17,6 +17,8 @@ const BACKOFF_MS = [300, 1000, 2000, 4000, 5000];
 // A browser "disconnected" peer often recovers by itself; after this long we start afresh.
 const DISCONNECTED_GRACE_MS = 4000;
 const GATHER_TIMEOUT_MS = 5000;
+// A network that let no media through is tried again this often (and on every network change).
+const BLOCKED_RETRY_MS = 20000;
 
 export class CallSession extends EventTarget {
   constructor(token, stream) {
@@ -30,6 +32,8 @@ export class CallSession extends EventTarget {
     this._emitted = "idle/false";
     this.partnerLeft = false;
     this.blocked = false;
+    this._iceServers = [];
+    this._reofferTimer = null;
     this.reconnects = 0;
     this._ws = null;
     this._generation = 0;
@@ -112,8 +116,15 @@ export class CallSession extends EventTarget {
   }
 
   _reconnectNow() {
+    if (this.blocked && this._ws?.readyState === WebSocket.OPEN) return this._reoffer();
     if (document.visibilityState !== "visible" || this.state !== "reconnecting") return;
     this._connect();
+  }
+
+  // A new offer on the same websocket: the server replaces this side's peer.
+  _reoffer() {
+    clearTimeout(this._reofferTimer);
+    if (this._ws?.readyState === WebSocket.OPEN) this._offer(this._iceServers);
   }
 
   // Start again from a fresh websocket and a fresh offer (the server replaces our old peer).
@@ -130,6 +141,7 @@ export class CallSession extends EventTarget {
         if (message.peer === "present") this.partnerLeft = false;
         this._setState(message.peer === "present" ? "live" : "waiting");
         this.dispatchEvent(new CustomEvent("welcome", { detail: message }));
+        this._iceServers = message.ice_servers;
         await this._offer(message.ice_servers);
         break;
       case "answer":
@@ -179,8 +191,13 @@ export class CallSession extends EventTarget {
       }
       if (pc.connectionState === "failed" && !connected) {
         // Not one packet got through: UDP is likely blocked here (hotel or office Wi-Fi).
+        // The websocket works (the chat too): no reconnecting, only a fresh offer later, or
+        // at once when the browser says the network changed.
         this.blocked = true;
         this.dispatchEvent(new CustomEvent("blocked"));
+        clearTimeout(this._reofferTimer);
+        this._reofferTimer = setTimeout(() => this._reoffer(), BLOCKED_RETRY_MS);
+        return;
       }
       if (pc.connectionState === "failed") this._restart();
       if (pc.connectionState === "disconnected") {
@@ -237,6 +254,7 @@ export class CallSession extends EventTarget {
 
   _closePeer() {
     clearTimeout(this._disconnectedTimer);
+    clearTimeout(this._reofferTimer);
     if (this.pc) {
       this.pc.close();
       this.pc = null;

@@ -89,6 +89,8 @@ export class Console {
     if (this.own) grades.push(this.own.grade);
     const fresh = this.upload && Date.now() - this.upload.at < 30000;
     if (fresh) grades.push(uploadGrade(this.upload.video, this.upload.rtt));
+    // No media from the customer at all: whatever the stylist's own link says, it is poor.
+    if (this.unreachable) grades.push("poor");
     const grade = grades.sort((a, b) => order.indexOf(b) - order.indexOf(a))[0];
     if (!grade) {
       $("quality-grade").textContent = "";
@@ -101,6 +103,8 @@ export class Console {
   // The customer's media could not connect (their network blocks it) or connects again.
   customerMedia(state) {
     const box = $("customer-media");
+    this.unreachable = state === "unreachable";
+    this.renderGrade();
     box.hidden = state !== "unreachable";
     if (state === "unreachable") setText(box, "console.customer_unreachable");
   }

@@ -13,6 +13,8 @@ export class Notes {
     this.fields = fields; // {notes: textarea, summary: textarea}
     this.status = fields.status;
     this.consultationId = null;
+    // Typed before the welcome said which consultation this is: kept, and saved on load.
+    this.early = new Set();
     this.timer = null;
     this.saving = false;
     for (const [name, area] of Object.entries(this.fields.areas)) {
@@ -30,6 +32,7 @@ export class Notes {
 
   keep(name, value) {
     if (this.consultationId) localStorage.setItem(this.key(name), value);
+    else this.early.add(name);
     setText(this.status, "notes.unsaved");
   }
 
@@ -37,6 +40,8 @@ export class Notes {
   load(consultation) {
     this.consultationId = consultation.id;
     let pending = false;
+    for (const name of this.early) localStorage.setItem(this.key(name), this.fields.areas[name].value);
+    this.early.clear();
     for (const [name, area] of Object.entries(this.fields.areas)) {
       const draft = localStorage.getItem(this.key(name));
       if (draft !== null && draft !== consultation[name]) {
