@@ -3,15 +3,17 @@
 
 The server (`consult serve`) runs pinned to one core, the load (this process) to the other.
 Each consultation is two aiortc peers that send pre-encoded video (VP8, frame numbers stamped
-into the pixels, plus moving noise so the bitrate is a camera's) and pre-encoded Opus both
-ways. Receivers do not decode: they reassemble each frame from its RTP packets and recognise it
-by the hash of its bitstream (every stamped frame differs), so 64 peers fit on one core; the
-send time of each frame gives the one-way latency. Each point (N consultations) runs on a
+into the pixels, plus moving noise so the bitrate is a camera's: 2.5 Mbps at 720p by default,
+what browsers send with the pages' start bitrate) and pre-encoded Opus both ways. Receivers
+do not decode: they reassemble each frame from its RTP packets and recognise it by the hash
+of its bitstream (every stamped frame differs), so 64 peers fit on one core; the send time of
+each frame gives the one-way latency. Each point (N consultations) runs on a
 fresh server for a bounded time and prints one JSON line.
 
-    .venv/bin/python scripts/bench_calls.py                       # packets, N = 1..32
+    .venv/bin/python scripts/bench_calls.py                       # packets, N = 1,16,32,48
     .venv/bin/python scripts/bench_calls.py --compare             # + transcoding and direct
     .venv/bin/python scripts/bench_calls.py --ns 1,16 --size 640x480 --seconds 10
+    .venv/bin/python scripts/bench_calls.py --ns 16 --bitrate 1500000   # the clip's bits/s
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ from tests.media import pattern_image
 FPS = 30
 LOOP = 150  # pre-encoded frames (5 s); a frame's hash names it within a loop
 GOP = 60
-BITRATES = {"1280x720": 1_500_000, "640x480": 800_000}
+#: What a browser sends at 720p with the bitrate the pages ask for (x-google-start-bitrate 3000).
+BITRATES = {"1280x720": 2_500_000, "640x480": 800_000}
 SERVER_CPU, LOAD_CPU = "0", 1
 
 
@@ -282,6 +285,17 @@ async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:
 # --- one point --------------------------------------------------------------------------------
 
 
+_CLIPS: dict[tuple[tuple[int, int], int], dict[int, Clip]] = {}
+
+
+def _clips(size: tuple[int, int], bitrate: int) -> dict[int, Clip]:
+    """The two clips (one per side) at ``size`` and ``bitrate``, encoded once per run."""
+    key = (size, bitrate)
+    if key not in _CLIPS:
+        _CLIPS[key] = {s: encode_clip(s, *size, bitrate) for s in (1, 2)}
+    return _CLIPS[key]
+
+
 def udp_counters() -> dict[str, int]:
     lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
     udp = [line for line in lines if line and line[0] == "Udp:"]
@@ -300,14 +314,24 @@ def pct(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
-async def run_point(mode: str, n: int, size: tuple[int, int], seconds: float) -> dict[str, Any]:
+async def run_point(
+    mode: str, n: int, size: tuple[int, int], seconds: float, bitrate: int | None = None
+) -> dict[str, Any]:
     key = f"{size[0]}x{size[1]}"
-    bitrate = BITRATES.get(key, 1_500_000)
-    clips = {s: encode_clip(s, *size, bitrate) for s in (1, 2)}
+    bitrate = bitrate or BITRATES.get(key, 2_500_000)
+    clips = _clips(size, bitrate)
     tone = encode_tone()
     peers: list[tuple[LoadPeer, LoadPeer]] = []
     sockets: list[aiohttp.ClientWebSocketResponse] = []
-    result: dict[str, Any] = {"mode": mode, "n": n, "size": key, "seconds": seconds}
+    result: dict[str, Any] = {
+        "mode": mode,
+        "n": n,
+        "size": key,
+        "bitrate_target": bitrate,
+        # What the encoder made of it (the clip's bytes over its duration).
+        "clip_video_kbps": round(sum(map(len, clips[1].frames)) * 8 * FPS / LOOP / 1000),
+        "seconds": seconds,
+    }
 
     async def measure(pid: int | None) -> None:
         everyone = [p for pair in peers for p in pair]
@@ -448,7 +472,7 @@ async def main_async(args: argparse.Namespace) -> None:
         plan += [("frames", n) for n in args.transcode_ns]
     points = []
     for mode, n in plan:
-        point = await run_point(mode, n, size, args.seconds)  # type: ignore[arg-type]
+        point = await run_point(mode, n, size, args.seconds, args.bitrate)  # type: ignore[arg-type]
         print(json.dumps(point), flush=True)
         points.append(point)
     if args.compare:
@@ -459,10 +483,14 @@ def main() -> None:
     reexec_isolated()
     os.sched_setaffinity(0, {LOAD_CPU})
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--ns", default="1,2,4,8,16,24,32", type=lambda v: [int(x) for x in v.split(",")]
-    )
+    parser.add_argument("--ns", default="1,16,32,48", type=lambda v: [int(x) for x in v.split(",")])
     parser.add_argument("--size", default="1280x720")
+    parser.add_argument(
+        "--bitrate",
+        type=int,
+        default=None,
+        help="video bits/s of the clips (default: 2500000 at 1280x720, 800000 at 640x480)",
+    )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--compare", action="store_true", help="also transcoding and direct")
     parser.add_argument(
