@@ -40,12 +40,13 @@ import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RtpPacket
 from benchkit import cpu_seconds, rss_mib, serve
 from netns import reexec_isolated
 
 from consult.media import internals
-from consult.media.internals import RtpPacket
 from consult.media.packets import vp8_frame_data
+from tests import wire
 from tests.media import pattern_image
 
 FPS = 30
@@ -233,7 +234,7 @@ class LoadPeer:
         self.pc.on("track", lambda track: None)  # never read: nothing reaches the tracks
         for transceiver in self.pc.getTransceivers():
             stream = self.video if transceiver.kind == "video" else self.audio
-            internals.intercept_received(transceiver.receiver, stream.add)
+            wire.intercept_received(transceiver.receiver, stream.add)
 
     def expect_partner(self, partner: LoadPeer) -> None:
         self.video.clip, self.video.sender = partner.video_out.clip, partner.video_out

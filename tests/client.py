@@ -13,10 +13,11 @@ from typing import Any
 import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
 
 from consult.media import internals
-from consult.media.internals import RtpPacket
 
+from . import wire
 from .media import (
     SOURCES,
     PatternTrack,
@@ -134,7 +135,7 @@ class CallClient:
                         key=lambda c: order.index(c.mimeType),
                     )
                 )
-            internals.intercept_received(
+            wire.intercept_received(
                 transceiver.receiver, functools.partial(self._on_rtp, transceiver.kind)
             )
         with internals.host_addresses(["127.0.0.1"]):

@@ -19,6 +19,7 @@ __all__ = [
     "codec_key",
     "h264_keyframe_start",
     "is_keyframe_start",
+    "stream_format",
     "vp8_frame_data",
     "vp8_keyframe_start",
     "vp8_picture_id",
@@ -117,6 +118,49 @@ def h264_keyframe_start(payload: bytes) -> bool:
     if nal == 28:  # FU-A: the start fragment of an IDR or SPS
         return len(payload) > 1 and bool(payload[1] & 0x80) and payload[1] & 0x1F in (5, 7)
     return False
+
+
+def vp8_keyframe_size(payload: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first packet of a VP8 key frame (RFC 6386 9.1), else None."""
+    pos = _vp8_descriptor_end(payload)
+    if pos is None or len(payload) < pos + 10 or payload[pos + 3 : pos + 6] != b"\x9d\x01\x2a":
+        return None
+    width = int.from_bytes(payload[pos + 6 : pos + 8], "little") & 0x3FFF
+    height = int.from_bytes(payload[pos + 8 : pos + 10], "little") & 0x3FFF
+    return width, height
+
+
+def h264_sps(payload: bytes) -> bytes | None:
+    """The SPS a packet carries (alone, in a STAP-A, or its FU-A start), else None."""
+    if not payload:
+        return None
+    nal = payload[0] & 0x1F
+    if nal == 7:
+        return payload
+    if nal == 24:
+        pos = 1
+        while pos + 2 < len(payload):
+            size = (payload[pos] << 8) | payload[pos + 1]
+            if size == 0 or pos + 2 + size > len(payload):
+                return None
+            if payload[pos + 2] & 0x1F == 7:
+                return payload[pos + 2 : pos + 2 + size]
+            pos += 2 + size
+        return None
+    if nal == 28 and len(payload) > 1 and payload[1] & 0x80 and payload[1] & 0x1F == 7:
+        return payload[2:]
+    return None
+
+
+def stream_format(codec_name: str, payload: bytes) -> object | None:
+    """What a key frame says of the picture's format, to notice a change mid-stream (a camera
+    switched): VP8's (width, height), H.264's SPS; None if this packet does not say."""
+    name = codec_name.lower()
+    if name == "vp8":
+        return vp8_keyframe_size(payload)
+    if name == "h264":
+        return h264_sps(payload)
+    return None
 
 
 def is_keyframe_start(codec_name: str, payload: bytes) -> bool:
