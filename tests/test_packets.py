@@ -21,7 +21,8 @@ from consult.media.forward import RelayProtocol
 from consult.media.peer import ServerPeer
 
 from . import wire
-from .client import CallClient, RtpSample
+from .client import CallClient, RtpSample, VideoSample
+from .media import SOURCES, PatternTrack
 from .test_call import in_call
 
 pytestmark = pytest.mark.timeout(90)
@@ -329,3 +330,37 @@ async def test_receiver_feedback_reaches_the_partners_sender(
     pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=forwarded_ssrc)
     await wire.send_raw(transport, bytes(pli))
     await stylist.wait_for(lambda: bool(requests), 5)
+
+
+async def test_a_camera_switched_mid_call_reaches_the_partner_at_its_new_size_within_1_s(
+    clients: Any, consultation: dict[str, Any], server: TestServer
+) -> None:
+    """replaceTrack, as a phone switching cameras: same SSRC, another size from a key frame."""
+    customer, stylist = await in_call(clients, consultation)
+    assert customer.pc is not None
+    relay = relay_of(server, consultation, "stylist", "video")
+    changes: list[object] = []
+    relay.on("format", changes.append)
+    sender = next(t for t in customer.pc.getTransceivers() if t.kind == "video").sender
+    switched = PatternTrack(SOURCES["customer"], 480, 360)
+    sender.replaceTrack(switched)
+    since = time.monotonic()
+
+    def new_size() -> list[VideoSample]:
+        return [
+            s
+            for s in stylist.received.video
+            if s.at >= since and s.pattern and (s.width, s.height) == (480, 360)
+        ]
+
+    await stylist.wait_for(lambda: len(new_size()) >= 10)
+    assert new_size()[0].at - since < 1.0
+    assert changes == [(480, 360)]
+    all_clean(stylist, since)
+    assert_continuous(media_stream(stylist.received.rtp["video"]), 90000)
+    # A still taken now decodes the new size on the server.
+    customer.video_size = (480, 360)
+    await stylist.send({"type": "capture"})
+    still = (await stylist.expect("still", timeout=15))["still"]
+    assert (still["source"], still["width"], still["height"]) == ("stream", 480, 360)
+    switched.stop()

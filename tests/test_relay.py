@@ -9,7 +9,7 @@ import struct
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from consult.media.packets import CodecKey, codec_key, vp8_keyframe_start, vp8_picture_id
@@ -213,9 +213,11 @@ def test_a_camera_switched_mid_call_new_size_or_sps_goes_on_one_stream() -> None
     relay = Relay("video", LEG, connected=True)
     out = forwarding(relay)
     actions: list[RelayAction] = []
+    # aiortc restarts its RTP clock on replaceTrack (browsers do not): time must not go back.
     switched = [
-        Rtp(100, 0, 106, 20_000, vp8(True, True, 3, size=(640, 480))),
-        Rtp(100, 1, 107, 20_000, vp8(False, True, 3)),
+        Rtp(100, 0, 106, 500, vp8(True, True, 3, size=(640, 480))),
+        Rtp(100, 1, 107, 500, vp8(False, True, 3)),
+        Rtp(100, 1, 108, 3500, vp8(True, False, 4)),
     ]
     for packet in switched:
         relay.partner_packet(PARTNER, 11, VP8, packet, 5.0)
@@ -225,9 +227,12 @@ def test_a_camera_switched_mid_call_new_size_or_sps_goes_on_one_stream() -> None
     out += sent(actions)
     seqs = [p.sequence_number for p in out]
     assert [(b - a) & 0xFFFF for a, b in itertools.pairwise(seqs)] == [1] * (len(seqs) - 1)
+    steps = [(b.timestamp - a.timestamp) & 0xFFFFFFFF for a, b in itertools.pairwise(out)]
+    assert all(step < 1 << 31 for step in steps)
+    assert (out[-1].timestamp - out[-2].timestamp) & 0xFFFFFFFF == 3000
     # The same size again is no change.
     relay.partner_packet(
-        PARTNER, 11, VP8, Rtp(100, 1, 108, 23_000, vp8(True, True, 4, size=(640, 480))), 6.0
+        PARTNER, 11, VP8, Rtp(100, 1, 109, 6500, vp8(True, True, 5, size=(640, 480))), 6.0
     )
     assert not any(isinstance(a, FormatChanged) for a in drain(relay))
     # H.264: a new SPS.
@@ -267,8 +272,9 @@ def test_sender_reports_map_the_stream_time_and_count_what_was_sent() -> None:
 
 @dataclass
 class Source:
-    """A partner's stream: frames of two packets, a key frame every fifth; the payload's tail
-    names the source and its sequence number, so what went out can be traced back."""
+    """A partner's stream: frames of two packets, a key frame every fifth, its clock restarted
+    once; the payload's tail names the source and its sequence number, so what went out can be
+    traced back."""
 
     name: str
     ssrc: int
@@ -282,12 +288,18 @@ class Source:
                 seq = (self.seq0 + 2 * f + part) & 0xFFFF
                 tail = self.name.encode()[:1] + struct.pack("!H", seq)
                 payload = vp8(part == 0, f % 5 == 0, (self.seq0 + f) & 0x7FFF, tail=tail)
-                self.packets.append(
-                    Rtp(100, part, seq, (self.seq0 * 7 + 3000 * f) & 0xFFFFFFFF, payload)
-                )
+                # From frame 5 (a key frame) its clock restarts, as aiortc's on replaceTrack:
+                # back by the minutes the call has lasted.
+                ts = self.seq0 * 7 + 3000 * f - (0 if f < 5 else 90000 * 600)
+                self.packets.append(Rtp(100, part, seq, ts & 0xFFFFFFFF, payload))
 
 
-PACKET = st.tuples(st.just("packet"), st.sampled_from([PARTNER, OTHER]), st.integers(-4, 2))
+#: The next packet of a partner (mostly the first), or one a little before or after it.
+PACKET = st.tuples(
+    st.just("packet"),
+    st.sampled_from([PARTNER, PARTNER, PARTNER, OTHER]),
+    st.one_of(st.just(0), st.integers(-4, 2)),
+)
 EVENTS = st.lists(
     st.one_of(
         PACKET,
@@ -303,7 +315,7 @@ EVENTS = st.lists(
         st.tuples(st.just("connect"), st.just(0)),
         st.tuples(st.just("wait"), st.floats(0.0, 0.5)),
     ),
-    min_size=40,
+    min_size=60,
     max_size=200,
 )
 
@@ -319,6 +331,17 @@ def unwrap(values: list[int], bits: int) -> list[int]:
 
 @settings(max_examples=200, deadline=None)
 @given(EVENTS, st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.booleans())
+# In order across the wrap and the source's clock restart; then the same with a switch away
+# and back, a duplicate, a loss and NACKs.
+@example([("packet", PARTNER, 0)] * 16, 0xFFF8, 0, True)
+@example(
+    [("packet", PARTNER, 0)] * 6
+    + [("packet", PARTNER, -2), ("nack", [0, 3, 500]), ("use", OTHER), ("packet", OTHER, 0)]
+    + [("lose", PARTNER, 3), ("use", PARTNER), ("own", 0), ("packet", PARTNER, 0)] * 3,
+    0xFFF0,
+    7,
+    True,
+)
 def test_any_order_loss_duplicates_switches_and_nacks_keep_one_clean_stream(
     events: list[tuple[object, ...]], seq_a: int, seq_b: int, connected: bool
 ) -> None:
@@ -328,16 +351,14 @@ def test_any_order_loss_duplicates_switches_and_nacks_keep_one_clean_stream(
     own = 0
     now = 0.0
     #: Every packet sent on our SSRC, with the source it came from (None: our card) and the
-    #: number of the switch it came after (a partner that left and came back starts again).
+    #: segment it belongs to.
     stream: list[tuple[tuple[Hashable | None, int], Rtp]] = []
-    switches = 0
     keyframe_asked: list[float] = []
     for event in events:
         now += 0.01
         kind = event[0]
         nacked: list[int] = []
         if kind == "use":
-            switches += event[1] != relay.source
             relay.use(event[1], now)  # type: ignore[arg-type]
         elif kind == "packet":
             source = sources[event[1]]  # type: ignore[index]
@@ -380,7 +401,7 @@ def test_any_order_loss_duplicates_switches_and_nacks_keep_one_clean_stream(
             if isinstance(action, Send) and not action.rtx:
                 tag = action.packet.payload[-3:-2]
                 origin = PARTNER if tag == b"p" else OTHER if tag == b"o" else None
-                stream.append(((origin, switches), action.packet))
+                stream.append(((origin, relay.segments), action.packet))
         # Every NACK is answered from the history, or a key frame is on its way.
         answered = {
             struct.unpack("!H", a.packet.payload[:2])[0]
@@ -415,6 +436,13 @@ def test_any_order_loss_duplicates_switches_and_nacks_keep_one_clean_stream(
                 (s - src_seq) & 0xFFFF for ((_, _), s), src_seq in zip(segment, src, strict=True)
             }
             assert len(offsets) == 1
+        # ...and by sequence number, time never goes back.
+        by_seq = sorted(segment, key=lambda e: e[1])
+        steps = [
+            (b[0][1].timestamp - a[0][1].timestamp) & 0xFFFFFFFF
+            for a, b in itertools.pairwise(by_seq)
+        ]
+        assert all(step < 1 << 31 for step in steps), "time went back within a segment"
         newest_seq = max(s for _, s in segment)
         newest_ts = max(
             (p.timestamp for (_, p), _ in segment),

@@ -255,6 +255,13 @@ class Renumber:
             self.seq, self.ts, self.at = out_seq, out_ts, now
         return out_seq, out_ts
 
+    def goes_back(self, seq: int, ts: int) -> bool:
+        """Whether a packet after the newest (by sequence number) would go back in time: its
+        source restarted its clock (aiortc does on replaceTrack), so the segment must too."""
+        out_seq = (seq + self._seq_offset) & 0xFFFF
+        out_ts = (ts + self._ts_offset) & 0xFFFFFFFF
+        return uint16_newer(out_seq, self.seq) and 0 < ((self.ts - out_ts) & 0xFFFFFFFF) < 1 << 31
+
     def map_picture_id(self, picture_id: int, modulus: int) -> int:
         out = (picture_id + self._pic_offset) % modulus
         if self.picture_id is None or ((out - self.picture_id) % modulus) < modulus // 2:

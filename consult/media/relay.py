@@ -16,7 +16,8 @@ receiver never waits for what will not come. PLI/FIR and REMB from the receiver 
 partner while it is the source (a key frame from our card otherwise). A key frame whose
 size (VP8) or SPS (H.264) differs from the last one (a camera switched mid-call) is reported
 as ``FormatChanged`` and one more key frame is asked for, so a receiver that lost part of the
-first one shows the new camera anyway.
+first one shows the new camera anyway; a key frame whose timestamp goes back (a sender that
+restarted its clock) starts a new segment, so our timestamps still only go forward.
 """
 
 from __future__ import annotations
@@ -189,6 +190,8 @@ class Relay:
         #: Whether the partner's packets go out now (not the placeholder).
         self.forwarding = False
         self._segment: tuple[Hashable, int] | None = None
+        #: The current segment's source restarted its clock: nothing more until a key frame.
+        self._restarted = False
         self._mismatched: set[CodecKey] = set()
         self._asked_at = -1e9
         self._format: Hashable | None = None
@@ -202,6 +205,12 @@ class Relay:
         self.unanswerable = 0
         self._last_ts: int | None = None
         self._last_at = 0.0
+
+    @property
+    def segments(self) -> int:
+        """Runs of the stream started so far, each from one source at a key frame, numbered on
+        from the last (a switch, or a source that restarted its clock)."""
+        return self._renumber.segments
 
     # --- events in ----------------------------------------------------------------------------
 
@@ -260,7 +269,11 @@ class Relay:
         video = self.kind == "video"
         keyframe = video and is_keyframe_start(codec.name, packet.payload)
         segment = (source, ssrc)
-        if segment != self._segment:
+        if segment == self._segment and not self._restarted:
+            # A packet after the newest whose time goes back: the source restarted its clock
+            # (aiortc does on replaceTrack). A new segment, from a key frame, keeps ours going.
+            self._restarted = self._renumber.goes_back(packet.sequence_number, packet.timestamp)
+        if segment != self._segment or self._restarted:
             if not self.connected:
                 return  # a key frame now would be lost: asked for again on connecting
             if video and not keyframe:
@@ -360,6 +373,7 @@ class Relay:
             segment, packet.sequence_number, packet.timestamp, found[0] if found else None, now
         )
         self._segment = segment
+        self._restarted = False
 
     def _send(self, packet: Rtp, now: float) -> bool:
         renumber = self._renumber
