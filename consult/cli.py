@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import uvloop
 from aiohttp import web
 
 from . import tls
@@ -182,6 +183,7 @@ def serve(settings: Settings) -> None:
         print("  (links use the first; choose another with --public-url)", flush=True)
     web.run_app(
         app,
+        loop=uvloop.new_event_loop() if settings.event_loop == "uvloop" else None,
         host=settings.host,
         port=settings.port,
         access_log_class=RedactingAccessLogger,
