@@ -14,6 +14,7 @@ fresh server for a bounded time and prints one JSON line.
     .venv/bin/python scripts/bench_calls.py --compare             # + transcoding and direct
     .venv/bin/python scripts/bench_calls.py --ns 1,16 --size 640x480 --seconds 10
     .venv/bin/python scripts/bench_calls.py --ns 16 --bitrate 1500000   # the clip's bits/s
+    .venv/bin/python scripts/bench_calls.py --ns 16 --ab 'CONSULT_EVENT_LOOP=asyncio;' --rounds 4
 """
 
 from __future__ import annotations
@@ -316,7 +317,12 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 async def run_point(
-    mode: str, n: int, size: tuple[int, int], seconds: float, bitrate: int | None = None
+    mode: str,
+    n: int,
+    size: tuple[int, int],
+    seconds: float,
+    bitrate: int | None = None,
+    server_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     key = f"{size[0]}x{size[1]}"
     bitrate = bitrate or BITRATES.get(key, 2_500_000)
@@ -329,6 +335,7 @@ async def run_point(
         "n": n,
         "size": key,
         "bitrate_target": bitrate,
+        "server_env": server_env or {},
         # What the encoder made of it (the clip's bytes over its duration).
         "clip_video_kbps": round(sum(map(len, clips[1].frames)) * 8 * FPS / LOOP / 1000),
         "seconds": seconds,
@@ -400,7 +407,7 @@ async def run_point(
             await measure(None)
             return result
         # As scripts/serve runs it: two malloc arenas (docs/operations.md).
-        env = {"CONSULT_FORWARDING": mode, "MALLOC_ARENA_MAX": "2"}
+        env = {"CONSULT_FORWARDING": mode, "MALLOC_ARENA_MAX": "2", **(server_env or {})}
         async with serve(env, cpus=SERVER_CPU) as served:
             print(f"{mode} n={n}: server pid {served.pid}", file=sys.stderr, flush=True)
             await asyncio.sleep(1)
@@ -465,15 +472,41 @@ def ratios(points: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+async def paired(args: argparse.Namespace, size: tuple[int, int]) -> None:
+    """A/B runs interleaved (A, B, B, A, A, B, ...: drift and other load hit both alike), each
+    point on a fresh server; then the median of each side and B's change against A."""
+    sides = [dict(item.split("=", 1) for item in side.split(",") if item) for side in args.ab]
+    results: dict[int, list[dict[str, Any]]] = {0: [], 1: []}
+    for round_ in range(args.rounds):
+        for side in (0, 1) if round_ % 2 == 0 else (1, 0):
+            for n in args.ns:
+                env = {**args.server_env, **sides[side]}
+                point = await run_point("packets", n, size, args.seconds, args.bitrate, env)
+                point["side"] = "AB"[side]
+                print(json.dumps(point), flush=True)
+                results[side].append(point)
+    for n in args.ns:
+        summary: dict[str, Any] = {"n": n, "a": sides[0], "b": sides[1]}
+        for key in ("server_cpu_percent_per_consultation", "server_cpu_us_per_forwarded_packet"):
+            a = statistics.median(p[key] for p in results[0] if p["n"] == n)
+            b = statistics.median(p[key] for p in results[1] if p["n"] == n)
+            summary[key] = {"a": a, "b": b, "change_percent": round(100 * (b - a) / a, 1)}
+        summary["loadavg_1m"] = [p["loadavg_1m"] for side in (0, 1) for p in results[side]]
+        print(json.dumps({"paired": summary}), flush=True)
+
+
 async def main_async(args: argparse.Namespace) -> None:
     size = tuple(int(v) for v in args.size.split("x"))
+    if args.ab:
+        await paired(args, size)  # type: ignore[arg-type]
+        return
     plan = [("packets", n) for n in args.ns]
     if args.compare:
         plan += [("direct", n) for n in args.ns if n <= args.direct_max]
         plan += [("frames", n) for n in args.transcode_ns]
     points = []
     for mode, n in plan:
-        point = await run_point(mode, n, size, args.seconds, args.bitrate)  # type: ignore[arg-type]
+        point = await run_point(mode, n, size, args.seconds, args.bitrate, args.server_env)  # type: ignore[arg-type]
         print(json.dumps(point), flush=True)
         points.append(point)
     if args.compare:
@@ -498,6 +531,19 @@ def main() -> None:
         "--transcode-ns", default="1,2", type=lambda v: [int(x) for x in v.split(",")]
     )
     parser.add_argument("--direct-max", type=int, default=16)
+    parser.add_argument(
+        "--server-env",
+        default={},
+        type=lambda v: dict(item.split("=", 1) for item in v.split(",") if item),
+        help="the server's environment for every point, e.g. CONSULT_EVENT_LOOP=asyncio",
+    )
+    parser.add_argument(
+        "--ab",
+        type=lambda v: v.split(";"),
+        default=None,
+        help="paired runs of two server environments, e.g. 'CONSULT_EVENT_LOOP=asyncio;'",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="with --ab: runs of each side")
     asyncio.run(main_async(parser.parse_args()))
 
 
