@@ -274,11 +274,15 @@ class History(Generic[T]):
 
     def __init__(self, size: int = HISTORY_SIZE) -> None:
         self._size = size
-        self._packets: list[tuple[int, T] | None] = [None] * size
+        # Two lists, not a list of pairs: nothing is allocated per packet.
+        self._seqs: list[int] = [-1] * size
+        self._data: list[T | None] = [None] * size
 
     def add(self, seq: int, data: T) -> None:
-        self._packets[seq % self._size] = (seq, data)
+        index = seq % self._size
+        self._seqs[index] = seq
+        self._data[index] = data
 
     def get(self, seq: int) -> T | None:
-        entry = self._packets[seq % self._size]
-        return entry[1] if entry is not None and entry[0] == seq else None
+        index = seq % self._size
+        return self._data[index] if self._seqs[index] == seq else None

@@ -175,6 +175,8 @@ class Relay:
             self._by_key.setdefault(codec.key, codec)
         self._by_pt = {c.payload_type: c for c in self.codecs}
         self._vp8 = {c.payload_type for c in self.codecs if c.key.name == "vp8"}
+        self._last_key: CodecKey | None = None
+        self._last_out: Codec | None = None
         self._own_codec = self.codecs[0].key.name if self.codecs else ""
         self.clock_rate = (
             self.codecs[0].key.clock_rate if self.codecs else (90000 if kind == "video" else 48000)
@@ -260,7 +262,11 @@ class Relay:
         """A packet of a partner's stream (decrypted, not depacketized)."""
         if source != self.source:
             return
-        out = self._by_key.get(codec)
+        if codec is self._last_key:  # the same codec object as the last packet's: no hashing
+            out = self._last_out
+        else:
+            out = self._by_key.get(codec)
+            self._last_key, self._last_out = codec, out
         if out is None:
             if codec not in self._mismatched:
                 self._mismatched.add(codec)
