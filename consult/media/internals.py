@@ -449,21 +449,8 @@ class Reception:
             key = self._keys.get(packet.payload_type)
             if key is None:
                 key = self._keys[packet.payload_type] = key_of(codec)
-            extensions = packet.extensions
             for sink in self._sinks:
-                rtp = Rtp(
-                    packet.payload_type,
-                    packet.marker,
-                    packet.sequence_number,
-                    packet.timestamp,
-                    packet.payload,
-                    packet.padding_size,
-                    extensions.audio_level,
-                    # The sender's own send time: the receiver's delay-based estimate (REMB,
-                    # relayed back to the sender) then covers the sender's uplink too.
-                    extensions.abs_send_time,
-                )
-                await sink.partner_packet(self, packet.ssrc, key, rtp)
+                await sink.partner_packet(self, packet.ssrc, key, _rtp_of(packet))
         if self._jitter is not None:
             await self._decode(packet, codec)
 
@@ -605,19 +592,7 @@ class Emission:
                 await self._real._send_rtp(self._fix_reports(data))
             return
         packet = RtpPacket.parse(data, self._real._rtp_header_extensions_map)
-        extensions = packet.extensions
-        await self._handler.own_packet(
-            Rtp(
-                packet.payload_type,
-                packet.marker,
-                packet.sequence_number,
-                packet.timestamp,
-                packet.payload,
-                packet.padding_size,
-                extensions.audio_level,
-                extensions.abs_send_time,
-            )
-        )
+        await self._handler.own_packet(_rtp_of(packet))
 
     def _fix_reports(self, data: bytes) -> bytes:
         try:
@@ -654,6 +629,23 @@ class Emission:
             if self.ssrc in ssrcs:
                 await self._handler.remb(bitrate)
         await self._original_rtcp(packet)
+
+
+def _rtp_of(packet: RtpPacket) -> Rtp:
+    """What the relay core needs of aiortc's packet (each consumer gets its own: the core
+    rewrites it). Audio level and the sender's own send time are kept: the far receiver's
+    delay-based estimate (REMB, relayed back to the sender) then covers the sender's uplink."""
+    extensions = packet.extensions
+    return Rtp(
+        packet.payload_type,
+        packet.marker,
+        packet.sequence_number,
+        packet.timestamp,
+        packet.payload,
+        packet.padding_size,
+        extensions.audio_level,
+        extensions.abs_send_time,
+    )
 
 
 def _unix(ntp: int) -> float:
