@@ -21,8 +21,7 @@
   ``Emission`` puts a proxy transport under a sender (``setTransport``) so every RTP/RTCP
   packet it sends passes through its ``EmissionHandler`` (which renumbers or refuses it),
   rewrites the sender reports with the handler's counts, and hands NACK/PLI/FIR/REMB to it.
-- ``install()`` also makes aiortc's clock cheaper per packet and its DTLS offer the cheapest
-  SRTP protection profile (AES-128-GCM) first (``SRTP_PREFERENCE``).
+- ``install()`` also makes aiortc's clock cheaper per packet.
 - ``prefer_codecs()`` reorders a transceiver's negotiated codecs before the answer is written.
 
 ``check()`` (run at start-up and by tests/test_internals.py) fails loudly when a new version
@@ -169,12 +168,7 @@ def _check_aiortc_packet_path() -> None:
                 )
     # The sender sends everything through its transport property, which setTransport sets;
     # the receiver's decoder thread reads (codec, frame) tuples from its queue.
-    dtls_source = inspect.getsource(aiortc.rtcdtlstransport)
-    if "self._srtp_profiles = SRTP_PROFILES" not in dtls_source or not isinstance(
-        getattr(aiortc.rtcdtlstransport, "SRTP_PROFILES", None), list
-    ):
-        raise RuntimeError("aiortc's DTLS transport no longer offers its SRTP_PROFILES list")
-    if "clock.current_ms()" not in dtls_source or not callable(
+    if "clock.current_ms()" not in inspect.getsource(aiortc.rtcdtlstransport) or not callable(
         getattr(aiortc.clock, "current_ms", None)
     ):
         raise RuntimeError("aiortc's DTLS transport no longer reads clock.current_ms()")
@@ -227,21 +221,13 @@ def _current_ms() -> int:
     return int(time.time() * 1000) + _NTP_EPOCH_MS
 
 
-#: The SRTP protection profiles we offer in DTLS, cheapest first. aiortc offers AES-256-GCM
-#: first, and a browser that is DTLS server picks from what we offer by its own preference
-#: (AES-256-GCM too): so it is not offered. Per 1.2 kB packet, protect + unprotect costs about
-#: 13 µs with AES-128-GCM, 22 µs with AES-CM + HMAC-SHA1, 28 µs with AES-256-GCM (pylibsrtp,
-#: docs/media.md); AES-128-GCM (RFC 7714) is what most SFUs prefer too.
-SRTP_PREFERENCE = (b"SRTP_AEAD_AES_128_GCM", b"SRTP_AES128_CM_SHA1_80")
-
 _installed = False
 
 
 def install() -> None:
     """Route aioice's host address lookup through ``host_addresses()``, shorten its consent
-    expiry, use a cheaper ``aiortc.clock.current_ms`` and offer cheaper SRTP profiles. Once
-    per process, at start (the app calls it; ``host_addresses()`` too, for processes without
-    one): later calls do nothing."""
+    expiry and use a cheaper ``aiortc.clock.current_ms``. Once per process, at start (the app
+    calls it; ``host_addresses()`` too, for processes without one): later calls do nothing."""
     global _installed
     if _installed:
         return
@@ -251,11 +237,6 @@ def install() -> None:
     aioice.ice.CONSENT_INTERVAL = CONSENT_INTERVAL  # type: ignore[assignment]
     aioice.ice.CONSENT_FAILURES = CONSENT_FAILURES
     aiortc.clock.current_ms = _current_ms
-    profiles = aiortc.rtcdtlstransport.SRTP_PROFILES
-    profiles[:] = sorted(
-        (p for p in profiles if p.openssl_profile in SRTP_PREFERENCE),
-        key=lambda p: SRTP_PREFERENCE.index(p.openssl_profile),
-    )
     _installed = True
 
 
