@@ -40,6 +40,7 @@ from .packets import (
 
 __all__ = [
     "KEYFRAME_RETRY",
+    "NACK_KEYFRAME_INTERVAL",
     "Codec",
     "CodecMismatch",
     "FormatChanged",
@@ -52,6 +53,7 @@ __all__ = [
     "Send",
     "SendRemb",
     "SenderInfo",
+    "Switch",
 ]
 
 #: While waiting for a switched-in partner's key frame, ask again this often; also the least
@@ -167,6 +169,9 @@ class Switch:
 
 
 class Relay:
+    """One outgoing stream's decisions (see the module's docstring); ``kind`` "audio" or
+    "video", ``codecs`` our leg's, first the one our own encoder uses."""
+
     def __init__(self, kind: str, codecs: Sequence[Codec], *, connected: bool = False) -> None:
         self.kind = kind
         self.codecs = tuple(codecs)
@@ -203,7 +208,8 @@ class Relay:
         self.octets = 0
         self.forwarded = 0
         self.retransmitted = 0
-        #: NACKs the history could not answer (each became a key-frame request).
+        #: NACKs naming packets the history does not hold (a key frame was asked for instead,
+        #: at most every NACK_KEYFRAME_INTERVAL).
         self.unanswerable = 0
         self._last_ts: int | None = None
         self._last_at = 0.0
