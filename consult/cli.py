@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import uvloop
+
 from . import service, tls
 from .config import Settings, load_staff_key
 from .errors import ConsultError
@@ -208,7 +210,10 @@ def serve(settings: Settings) -> int:
         )
 
     try:
-        service.run(app, sock, context, settings.base_url, serving)
+        service.run(
+            app, sock, context, settings.base_url, serving,
+            loop_factory=uvloop.new_event_loop if settings.event_loop == "uvloop" else None,
+        )  # fmt: skip
     finally:
         lock.release()
     return 0

@@ -16,6 +16,7 @@ __all__ = ["Bitrates", "Forwarding", "Settings", "load_staff_key"]
 
 #: How media reaches the partner: RTP packets re-sent (default), or decoded and re-encoded.
 Forwarding = Literal["packets", "frames"]
+EventLoop = Literal["uvloop", "asyncio"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -84,6 +85,8 @@ class Settings:
     media_timeout: float = 10.0
     #: "packets" (RTP forwarded, nothing decoded but stills) or "frames" (decode + re-encode).
     forwarding: Forwarding = "packets"
+    #: The server's event loop: uvloop (cheaper per packet; docs/media.md) or asyncio's own.
+    event_loop: EventLoop = "uvloop"
     #: HTTPS with the salon's certificate and key (PEM), or with one made for this machine's
     #: addresses and kept in the data folder (consult/tls.py). Neither: plain HTTP.
     tls_cert: Path | None = None
@@ -161,6 +164,10 @@ class Settings:
             if env["CONSULT_FORWARDING"] not in ("packets", "frames"):
                 raise ValueError("CONSULT_FORWARDING must be packets or frames")
             values["forwarding"] = env["CONSULT_FORWARDING"]
+        if env.get("CONSULT_EVENT_LOOP"):
+            if env["CONSULT_EVENT_LOOP"] not in ("uvloop", "asyncio"):
+                raise ValueError("CONSULT_EVENT_LOOP must be uvloop or asyncio")
+            values["event_loop"] = env["CONSULT_EVENT_LOOP"]
         bitrates = {
             name: int(env[f"CONSULT_VIDEO_{name.upper()}_KBPS"])
             for name in ("start", "min", "max")

@@ -153,10 +153,12 @@ def run(
     ssl_context: ssl.SSLContext | None,
     base_url: str,
     serving: Callable[[], None],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
 ) -> None:
     """Serve ``app`` on ``sock`` until SIGINT or SIGTERM, then shut down gracefully (aiohttp's
     runner, as ``web.run_app`` uses it, with HTTPS on a site that redirects plain HTTP).
-    ``serving()`` is called once the app has started and its site accepts connections."""
+    ``serving()`` is called once the app has started and its site accepts connections.
+    ``loop_factory``: the event loop to run on (uvloop by default, docs/media.md)."""
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
@@ -182,4 +184,5 @@ def run(
         finally:
             await runner.cleanup()
 
-    asyncio.run(serve())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve())

@@ -3,15 +3,18 @@
 
 The server (`consult serve`) runs pinned to one core, the load (this process) to the other.
 Each consultation is two aiortc peers that send pre-encoded video (VP8, frame numbers stamped
-into the pixels, plus moving noise so the bitrate is a camera's) and pre-encoded Opus both
-ways. Receivers do not decode: they reassemble each frame from its RTP packets and recognise it
-by the hash of its bitstream (every stamped frame differs), so 64 peers fit on one core; the
-send time of each frame gives the one-way latency. Each point (N consultations) runs on a
+into the pixels, plus moving noise so the bitrate is a camera's: 2.5 Mbps at 720p by default,
+what browsers send with the pages' start bitrate) and pre-encoded Opus both ways. Receivers
+do not decode: they reassemble each frame from its RTP packets and recognise it by the hash
+of its bitstream (every stamped frame differs), so 64 peers fit on one core; the send time of
+each frame gives the one-way latency. Each point (N consultations) runs on a
 fresh server for a bounded time and prints one JSON line.
 
-    .venv/bin/python scripts/bench_calls.py                       # packets, N = 1..32
+    .venv/bin/python scripts/bench_calls.py                       # packets, N = 1,16,32,48
     .venv/bin/python scripts/bench_calls.py --compare             # + transcoding and direct
     .venv/bin/python scripts/bench_calls.py --ns 1,16 --size 640x480 --seconds 10
+    .venv/bin/python scripts/bench_calls.py --ns 16 --bitrate 1500000   # the clip's bits/s
+    .venv/bin/python scripts/bench_calls.py --ns 16 --ab 'CONSULT_EVENT_LOOP=asyncio;' --rounds 4
 """
 
 from __future__ import annotations
@@ -40,18 +43,20 @@ import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RtpPacket
 from benchkit import cpu_seconds, rss_mib, serve
 from netns import reexec_isolated
 
 from consult.media import internals
-from consult.media.internals import RtpPacket
 from consult.media.packets import vp8_frame_data
+from tests import wire
 from tests.media import pattern_image
 
 FPS = 30
 LOOP = 150  # pre-encoded frames (5 s); a frame's hash names it within a loop
 GOP = 60
-BITRATES = {"1280x720": 1_500_000, "640x480": 800_000}
+#: What a browser sends at 720p with the bitrate the pages ask for (x-google-start-bitrate 3000).
+BITRATES = {"1280x720": 2_500_000, "640x480": 800_000}
 SERVER_CPU, LOAD_CPU = "0", 1
 
 
@@ -232,7 +237,7 @@ class LoadPeer:
         self.pc.on("track", lambda track: None)  # never read: nothing reaches the tracks
         for transceiver in self.pc.getTransceivers():
             stream = self.video if transceiver.kind == "video" else self.audio
-            internals.intercept_received(transceiver.receiver, stream.add)
+            wire.intercept_received(transceiver.receiver, stream.add)
 
     def expect_partner(self, partner: LoadPeer) -> None:
         self.video.clip, self.video.sender = partner.video_out.clip, partner.video_out
@@ -284,6 +289,17 @@ async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:
 # --- one point --------------------------------------------------------------------------------
 
 
+_CLIPS: dict[tuple[tuple[int, int], int], dict[int, Clip]] = {}
+
+
+def _clips(size: tuple[int, int], bitrate: int) -> dict[int, Clip]:
+    """The two clips (one per side) at ``size`` and ``bitrate``, encoded once per run."""
+    key = (size, bitrate)
+    if key not in _CLIPS:
+        _CLIPS[key] = {s: encode_clip(s, *size, bitrate) for s in (1, 2)}
+    return _CLIPS[key]
+
+
 def udp_counters() -> dict[str, int]:
     lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
     udp = [line for line in lines if line and line[0] == "Udp:"]
@@ -302,14 +318,30 @@ def pct(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
-async def run_point(mode: str, n: int, size: tuple[int, int], seconds: float) -> dict[str, Any]:
+async def run_point(
+    mode: str,
+    n: int,
+    size: tuple[int, int],
+    seconds: float,
+    bitrate: int | None = None,
+    server_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     key = f"{size[0]}x{size[1]}"
-    bitrate = BITRATES.get(key, 1_500_000)
-    clips = {s: encode_clip(s, *size, bitrate) for s in (1, 2)}
+    bitrate = bitrate or BITRATES.get(key, 2_500_000)
+    clips = _clips(size, bitrate)
     tone = encode_tone()
     peers: list[tuple[LoadPeer, LoadPeer]] = []
     sockets: list[aiohttp.ClientWebSocketResponse] = []
-    result: dict[str, Any] = {"mode": mode, "n": n, "size": key, "seconds": seconds}
+    result: dict[str, Any] = {
+        "mode": mode,
+        "n": n,
+        "size": key,
+        "bitrate_target": bitrate,
+        "server_env": server_env or {},
+        # What the encoder made of it (the clip's bytes over its duration).
+        "clip_video_kbps": round(sum(map(len, clips[1].frames)) * 8 * FPS / LOOP / 1000),
+        "seconds": seconds,
+    }
 
     async def measure(pid: int | None) -> None:
         everyone = [p for pair in peers for p in pair]
@@ -377,7 +409,7 @@ async def run_point(mode: str, n: int, size: tuple[int, int], seconds: float) ->
             await measure(None)
             return result
         # As scripts/serve runs it: two malloc arenas (docs/operations.md).
-        env = {"CONSULT_FORWARDING": mode, "MALLOC_ARENA_MAX": "2"}
+        env = {"CONSULT_FORWARDING": mode, "MALLOC_ARENA_MAX": "2", **(server_env or {})}
         async with serve(env, cpus=SERVER_CPU) as served:
             print(f"{mode} n={n}: server pid {served.pid}", file=sys.stderr, flush=True)
             await asyncio.sleep(1)
@@ -442,15 +474,41 @@ def ratios(points: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+async def paired(args: argparse.Namespace, size: tuple[int, int]) -> None:
+    """A/B runs interleaved (A, B, B, A, A, B, ...: drift and other load hit both alike), each
+    point on a fresh server; then the median of each side and B's change against A."""
+    sides = [dict(item.split("=", 1) for item in side.split(",") if item) for side in args.ab]
+    results: dict[int, list[dict[str, Any]]] = {0: [], 1: []}
+    for round_ in range(args.rounds):
+        for side in (0, 1) if round_ % 2 == 0 else (1, 0):
+            for n in args.ns:
+                env = {**args.server_env, **sides[side]}
+                point = await run_point("packets", n, size, args.seconds, args.bitrate, env)
+                point["side"] = "AB"[side]
+                print(json.dumps(point), flush=True)
+                results[side].append(point)
+    for n in args.ns:
+        summary: dict[str, Any] = {"n": n, "a": sides[0], "b": sides[1]}
+        for key in ("server_cpu_percent_per_consultation", "server_cpu_us_per_forwarded_packet"):
+            a = statistics.median(p[key] for p in results[0] if p["n"] == n)
+            b = statistics.median(p[key] for p in results[1] if p["n"] == n)
+            summary[key] = {"a": a, "b": b, "change_percent": round(100 * (b - a) / a, 1)}
+        summary["loadavg_1m"] = [p["loadavg_1m"] for side in (0, 1) for p in results[side]]
+        print(json.dumps({"paired": summary}), flush=True)
+
+
 async def main_async(args: argparse.Namespace) -> None:
     size = tuple(int(v) for v in args.size.split("x"))
+    if args.ab:
+        await paired(args, size)  # type: ignore[arg-type]
+        return
     plan = [("packets", n) for n in args.ns]
     if args.compare:
         plan += [("direct", n) for n in args.ns if n <= args.direct_max]
         plan += [("frames", n) for n in args.transcode_ns]
     points = []
     for mode, n in plan:
-        point = await run_point(mode, n, size, args.seconds)  # type: ignore[arg-type]
+        point = await run_point(mode, n, size, args.seconds, args.bitrate, args.server_env)  # type: ignore[arg-type]
         print(json.dumps(point), flush=True)
         points.append(point)
     if args.compare:
@@ -461,16 +519,33 @@ def main() -> None:
     reexec_isolated()
     os.sched_setaffinity(0, {LOAD_CPU})
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--ns", default="1,2,4,8,16,24,32", type=lambda v: [int(x) for x in v.split(",")]
-    )
+    parser.add_argument("--ns", default="1,16,32,48", type=lambda v: [int(x) for x in v.split(",")])
     parser.add_argument("--size", default="1280x720")
+    parser.add_argument(
+        "--bitrate",
+        type=int,
+        default=None,
+        help="video bits/s of the clips (default: 2500000 at 1280x720, 800000 at 640x480)",
+    )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--compare", action="store_true", help="also transcoding and direct")
     parser.add_argument(
         "--transcode-ns", default="1,2", type=lambda v: [int(x) for x in v.split(",")]
     )
     parser.add_argument("--direct-max", type=int, default=16)
+    parser.add_argument(
+        "--server-env",
+        default={},
+        type=lambda v: dict(item.split("=", 1) for item in v.split(",") if item),
+        help="the server's environment for every point, e.g. CONSULT_EVENT_LOOP=asyncio",
+    )
+    parser.add_argument(
+        "--ab",
+        type=lambda v: v.split(";"),
+        default=None,
+        help="paired runs of two server environments, e.g. 'CONSULT_EVENT_LOOP=asyncio;'",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="with --ab: runs of each side")
     asyncio.run(main_async(parser.parse_args()))
 
 

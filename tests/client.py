@@ -20,10 +20,11 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
 
 from consult.media import internals
-from consult.media.internals import RtpPacket
 
+from . import wire
 from .media import (
     SOURCES,
     PatternTrack,
@@ -159,7 +160,7 @@ class CallClient:
                         key=lambda c: order.index(c.mimeType),
                     )
                 )
-            internals.intercept_received(
+            wire.intercept_received(
                 transceiver.receiver, functools.partial(self._on_rtp, transceiver.kind)
             )
         with internals.host_addresses(self.host_addresses):

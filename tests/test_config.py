@@ -82,3 +82,10 @@ def test_ice_servers_parse_with_credentials() -> None:
     }
     with pytest.raises(ValueError):
         ice.parse_ice_server("http://nope")
+
+
+def test_event_loop_is_uvloop_unless_asked_for_asyncio() -> None:
+    assert Settings.from_env({}).event_loop == "uvloop"
+    assert Settings.from_env({"CONSULT_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+    with pytest.raises(ValueError, match="CONSULT_EVENT_LOOP"):
+        Settings.from_env({"CONSULT_EVENT_LOOP": "trio"})

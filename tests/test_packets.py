@@ -14,14 +14,15 @@ from typing import Any
 import pylibsrtp
 import pytest
 from aiohttp.test_utils import TestServer
-from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, pack_remb_fci
+from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket, pack_remb_fci
 
 from consult.appkeys import HUB
-from consult.media import internals
-from consult.media.forward import Relay
+from consult.media.forward import RelayProtocol
 from consult.media.peer import ServerPeer
 
-from .client import CallClient, RtpSample
+from . import wire
+from .client import CallClient, RtpSample, VideoSample
+from .media import SOURCES, PatternTrack
 from .test_call import in_call
 
 pytestmark = pytest.mark.timeout(90)
@@ -35,7 +36,9 @@ def peer_of(server: TestServer, consultation: dict[str, Any], role: str) -> Serv
     return peer
 
 
-def relay_of(server: TestServer, consultation: dict[str, Any], role: str, kind: str) -> Relay:
+def relay_of(
+    server: TestServer, consultation: dict[str, Any], role: str, kind: str
+) -> RelayProtocol:
     return peer_of(server, consultation, role).relays[kind]  # type: ignore[index]
 
 
@@ -141,8 +144,9 @@ async def test_a_partner_switched_in_mid_stream_starts_at_a_key_frame_within_150
     await stylist.start_media()
     await stylist.wait_for(lambda: len(stylist.partner_frames("customer", again)) >= 5)
     relay = relay_of(server, consultation, "stylist", "video")
-    armed, first = relay.switches[-1]
-    assert armed is not None and first is not None
+    switch = relay.core.switches[-1]
+    armed, first = switch.armed, switch.first
+    assert first is not None
     assert first - armed < 0.150, f"first partner packet {1000 * (first - armed):.0f} ms after"
     # ...and what the stylist's decoder shows first is that frame, clean.
     shown = stylist.partner_frames("customer", again)[0][0]
@@ -166,7 +170,7 @@ async def test_a_packet_lost_downstream_is_recovered_by_nack_from_the_history(
     seen = 0
     dropped: list[int] = []
 
-    def drop_one(packet: internals.RtpPacket) -> bool:
+    def drop_one(packet: RtpPacket) -> bool:
         nonlocal seen
         seen += 1
         if seen == 40:
@@ -178,8 +182,7 @@ async def test_a_packet_lost_downstream_is_recovered_by_nack_from_the_history(
     since = time.monotonic()
     await customer.wait_for(lambda: len(customer.partner_frames("stylist", since)) >= 60)
     assert dropped
-    emission = relay_of(server, consultation, "customer", "video")._emission
-    assert emission.retransmitted >= 1
+    assert relay_of(server, consultation, "customer", "video").core.retransmitted >= 1
     numbers = [n for _, n in customer.partner_frames("stylist", since)]
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), "a frame was lost"
 
@@ -199,7 +202,7 @@ async def test_a_packet_lost_upstream_is_recovered_by_our_nack(
             return sent != 40
         return True
 
-    internals.intercept_sent(transport, drop_one)
+    wire.intercept_sent(transport, drop_one)
     since = time.monotonic()
     await customer.wait_for(lambda: len(customer.partner_frames("stylist", since)) >= 60)
     assert sent > 40
@@ -240,7 +243,7 @@ async def test_malformed_and_foreign_packets_are_dropped_and_the_call_goes_on(
     for i in range(1, 21):
         for data in hostile(i):
             with contextlib.suppress(pylibsrtp.Error):  # what SRTP cannot even protect
-                await internals.send_raw(transport, data)
+                await wire.send_raw(transport, data)
     since = time.monotonic()
     await customer.wait_for(lambda: len(customer.partner_frames("stylist", since)) >= 30)
     await stylist.wait_for(lambda: len(stylist.partner_frames("customer", since)) >= 30)
@@ -320,10 +323,44 @@ async def test_receiver_feedback_reaches_the_partners_sender(
     remb = RtcpPsfbPacket(
         fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=pack_remb_fci(400_000, [forwarded_ssrc])
     )
-    await internals.send_raw(transport, bytes(remb))
+    await wire.send_raw(transport, bytes(remb))
     encoder = sender._RTCRtpSender__encoder  # type: ignore[attr-defined]
     await stylist.wait_for(lambda: encoder.target_bitrate == 400_000, 5)
     # Picture loss at the receiver: the sender is asked for a key frame.
     pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=forwarded_ssrc)
-    await internals.send_raw(transport, bytes(pli))
+    await wire.send_raw(transport, bytes(pli))
     await stylist.wait_for(lambda: bool(requests), 5)
+
+
+async def test_a_camera_switched_mid_call_reaches_the_partner_at_its_new_size_within_1_s(
+    clients: Any, consultation: dict[str, Any], server: TestServer
+) -> None:
+    """replaceTrack, as a phone switching cameras: same SSRC, another size from a key frame."""
+    customer, stylist = await in_call(clients, consultation)
+    assert customer.pc is not None
+    relay = relay_of(server, consultation, "stylist", "video")
+    changes: list[object] = []
+    relay.on("format", changes.append)
+    sender = next(t for t in customer.pc.getTransceivers() if t.kind == "video").sender
+    switched = PatternTrack(SOURCES["customer"], 480, 360)
+    sender.replaceTrack(switched)
+    since = time.monotonic()
+
+    def new_size() -> list[VideoSample]:
+        return [
+            s
+            for s in stylist.received.video
+            if s.at >= since and s.pattern and (s.width, s.height) == (480, 360)
+        ]
+
+    await stylist.wait_for(lambda: len(new_size()) >= 10)
+    assert new_size()[0].at - since < 1.0
+    assert changes == [(480, 360)]
+    all_clean(stylist, since)
+    assert_continuous(media_stream(stylist.received.rtp["video"]), 90000)
+    # A still taken now decodes the new size on the server.
+    customer.video_size = (480, 360)
+    await stylist.send({"type": "capture"})
+    still = (await stylist.expect("still", timeout=15))["still"]
+    assert (still["source"], still["width"], still["height"]) == ("stream", 480, 360)
+    switched.stop()

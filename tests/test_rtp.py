@@ -13,20 +13,17 @@ from consult.media.packets import (
     Renumber,
     codec_key,
     h264_keyframe_start,
+    h264_sps,
+    stream_format,
     vp8_frame_data,
+    vp8_keyframe_size,
     vp8_keyframe_start,
     vp8_picture_id,
     vp8_with_picture_id,
 )
 from consult.media.placeholder import encoded_card
 
-
-def vp8(start: bool, keyframe: bool, picture_id: int | None = 1234, pid: int = 0) -> bytes:
-    first = (0x80 if picture_id is not None else 0) | (0x10 if start else 0) | pid
-    descriptor = bytes([first])
-    if picture_id is not None:
-        descriptor += bytes([0x80]) + struct.pack("!H", 0x8000 | picture_id)
-    return descriptor + bytes([0x00 if keyframe else 0x01]) + bytes(20)
+from .payloads import h264_idr, h264_sps_stap, vp8
 
 
 def test_vp8_key_frames_are_recognised_only_at_their_start() -> None:
@@ -67,6 +64,21 @@ def test_vp8_picture_ids_are_read_and_replaced_in_place() -> None:
     assert len(changed) == len(payload) and changed[4:] == payload[4:]
     assert vp8_picture_id(vp8(True, True, picture_id=None)) is None
     assert vp8_frame_data(payload) == payload[4:]
+
+
+def test_a_key_frame_tells_its_size_and_an_h264_key_frame_its_sps() -> None:
+    assert vp8_keyframe_size(vp8(True, True, size=(640, 480))) == (640, 480)
+    assert vp8_keyframe_size(vp8(True, False)) is None
+    assert vp8_keyframe_size(b"\x10\x00") is None  # truncated
+    card = encoded_card("test card", "vp8")
+    assert vp8_keyframe_size(b"\x10" + card[0]) == (640, 360)
+    sps = b"\x67\x42\xc0\x1f\x8c\x8d"
+    assert h264_sps(h264_sps_stap(sps)) == sps
+    assert h264_sps(sps) == sps
+    assert h264_sps(b"\x7c\x87" + sps[1:]) == sps[1:]  # FU-A start of an SPS
+    assert h264_sps(h264_idr()) is None
+    assert stream_format("VP8", vp8(True, True, size=(320, 240))) == (320, 240)
+    assert stream_format("opus", b"\x00") is None
 
 
 def test_renumbering_makes_one_stream_of_several_sources() -> None:

@@ -1,7 +1,8 @@
 """The forwarding seam: how one participant's received media reaches the other.
 
-Packets (the default): each participant's outgoing stream is a ``Relay``. While the partner is
-away, aiortc's sender encodes the ``Outlet``'s placeholder (a card, silence); once the partner's
+Packets (the default): each participant's outgoing stream is a ``relay.Relay`` (the pure core
+that decides everything) driven by a ``RelayProtocol`` (its asyncio adapter). While the partner
+is away, aiortc's sender encodes the ``Outlet``'s placeholder (a card, silence); once the partner's
 stream arrives (from a key frame on, for video), the outlet holds and the partner's decrypted
 RTP packets are re-sent on our sender's SSRC with payload type, sequence numbers, timestamps
 and VP8 picture ids rewritten so the receiver sees one continuous stream. Nothing is decoded
@@ -22,25 +23,37 @@ import contextlib
 import fractions
 import logging
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import av
-from aiortc import RTCRtpCodecParameters
+from aiortc import RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
+from pyee.asyncio import AsyncIOEventEmitter
 
 from ..roles import ROLES, Role, partner_of
-from .internals import Emission, Reception, RtpPacket, key_of
-from .packets import Renumber, is_keyframe_start, vp8_picture_id, vp8_with_picture_id
+from .internals import Emission, Reception, key_of
+from .packets import CodecKey
 from .placeholder import AUDIO_RATE, ENCODED_CODECS, card_frame, encoded_card, silence_frame
+from .relay import (
+    CodecMismatch,
+    FormatChanged,
+    HoldPlaceholder,
+    OwnKeyframe,
+    Relay,
+    RequestKeyframe,
+    Rtp,
+    Send,
+    SenderInfo,
+    SendRemb,
+)
 
 if TYPE_CHECKING:
     from .peer import ServerPeer
 
 Frame = AudioFrame | VideoFrame
 
-__all__ = ["Forwarder", "Inlet", "Outlet", "Relay", "Tap"]
+__all__ = ["Forwarder", "Inlet", "Outlet", "RelayProtocol", "Tap"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +65,6 @@ PLACEHOLDER_FPS = 10
 STALL = {"audio": 0.1, "video": 1.0}
 #: Frames a tap holds before dropping the oldest: a slow consumer sees fresh media, not a backlog.
 TAP_DEPTH = {"audio": 10, "video": 2}
-#: While waiting for a switched-in partner's key frame, ask again this often.
-KEYFRAME_RETRY = 0.25
 
 
 class Tap:
@@ -157,7 +168,7 @@ class Outlet(MediaStreamTrack):
         self._last_video: VideoFrame | None = None
         self._released = asyncio.Event()
         self._released.set()
-        #: The card pre-encoded for our leg's codec (set by a Relay); None: frames to encode.
+        #: The card pre-encoded for our leg's codec (set by its RelayProtocol); None: frames.
         self.encoded: tuple[bytes, ...] | None = None
         self._card_index = 0
 
@@ -264,214 +275,131 @@ class Outlet(MediaStreamTrack):
         return self._stamp(silence_frame())
 
 
-_OWN = "own"
+class RelayProtocol(AsyncIOEventEmitter):
+    """The asyncio adapter of one outgoing stream's ``relay.Relay`` (as aioquic's
+    ``QuicConnectionProtocol`` is of its ``QuicConnection``): it feeds the core what aiortc's
+    sender and the partner's ``Reception`` hand over, and carries out its actions: packets on
+    the wire, key-frame requests and REMB to the partner, the outlet held or released.
 
-
-class Relay:
-    """One participant's outgoing stream at the packet level.
-
-    Its source is our own encoder (the outlet's placeholder) or a partner's ``Reception``.
-    ``use(reception)`` arms the switch: the placeholder goes on until the partner's first key
-    frame (requested at once, and again every ``KEYFRAME_RETRY``), then the outlet holds and
-    the partner's packets go out. ``use(None)`` releases the outlet, whose next card frame is
-    its key frame and starts the placeholder's next segment. One ``Renumber`` numbers them all.
+    Events: ``mismatch`` (the partner sends a codec this leg lacks: re-encode instead),
+    ``format`` (the partner's key frames changed size or SPS: a camera switched).
     """
 
-    def __init__(self, emission: Emission, outlet: Outlet, label: str) -> None:
-        self.kind = emission.kind
+    def __init__(self, transceiver: RTCRtpTransceiver, outlet: Outlet, label: str) -> None:
+        super().__init__()
+        self.kind: Kind = "audio" if transceiver.kind == "audio" else "video"
         self.label = label
-        self._emission = emission
         self._outlet = outlet
-        codecs = emission.codecs
-        #: Our leg's VP8 payload types: their picture ids are renumbered too.
-        self._vp8 = {c.payloadType for c in codecs if c.name.lower() == "vp8"}
-        self._own_codec = codecs[0].name if codecs else ""
-        if self.kind == "video" and self._own_codec.lower() in ENCODED_CODECS:
-            outlet.encoded = encoded_card(outlet.waiting_text, self._own_codec.lower())
-        clock = (
-            codecs[0].clockRate if codecs else (VIDEO_CLOCK if self.kind == "video" else AUDIO_RATE)
-        )
-        self._renumber = Renumber(clock)
+        self._emission = Emission(transceiver, self)
+        codecs = self._emission.codecs
+        own = codecs[0].key.name if codecs else ""
+        if self.kind == "video" and own in ENCODED_CODECS:
+            outlet.encoded = encoded_card(outlet.waiting_text, own)
+        self.core = Relay(self.kind, codecs, connected=self._emission.connected)
         self.source: Reception | None = None
-        self._forwarding = False
-        self._payload_types: dict[int, int | None] = {}
-        self._asked_at = 0.0
-        self._asked_connected = False
-        self._mismatched = False
-        #: Called when the source sends a codec this leg lacks (the Forwarder rewires).
-        self.on_mismatch: Callable[[], None] = lambda: None
         self._tasks: set[asyncio.Future[object]] = set()
-        #: (armed at, first partner packet sent at) per switch, for tests and benchmarks.
-        self.switches: list[list[float | None]] = []
-        self.forwarded = 0
-        emission.own = self._own
-        emission.on_keyframe_request = self._keyframe_request
-        emission.on_bitrate = self._bitrate
 
     @property
     def packets_sent(self) -> int:
         """RTP packets this stream put on the wire: the placeholder's and forwarded ones."""
-        return self._emission.packets
+        return self.core.packets
 
     @property
     def forwarding(self) -> bool:
         """Whether the partner's packets are going out now (not the placeholder)."""
-        return self._forwarding
+        return self.core.forwarding
 
     def can_forward(self, reception: Reception) -> bool:
         """Whether the receiving leg negotiated the codec the partner sends."""
         sent = reception.sent_codec
-        return sent is not None and any(key_of(c) == key_of(sent) for c in self._emission.codecs)
+        return sent is not None and any(c.key == key_of(sent) for c in self.core.codecs)
 
     def use(self, source: Reception | None) -> None:
+        """Forward ``source``'s packets from its next key frame on (None: the placeholder)."""
         if source is self.source:
             return
         if self.source is not None:
-            self.source.consumers.discard(self._forward)
+            self.source.detach(self)
         self.source = source
-        self._payload_types = {}
-        self._mismatched = False
-        if self._forwarding:  # back to the placeholder until the new source's key frame
-            self._forwarding = False
-            self._outlet.hold(False)
-            self._emission.force_own_keyframe()
         if source is not None:
-            source.consumers.add(self._forward)
-            self.switches.append([time.monotonic(), None])
-            self._asked_connected = self._emission.connected
-            self._ask_keyframe()
+            source.attach(self)
+        self.core.use(source, time.monotonic())
+        self._spawn(self._act())
+
+    def request_keyframe(self) -> None:
+        """Ask the stream's source for a key frame now (as a PLI from the receiver would)."""
+        self.core.keyframe_request(time.monotonic())
+        self._spawn(self._act())
 
     def close(self) -> None:
         self.use(None)
         for task in self._tasks:
             task.cancel()
 
+    # --- what the partner's Reception and our Emission hand over ------------------------------
+
+    async def partner_packet(
+        self, reception: Reception, ssrc: int, codec: CodecKey, packet: Rtp
+    ) -> None:
+        core = self.core
+        now = time.monotonic()
+        if not core.connected and self._emission.connected:
+            core.set_connected(now)
+        core.partner_packet(reception, ssrc, codec, packet, now)
+        await self._act()
+
+    async def own_packet(self, packet: Rtp) -> None:
+        self.core.own_packet(packet, time.monotonic())
+        await self._act()
+
+    async def nack(self, lost: list[int]) -> None:
+        self.core.nack(lost, time.monotonic())
+        await self._act()
+
+    async def keyframe_request(self) -> None:
+        self.core.keyframe_request(time.monotonic())
+        await self._act()
+
+    async def remb(self, bitrate: int) -> None:
+        self.core.remb(bitrate)
+        await self._act()
+
+    def sender_info(self, ntp: float) -> SenderInfo | None:
+        return self.core.sender_info(ntp, time.monotonic(), time.time())
+
+    # --- the core's actions -------------------------------------------------------------------
+
+    async def _act(self) -> None:
+        core = self.core
+        emission = self._emission
+        while (action := core.next_action()) is not None:
+            if type(action) is Send:
+                await emission.send(action.packet, action.rtx)
+            elif isinstance(action, RequestKeyframe):
+                if isinstance(action.source, Reception):
+                    await action.source.request_keyframe()
+            elif isinstance(action, SendRemb):
+                if isinstance(action.source, Reception):
+                    await action.source.send_remb(action.bitrate)
+            elif isinstance(action, OwnKeyframe):
+                self._outlet.restart_card()
+                emission.force_own_keyframe()
+            elif isinstance(action, HoldPlaceholder):
+                self._outlet.hold(action.held)
+                if action.held:
+                    emission.release_encoder()
+            elif isinstance(action, CodecMismatch):
+                logger.warning("%s: partner sends %s, not negotiated here", self.label,
+                               action.codec.name)  # fmt: skip
+                self.emit("mismatch")
+            elif isinstance(action, FormatChanged):
+                logger.info("%s: the partner's picture changed: %s", self.label, action.format)
+                self.emit("format", action.format)
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _ask_keyframe(self) -> None:
-        if self.source is not None and self.kind == "video":
-            self._asked_at = time.monotonic()
-            self._spawn(self.source.request_keyframe())
-
-    def _keyframe_request(self) -> bool:
-        """A PLI/FIR from the receiver: the partner's encoder answers it while forwarding."""
-        if self._forwarding and self.source is not None:
-            self._ask_keyframe()
-            return True
-        self._outlet.restart_card()
-        return False
-
-    def _bitrate(self, bitrate: int) -> None:
-        """REMB from the receiver: the partner's sender should not send more than it takes."""
-        if self._forwarding and self.source is not None:
-            self._spawn(self.source.send_remb(bitrate))
-
-    def _out_payload_type(self, codec: RTCRtpCodecParameters) -> int | None:
-        in_pt = codec.payloadType or 0
-        pt = self._payload_types.get(in_pt, -1)
-        if pt == -1:
-            key = key_of(codec)
-            pt = next((c.payloadType for c in self._emission.codecs if key_of(c) == key), None)
-            self._payload_types[in_pt] = pt
-        return pt
-
-    def _own(self, packet: RtpPacket) -> bool:
-        """Our encoder's packet: renumber it into the stream, or refuse it while forwarding."""
-        if self._forwarding:
-            return False
-        now = time.monotonic()
-        if self._renumber.source is not _OWN:
-            if not is_keyframe_start(self._own_codec, packet.payload):
-                self._emission.force_own_keyframe()
-                return False
-            self._renumber.start(
-                _OWN,
-                packet.sequence_number,
-                packet.timestamp,
-                self._picture_id(packet.payload, self._own_codec),
-                now,
-            )
-            packet.marker = packet.marker or int(self.kind == "audio")
-        return self._renumbered(packet, now)
-
-    async def _forward(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
-        """The partner's packet (decrypted, not depacketized): out on our SSRC."""
-        source = self.source
-        out_pt = self._out_payload_type(codec)
-        if out_pt is None:  # the receiving leg cannot take this codec: re-encode instead
-            if not self._mismatched:
-                self._mismatched = True
-                logger.warning("%s: partner sends %s, not negotiated here", self.label, codec.name)
-                self.on_mismatch()
-            return
-        now = time.monotonic()
-        segment = (id(source), packet.ssrc)
-        if self._renumber.source != segment or not self._forwarding:
-            if not self._emission.connected:
-                return  # a key frame now would be lost: ask again once we can send
-            switch = self.switches[-1] if self.switches else None
-            if switch is not None and switch[1] is None and not self._asked_connected:
-                switch[0] = max(switch[0] or now, now)  # the switch starts when we can send
-                self._asked_connected = True
-                self._ask_keyframe()
-            if not is_keyframe_start(codec.name, packet.payload):
-                if now - self._asked_at > KEYFRAME_RETRY:
-                    self._ask_keyframe()
-                return
-            self._renumber.start(
-                segment,
-                packet.sequence_number,
-                packet.timestamp,
-                self._picture_id(packet.payload, codec.name),
-                now,
-            )
-            if not self._forwarding:
-                self._forwarding = True
-                self._outlet.hold(True)
-                self._emission.release_encoder()
-            if self.switches and self.switches[-1][1] is None:
-                self.switches[-1][1] = now
-        mapped = self._renumber.map(packet.sequence_number, packet.timestamp, now)
-        if mapped is None:
-            return
-        payload = packet.payload
-        if out_pt in self._vp8:
-            found = vp8_picture_id(payload)
-            if found is not None:
-                payload = vp8_with_picture_id(payload, self._renumber.map_picture_id(*found))
-        self.forwarded += 1
-        await self._emission.forward(
-            out_pt,
-            packet.marker,
-            mapped[0],
-            mapped[1],
-            payload,
-            packet.padding_size,
-            packet.extensions.audio_level,
-            # The sender's own send time: the receiver's delay-based estimate (REMB, relayed
-            # back to the sender) then covers the sender's uplink as well as our downlink.
-            packet.extensions.abs_send_time,
-        )
-
-    @staticmethod
-    def _picture_id(payload: bytes, codec_name: str) -> int | None:
-        found = vp8_picture_id(payload) if codec_name.lower() == "vp8" else None
-        return found[0] if found else None
-
-    def _renumbered(self, packet: RtpPacket, now: float) -> bool:
-        mapped = self._renumber.map(packet.sequence_number, packet.timestamp, now)
-        if mapped is None:
-            return False
-        packet.sequence_number, packet.timestamp = mapped
-        if packet.payload_type in self._vp8:
-            found = vp8_picture_id(packet.payload)
-            if found is not None:
-                pic = self._renumber.map_picture_id(*found)
-                packet.payload = vp8_with_picture_id(packet.payload, pic)
-        return True
 
 
 class Forwarder:
@@ -500,17 +428,9 @@ class Forwarder:
         have answered already (the hub answers first, so a refused offer changes nothing)."""
         self._peers[peer.role] = peer
         peer.on("inlet", lambda _inlet: self._wire())
-        peer.on("ready", self._on_ready)
+        peer.on("ready", self._wire)
+        peer.on("mismatch", self._wire)
         peer.on("closed", lambda: self.remove(peer))
-        if peer.ready:
-            self._on_ready()
-        else:
-            self._wire()
-
-    def _on_ready(self) -> None:
-        for peer in self._peers.values():
-            for relay in peer.relays.values():
-                relay.on_mismatch = self._wire
         self._wire()
 
     def remove(self, peer: ServerPeer) -> None:
@@ -544,7 +464,7 @@ class Forwarder:
         role: Role,
         kind: Kind,
         outlet: Outlet,
-        relay: Relay | None,
+        relay: RelayProtocol | None,
         packets: Reception | None,
         frames: Inlet | None,
     ) -> None:

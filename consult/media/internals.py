@@ -13,14 +13,16 @@
   checks, not fewer of them, and one check is a ~100-byte STUN request. The price: six
   unanswered in a row on a merely bad network (5 % loss each way: about once in 10 days of
   call; 10 %: once in 4 hours), which costs that participant a reconnect.
-- Packet-level forwarding (``forward.Relay``) needs RTP below aiortc's jitter buffer and a way
-  to put packets on a sender's SSRC. ``Reception`` replaces a receiver's ``_handle_rtp_packet``
-  (statistics for its receiver reports, NACKs upstream, RTX unwrapping, and decoding only while
-  someone wants frames, through aiortc's own jitter buffer and decoder thread); ``Emission``
-  puts a proxy transport under a sender (``setTransport``) so every RTP/RTCP packet it sends
-  passes through us, answers NACKs from its own history, rewrites the sender reports' counts,
-  and hands PLI/FIR/REMB to the forwarding. ``prefer_codecs()`` reorders a transceiver's
-  negotiated codecs before the answer is written.
+- Packet-level forwarding (``relay.Relay``, driven by ``forward.RelayProtocol``) needs RTP
+  below aiortc's jitter buffer and a way to put packets on a sender's SSRC. ``Reception``
+  replaces a receiver's ``_handle_rtp_packet`` (statistics for its receiver reports, NACKs
+  upstream, RTX unwrapping, and decoding only while someone wants frames, through aiortc's own
+  jitter buffer and decoder thread) and hands each packet to the attached ``PacketSink``;
+  ``Emission`` puts a proxy transport under a sender (``setTransport``) so every RTP/RTCP
+  packet it sends passes through its ``EmissionHandler`` (which renumbers or refuses it),
+  rewrites the sender reports with the handler's counts, and hands NACK/PLI/FIR/REMB to it.
+- ``install()`` also makes aiortc's clock cheaper per packet.
+- ``prefer_codecs()`` reorders a transceiver's negotiated codecs before the answer is written.
 
 ``check()`` (run at start-up and by tests/test_internals.py) fails loudly when a new version
 moves any of this.
@@ -35,10 +37,10 @@ import logging
 import queue
 import struct
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Protocol
 
 import aioice.ice
 import aiortc.clock
@@ -69,15 +71,17 @@ from aiortc.rtp import (
     pack_remb_fci,
     unpack_remb_fci,
     unwrap_rtx,
-    wrap_rtx,
 )
 
-from .packets import CodecKey, History, codec_key, is_keyframe_start
+from .packets import CodecKey, codec_key, is_keyframe_start
+from .relay import Codec, Rtp, SenderInfo
 
 __all__ = [
     "CONSENT_FAILURES",
     "CONSENT_INTERVAL",
     "Emission",
+    "EmissionHandler",
+    "PacketSink",
     "Reception",
     "RtpPacket",
     "check",
@@ -217,22 +221,23 @@ def _current_ms() -> int:
     return int(time.time() * 1000) + _NTP_EPOCH_MS
 
 
-_checked = False
+_installed = False
 
 
 def install() -> None:
     """Route aioice's host address lookup through ``host_addresses()``, shorten its consent
-    expiry, and use a cheaper ``aiortc.clock.current_ms``; safe to call again (and called for
-    every answer, so ``check()``, which reads aiortc's source, runs only the first time)."""
-    global _checked
-    if not _checked:
-        check()
-        _checked = True
+    expiry and use a cheaper ``aiortc.clock.current_ms``. Once per process, at start (the app
+    calls it; ``host_addresses()`` too, for processes without one): later calls do nothing."""
+    global _installed
+    if _installed:
+        return
+    check()
     aioice.ice.get_host_addresses = _get_host_addresses
     # Typed int by aioice, which multiplies it by a float anyway.
     aioice.ice.CONSENT_INTERVAL = CONSENT_INTERVAL  # type: ignore[assignment]
     aioice.ice.CONSENT_FAILURES = CONSENT_FAILURES
     aiortc.clock.current_ms = _current_ms
+    _installed = True
 
 
 @contextmanager
@@ -286,7 +291,12 @@ def prefer_codecs(transceiver: RTCRtpTransceiver, rank: Callable[[CodecKey], int
     transceiver._codecs = ordered
 
 
-PacketConsumer = Callable[[RtpPacket, RTCRtpCodecParameters], Awaitable[None]]
+class PacketSink(Protocol):
+    """Who takes a Reception's packets: the partner's relay (``forward.RelayProtocol``)."""
+
+    async def partner_packet(
+        self, reception: Reception, ssrc: int, codec: CodecKey, packet: Rtp
+    ) -> None: ...
 
 
 class Reception:
@@ -294,9 +304,9 @@ class Reception:
 
     Every packet still feeds the receiver's statistics (so aiortc's receiver reports stay
     right) and our NACKs upstream; RTX is unwrapped; foreign SSRCs and unknown payload types
-    are dropped. Then the packet goes to the consumers (relays), and, only while
-    ``decoding``, into a jitter buffer and aiortc's decoder thread (frames then reach the
-    track, as before).
+    are dropped. Then the packet goes to the attached sinks (the partner's relay), and, only
+    while ``decoding``, into a jitter buffer and aiortc's decoder thread (frames then reach
+    the track, as before).
     """
 
     def __init__(self, transceiver: RTCRtpTransceiver, kind: str) -> None:
@@ -304,7 +314,8 @@ class Reception:
         self._transceiver = transceiver
         self._receiver: RTCRtpReceiver = transceiver.receiver
         self._nack = NackGenerator() if kind == "video" else None
-        self.consumers: set[PacketConsumer] = set()
+        self._sinks: list[PacketSink] = []
+        self._keys: dict[int, CodecKey] = {}
         self.ssrc: int | None = None
         self._ssrc_at = 0.0
         self._jitter: JitterBuffer | None = None
@@ -318,6 +329,14 @@ class Reception:
         self.dropped = 0
         self.decoded_frames = 0
         self._receiver._handle_rtp_packet = self._handle  # type: ignore[method-assign]
+
+    def attach(self, sink: PacketSink) -> None:
+        if sink not in self._sinks:
+            self._sinks.append(sink)
+
+    def detach(self, sink: PacketSink) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
 
     @property
     def sent_codec(self) -> RTCRtpCodecParameters | None:
@@ -407,8 +426,12 @@ class Reception:
         stats.add(packet)
         if self._nack is not None and self._nack.add(packet):
             await receiver._send_rtcp_nack(packet.ssrc, sorted(self._nack.missing))
-        for consumer in list(self.consumers):
-            await consumer(packet, codec)
+        if self._sinks:
+            key = self._keys.get(packet.payload_type)
+            if key is None:
+                key = self._keys[packet.payload_type] = key_of(codec)
+            for sink in self._sinks:
+                await sink.partner_packet(self, packet.ssrc, key, _rtp_of(packet))
         if self._jitter is not None:
             await self._decode(packet, codec)
 
@@ -432,6 +455,16 @@ class Reception:
             decoder_queue.put((codec, frame))
 
 
+class EmissionHandler(Protocol):
+    """Who decides what one sender puts on the wire: ``forward.RelayProtocol``."""
+
+    async def own_packet(self, packet: Rtp) -> None: ...
+    async def nack(self, lost: list[int]) -> None: ...
+    async def keyframe_request(self) -> None: ...
+    async def remb(self, bitrate: int) -> None: ...
+    def sender_info(self, ntp: float) -> SenderInfo | None: ...
+
+
 class _Transport:
     """Stands in for a sender's DTLS transport: what the sender sends goes to its Emission."""
 
@@ -446,43 +479,37 @@ class _Transport:
         await self._emission._from_sender(data)
 
 
-OwnPacketFilter = Callable[[RtpPacket], bool]
-
-
 class Emission:
-    """Everything one sender puts on the wire: its own encoder's packets (passed through
-    ``own``, which may renumber them or refuse them) and forwarded packets (``send``).
-
-    Its sender reports count what was really sent; NACKs are answered from its history (RTX
-    where negotiated); PLI/FIR and REMB go to ``on_keyframe_request`` / ``on_bitrate`` first.
+    """One sender's wire, taken over: what its own encoder makes goes to the handler (which
+    renumbers or refuses it), and so does the receiver's feedback (NACK, PLI/FIR, REMB); its
+    sender reports are rewritten with the handler's counts; ``send`` puts packets on the wire.
     """
 
-    def __init__(self, transceiver: RTCRtpTransceiver) -> None:
+    def __init__(self, transceiver: RTCRtpTransceiver, handler: EmissionHandler) -> None:
         sender: RTCRtpSender = transceiver.sender
         self.kind = transceiver.kind
         self._transceiver = transceiver
         self._sender = sender
+        self._handler = handler
         self._real: RTCDtlsTransport = sender.transport
         self.ssrc: int = sender._ssrc
+        self.rtx_ssrc: int = sender._rtx_ssrc
         self.mid = transceiver.mid
-        self.own: OwnPacketFilter = lambda _packet: True
-        self.on_keyframe_request: Callable[[], bool] = lambda: False
-        self.on_bitrate: Callable[[int], None] = lambda _bitrate: None
-        self.history: History[bytes] = History()
         self._extensions: dict[Any, tuple[bytes, int | None]] = {}
-        self.packets = 0
-        self.octets = 0
-        self.retransmitted = 0
-        self._last_time = 0.0
-        self._last_ts = 0
-        self._rtx_seq = 0
         self._original_rtcp = sender._handle_rtcp_packet
         sender._handle_rtcp_packet = self._rtcp  # type: ignore[method-assign]
         sender.setTransport(_Transport(self, self._real))  # type: ignore[arg-type]
 
     @property
-    def codecs(self) -> list[RTCRtpCodecParameters]:
-        return media_codecs(self._transceiver)
+    def codecs(self) -> list[Codec]:
+        """Our leg's codecs, in the answer's order, each with its RTX payload type."""
+        every: list[RTCRtpCodecParameters] = self._transceiver._codecs
+        rtx = {c.parameters.get("apt"): c.payloadType for c in every if is_rtx(c) and c.payloadType}
+        return [
+            Codec(c.payloadType or 0, key_of(c), rtx.get(c.payloadType))
+            for c in every
+            if not is_rtx(c)
+        ]
 
     @property
     def connected(self) -> bool:
@@ -496,34 +523,25 @@ class Emission:
         a new one, which starts with a key frame, when the placeholder is encoded again."""
         self._sender._RTCRtpSender__encoder = None  # type: ignore[attr-defined]
 
-    async def send(self, packet: RtpPacket) -> None:
-        """Send our encoder's (renumbered) packet on our SSRC and keep it for NACKs."""
-        packet.ssrc = self.ssrc
-        packet.extensions.mid = self.mid
-        data = packet.serialize(self._real._rtp_header_extensions_map)
-        await self._put(packet.sequence_number, packet.timestamp, data, len(packet.payload))
-
-    async def forward(
-        self,
-        payload_type: int,
-        marker: int,
-        seq: int,
-        ts: int,
-        payload: bytes,
-        padding_size: int = 0,
-        audio_level: Any = None,
-        abs_send_time: int | None = None,
-    ) -> None:
-        """Send a forwarded packet on our SSRC: our mid, the source's audio level and
-        abs-send-time (now if it had none); the header is packed here, not by aiortc, as this
-        runs for every packet."""
-        extension = self._extension(audio_level, abs_send_time)
-        first = 0x80 | (0x10 if extension else 0) | (0x20 if padding_size else 0)
-        header = _RTP_HEADER.pack(first, (marker << 7) | payload_type, seq, ts, self.ssrc)
-        header += extension
-        if padding_size:
-            payload = payload + bytes(padding_size - 1) + bytes([padding_size])
-        await self._put(seq, ts, header + payload, len(payload))
+    async def send(self, packet: Rtp, rtx: bool = False) -> None:
+        """Send ``packet`` on our SSRC (RTX SSRC if ``rtx``) with our mid, its audio level
+        and abs-send-time (now if it has none); the header is packed here, not by aiortc, as
+        this runs for every packet."""
+        extension = self._extension(packet.audio_level, packet.abs_send_time)
+        padding = packet.padding_size
+        first = 0x80 | (0x10 if extension else 0) | (0x20 if padding else 0)
+        data = _RTP_HEADER.pack(
+            first,
+            (packet.marker << 7) | packet.payload_type,
+            packet.sequence_number,
+            packet.timestamp,
+            self.rtx_ssrc if rtx else self.ssrc,
+        )
+        data += extension + packet.payload
+        if padding:
+            data += bytes(padding - 1) + bytes([padding])
+        with suppress(ConnectionError):
+            await self._real._send_rtp(data)
 
     def _extension(self, audio_level: Any, abs_send_time: int | None) -> bytes:
         """Our header extension block with ``abs_send_time`` (one template per level)."""
@@ -549,24 +567,13 @@ class Emission:
             abs_send_time = int(time.time() * (1 << 18)) & 0xFFFFFF
         return block[:at] + (abs_send_time & 0xFFFFFF).to_bytes(3, "big") + block[at + 3 :]
 
-    async def _put(self, seq: int, ts: int, data: bytes, payload_bytes: int) -> None:
-        self.history.add(seq, data)
-        try:
-            await self._real._send_rtp(data)
-        except ConnectionError:
-            return
-        self.packets += 1
-        self.octets += payload_bytes
-        self._last_ts = ts
-        self._last_time = time.time()
-
     async def _from_sender(self, data: bytes) -> None:
         if is_rtcp(data):
-            await self._real._send_rtp(self._fix_reports(data))
+            with suppress(ConnectionError):
+                await self._real._send_rtp(self._fix_reports(data))
             return
         packet = RtpPacket.parse(data, self._real._rtp_header_extensions_map)
-        if self.own(packet):
-            await self.send(packet)
+        await self._handler.own_packet(_rtp_of(packet))
 
     def _fix_reports(self, data: bytes) -> bytes:
         try:
@@ -576,68 +583,50 @@ class Emission:
         for packet in packets:
             if isinstance(packet, RtcpSrPacket) and packet.ssrc == self.ssrc:
                 # Keep aiortc's NTP time: the receiver's reports quote it back, and aiortc
-                # measures the round trip only when they match what it sent. The RTP time is
-                # what our stream (forwarded or not) shows at that moment.
+                # measures the round trip only when they match what it sent.
                 ntp = packet.sender_info.ntp_timestamp
-                rtp_timestamp = packet.sender_info.rtp_timestamp
-                codecs = self.codecs
-                if self._last_time and codecs:
-                    elapsed = _unix(ntp) - self._last_time
-                    rtp_timestamp = (
-                        self._last_ts + round(elapsed * codecs[0].clockRate)
-                    ) & 0xFFFFFFFF
-                packet.sender_info = RtcpSenderInfo(
-                    ntp_timestamp=ntp,
-                    rtp_timestamp=rtp_timestamp,
-                    packet_count=self.packets & 0xFFFFFFFF,
-                    octet_count=self.octets & 0xFFFFFFFF,
-                )
+                info = self._handler.sender_info(_unix(ntp))
+                if info is not None:
+                    packet.sender_info = RtcpSenderInfo(
+                        ntp_timestamp=ntp,
+                        rtp_timestamp=info.rtp_timestamp,
+                        packet_count=info.packet_count,
+                        octet_count=info.octet_count,
+                    )
         return b"".join(bytes(p) for p in packets)
 
     async def _rtcp(self, packet: Any) -> None:
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
-            for seq in packet.lost:
-                await self._retransmit(seq)
+            await self._handler.nack(packet.lost)
             return
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
-            if self.on_keyframe_request():
-                return
-        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            await self._handler.keyframe_request()
+            return
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
             try:
                 bitrate, ssrcs = unpack_remb_fci(packet.fci)
             except ValueError:
                 return
             if self.ssrc in ssrcs:
-                self.on_bitrate(bitrate)
+                await self._handler.remb(bitrate)
         await self._original_rtcp(packet)
 
-    async def _retransmit(self, seq: int) -> None:
-        data = self.history.get(seq)
-        if data is None:
-            return
-        ext_map = self._real._rtp_header_extensions_map
-        packet = RtpPacket.parse(data, ext_map)
-        codecs: list[RTCRtpCodecParameters] = self._transceiver._codecs
-        rtx_pt = next(
-            (
-                c.payloadType
-                for c in codecs
-                if is_rtx(c) and c.parameters.get("apt") == packet.payload_type
-            ),
-            None,
-        )
-        if rtx_pt is not None:
-            packet = wrap_rtx(
-                packet,
-                payload_type=rtx_pt,
-                sequence_number=self._rtx_seq,
-                ssrc=self._sender._rtx_ssrc,
-            )
-            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-            data = packet.serialize(ext_map)
-        self.retransmitted += 1
-        with suppress(ConnectionError):
-            await self._real._send_rtp(data)
+
+def _rtp_of(packet: RtpPacket) -> Rtp:
+    """What the relay core needs of aiortc's packet (each consumer gets its own: the core
+    rewrites it). Audio level and the sender's own send time are kept: the far receiver's
+    delay-based estimate (REMB, relayed back to the sender) then covers the sender's uplink."""
+    extensions = packet.extensions
+    return Rtp(
+        packet.payload_type,
+        packet.marker,
+        packet.sequence_number,
+        packet.timestamp,
+        packet.payload,
+        packet.padding_size,
+        extensions.audio_level,
+        extensions.abs_send_time,
+    )
 
 
 def _unix(ntp: int) -> float:
@@ -647,34 +636,3 @@ def _unix(ntp: int) -> float:
 
 _RTP_HEADER = struct.Struct("!BBHLL")
 _EXT_HEADER = struct.Struct("!HH")
-
-
-async def send_raw(transport: RTCDtlsTransport, data: bytes) -> None:
-    """Put ``data`` (RTP or RTCP, unencrypted) on ``transport`` as is: for tests."""
-    await transport._send_rtp(data)
-
-
-ReceivedFilter = Callable[[RtpPacket], bool]
-
-
-def intercept_received(receiver: RTCRtpReceiver, keep: ReceivedFilter) -> None:
-    """Show each RTP packet ``receiver`` gets to ``keep`` first; False drops it (tests, bench)."""
-    original = receiver._handle_rtp_packet
-
-    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
-        if keep(packet):
-            await original(packet, arrival_time_ms)
-
-    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
-
-
-def intercept_sent(transport: RTCDtlsTransport, keep: Callable[[bytes], bool]) -> None:
-    """Show each unencrypted RTP/RTCP packet sent on ``transport`` to ``keep`` first; False
-    drops it (tests simulating loss)."""
-    original = transport._send_rtp
-
-    async def send(data: bytes) -> None:
-        if keep(data):
-            await original(data)
-
-    transport._send_rtp = send  # type: ignore[method-assign]

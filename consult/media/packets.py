@@ -18,8 +18,11 @@ __all__ = [
     "Renumber",
     "codec_key",
     "h264_keyframe_start",
+    "h264_sps",
     "is_keyframe_start",
+    "stream_format",
     "vp8_frame_data",
+    "vp8_keyframe_size",
     "vp8_keyframe_start",
     "vp8_picture_id",
     "vp8_with_picture_id",
@@ -119,6 +122,49 @@ def h264_keyframe_start(payload: bytes) -> bool:
     return False
 
 
+def vp8_keyframe_size(payload: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first packet of a VP8 key frame (RFC 6386 9.1), else None."""
+    pos = _vp8_descriptor_end(payload)
+    if pos is None or len(payload) < pos + 10 or payload[pos + 3 : pos + 6] != b"\x9d\x01\x2a":
+        return None
+    width = int.from_bytes(payload[pos + 6 : pos + 8], "little") & 0x3FFF
+    height = int.from_bytes(payload[pos + 8 : pos + 10], "little") & 0x3FFF
+    return width, height
+
+
+def h264_sps(payload: bytes) -> bytes | None:
+    """The SPS a packet carries (alone, in a STAP-A, or its FU-A start), else None."""
+    if not payload:
+        return None
+    nal = payload[0] & 0x1F
+    if nal == 7:
+        return payload
+    if nal == 24:
+        pos = 1
+        while pos + 2 < len(payload):
+            size = (payload[pos] << 8) | payload[pos + 1]
+            if size == 0 or pos + 2 + size > len(payload):
+                return None
+            if payload[pos + 2] & 0x1F == 7:
+                return payload[pos + 2 : pos + 2 + size]
+            pos += 2 + size
+        return None
+    if nal == 28 and len(payload) > 1 and payload[1] & 0x80 and payload[1] & 0x1F == 7:
+        return payload[2:]
+    return None
+
+
+def stream_format(codec_name: str, payload: bytes) -> object | None:
+    """What a key frame says of the picture's format, to notice a change mid-stream (a camera
+    switched): VP8's (width, height), H.264's SPS; None if this packet does not say."""
+    name = codec_name.lower()
+    if name == "vp8":
+        return vp8_keyframe_size(payload)
+    if name == "h264":
+        return h264_sps(payload)
+    return None
+
+
 def is_keyframe_start(codec_name: str, payload: bytes) -> bool:
     name = codec_name.lower()
     if name == "vp8":
@@ -209,6 +255,13 @@ class Renumber:
             self.seq, self.ts, self.at = out_seq, out_ts, now
         return out_seq, out_ts
 
+    def goes_back(self, seq: int, ts: int) -> bool:
+        """Whether a packet after the newest (by sequence number) would go back in time: its
+        source restarted its clock (aiortc does on replaceTrack), so the segment must too."""
+        out_seq = (seq + self._seq_offset) & 0xFFFF
+        out_ts = (ts + self._ts_offset) & 0xFFFFFFFF
+        return uint16_newer(out_seq, self.seq) and 0 < ((self.ts - out_ts) & 0xFFFFFFFF) < 1 << 31
+
     def map_picture_id(self, picture_id: int, modulus: int) -> int:
         out = (picture_id + self._pic_offset) % modulus
         if self.picture_id is None or ((out - self.picture_id) % modulus) < modulus // 2:
@@ -221,11 +274,15 @@ class History(Generic[T]):
 
     def __init__(self, size: int = HISTORY_SIZE) -> None:
         self._size = size
-        self._packets: list[tuple[int, T] | None] = [None] * size
+        # Two lists, not a list of pairs: nothing is allocated per packet.
+        self._seqs: list[int] = [-1] * size
+        self._data: list[T | None] = [None] * size
 
     def add(self, seq: int, data: T) -> None:
-        self._packets[seq % self._size] = (seq, data)
+        index = seq % self._size
+        self._seqs[index] = seq
+        self._data[index] = data
 
     def get(self, seq: int) -> T | None:
-        entry = self._packets[seq % self._size]
-        return entry[1] if entry is not None and entry[0] == seq else None
+        index = seq % self._size
+        return self._data[index] if self._seqs[index] == seq else None

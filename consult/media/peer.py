@@ -3,6 +3,7 @@
 States: ``new`` -> ``connecting`` -> ``connected`` -> ``closed``, with ``failed`` before
 ``closed`` when ICE or DTLS fails. Events: ``statechange`` (the new state), ``inlet`` (a
 received track is being read), ``ready`` (the answer is made: codecs and relays are known),
+``mismatch`` (the partner sends a video codec our leg lacks: the wiring must change),
 ``closed`` (once, after everything is released).
 """
 
@@ -28,7 +29,7 @@ from ..config import Bitrates, Forwarding
 from ..errors import InvalidSdp
 from ..roles import Role, partner_of
 from . import internals, sdp
-from .forward import Inlet, Kind, Outlet, Relay
+from .forward import Inlet, Kind, Outlet, RelayProtocol
 from .packets import CodecKey
 
 __all__ = ["PeerState", "PeerStats", "ServerPeer"]
@@ -87,7 +88,7 @@ class ServerPeer(AsyncIOEventEmitter):
         #: The video codec to put first in the answer (the partner's), set by the Forwarder.
         self.preferred_video: CodecKey | None = None
         #: Our outgoing streams at the packet level, once the answer is made ("packets" only).
-        self.relays: dict[Kind, Relay] = {}
+        self.relays: dict[Kind, RelayProtocol] = {}
         self.ready = False
         self.label = f"{label}/{role}"
         self.inlets: dict[Kind, Inlet] = {}
@@ -141,9 +142,10 @@ class ServerPeer(AsyncIOEventEmitter):
                     (o for o in self.outlets.values() if o is transceiver.sender.track), None
                 )
                 if outlet is not None and outlet.kind not in self.relays:
-                    emission = internals.Emission(transceiver)
                     kind: Kind = "audio" if outlet.kind == "audio" else "video"
-                    self.relays[kind] = Relay(emission, outlet, f"{self.label} {outlet.kind}")
+                    relay = RelayProtocol(transceiver, outlet, f"{self.label} {outlet.kind}")
+                    relay.on("mismatch", functools.partial(self.emit, "mismatch"))
+                    self.relays[kind] = relay
         self.ready = True
         self.emit("ready")
         return sdp.add_video_bitrates(answer, self._bitrates) if self._bitrates else answer

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""The relay core's own cost per forwarded packet, without network, SRTP or aiortc.
+
+What `scripts/bench_calls.py` measures is the whole server under a real load, and that drifts
+with whatever else the machine runs; this is the part of it that is ours (renumbering,
+key-frame gating, picture ids, the history), in CPU time, stable enough to compare two
+versions of the code side by side. Also the SRTP profiles' cost per packet (pylibsrtp), as the
+server protects every forwarded packet once and unprotects it once.
+
+    .venv/bin/python scripts/bench_relay.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pylibsrtp import Policy, Session
+
+from consult.media.packets import codec_key
+from consult.media.relay import Codec, Relay, Rtp
+
+VP8 = codec_key("video/VP8", 90000, None, {})
+PACKETS_PER_FRAME = 9  # 720p at 2.5 Mbps: ~10 kB a frame, ~1.1 kB a packet
+PAYLOAD = 1100
+
+
+def stream(n: int) -> list[Rtp]:
+    packets = []
+    for i in range(n):
+        frame, part = divmod(i, PACKETS_PER_FRAME)
+        start, key = part == 0, frame % 60 == 0
+        descriptor = bytes([0x90 if start else 0x80, 0x80]) + struct.pack("!H", 0x8000 | frame)
+        tag = b"\x00\x00\x00\x9d\x01\x2a\x00\x05\xd0\x02" if key and start else b"\x01\x00\x00"
+        payload = descriptor + tag + bytes(PAYLOAD - len(tag))
+        packets.append(
+            Rtp(100, int(part == PACKETS_PER_FRAME - 1), i & 0xFFFF, frame * 3000, payload)
+        )
+    return packets
+
+
+def relay_us_per_packet(n: int = 50_000) -> float:
+    best = float("inf")
+    for _ in range(5):
+        relay = Relay("video", (Codec(96, VP8, 97),), connected=True)
+        relay.use("partner", 0.0)
+        relay.next_action()
+        packets = stream(n)
+        start = time.process_time()
+        now = 1.0
+        for packet in packets:
+            now += 0.0003
+            relay.partner_packet("partner", 1234, VP8, packet, now)
+            while relay.next_action() is not None:
+                pass
+        best = min(best, time.process_time() - start)
+    return 1e6 * best / n
+
+
+def srtp_us_per_packet(profile: int, key_bytes: int, n: int = 20_000) -> float:
+    key = os.urandom(key_bytes)
+    tx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
+    rx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=profile))
+    packets = [
+        struct.pack("!BBHII", 0x80, 96, i & 0xFFFF, i * 3000, 1234) + bytes(PAYLOAD)
+        for i in range(n)
+    ]
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        for packet in packets:
+            rx.unprotect(tx.protect(packet))
+        best = min(best, time.process_time() - start)
+        tx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
+        rx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=profile))
+    return 1e6 * best / n
+
+
+def main() -> None:
+    result = {
+        "relay_core_us_per_packet": round(relay_us_per_packet(), 2),
+        "srtp_protect_and_unprotect_us_per_packet": {
+            "AES128_CM_SHA1_80": round(
+                srtp_us_per_packet(Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 30), 2
+            ),
+            "AEAD_AES_128_GCM": round(
+                srtp_us_per_packet(Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 28), 2
+            ),
+            "AEAD_AES_256_GCM": round(
+                srtp_us_per_packet(Policy.SRTP_PROFILE_AEAD_AES_256_GCM, 44), 2
+            ),
+        },
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
