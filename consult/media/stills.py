@@ -186,17 +186,20 @@ async def best_of_burst(
     max_seconds: float = BURST_MAX_SECONDS,
     ask_keyframe: Callable[[], Awaitable[object]] | None = None,
 ) -> np.ndarray | None:
-    """The best frame (I420, copied) the inlet delivers in ``seconds`` (longer, up to
-    ``max_seconds``, until there is at least one, asking again for a key frame meanwhile)."""
+    """The best frame (I420, copied) the inlet delivers in the ``seconds`` from its first one,
+    which may take up to ``max_seconds`` to come (asking again for a key frame meanwhile)."""
     loop = asyncio.get_running_loop()
     start = loop.time()
+    first: float | None = None
     best: np.ndarray | None = None
     best_score = -1.0
     tap = inlet.tap()
     try:
         while True:
-            limit = seconds if best is not None else max_seconds
-            remaining = start + limit - loop.time()
+            # The burst is counted from its first frame: the wait for a key frame (a PLI's
+            # round trip, a camera's stall) must not leave it a frame or two to choose from.
+            end = start + max_seconds if first is None else first + seconds
+            remaining = end - loop.time()
             if remaining <= 0:
                 break
             wait = (
@@ -215,6 +218,8 @@ async def best_of_burst(
                 break
             if not isinstance(frame, VideoFrame):
                 continue
+            if first is None:
+                first = loop.time()
             pixels = copy_i420(frame)
             score = await loop.run_in_executor(None, score_frame, pixels)
             if score > best_score:
