@@ -8,29 +8,10 @@ from typing import Any
 
 import pytest
 
+from .calls import assert_live, in_call
 from .client import CallClient
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def assert_live(frames: list[tuple[float, int]], minimum: int) -> None:
-    numbers = [n for _, n in frames]
-    assert len(numbers) >= minimum, f"only {len(numbers)} partner frames"
-    assert numbers == sorted(numbers), "partner frames out of order"
-
-
-async def in_call(clients: Any, consultation: dict[str, Any]) -> tuple[CallClient, CallClient]:
-    """Customer first, then the stylist; returns once each has the other's video."""
-    customer: CallClient = clients("customer", consultation["customer_link"])
-    stylist: CallClient = clients("stylist", consultation["stylist_link"])
-    await customer.connect()
-    await customer.start_media()
-    await stylist.connect()
-    assert (await customer.expect("peer"))["state"] == "joined"
-    await stylist.start_media()
-    await customer.wait_for(lambda: len(customer.partner_frames("stylist")) >= 5)
-    await stylist.wait_for(lambda: len(stylist.partner_frames("customer")) >= 5)
-    return customer, stylist
 
 
 async def test_both_directions_carry_the_partners_frames(

@@ -11,9 +11,8 @@ from aiohttp.test_utils import TestServer
 
 from consult.config import Settings
 
+from .calls import assert_live, in_call, peer_of
 from .conftest import make_settings
-from .test_call import assert_live, in_call
-from .test_packets import peer_of
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -36,8 +36,8 @@ from consult.ratelimit import FailureLimiter
 from consult.signaling.messages import Bye, Capture, Offer, parse_message
 
 from .browser import artifact
+from .calls import in_call
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
-from .test_call import in_call
 
 pytestmark = [
     pytest.mark.timeout(120),

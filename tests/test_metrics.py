@@ -9,11 +9,11 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from .calls import in_call_with, png, upload
 from .client import CallClient
 from .conftest import token_of
 from .fake_camera import HANDS, load_photo
 from .media import PhotoTrack
-from .test_stills import in_call_with, png, upload
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -17,24 +17,14 @@ import pytest
 from aiohttp.test_utils import TestServer
 from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket, pack_remb_fci
 
-from consult.appkeys import HUB
 from consult.media.forward import RelayProtocol
-from consult.media.peer import ServerPeer
 
 from . import wire
+from .calls import in_call, peer_of
 from .client import CallClient, RtpSample, VideoSample
 from .media import SOURCES, PatternTrack
-from .test_call import in_call
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def peer_of(server: TestServer, consultation: dict[str, Any], role: str) -> ServerPeer:
-    call = server.app[HUB].call(consultation["id"])
-    assert call is not None
-    peer = call.forwarder.peer(role)  # type: ignore[arg-type]
-    assert peer is not None
-    return peer
 
 
 def relay_of(

@@ -17,6 +17,7 @@ from consult.app import create_app
 from consult.config import Settings
 from consult.media.quality import laplacian_variance
 
+from .calls import in_call_with, png, upload
 from .client import CallClient
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
 from .fake_camera import HANDS, load_photo
@@ -38,33 +39,6 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def photo() -> np.ndarray:
     return load_photo(HANDS / "thumb_up_blue_bg_640x521.jpg")
-
-
-def png(image: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".png", image)
-    assert ok
-    return bytes(data)
-
-
-async def in_call_with(
-    clients: Any, consultation: dict[str, Any], video: Any
-) -> tuple[CallClient, CallClient]:
-    customer: CallClient = clients("customer", consultation["customer_link"])
-    stylist: CallClient = clients("stylist", consultation["stylist_link"])
-    await customer.connect()
-    await customer.start_media(video)
-    await stylist.connect()
-    await stylist.start_media()
-    await stylist.wait_for(lambda: any(not s.card for s in stylist.received.video), 15)
-    return customer, stylist
-
-
-async def upload(
-    http: aiohttp.ClientSession, url: str, token: str, body: bytes, kind: str = "image/png"
-) -> tuple[int, dict[str, Any]]:
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": kind}
-    async with http.post(url, data=body, headers=headers) as r:
-        return r.status, await r.json()
 
 
 def stored_files(settings: Settings) -> list[Path]:
