@@ -18,6 +18,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -39,6 +40,8 @@ __all__ = [
     "Status",
     "Still",
     "Store",
+    "schema_revisions",
+    "upgrade_schema",
 ]
 
 Status = Literal["open", "live"]
@@ -167,7 +170,7 @@ class Store:
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         async with engine.begin() as conn:
-            await conn.run_sync(_upgrade)
+            await conn.run_sync(upgrade_schema)
         return cls(engine, sealer)
 
     async def close(self) -> None:
@@ -571,8 +574,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _upgrade(connection: Connection) -> None:
+def _alembic_config() -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def upgrade_schema(connection: Connection) -> None:
+    """Migrate the database on ``connection`` to the latest schema."""
+    cfg = _alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
+
+
+def schema_revisions() -> list[str]:
+    """The schema revisions this code knows, oldest first (the last is the latest)."""
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    return [s.revision for s in reversed(list(scripts.walk_revisions()))]
