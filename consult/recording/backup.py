@@ -44,8 +44,8 @@ from typing import IO, Any, BinaryIO, Protocol
 
 import sqlalchemy as sa
 
-from .files import fsync_dir
 from .encryption import DecryptingReader, DecryptionError, EncryptingWriter, is_encrypted
+from .files import fsync_dir
 from .schema import metadata
 from .store import schema_revisions, upgrade_schema
 
@@ -144,7 +144,9 @@ class SqliteSnapshot:
 
     def counts(self, copy: Path) -> dict[str, int]:
         with contextlib.closing(sqlite3.connect(copy)) as db:
-            present = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            present = {
+                r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
             return {
                 t.name: int(db.execute(f'SELECT count(*) FROM "{t.name}"').fetchone()[0])
                 for t in metadata.sorted_tables
@@ -282,7 +284,7 @@ def _write(
                 info.mode = 0o600 if name.startswith("keys/") else 0o644
                 with path.open("rb") as f:
                     reader = _HashingReader(f, advance)
-                    tar.addfile(info, reader)  # type: ignore[arg-type]
+                    tar.addfile(info, reader)
                 files[name] = {"bytes": size, "sha256": reader.hash.hexdigest()}
             manifest = {
                 **header,
@@ -556,4 +558,3 @@ def _check_empty(data_dir: Path) -> None:
 def _folders(root: Path) -> Iterator[Path]:
     yield root
     yield from (p for p in root.rglob("*") if p.is_dir())
-

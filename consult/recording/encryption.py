@@ -3,7 +3,7 @@
 An encrypted archive is a header, then chunks::
 
     header   MAGIC | salt (16) | log2 n, r, p (1 byte each) | nonce prefix (7) | verifier (32)
-    chunk i  AES-256-GCM(key, nonce = prefix | i (4, big-endian) | final (1), plaintext, aad = header)
+    chunk i  AES-256-GCM(key, nonce = prefix | i (4, big-endian) | final (1), aad = header)
 
 The key is the first 32 bytes of scrypt(secret, salt) and the verifier the next 32: a wrong
 passphrase is told apart from a damaged archive without decrypting anything, and the verifier
@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-__all__ = ["MAGIC", "DecryptionError", "DecryptingReader", "EncryptingWriter", "is_encrypted"]
+__all__ = ["MAGIC", "DecryptingReader", "DecryptionError", "EncryptingWriter", "is_encrypted"]
 
 MAGIC = b"consult-backup aes-256-gcm v1\n"
 CHUNK = 1 << 20
