@@ -105,8 +105,8 @@ class Settings:
             raise ValueError("--tls-cert and --tls-key go together")
         if self.tls_self_signed and self.tls_cert is not None:
             raise ValueError("--tls-self-signed or --tls-cert/--tls-key, not both")
-        if self.backup_every < timedelta(minutes=1) or self.backup_keep < 1:
-            raise ValueError("--backup-every must be at least 1m and --backup-keep at least 1")
+        if self.backup_every < timedelta(seconds=1) or self.backup_keep < 1:
+            raise ValueError("--backup-every must be at least 1s and --backup-keep at least 1")
 
     @property
     def tls(self) -> bool:

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
 from ..salon import Salon, parse_hours
+from .leases import Leases
 from .palette import Palette, SwatchLog
 from .schema import captures, chat_reads, consultations, links, messages, salon, stills
 from .tokens import TokenSealer, hash_token, new_token
@@ -154,6 +155,7 @@ class Store:
         self._closed = False
         self.palette = Palette(engine)
         self.swatch_log = SwatchLog(engine)
+        self.leases = Leases(engine)
         # Sequence numbers are handed out one message at a time per consultation.
         self._chat_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
