@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from consult.recording.files import StillFiles
-from consult.recording.store import Store, Still
+from consult.recording.store import Still, Store
 from consult.recording.tokens import TokenSealer, load_seal_key
 
 
