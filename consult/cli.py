@@ -122,6 +122,13 @@ def _backup_parsers(sub: Any, serve: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--backup-keep", type=int, metavar="N", help="keep the newest N (14)")
     group.add_argument("--backup-key-file", type=Path, help=key_help)
+    group.add_argument(
+        "--backup-no-staff-key",
+        dest="backup_staff_key",
+        action="store_false",
+        default=None,
+        help="leave the staff key out of the archives",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -141,6 +148,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         backup_every=getattr(args, "backup_every", None),
         backup_keep=getattr(args, "backup_keep", None),
         backup_key_file=getattr(args, "backup_key_file", None),
+        backup_staff_key=getattr(args, "backup_staff_key", None),
     )
     if args.command in ("create", "list") and not (args.public_url or args.host or args.port):
         # Links point where the service of this data folder last said it serves.

@@ -160,6 +160,8 @@ class Settings:
             values["backup_every"] = parse_duration(env["CONSULT_BACKUP_EVERY"])
         if env.get("CONSULT_BACKUP_KEEP"):
             values["backup_keep"] = int(env["CONSULT_BACKUP_KEEP"])
+        if env.get("CONSULT_BACKUP_STAFF_KEY"):
+            values["backup_staff_key"] = env["CONSULT_BACKUP_STAFF_KEY"].lower() in TRUE
         if env.get("CONSULT_BACKUP_KEY_FILE"):
             values["backup_key_file"] = Path(env["CONSULT_BACKUP_KEY_FILE"])
         if "CONSULT_LOG_LEVEL" in env:

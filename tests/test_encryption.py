@@ -57,11 +57,15 @@ def test_wrong_passphrase_is_told_apart() -> None:
 
 
 SEALED = CHUNK + TAG
-PLAIN = os.urandom(3 * CHUNK + 100)
 
 
-def damaged(kind: str) -> bytes:
-    sealed = bytearray(seal(PLAIN))
+@pytest.fixture(scope="module")
+def sealed() -> bytes:
+    return seal(os.urandom(3 * CHUNK + 100))
+
+
+def damaged(original: bytes, kind: str) -> bytes:
+    sealed = bytearray(original)
     body = HEADER_SIZE
     if kind == "flipped":
         sealed[body + CHUNK // 2] ^= 0x01
@@ -96,6 +100,6 @@ def damaged(kind: str) -> bytes:
         "last chunk dropped",
     ],
 )
-def test_any_alteration_is_refused(kind: str) -> None:
+def test_any_alteration_is_refused(sealed: bytes, kind: str) -> None:
     with pytest.raises(DecryptionError):
-        unseal(damaged(kind))
+        unseal(damaged(sealed, kind))

@@ -275,7 +275,7 @@ def _write(
     with partial.open("xb") as raw:
         encrypter = EncryptingWriter(raw, secret) if secret is not None else None
         sink = _Sink(encrypter if encrypter is not None else raw)  # type: ignore[arg-type]
-        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, bufsize=COPY) as tar:  # type: ignore[call-overload]
             tar.copybufsize = COPY
             _add_bytes(tar, HEADER, json.dumps(header, indent=1).encode())
             for (name, path), size in zip(members, sizes, strict=True):
@@ -327,30 +327,34 @@ def _summary(path: Path, manifest: dict[str, Any], encrypted: bool) -> Summary:
 class _HoldBack:
     """Gives every byte of ``raw`` but the last TRAILER_SIZE (the trailer), hashing them."""
 
-    def __init__(self, raw: BinaryIO, progress: Callable[[int], None]) -> None:
+    def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
-        self._progress = progress
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._start = 0
         self._eof = False
         self.hash = hashlib.sha256()
 
     def read(self, size: int = -1) -> bytes:
         want = COPY if size < 0 else size
-        while not self._eof and len(self._buffer) < want + TRAILER_SIZE:
-            data = self._raw.read(max(COPY, want))
-            self._progress(len(data))
+        while not self._eof and len(self._buffer) - self._start < want + TRAILER_SIZE:
+            data = self._raw.read(COPY)
             if not data:
                 self._eof = True
+                break
+            # Compact only when refilling: once per COPY bytes, not once per read.
+            del self._buffer[: self._start]
+            self._start = 0
             self._buffer += data
-        n = max(0, min(want, len(self._buffer) - TRAILER_SIZE))
-        out, self._buffer = self._buffer[:n], self._buffer[n:]
+        n = max(0, min(want, len(self._buffer) - self._start - TRAILER_SIZE))
+        out = bytes(self._buffer[self._start : self._start + n])
+        self._start += n
         self.hash.update(out)
         return out
 
     def trailer(self) -> bytes:
         while self.read(COPY):
             pass
-        return self._buffer
+        return bytes(self._buffer[self._start :])
 
 
 def read_archive(
@@ -403,11 +407,11 @@ def _read(
         )
     counted = _Counted(raw, advance)
     plain: Any = DecryptingReader(counted, secret) if encrypted and secret else counted  # type: ignore[arg-type]
-    body = _HoldBack(plain, lambda n: None)
+    body = _HoldBack(plain)
     hashes: dict[str, dict[str, Any]] = {}
     header: dict[str, Any] | None = None
     manifest: dict[str, Any] | None = None
-    with tarfile.open(fileobj=body, mode="r|") as tar:  # type: ignore[call-overload]
+    with tarfile.open(fileobj=body, mode="r|", bufsize=COPY) as tar:  # type: ignore[call-overload]
         for member in tar:
             if manifest is not None:
                 raise BackupError(f"{archive} is damaged (a file after the manifest)")
