@@ -69,6 +69,7 @@ STAFF_KEY = "staff.key"
 TRAILER = b"consult-backup sha256 "
 TRAILER_SIZE = len(TRAILER) + 64 + 1
 COPY = 1 << 20
+SYNC_EVERY = 32 << 20
 
 #: Called with bytes done and bytes in all.
 Progress = Callable[[int, int], None]
@@ -184,6 +185,36 @@ class _Sink:
         return len(data)
 
 
+class _Paced:
+    """The archive file, written back to disk every SYNC_EVERY bytes.
+
+    Otherwise gigabytes of stills pile up in the page cache as dirty pages, and the kernel's
+    writeback of them stalls the service's own fsyncs (every chat message and still is
+    fsynced) for seconds: the pause a backup causes is I/O, not locks.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._unsynced = 0
+
+    def write(self, data: bytes) -> int:
+        written = self._raw.write(data)
+        self._unsynced += len(data)
+        if self._unsynced >= SYNC_EVERY:
+            self._raw.flush()
+            os.fdatasync(self._raw.fileno())
+            _forget(self._raw.fileno())
+            self._unsynced = 0
+        return written
+
+
+def _forget(fd: int) -> None:
+    """Drop a file's pages from the cache: a backup reads and writes everything once, and
+    should not push out what the service reads (recent stills, the database)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
 class _HashingReader:
     def __init__(self, f: BinaryIO, progress: Callable[[int], None]) -> None:
         self._f = f
@@ -273,8 +304,9 @@ def _write(
     }
     files: dict[str, dict[str, Any]] = {}
     with partial.open("xb") as raw:
-        encrypter = EncryptingWriter(raw, secret) if secret is not None else None
-        sink = _Sink(encrypter if encrypter is not None else raw)  # type: ignore[arg-type]
+        paced = _Paced(raw)
+        encrypter = EncryptingWriter(paced, secret) if secret is not None else None  # type: ignore[arg-type]
+        sink = _Sink(encrypter if encrypter is not None else paced)  # type: ignore[arg-type]
         with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, bufsize=COPY) as tar:  # type: ignore[call-overload]
             tar.copybufsize = COPY
             _add_bytes(tar, HEADER, json.dumps(header, indent=1).encode())
@@ -285,6 +317,7 @@ def _write(
                 with path.open("rb") as f:
                     reader = _HashingReader(f, advance)
                     tar.addfile(info, reader)
+                    _forget(f.fileno())
                 files[name] = {"bytes": size, "sha256": reader.hash.hexdigest()}
             manifest = {
                 **header,
