@@ -64,6 +64,7 @@ async def _backups(app: web.Application) -> AsyncIterator[None]:
     if settings.backup_dir is None:
         yield
         return
+    backup_secret(settings.backup_key_file)  # a missing or empty key file stops the start
     schedule = BackupSchedule(
         app[STORE],
         settings.data_dir,
@@ -71,7 +72,7 @@ async def _backups(app: web.Application) -> AsyncIterator[None]:
         settings.backup_dir,
         settings.backup_every,
         settings.backup_keep,
-        backup_secret(settings.backup_key_file),
+        settings.backup_key_file,
         settings.backup_staff_key,
     )
     schedule.start()

@@ -1,24 +1,24 @@
 """Scheduled backups: ``consult serve --backup-dir DIR --backup-every 24h --backup-keep 14``.
 
 Every node polls; the one that takes the ``backup`` lease (consult/recording/leases.py) when a
-backup is due writes it, in a worker thread, while the service goes on serving. Archives are
-named by the time they were made (``consult-20261129T031500Z.backup``, sorting by name sorts
-by time); after each success all but the newest ``keep`` of them are removed. A failure (a full
-disk, a missing folder) is logged, counted and shown, and tried again after ``RETRY`` (or the
-interval, if shorter); it never touches the service.
+backup is due runs ``consult backup`` in a child process (niced) while it goes on serving.
+Archives are named by the time they were made (``consult-20261129T031500Z.backup``: sorting
+by name sorts by time); after each success all but the newest ``keep`` of them are removed. A
+failure (a full disk, a missing folder) is logged and shown, and tried again after ``RETRY``
+(or the interval, if shorter); it never touches the service.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import re
 import secrets
+import signal
 import socket
-import threading
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .backup import BackupError, Summary, write_archive
 from .store import Store
 
 __all__ = ["BackupSchedule", "BackupStatus", "archive_name", "to_remove"]
@@ -38,6 +37,8 @@ LEASE = "backup"
 LEASE_TTL = timedelta(minutes=5)
 RETRY = timedelta(minutes=15)
 POLL = timedelta(seconds=30)
+#: The backup process's nice value: the calls on the same cores come first.
+PRIORITY = 10
 #: A temporary file untouched this long is left over from a backup that was killed.
 STALE = timedelta(hours=1)
 ARCHIVE = re.compile(r"^consult-\d{8}T\d{6}Z\.backup$")
@@ -88,7 +89,7 @@ class BackupSchedule:
         folder: Path,
         every: timedelta,
         keep: int,
-        secret: bytes | None,
+        key_file: Path | None,
         staff_key: bool = True,
     ) -> None:
         self._store = store
@@ -97,10 +98,9 @@ class BackupSchedule:
         self.folder = folder
         self.every = every
         self.keep = keep
-        self._secret = secret
+        self._key_file = key_file
         self._staff_key = staff_key
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._cancel = threading.Event()
         self._task: asyncio.Task[None] | None = None
         self._retry_at: datetime | None = None
         self.status = BackupStatus()
@@ -118,7 +118,6 @@ class BackupSchedule:
         self._task = asyncio.create_task(self._run(), name="scheduled backups")
 
     async def close(self) -> None:
-        self._cancel.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -136,8 +135,8 @@ class BackupSchedule:
                 logger.exception("scheduled backup: unexpected error")
             await asyncio.sleep(poll)
 
-    async def run_due(self) -> Summary | None:
-        """Make a backup if one is due and no other node is making it."""
+    async def run_due(self) -> Path | None:
+        """Make a backup if one is due and no other node is making it; the archive, or None."""
         now = datetime.now(UTC)
         if self._retry_at is not None and now < self._retry_at:
             return None
@@ -146,58 +145,72 @@ class BackupSchedule:
             return None
         self.status.running = True
         started = time.monotonic()
-        loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(
-            None,
-            functools.partial(
-                write_archive,
-                self._data_dir,
-                self._database_url,
-                self.folder / archive_name(now),
-                secret=self._secret,
-                staff_key=self._staff_key,
-                progress=self._check_cancel,
-            ),
-        )
+        out = self.folder / archive_name(now)
         done_at: datetime | None = None
         try:
+            job = asyncio.ensure_future(self._backup(out))
             while True:
                 try:
-                    summary = await asyncio.wait_for(
+                    error = await asyncio.wait_for(
                         asyncio.shield(job), (LEASE_TTL / 3).total_seconds()
                     )
                     break
                 except TimeoutError:
                     await leases.renew(LEASE, self._holder, datetime.now(UTC), LEASE_TTL)
+            if error is not None:
+                self._failed(error)
+                return None
             done_at = datetime.now(UTC)
-            self._succeeded(summary, done_at, time.monotonic() - started)
-            return summary
-        except BackupError as exc:
-            self._failed(str(exc))
-            return None
-        except asyncio.CancelledError:
-            self._cancel.set()
-            with contextlib.suppress(BackupError):
-                await job
-            raise
+            self._succeeded(out, done_at, time.monotonic() - started)
+            return out
         finally:
             self.status.running = False
             with contextlib.suppress(Exception):
                 await asyncio.shield(leases.release(LEASE, self._holder, done_at))
 
-    def _check_cancel(self, _done: int, _total: int) -> None:
-        if self._cancel.is_set():
-            raise BackupError("the service is shutting down")
+    async def _backup(self, out: Path) -> str | None:
+        """``consult backup`` in a process of its own, at a lower priority: the service's
+        event loop never shares its interpreter (or GIL) with gigabytes of hashing and copying.
+        None, or why it failed."""
+        command = [sys.executable, "-m", "consult", "backup", "-o", str(out),
+                   "--data", str(self._data_dir)]  # fmt: skip
+        if self._key_file is not None:
+            command += ["--key-file", str(self._key_file)]
+        if not self._staff_key:
+            command.append("--no-staff-key")
+        env = {**os.environ, "CONSULT_DATABASE_URL": self._database_url}
+        proc = await asyncio.create_subprocess_exec(
+            *command,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, proc.pid, PRIORITY)
+        try:
+            _out, err = await proc.communicate()
+        except asyncio.CancelledError:
+            # SIGINT: the backup removes its temporary files on the way out.
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+            raise
+        if proc.returncode == 0:
+            return None
+        lines = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit status {proc.returncode}"
+        return reason.removeprefix("consult: ")
 
-    def _succeeded(self, summary: Summary, at: datetime, seconds: float) -> None:
-        size = summary.path.stat().st_size
+    def _succeeded(self, out: Path, at: datetime, seconds: float) -> None:
+        size = out.stat().st_size
         self._retry_at = None
         self.status.last_success_at = at
-        self.status.last_success_file = summary.path.name
+        self.status.last_success_file = out.name
         self.status.last_success_bytes = size
-        logger.info(
-            "backup %s: %d files, %d bytes in %.1f s", summary.path, summary.files, size, seconds
-        )
+        logger.info("backup %s: %d bytes in %.1f s", out, size, seconds)
         for name in to_remove((p.name for p in self.folder.iterdir()), self.keep):
             logger.info("backup: removing %s (keeping the newest %d)", name, self.keep)
             (self.folder / name).unlink(missing_ok=True)
