@@ -141,3 +141,20 @@ async def test_a_full_backup_disk_is_reported_and_the_service_goes_on(tmp_path: 
     finally:
         proc.kill()
         proc.wait()
+
+
+async def test_stopping_the_service_mid_backup_leaves_no_archive(tmp_path: Path) -> None:
+    data, backups, port = tmp_path / "data", tmp_path / "backups", free_port()
+    await fill(data, stills=40, still_bytes=2_000_000)
+    proc = start_serve(data, port, extra=["--backup-dir", str(backups), "--backup-every", "1h"])
+    try:
+        await wait_healthy(port)
+        async with asyncio.timeout(30):
+            while not any(p.name.endswith(".partial") for p in backups.iterdir()):
+                await asyncio.sleep(0.01)
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert list(backups.iterdir()) == []  # the backup process removed its temporary files

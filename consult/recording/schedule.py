@@ -157,6 +157,12 @@ class BackupSchedule:
                     break
                 except TimeoutError:
                     await leases.renew(LEASE, self._holder, datetime.now(UTC), LEASE_TTL)
+                except asyncio.CancelledError:
+                    # Shutting down: stop the backup process too (it cleans up after itself).
+                    job.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await job
+                    raise
             if error is not None:
                 self._failed(error)
                 return None
