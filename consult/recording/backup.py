@@ -22,7 +22,8 @@ The database part is a ``DatabaseSnapshot``: SQLite now; PostgreSQL slots in as 
 (``pg_dump`` in a repeatable-read transaction, with the still rows read from the same exported
 snapshot), restored by ``pg_restore`` instead of a file copy.
 
-Synchronous, file I/O all through: run it in an executor (or its own process, the CLI).
+Synchronous, file I/O all through: the CLI runs it in a process of its own, as does `serve`
+for scheduled backups (consult/recording/schedule.py).
 """
 
 from __future__ import annotations
