@@ -11,7 +11,6 @@ import aiohttp
 import pytest
 from playwright.async_api import Page, expect
 
-from consult.app import create_app
 from consult.appkeys import HUB
 
 from .browser import (
@@ -24,7 +23,7 @@ from .browser import (
     visible_detail,
 )
 from .client import CallClient
-from .conftest import STAFF_KEY, make_settings
+from .conftest import STAFF_KEY
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -614,6 +613,10 @@ async def test_staff_manage_the_palette_on_the_dashboard(
 async def test_the_dashboard_shows_the_last_scheduled_backup(
     launch: Launch, aiohttp_server: Any, tmp_path: Any
 ) -> None:
+    from consult.app import create_app
+
+    from .conftest import make_settings
+
     settings = make_settings(tmp_path, backup_dir=tmp_path / "backups")
     server = await aiohttp_server(create_app(settings))
     browser = await launch()
