@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet
 from . import api, pages
 from .appkeys import (
     AUTH_FAILURES,
+    BACKUPS,
     HUB,
     ICE_SERVERS,
     METRICS,
@@ -22,7 +23,7 @@ from .appkeys import (
     TOOL_SLOTS,
 )
 from .auth import setup_sessions
-from .config import Settings, load_staff_key
+from .config import Settings, backup_secret, load_staff_key
 from .http import auth_failures, errors_middleware, forwarded_client, security_headers
 from .keyfiles import read_or_create
 from .media import ice, internals, placeholder
@@ -31,6 +32,7 @@ from .media.stills import Limits, Stills
 from .metrics import Metrics
 from .ratelimit import FailureLimiter
 from .recording.files import StillFiles
+from .recording.schedule import BackupSchedule
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
 from .signaling.hub import Hub
@@ -57,6 +59,28 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+async def _backups(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if settings.backup_dir is None:
+        yield
+        return
+    backup_secret(settings.backup_key_file)  # a missing or empty key file stops the start
+    schedule = BackupSchedule(
+        app[STORE],
+        settings.data_dir,
+        settings.db_url,
+        settings.backup_dir,
+        settings.backup_every,
+        settings.backup_keep,
+        settings.backup_key_file,
+        settings.backup_staff_key,
+    )
+    schedule.start()
+    app[BACKUPS] = schedule
+    yield
+    await schedule.close()
+
+
 async def _draw_cards(app: web.Application) -> None:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, placeholder.prepare, list(WAITING_TEXT.values()))
@@ -79,7 +103,10 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[forwarded_client, security_headers, errors_middleware, auth_failures]
     )
     app[SETTINGS] = settings
-    app[METRICS] = Metrics(lambda: app.get(HUB))
+    app[METRICS] = Metrics(
+        lambda: app.get(HUB),
+        lambda: backups.status if (backups := app.get(BACKUPS)) is not None else None,
+    )
     app[AUTH_FAILURES] = FailureLimiter()
     app[TOOL_SLOTS] = asyncio.Semaphore(1)
     app[STAFF_KEY] = load_staff_key(settings)
@@ -91,7 +118,7 @@ def create_app(settings: Settings) -> web.Application:
         # (a TLS reverse proxy), so no forwarded header needs to be trusted for it.
         secure=settings.tls or settings.base_url.startswith("https://"),
     )
-    app.cleanup_ctx.extend([_store, _hub])
+    app.cleanup_ctx.extend([_store, _backups, _hub])
     app.on_startup.append(_draw_cards)
     app.on_shutdown.append(_close_calls)
     api.add_routes(app)

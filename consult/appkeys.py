@@ -11,11 +11,13 @@ from .media.ice import IceServer
 from .media.stills import Stills
 from .metrics import Metrics
 from .ratelimit import FailureLimiter
+from .recording.schedule import BackupSchedule
 from .recording.store import Store
 from .signaling.hub import Hub
 
 __all__ = [
     "AUTH_FAILURES",
+    "BACKUPS",
     "HUB",
     "ICE_SERVERS",
     "METRICS",
@@ -34,5 +36,7 @@ STILLS = web.AppKey("stills", Stills)
 AUTH_FAILURES = web.AppKey("auth_failures", FailureLimiter)
 METRICS = web.AppKey("metrics", Metrics)
 HUB = web.AppKey("hub", Hub)
+#: Scheduled backups; absent unless ``--backup-dir`` is given.
+BACKUPS = web.AppKey("backups", BackupSchedule)
 #: Colour tools on stills run one at a time: the calls' media keep the other core.
 TOOL_SLOTS = web.AppKey("tool_slots", asyncio.Semaphore)

@@ -1,4 +1,5 @@
-"""The ``consult`` command: ``serve``, and what staff do from a shell beside it."""
+"""The ``consult`` command: ``serve``, and what staff do from a shell beside it (create,
+list, export, backup, restore)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
 from . import service, tls
-from .config import Settings, load_staff_key
+from .config import Settings, backup_secret, load_staff_key, parse_duration
 from .errors import ConsultError
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
@@ -105,7 +107,45 @@ def build_parser() -> argparse.ArgumentParser:
     _links(listing)
     listing.add_argument("--customer-ref")
     listing.add_argument("--json", action="store_true", help="print JSON")
+    _backup_parsers(sub, serve)
     return parser
+
+
+def _backup_parsers(sub: Any, serve: argparse.ArgumentParser) -> None:
+    key_help = (
+        "encrypt (decrypt) with this passphrase or key file's content; or set"
+        " CONSULT_BACKUP_PASSPHRASE (docs/operations.md, Backups)"
+    )
+    backup = sub.add_parser(
+        "backup", help="write an archive of everything (while the service runs), or verify one"
+    )
+    target = backup.add_mutually_exclusive_group(required=True)
+    target.add_argument("-o", "--output", type=Path, help="the archive to write")
+    target.add_argument("--verify", type=Path, metavar="FILE", help="check an archive")
+    backup.add_argument("--data", type=Path, help="data folder (default ./data)")
+    backup.add_argument("--key-file", type=Path, help=key_help)
+    backup.add_argument(
+        "--no-staff-key", action="store_true", help="leave the staff key out of the archive"
+    )
+    restore = sub.add_parser("restore", help="restore an archive into a new, empty data folder")
+    restore.add_argument("archive", type=Path)
+    restore.add_argument("--data", type=Path, required=True, help="the new data folder")
+    restore.add_argument("--key-file", type=Path, help=key_help)
+
+    group = serve.add_argument_group("scheduled backups")
+    group.add_argument("--backup-dir", type=Path, help="make backups into this folder")
+    group.add_argument(
+        "--backup-every", type=parse_duration, metavar="DURATION", help="e.g. 24h (default), 6h"
+    )
+    group.add_argument("--backup-keep", type=int, metavar="N", help="keep the newest N (14)")
+    group.add_argument("--backup-key-file", type=Path, help=key_help)
+    group.add_argument(
+        "--backup-no-staff-key",
+        dest="backup_staff_key",
+        action="store_false",
+        default=None,
+        help="leave the staff key out of the archives",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -121,6 +161,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
         tls_key=getattr(args, "tls_key", None),
         tls_self_signed=getattr(args, "tls_self_signed", None),
         trust_proxy=getattr(args, "trust_proxy", None),
+        backup_dir=getattr(args, "backup_dir", None),
+        backup_every=getattr(args, "backup_every", None),
+        backup_keep=getattr(args, "backup_keep", None),
+        backup_key_file=getattr(args, "backup_key_file", None),
+        backup_staff_key=getattr(args, "backup_staff_key", None),
     )
     if args.command in ("create", "list") and not (args.public_url or args.host or args.port):
         # Links point where the service of this data folder last said it serves.
@@ -309,6 +354,64 @@ async def export_record(
 NEEDS_DATA = ("create", "list", "export")
 
 
+def _bar(verb: str) -> Callable[[int, int], None]:
+    shown = -1
+
+    def progress(done: int, total: int) -> None:
+        nonlocal shown
+        percent = 100 * done // total if total else 100
+        if percent == shown:
+            return
+        shown = percent
+        width = 30
+        filled = width * percent // 100
+        print(
+            f"\r{verb} [{'#' * filled}{'.' * (width - filled)}] {percent:3d}%"
+            f" of {total / 1e6:,.1f} MB",
+            end="" if done < total else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return progress
+
+
+def backup_or_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from .recording.backup import BackupError, read_archive, restore, write_archive
+
+    try:
+        secret = backup_secret(args.key_file)
+        if args.command == "restore":
+            summary = restore(
+                args.archive, settings.data_dir, secret=secret, progress=_bar("Restoring")
+            )
+            done = f"Restored {args.archive} into {settings.data_dir}"
+        elif args.verify:
+            summary = read_archive(args.verify, secret=secret, progress=_bar("Verifying"))
+            done = f"{args.verify} is complete: every SHA-256 matches"
+        else:
+            summary = write_archive(
+                settings.data_dir,
+                settings.db_url,
+                args.output,
+                secret=secret,
+                staff_key=not args.no_staff_key,
+                progress=_bar("Backing up"),
+            )
+            done = f"Wrote {args.output}" + (" (encrypted)" if secret else "")
+    except (BackupError, ValueError, OSError) as exc:
+        print(f"\nconsult: {exc}", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{n} {table}" for table, n in summary.counts.items() if n)
+    print(
+        f"{done}\n  made {summary.created_at}, schema {summary.schema_revision},"
+        f" {summary.files} files, {summary.bytes / 1e6:,.1f} MB\n  {counts}"
+    )
+    for name in summary.missing:
+        print(f"  missing from the data folder when backed up: stills/{name}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -316,7 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"consult: {exc}", file=sys.stderr)
         return 2
-    if args.command in NEEDS_DATA and not settings.data_dir.is_dir():
+    backs_up = args.command == "backup" and not args.verify
+    if (args.command in NEEDS_DATA or backs_up) and not settings.data_dir.is_dir():
         # Never a new, empty folder for a typo: only the service makes one.
         print(
             f"consult: there is no data folder {settings.data_dir} (consult serve makes it;"
@@ -340,4 +444,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"consult: {exc.message}", file=sys.stderr)
             return 1
         print(written)
+    elif args.command in ("backup", "restore"):
+        return backup_or_restore(args, settings)
     return 0

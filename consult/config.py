@@ -12,7 +12,14 @@ from typing import Literal
 
 from .keyfiles import read_or_create
 
-__all__ = ["Bitrates", "Forwarding", "Settings", "load_staff_key"]
+__all__ = [
+    "Bitrates",
+    "Forwarding",
+    "Settings",
+    "backup_secret",
+    "load_staff_key",
+    "parse_duration",
+]
 
 #: How media reaches the partner: RTP packets re-sent (default), or decoded and re-encoded.
 Forwarding = Literal["packets", "frames"]
@@ -95,12 +102,22 @@ class Settings:
     #: Behind a reverse proxy: the client's address is the last one in X-Forwarded-For (for
     #: the per-address limits). Only with the service reachable through the proxy alone.
     trust_proxy: bool = False
+    #: Scheduled backups (consult/recording/schedule.py): into this folder, this often,
+    #: keeping the newest ``backup_keep``; encrypted with the key file or
+    #: ``CONSULT_BACKUP_PASSPHRASE`` if either is given.
+    backup_dir: Path | None = None
+    backup_every: timedelta = timedelta(hours=24)
+    backup_keep: int = 14
+    backup_key_file: Path | None = None
+    backup_staff_key: bool = True
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together")
         if self.tls_self_signed and self.tls_cert is not None:
             raise ValueError("--tls-self-signed or --tls-cert/--tls-key, not both")
+        if self.backup_every < timedelta(seconds=1) or self.backup_keep < 1:
+            raise ValueError("--backup-every must be at least 1s and --backup-keep at least 1")
 
     @property
     def tls(self) -> bool:
@@ -148,6 +165,16 @@ class Settings:
             values["tls_self_signed"] = env["CONSULT_TLS_SELF_SIGNED"].lower() in TRUE
         if env.get("CONSULT_TRUST_PROXY"):
             values["trust_proxy"] = env["CONSULT_TRUST_PROXY"].lower() in TRUE
+        if env.get("CONSULT_BACKUP_DIR"):
+            values["backup_dir"] = Path(env["CONSULT_BACKUP_DIR"])
+        if env.get("CONSULT_BACKUP_EVERY"):
+            values["backup_every"] = parse_duration(env["CONSULT_BACKUP_EVERY"])
+        if env.get("CONSULT_BACKUP_KEEP"):
+            values["backup_keep"] = int(env["CONSULT_BACKUP_KEEP"])
+        if env.get("CONSULT_BACKUP_STAFF_KEY"):
+            values["backup_staff_key"] = env["CONSULT_BACKUP_STAFF_KEY"].lower() in TRUE
+        if env.get("CONSULT_BACKUP_KEY_FILE"):
+            values["backup_key_file"] = Path(env["CONSULT_BACKUP_KEY_FILE"])
         if "CONSULT_LOG_LEVEL" in env:
             values["log_level"] = env["CONSULT_LOG_LEVEL"]
         if "CONSULT_DATABASE_URL" in env:
@@ -179,6 +206,33 @@ class Settings:
             values["bitrates"] = Bitrates(**bitrates)
         values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
         return cls(**values)  # type: ignore[arg-type]
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``30m``, ``24h``, ``7d``."""
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in _UNITS:
+        raise ValueError(f"not a duration: {text!r} (e.g. 30m, 24h, 7d)")
+    try:
+        return timedelta(seconds=float(text[:-1]) * _UNITS[text[-1]])
+    except ValueError:
+        raise ValueError(f"not a duration: {text!r} (e.g. 30m, 24h, 7d)") from None
+
+
+def backup_secret(key_file: Path | None, env: Mapping[str, str] | None = None) -> bytes | None:
+    """What backups are encrypted with: the key file's content (a passphrase or random bytes;
+    a final newline is not part of it), else ``CONSULT_BACKUP_PASSPHRASE``, else None."""
+    env = os.environ if env is None else env
+    if key_file is not None:
+        secret = key_file.read_bytes().rstrip(b"\r\n")
+        if not secret:
+            raise ValueError(f"the key file {key_file} is empty")
+        return secret
+    passphrase = env.get("CONSULT_BACKUP_PASSPHRASE")
+    return passphrase.encode() if passphrase else None
 
 
 def load_staff_key(settings: Settings) -> str:

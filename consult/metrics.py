@@ -23,6 +23,7 @@ from .media.peer import PeerStats, ServerPeer
 from .roles import Role
 
 if TYPE_CHECKING:
+    from .recording.schedule import BackupStatus
     from .signaling.hub import Hub
 
 __all__ = ["Metrics"]
@@ -34,7 +35,11 @@ CAPTURE_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 60.0)
 
 
 class Metrics:
-    def __init__(self, hub: Callable[[], Hub | None]) -> None:
+    def __init__(
+        self,
+        hub: Callable[[], Hub | None],
+        backups: Callable[[], BackupStatus | None] = lambda: None,
+    ) -> None:
         self._hub = hub
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
@@ -56,6 +61,38 @@ class Metrics:
         Gauge(
             "consult_asyncio_tasks", "Tasks on the event loop", registry=self.registry
         ).set_function(lambda: float(len(asyncio.all_tasks())))
+
+        def backup(read: Callable[[BackupStatus], float | None]) -> Callable[[], float]:
+            def value() -> float:
+                status = backups()
+                got = read(status) if status is not None else None
+                return float(got) if got is not None else 0.0
+
+            return value
+
+        for name, help_text, read in (
+            (
+                "consult_backup_last_success_timestamp_seconds",
+                "When this node last made a scheduled backup (0: never)",
+                lambda s: s.last_success_at.timestamp() if s.last_success_at else None,
+            ),
+            (
+                "consult_backup_last_failure_timestamp_seconds",
+                "When a scheduled backup of this node last failed (0: never)",
+                lambda s: s.last_failure_at.timestamp() if s.last_failure_at else None,
+            ),
+            (
+                "consult_backup_last_success_bytes",
+                "Size of the last scheduled backup's archive",
+                lambda s: s.last_success_bytes,
+            ),
+            (
+                "consult_backup_running",
+                "1 while a scheduled backup is being made",
+                lambda s: s.running,
+            ),
+        ):
+            Gauge(name, help_text, registry=self.registry).set_function(backup(read))
         self._errors = Counter(
             "consult_errors",
             "Errors reported to clients, by code, over HTTP or the websocket",

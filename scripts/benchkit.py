@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,17 +64,22 @@ def rss_mib(pid: int) -> float:
 
 @asynccontextmanager
 async def serve(
-    env: Mapping[str, str] | None = None, cpus: str | None = None
+    env: Mapping[str, str] | None = None,
+    cpus: str | None = None,
+    data_dir: Path | None = None,
+    args: Sequence[str] = (),
 ) -> AsyncIterator[Served]:
     """`consult serve` in its own process (so its CPU can be measured), on loopback; with
-    ``cpus`` (e.g. "0"), pinned to those cores."""
+    ``cpus`` (e.g. "0"), pinned to those cores; on ``data_dir`` (default: a new temporary
+    folder), with more flags ``args``."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as data:
+    with contextlib.ExitStack() as stack:
+        data = str(data_dir or stack.enter_context(tempfile.TemporaryDirectory()))
         pin = ["taskset", "-c", cpus] if cpus is not None else []
         server = subprocess.Popen(
             [*pin, sys.executable, "-m", "consult", "serve", "--port", str(port), "--data", data,
-             "--media-address", "127.0.0.1", "--log-level", "warning"],
+             "--media-address", "127.0.0.1", "--log-level", "warning", *args],
             env={**os.environ, "CONSULT_STAFF_KEY": STAFF_KEY, **(env or {})},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip

@@ -20,19 +20,25 @@ def start_serve(
     stills_disk: str | None = None,
     extra: Sequence[str] = (),
     lan_address: str | None = None,
+    backup_disk: tuple[Path, str] | None = None,
 ) -> subprocess.Popen[str]:
     """``stills_disk`` (e.g. "3m"): the stills folder is a tmpfs of that size, in a mount
     namespace of the server's own, so a test can fill the disk. ``extra``: more flags.
     ``lan_address``: the server runs in a network namespace of its own whose only address
-    besides loopback is this one, as on a salon's Wi-Fi (the test cannot reach it there)."""
+    besides loopback is this one, as on a salon's Wi-Fi (the test cannot reach it there).
+    ``backup_disk`` (folder, size): that folder is a tmpfs of that size, as ``stills_disk``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
     command = [sys.executable, "-m", "consult", "serve", "--port", str(port), "--data", str(data),
                "--media-address", "127.0.0.1", *extra]  # fmt: skip
-    if stills_disk:
-        stills = data / "stills"
-        stills.mkdir(parents=True, exist_ok=True)
-        mount = f'mount -t tmpfs -o size={stills_disk} tmpfs "{stills}" && exec "$@"'
-        command = ["unshare", "-m", "sh", "-c", mount, "_", *command]
+    disks = [(data / "stills", stills_disk)] if stills_disk else []
+    disks += [backup_disk] if backup_disk else []
+    if disks:
+        for folder, _size in disks:
+            folder.mkdir(parents=True, exist_ok=True)
+        mount = "".join(
+            f'mount -t tmpfs -o size={size} tmpfs "{folder}" && ' for folder, size in disks
+        )
+        command = ["unshare", "-m", "sh", "-c", mount + 'exec "$@"', "_", *command]
     if lan_address:
         network = f'ip link set lo up && ip addr add {lan_address}/32 dev lo && exec "$@"'
         command = ["unshare", "-n", "sh", "-c", network, "_", *command]

@@ -231,6 +231,7 @@ async def test_dashboard_signs_in_creates_a_consultation_and_its_link_works(
     # The new links come next to the Create button, on screen, not below the rest.
     created = page.get_by_test_id("created-links")
     await expect(created.get_by_test_id("customer-link")).to_be_in_viewport()
+    await expect(page.get_by_test_id("backup-last")).to_contain_text("Scheduled backups are off")
     await screenshot(page, "dashboard-laptop")
     link = await created.get_by_test_id("customer-link").input_value()
     assert "/c/" in link
@@ -599,5 +600,29 @@ async def test_staff_manage_the_palette_on_the_dashboard(
     await rows.filter(has_text="Salon Signature").get_by_test_id("swatch-delete").click()
     await expect(rows).to_have_count(71)
     await screenshot(page, "dashboard-palette-laptop")
+    assert page.errors == []  # type: ignore[attr-defined]
+    await browser.close()
+
+
+async def test_the_dashboard_shows_the_last_scheduled_backup(
+    launch: Launch, aiohttp_server: Any, tmp_path: Any
+) -> None:
+    from consult.app import create_app
+
+    from .conftest import make_settings
+
+    settings = make_settings(tmp_path, backup_dir=tmp_path / "backups")
+    server = await aiohttp_server(create_app(settings))
+    browser = await launch()
+    page = await open_page(browser, str(server.make_url("/")), LAPTOP)
+    await page.get_by_test_id("staff-key").fill(STAFF_KEY)
+    await page.get_by_test_id("sign-in-submit").click()
+    made = page.get_by_test_id("backup-last")
+    await expect(made).to_contain_text("Last backup:", timeout=20_000)
+    (archive,) = (tmp_path / "backups").iterdir()
+    await expect(made).to_contain_text(archive.name)
+    await expect(page.get_by_test_id("backup-failure")).to_be_hidden()
+    await page.get_by_test_id("language").select_option("zh-CN")
+    await expect(made).to_contain_text("上次备份")
     assert page.errors == []  # type: ignore[attr-defined]
     await browser.close()

@@ -21,7 +21,7 @@ import secrets
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["StillFiles"]
+__all__ = ["StillFiles", "fsync_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class StillFiles:
         folder = self.root / consultation_id
         folder.mkdir(exist_ok=True)
         os.replace(staged, folder / name)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return f"{consultation_id}/{name}"
 
     def write(self, consultation_id: str, name: str, data: bytes) -> str:
@@ -86,7 +86,7 @@ class StillFiles:
         return removed
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

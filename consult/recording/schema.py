@@ -10,6 +10,7 @@ __all__ = [
     "captures",
     "chat_reads",
     "consultations",
+    "leases",
     "links",
     "messages",
     "metadata",
@@ -215,4 +216,15 @@ swatch_events = sa.Table(
     sa.Column("swatch", sa.JSON(), nullable=True),
     sa.Column("by", sa.String(16), nullable=False),
     sa.Column("at", UTCDateTime(), nullable=False),
+)
+
+#: Work that one node at a time does for every node sharing the database (scheduled backups):
+#: who holds it and until when, and when it was last done.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("done_at", UTCDateTime(), nullable=True),
 )

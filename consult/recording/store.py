@@ -18,6 +18,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
 from ..salon import Salon, parse_hours
+from .leases import Leases
 from .palette import Palette, SwatchLog
 from .schema import captures, chat_reads, consultations, links, messages, salon, stills
 from .tokens import TokenSealer, hash_token, new_token
@@ -39,6 +41,8 @@ __all__ = [
     "Status",
     "Still",
     "Store",
+    "schema_revisions",
+    "upgrade_schema",
 ]
 
 Status = Literal["open", "live"]
@@ -155,6 +159,7 @@ class Store:
         self._closed = False
         self.palette = Palette(engine)
         self.swatch_log = SwatchLog(engine)
+        self.leases = Leases(engine)
         # Sequence numbers are handed out one message at a time per consultation.
         self._chat_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -171,7 +176,7 @@ class Store:
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         async with engine.begin() as conn:
-            await conn.run_sync(_upgrade)
+            await conn.run_sync(upgrade_schema)
         return cls(engine, sealer)
 
     async def close(self) -> None:
@@ -575,8 +580,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _upgrade(connection: Connection) -> None:
+def _alembic_config() -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def upgrade_schema(connection: Connection) -> None:
+    """Migrate the database on ``connection`` to the latest schema."""
+    cfg = _alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
+
+
+def schema_revisions() -> list[str]:
+    """The schema revisions this code knows, oldest first (the last is the latest)."""
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    return [s.revision for s in reversed(list(scripts.walk_revisions()))]

@@ -151,10 +151,31 @@ async function saveHours(event) {
   }
 }
 
+// The scheduled backups' last success and failure (GET /api/backups).
+async function loadBackups() {
+  const b = await api("GET", "/api/backups");
+  const last = $("backup-last");
+  if (!b.enabled) setText(last, "dash.backup.off");
+  else if (b.running) setText(last, "dash.backup.running");
+  else if (b.last_success_at) {
+    setText(last, "dash.backup.last", {
+      when: when(b.last_success_at),
+      file: b.last_success_file,
+      size: (b.last_success_bytes / 1e6).toFixed(1),
+    });
+  } else setText(last, "dash.backup.none");
+  const failure = $("backup-failure");
+  failure.hidden = !b.last_failure_at;
+  if (b.last_failure_at) {
+    setText(failure, "dash.backup.failed", { when: when(b.last_failure_at), message: b.last_failure });
+  }
+}
+
 async function refresh() {
   try {
     rows = (await api("/api/consultations")).consultations;
     render();
+    await loadBackups();
   } catch (error) {
     if (error.status === 401) showSignIn();
   }
