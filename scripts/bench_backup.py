@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _venv  # noqa: F401  (first: runs this script with .venv's python)
 import numpy as np
 from PIL import Image
 

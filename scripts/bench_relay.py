@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import _venv  # noqa: F401  (first: runs this script with .venv's python)
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pylibsrtp import Policy, Session
