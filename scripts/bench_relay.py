@@ -7,11 +7,12 @@ key-frame gating, picture ids, the history), in CPU time, stable enough to compa
 versions of the code side by side. Also the SRTP profiles' cost per packet (pylibsrtp), as the
 server protects every forwarded packet once and unprotects it once.
 
-    .venv/bin/python scripts/bench_relay.py
+    scripts/bench_relay.py
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import struct
@@ -85,6 +86,7 @@ def srtp_us_per_packet(profile: int, key_bytes: int, n: int = 20_000) -> float:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     result = {
         "relay_core_us_per_packet": round(relay_us_per_packet(), 2),
         "srtp_protect_and_unprotect_us_per_packet": {

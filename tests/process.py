@@ -7,7 +7,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -21,13 +21,16 @@ def start_serve(
     extra: Sequence[str] = (),
     lan_address: str | None = None,
     backup_disk: tuple[Path, str] | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[str]:
     """``stills_disk`` (e.g. "3m"): the stills folder is a tmpfs of that size, in a mount
     namespace of the server's own, so a test can fill the disk. ``extra``: more flags.
     ``lan_address``: the server runs in a network namespace of its own whose only address
     besides loopback is this one, as on a salon's Wi-Fi (the test cannot reach it there).
-    ``backup_disk`` (folder, size): that folder is a tmpfs of that size, as ``stills_disk``."""
+    ``backup_disk`` (folder, size): that folder is a tmpfs of that size, as ``stills_disk``.
+    ``environment``: ``CONSULT_*`` settings for it (none are taken from the test's own)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
+    env |= environment or {}
     command = [sys.executable, "-m", "consult", "serve", "--port", str(port), "--data", str(data),
                "--media-address", "127.0.0.1", *extra]  # fmt: skip
     disks = [(data / "stills", stills_disk)] if stills_disk else []

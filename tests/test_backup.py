@@ -119,6 +119,8 @@ async def test_a_live_call_backed_up_is_restored_whole(
                         assert r.status == 201
                         stills.append((await r.json())["still"]["id"])
                 i += 1
+                # A person's pace, under the server's message rate limit (20/s).
+                await asyncio.sleep(0.1)
 
         try:
             await customer.connect()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -95,11 +96,19 @@ async def test_two_nodes_sharing_a_database_take_turns(tmp_path: Path) -> None:
             if not p.name.startswith(".")
         )
 
+    # Two nodes: each its own data folder (one service per folder), one database and one
+    # stills storage between them, as several machines would share them.
+    other = tmp_path / "data-b"
+    other.mkdir()
+    for key in data.glob("*.key"):
+        shutil.copy2(key, other / key.name)
+    (other / "stills").symlink_to(data / "stills")
+    shared = {"CONSULT_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'consult.db'}"}
     try:
-        for name in ("a", "b"):  # one after the other: two starting at once can be slow
-            port = free_port()
+        for name, folder in (("a", data), ("b", other)):  # one after the other: two starting
+            port = free_port()  # at once can be slow
             extra = ["--backup-dir", str(tmp_path / name), "--backup-every", "3s"]
-            nodes.append((start_serve(data, port, extra=extra), port))
+            nodes.append((start_serve(folder, port, extra=extra, environment=shared), port))
             await wait_healthy(port)
         async with asyncio.timeout(90):
             while len(made()) < 3:

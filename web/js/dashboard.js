@@ -153,7 +153,7 @@ async function saveHours(event) {
 
 // The scheduled backups' last success and failure (GET /api/backups).
 async function loadBackups() {
-  const b = await api("GET", "/api/backups");
+  const b = await api("/api/backups");
   const last = $("backup-last");
   if (!b.enabled) setText(last, "dash.backup.off");
   else if (b.running) setText(last, "dash.backup.running");
