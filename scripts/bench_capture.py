@@ -6,7 +6,8 @@ Starts `consult serve` on loopback as its own process; an aiortc customer sends 
 real hand photo at the given size and answers each capture-request as a phone's page does:
 
 - ``camera``: ``takePhoto()`` at the camera's largest size, a 4032x3024 JPEG (a phone's 12 MP
-  sensor; the browser's own encoder at quality 0.92), uploaded with ``&video=WxH``;
+  sensor; the browser's own encoder at quality 0.92), taken ``photo_in_ms`` after the request
+  as the page does and uploaded with ``&video=WxH``;
 - ``native``: the device camera app's photo, a real phone's 3000x4000 JPEG byte for byte
   (``tests/fixtures/hands``), uploaded with ``&source=native``;
 - ``video``: no upload; the server's best frame of the video is the still.
@@ -60,6 +61,9 @@ async def answer_captures(
         request = await customer.expect("capture-request", timeout=3600)
         if path == "video":
             continue
+        if path == "camera":
+            # As the page does: the photo after the video still (a photo stalls the video).
+            await asyncio.sleep(request.get("photo_in_ms", 0) / 1000)
         url = f"{request['upload_url']}&video={size[0]}x{size[1]}"
         if path == "native":
             url += "&source=native"
