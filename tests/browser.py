@@ -14,6 +14,10 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from .fake_camera import HANDS, write_wav, write_y4m
 
+# Patience, not a measure: on a loaded 2-core machine a page can take more than Playwright's
+# default 5 s to show what it will show (the suite measures nothing with these).
+expect.set_options(timeout=15_000)
+
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("CONSULT_ARTIFACTS", Path(__file__).parent / "artifacts"))
 FLAGS = [
