@@ -227,13 +227,8 @@ class Hub:
         customer's page takes a camera photo, and the server the best frame of the customer's
         video. Each still is announced to both sides as it is saved. ``cue``: what to fix, for
         a retake."""
-        call = self._calls.get(requester.consultation_id)
-        customer = call.room.member("customer") if call is not None else None
-        if (
-            not isinstance(customer, Participant)
-            or customer.peer is None
-            or "video" not in customer.peer.inlets
-        ):
+        customer = self._member(requester.consultation_id, "customer")
+        if customer is None or customer.peer is None or "video" not in customer.peer.inlets:
             raise errors.NoCustomer()
         started = time.monotonic()
         delay = self._settings.capture_countdown if countdown else 0.0
@@ -252,8 +247,8 @@ class Hub:
                 window_s=round(self._settings.native_photo_window),
             )
         )
-        stylist = call.room.member("stylist") if call is not None else None
-        if isinstance(stylist, Participant):
+        stylist = self._member(requester.consultation_id, "stylist")
+        if stylist is not None:
             await stylist.send(
                 CaptureStarted(
                     capture_id=capture.id, countdown_ms=round(delay * 1000), by=requester.role
