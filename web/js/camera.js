@@ -109,18 +109,15 @@ export function facesUser(track) {
   return !/back|rear|environment/i.test(track?.label || "");
 }
 
-// The controls a camera offers, found with getCapabilities() and getPhotoCapabilities(); what
-// is absent is null, and the page shows no button for it (never a dead one).
-export async function cameraControls(track) {
-  const caps = track?.getCapabilities?.() || {};
-  let photo = null;
-  if (track && "ImageCapture" in window) {
-    try {
-      photo = await new ImageCapture(track).getPhotoCapabilities();
-    } catch {
-      photo = null;
-    }
-  }
+// No camera, or one with nothing to offer.
+export const NO_CONTROLS = Object.freeze({ torch: false, zoom: null, focus: null });
+
+// The controls a camera offers, found with getCapabilities(); what is absent is null, and the
+// page shows no button for it (never a dead one). The photo's sizes are asked for when a photo
+// is taken (capture.js): the camera may have changed since.
+export function cameraControls(track) {
+  if (!track) return NO_CONTROLS;
+  const caps = track.getCapabilities?.() || {};
   const supported = navigator.mediaDevices.getSupportedConstraints?.() || {};
   const focusModes = caps.focusMode || [];
   return {
@@ -130,7 +127,6 @@ export async function cameraControls(track) {
     focus: supported.pointsOfInterest && caps.pointsOfInterest !== undefined
       ? "point"
       : focusModes.includes("single-shot") ? "single-shot" : null,
-    photo,
   };
 }
 

@@ -50,7 +50,7 @@ export class CaptureFlow {
   // {capture_id, upload_url, countdown_ms, photo_in_ms, cue, window_s}
   async request(message) {
     const received = performance.now();
-    this.current = { id: message.capture_id, photo: false, request: message };
+    this.current = { id: message.capture_id, photo: false };
     this.hideNative();
     $("capture-verdict").hidden = true;
     const track = this.camera();

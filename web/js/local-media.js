@@ -5,14 +5,14 @@
 // Events: "change" {stream} when a track was replaced (the call swaps it without renegotiating),
 // "ended" {kind} when a device stopped by itself, "controls" {controls} when the camera's
 // controls are known.
-import { cameraControls, facesUser, focusAt, listDevices, openAudio, openCamera, openVideo, setTorch, setZoom, stopStream } from "./camera.js";
+import { cameraControls, facesUser, focusAt, NO_CONTROLS, listDevices, openAudio, openCamera, openVideo, setTorch, setZoom, stopStream } from "./camera.js";
 
 export class LocalMedia extends EventTarget {
   constructor({ facingMode }) {
     super();
     this.stream = new MediaStream();
     this.facingMode = facingMode;
-    this.controls = { torch: false, zoom: null, focus: null, photo: null };
+    this.controls = NO_CONTROLS;
     this.torchOn = false;
   }
 
@@ -34,7 +34,7 @@ export class LocalMedia extends EventTarget {
     stopStream(this.stream);
     this.stream = new MediaStream(stream.getTracks());
     for (const track of this.stream.getTracks()) this.watch(track);
-    await this.learnControls();
+    this.learnControls();
     this.emit("change");
     return this.stream;
   }
@@ -43,7 +43,7 @@ export class LocalMedia extends EventTarget {
   none() {
     stopStream(this.stream);
     this.stream = new MediaStream();
-    this.controls = { torch: false, zoom: null, focus: null, photo: null };
+    this.learnControls();
     this.emit("change");
   }
 
@@ -66,7 +66,7 @@ export class LocalMedia extends EventTarget {
     const facing = track.getSettings().facingMode;
     if (facing) this.facingMode = facing;
     this.torchOn = false;
-    await this.learnControls();
+    this.learnControls();
     this.emit("change");
     return track;
   }
@@ -97,8 +97,8 @@ export class LocalMedia extends EventTarget {
     return await this.switchVideo({ facingMode: this.facingMode });
   }
 
-  async learnControls() {
-    this.controls = await cameraControls(this.video);
+  learnControls() {
+    this.controls = cameraControls(this.video);
     this.dispatchEvent(new CustomEvent("controls", { detail: { controls: this.controls } }));
   }
 
