@@ -85,6 +85,14 @@ async def in_call(server: TestServer) -> tuple[aiohttp.ClientSession, dict[str, 
     return http, consultation, url
 
 
+def stylist_of(
+    server: TestServer, http: aiohttp.ClientSession, consultation: dict[str, Any]
+) -> CallClient:
+    """The stylist, on our side of the link (an aiortc client)."""
+    url = server.make_url("/ws").with_query(token=token_of(consultation["stylist_link"]))
+    return CallClient(http, str(url), "stylist")
+
+
 def record(name: str, seconds: float) -> None:
     path = artifact("turn-times.json")
     times = json.loads(path.read_text()) if path.exists() else {}
@@ -99,8 +107,7 @@ async def test_through_turn_over_tcp_media_goes_both_ways(
 ) -> None:
     server = await serve_on_link(turn.url("tcp"))
     http, consultation, url = await in_call(server)
-    stylist = CallClient(http, str(server.make_url("/ws").with_query(
-        token=token_of(consultation["stylist_link"]))), "stylist")  # fmt: skip
+    stylist = stylist_of(server, http, consultation)
     try:
         welcome = await stylist.connect()
         assert welcome["ice_servers"] == [{
@@ -131,8 +138,7 @@ async def test_without_turn_both_sides_are_told_the_customer_cannot_connect(
 ) -> None:
     server = await serve_on_link()
     http, consultation, url = await in_call(server)
-    stylist = CallClient(http, str(server.make_url("/ws").with_query(
-        token=token_of(consultation["stylist_link"]))), "stylist")  # fmt: skip
+    stylist = stylist_of(server, http, consultation)
     unreachable = {"type": "media", "role": "customer", "state": "unreachable"}
     try:
         await stylist.connect()
@@ -201,8 +207,7 @@ async def test_a_chromium_customer_joins_through_turn_over_tcp(
 ) -> None:
     server = await serve_on_link(turn.url("tcp"))
     http, consultation, _ = await in_call(server)
-    stylist = CallClient(http, str(server.make_url("/ws").with_query(
-        token=token_of(consultation["stylist_link"]))), "stylist")  # fmt: skip
+    stylist = stylist_of(server, http, consultation)
     try:
         await stylist.connect()
         await stylist.start_media()
