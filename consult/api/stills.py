@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 from aiohttp import hdrs, web
 
@@ -75,9 +76,11 @@ async def upload(request: web.Request) -> web.Response:
     capture_id = request.query.get("capture", "")
     if not capture_id:
         raise InvalidRequest("The capture is missing: ?capture=<capture id>.")
-    source = request.query.get("source", "camera")
-    if source not in ("camera", "native"):
+    if request.query.get("source", "camera") not in ("camera", "native"):
         raise InvalidRequest("source is camera or native.")
+    source: Literal["camera", "native"] = (
+        "native" if request.query.get("source") == "native" else "camera"
+    )
     video_size = _video_size(request.query.get("video"))
     # A device's camera app names its photo loosely (or not at all): the content decides.
     accepted = NATIVE_TYPES if source == "native" else ACCEPTED
@@ -94,13 +97,13 @@ async def upload(request: web.Request) -> web.Response:
             capture.id,
             request.content.iter_chunked(CHUNK),
             request.content_length,
-            source="native" if source == "native" else "camera",
+            source=source,
             video_size=video_size,
         )
     except Exception:
-        metrics.capture_failed("native" if source == "native" else "camera")
+        metrics.capture_failed(source)
         raise
-    metrics.capture_saved("native" if source == "native" else "camera", age)
+    metrics.capture_saved(source, age)
     body = still_json(still)
     await request.app[HUB].broadcast(consultation_id, StillSaved(still=body))
     return web.json_response({"still": body}, status=201)
