@@ -13,6 +13,7 @@ from . import api, pages
 from .appkeys import (
     AUTH_FAILURES,
     BACKUPS,
+    CONVERSATIONS,
     HUB,
     ICE_SERVERS,
     METRICS,
@@ -24,6 +25,7 @@ from .appkeys import (
 )
 from .auth import setup_sessions
 from .config import Settings, backup_secret, load_staff_key
+from .conversation import Conversations
 from .http import auth_failures, errors_middleware, forwarded_client, security_headers
 from .keyfiles import read_or_create
 from .media import ice, internals, placeholder
@@ -36,7 +38,7 @@ from .recording.schedule import BackupSchedule
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
 from .signaling.hub import Hub
-from .signaling.ws import websocket
+from .signaling.ws import conversation_websocket, inbox_websocket, websocket
 
 __all__ = ["create_app"]
 
@@ -55,6 +57,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     )
     await stills.start()
     app[STILLS] = stills
+    app[CONVERSATIONS] = Conversations(store)
     yield
     await store.close()
 
@@ -123,5 +126,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(_close_calls)
     api.add_routes(app)
     app.router.add_get("/ws", websocket)
+    app.router.add_get("/ws/conversation", conversation_websocket)
+    app.router.add_get("/ws/inbox", inbox_websocket)
     pages.add_routes(app)
     return app

@@ -7,6 +7,7 @@ import asyncio
 from aiohttp import web
 
 from .config import Settings
+from .conversation import Conversations
 from .media.ice import IceServer
 from .media.stills import Stills
 from .metrics import Metrics
@@ -18,6 +19,7 @@ from .signaling.hub import Hub
 __all__ = [
     "AUTH_FAILURES",
     "BACKUPS",
+    "CONVERSATIONS",
     "HUB",
     "ICE_SERVERS",
     "METRICS",
@@ -36,6 +38,8 @@ STILLS = web.AppKey("stills", Stills)
 AUTH_FAILURES = web.AppKey("auth_failures", FailureLimiter)
 METRICS = web.AppKey("metrics", Metrics)
 HUB = web.AppKey("hub", Hub)
+#: Each consultation's messages, stored and delivered apart from calls (issue 15).
+CONVERSATIONS = web.AppKey("conversations", Conversations)
 #: Scheduled backups; absent unless ``--backup-dir`` is given.
 BACKUPS = web.AppKey("backups", BackupSchedule)
 #: Colour tools on stills run one at a time: the calls' media keep the other core.

@@ -14,8 +14,7 @@ from typing import Any
 from .media.stills import Stills, still_json
 from .recording.export import ExportFile, Progress, write_export
 from .recording.store import Consultation, Store
-from .signaling.hub import chat_sent
-from .signaling.messages import as_dict
+from .signaling.messages import as_dict, chat_sent
 
 __all__ = [
     "consultation_json",

@@ -7,7 +7,7 @@ from typing import Literal
 
 from aiohttp import hdrs, web
 
-from ..appkeys import HUB, METRICS, SETTINGS, STILLS, STORE
+from ..appkeys import CONVERSATIONS, HUB, METRICS, SETTINGS, STILLS, STORE
 from ..auth import caller_for, credential
 from ..errors import (
     CaptureClosed,
@@ -19,8 +19,7 @@ from ..errors import (
 )
 from ..media.stills import still_json
 from ..roles import Role
-from ..signaling.hub import chat_sent
-from ..signaling.messages import StillSaved, as_dict
+from ..signaling.messages import StillSaved, as_dict, chat_sent
 
 __all__ = ["routes"]
 
@@ -46,13 +45,11 @@ async def chat_photo(request: web.Request) -> web.Response:
         raise InvalidRequest("The message id is missing: ?id=<1 to 64 characters>.")
     if request.content_type not in ACCEPTED:
         raise UnsupportedMedia()
-    store = request.app[STORE]
-    existing = await store.find_message(consultation_id, sender, client_id)
+    conversations = request.app[CONVERSATIONS]
+    existing = await conversations.find(consultation_id, sender, client_id)
     if existing is not None:
-        still = await store.get_still(existing.still_id) if existing.still_id else None
-        body = as_dict(chat_sent(existing, still_json(still) if still else None))
-        return web.json_response({"message": body})
-    capture = await store.create_capture(consultation_id, sender)
+        return web.json_response({"message": as_dict(chat_sent(existing.message, existing.still))})
+    capture = await request.app[STORE].create_capture(consultation_id, sender)
     still = await request.app[STILLS].receive_upload(
         consultation_id,
         capture.id,
@@ -60,8 +57,12 @@ async def chat_photo(request: web.Request) -> web.Response:
         request.content_length,
         source="chat",
     )
-    message = await request.app[HUB].chat_photo(still, sender, client_id)
-    return web.json_response({"message": as_dict(message)}, status=201)
+    # The call's stills strip shows it too.
+    await request.app[HUB].broadcast(consultation_id, StillSaved(still=still_json(still)))
+    posted = await conversations.post(consultation_id, sender, client_id, still=still)
+    return web.json_response(
+        {"message": as_dict(chat_sent(posted.message, posted.still))}, status=201
+    )
 
 
 @routes.post("/api/consultations/{id}/stills")

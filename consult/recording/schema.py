@@ -10,10 +10,12 @@ __all__ = [
     "captures",
     "chat_reads",
     "consultations",
+    "conversations",
     "leases",
     "links",
     "messages",
     "metadata",
+    "quick_replies",
     "salon",
     "stills",
     "swatch_events",
@@ -227,4 +229,39 @@ leases = sa.Table(
     sa.Column("holder", sa.String(128), nullable=True),
     sa.Column("expires_at", UTCDateTime(), nullable=True),
     sa.Column("done_at", UTCDateTime(), nullable=True),
+)
+
+#: Each consultation's conversation as the inbox lists it (issue 15): its last message and the
+#: customer's messages staff have not read, kept with every message and read mark so the
+#: inbox's page is one indexed read, not an aggregate over every message.
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column(
+        "consultation_id",
+        sa.String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("last_seq", sa.Integer(), nullable=False),
+    sa.Column("last_sender", sa.String(16), nullable=False),
+    sa.Column("last_text", sa.Text(), nullable=False),
+    sa.Column("last_still", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("last_at", UTCDateTime(), nullable=False),
+    #: The customer's messages after the salon's read mark.
+    sa.Column("unread", sa.Integer(), nullable=False, server_default="0"),
+    #: The closed period (its next opening) whose away notice this conversation was given.
+    sa.Column("away_for", sa.String(40), nullable=True),
+    sa.Index("ix_conversations_inbox", "unread", "last_at"),
+)
+
+#: The salon's saved replies, inserted in the inbox and the console with a click.
+quick_replies = sa.Table(
+    "quick_replies",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("text", sa.Text(), nullable=False),
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

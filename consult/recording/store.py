@@ -26,9 +26,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
 from ..salon import Salon, parse_hours
+from .inbox import Inbox
 from .leases import Leases
 from .palette import Palette, SwatchLog
-from .schema import captures, chat_reads, consultations, links, messages, salon, stills
+from .quick_replies import QuickReplies
+from .schema import (
+    captures,
+    chat_reads,
+    consultations,
+    conversations,
+    links,
+    messages,
+    salon,
+    stills,
+)
 from .tokens import TokenSealer, hash_token, new_token
 
 __all__ = [
@@ -160,6 +171,8 @@ class Store:
         self.palette = Palette(engine)
         self.swatch_log = SwatchLog(engine)
         self.leases = Leases(engine)
+        self.inbox = Inbox(engine)
+        self.quick_replies = QuickReplies(engine)
         # Sequence numbers are handed out one message at a time per consultation.
         self._chat_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -391,6 +404,7 @@ class Store:
                 .where(consultations.c.id == consultation_id)
                 .values(last_activity_at=message.created_at)
             )
+            await _summarise(conn, message)
         return message, True
 
     async def find_message(
@@ -425,9 +439,13 @@ class Store:
                 await conn.execute(
                     chat_reads.insert().values(consultation_id=consultation_id, role=role, seq=seq)
                 )
+                if role == "stylist":
+                    await _count_unread(conn, consultation_id, seq)
                 return seq
             if seq > current:
                 await conn.execute(chat_reads.update().where(where).values(seq=seq))
+                if role == "stylist":
+                    await _count_unread(conn, consultation_id, seq)
                 return seq
             return int(current)
 
@@ -557,6 +575,46 @@ async def _message_by_client_id(
         .first()
     )
     return ChatMessage(**row) if row is not None else None
+
+
+async def _summarise(conn: Any, message: ChatMessage) -> None:
+    """The inbox's summary of the conversation follows each new message (schema.conversations)."""
+    last = {
+        "last_seq": message.seq,
+        "last_sender": message.sender,
+        "last_text": message.text,
+        "last_still": message.still_id is not None,
+        "last_at": message.created_at,
+    }
+    mine = conversations.c.consultation_id == message.consultation_id
+    added = 1 if message.sender == "customer" else 0
+    updated = await conn.execute(
+        conversations.update().where(mine).values(**last, unread=conversations.c.unread + added)
+    )
+    if updated.rowcount == 0:
+        await conn.execute(
+            conversations.insert().values(
+                consultation_id=message.consultation_id, unread=added, **last
+            )
+        )
+
+
+async def _count_unread(conn: Any, consultation_id: str, mark: int) -> None:
+    """The customer's messages after the salon's read mark ``mark``."""
+    unread = (
+        sa.select(sa.func.count())
+        .where(
+            messages.c.consultation_id == consultation_id,
+            messages.c.sender == "customer",
+            messages.c.seq > mark,
+        )
+        .scalar_subquery()
+    )
+    await conn.execute(
+        conversations.update()
+        .where(conversations.c.consultation_id == consultation_id)
+        .values(unread=unread)
+    )
 
 
 async def _last_seq(conn: Any, consultation_id: str) -> int:

@@ -2,7 +2,7 @@
 
 The hub applies the room's events (pure decisions) as I/O: messages to participants,
 disconnections, media wiring and the consultation's status in the store. It holds calls only
-while somebody is in them.
+while somebody is in them. The chat is not the call's: it lives in ``consult.conversation``.
 """
 
 from __future__ import annotations
@@ -25,32 +25,28 @@ from ..media.sdp import check_offer
 from ..media.stills import VIDEO_STILL_LEAD, Stills, best_of_burst, still_json
 from ..metrics import Metrics
 from ..recording.palette import SwatchAction, SwatchEvent
-from ..recording.store import ChatMessage, Consultation, Still, Store
+from ..recording.store import Consultation, Store
 from ..roles import Role, partner_of
 from .messages import (
     AskShown,
-    Away,
     CaptureRequest,
     CaptureStarted,
-    ChatSent,
     Error,
     Media,
     MediaState,
     NotesChanged,
     Peer,
-    ReadMark,
     ServerMessage,
     Stats,
     StillSaved,
     SwatchesChosen,
     SwatchShown,
     UploadStats,
-    as_dict,
 )
 from .participant import Participant
 from .room import Event, PeerJoined, PeerLeft, Replaced, Room, StateChanged
 
-__all__ = ["Call", "Hub", "chat_sent"]
+__all__ = ["Call", "Hub"]
 
 logger = logging.getLogger(__name__)
 
@@ -255,9 +251,7 @@ class Hub:
                 )
             )
         self._spawn(
-            self._video_still(
-                customer.peer, capture.consultation_id, capture.id, started, burst_at
-            )
+            self._video_still(customer.peer, capture.consultation_id, capture.id, started, burst_at)
         )
         return capture.id
 
@@ -316,54 +310,6 @@ class Hub:
         call = self._calls.get(consultation_id)
         member = call.room.member(role) if call is not None else None
         return member if isinstance(member, Participant) else None
-
-    async def chat(self, sender: Participant, client_id: str, text: str) -> None:
-        """Store, then deliver: both sides get the message with its sequence number (the
-        sender's copy is the acknowledgement). A resend is acknowledged, not delivered again."""
-        message, new = await self._store.add_message(
-            sender.consultation_id, sender.role, client_id, text
-        )
-        out = chat_sent(message)
-        if new:
-            await self.broadcast(sender.consultation_id, out)
-        else:
-            await sender.send(out)
-        if new and sender.role == "customer":
-            await self._away_notice(sender)
-
-    async def _away_notice(self, customer: Participant) -> None:
-        call = self._calls.get(customer.consultation_id)
-        if call is not None and call.room.member("stylist") is not None:
-            return
-        status = (await self._store.get_salon()).status(datetime.now(UTC))
-        if not status["open"]:
-            await customer.send(
-                Away(message=str(status["away_message"]), next_open=status["next_open"])  # type: ignore[arg-type]
-            )
-
-    async def chat_photo(self, still: Still, sender: Role, client_id: str) -> ChatSent:
-        """A photo sent in the chat (uploaded over HTTP): a chat message carrying the still."""
-        message, _ = await self._store.add_message(
-            still.consultation_id, sender, client_id, "", still_id=still.id
-        )
-        out = chat_sent(message, still_json(still))
-        await self.broadcast(still.consultation_id, StillSaved(still=still_json(still)))
-        await self.broadcast(still.consultation_id, out)
-        return out
-
-    async def read(self, reader: Participant, seq: int) -> None:
-        mark = await self._store.mark_read(reader.consultation_id, reader.role, seq)
-        await self.broadcast(reader.consultation_id, ReadMark(seq=mark, by=reader.role))
-
-    async def history(self, consultation_id: str) -> list[dict[str, Any]]:
-        """What a page that (re)joins has missed: every chat message, then the read marks."""
-        stills = {s.id: still_json(s) for s in await self._store.list_stills(consultation_id)}
-        messages = [
-            as_dict(chat_sent(m, stills.get(m.still_id or "")))
-            for m in await self._store.messages(consultation_id)
-        ]
-        marks = await self._store.read_marks(consultation_id)
-        return messages + [as_dict(ReadMark(seq=seq, by=role)) for role, seq in marks.items()]
 
     async def notes_changed(self, consultation: Consultation) -> None:
         """Tell whoever is connected: the stylist gets the notes too, the customer never."""
@@ -459,14 +405,3 @@ class Hub:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-
-def chat_sent(message: ChatMessage, still: dict[str, Any] | None = None) -> ChatSent:
-    return ChatSent(
-        seq=message.seq,
-        sender=message.sender,
-        text=message.text,
-        at=message.created_at.isoformat(),
-        id=message.client_id,
-        still=still,
-    )

@@ -11,8 +11,10 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from ..conversation import AwayNoticed, Event, History, Posted, ReadMoved
 from ..errors import MalformedMessage, MessageTooLarge, UnknownMessage
 from ..media.quality import Hint
+from ..recording.store import ChatMessage
 from ..roles import Role
 
 __all__ = [
@@ -28,8 +30,13 @@ __all__ = [
     "ChatSent",
     "ChooseSwatch",
     "ClientMessage",
+    "ConversationClientMessage",
+    "ConversationOpened",
     "Cue",
     "Error",
+    "InboxMessage",
+    "InboxPosted",
+    "InboxRead",
     "Media",
     "MediaState",
     "NotesChanged",
@@ -46,7 +53,11 @@ __all__ = [
     "UploadStats",
     "VideoStats",
     "Welcome",
+    "chat_sent",
+    "conversation_message",
     "encode",
+    "history_messages",
+    "inbox_message",
     "parse_message",
 ]
 
@@ -154,13 +165,24 @@ ALLOWED: dict[Role, dict[str, type[_Message]]] = {
 }
 
 
+#: A conversation page with no call (``/ws/conversation``) sends only these.
+ConversationClientMessage = Chat | Read
+CONVERSATION: dict[str, type[_Message]] = {"chat": Chat, "read": Read}
+
+
 class _Envelope(msgspec.Struct):
     type: str
 
 
 def parse_message(
-    data: str | bytes, role: Role, *, max_bytes: int = MAX_MESSAGE_BYTES
+    data: str | bytes,
+    role: Role,
+    *,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+    allowed: dict[str, type[_Message]] | None = None,
 ) -> ClientMessage:
+    """``allowed``: the types this connection takes (by default, all a call's ``role`` may
+    send)."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if len(raw) > max_bytes:
         raise MessageTooLarge(f"Messages are limited to {max_bytes} bytes.")
@@ -172,7 +194,7 @@ def parse_message(
         raise MalformedMessage("Not valid JSON.") from None
     except RecursionError:
         raise MalformedMessage("The message is nested too deeply.") from None
-    kind = ALLOWED[role].get(envelope.type)
+    kind = (ALLOWED[role] if allowed is None else allowed).get(envelope.type)
     if kind is None:
         raise UnknownMessage(f"A {role} cannot send messages of type {envelope.type!r}.")
     try:
@@ -310,8 +332,41 @@ class SwatchesChosen(_Message, tag="chosen"):
     swatches: list[dict[str, Any]]
 
 
+class ConversationOpened(_Message, tag="conversation"):
+    """The first message on ``/ws/conversation``: the conversation so far, as a call's
+    welcome gives it."""
+
+    role: Role
+    consultation: dict[str, Any]
+    history: list[dict[str, Any]]
+    salon: dict[str, Any]
+
+
+class InboxPosted(_Message, tag="message"):
+    """To the staff inbox: a message in one of the conversations."""
+
+    consultation_id: str
+    #: The customer's messages the salon has not read there, after this one.
+    unread: int
+    message: dict[str, Any]
+
+
+class InboxRead(_Message, tag="read"):
+    """To the staff inbox: a side's read mark moved in one of the conversations."""
+
+    consultation_id: str
+    seq: int
+    by: Role
+    unread: int
+
+
+InboxMessage = InboxPosted | InboxRead
+
 ServerMessage = (
     Welcome
+    | ConversationOpened
+    | InboxPosted
+    | InboxRead
     | Answer
     | Peer
     | Media
@@ -337,3 +392,43 @@ def encode(message: ServerMessage) -> str:
 def as_dict(message: ServerMessage) -> dict[str, Any]:
     result: dict[str, Any] = msgspec.to_builtins(message)
     return result
+
+
+def chat_sent(message: ChatMessage, still: dict[str, Any] | None = None) -> ChatSent:
+    return ChatSent(
+        seq=message.seq,
+        sender=message.sender,
+        text=message.text,
+        at=message.created_at.isoformat(),
+        id=message.client_id,
+        still=still,
+    )
+
+
+def history_messages(history: History) -> list[dict[str, Any]]:
+    """A conversation so far as a welcome carries it: every chat message, then the marks."""
+    messages = [as_dict(chat_sent(m, still)) for m, still in history.messages]
+    return messages + [as_dict(ReadMark(seq=seq, by=role)) for role, seq in history.marks.items()]
+
+
+def conversation_message(event: Event) -> ServerMessage:
+    """A conversation's event as a side's page gets it (on the call's websocket or its own)."""
+    match event:
+        case Posted(message=message, still=still):
+            return chat_sent(message, still)
+        case ReadMoved(seq=seq, by=by):
+            return ReadMark(seq=seq, by=by)
+        case AwayNoticed(message=message, next_open=next_open):
+            return Away(message=message, next_open=next_open)
+
+
+def inbox_message(event: Posted | ReadMoved) -> InboxMessage:
+    match event:
+        case Posted(message=message, still=still, unread=unread):
+            return InboxPosted(
+                consultation_id=message.consultation_id,
+                unread=unread,
+                message=as_dict(chat_sent(message, still)),
+            )
+        case ReadMoved(consultation_id=consultation_id, seq=seq, by=by, unread=unread):
+            return InboxRead(consultation_id=consultation_id, seq=seq, by=by, unread=unread)

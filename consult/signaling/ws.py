@@ -1,44 +1,60 @@
-"""The websocket adapter: bytes in and out, everything else in the hub and the room."""
+"""The websocket adapters: bytes in and out, everything else in the hub (calls) and the
+conversation service (chat, read marks, away notices).
+
+``/ws`` is a call (protocol v1); ``/ws/conversation`` a side's conversation with no call;
+``/ws/inbox`` the staff inbox's live updates.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..appkeys import AUTH_FAILURES, HUB, ICE_SERVERS, METRICS, SETTINGS, STORE
+from ..appkeys import AUTH_FAILURES, CONVERSATIONS, HUB, ICE_SERVERS, METRICS, SETTINGS, STORE
+from ..auth import require_staff
+from ..conversation import Conversations, Event, History, Posted, ReadMoved
 from ..errors import ConsultError, Disconnect, InvalidToken, RateLimited, TooManyAttempts
 from ..ratelimit import TokenBucket
 from ..record import consultation_json, earlier_json
+from ..recording.store import Grant
 from ..roles import partner_of
 from .messages import (
+    CONVERSATION,
     Answer,
     Ask,
     Bye,
     Capture,
     Chat,
     ChooseSwatch,
+    ClientMessage,
+    ConversationOpened,
     Error,
     Offer,
     Read,
     ShowSwatch,
     Stats,
     Welcome,
+    chat_sent,
+    conversation_message,
     encode,
+    history_messages,
+    inbox_message,
     parse_message,
 )
 from .participant import Participant
 
-__all__ = ["websocket"]
+__all__ = ["conversation_websocket", "inbox_websocket", "websocket"]
 
 logger = logging.getLogger(__name__)
 
 
-async def websocket(request: web.Request) -> web.WebSocketResponse:
+async def _open(request: web.Request) -> web.WebSocketResponse:
+    """The websocket; closed with GOING_AWAY if the server is shutting down."""
     settings = request.app[SETTINGS]
-    store = request.app[STORE]
-    hub = request.app[HUB]
     # aiohttp closes the connection above its own limit; between our limit and that one a
     # client gets a "too-large" error and stays connected.
     ws = web.WebSocketResponse(
@@ -47,16 +63,21 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         timeout=2.0,
     )
     await ws.prepare(request)
-    if hub.closing:
+    if request.app[HUB].closing:
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
-        return ws
+    return ws
+
+
+async def _grant(request: web.Request, ws: web.WebSocketResponse) -> Grant | None:
+    """What the link token opens; None once an invalid token was told and the socket closed."""
+    store = request.app[STORE]
     limiter = request.app[AUTH_FAILURES]
     client = request.remote or "unknown"
     try:
         if limiter.retry_after(client) > 0:
             raise TooManyAttempts()
         grant = await store.resolve_token(request.query.get("token", ""))
-        consultation = await store.get_consultation(grant.consultation_id)
+        await store.get_consultation(grant.consultation_id)
     except ConsultError as exc:
         error = exc if isinstance(exc, InvalidToken | TooManyAttempts) else InvalidToken()
         if isinstance(error, InvalidToken):
@@ -64,39 +85,105 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         request.app[METRICS].error(error.code, "ws")
         await ws.send_str(encode(Error(code=error.code, message=error.message)))
         await ws.close(code=error.close_code, message=error.code.encode())
-        return ws
+        return None
+    return grant
 
+
+async def _serve(
+    request: web.Request,
+    participant: Participant,
+    handle: Callable[[ClientMessage], Awaitable[None]],
+    allowed: dict[str, type[Any]] | None = None,
+) -> None:
+    """Read the client's messages, parsed and rate-limited, and ``handle`` each; an error is
+    told to the client (a ``Disconnect`` closes the connection) and the next is read."""
+    settings = request.app[SETTINGS]
+    bucket = TokenBucket(settings.message_rate, settings.message_burst)
+    async for msg in participant.ws:
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            continue
+        try:
+            if not bucket.take():
+                raise RateLimited()
+            await handle(
+                parse_message(
+                    msg.data,
+                    participant.role,
+                    max_bytes=settings.max_message_bytes,
+                    allowed=allowed,
+                )
+            )
+        except Disconnect as exc:
+            await participant.disconnect(exc)
+        except ConsultError as exc:
+            await participant.send_error(exc)
+        except Exception:
+            # A bug handling one message must not end the call.
+            logger.exception("%r: unhandled error handling a %s message", participant, msg.type)
+            await participant.send_error(ConsultError("Something went wrong on the server."))
+
+
+async def _converse(
+    conversations: Conversations, participant: Participant, message: Chat | Read
+) -> None:
+    """A side's chat or read mark, to the conversation; a resend is acknowledged alone."""
+    match message:
+        case Chat(text=text, id=client_id):
+            posted = await conversations.post(
+                participant.consultation_id, participant.role, client_id, text
+            )
+            if not posted.new:
+                await participant.send(chat_sent(posted.message, posted.still))
+        case Read(seq=seq):
+            await conversations.read(participant.consultation_id, participant.role, seq)
+
+
+def _forward(participant: Participant, history: History) -> Callable[[Event], Awaitable[None]]:
+    async def send(event: Event) -> None:
+        # Subscribed before the history was read: what it holds already is not sent twice.
+        if isinstance(event, Posted) and event.message.seq <= history.last_seq:
+            return
+        await participant.send(conversation_message(event))
+
+    return send
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    """A call: ``/ws?token=`` (protocol v1)."""
+    store = request.app[STORE]
+    hub = request.app[HUB]
+    conversations = request.app[CONVERSATIONS]
+    ws = await _open(request)
+    grant = None if ws.closed else await _grant(request, ws)
+    if grant is None:
+        return ws
     metrics = request.app[METRICS]
     participant = Participant(
         ws, grant.consultation_id, grant.role, on_error=lambda code: metrics.error(code, "ws")
     )
-    call = await hub.join(participant)
-    try:
-        # Read after joining: a change announced before the join is in what is read now, and
-        # one announced after it is held for this participant until the welcome is out.
-        consultation = await store.get_consultation(grant.consultation_id)
-        board = await store.swatch_log.board(grant.consultation_id)
-        await participant.welcome(
-            Welcome(
-                role=grant.role,
-                consultation=consultation_json(consultation, role=grant.role)
-                | {"earlier": await earlier_json(store, consultation)},
-                peer="present" if call.room.member(partner_of(grant.role)) else "absent",
-                ice_servers=[s.to_browser() for s in request.app[ICE_SERVERS]],
-                history=await hub.history(grant.consultation_id),
-                salon=(await store.get_salon()).status(datetime.now(UTC)),
-                swatch=board.current,
-                chosen=board.chosen,
+    with conversations.subscribe(grant.consultation_id, grant.role) as subscription:
+        call = await hub.join(participant)
+        try:
+            # Read after joining: a change announced before the join is in what is read now,
+            # and one announced after it is held for this participant until the welcome is out.
+            consultation = await store.get_consultation(grant.consultation_id)
+            board = await store.swatch_log.board(grant.consultation_id)
+            history = await conversations.history(grant.consultation_id)
+            await participant.welcome(
+                Welcome(
+                    role=grant.role,
+                    consultation=consultation_json(consultation, role=grant.role)
+                    | {"earlier": await earlier_json(store, consultation)},
+                    peer="present" if call.room.member(partner_of(grant.role)) else "absent",
+                    ice_servers=[s.to_browser() for s in request.app[ICE_SERVERS]],
+                    history=history_messages(history),
+                    salon=(await store.get_salon()).status(datetime.now(UTC)),
+                    swatch=board.current,
+                    chosen=board.chosen,
+                )
             )
-        )
-        bucket = TokenBucket(settings.message_rate, settings.message_burst)
-        async for msg in ws:
-            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                continue
-            try:
-                if not bucket.take():
-                    raise RateLimited()
-                message = parse_message(msg.data, grant.role, max_bytes=settings.max_message_bytes)
+
+            async def handle(message: ClientMessage) -> None:
                 match message:
                     case Offer(sdp=sdp):
                         answer = await hub.offer(participant, sdp)
@@ -109,22 +196,68 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                         await hub.ask(participant, what)
                     case Stats():
                         await hub.upload_stats(participant, message)
-                    case Chat(text=text, id=client_id):
-                        await hub.chat(participant, client_id, text)
-                    case Read(seq=seq):
-                        await hub.read(participant, seq)
+                    case Chat() | Read():
+                        await _converse(conversations, participant, message)
                     case ShowSwatch(swatch_id=swatch_id):
                         await hub.show_swatch(participant, swatch_id)
                     case ChooseSwatch(swatch_id=swatch_id, chosen=chosen):
                         await hub.choose_swatch(participant, swatch_id, chosen)
-            except Disconnect as exc:
-                await participant.disconnect(exc)
-            except ConsultError as exc:
-                await participant.send_error(exc)
-            except Exception:
-                # A bug handling one message must not end the call.
-                logger.exception("%r: unhandled error handling a %s message", participant, msg.type)
-                await participant.send_error(ConsultError("Something went wrong on the server."))
-    finally:
-        await hub.leave(participant)
+
+            async with subscription.forwarding(_forward(participant, history)):
+                await _serve(request, participant, handle)
+        finally:
+            await hub.leave(participant)
+    return ws
+
+
+async def conversation_websocket(request: web.Request) -> web.WebSocketResponse:
+    """A conversation with no call: ``/ws/conversation?token=`` (docs/protocol.md)."""
+    store = request.app[STORE]
+    conversations = request.app[CONVERSATIONS]
+    ws = await _open(request)
+    grant = None if ws.closed else await _grant(request, ws)
+    if grant is None:
+        return ws
+    metrics = request.app[METRICS]
+    side = Participant(
+        ws, grant.consultation_id, grant.role, on_error=lambda code: metrics.error(code, "ws")
+    )
+    with conversations.subscribe(grant.consultation_id, grant.role) as subscription:
+        consultation = await store.get_consultation(grant.consultation_id)
+        history = await conversations.history(grant.consultation_id)
+        await side.welcome(
+            ConversationOpened(
+                role=grant.role,
+                consultation=consultation_json(consultation, role=grant.role),
+                history=history_messages(history),
+                salon=(await store.get_salon()).status(datetime.now(UTC)),
+            )
+        )
+
+        async def handle(message: ClientMessage) -> None:
+            if isinstance(message, Chat | Read):
+                await _converse(conversations, side, message)
+
+        async with subscription.forwarding(_forward(side, history)):
+            await _serve(request, side, handle, CONVERSATION)
+    return ws
+
+
+async def inbox_websocket(request: web.Request) -> web.WebSocketResponse:
+    """The staff inbox's live updates: ``/ws/inbox``, signed-in staff (docs/protocol.md)."""
+    await require_staff(request)
+    conversations = request.app[CONVERSATIONS]
+    ws = await _open(request)
+    if ws.closed:
+        return ws
+
+    async def send(event: Event) -> None:
+        if isinstance(event, Posted | ReadMoved):
+            await ws.send_str(encode(inbox_message(event)))
+
+    with conversations.subscribe(None, "staff") as subscription:
+        async with subscription.forwarding(send):
+            # The inbox only listens: what staff do goes over HTTP (docs/protocol.md).
+            async for _ in ws:
+                pass
     return ws

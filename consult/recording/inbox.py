@@ -1,0 +1,133 @@
+"""The inbox: every consultation's conversation, unread customer messages first.
+
+Reads the summaries the store keeps with each message and read mark (``schema.conversations``),
+so a page of the inbox is one read of the consultations and their summaries, however many
+messages the store holds (``scripts/bench_inbox.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..roles import Role
+from .schema import consultations, conversations
+
+__all__ = ["Inbox", "InboxItem", "LastMessage"]
+
+
+@dataclass(frozen=True)
+class LastMessage:
+    seq: int
+    sender: Role
+    text: str
+    #: A photo (or, later, another attachment) rather than words.
+    still: bool
+    at: datetime
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    consultation_id: str
+    customer_name: str
+    customer_ref: str | None
+    scheduled_at: datetime | None
+    status: str
+    created_at: datetime
+    #: The customer's messages the salon has not read.
+    unread: int
+    last: LastMessage | None
+
+    def to_json(self) -> dict[str, Any]:
+        last = self.last
+        return {
+            "id": self.consultation_id,
+            "customer_name": self.customer_name,
+            "customer_ref": self.customer_ref,
+            "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "unread": self.unread,
+            "last_message": None
+            if last is None
+            else {
+                "seq": last.seq,
+                "from": last.sender,
+                "text": last.text,
+                "still": last.still,
+                "at": last.at.isoformat(),
+            },
+        }
+
+
+class Inbox:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def page(
+        self, *, search: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[InboxItem]:
+        """Consultations with unread customer messages first, then by their last message (or
+        their creation, with none); ``search`` matches the customer's name or reference."""
+        c, v = consultations.c, conversations.c
+        unread = sa.func.coalesce(v.unread, 0)
+        columns = (c.id, c.customer_name, c.customer_ref, c.scheduled_at, c.status, c.created_at,
+                   unread.label("unread"), v.last_seq, v.last_sender, v.last_text, v.last_still,
+                   v.last_at)  # fmt: skip
+        query = (
+            sa.select(*columns)
+            .select_from(consultations.outerjoin(conversations, v.consultation_id == c.id))
+            .order_by((unread > 0).desc(), sa.func.coalesce(v.last_at, c.created_at).desc(), c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        if search:
+            needle = search.lower()
+            query = query.where(
+                sa.or_(
+                    sa.func.lower(c.customer_name).contains(needle, autoescape=True),
+                    sa.func.lower(c.customer_ref).contains(needle, autoescape=True),
+                )
+            )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_item(row) for row in rows]
+
+    async def unread(self, consultation_id: str | None = None) -> int:
+        """The customer messages the salon has not read: in one conversation, or in all."""
+        query = sa.select(sa.func.coalesce(sa.func.sum(conversations.c.unread), 0))
+        if consultation_id is not None:
+            query = query.where(conversations.c.consultation_id == consultation_id)
+        async with self._engine.connect() as conn:
+            return int(await conn.scalar(query) or 0)
+
+    async def claim_away(self, consultation_id: str, period: str) -> bool:
+        """Whether the away notice for the closed ``period`` (named by its next opening) is
+        still to give in this conversation; it counts as given from now on."""
+        v = conversations.c
+        async with self._engine.begin() as conn:
+            claimed = await conn.execute(
+                conversations.update()
+                .where(
+                    v.consultation_id == consultation_id,
+                    sa.or_(v.away_for.is_(None), v.away_for != period),
+                )
+                .values(away_for=period)
+            )
+        return bool(claimed.rowcount)
+
+
+def _item(row: Any) -> InboxItem:
+    last = (
+        LastMessage(row.last_seq, row.last_sender, row.last_text, row.last_still, row.last_at)
+        if row.last_seq is not None
+        else None
+    )
+    return InboxItem(
+        row.id, row.customer_name, row.customer_ref, row.scheduled_at, row.status,
+        row.created_at, int(row.unread), last,
+    )  # fmt: skip
