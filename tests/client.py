@@ -97,10 +97,12 @@ class CallClient:
         self._reader: asyncio.Task[None] | None = None
         self.video_track: MediaStreamTrack | None = None
 
-    async def connect(self) -> dict[str, Any]:
+    async def connect(self, first: str | None = "welcome") -> dict[str, Any]:
+        """Open the websocket and wait for its ``first`` message (``/ws``: the welcome,
+        ``/ws/conversation``: ``conversation``; ``/ws/inbox`` sends none first)."""
         self.ws = await self.session.ws_connect(self.ws_url)
         self._reader = asyncio.ensure_future(self._read())
-        self.welcome = await self.expect("welcome")
+        self.welcome = await self.expect(first) if first is not None else {}
         return self.welcome
 
     async def _read(self) -> None:
