@@ -20,6 +20,12 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_ROOT / "index.html")
 
 
+async def settings_page(request: web.Request) -> web.FileResponse:
+    """Opening hours, quick replies and the palette; the page asks the API, which checks the
+    session."""
+    return web.FileResponse(WEB_ROOT / "settings.html")
+
+
 async def _link_page(request: web.Request, page: str) -> web.StreamResponse:
     role = ROLE_BY_PREFIX[request.match_info["prefix"]]
     try:
@@ -68,6 +74,7 @@ def too_many_attempts_page(retry_after: int) -> web.FileResponse:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", index)
+    app.router.add_get("/settings", settings_page)
     app.router.add_get(r"/{prefix:[cs]}/{token}", call_page)
     app.router.add_get(r"/{prefix:[cs]}/{token}/record", link_record_page)
     app.router.add_get("/r/{id}", record_page)

@@ -7,13 +7,13 @@
 // media flows), "message" (any other server message, e.g. capture-request, still).
 
 // Close codes after which reconnecting cannot help (docs/protocol.md).
-const FINAL = new Map([
+export const FINAL = new Map([
   [4401, "invalid-token"],
   [4403, "revoked"],
   [4409, "replaced"],
   [4429, "too-many-attempts"],
 ]);
-const BACKOFF_MS = [300, 1000, 2000, 4000, 5000];
+export const BACKOFF_MS = [300, 1000, 2000, 4000, 5000];
 // A browser "disconnected" peer often recovers by itself; after this long we start afresh.
 const DISCONNECTED_GRACE_MS = 4000;
 const GATHER_TIMEOUT_MS = 5000;

@@ -1,11 +1,14 @@
-// The page behind both links: the customer's lobby and call (/c/<token>) and the stylist's
-// console (/s/<token>). Wire protocol: docs/protocol.md.
+// The page behind both links: the customer's conversation, lobby and call (/c/<token>) and the
+// stylist's console (/s/<token>). Wire protocol: docs/protocol.md. The chat goes over the
+// conversation's own websocket (ConversationSession), with or without a call.
 import { language, setText, startI18n, t } from "./i18n.js";
 import { $, api, el, errorKey } from "./page.js";
 import { webrtcSupported } from "./camera.js";
 import { LocalMedia } from "./local-media.js";
 import { CameraUi } from "./camera-ui.js";
 import { CallSession } from "./call-session.js";
+import { ConversationSession } from "./conversation-session.js";
+import { QuickReplies } from "./quick-replies.js";
 import { watchQuality, watchUpload } from "./quality.js";
 import { renderEarlier, showNotice, StillStrip, withToken } from "./stills.js";
 import { CaptureFlow } from "./capture.js";
@@ -22,6 +25,7 @@ const role = prefix === "s" ? "stylist" : "customer";
 // the front one.
 const media = new LocalMedia({ facingMode: role === "customer" ? "environment" : "user" });
 let session = null;
+const conversation = new ConversationSession(token);
 let wakeLock = null;
 let stopQuality = null;
 let strip = null;
@@ -33,8 +37,26 @@ let captureFlow = null;
 const cameraUi = new CameraUi(media, () => session);
 
 function show(section) {
-  for (const id of ["lobby", "call", "ended"]) $(id).hidden = id !== section;
+  for (const id of ["conversation", "lobby", "call", "ended"]) $(id).hidden = id !== section;
   cameraUi.placeForCall(section === "call");
+  // The customer's chat: a drawer over the call, the page itself in the conversation.
+  if (role === "customer") {
+    const home = section === "call" ? $("chat-drawer") : $("conversation-body");
+    if ($("chat").parentElement !== home) home.append($("earlier"), $("chat"));
+    $("back-to-conversation").hidden = section !== "ended";
+  }
+  renderAway();
+  chat?.shown(false);
+}
+
+// The customer's one tap from the conversation to the call: the lobby, and only now the camera.
+function openLobby() {
+  show("lobby");
+  if (!webrtcSupported()) {
+    lobbyMessage("browser.unsupported");
+    return;
+  }
+  startCamera();
 }
 
 function lobbyMessage(key, vars) {
@@ -159,14 +181,6 @@ function join() {
     if (role === "stylist") notes.load(consultation);
     else showSummary($("summary-card"), consultation.summary);
   });
-  chat = new Chat(session, role, token, {
-    panel: role === "customer" ? $("chat-drawer") : $("chat"),
-    list: $("chat-list"),
-    form: $("chat-form"),
-    input: $("chat-input"),
-    photo: $("chat-photo"),
-    unread: $("chat-unread"),
-  });
   session.addEventListener("state", () => {
     if (role === "stylist" && session.consultation) {
       $("customer-name").textContent = session.consultation.customer_name;
@@ -199,7 +213,7 @@ function renderUpload(grade) {
 // The salon is closed and nobody is there to answer: say so, and when it opens.
 let salon = null;
 function renderAway() {
-  const away = role === "customer" && salon && !salon.open;
+  const away = role === "customer" && salon && !salon.open && $("ended").hidden;
   const partnerAway = !session || session.state !== "live";
   for (const [id, show] of [["away-lobby", away && !session], ["away-call", away && partnerAway && session]]) {
     const box = $(id);
@@ -304,6 +318,7 @@ async function main() {
   const recordUrl = `${location.pathname.replace(/\/$/, "")}/record`;
   $("record-link").href = recordUrl;
   $("lobby-record-link").href = recordUrl;
+  $("conversation-record-link").href = recordUrl;
   $("guide").hidden = role !== "customer";
   $("console").hidden = role !== "stylist";
   $("capture").hidden = role !== "stylist";
@@ -320,8 +335,28 @@ async function main() {
   } else {
     captureFlow = new CaptureFlow(token, { camera: () => media.video, torch: () => media.torchOn });
   }
-  // The customer's chat is a drawer over the call; the stylist's sits in the console.
-  if (role === "customer") $("chat-drawer").append($("earlier"), $("chat"));
+  // The chat, with or without a call: the customer's in the conversation (a drawer over the
+  // call), the stylist's in the console.
+  chat = new Chat(conversation, role, token, {
+    list: $("chat-list"),
+    form: $("chat-form"),
+    input: $("chat-input"),
+    photo: $("chat-photo"),
+    unread: $("chat-unread"),
+  });
+  conversation.addEventListener("welcome", (event) => {
+    salon = event.detail.salon;
+    renderAway();
+    if (role === "customer") {
+      renderEarlier($("earlier"), event.detail.consultation.earlier, token);
+      showSummary($("summary-card"), event.detail.consultation.summary);
+    }
+  });
+  conversation.addEventListener("message", (event) => {
+    if (event.detail.type === "away") onMessage(event.detail);
+  });
+  conversation.open();
+  if (role === "stylist") new QuickReplies($("quick-replies"), $("chat-input"), token).load();
   $("chat-toggle").hidden = role !== "customer";
   $("compare-close").addEventListener("click", () => ($("compare").hidden = true));
   $("chat-toggle").addEventListener("click", () => {
@@ -330,11 +365,8 @@ async function main() {
     $("chat-toggle").setAttribute("aria-expanded", String(!drawer.hidden));
     if (!drawer.hidden) chat?.shown();
   });
-  cameraUi.placeForCall(false);
-  if (!webrtcSupported()) {
-    lobbyMessage("browser.unsupported");
-    return;
-  }
+  $("join-call").addEventListener("click", openLobby);
+  $("back-to-conversation").addEventListener("click", () => show("conversation"));
   $("join").addEventListener("click", join);
   $("join-without-camera").addEventListener("click", joinWithoutCamera);
   $("rejoin").addEventListener("click", join);
@@ -352,7 +384,8 @@ async function main() {
     if (session && ["waiting", "live"].includes(session.state)) keepAwake();
   });
   await loadSalon();
-  await startCamera();
+  if (role === "customer") show("conversation");
+  else openLobby();
 }
 
 main();

@@ -1,6 +1,7 @@
 // Chat between the customer and the stylist (docs/protocol.md): every message is stored with a
 // sequence number before it is delivered; a message the server has not acknowledged yet is kept
 // here and sent again, with the same id, after a reconnect, so nothing is lost or doubled.
+// `session` is the conversation's (ConversationSession): the chat needs no call.
 import { setText, t } from "./i18n.js";
 import { uploadPhoto, Viewer, withToken } from "./stills.js";
 
@@ -11,7 +12,7 @@ export class Chat {
     this.session = session;
     this.role = role;
     this.token = token;
-    this.el = elements; // {panel, list, form, input, photo, unread?}
+    this.el = elements; // {list, form, input, photo, unread?}
     this.viewer = null;
     this.messages = new Map(); // seq -> message
     this.pending = new Map(); // id -> text, not yet acknowledged
@@ -78,8 +79,9 @@ export class Chat {
     }
   }
 
+  // On screen: the conversation page, the open drawer, the console's chat tab.
   visible() {
-    return !this.el.panel.hidden && document.visibilityState === "visible";
+    return this.el.list.getClientRects().length > 0 && document.visibilityState === "visible";
   }
 
   markRead() {
@@ -142,9 +144,9 @@ export class Chat {
     this.el.unread.textContent = String(this.unread);
   }
 
-  shown() {
+  shown(focus = true) {
     this.markRead();
     this.render();
-    this.el.input.focus();
+    if (focus) this.el.input.focus();
   }
 }

@@ -1,12 +1,14 @@
 // The staff dashboard: sign in with the staff key (an encrypted, HTTP-only session cookie),
-// list consultations, create one, copy or open its links.
+// the inbox first (js/inbox.js), then create a consultation, copy or open its links. Opening
+// hours, quick replies and the palette are on the settings page (js/settings.js).
 import { setText, startI18n, t } from "./i18n.js";
 import { $, api, when } from "./page.js";
-import { PaletteAdmin } from "./palette-admin.js";
+import { Inbox } from "./inbox.js";
+import { StaffAlerts } from "./staff-alerts.js";
 
 const REFRESH_MS = 15000;
 let rows = [];
-let palette = null;
+let inbox = null;
 
 async function copy(text, button) {
   try {
@@ -95,62 +97,6 @@ function render() {
   );
 }
 
-const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-
-// One opening interval a day in the form (the API takes up to three).
-async function loadHours() {
-  const salon = await api("/api/salon");
-  const form = $("hours-form");
-  form.timezone.value = salon.hours && Object.keys(salon.hours).length
-    ? salon.timezone
-    : Intl.DateTimeFormat().resolvedOptions().timeZone || salon.timezone;
-  form.away_message.value = salon.away_message;
-  $("hours-days").replaceChildren(
-    ...DAYS.map((day) => {
-      const [open, close] = (salon.hours[day] || [])[0] || ["", ""];
-      const tr = document.createElement("tr");
-      const name = document.createElement("th");
-      setText(name, `dash.day.${day}`);
-      tr.append(name);
-      for (const [field, value] of [["open", open], ["close", close]]) {
-        const td = document.createElement("td");
-        const input = document.createElement("input");
-        input.type = "time";
-        input.name = `${day}-${field}`;
-        input.value = value;
-        input.dataset.testid = `hours-${day}-${field}`;
-        td.append(input);
-        tr.append(td);
-      }
-      return tr;
-    }),
-  );
-  // Ready: typing before this would be overwritten by the loaded values.
-  form.dataset.loaded = "true";
-  form.querySelector("[data-testid=hours-save]").disabled = false;
-}
-
-async function saveHours(event) {
-  event.preventDefault();
-  const form = event.target;
-  const hours = {};
-  for (const day of DAYS) {
-    const open = form[`${day}-open`].value;
-    const close = form[`${day}-close`].value;
-    if (open && close) hours[day] = [[open, close]];
-  }
-  try {
-    await api("/api/salon", { method: "PUT", json: {
-      timezone: form.timezone.value.trim(),
-      hours,
-      away_message: form.away_message.value,
-    } });
-    setText($("hours-message"), "dash.hours.saved");
-  } catch (error) {
-    setText($("hours-message"), "dash.failed", { message: error.message });
-  }
-}
-
 // The scheduled backups' last success and failure (GET /api/backups).
 async function loadBackups() {
   const b = await api("/api/backups");
@@ -185,14 +131,16 @@ function showSignIn() {
   $("sign-in").hidden = false;
   $("staff").hidden = true;
   $("sign-out").hidden = true;
+  $("settings-link").hidden = true;
 }
 
 async function showStaff() {
   $("sign-in").hidden = true;
   $("staff").hidden = false;
   $("sign-out").hidden = false;
-  palette ||= new PaletteAdmin();
-  await Promise.all([refresh(), loadHours(), palette.load()]);
+  $("settings-link").hidden = false;
+  inbox ||= new Inbox(new StaffAlerts($("notify-enable")));
+  await Promise.all([refresh(), inbox.start()]);
 }
 
 async function main() {
@@ -213,7 +161,6 @@ async function main() {
     await api("/api/session", { method: "DELETE" });
     showSignIn();
   });
-  $("hours-form").addEventListener("submit", saveHours);
   $("create-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const form = new FormData(event.target);
