@@ -53,6 +53,7 @@ async def measure(setting: dict[str, str], y4m: Path, seconds: float) -> dict[st
             try:
                 page = await browser.new_page()
                 await page.goto(served.base + "/c/" + links["customer_link"].rsplit("/", 1)[1])
+                await page.get_by_test_id("join-call").click()  # the conversation first
                 await page.get_by_test_id("join").click()
                 joined = time.monotonic()
 

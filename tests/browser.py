@@ -149,7 +149,15 @@ async def open_page(
     return page
 
 
+async def open_lobby(page: Page) -> None:
+    """The customer's link opens the conversation: one tap to the lobby (the stylist's link
+    opens the lobby itself)."""
+    if "/c/" in page.url:
+        await page.get_by_test_id("join-call").click()
+
+
 async def ready_to_join(page: Page) -> None:
+    await open_lobby(page)
     await expect(page.get_by_test_id("join")).to_be_enabled(timeout=15_000)
 
 
@@ -199,6 +207,7 @@ __all__ = [
     "fake_media",
     "launch",
     "local",
+    "open_lobby",
     "open_page",
     "picture_spread",
     "ready_to_join",

@@ -20,6 +20,7 @@ from .browser import (
     Launch,
     artifact,
     local,
+    open_lobby,
     open_page,
     ready_to_join,
     screenshot,
@@ -174,6 +175,7 @@ async def test_a_denied_camera_says_so(
 ) -> None:
     browser = await launch(deny_camera=True)
     page = await open_page(browser, local(server, consultation["customer_link"]), PHONE)
+    await open_lobby(page)
     message = page.get_by_test_id("lobby-message")
     await expect(message).to_have_text(
         "Camera access was refused. Allow the camera for this site in your browser settings,"
@@ -464,6 +466,7 @@ async def test_hours_set_on_the_dashboard_reach_a_customer_of_a_closed_salon(
     staff = await open_page(browser, str(server.make_url("/")), LAPTOP)
     await staff.get_by_test_id("staff-key").fill(STAFF_KEY)
     await staff.get_by_test_id("sign-in-submit").click()
+    await staff.get_by_test_id("settings-link").click()
     await staff.locator("[data-testid=hours-form][data-loaded=true]").wait_for()
     await staff.get_by_test_id("hours-timezone").fill("UTC")
     other_day = DAYS[(datetime.now(UTC) + timedelta(days=3)).weekday()]
@@ -566,7 +569,7 @@ async def test_a_swatch_shown_by_the_stylist_is_drawn_at_its_exact_colour_and_tr
     await stylist_browser.close()
 
 
-async def test_staff_manage_the_palette_on_the_dashboard(
+async def test_staff_manage_the_palette_on_the_settings_page(
     launch: Launch, server: Any, tmp_path: Any
 ) -> None:
     browser = await launch()
@@ -574,6 +577,7 @@ async def test_staff_manage_the_palette_on_the_dashboard(
     page.on("dialog", lambda dialog: dialog.accept())
     await page.get_by_test_id("staff-key").fill(STAFF_KEY)
     await page.get_by_test_id("sign-in-submit").click()
+    await page.get_by_test_id("settings-link").click()
     rows = page.get_by_test_id("palette-row")
     await expect(rows).to_have_count(70)
 
@@ -600,7 +604,7 @@ async def test_staff_manage_the_palette_on_the_dashboard(
 
     await rows.filter(has_text="Salon Signature").get_by_test_id("swatch-delete").click()
     await expect(rows).to_have_count(71)
-    await screenshot(page, "dashboard-palette-laptop")
+    await screenshot(page, "settings-palette-laptop")
     assert page.errors == []  # type: ignore[attr-defined]
     await browser.close()
 

@@ -51,6 +51,9 @@ class Call:
 
 
 async def joined(page: FirefoxPage) -> None:
+    # The customer's link opens the conversation; the call is one tap away.
+    await page.wait_for("() => !document.querySelector('[data-testid=conversation]').hidden")
+    await page.click("join-call")
     await page.wait_for("() => !document.querySelector('[data-testid=join]').disabled")
     await page.click("join")
 

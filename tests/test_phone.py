@@ -22,6 +22,7 @@ from .browser import (
     Launch,
     artifact,
     local,
+    open_lobby,
     open_page,
     ready_to_join,
     screenshot,
@@ -231,6 +232,7 @@ async def test_a_refused_camera_still_joins_to_talk_and_write(
         denied, local(server, consultation["customer_link"]), **PHONE_EMULATION
     )
     stylist = await open_page(laptop, local(server, consultation["stylist_link"]), LAPTOP)
+    await open_lobby(customer)
     await expect(customer.get_by_test_id("join-without-camera")).to_be_visible(timeout=15_000)
     await expect(customer.get_by_test_id("lobby-record-link")).to_be_visible()
     await customer.get_by_test_id("join-without-camera").click()

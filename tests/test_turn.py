@@ -20,7 +20,7 @@ from playwright.async_api import expect
 
 from consult.config import Settings
 
-from .browser import CHROMIUM, PHONE, Launch, artifact, visible_detail
+from .browser import CHROMIUM, PHONE, Launch, artifact, ready_to_join, visible_detail
 from .client import CallClient
 from .conftest import STAFF_KEY, create_consultation, token_of
 from .turn import BlockedNetwork, ServeOnLink, TurnServer, free_port, start_turn, stop_turn
@@ -220,7 +220,7 @@ async def test_a_chromium_customer_joins_through_turn_over_tcp(
         page = await (await browser.new_context(viewport=PHONE)).new_page()
         logged = len(turn.log.read_text())
         await page.goto(str(server.make_url(urlsplit(consultation["customer_link"]).path)))
-        await expect(page.get_by_test_id("join")).to_be_enabled(timeout=15_000)
+        await ready_to_join(page)
         await page.get_by_test_id("join").click()
         joined = time.monotonic()
 
@@ -265,7 +265,7 @@ async def test_without_turn_a_chromium_customer_reads_that_their_network_blocks_
         stylist = await (await stylist_browser.new_context(viewport=PHONE)).new_page()
         for page, link in ((customer, "customer_link"), (stylist, "stylist_link")):
             await page.goto(str(server.make_url(urlsplit(consultation[link]).path)))
-            await expect(page.get_by_test_id("join")).to_be_enabled(timeout=15_000)
+            await ready_to_join(page)
             await page.get_by_test_id("join").click()
         joined = time.monotonic()
         # Not a black screen and "Reconnecting" forever: words, on both sides.

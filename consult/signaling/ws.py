@@ -228,7 +228,8 @@ async def conversation_websocket(request: web.Request) -> web.WebSocketResponse:
         await side.welcome(
             ConversationOpened(
                 role=grant.role,
-                consultation=consultation_json(consultation, role=grant.role),
+                consultation=consultation_json(consultation, role=grant.role)
+                | {"earlier": await earlier_json(store, consultation)},
                 history=history_messages(history),
                 salon=(await store.get_salon()).status(datetime.now(UTC)),
             )

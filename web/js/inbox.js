@@ -106,7 +106,8 @@ export class Inbox {
     }
     if (event.type === "message" && event.message.from === "customer") {
       const text = event.message.text || t("inbox.photo");
-      this.alerts.customerWrote(item?.customer_name || "", text, () => item && this.openItem(item));
+      const watching = this.open?.id === event.consultation_id;
+      this.alerts.customerWrote(item?.customer_name || "", text, () => item && this.openItem(item), watching);
     }
   }
 

@@ -29,11 +29,12 @@ export class StaffAlerts {
     document.title = count > 0 ? `(${count}) ${TITLE}` : TITLE;
   }
 
-  // A customer's message: the sound, and a notification when the tab is not in front.
-  customerWrote(name, text, onOpen) {
+  // A customer's message: the sound and a notification, unless staff are reading that very
+  // conversation on screen (`watching`).
+  customerWrote(name, text, onOpen, watching = false) {
+    if (watching && document.visibilityState === "visible") return;
     this.chime();
     if (!("Notification" in window) || Notification.permission !== "granted") return;
-    if (document.visibilityState === "visible" && document.hasFocus()) return;
     const notification = new Notification(t("inbox.notify_title", { name }), { body: text, tag: `consult-${name}` });
     notification.onclick = () => {
       window.focus();
