@@ -28,6 +28,7 @@ __all__ = [
     "Conversations",
     "Event",
     "History",
+    "LinksRevoked",
     "Posted",
     "ReadMoved",
     "Reader",
@@ -77,7 +78,14 @@ class AwayNoticed:
     next_open: str | None
 
 
-Event = Posted | ReadMoved | AwayNoticed
+@dataclass(frozen=True)
+class LinksRevoked:
+    """Staff revoked the consultation's links: pages opened with them end."""
+
+    consultation_id: str
+
+
+Event = Posted | ReadMoved | AwayNoticed | LinksRevoked
 
 
 @dataclass(frozen=True)
@@ -224,6 +232,10 @@ class Conversations:
         )
         self._publish(moved)
         return moved
+
+    def revoke(self, consultation_id: str) -> None:
+        """The consultation's links were revoked: its pages are told to end."""
+        self._publish(LinksRevoked(consultation_id))
 
     async def history(self, consultation_id: str) -> History:
         stills = {s.id: s for s in await self._store.list_stills(consultation_id)}

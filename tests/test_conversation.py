@@ -87,6 +87,19 @@ async def test_a_customer_writes_with_no_call_and_the_stylist_reads_it_later(
     assert (await stylist.expect("chat"))["seq"] == 3
 
 
+async def test_revoked_links_end_the_conversation_page(
+    conversation_clients: Open, consultation: dict[str, Any], http: Any, staff: dict[str, str]
+) -> None:
+    customer = conversation_clients("customer", consultation["customer_link"])
+    await customer.connect("conversation")
+    async with http.post(
+        f"/api/consultations/{consultation['id']}/revoke-links", headers=staff
+    ) as r:
+        assert r.status == 200
+    assert (await customer.expect("error"))["code"] == "revoked"
+    assert await customer.closed() == 4403
+
+
 async def test_bad_messages_on_the_conversation_socket_get_errors(
     conversation_clients: Open, consultation: dict[str, Any], server: TestServer, http: Any
 ) -> None:

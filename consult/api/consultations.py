@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import msgspec
 from aiohttp import web
 
-from ..appkeys import HUB, SETTINGS, STILLS, STORE
+from ..appkeys import CONVERSATIONS, HUB, SETTINGS, STILLS, STORE
 from ..auth import caller_for, require_staff
 from ..errors import Forbidden, InvalidRequest
 from ..record import consultation_json, record_json, write_record_zip
@@ -92,6 +92,7 @@ async def revoke_links(request: web.Request) -> web.Response:
     consultation_id = request.match_info["id"]
     links = await request.app[STORE].revoke_links(consultation_id, request.app[SETTINGS].link_ttl)
     await request.app[HUB].revoke(consultation_id)
+    request.app[CONVERSATIONS].revoke(consultation_id)
     return web.json_response({"id": consultation_id} | link_urls(request, links))
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from ..conversation import AwayNoticed, Event, History, Posted, ReadMoved
+from ..conversation import AwayNoticed, History, Posted, ReadMoved
 from ..errors import MalformedMessage, MessageTooLarge, UnknownMessage
 from ..media.quality import Hint
 from ..recording.store import ChatMessage
@@ -411,7 +411,7 @@ def history_messages(history: History) -> list[dict[str, Any]]:
     return messages + [as_dict(ReadMark(seq=seq, by=role)) for role, seq in history.marks.items()]
 
 
-def conversation_message(event: Event) -> ServerMessage:
+def conversation_message(event: Posted | ReadMoved | AwayNoticed) -> ServerMessage:
     """A conversation's event as a side's page gets it (on the call's websocket or its own)."""
     match event:
         case Posted(message=message, still=still):

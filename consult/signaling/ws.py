@@ -16,8 +16,15 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..appkeys import AUTH_FAILURES, CONVERSATIONS, HUB, ICE_SERVERS, METRICS, SETTINGS, STORE
 from ..auth import require_staff
-from ..conversation import Conversations, Event, History, Posted, ReadMoved
-from ..errors import ConsultError, Disconnect, InvalidToken, RateLimited, TooManyAttempts
+from ..conversation import Conversations, Event, History, LinksRevoked, Posted, ReadMoved
+from ..errors import (
+    ConsultError,
+    Disconnect,
+    InvalidToken,
+    RateLimited,
+    Revoked,
+    TooManyAttempts,
+)
 from ..ratelimit import TokenBucket
 from ..record import consultation_json, earlier_json
 from ..recording.store import Grant
@@ -140,6 +147,9 @@ async def _converse(
 
 def _forward(participant: Participant, history: History) -> Callable[[Event], Awaitable[None]]:
     async def send(event: Event) -> None:
+        if isinstance(event, LinksRevoked):
+            await participant.disconnect(Revoked())  # once, for a call's member too
+            return
         # Subscribed before the history was read: what it holds already is not sent twice.
         if isinstance(event, Posted) and event.message.seq <= history.last_seq:
             return
