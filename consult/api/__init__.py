@@ -19,18 +19,10 @@ from . import (
 
 __all__ = ["add_routes"]
 
+RESOURCES = (backups, consultations, conversations, metrics, palette, quick_replies, salon,
+             session, still_tools, stills)  # fmt: skip
+
 
 def add_routes(app: web.Application) -> None:
-    for module in (
-        backups,
-        consultations,
-        conversations,
-        metrics,
-        palette,
-        quick_replies,
-        salon,
-        session,
-        still_tools,
-        stills,
-    ):
+    for module in RESOURCES:
         app.router.add_routes(module.routes)

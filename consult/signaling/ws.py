@@ -96,6 +96,18 @@ async def _grant(request: web.Request, ws: web.WebSocketResponse) -> Grant | Non
     return grant
 
 
+async def _connect(request: web.Request) -> tuple[web.WebSocketResponse, Participant | None]:
+    """The websocket and the side its link token opens (None: refused, and closed)."""
+    ws = await _open(request)
+    grant = None if ws.closed else await _grant(request, ws)
+    if grant is None:
+        return ws, None
+    metrics = request.app[METRICS]
+    return ws, Participant(
+        ws, grant.consultation_id, grant.role, on_error=lambda code: metrics.error(code, "ws")
+    )
+
+
 async def _serve(
     request: web.Request,
     participant: Participant,
@@ -163,14 +175,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     store = request.app[STORE]
     hub = request.app[HUB]
     conversations = request.app[CONVERSATIONS]
-    ws = await _open(request)
-    grant = None if ws.closed else await _grant(request, ws)
-    if grant is None:
+    ws, participant = await _connect(request)
+    if participant is None:
         return ws
-    metrics = request.app[METRICS]
-    participant = Participant(
-        ws, grant.consultation_id, grant.role, on_error=lambda code: metrics.error(code, "ws")
-    )
+    grant = Grant(participant.consultation_id, participant.role)
     with conversations.subscribe(grant.consultation_id, grant.role) as subscription:
         call = await hub.join(participant)
         try:
@@ -224,14 +232,10 @@ async def conversation_websocket(request: web.Request) -> web.WebSocketResponse:
     """A conversation with no call: ``/ws/conversation?token=`` (docs/protocol.md)."""
     store = request.app[STORE]
     conversations = request.app[CONVERSATIONS]
-    ws = await _open(request)
-    grant = None if ws.closed else await _grant(request, ws)
-    if grant is None:
+    ws, side = await _connect(request)
+    if side is None:
         return ws
-    metrics = request.app[METRICS]
-    side = Participant(
-        ws, grant.consultation_id, grant.role, on_error=lambda code: metrics.error(code, "ws")
-    )
+    grant = Grant(side.consultation_id, side.role)
     with conversations.subscribe(grant.consultation_id, grant.role) as subscription:
         consultation = await store.get_consultation(grant.consultation_id)
         history = await conversations.history(grant.consultation_id)
