@@ -14,11 +14,13 @@ from playwright.async_api import Page, expect
 
 from .browser import LAPTOP, PHONE, Launch, local, open_page, ready_to_join, screenshot
 from .conftest import STAFF_KEY, create_consultation
+from .fake_camera import HANDS
 
 pytestmark = pytest.mark.timeout(180)
 
 #: Counts what a page asked of the camera, the notifications it showed, the tones it played.
 WATCH = Path(__file__).with_name("watch_pages.js")
+PHOTO = HANDS / "thumb_up_blue_bg_640x521.jpg"
 
 
 async def watched(page: Page) -> dict[str, Any]:
@@ -97,6 +99,12 @@ async def test_a_customer_writes_with_no_call_and_staff_answer_from_the_inbox(
     await expect(first.get_by_test_id("inbox-last")).to_have_text("You: Yes, 3pm is free.")
     await screenshot(staff_page, "inbox-answered-laptop")
     await screenshot(customer, "customer-conversation-phone")
+
+    # A photo from the conversation: in the open conversation at once, stored like a still.
+    await customer.get_by_test_id("chat-photo-input").set_input_files(str(PHOTO))
+    await expect(conversation.get_by_test_id("chat-photo")).to_be_visible()
+    await expect(first.get_by_test_id("inbox-last")).to_have_text("Photo")
+    await expect(customer.get_by_test_id("chat-photo")).to_be_visible()
 
     # Search by name or reference.
     await staff_page.get_by_test_id("inbox-search").fill("c-77")
