@@ -49,6 +49,19 @@ def test_the_away_period_is_named_by_the_next_opening() -> None:
     assert away_period(never, now) is None  # no interval at all: not configured, open
 
 
+def test_who_gets_which_event() -> None:
+    from consult.conversation import LinksRevoked, Subscription
+
+    customer, staff = Subscription("a", "customer"), Subscription(None, "staff")
+    away = AwayNoticed("a", "Closed", None)
+    read = ReadMoved("a", "stylist", 3, 0)
+    assert customer.wants(away) and customer.wants(read) and customer.wants(LinksRevoked("a"))
+    assert not customer.wants(ReadMoved("b", "stylist", 3, 0))  # another conversation
+    assert staff.wants(read) and staff.wants(ReadMoved("b", "stylist", 1, 0))
+    assert not staff.wants(away)  # the customer's notice is the customer's
+    assert not Subscription("a", "stylist").wants(away)
+
+
 async def test_a_customer_writes_with_no_call_and_the_stylist_reads_it_later(
     conversation_clients: Open, clients: Any, consultation: dict[str, Any]
 ) -> None:

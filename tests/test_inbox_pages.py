@@ -116,9 +116,15 @@ async def test_a_customer_writes_with_no_call_and_staff_answer_from_the_inbox(
     await expect(items).to_have_count(0)
     await expect(staff_page.get_by_test_id("inbox-empty")).to_be_visible()
 
-    # From the conversation the call is one tap away: today's lobby.
+    # From the conversation the call is one tap away: today's lobby and call; and back.
     await ready_to_join(customer)
     assert (await watched(customer))["camera"] >= 1
+    await customer.get_by_test_id("join").click()
+    await expect(customer.get_by_test_id("call")).to_be_visible()
+    await customer.get_by_test_id("leave").click()
+    await customer.get_by_test_id("back-to-conversation").click()
+    await expect(customer.get_by_test_id("conversation")).to_be_visible()
+    await expect(answer).to_be_visible()
     assert customer.errors == [] and staff_page.errors == []  # type: ignore[attr-defined]
     await browser.close()
 
