@@ -97,7 +97,8 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_calls(app: web.Application) -> None:
     # On shutdown, before aiohttp waits for handlers: websockets get GOING_AWAY, peers close.
-    await app[HUB].close()
+    # Together: a call's member leaves its conversation only as the hub ends its call.
+    await asyncio.gather(app[CONVERSATIONS].close(), app[HUB].close())
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -10,7 +10,6 @@ knows what its readers are. One entry point posts a message: ``Conversations.pos
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -116,7 +115,7 @@ class Subscription:
         #: None: every conversation (the staff inbox).
         self.consultation_id = consultation_id
         self.reader = reader
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
 
     def wants(self, event: Event) -> bool:
         if self.consultation_id not in (None, event.consultation_id):
@@ -126,10 +125,19 @@ class Subscription:
     def put(self, event: Event) -> None:
         self._queue.put_nowait(event)
 
+    def end(self) -> None:
+        """No more events: iterating ends once those queued are read."""
+        self._queue.put_nowait(None)
+
     @asynccontextmanager
-    async def forwarding(self, send: Callable[[Event], Awaitable[None]]) -> AsyncIterator[None]:
+    async def forwarding(
+        self,
+        send: Callable[[Event], Awaitable[None]],
+        ended: Callable[[], Awaitable[None]] | None = None,
+    ) -> AsyncIterator[None]:
         """Hand every event to ``send``, in order, while the block runs (a websocket's
-        adapter: its reader keeps reading the client meanwhile)."""
+        adapter: its reader keeps reading the client meanwhile); ``ended`` when the service
+        closes (the adapter closes its websocket)."""
 
         async def forward() -> None:
             async for event in self:
@@ -138,37 +146,59 @@ class Subscription:
                 except (ConnectionError, RuntimeError) as exc:
                     logger.debug("%s: delivery stopped: %s", self.reader, exc)
                     return
+                except Exception:
+                    logger.exception("%s: delivering %r failed", self.reader, event)
+            if ended is not None:
+                await ended()
 
         task = asyncio.ensure_future(forward())
         try:
             yield
         finally:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Waited for, not awaited: a cancellation of the block itself still propagates.
+            await asyncio.wait([task])
 
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> Event:
-        return await self._queue.get()
+        event = await self._queue.get()
+        if event is None:
+            raise StopAsyncIteration
+        return event
 
 
 class Conversations:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._subscriptions: set[Subscription] = set()
+        self._closed = False
+        self._drained = asyncio.Event()
+
+    async def close(self) -> None:
+        """Shut down: every subscription ends (its reader closes its websocket), and this
+        returns once all have; safe to call twice."""
+        self._closed = True
+        for subscription in list(self._subscriptions):
+            subscription.end()
+        if self._subscriptions:
+            await self._drained.wait()
 
     @contextmanager
     def subscribe(self, consultation_id: str | None, reader: Reader) -> Iterator[Subscription]:
         """Events of one conversation (or of all, ``None``) while the block runs. A side
         subscribed to its conversation counts as present (no away notice while the stylist is)."""
         subscription = Subscription(consultation_id, reader)
+        if self._closed:
+            subscription.end()
         self._subscriptions.add(subscription)
         try:
             yield subscription
         finally:
             self._subscriptions.discard(subscription)
+            if self._closed and not self._subscriptions:
+                self._drained.set()
 
     def present(self, consultation_id: str) -> frozenset[Role]:
         roles: set[Role] = set()

@@ -200,3 +200,21 @@ async def test_the_away_notice_comes_once_per_closed_period(
         events = await _events_until(staff_side, 2)
         assert [type(e) for e in events] == [Posted, Posted]
         assert not any(isinstance(e, AwayNoticed) for e in events)
+
+
+async def test_shutdown_closes_conversation_and_inbox_sockets_with_going_away(
+    conversation_clients: Open,
+    consultation: dict[str, Any],
+    server: TestServer,
+    http: Any,
+    staff: dict[str, str],
+) -> None:
+    customer = conversation_clients("customer", consultation["customer_link"])
+    await customer.connect("conversation")
+    async with http.post("/api/session", json={"staff_key": staff["Authorization"][7:]}) as r:
+        assert r.status == 200
+    inbox = CallClient(http, str(server.make_url("/ws/inbox")), "staff")
+    await inbox.connect(None)
+    await server.close()
+    assert await customer.closed() == 1001
+    assert await inbox.closed() == 1001

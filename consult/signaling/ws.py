@@ -253,7 +253,10 @@ async def conversation_websocket(request: web.Request) -> web.WebSocketResponse:
             if isinstance(message, Chat | Read):
                 await _converse(conversations, side, message)
 
-        async with subscription.forwarding(_forward(side, history)):
+        async def ended() -> None:
+            await side.disconnect(code=WSCloseCode.GOING_AWAY)
+
+        async with subscription.forwarding(_forward(side, history), ended):
             await _serve(request, side, handle, CONVERSATION)
     return ws
 
@@ -270,8 +273,11 @@ async def inbox_websocket(request: web.Request) -> web.WebSocketResponse:
         if isinstance(event, Posted | ReadMoved):
             await ws.send_str(encode(inbox_message(event)))
 
+    async def ended() -> None:
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
+
     with conversations.subscribe(None, "staff") as subscription:
-        async with subscription.forwarding(send):
+        async with subscription.forwarding(send, ended):
             # The inbox only listens: what staff do goes over HTTP (docs/protocol.md).
             async for _ in ws:
                 pass
