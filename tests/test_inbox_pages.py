@@ -135,11 +135,11 @@ async def test_quick_replies_are_kept_in_settings_and_inserted_in_inbox_and_cons
     browser = await launch()
     page = await signed_in_staff(browser, server)
     await page.get_by_test_id("settings-link").click()
-    for text in ("See you soon!", "We open at 9."):
+    replies = page.get_by_test_id("quick-reply-item")
+    for count, text in enumerate(("See you soon!", "We open at 9."), 1):
         await page.get_by_test_id("quick-text").fill(text)
         await page.get_by_test_id("quick-save").click()
-    replies = page.get_by_test_id("quick-reply-item")
-    await expect(replies).to_have_count(2)
+        await expect(replies).to_have_count(count)
     await replies.first.get_by_test_id("quick-edit").click()
     await page.get_by_test_id("quick-text").fill("See you very soon!")
     await page.get_by_test_id("quick-save").click()
