@@ -60,6 +60,9 @@ consultations = sa.Table(
     sa.Column("summary_updated_at", UTCDateTime(), nullable=True),
     #: "Same again": the earlier consultation this one starts from.
     sa.Column("based_on", sa.String(32), nullable=True),
+    #: A live call's holder (the node it runs on) and until when: live only while renewed.
+    sa.Column("live_node", sa.String(128), nullable=True),
+    sa.Column("live_until", UTCDateTime(), nullable=True),
 )
 
 links = sa.Table(
