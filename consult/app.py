@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -92,6 +93,14 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     await app[HUB].close()
 
 
+async def _live_status(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[HUB].hold_live())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _close_calls(app: web.Application) -> None:
     # On shutdown, before aiohttp waits for handlers: websockets get GOING_AWAY, peers close.
     await app[HUB].close()
@@ -118,7 +127,7 @@ def create_app(settings: Settings) -> web.Application:
         # (a TLS reverse proxy), so no forwarded header needs to be trusted for it.
         secure=settings.tls or settings.base_url.startswith("https://"),
     )
-    app.cleanup_ctx.extend([_store, _backups, _hub])
+    app.cleanup_ctx.extend([_store, _backups, _hub, _live_status])
     app.on_startup.append(_draw_cards)
     app.on_shutdown.append(_close_calls)
     api.add_routes(app)

@@ -14,6 +14,7 @@ refuses root); its folder belongs to that user.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -65,10 +66,8 @@ class Postgres:
         return self.url(name)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             self.stop()
-        except subprocess.CalledProcessError:
-            pass  # already stopped
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

@@ -1,26 +1,41 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from cryptography.fernet import Fernet
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from consult.errors import InvalidToken, NotFound
-from consult.recording.store import Store
+from consult.recording.schema import metadata
+from consult.recording.store import Store, schema_revisions
 from consult.recording.tokens import TokenSealer, hash_token, load_seal_key, new_token
+
+from .datafolder import sqlite_url
 
 TTL = timedelta(days=7)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> Store:
-    store = await Store.open(
-        f"sqlite+aiosqlite:///{tmp_path / 'consult.db'}", TokenSealer(load_seal_key(tmp_path))
-    )
-    yield store  # type: ignore[misc]
+async def store(tmp_path: Path, database_url: str) -> AsyncIterator[Store]:
+    """The store on SQLite, then on PostgreSQL."""
+    store = await Store.open(database_url, TokenSealer(load_seal_key(tmp_path)))
+    yield store
     await store.close()
+
+
+async def all_rows(url: str) -> str:
+    """Every row of every table, as text: what a copy of the database gives away."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return repr([(await conn.execute(t.select())).all() for t in metadata.sorted_tables])
+    finally:
+        await engine.dispose()
 
 
 def test_tokens_are_long_random_and_url_safe() -> None:
@@ -78,10 +93,22 @@ async def test_links_can_be_fetched_again(store: Store) -> None:
     assert (again.customer, again.stylist) == (links.customer, links.stylist)
 
 
-async def test_tokens_are_not_stored_in_the_clear(store: Store, tmp_path: Path) -> None:
+async def test_tokens_are_not_stored_in_the_clear(
+    store: Store, tmp_path: Path, database_url: str
+) -> None:
+    _, links = await store.create_consultation(customer_name="Jane", link_ttl=TTL)
+    assert links.customer
+    rows = await all_rows(database_url)
+    assert links.customer not in rows
+    assert hash_token(links.customer) in rows
+
+
+async def test_tokens_are_not_in_the_sqlite_files(tmp_path: Path) -> None:
+    store = await Store.open(sqlite_url(tmp_path), TokenSealer(load_seal_key(tmp_path)))
     _, links = await store.create_consultation(customer_name="Jane", link_ttl=TTL)
     assert links.customer
     raw = (tmp_path / "consult.db").read_bytes() + (tmp_path / "consult.db-wal").read_bytes()
+    await store.close()
     assert links.customer.encode() not in raw
     assert hash_token(links.customer).encode() in raw
 
@@ -119,15 +146,17 @@ async def test_status_and_reset_after_a_crash(store: Store) -> None:
     assert (await store.get_consultation(created.id)).status == "open"
 
 
-async def test_sqlite_runs_in_wal_mode_with_full_sync(store: Store, tmp_path: Path) -> None:
+async def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
+    store = await Store.open(sqlite_url(tmp_path), TokenSealer(load_seal_key(tmp_path)))
     await store.ping()
+    await store.close()
     db = sqlite3.connect(tmp_path / "consult.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
 
 
-async def test_reopening_keeps_data_and_schema_version(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'consult.db'}"
+async def test_reopening_keeps_data_and_schema_version(tmp_path: Path, database_url: str) -> None:
+    url = database_url
     sealer = TokenSealer(load_seal_key(tmp_path))
     first = await Store.open(url, sealer)
     created, links = await first.create_consultation(customer_name="Jane", link_ttl=TTL)
@@ -137,6 +166,8 @@ async def test_reopening_keeps_data_and_schema_version(tmp_path: Path) -> None:
     assert links.customer
     assert (await second.resolve_token(links.customer)).consultation_id == created.id
     await second.close()
-    db = sqlite3.connect(tmp_path / "consult.db")
-    assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0010"
-    db.close()
+    engine = create_async_engine(url)
+    async with engine.connect() as conn:
+        version = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+    await engine.dispose()
+    assert version == schema_revisions()[-1]

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from .schema import leases
 from .database import Database
+from .schema import leases
 
 __all__ = ["Leases"]
 

@@ -22,8 +22,8 @@ import sqlalchemy as sa
 
 from ..errors import InvalidPalette, InvalidRequest, PayloadTooLarge, UnknownSwatch
 from ..roles import Role
-from .schema import swatch_events, swatches
 from .database import Database
+from .schema import swatch_events, swatches
 
 __all__ = [
     "FAMILIES",

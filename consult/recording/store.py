@@ -31,12 +31,12 @@ from .schema import captures, chat_reads, consultations, links, messages, salon,
 from .tokens import TokenSealer, hash_token, new_token
 
 __all__ = [
+    "LIVE_LEASE",
+    "LIVE_RENEW",
     "Capture",
     "ChatMessage",
     "Consultation",
     "Grant",
-    "LIVE_LEASE",
-    "LIVE_RENEW",
     "Links",
     "Source",
     "Status",
@@ -277,8 +277,12 @@ class Store:
                 await conn.execute(
                     consultations.update()
                     .where(c.id == consultation_id)
-                    .values(status="live", live_node=self.node, live_until=now + LIVE_LEASE,
-                            last_activity_at=now)  # fmt: skip
+                    .values(
+                        status="live",
+                        live_node=self.node,
+                        live_until=now + LIVE_LEASE,
+                        last_activity_at=now,
+                    )
                 )
             else:
                 await conn.execute(
