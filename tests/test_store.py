@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import asyncio
+import random
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +14,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from consult.errors import InvalidToken, NotFound
-from consult.recording.schema import metadata
+from consult.recording.schema import consultations, metadata
 from consult.recording.store import Store, schema_revisions
 from consult.recording.tokens import TokenSealer, hash_token, load_seal_key, new_token
 
@@ -171,3 +174,153 @@ async def test_reopening_keeps_data_and_schema_version(tmp_path: Path, database_
         version = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
     await engine.dispose()
     assert version == schema_revisions()[-1]
+
+
+#: Another process writing chat into the same consultation (argv: url, consultation, count).
+WRITER = """
+import asyncio, sys
+from cryptography.fernet import Fernet
+from consult.recording.store import Store
+from consult.recording.tokens import TokenSealer
+
+async def main(url, consultation, count):
+    store = await Store.open(url, TokenSealer(Fernet.generate_key()))
+    try:
+        for i in range(count):
+            await store.add_message(consultation, "stylist", f"p{i}", f"from a process {i}")
+    finally:
+        await store.close()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+async def test_chat_numbers_stay_unique_and_gap_free_with_writers_on_many_connections(
+    tmp_path: Path, database_url: str
+) -> None:
+    sealer = TokenSealer(load_seal_key(tmp_path))
+    # Two nodes in this process (two engines, two pools) and a third in a process of its own.
+    a = await Store.open(database_url, sealer, node="a")
+    b = await Store.open(database_url, sealer, node="b")
+    try:
+        created, _ = await a.create_consultation(customer_name="Jane", link_ttl=TTL)
+        other, _ = await a.create_consultation(customer_name="Ann", link_ttl=TTL)
+        writer = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", WRITER, database_url, created.id, "20"
+        )
+        sent: list[tuple[str, int]] = []
+
+        async def write(store: Store, name: str) -> None:
+            # Until the other process is done, so that all of them overlap.
+            i = 0
+            while writer.returncode is None or i < 10:
+                client_id = f"{name}{i}"
+                message, new = await store.add_message(created.id, "customer", client_id, "hi")
+                assert new
+                # The same message again, through the other node: the first one comes back.
+                again, new = await (b if store is a else a).add_message(
+                    created.id, "customer", client_id, "hi"
+                )
+                assert not new and again.seq == message.seq
+                sent.append((client_id, message.seq))
+                await a.add_message(other.id, "customer", client_id, "elsewhere")
+                i += 1
+
+        await asyncio.gather(
+            write(a, "a"), write(a, "a'"), write(b, "b"), write(b, "b'"), writer.wait()
+        )
+        assert writer.returncode == 0
+        stored = await b.messages(created.id)
+        assert [m.seq for m in stored] == list(range(1, len(sent) + 21))
+        assert {(m.client_id, m.seq) for m in stored if m.sender == "customer"} == set(sent)
+        assert sorted(m.client_id for m in stored if m.sender == "stylist") == sorted(
+            f"p{i}" for i in range(20)
+        )
+        # Numbered on their own: no gap from the writes into the other consultation.
+        assert [m.seq for m in await a.messages(other.id)] == list(range(1, len(sent) + 1))
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_read_marks_only_move_forward_with_concurrent_readers(
+    tmp_path: Path, database_url: str
+) -> None:
+    sealer = TokenSealer(load_seal_key(tmp_path))
+    a = await Store.open(database_url, sealer, node="a")
+    b = await Store.open(database_url, sealer, node="b")
+    try:
+        created, _ = await a.create_consultation(customer_name="Jane", link_ttl=TTL)
+        for i in range(30):
+            await a.add_message(created.id, "customer", f"m{i}", "hi")
+        seen: list[int] = []
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            while not done.is_set():
+                seen.append((await b.read_marks(created.id)).get("stylist", 0))
+
+        async def mark(store: Store, seq: int) -> None:
+            assert await store.mark_read(created.id, "stylist", seq) >= seq
+
+        watcher = asyncio.create_task(watch())
+        order = random.Random(13).sample(range(1, 31), 30)
+        await asyncio.gather(*(mark(a if i % 2 else b, seq) for i, seq in enumerate(order)))
+        done.set()
+        await watcher
+        assert seen == sorted(seen)
+        assert await a.read_marks(created.id) == {"stylist": 30}
+        # Past the last message: held at the last one.
+        assert await b.mark_read(created.id, "stylist", 99) == 30
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_live_call_is_its_nodes_until_its_hold_lapses(
+    tmp_path: Path, database_url: str
+) -> None:
+    sealer = TokenSealer(load_seal_key(tmp_path))
+    a = await Store.open(database_url, sealer, node="node-a")
+    b = await Store.open(database_url, sealer, node="node-b")
+    engine = create_async_engine(database_url)
+    try:
+        on_a, _ = await a.create_consultation(customer_name="Jane", link_ttl=TTL)
+        on_b, _ = await a.create_consultation(customer_name="Ann", link_ttl=TTL)
+        await a.set_status(on_a.id, "live")
+        await b.set_status(on_b.id, "live")
+        # Node b restarts: what it held is open again, node a's call stays live.
+        await b.reset_live()
+        assert (await b.get_consultation(on_a.id)).status == "live"
+        assert (await b.get_consultation(on_b.id)).status == "open"
+        # A node that does not hold a call cannot end it.
+        await b.set_status(on_a.id, "open")
+        assert (await b.get_consultation(on_a.id)).status == "live"
+        # Node a stops renewing (it died): once its hold has lapsed nobody sees the call live,
+        # and the next start of any node records it open.
+        async with engine.begin() as conn:
+            await conn.execute(
+                consultations.update()
+                .where(consultations.c.id == on_a.id)
+                .values(live_until=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        assert (await b.get_consultation(on_a.id)).status == "open"
+        await b.reset_live()
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(consultations.select().where(consultations.c.id == on_a.id))
+            ).one()
+        assert (row.status, row.live_node, row.live_until) == ("open", None, None)
+        # A node renewing its calls records them live again (a status lost in an outage).
+        await b.hold_live([on_b.id])
+        assert (await a.get_consultation(on_b.id)).status == "live"
+        await a.hold_live([on_b.id])  # not a's: unchanged
+        async with engine.connect() as conn:
+            holder = await conn.scalar(
+                sa.select(consultations.c.live_node).where(consultations.c.id == on_b.id)
+            )
+        assert holder == "node-b"
+    finally:
+        await engine.dispose()
+        await a.close()
+        await b.close()
