@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from consult.errors import InvalidToken, NotFound
+from consult.errors import InvalidRequest, InvalidToken, NotFound
 from consult.recording.schema import consultations, metadata
 from consult.recording.store import Store, schema_revisions
 from consult.recording.tokens import TokenSealer, hash_token, load_seal_key, new_token
@@ -324,3 +324,14 @@ async def test_a_live_call_is_its_nodes_until_its_hold_lapses(
         await engine.dispose()
         await a.close()
         await b.close()
+
+
+async def test_text_with_nul_is_refused_on_every_backend(store: Store) -> None:
+    # PostgreSQL cannot store it; SQLite could, but one rule holds on both.
+    with pytest.raises(InvalidRequest):
+        await store.create_consultation(customer_name="Ja\x00ne", link_ttl=TTL)
+    created, _ = await store.create_consultation(customer_name="Jane", link_ttl=TTL)
+    with pytest.raises(InvalidRequest):
+        await store.add_message(created.id, "customer", "m1", "hi\x00")
+    assert await store.messages(created.id) == []
+    assert [c.customer_name for c in await store.list_consultations()] == ["Jane"]

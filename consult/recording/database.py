@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ..errors import StorageFailed
+from ..errors import ConsultError, StorageFailed
 
 __all__ = ["Database", "is_outage"]
 
@@ -84,9 +84,10 @@ class Database:
             async with self._writer.begin() as conn:
                 yield conn
         except Exception as exc:
-            if is_outage(exc):
-                raise StorageFailed(_UNAVAILABLE) from exc
-            raise
+            reported = _reported(exc)
+            if reported is exc:
+                raise
+            raise reported from exc
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
@@ -95,12 +96,22 @@ class Database:
             async with self.engine.connect() as conn:
                 yield conn
         except Exception as exc:
-            if is_outage(exc):
-                raise StorageFailed(_UNAVAILABLE) from exc
-            raise
+            reported = _reported(exc)
+            if reported is exc:
+                raise
+            raise reported from exc
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _reported(exc: Exception) -> Exception:
+    if is_outage(exc):
+        return StorageFailed(_UNAVAILABLE)
+    # A value our column types refused (schema.String) arrives wrapped by SQLAlchemy.
+    if isinstance(exc, sa.exc.StatementError) and isinstance(exc.orig, ConsultError):
+        return exc.orig
+    return exc
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
