@@ -3,9 +3,9 @@
 Every table is copied in one transaction of the target (all or nothing), parents before
 children, after the target's schema is brought to the latest revision. The target must be
 empty: a new database, or one a ``consult serve`` has only set up (the rows the migrations
-seed, untouched). Afterwards both sides are compared table by table, by count and by a
-SHA-256 over every row, and every still's file is read and checked against the SHA-256 its
-row records. The stills stay in the data folder's ``stills/``: the database points to them.
+seed, untouched). First every still's file is read and checked against the SHA-256 its row
+records; afterwards both sides are compared table by table, by count and by a SHA-256 over
+every row. The stills stay in the data folder's ``stills/``: the database points to them.
 """
 
 from __future__ import annotations
@@ -58,6 +58,11 @@ async def migrate(
     try:
         async with source.begin() as conn:
             await conn.run_sync(upgrade_schema)
+        async with source.connect() as conn:
+            query = sa.select(stills.c.id, stills.c.file, stills.c.sha256)
+            rows = (await conn.execute(query)).all()
+        # Before anything is written: a still that does not match its row stops the move.
+        checked, missing = _check_files(StillFiles(stills_dir), rows)
         async with target.begin() as conn:
             await conn.run_sync(upgrade_schema)
         async with source.connect() as src, target.begin() as dst:
@@ -78,8 +83,6 @@ async def migrate(
                         " or their contents differ; the target holds the copy as it is"
                     )
                 counts[table.name] = theirs[0]
-            rows = (await dst.execute(sa.select(stills.c.id, stills.c.file, stills.c.sha256))).all()
-        checked, missing = _check_files(StillFiles(stills_dir), rows)
     finally:
         await source.dispose()
         await target.dispose()
@@ -158,6 +161,8 @@ def _check_files(files: StillFiles, rows: Any) -> tuple[int, list[str]]:
             missing.append(relative)
             continue
         if digest.hexdigest() != expected:
-            raise MigrationError(f"still {still_id}: {relative} does not match its SHA-256")
+            raise MigrationError(
+                f"still {still_id}: {relative} does not match its SHA-256: nothing written"
+            )
         checked += 1
     return checked, missing
