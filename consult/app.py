@@ -46,7 +46,9 @@ logger = logging.getLogger(__name__)
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    store = await Store.open(settings.db_url, TokenSealer(load_seal_key(settings.data_dir)))
+    store = await Store.open(
+        settings.db_url, TokenSealer(load_seal_key(settings.data_dir)), node=settings.node
+    )
     await store.reset_live()
     app[STORE] = store
     stills = Stills(
