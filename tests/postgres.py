@@ -25,7 +25,14 @@ from pathlib import Path
 
 import pytest
 
-BIN = Path(os.environ.get("CONSULT_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _bin() -> Path:
+    """Debian's server binaries (scripts/test installs them): the newest version there."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    return versions[-1] if versions else Path("/usr/lib/postgresql/15/bin")
+
+
+BIN = _bin()
 #: Not durable, and fast: a test cluster is thrown away.
 FAST = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 
