@@ -32,6 +32,7 @@ from .media.peer import WAITING_TEXT
 from .media.stills import Limits, Stills
 from .metrics import Metrics
 from .ratelimit import FailureLimiter
+from .recording.failures import FailureLog
 from .recording.files import StillFiles
 from .recording.schedule import BackupSchedule
 from .recording.store import Store
@@ -108,6 +109,13 @@ async def _close_calls(app: web.Application) -> None:
     await app[HUB].close()
 
 
+def _shared_failures(app: web.Application) -> FailureLog | None:
+    """Failed authentications are shared where other nodes can share the database: on
+    PostgreSQL. On SQLite (one process) this node's own count is all there is."""
+    store = app.get(STORE)
+    return store.auth_failures if store is not None and store.dialect != "sqlite" else None
+
+
 def create_app(settings: Settings) -> web.Application:
     internals.install()
     app = web.Application(
@@ -118,7 +126,7 @@ def create_app(settings: Settings) -> web.Application:
         lambda: app.get(HUB),
         lambda: backups.status if (backups := app.get(BACKUPS)) is not None else None,
     )
-    app[AUTH_FAILURES] = FailureLimiter()
+    app[AUTH_FAILURES] = FailureLimiter(shared=lambda: _shared_failures(app))
     app[TOOL_SLOTS] = asyncio.Semaphore(1)
     app[STAFF_KEY] = load_staff_key(settings)
     app[ICE_SERVERS] = [ice.parse_ice_server(url) for url in settings.ice_servers]

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from ..errors import InvalidRequest
 
 __all__ = [
+    "auth_failures",
     "captures",
     "chat_reads",
     "consultations",
@@ -250,4 +251,15 @@ leases = sa.Table(
     sa.Column("holder", String(128), nullable=True),
     sa.Column("expires_at", UTCDateTime(), nullable=True),
     sa.Column("done_at", UTCDateTime(), nullable=True),
+)
+
+#: Failed authentications by client address, shared by the nodes on one database (the
+#: per-address limit of consult/ratelimit.py); only the limit's window is kept.
+auth_failures = sa.Table(
+    "auth_failures",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("client", String(64), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False, index=True),
+    sa.Index("ix_auth_failures_client_at", "client", "at"),
 )

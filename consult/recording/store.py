@@ -25,6 +25,7 @@ from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
 from ..salon import Salon, parse_hours
 from .database import Database
+from .failures import FailureLog
 from .leases import Leases
 from .palette import Palette, SwatchLog
 from .schema import captures, chat_reads, consultations, links, messages, salon, stills
@@ -170,6 +171,7 @@ class Store:
         self.palette = Palette(db)
         self.swatch_log = SwatchLog(db)
         self.leases = Leases(db)
+        self.auth_failures = FailureLog(db)
 
     @classmethod
     async def open(cls, url: str, sealer: TokenSealer, node: str | None = None) -> Store:

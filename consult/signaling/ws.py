@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..appkeys import AUTH_FAILURES, HUB, ICE_SERVERS, METRICS, SETTINGS, STORE
-from ..errors import ConsultError, Disconnect, InvalidToken, RateLimited, TooManyAttempts
+from ..errors import (
+    ConsultError,
+    Disconnect,
+    InvalidToken,
+    RateLimited,
+    StorageFailed,
+    TooManyAttempts,
+)
 from ..ratelimit import TokenBucket
 from ..record import consultation_json, earlier_json
 from ..roles import partner_of
@@ -53,14 +60,16 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     limiter = request.app[AUTH_FAILURES]
     client = request.remote or "unknown"
     try:
-        if limiter.retry_after(client) > 0:
+        if await limiter.retry_after(client) > 0:
             raise TooManyAttempts()
         grant = await store.resolve_token(request.query.get("token", ""))
         consultation = await store.get_consultation(grant.consultation_id)
     except ConsultError as exc:
-        error = exc if isinstance(exc, InvalidToken | TooManyAttempts) else InvalidToken()
+        # A database away is not the client's failure: it is told so, and may try again.
+        passed_on = InvalidToken | TooManyAttempts | StorageFailed
+        error = exc if isinstance(exc, passed_on) else InvalidToken()
         if isinstance(error, InvalidToken):
-            limiter.failed(client)
+            await limiter.failed(client)
         request.app[METRICS].error(error.code, "ws")
         await ws.send_str(encode(Error(code=error.code, message=error.message)))
         await ws.close(code=error.close_code, message=error.code.encode())
