@@ -17,6 +17,7 @@ from consult.errors import InvalidRequest, InvalidToken, NotFound
 from consult.recording.schema import consultations, metadata
 from consult.recording.store import Store, schema_revisions
 from consult.recording.tokens import TokenSealer, hash_token, load_seal_key, new_token
+from consult.salon import Salon, parse_hours
 
 from .datafolder import sqlite_url
 
@@ -335,3 +336,20 @@ async def test_text_with_nul_is_refused_on_every_backend(store: Store) -> None:
         await store.add_message(created.id, "customer", "m1", "hi\x00")
     assert await store.messages(created.id) == []
     assert [c.customer_name for c in await store.list_consultations()] == ["Jane"]
+
+
+async def test_the_first_hours_saved_by_two_nodes_at_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    sealer = TokenSealer(load_seal_key(tmp_path))
+    nodes = [await Store.open(database_url, sealer, node=name) for name in "ab"]
+    try:
+        hours = [
+            Salon(parse_hours("Europe/London", {"mon": [["09:00", "17:00"]]}), "a"),
+            Salon(parse_hours("Europe/London", {"tue": [["10:00", "18:00"]]}), "b"),
+        ]
+        await asyncio.gather(*(node.set_salon(h) for node, h in zip(nodes, hours, strict=True)))
+        assert await nodes[0].get_salon() in hours
+    finally:
+        for node in nodes:
+            await node.close()

@@ -516,10 +516,15 @@ class Store:
             "away_message": value.away_message,
             "updated_at": utcnow(),
         }
-        async with self._db.begin() as conn:
-            updated = await conn.execute(salon.update().where(salon.c.id == 1).values(**values))
-            if updated.rowcount == 0:
-                await conn.execute(salon.insert().values(id=1, **values))
+        try:
+            async with self._db.begin() as conn:
+                updated = await conn.execute(salon.update().where(salon.c.id == 1).values(**values))
+                if updated.rowcount == 0:
+                    await conn.execute(salon.insert().values(id=1, **values))
+        except sa.exc.IntegrityError:
+            # Another node saved the first hours at the same moment: the last save wins.
+            async with self._db.begin() as conn:
+                await conn.execute(salon.update().where(salon.c.id == 1).values(**values))
 
     # links
 
