@@ -54,7 +54,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     stills = Stills(
         store,
-        StillFiles(settings.stills_dir),
+        StillFiles(settings.stills_dir, shared=settings.stills_folder is not None),
         Limits(settings.max_upload_bytes, settings.max_upload_pixels),
     )
     await stills.start()

@@ -414,6 +414,7 @@ def backup_or_restore(args: argparse.Namespace, settings: Settings) -> int:
                 secret=secret,
                 staff_key=not args.no_staff_key,
                 progress=_bar("Backing up"),
+                stills_dir=settings.stills_dir,
             )
             done = f"Wrote {args.output}" + (" (encrypted)" if secret else "")
     except (BackupError, ValueError, OSError) as exc:

@@ -114,6 +114,8 @@ class Settings:
     #: This node's name among the nodes sharing one database: the holder recorded with its
     #: live calls (default: this machine's name and the port, stable across restarts).
     node_id: str | None = None
+    #: The stills on a folder every node sees (a network mount); default: DATA/stills.
+    stills_folder: Path | None = None
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -136,7 +138,7 @@ class Settings:
 
     @property
     def stills_dir(self) -> Path:
-        return self.data_dir / "stills"
+        return self.stills_folder or self.data_dir / "stills"
 
     @property
     def node(self) -> str:
@@ -187,6 +189,8 @@ class Settings:
             values["log_level"] = env["CONSULT_LOG_LEVEL"]
         if "CONSULT_DATABASE_URL" in env:
             values["database_url"] = env["CONSULT_DATABASE_URL"]
+        if env.get("CONSULT_STILLS_DIR"):
+            values["stills_folder"] = Path(env["CONSULT_STILLS_DIR"])
         if env.get("CONSULT_NODE_ID"):
             values["node_id"] = env["CONSULT_NODE_ID"]
         if env.get("CONSULT_STAFF_KEY"):
