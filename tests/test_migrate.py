@@ -20,6 +20,7 @@ from consult.recording.schema import metadata
 from consult.recording.store import Store
 from consult.recording.tokens import TokenSealer, load_seal_key
 from consult.salon import Salon, parse_hours
+from consult.service import ServiceLock
 
 from .datafolder import fill, sqlite_url
 
@@ -155,3 +156,18 @@ async def test_a_used_palette_counts_as_not_empty(tmp_path: Path, postgres_url: 
     result = await asyncio.to_thread(migrate, data, postgres_url)
     assert result.returncode == 1 and "palette" in result.stderr
     assert (await row_counts(postgres_url))["consultations"] == 0
+
+
+async def test_not_while_a_service_runs_on_the_data_folder(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    data = tmp_path / "data"
+    await fill(data, stills=1)
+    lock = ServiceLock(data)  # what a running consult serve holds
+    lock.acquire()
+    try:
+        result = await asyncio.to_thread(migrate, data, postgres_url)
+    finally:
+        lock.release()
+    assert result.returncode == 1 and "stop the service" in result.stderr
+    assert (await row_counts(sqlite_url(data)))["consultations"] == 1

@@ -32,6 +32,17 @@ async def store(tmp_path: Path, database_url: str) -> AsyncIterator[Store]:
     await store.close()
 
 
+@pytest.fixture
+async def nodes(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[Store, Store]]:
+    """Two nodes on one database (two stores: two engines, two connection pools)."""
+    sealer = TokenSealer(load_seal_key(tmp_path))
+    a = await Store.open(database_url, sealer, node="node-a")
+    b = await Store.open(database_url, sealer, node="node-b")
+    yield a, b
+    await a.close()
+    await b.close()
+
+
 async def all_rows(url: str) -> str:
     """Every row of every table, as text: what a copy of the database gives away."""
     engine = create_async_engine(url)
@@ -197,93 +208,79 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 
 
 async def test_chat_numbers_stay_unique_and_gap_free_with_writers_on_many_connections(
-    tmp_path: Path, database_url: str
+    nodes: tuple[Store, Store], database_url: str
 ) -> None:
-    sealer = TokenSealer(load_seal_key(tmp_path))
     # Two nodes in this process (two engines, two pools) and a third in a process of its own.
-    a = await Store.open(database_url, sealer, node="a")
-    b = await Store.open(database_url, sealer, node="b")
-    try:
-        created, _ = await a.create_consultation(customer_name="Jane", link_ttl=TTL)
-        other, _ = await a.create_consultation(customer_name="Ann", link_ttl=TTL)
-        writer = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", WRITER, database_url, created.id, "20"
-        )
-        sent: list[tuple[str, int]] = []
+    a, b = nodes
+    created, _ = await a.create_consultation(customer_name="Jane", link_ttl=TTL)
+    other, _ = await a.create_consultation(customer_name="Ann", link_ttl=TTL)
+    writer = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WRITER, database_url, created.id, "20"
+    )
+    sent: list[tuple[str, int]] = []
 
-        async def write(store: Store, name: str) -> None:
-            # Until the other process is done, so that all of them overlap.
-            i = 0
-            while writer.returncode is None or i < 10:
-                client_id = f"{name}{i}"
-                message, new = await store.add_message(created.id, "customer", client_id, "hi")
-                assert new
-                # The same message again, through the other node: the first one comes back.
-                again, new = await (b if store is a else a).add_message(
-                    created.id, "customer", client_id, "hi"
-                )
-                assert not new and again.seq == message.seq
-                sent.append((client_id, message.seq))
-                await a.add_message(other.id, "customer", client_id, "elsewhere")
-                i += 1
+    async def write(store: Store, name: str) -> None:
+        # Until the other process is done, so that all of them overlap.
+        i = 0
+        while writer.returncode is None or i < 10:
+            client_id = f"{name}{i}"
+            message, new = await store.add_message(created.id, "customer", client_id, "hi")
+            assert new
+            # The same message again, through the other node: the first one comes back.
+            again, new = await (b if store is a else a).add_message(
+                created.id, "customer", client_id, "hi"
+            )
+            assert not new and again.seq == message.seq
+            sent.append((client_id, message.seq))
+            await a.add_message(other.id, "customer", client_id, "elsewhere")
+            i += 1
 
-        await asyncio.gather(
-            write(a, "a"), write(a, "a'"), write(b, "b"), write(b, "b'"), writer.wait()
-        )
-        assert writer.returncode == 0
-        stored = await b.messages(created.id)
-        assert [m.seq for m in stored] == list(range(1, len(sent) + 21))
-        assert {(m.client_id, m.seq) for m in stored if m.sender == "customer"} == set(sent)
-        assert sorted(m.client_id for m in stored if m.sender == "stylist") == sorted(
-            f"p{i}" for i in range(20)
-        )
-        # Numbered on their own: no gap from the writes into the other consultation.
-        assert [m.seq for m in await a.messages(other.id)] == list(range(1, len(sent) + 1))
-    finally:
-        await a.close()
-        await b.close()
+    await asyncio.gather(
+        write(a, "a"), write(a, "a'"), write(b, "b"), write(b, "b'"), writer.wait()
+    )
+    assert writer.returncode == 0
+    stored = await b.messages(created.id)
+    assert [m.seq for m in stored] == list(range(1, len(sent) + 21))
+    assert {(m.client_id, m.seq) for m in stored if m.sender == "customer"} == set(sent)
+    assert sorted(m.client_id for m in stored if m.sender == "stylist") == sorted(
+        f"p{i}" for i in range(20)
+    )
+    # Numbered on their own: no gap from the writes into the other consultation.
+    assert [m.seq for m in await a.messages(other.id)] == list(range(1, len(sent) + 1))
 
 
 async def test_read_marks_only_move_forward_with_concurrent_readers(
-    tmp_path: Path, database_url: str
+    nodes: tuple[Store, Store],
 ) -> None:
-    sealer = TokenSealer(load_seal_key(tmp_path))
-    a = await Store.open(database_url, sealer, node="a")
-    b = await Store.open(database_url, sealer, node="b")
-    try:
-        created, _ = await a.create_consultation(customer_name="Jane", link_ttl=TTL)
-        for i in range(30):
-            await a.add_message(created.id, "customer", f"m{i}", "hi")
-        seen: list[int] = []
-        done = asyncio.Event()
+    a, b = nodes
+    created, _ = await a.create_consultation(customer_name="Jane", link_ttl=TTL)
+    for i in range(30):
+        await a.add_message(created.id, "customer", f"m{i}", "hi")
+    seen: list[int] = []
+    done = asyncio.Event()
 
-        async def watch() -> None:
-            while not done.is_set():
-                seen.append((await b.read_marks(created.id)).get("stylist", 0))
+    async def watch() -> None:
+        while not done.is_set():
+            seen.append((await b.read_marks(created.id)).get("stylist", 0))
 
-        async def mark(store: Store, seq: int) -> None:
-            assert await store.mark_read(created.id, "stylist", seq) >= seq
+    async def mark(store: Store, seq: int) -> None:
+        assert await store.mark_read(created.id, "stylist", seq) >= seq
 
-        watcher = asyncio.create_task(watch())
-        order = random.Random(13).sample(range(1, 31), 30)
-        await asyncio.gather(*(mark(a if i % 2 else b, seq) for i, seq in enumerate(order)))
-        done.set()
-        await watcher
-        assert seen == sorted(seen)
-        assert await a.read_marks(created.id) == {"stylist": 30}
-        # Past the last message: held at the last one.
-        assert await b.mark_read(created.id, "stylist", 99) == 30
-    finally:
-        await a.close()
-        await b.close()
+    watcher = asyncio.create_task(watch())
+    order = random.Random(13).sample(range(1, 31), 30)
+    await asyncio.gather(*(mark(a if i % 2 else b, seq) for i, seq in enumerate(order)))
+    done.set()
+    await watcher
+    assert seen == sorted(seen)
+    assert await a.read_marks(created.id) == {"stylist": 30}
+    # Past the last message: held at the last one.
+    assert await b.mark_read(created.id, "stylist", 99) == 30
 
 
 async def test_a_live_call_is_its_nodes_until_its_hold_lapses(
-    tmp_path: Path, database_url: str
+    nodes: tuple[Store, Store], database_url: str
 ) -> None:
-    sealer = TokenSealer(load_seal_key(tmp_path))
-    a = await Store.open(database_url, sealer, node="node-a")
-    b = await Store.open(database_url, sealer, node="node-b")
+    a, b = nodes
     engine = create_async_engine(database_url)
     try:
         on_a, _ = await a.create_consultation(customer_name="Jane", link_ttl=TTL)
@@ -323,8 +320,6 @@ async def test_a_live_call_is_its_nodes_until_its_hold_lapses(
         assert holder == "node-b"
     finally:
         await engine.dispose()
-        await a.close()
-        await b.close()
 
 
 async def test_text_with_nul_is_refused_on_every_backend(store: Store) -> None:
@@ -338,18 +333,10 @@ async def test_text_with_nul_is_refused_on_every_backend(store: Store) -> None:
     assert [c.customer_name for c in await store.list_consultations()] == ["Jane"]
 
 
-async def test_the_first_hours_saved_by_two_nodes_at_once(
-    tmp_path: Path, database_url: str
-) -> None:
-    sealer = TokenSealer(load_seal_key(tmp_path))
-    nodes = [await Store.open(database_url, sealer, node=name) for name in "ab"]
-    try:
-        hours = [
-            Salon(parse_hours("Europe/London", {"mon": [["09:00", "17:00"]]}), "a"),
-            Salon(parse_hours("Europe/London", {"tue": [["10:00", "18:00"]]}), "b"),
-        ]
-        await asyncio.gather(*(node.set_salon(h) for node, h in zip(nodes, hours, strict=True)))
-        assert await nodes[0].get_salon() in hours
-    finally:
-        for node in nodes:
-            await node.close()
+async def test_the_first_hours_saved_by_two_nodes_at_once(nodes: tuple[Store, Store]) -> None:
+    hours = [
+        Salon(parse_hours("Europe/London", {"mon": [["09:00", "17:00"]]}), "a"),
+        Salon(parse_hours("Europe/London", {"tue": [["10:00", "18:00"]]}), "b"),
+    ]
+    await asyncio.gather(*(node.set_salon(h) for node, h in zip(nodes, hours, strict=True)))
+    assert await nodes[0].get_salon() in hours

@@ -7,7 +7,8 @@ differs is set up here once:
   writing transaction starts with ``BEGIN IMMEDIATE``. A deferred transaction that reads and
   then writes fails with "database is locked" at once, whatever the busy timeout, when another
   connection (another worker on the same file) wrote in between; taking the write lock first
-  makes writers wait their turn instead. Reads stay deferred: WAL readers never wait.
+  makes writers wait their turn instead. Reads begin no transaction (as before): WAL readers
+  never wait.
 - PostgreSQL: connections are checked before use (``pool_pre_ping``), so after the server has
   been away the pool hands out fresh connections and the service recovers by itself.
 
@@ -18,8 +19,8 @@ nothing is half-written, and the client tries again.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,38 +81,33 @@ class Database:
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A writing transaction: committed at the end, rolled back on any error."""
-        try:
+        with _reporting():
             async with self._writer.begin() as conn:
                 yield conn
-        except Exception as exc:
-            reported = _reported(exc)
-            if reported is exc:
-                raise
-            raise reported from exc
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reading."""
-        try:
+        with _reporting():
             async with self.engine.connect() as conn:
                 yield conn
-        except Exception as exc:
-            reported = _reported(exc)
-            if reported is exc:
-                raise
-            raise reported from exc
 
     async def dispose(self) -> None:
         await self.engine.dispose()
 
 
-def _reported(exc: Exception) -> Exception:
-    if is_outage(exc):
-        return StorageFailed(_UNAVAILABLE)
-    # A value our column types refused (schema.String) arrives wrapped by SQLAlchemy.
-    if isinstance(exc, sa.exc.StatementError) and isinstance(exc.orig, ConsultError):
-        return exc.orig
-    return exc
+@contextmanager
+def _reporting() -> Iterator[None]:
+    """Database errors as the service reports them."""
+    try:
+        yield
+    except Exception as exc:
+        if is_outage(exc):
+            raise StorageFailed(_UNAVAILABLE) from exc
+        # A value our column types refused (schema.String) arrives wrapped by SQLAlchemy.
+        if isinstance(exc, sa.exc.StatementError) and isinstance(exc.orig, ConsultError):
+            raise exc.orig from exc
+        raise
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -127,5 +123,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
-    writes = conn.get_execution_options().get("consult_writes", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+    # Reads begin nothing, as with the driver's own handling: each statement reads the latest
+    # commit, and no reader ever holds a lock.
+    if conn.get_execution_options().get("consult_writes", False):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
