@@ -8,7 +8,8 @@ Fixtures (imported into conftest.py):
 - ``database_url``: parametrized: each test using it runs on SQLite, then on PostgreSQL.
 
 A test of its own tables uses ``database_url`` and ``Store.open(database_url, ...)`` as
-tests/test_store.py does. Run as root, the server runs as the ``postgres`` user (PostgreSQL
+tests/test_store.py does. A module that stops its server (an outage) starts one of its own
+with ``running_postgres()`` (tests/test_database.py). Run as root, the server runs as the ``postgres`` user (PostgreSQL
 refuses root); its folder belongs to that user.
 """
 
@@ -78,17 +79,21 @@ class Postgres:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def started_postgres() -> Postgres:
+@contextlib.contextmanager
+def running_postgres() -> Iterator[Postgres]:
+    """A new cluster, started; stopped and removed at the end."""
     server = Postgres()
-    server.start()
-    return server
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
-    server = started_postgres()
-    yield server
-    server.close()
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture

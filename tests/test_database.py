@@ -21,7 +21,7 @@ from consult.recording.tokens import TokenSealer, load_seal_key
 from .calls import in_call
 from .client import CallClient
 from .conftest import make_settings
-from .postgres import Postgres, started_postgres
+from .postgres import Postgres, running_postgres
 
 pytestmark = pytest.mark.timeout(120)
 TTL = timedelta(days=7)
@@ -32,9 +32,8 @@ OUTAGE = 5.0
 @pytest.fixture(scope="module")
 def own_postgres() -> Iterator[Postgres]:
     """A server of this module's own: stopping it disturbs no other test."""
-    server = started_postgres()
-    yield server
-    server.close()
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture
