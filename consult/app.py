@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -33,6 +34,7 @@ from .media.peer import WAITING_TEXT
 from .media.stills import Limits, Stills
 from .metrics import Metrics
 from .ratelimit import FailureLimiter
+from .recording.failures import FailureLog
 from .recording.files import StillFiles
 from .recording.schedule import BackupSchedule
 from .recording.store import Store
@@ -47,12 +49,14 @@ logger = logging.getLogger(__name__)
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    store = await Store.open(settings.db_url, TokenSealer(load_seal_key(settings.data_dir)))
+    store = await Store.open(
+        settings.db_url, TokenSealer(load_seal_key(settings.data_dir)), node=settings.node
+    )
     await store.reset_live()
     app[STORE] = store
     stills = Stills(
         store,
-        StillFiles(settings.stills_dir),
+        StillFiles(settings.stills_dir, shared=settings.stills_folder is not None),
         Limits(settings.max_upload_bytes, settings.max_upload_pixels),
     )
     await stills.start()
@@ -95,10 +99,25 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     await app[HUB].close()
 
 
+async def _live_status(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[HUB].hold_live())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _close_calls(app: web.Application) -> None:
     # On shutdown, before aiohttp waits for handlers: websockets get GOING_AWAY, peers close.
     # Together: a call's member leaves its conversation only as the hub ends its call.
     await asyncio.gather(app[CONVERSATIONS].close(), app[HUB].close())
+
+
+def _shared_failures(app: web.Application) -> FailureLog | None:
+    """Failed authentications are shared where other nodes can share the database: on
+    PostgreSQL. On SQLite (one process) this node's own count is all there is."""
+    store = app.get(STORE)
+    return store.auth_failures if store is not None and store.dialect != "sqlite" else None
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -111,7 +130,7 @@ def create_app(settings: Settings) -> web.Application:
         lambda: app.get(HUB),
         lambda: backups.status if (backups := app.get(BACKUPS)) is not None else None,
     )
-    app[AUTH_FAILURES] = FailureLimiter()
+    app[AUTH_FAILURES] = FailureLimiter(shared=lambda: _shared_failures(app))
     app[TOOL_SLOTS] = asyncio.Semaphore(1)
     app[STAFF_KEY] = load_staff_key(settings)
     app[ICE_SERVERS] = [ice.parse_ice_server(url) for url in settings.ice_servers]
@@ -122,7 +141,7 @@ def create_app(settings: Settings) -> web.Application:
         # (a TLS reverse proxy), so no forwarded header needs to be trusted for it.
         secure=settings.tls or settings.base_url.startswith("https://"),
     )
-    app.cleanup_ctx.extend([_store, _backups, _hub])
+    app.cleanup_ctx.extend([_store, _backups, _hub, _live_status])
     app.on_startup.append(_draw_cards)
     app.on_shutdown.append(_close_calls)
     api.add_routes(app)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 import uvloop
 
 from . import service, tls
@@ -108,7 +109,23 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--customer-ref")
     listing.add_argument("--json", action="store_true", help="print JSON")
     _backup_parsers(sub, serve)
+    _migrate_parser(sub)
     return parser
+
+
+def _migrate_parser(sub: Any) -> None:
+    migrate = sub.add_parser(
+        "migrate-store",
+        help="copy the data folder's database into a new, empty one (e.g. PostgreSQL)",
+    )
+    migrate.add_argument(
+        "--to",
+        required=True,
+        metavar="URL",
+        help="the target database, e.g. postgresql+asyncpg://consult@db.example/consult;"
+        " serve with CONSULT_DATABASE_URL set to it afterwards",
+    )
+    migrate.add_argument("--data", type=Path, help="data folder (default ./data)")
 
 
 def _backup_parsers(sub: Any, serve: argparse.ArgumentParser) -> None:
@@ -351,7 +368,7 @@ async def export_record(
 
 
 #: Commands that open an existing data folder.
-NEEDS_DATA = ("create", "list", "export")
+NEEDS_DATA = ("create", "list", "export", "migrate-store")
 
 
 def _bar(verb: str) -> Callable[[int, int], None]:
@@ -397,6 +414,7 @@ def backup_or_restore(args: argparse.Namespace, settings: Settings) -> int:
                 secret=secret,
                 staff_key=not args.no_staff_key,
                 progress=_bar("Backing up"),
+                stills_dir=settings.stills_dir,
             )
             done = f"Wrote {args.output}" + (" (encrypted)" if secret else "")
     except (BackupError, ValueError, OSError) as exc:
@@ -446,4 +464,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(written)
     elif args.command in ("backup", "restore"):
         return backup_or_restore(args, settings)
+    elif args.command == "migrate-store":
+        return migrate_store(settings, args.to)
     return 0
+
+
+def migrate_store(settings: Settings, target_url: str) -> int:
+    from .recording.migrate import MigrationError, migrate
+
+    if service.running(settings.data_dir):
+        # Writes made during the copy would be left behind.
+        print(f"consult: stop the service on {settings.data_dir} first", file=sys.stderr)
+        return 1
+
+    def copied(table: str, rows: int) -> None:
+        print(f"  {table}: {rows} rows", file=sys.stderr, flush=True)
+
+    try:
+        summary = asyncio.run(
+            migrate(settings.db_url, target_url, settings.stills_dir, progress=copied)
+        )
+    except (MigrationError, ConsultError, sa.exc.SQLAlchemyError, OSError) as exc:
+        print(f"consult: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{n} {table}" for table, n in summary.counts.items() if n)
+    print(
+        f"Copied {settings.db_url} to {redact_url(target_url)}\n  {counts}\n"
+        f"  every table matches by count and SHA-256; {summary.stills_checked} still files"
+        " match their SHA-256"
+    )
+    for name in summary.missing:
+        print(f"  missing from the stills folder: {name}", file=sys.stderr)
+    print(
+        f"Serve from it: CONSULT_DATABASE_URL={redact_url(target_url)}"
+        f" consult serve --data {settings.data_dir}"
+    )
+    return 0
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for printing."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)

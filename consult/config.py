@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -110,6 +111,11 @@ class Settings:
     backup_keep: int = 14
     backup_key_file: Path | None = None
     backup_staff_key: bool = True
+    #: This node's name among the nodes sharing one database: the holder recorded with its
+    #: live calls (default: this machine's name and the port, stable across restarts).
+    node_id: str | None = None
+    #: The stills on a folder every node sees (a network mount); default: DATA/stills.
+    stills_folder: Path | None = None
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -132,7 +138,11 @@ class Settings:
 
     @property
     def stills_dir(self) -> Path:
-        return self.data_dir / "stills"
+        return self.stills_folder or self.data_dir / "stills"
+
+    @property
+    def node(self) -> str:
+        return self.node_id or f"{socket.gethostname()}:{self.port}"
 
     @property
     def db_url(self) -> str:
@@ -179,6 +189,10 @@ class Settings:
             values["log_level"] = env["CONSULT_LOG_LEVEL"]
         if "CONSULT_DATABASE_URL" in env:
             values["database_url"] = env["CONSULT_DATABASE_URL"]
+        if env.get("CONSULT_STILLS_DIR"):
+            values["stills_folder"] = Path(env["CONSULT_STILLS_DIR"])
+        if env.get("CONSULT_NODE_ID"):
+            values["node_id"] = env["CONSULT_NODE_ID"]
         if env.get("CONSULT_STAFF_KEY"):
             values["staff_key"] = env["CONSULT_STAFF_KEY"]
         if "CONSULT_MAX_UPLOAD_MB" in env:

@@ -34,7 +34,7 @@ and a human ``message``. At the HTTP edge an error becomes
     ├── RangeNotSatisfiable           416 "range-not-satisfiable": a Range a still cannot serve
     ├── NoSkinFound                   422 "no-skin": too little skin in the still to judge
     ├── TooManyAttempts               429 "too-many-attempts": too many failed sign-ins
-    ├── StorageFailed                 507 "storage-failed": the disk refused the write
+    ├── StorageFailed                 507 "storage-failed": the disk or the database refused it
     └── Disconnect                    reasons a websocket is closed by the server
         ├── Replaced                  "replaced": the same role joined from elsewhere
         ├── Revoked                   "revoked": staff revoked the consultation's links
@@ -281,7 +281,10 @@ class TooManyAttempts(ConsultError):
 
 
 class StorageFailed(ConsultError):
-    """The still could not be saved: the server's disk refused it."""
+    """The still could not be saved: the server's disk refused it.
+
+    Also a database that cannot be reached (consult/recording/database.py): nothing was
+    written, and the same request may be made again."""
 
     status = 507
     code = "storage-failed"

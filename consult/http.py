@@ -107,7 +107,7 @@ async def auth_failures(request: web.Request, handler: Handler) -> web.StreamRes
     client = request.remote or "unknown"
     presented = presents_credential(request)
     if presented:
-        wait = limiter.retry_after(client)
+        wait = await limiter.retry_after(client)
         if wait > 0:
             retry_after = int(wait) + 1
             if pages.is_link_page(request):
@@ -120,12 +120,12 @@ async def auth_failures(request: web.Request, handler: Handler) -> web.StreamRes
         response = await handler(request)
     except (Unauthorized, InvalidToken):
         if presented:
-            limiter.failed(client)
+            await limiter.failed(client)
         raise
     # A link page answers 404 for a token that opens nothing: a guess too.
     link_guess = response.status == 404 and request.match_info.get("token") is not None
     if presented and (response.status == 401 or link_guess):
-        limiter.failed(client)
+        await limiter.failed(client)
     return response
 
 

@@ -265,3 +265,25 @@ async def test_behind_a_trusted_proxy_each_client_is_limited_alone(
                     )
                     assert (await ws.receive_json())["code"] == code
                     await ws.close()
+
+
+async def test_failures_count_across_nodes_sharing_postgresql(
+    aiohttp_server: Any, tmp_path: Path, postgres_url: str
+) -> None:
+    # Two nodes on one database, one address guessing on both in turn: half the limit each.
+    nodes = [
+        await aiohttp_server(
+            create_app(make_settings(tmp_path / name, database_url=postgres_url, node_id=name))
+        )
+        for name in ("a", "b")
+    ]
+    async with aiohttp.ClientSession() as http:
+        for i in range(20):
+            node = nodes[i % 2]
+            async with http.get(node.make_url("/api/consultations"), headers=BAD) as r:
+                assert r.status == 401
+        for node in nodes:
+            staff = {"Authorization": f"Bearer {STAFF_KEY}"}
+            async with http.get(node.make_url("/api/consultations"), headers=staff) as r:
+                assert r.status == 429, "each node saw only 10: the count is shared"
+                assert 0 < int(r.headers["Retry-After"]) <= 61

@@ -89,3 +89,17 @@ def test_event_loop_is_uvloop_unless_asked_for_asyncio() -> None:
     assert Settings.from_env({"CONSULT_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
     with pytest.raises(ValueError, match="CONSULT_EVENT_LOOP"):
         Settings.from_env({"CONSULT_EVENT_LOOP": "trio"})
+
+
+def test_several_nodes_on_one_database() -> None:
+    env = {
+        "CONSULT_DATABASE_URL": "postgresql+asyncpg://consult@db.example/consult",
+        "CONSULT_NODE_ID": "salon-2",
+        "CONSULT_STILLS_DIR": "/mnt/stills",
+    }
+    settings = Settings.from_env(env)
+    assert settings.db_url == env["CONSULT_DATABASE_URL"]
+    assert (settings.node, settings.stills_dir) == ("salon-2", Path("/mnt/stills"))
+    # By default: this machine and port, stable across restarts, and the data folder's stills.
+    default = Settings.from_env({}, port=9000)
+    assert default.node.endswith(":9000") and default.stills_dir == Path("data/stills")

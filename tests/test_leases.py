@@ -8,17 +8,15 @@ from pathlib import Path
 from consult.recording.store import Store
 from consult.recording.tokens import TokenSealer, load_seal_key
 
-from .datafolder import sqlite_url
-
 TTL = timedelta(minutes=5)
 DAY = timedelta(days=1)
 
 
-async def test_one_holder_at_a_time(tmp_path: Path) -> None:
+async def test_one_holder_at_a_time(tmp_path: Path, database_url: str) -> None:
     sealer = TokenSealer(load_seal_key(tmp_path))
-    # Two nodes: two stores (two connection pools) on one database.
-    a = await Store.open(sqlite_url(tmp_path), sealer)
-    b = await Store.open(sqlite_url(tmp_path), sealer)
+    # Two nodes: two stores (two connection pools) on one database (SQLite, then PostgreSQL).
+    a = await Store.open(database_url, sealer)
+    b = await Store.open(database_url, sealer)
     try:
         now = datetime.now(UTC)
         assert await a.leases.take("backup", "a", now, TTL, DAY)

@@ -12,9 +12,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from consult.recording.schema import consultations
+
+from .calls import in_call
 from .client import CallClient
-from .process import wait_healthy
+from .conftest import create_consultation, token_of
+from .process import free_port, start_serve, wait_healthy
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -88,3 +93,43 @@ def test_staff_key_from_environment(tmp_path: Path) -> None:
     )  # fmt: skip
     assert json.loads(result.stdout) == []
     assert not (tmp_path / "staff.key").exists()
+
+
+async def test_serve_on_postgresql_holds_a_call(tmp_path: Path, postgres_url: str) -> None:
+    data, port = tmp_path / "data", free_port()
+    proc = start_serve(
+        data,
+        port,
+        environment={"CONSULT_DATABASE_URL": postgres_url, "CONSULT_NODE_ID": "node-a"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    engine = create_async_engine(postgres_url)
+    try:
+        await wait_healthy(port)
+        staff = {"Authorization": f"Bearer {(data / 'staff.key').read_text().strip()}"}
+        async with aiohttp.ClientSession(base_url=base) as http:
+            consultation = await create_consultation(http, staff)
+
+            def make(role: str, link: str) -> CallClient:
+                return CallClient(http, f"ws://127.0.0.1:{port}/ws?token={token_of(link)}", role)
+
+            customer, stylist = await in_call(make, consultation)
+            try:
+                # The consultation, its status and who holds the call are in PostgreSQL.
+                async with engine.connect() as conn:
+                    row = (
+                        await conn.execute(
+                            consultations.select().where(consultations.c.id == consultation["id"])
+                        )
+                    ).one()
+                assert (row.status, row.live_node) == ("live", "node-a")
+            finally:
+                await customer.close()
+                await stylist.close()
+        assert not (data / "consult.db").exists()
+    finally:
+        await engine.dispose()
+        proc.terminate()
+        out, _ = await asyncio.to_thread(proc.communicate, timeout=30)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out

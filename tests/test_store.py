@@ -1,26 +1,56 @@
 from __future__ import annotations
 
+import asyncio
+import random
 import sqlite3
+import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from cryptography.fernet import Fernet
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from consult.errors import InvalidToken, NotFound
+from consult.errors import InvalidRequest, InvalidToken, NotFound
+from consult.recording.schema import consultations, metadata
 from consult.recording.store import Store, schema_revisions
 from consult.recording.tokens import TokenSealer, hash_token, load_seal_key, new_token
+from consult.salon import Salon, parse_hours
+
+from .datafolder import sqlite_url
 
 TTL = timedelta(days=7)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> Store:
-    store = await Store.open(
-        f"sqlite+aiosqlite:///{tmp_path / 'consult.db'}", TokenSealer(load_seal_key(tmp_path))
-    )
-    yield store  # type: ignore[misc]
+async def store(tmp_path: Path, database_url: str) -> AsyncIterator[Store]:
+    """The store on SQLite, then on PostgreSQL."""
+    store = await Store.open(database_url, TokenSealer(load_seal_key(tmp_path)))
+    yield store
     await store.close()
+
+
+@pytest.fixture
+async def nodes(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[Store, Store]]:
+    """Two nodes on one database (two stores: two engines, two connection pools)."""
+    sealer = TokenSealer(load_seal_key(tmp_path))
+    a = await Store.open(database_url, sealer, node="node-a")
+    b = await Store.open(database_url, sealer, node="node-b")
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+async def all_rows(url: str) -> str:
+    """Every row of every table, as text: what a copy of the database gives away."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return repr([(await conn.execute(t.select())).all() for t in metadata.sorted_tables])
+    finally:
+        await engine.dispose()
 
 
 def test_tokens_are_long_random_and_url_safe() -> None:
@@ -78,10 +108,22 @@ async def test_links_can_be_fetched_again(store: Store) -> None:
     assert (again.customer, again.stylist) == (links.customer, links.stylist)
 
 
-async def test_tokens_are_not_stored_in_the_clear(store: Store, tmp_path: Path) -> None:
+async def test_tokens_are_not_stored_in_the_clear(
+    store: Store, tmp_path: Path, database_url: str
+) -> None:
+    _, links = await store.create_consultation(customer_name="Jane", link_ttl=TTL)
+    assert links.customer
+    rows = await all_rows(database_url)
+    assert links.customer not in rows
+    assert hash_token(links.customer) in rows
+
+
+async def test_tokens_are_not_in_the_sqlite_files(tmp_path: Path) -> None:
+    store = await Store.open(sqlite_url(tmp_path), TokenSealer(load_seal_key(tmp_path)))
     _, links = await store.create_consultation(customer_name="Jane", link_ttl=TTL)
     assert links.customer
     raw = (tmp_path / "consult.db").read_bytes() + (tmp_path / "consult.db-wal").read_bytes()
+    await store.close()
     assert links.customer.encode() not in raw
     assert hash_token(links.customer).encode() in raw
 
@@ -119,15 +161,17 @@ async def test_status_and_reset_after_a_crash(store: Store) -> None:
     assert (await store.get_consultation(created.id)).status == "open"
 
 
-async def test_sqlite_runs_in_wal_mode_with_full_sync(store: Store, tmp_path: Path) -> None:
+async def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
+    store = await Store.open(sqlite_url(tmp_path), TokenSealer(load_seal_key(tmp_path)))
     await store.ping()
+    await store.close()
     db = sqlite3.connect(tmp_path / "consult.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
 
 
-async def test_reopening_keeps_data_and_schema_version(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'consult.db'}"
+async def test_reopening_keeps_data_and_schema_version(tmp_path: Path, database_url: str) -> None:
+    url = database_url
     sealer = TokenSealer(load_seal_key(tmp_path))
     first = await Store.open(url, sealer)
     created, links = await first.create_consultation(customer_name="Jane", link_ttl=TTL)
@@ -137,9 +181,162 @@ async def test_reopening_keeps_data_and_schema_version(tmp_path: Path) -> None:
     assert links.customer
     assert (await second.resolve_token(links.customer)).consultation_id == created.id
     await second.close()
-    db = sqlite3.connect(tmp_path / "consult.db")
-    assert (
-        db.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-        == schema_revisions()[-1]
+    engine = create_async_engine(url)
+    async with engine.connect() as conn:
+        version = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+    await engine.dispose()
+    assert version == schema_revisions()[-1]
+
+
+#: Another process writing chat into the same consultation (argv: url, consultation, count).
+WRITER = """
+import asyncio, sys
+from cryptography.fernet import Fernet
+from consult.recording.store import Store
+from consult.recording.tokens import TokenSealer
+
+async def main(url, consultation, count):
+    store = await Store.open(url, TokenSealer(Fernet.generate_key()))
+    try:
+        for i in range(count):
+            await store.add_message(consultation, "stylist", f"p{i}", f"from a process {i}")
+    finally:
+        await store.close()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+async def test_chat_numbers_stay_unique_and_gap_free_with_writers_on_many_connections(
+    nodes: tuple[Store, Store], database_url: str
+) -> None:
+    # Two nodes in this process (two engines, two pools) and a third in a process of its own.
+    a, b = nodes
+    created, _ = await a.create_consultation(customer_name="Jane", link_ttl=TTL)
+    other, _ = await a.create_consultation(customer_name="Ann", link_ttl=TTL)
+    writer = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WRITER, database_url, created.id, "20"
     )
-    db.close()
+    sent: list[tuple[str, int]] = []
+
+    async def write(store: Store, name: str) -> None:
+        # Until the other process is done, so that all of them overlap.
+        i = 0
+        while writer.returncode is None or i < 10:
+            client_id = f"{name}{i}"
+            message, new = await store.add_message(created.id, "customer", client_id, "hi")
+            assert new
+            # The same message again, through the other node: the first one comes back.
+            again, new = await (b if store is a else a).add_message(
+                created.id, "customer", client_id, "hi"
+            )
+            assert not new and again.seq == message.seq
+            sent.append((client_id, message.seq))
+            await a.add_message(other.id, "customer", client_id, "elsewhere")
+            i += 1
+
+    await asyncio.gather(
+        write(a, "a"), write(a, "a'"), write(b, "b"), write(b, "b'"), writer.wait()
+    )
+    assert writer.returncode == 0
+    stored = await b.messages(created.id)
+    assert [m.seq for m in stored] == list(range(1, len(sent) + 21))
+    assert {(m.client_id, m.seq) for m in stored if m.sender == "customer"} == set(sent)
+    assert sorted(m.client_id for m in stored if m.sender == "stylist") == sorted(
+        f"p{i}" for i in range(20)
+    )
+    # Numbered on their own: no gap from the writes into the other consultation.
+    assert [m.seq for m in await a.messages(other.id)] == list(range(1, len(sent) + 1))
+
+
+async def test_read_marks_only_move_forward_with_concurrent_readers(
+    nodes: tuple[Store, Store],
+) -> None:
+    a, b = nodes
+    created, _ = await a.create_consultation(customer_name="Jane", link_ttl=TTL)
+    for i in range(30):
+        await a.add_message(created.id, "customer", f"m{i}", "hi")
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        while not done.is_set():
+            seen.append((await b.read_marks(created.id)).get("stylist", 0))
+
+    async def mark(store: Store, seq: int) -> None:
+        assert await store.mark_read(created.id, "stylist", seq) >= seq
+
+    watcher = asyncio.create_task(watch())
+    order = random.Random(13).sample(range(1, 31), 30)
+    await asyncio.gather(*(mark(a if i % 2 else b, seq) for i, seq in enumerate(order)))
+    done.set()
+    await watcher
+    assert seen == sorted(seen)
+    assert await a.read_marks(created.id) == {"stylist": 30}
+    # Past the last message: held at the last one.
+    assert await b.mark_read(created.id, "stylist", 99) == 30
+
+
+async def test_a_live_call_is_its_nodes_until_its_hold_lapses(
+    nodes: tuple[Store, Store], database_url: str
+) -> None:
+    a, b = nodes
+    engine = create_async_engine(database_url)
+    try:
+        on_a, _ = await a.create_consultation(customer_name="Jane", link_ttl=TTL)
+        on_b, _ = await a.create_consultation(customer_name="Ann", link_ttl=TTL)
+        await a.set_status(on_a.id, "live")
+        await b.set_status(on_b.id, "live")
+        # Node b restarts: what it held is open again, node a's call stays live.
+        await b.reset_live()
+        assert (await b.get_consultation(on_a.id)).status == "live"
+        assert (await b.get_consultation(on_b.id)).status == "open"
+        # A node that does not hold a call cannot end it.
+        await b.set_status(on_a.id, "open")
+        assert (await b.get_consultation(on_a.id)).status == "live"
+        # Node a stops renewing (it died): once its hold has lapsed nobody sees the call live,
+        # and the next start of any node records it open.
+        async with engine.begin() as conn:
+            await conn.execute(
+                consultations.update()
+                .where(consultations.c.id == on_a.id)
+                .values(live_until=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        assert (await b.get_consultation(on_a.id)).status == "open"
+        await b.reset_live()
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(consultations.select().where(consultations.c.id == on_a.id))
+            ).one()
+        assert (row.status, row.live_node, row.live_until) == ("open", None, None)
+        # A node renewing its calls records them live again (a status lost in an outage).
+        await b.hold_live([on_b.id])
+        assert (await a.get_consultation(on_b.id)).status == "live"
+        await a.hold_live([on_b.id])  # not a's: unchanged
+        async with engine.connect() as conn:
+            holder = await conn.scalar(
+                sa.select(consultations.c.live_node).where(consultations.c.id == on_b.id)
+            )
+        assert holder == "node-b"
+    finally:
+        await engine.dispose()
+
+
+async def test_text_with_nul_is_refused_on_every_backend(store: Store) -> None:
+    # PostgreSQL cannot store it; SQLite could, but one rule holds on both.
+    with pytest.raises(InvalidRequest):
+        await store.create_consultation(customer_name="Ja\x00ne", link_ttl=TTL)
+    created, _ = await store.create_consultation(customer_name="Jane", link_ttl=TTL)
+    with pytest.raises(InvalidRequest):
+        await store.add_message(created.id, "customer", "m1", "hi\x00")
+    assert await store.messages(created.id) == []
+    assert [c.customer_name for c in await store.list_consultations()] == ["Jane"]
+
+
+async def test_the_first_hours_saved_by_two_nodes_at_once(nodes: tuple[Store, Store]) -> None:
+    hours = [
+        Salon(parse_hours("Europe/London", {"mon": [["09:00", "17:00"]]}), "a"),
+        Salon(parse_hours("Europe/London", {"tue": [["10:00", "18:00"]]}), "b"),
+    ]
+    await asyncio.gather(*(node.set_salon(h) for node, h in zip(nodes, hours, strict=True)))
+    assert await nodes[0].get_salon() in hours

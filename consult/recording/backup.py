@@ -237,8 +237,10 @@ def write_archive(
     secret: bytes | None = None,
     staff_key: bool = True,
     progress: Progress | None = None,
+    stills_dir: Path | None = None,
 ) -> Summary:
-    """Write an archive of the service in ``data_dir`` to ``out``.
+    """Write an archive of the service in ``data_dir`` (stills in ``stills_dir``, default
+    ``data_dir/stills``) to ``out``.
 
     Written under a temporary name beside ``out`` (``.NAME.PID.partial``) and renamed at the
     end: an interrupted backup never leaves a file that looks complete. A failure (a full disk)
@@ -251,7 +253,10 @@ def write_archive(
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         snapshot.take(copy)
-        summary = _write(snapshot, copy, data_dir, out, partial, secret, staff_key, progress)
+        stills = stills_dir or data_dir / "stills"
+        summary = _write(
+            snapshot, copy, data_dir, stills, out, partial, secret, staff_key, progress
+        )
         os.replace(partial, out)
         fsync_dir(out.parent)
         return summary
@@ -266,6 +271,7 @@ def _write(
     snapshot: DatabaseSnapshot,
     copy: Path,
     data_dir: Path,
+    stills_dir: Path,
     out: Path,
     partial: Path,
     secret: bytes | None,
@@ -273,7 +279,6 @@ def _write(
     progress: Progress | None,
 ) -> Summary:
     revision = snapshot.schema_revision(copy)
-    stills_dir = data_dir / "stills"
     members: list[tuple[str, Path]] = [(DATABASE, copy)]
     members += [
         (f"keys/{name}", data_dir / name)

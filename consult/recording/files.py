@@ -10,6 +10,10 @@ A file is written to ``.staging``, flushed and fsynced, then renamed into place 
 fsynced; only then does the store get its row. A crash leaves at most a staged file (removed at
 the next start) or a placed file without a row (an upload never acknowledged, also removed).
 Synchronous: call from an executor.
+
+A folder ``shared`` by several nodes (``CONSULT_STILLS_DIR`` on a network mount) may hold
+another node's upload between its write and its row when a node starts: there the sweep
+removes only what is older than ``SHARED_GRACE``, far longer than any upload takes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import contextlib
 import logging
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,10 +31,15 @@ __all__ = ["StillFiles", "fsync_dir"]
 logger = logging.getLogger(__name__)
 
 
+#: Seconds a file in a shared stills folder is left alone by the sweep.
+SHARED_GRACE = 3600.0
+
+
 class StillFiles:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, shared: bool = False) -> None:
         self.root = root.resolve()
         self.staging = self.root / ".staging"
+        self.shared = shared
 
     def prepare(self) -> None:
         self.staging.mkdir(parents=True, exist_ok=True)
@@ -72,18 +82,30 @@ class StillFiles:
     def sweep(self, known: set[str]) -> int:
         """At start-up: remove staged files and placed files no row points to."""
         removed = 0
+        settled = time.time() - SHARED_GRACE if self.shared else None
         for staged in self.staging.glob("*"):
-            staged.unlink(missing_ok=True)
-            removed += 1
+            if _settled(staged, settled):
+                staged.unlink(missing_ok=True)
+                removed += 1
         for folder in self.root.iterdir():
             if not folder.is_dir() or folder == self.staging:
                 continue
             for file in folder.iterdir():
-                if f"{folder.name}/{file.name}" not in known:
+                if f"{folder.name}/{file.name}" not in known and _settled(file, settled):
                     logger.warning("removing %s: no still refers to it", file)
                     file.unlink(missing_ok=True)
                     removed += 1
         return removed
+
+
+def _settled(path: Path, before: float | None) -> bool:
+    """Whether ``path`` was last written before ``before`` (None: anything is)."""
+    if before is None:
+        return True
+    try:
+        return path.stat().st_mtime < before
+    except FileNotFoundError:
+        return False
 
 
 def fsync_dir(folder: Path) -> None:

@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..roles import Role
+from .database import Database
 from .schema import consultations, conversations
 
 __all__ = ["Inbox", "InboxItem", "LastMessage"]
@@ -65,8 +65,8 @@ class InboxItem:
 
 
 class Inbox:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def page(
         self, *, search: str | None = None, limit: int = 50, offset: int = 0
@@ -93,7 +93,7 @@ class Inbox:
                     sa.func.lower(c.customer_ref).contains(needle, autoescape=True),
                 )
             )
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_item(row) for row in rows]
 
@@ -102,14 +102,14 @@ class Inbox:
         query = sa.select(sa.func.coalesce(sa.func.sum(conversations.c.unread), 0))
         if consultation_id is not None:
             query = query.where(conversations.c.consultation_id == consultation_id)
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             return int(await conn.scalar(query) or 0)
 
     async def claim_away(self, consultation_id: str, period: str) -> bool:
         """Whether the away notice for the closed ``period`` (named by its next opening) is
         still to give in this conversation; it counts as given from now on."""
         v = conversations.c
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             claimed = await conn.execute(
                 conversations.update()
                 .where(

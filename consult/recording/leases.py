@@ -11,23 +11,23 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .database import Database
 from .schema import leases
 
 __all__ = ["Leases"]
 
 
 class Leases:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def take(
         self, name: str, holder: str, now: datetime, ttl: timedelta, every: timedelta
     ) -> bool:
         """Take the lease if nobody holds it and its work was last done ``every`` ago or more."""
         c = leases.c
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             result = await conn.execute(
                 leases.update()
                 .where(
@@ -40,7 +40,7 @@ class Leases:
         return bool(result.rowcount == 1)
 
     async def renew(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             result = await conn.execute(
                 leases.update()
                 .where(leases.c.name == name, leases.c.holder == holder)
@@ -53,7 +53,7 @@ class Leases:
         values: dict[str, object] = {"holder": None, "expires_at": None}
         if done_at is not None:
             values["done_at"] = done_at
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(
                 leases.update()
                 .where(leases.c.name == name, leases.c.holder == holder)

@@ -19,10 +19,10 @@ from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import InvalidPalette, InvalidRequest, PayloadTooLarge, UnknownSwatch
 from ..roles import Role
+from .database import Database
 from .schema import swatch_events, swatches
 
 __all__ = [
@@ -183,16 +183,16 @@ def export_json(palette: Sequence[Swatch]) -> str:
 
 
 class Palette:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def list(self) -> list[Swatch]:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = await conn.execute(swatches.select().order_by(swatches.c.position))
             return [Swatch(**row) for row in rows.mappings()]
 
     async def get(self, swatch_id: str) -> Swatch:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             row = (
                 (await conn.execute(swatches.select().where(swatches.c.id == swatch_id)))
                 .mappings()
@@ -205,7 +205,7 @@ class Palette:
     async def create(self, fields: SwatchFields, now: datetime) -> Swatch:
         values = _normalise(fields) | {"id": secrets.token_hex(8)}
         try:
-            async with self._engine.begin() as conn:
+            async with self._db.begin() as conn:
                 position = await conn.scalar(sa.select(sa.func.max(swatches.c.position)))
                 await conn.execute(
                     swatches.insert().values(
@@ -222,7 +222,7 @@ class Palette:
     async def update(self, swatch_id: str, fields: SwatchFields, now: datetime) -> Swatch:
         values = _normalise(fields)
         try:
-            async with self._engine.begin() as conn:
+            async with self._db.begin() as conn:
                 result = await conn.execute(
                     swatches.update()
                     .where(swatches.c.id == swatch_id)
@@ -236,7 +236,7 @@ class Palette:
 
     async def delete(self, swatch_id: str) -> None:
         """Remove a swatch from the palette; consultations keep their copy of it."""
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             result = await conn.execute(swatches.delete().where(swatches.c.id == swatch_id))
         if result.rowcount == 0:
             raise UnknownSwatch()
@@ -247,7 +247,7 @@ class Palette:
         """Add the items, updating swatches of the same brand and name; with ``replace``,
         remove every swatch the file does not name. All or nothing."""
         counts = {"created": 0, "updated": 0, "removed": 0}
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             rows = (
                 await conn.execute(
                     sa.select(swatches.c.id, swatches.c.brand, swatches.c.name).order_by(
@@ -305,11 +305,11 @@ class SwatchEvent:
 
 
 class SwatchLog:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def add(self, event: SwatchEvent) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(
                 swatch_events.insert().values(
                     consultation_id=event.consultation_id,
@@ -322,7 +322,7 @@ class SwatchLog:
             )
 
     async def events(self, consultation_id: str) -> list[SwatchEvent]:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = await conn.execute(
                 sa.select(
                     swatch_events.c.consultation_id,

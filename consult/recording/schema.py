@@ -6,7 +6,10 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from ..errors import InvalidRequest
+
 __all__ = [
+    "auth_failures",
     "captures",
     "chat_reads",
     "consultations",
@@ -44,24 +47,45 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class String(sa.TypeDecorator[str]):
+    """Text with the same rule on every backend: PostgreSQL cannot store NUL, so it is refused
+    everywhere (InvalidRequest, 400) rather than accepted on SQLite only."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:
+        if value is not None and "\x00" in value:
+            raise InvalidRequest("Text may not contain NUL characters.")
+        return value
+
+
+class Text(String):
+    impl = sa.Text
+    cache_ok = True
+
+
 consultations = sa.Table(
     "consultations",
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("customer_name", sa.String(200), nullable=False),
-    sa.Column("customer_ref", sa.String(200), nullable=True, index=True),
+    sa.Column("id", String(32), primary_key=True),
+    sa.Column("customer_name", String(200), nullable=False),
+    sa.Column("customer_ref", String(200), nullable=True, index=True),
     sa.Column("scheduled_at", UTCDateTime(), nullable=True),
     #: The stylist's private notes: never shown to the customer.
-    sa.Column("notes", sa.Text(), nullable=False, server_default=""),
-    sa.Column("status", sa.String(16), nullable=False, server_default="open"),
+    sa.Column("notes", Text(), nullable=False, server_default=""),
+    sa.Column("status", String(16), nullable=False, server_default="open"),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("last_activity_at", UTCDateTime(), nullable=False),
     #: The agreed design, shared with the customer.
-    sa.Column("summary", sa.Text(), nullable=False, server_default=""),
+    sa.Column("summary", Text(), nullable=False, server_default=""),
     sa.Column("notes_updated_at", UTCDateTime(), nullable=True),
     sa.Column("summary_updated_at", UTCDateTime(), nullable=True),
     #: "Same again": the earlier consultation this one starts from.
-    sa.Column("based_on", sa.String(32), nullable=True),
+    sa.Column("based_on", String(32), nullable=True),
+    #: A live call's holder (the node it runs on) and until when: live only while renewed.
+    sa.Column("live_node", String(128), nullable=True),
+    sa.Column("live_until", UTCDateTime(), nullable=True),
 )
 
 links = sa.Table(
@@ -70,14 +94,14 @@ links = sa.Table(
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
     sa.Column(
         "consultation_id",
-        sa.String(32),
+        String(32),
         sa.ForeignKey("consultations.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
     ),
-    sa.Column("role", sa.String(16), nullable=False),
-    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
-    sa.Column("token_sealed", sa.Text(), nullable=False),
+    sa.Column("role", String(16), nullable=False),
+    sa.Column("token_hash", String(64), nullable=False, unique=True),
+    sa.Column("token_sealed", Text(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
@@ -86,49 +110,49 @@ links = sa.Table(
 captures = sa.Table(
     "captures",
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("id", String(32), primary_key=True),
     sa.Column(
         "consultation_id",
-        sa.String(32),
+        String(32),
         sa.ForeignKey("consultations.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
     ),
-    sa.Column("requested_by", sa.String(16), nullable=False),
+    sa.Column("requested_by", String(16), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
 
 stills = sa.Table(
     "stills",
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("id", String(32), primary_key=True),
     sa.Column(
         "consultation_id",
-        sa.String(32),
+        String(32),
         sa.ForeignKey("consultations.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
     ),
     sa.Column(
         "capture_id",
-        sa.String(32),
+        String(32),
         sa.ForeignKey("captures.id", ondelete="CASCADE"),
         nullable=False,
     ),
-    sa.Column("source", sa.String(16), nullable=False),
-    sa.Column("media_type", sa.String(32), nullable=False),
+    sa.Column("source", String(16), nullable=False),
+    sa.Column("media_type", String(32), nullable=False),
     sa.Column("width", sa.Integer(), nullable=False),
     sa.Column("height", sa.Integer(), nullable=False),
     sa.Column("bytes", sa.Integer(), nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("sha256", String(64), nullable=False),
     sa.Column("sharpness", sa.Float(), nullable=False),
     sa.Column("exposure", sa.Float(), nullable=False),
     sa.Column("quality", sa.JSON(), nullable=False),
-    sa.Column("file", sa.String(255), nullable=False),
-    sa.Column("thumb", sa.String(255), nullable=False),
+    sa.Column("file", String(255), nullable=False),
+    sa.Column("thumb", String(255), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     #: A derived image (white-balanced, try-on): the still it was made from, and how.
-    sa.Column("parent_id", sa.String(32), nullable=True),
+    sa.Column("parent_id", String(32), nullable=True),
     sa.Column("derivation", sa.JSON(), nullable=True),
     #: The stylist's nail outlines on this still (polygons in image pixels), for try-ons.
     sa.Column("nails", sa.JSON(), nullable=True),
@@ -143,17 +167,17 @@ messages = sa.Table(
     metadata,
     sa.Column(
         "consultation_id",
-        sa.String(32),
+        String(32),
         sa.ForeignKey("consultations.id", ondelete="CASCADE"),
         primary_key=True,
     ),
     sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
-    sa.Column("client_id", sa.String(64), nullable=False),
-    sa.Column("sender", sa.String(16), nullable=False),
-    sa.Column("text", sa.Text(), nullable=False),
+    sa.Column("client_id", String(64), nullable=False),
+    sa.Column("sender", String(16), nullable=False),
+    sa.Column("text", Text(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     #: A photo sent in the chat: the still holding it.
-    sa.Column("still_id", sa.String(32), nullable=True),
+    sa.Column("still_id", String(32), nullable=True),
     sa.UniqueConstraint("consultation_id", "sender", "client_id", name="uq_messages_client_id"),
 )
 
@@ -162,11 +186,11 @@ chat_reads = sa.Table(
     metadata,
     sa.Column(
         "consultation_id",
-        sa.String(32),
+        String(32),
         sa.ForeignKey("consultations.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Column("role", sa.String(16), primary_key=True),
+    sa.Column("role", String(16), primary_key=True),
     sa.Column("seq", sa.Integer(), nullable=False),
 )
 
@@ -175,9 +199,9 @@ salon = sa.Table(
     "salon",
     metadata,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
-    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("timezone", String(64), nullable=False),
     sa.Column("hours", sa.JSON(), nullable=False),
-    sa.Column("away_message", sa.Text(), nullable=False),
+    sa.Column("away_message", Text(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
@@ -185,13 +209,13 @@ salon = sa.Table(
 swatches = sa.Table(
     "swatches",
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("name", sa.String(80), nullable=False),
-    sa.Column("brand", sa.String(80), nullable=False, server_default=""),
-    sa.Column("code", sa.String(40), nullable=False, server_default=""),
-    sa.Column("hex", sa.String(7), nullable=False),
-    sa.Column("finish", sa.String(16), nullable=False),
-    sa.Column("family", sa.String(16), nullable=False),
+    sa.Column("id", String(32), primary_key=True),
+    sa.Column("name", String(80), nullable=False),
+    sa.Column("brand", String(80), nullable=False, server_default=""),
+    sa.Column("code", String(40), nullable=False, server_default=""),
+    sa.Column("hex", String(7), nullable=False),
+    sa.Column("finish", String(16), nullable=False),
+    sa.Column("family", String(16), nullable=False),
     #: The palette's order (the import's, then creation order).
     sa.Column("position", sa.Integer(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -208,15 +232,15 @@ swatch_events = sa.Table(
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
     sa.Column(
         "consultation_id",
-        sa.String(32),
+        String(32),
         sa.ForeignKey("consultations.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
     ),
-    sa.Column("action", sa.String(16), nullable=False),
-    sa.Column("swatch_id", sa.String(32), nullable=True),
+    sa.Column("action", String(16), nullable=False),
+    sa.Column("swatch_id", String(32), nullable=True),
     sa.Column("swatch", sa.JSON(), nullable=True),
-    sa.Column("by", sa.String(16), nullable=False),
+    sa.Column("by", String(16), nullable=False),
     sa.Column("at", UTCDateTime(), nullable=False),
 )
 
@@ -225,8 +249,8 @@ swatch_events = sa.Table(
 leases = sa.Table(
     "leases",
     metadata,
-    sa.Column("name", sa.String(32), primary_key=True),
-    sa.Column("holder", sa.String(128), nullable=True),
+    sa.Column("name", String(32), primary_key=True),
+    sa.Column("holder", String(128), nullable=True),
     sa.Column("expires_at", UTCDateTime(), nullable=True),
     sa.Column("done_at", UTCDateTime(), nullable=True),
 )
@@ -239,19 +263,19 @@ conversations = sa.Table(
     metadata,
     sa.Column(
         "consultation_id",
-        sa.String(32),
+        String(32),
         sa.ForeignKey("consultations.id", ondelete="CASCADE"),
         primary_key=True,
     ),
     sa.Column("last_seq", sa.Integer(), nullable=False),
-    sa.Column("last_sender", sa.String(16), nullable=False),
-    sa.Column("last_text", sa.Text(), nullable=False),
+    sa.Column("last_sender", String(16), nullable=False),
+    sa.Column("last_text", Text(), nullable=False),
     sa.Column("last_still", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("last_at", UTCDateTime(), nullable=False),
     #: The customer's messages after the salon's read mark.
     sa.Column("unread", sa.Integer(), nullable=False, server_default="0"),
     #: The closed period (its next opening) whose away notice this conversation was given.
-    sa.Column("away_for", sa.String(40), nullable=True),
+    sa.Column("away_for", String(40), nullable=True),
     sa.Index("ix_conversations_inbox", "unread", "last_at"),
 )
 
@@ -259,9 +283,20 @@ conversations = sa.Table(
 quick_replies = sa.Table(
     "quick_replies",
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("text", sa.Text(), nullable=False),
+    sa.Column("id", String(32), primary_key=True),
+    sa.Column("text", Text(), nullable=False),
     sa.Column("position", sa.Integer(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+#: Failed authentications by client address, shared by the nodes on one database (the
+#: per-address limit of consult/ratelimit.py); only the limit's window is kept.
+auth_failures = sa.Table(
+    "auth_failures",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("client", String(64), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False, index=True),
+    sa.Index("ix_auth_failures_client_at", "client", "at"),
 )

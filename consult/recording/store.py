@@ -6,10 +6,10 @@ FULL: an acknowledged write survives a crash) and a salon group's PostgreSQL run
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import secrets
-import weakref
+import socket
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,13 +19,13 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
 from ..salon import Salon, parse_hours
+from .database import Database
+from .failures import FailureLog
 from .inbox import Inbox
 from .leases import Leases
 from .palette import Palette, SwatchLog
@@ -43,6 +43,8 @@ from .schema import (
 from .tokens import TokenSealer, hash_token, new_token
 
 __all__ = [
+    "LIVE_LEASE",
+    "LIVE_RENEW",
     "Capture",
     "ChatMessage",
     "Consultation",
@@ -58,7 +60,14 @@ __all__ = [
 
 Status = Literal["open", "live"]
 
+#: How long a live status holds without renewal: a node that dies leaves its calls live for
+#: at most this long. Nodes renew every ``LIVE_RENEW``.
+LIVE_LEASE = timedelta(seconds=30)
+LIVE_RENEW = timedelta(seconds=10)
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: PostgreSQL advisory lock held while the schema is upgraded (any constant of our own).
+MIGRATION_LOCK = 0x636F6E73756C74
 
 
 def utcnow() -> datetime:
@@ -164,39 +173,43 @@ class Grant:
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine, sealer: TokenSealer) -> None:
-        self._engine = engine
+    def __init__(self, db: Database, sealer: TokenSealer, node: str) -> None:
+        self._db = db
         self._sealer = sealer
         self._closed = False
-        self.palette = Palette(engine)
-        self.swatch_log = SwatchLog(engine)
-        self.leases = Leases(engine)
-        self.inbox = Inbox(engine)
-        self.quick_replies = QuickReplies(engine)
-        # Sequence numbers are handed out one message at a time per consultation.
-        self._chat_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        #: The node this store's calls run on: the owner recorded with their live status.
+        self.node = node
+        self.palette = Palette(db)
+        self.swatch_log = SwatchLog(db)
+        self.leases = Leases(db)
+        self.auth_failures = FailureLog(db)
+        self.inbox = Inbox(db)
+        self.quick_replies = QuickReplies(db)
 
     @classmethod
-    async def open(cls, url: str, sealer: TokenSealer) -> Store:
-        """Open the database at ``url``, creating or upgrading its schema to the latest version."""
-        if url.startswith("sqlite"):
-            database = sa.engine.make_url(url).database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
-        if engine.dialect.name == "sqlite":
-            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        async with engine.begin() as conn:
-            await conn.run_sync(upgrade_schema)
-        return cls(engine, sealer)
+    async def open(cls, url: str, sealer: TokenSealer, node: str | None = None) -> Store:
+        """Open the database at ``url``, creating or upgrading its schema to the latest version.
+
+        ``node``: who this process is among the nodes sharing the database (default: this
+        machine's name)."""
+        db = Database.open(url)
+        try:
+            async with db.begin() as conn:
+                await conn.run_sync(upgrade_schema)
+        except BaseException:
+            await db.dispose()
+            raise
+        return cls(db, sealer, node or socket.gethostname())
+
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        await self._engine.dispose()
+        await self._db.dispose()
 
     # consultations
 
@@ -225,13 +238,13 @@ class Store:
             summary_updated_at=now if summary else None,
             based_on=based_on,
         )
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(consultations.insert().values(**dataclasses.asdict(consultation)))
             new_links = await self._issue_links(conn, consultation.id, now, link_ttl)
         return consultation, new_links
 
     async def get_consultation(self, consultation_id: str) -> Consultation:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             result = await conn.execute(
                 consultations.select().where(consultations.c.id == consultation_id)
             )
@@ -244,7 +257,7 @@ class Store:
         query = consultations.select().order_by(consultations.c.created_at.desc())
         if customer_ref is not None:
             query = query.where(consultations.c.customer_ref == customer_ref)
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_consultation(row) for row in rows]
 
@@ -258,7 +271,7 @@ class Store:
             values |= {"notes": notes, "notes_updated_at": now}
         if summary is not None:
             values |= {"summary": summary, "summary_updated_at": now}
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             result = await conn.execute(
                 consultations.update().where(consultations.c.id == consultation_id).values(**values)
             )
@@ -267,36 +280,76 @@ class Store:
         return await self.get_consultation(consultation_id)
 
     async def set_status(self, consultation_id: str, status: Status) -> None:
-        """Record the consultation's live status; any change counts as activity."""
-        async with self._engine.begin() as conn:
+        """Record the consultation's live status; any change counts as activity.
+
+        ``live`` is held by this node for ``LIVE_LEASE`` (renewed by ``hold_live`` while the
+        call lives); ``open`` clears it only where this node or nobody holds it, so a node
+        ending its call never wipes a live call another node has taken over."""
+        now = utcnow()
+        c = consultations.c
+        async with self._db.begin() as conn:
+            if status == "live":
+                await conn.execute(
+                    consultations.update()
+                    .where(c.id == consultation_id)
+                    .values(
+                        status="live",
+                        live_node=self.node,
+                        live_until=now + LIVE_LEASE,
+                        last_activity_at=now,
+                    )
+                )
+            else:
+                await conn.execute(
+                    consultations.update()
+                    .where(c.id == consultation_id, self._ours_or_lapsed(now))
+                    .values(status="open", live_node=None, live_until=None, last_activity_at=now)
+                )
+
+    async def hold_live(self, consultation_ids: Collection[str]) -> None:
+        """Renew this node's hold on its live calls (and record them live again if a write
+        was lost to a database outage)."""
+        if not consultation_ids:
+            return
+        now = utcnow()
+        c = consultations.c
+        async with self._db.begin() as conn:
             await conn.execute(
                 consultations.update()
-                .where(consultations.c.id == consultation_id)
-                .values(status=status, last_activity_at=utcnow())
+                .where(c.id.in_(list(consultation_ids)), self._ours_or_lapsed(now))
+                .values(status="live", live_node=self.node, live_until=now + LIVE_LEASE)
             )
 
     async def reset_live(self) -> None:
-        """At start-up nobody is connected: a status left ``live`` by a crash is ``open``."""
-        async with self._engine.begin() as conn:
+        """At start-up this node holds no call: what it held before a crash is ``open``, and so
+        is anything whose holder stopped renewing; other nodes' live calls stay live."""
+        now = utcnow()
+        async with self._db.begin() as conn:
             await conn.execute(
-                consultations.update().where(consultations.c.status == "live").values(status="open")
+                consultations.update()
+                .where(consultations.c.status == "live", self._ours_or_lapsed(now))
+                .values(status="open", live_node=None, live_until=None)
             )
 
+    def _ours_or_lapsed(self, now: datetime) -> sa.ColumnElement[bool]:
+        c = consultations.c
+        return sa.or_(c.live_node.is_(None), c.live_node == self.node, c.live_until <= now)
+
     async def ping(self) -> None:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     # captures and stills
 
     async def create_capture(self, consultation_id: str, requested_by: Role) -> Capture:
         capture = Capture(secrets.token_hex(12), consultation_id, requested_by, utcnow())
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(captures.insert().values(**dataclasses.asdict(capture)))
         return capture
 
     async def get_capture(self, consultation_id: str, capture_id: str) -> Capture:
         """The capture, if it belongs to ``consultation_id``: UnknownCapture otherwise."""
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             row = (
                 (
                     await conn.execute(
@@ -314,7 +367,7 @@ class Store:
         return Capture(**row)
 
     async def has_still(self, capture_id: str, source: str) -> bool:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             found = await conn.scalar(
                 sa.select(stills.c.id).where(
                     stills.c.capture_id == capture_id, stills.c.source == source
@@ -325,7 +378,7 @@ class Store:
     async def add_still(self, still: Still) -> None:
         """Record a still whose files are already in place; AlreadyUploaded on a second one."""
         try:
-            async with self._engine.begin() as conn:
+            async with self._db.begin() as conn:
                 await conn.execute(stills.insert().values(**dataclasses.asdict(still)))
                 await conn.execute(
                     consultations.update()
@@ -336,7 +389,7 @@ class Store:
             raise AlreadyUploaded() from None
 
     async def get_still(self, still_id: str) -> Still:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             row = (
                 (await conn.execute(stills.select().where(stills.c.id == still_id)))
                 .mappings()
@@ -348,7 +401,7 @@ class Store:
 
     async def list_stills(self, consultation_id: str) -> list[Still]:
         """The consultation's stills, newest first."""
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (
                 (
                     await conn.execute(
@@ -363,14 +416,14 @@ class Store:
         return [Still(**row) for row in rows]
 
     async def set_nails(self, still_id: str, polygons: list[list[list[float]]]) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(
                 stills.update().where(stills.c.id == still_id).values(nails=polygons)
             )
 
     async def still_files(self) -> set[str]:
         """Every file a still row points to (its original and its thumbnail)."""
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (await conn.execute(sa.select(stills.c.file, stills.c.thumb))).all()
         return {name for row in rows for name in row}
 
@@ -389,8 +442,10 @@ class Store:
         Returns the message and whether it is new: the same ``client_id`` from the same sender
         returns the message stored the first time (a resend after a reconnect).
         """
-        lock = self._chat_locks.setdefault(consultation_id, asyncio.Lock())
-        async with lock, self._engine.begin() as conn:
+        async with self._db.begin() as conn:
+            # The consultation's row is the lock: one writer at a time hands out its next
+            # number, whichever node or process it runs in (on SQLite, BEGIN IMMEDIATE is).
+            await _lock_consultation(conn, consultation_id)
             existing = await _message_by_client_id(conn, consultation_id, sender, client_id)
             if existing is not None:
                 return existing, False
@@ -410,11 +465,11 @@ class Store:
     async def find_message(
         self, consultation_id: str, sender: Role, client_id: str
     ) -> ChatMessage | None:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             return await _message_by_client_id(conn, consultation_id, sender, client_id)
 
     async def messages(self, consultation_id: str) -> list[ChatMessage]:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (
                 (
                     await conn.execute(
@@ -431,7 +486,9 @@ class Store:
     async def mark_read(self, consultation_id: str, role: Role, seq: int) -> int:
         """``role`` has read up to ``seq``; marks only move forward, never past the last
         message. Returns the mark."""
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
+            # Locked as add_message: two readers' marks never go backwards.
+            await _lock_consultation(conn, consultation_id)
             seq = max(0, min(seq, await _last_seq(conn, consultation_id)))
             where = (chat_reads.c.consultation_id == consultation_id) & (chat_reads.c.role == role)
             current = await conn.scalar(sa.select(chat_reads.c.seq).where(where))
@@ -450,7 +507,7 @@ class Store:
             return int(current)
 
     async def read_marks(self, consultation_id: str) -> dict[Role, int]:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (
                 await conn.execute(
                     sa.select(chat_reads.c.role, chat_reads.c.seq).where(
@@ -463,7 +520,7 @@ class Store:
     # the salon
 
     async def get_salon(self) -> Salon:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             row = (await conn.execute(salon.select().where(salon.c.id == 1))).mappings().first()
         if row is None:
             return Salon()
@@ -477,16 +534,21 @@ class Store:
             "away_message": value.away_message,
             "updated_at": utcnow(),
         }
-        async with self._engine.begin() as conn:
-            updated = await conn.execute(salon.update().where(salon.c.id == 1).values(**values))
-            if updated.rowcount == 0:
-                await conn.execute(salon.insert().values(id=1, **values))
+        try:
+            async with self._db.begin() as conn:
+                updated = await conn.execute(salon.update().where(salon.c.id == 1).values(**values))
+                if updated.rowcount == 0:
+                    await conn.execute(salon.insert().values(id=1, **values))
+        except sa.exc.IntegrityError:
+            # Another node saved the first hours at the same moment: the last save wins.
+            async with self._db.begin() as conn:
+                await conn.execute(salon.update().where(salon.c.id == 1).values(**values))
 
     # links
 
     async def links(self, consultation_id: str) -> Links:
         now = utcnow()
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (
                 (
                     await conn.execute(
@@ -510,7 +572,7 @@ class Store:
     async def revoke_links(self, consultation_id: str, link_ttl: timedelta) -> Links:
         """Revoke every link of the consultation and issue new ones, in one transaction."""
         now = utcnow()
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             exists = await conn.scalar(
                 sa.select(consultations.c.id).where(consultations.c.id == consultation_id)
             )
@@ -527,7 +589,7 @@ class Store:
         """What ``token`` opens; InvalidToken if it is unknown, expired or revoked."""
         if not token or len(token) > 256:
             raise InvalidToken()
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             row = (
                 (await conn.execute(links.select().where(links.c.token_hash == hash_token(token))))
                 .mappings()
@@ -617,6 +679,16 @@ async def _count_unread(conn: Any, consultation_id: str, mark: int) -> None:
     )
 
 
+async def _lock_consultation(conn: Any, consultation_id: str) -> None:
+    """Hold the consultation's row until the transaction ends (FOR UPDATE on PostgreSQL;
+    SQLite has no row locks and needs none: its writing transactions hold the database)."""
+    found = await conn.scalar(
+        sa.select(consultations.c.id).where(consultations.c.id == consultation_id).with_for_update()
+    )
+    if found is None:
+        raise NotFound("No such consultation.")
+
+
 async def _last_seq(conn: Any, consultation_id: str) -> int:
     last = await conn.scalar(
         sa.select(sa.func.max(messages.c.seq)).where(messages.c.consultation_id == consultation_id)
@@ -625,17 +697,11 @@ async def _last_seq(conn: Any, consultation_id: str) -> int:
 
 
 def _consultation(row: Any) -> Consultation:
-    return Consultation(**{name: row[name] for name in Consultation.__dataclass_fields__})
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # FULL, not WAL's usual NORMAL: a write acknowledged to a client must survive power loss.
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
+    values = {name: row[name] for name in Consultation.__dataclass_fields__}
+    # Live only while its holder renews it: a node that died leaves nothing live for long.
+    if row["status"] == "live" and (row["live_until"] is None or row["live_until"] <= utcnow()):
+        values["status"] = "open"
+    return Consultation(**values)
 
 
 def _alembic_config() -> AlembicConfig:
@@ -646,6 +712,10 @@ def _alembic_config() -> AlembicConfig:
 
 def upgrade_schema(connection: Connection) -> None:
     """Migrate the database on ``connection`` to the latest schema."""
+    if connection.dialect.name == "postgresql":
+        # Nodes starting together: one migrates, the others wait and find it done. The lock
+        # ends with the transaction.
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     cfg = _alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")

@@ -25,7 +25,7 @@ from ..media.sdp import check_offer
 from ..media.stills import VIDEO_STILL_LEAD, Stills, best_of_burst, still_json
 from ..metrics import Metrics
 from ..recording.palette import SwatchAction, SwatchEvent
-from ..recording.store import Consultation, Store
+from ..recording.store import LIVE_RENEW, Consultation, Store
 from ..roles import Role, partner_of
 from .messages import (
     AskShown,
@@ -98,6 +98,17 @@ class Hub:
 
     def call(self, consultation_id: str) -> Call | None:
         return self._calls.get(consultation_id)
+
+    async def hold_live(self) -> None:
+        """Renew this node's hold on its live calls in the store, for as long as it runs: a
+        node that stops renewing (it died) leaves nothing live for other nodes to mistrust."""
+        while True:
+            await asyncio.sleep(LIVE_RENEW.total_seconds())
+            live = [c.consultation_id for c in self._calls.values() if c.room.state == "live"]
+            try:
+                await self._store.hold_live(live)
+            except errors.StorageFailed:
+                logger.warning("live calls not renewed (database unavailable)")
 
     async def join(self, participant: Participant) -> Call:
         call = self._calls.get(participant.consultation_id)
@@ -396,9 +407,16 @@ class Hub:
                     assert isinstance(member, Participant)
                     await member.send(Peer(state="left"))
                 case StateChanged(state=state):
-                    await self._store.set_status(
-                        call.consultation_id, "live" if state == "live" else "open"
-                    )
+                    try:
+                        await self._store.set_status(
+                            call.consultation_id, "live" if state == "live" else "open"
+                        )
+                    except errors.StorageFailed:
+                        # The call goes on without the database: hold_live records it live
+                        # again when the database is back, and an unrenewed live lapses.
+                        logger.warning(
+                            "%s: status not saved (database unavailable)", call.consultation_id
+                        )
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(coro)

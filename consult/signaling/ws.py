@@ -23,6 +23,7 @@ from ..errors import (
     InvalidToken,
     RateLimited,
     Revoked,
+    StorageFailed,
     TooManyAttempts,
 )
 from ..ratelimit import TokenBucket
@@ -81,14 +82,16 @@ async def _grant(request: web.Request, ws: web.WebSocketResponse) -> Grant | Non
     limiter = request.app[AUTH_FAILURES]
     client = request.remote or "unknown"
     try:
-        if limiter.retry_after(client) > 0:
+        if await limiter.retry_after(client) > 0:
             raise TooManyAttempts()
         grant = await store.resolve_token(request.query.get("token", ""))
         await store.get_consultation(grant.consultation_id)
     except ConsultError as exc:
-        error = exc if isinstance(exc, InvalidToken | TooManyAttempts) else InvalidToken()
+        # A database away is not the client's failure: it is told so, and may try again.
+        passed_on = InvalidToken | TooManyAttempts | StorageFailed
+        error = exc if isinstance(exc, passed_on) else InvalidToken()
         if isinstance(error, InvalidToken):
-            limiter.failed(client)
+            await limiter.failed(client)
         request.app[METRICS].error(error.code, "ws")
         await ws.send_str(encode(Error(code=error.code, message=error.message)))
         await ws.close(code=error.close_code, message=error.code.encode())
