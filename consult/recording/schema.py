@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 __all__ = [
+    "attachments",
     "captures",
     "chat_reads",
     "consultations",
@@ -152,6 +153,8 @@ messages = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     #: A photo sent in the chat: the still holding it.
     sa.Column("still_id", sa.String(32), nullable=True),
+    #: A voice message, video clip or file sent in the chat (``attachments``).
+    sa.Column("attachment_id", sa.String(32), nullable=True),
     sa.UniqueConstraint("consultation_id", "sender", "client_id", name="uq_messages_client_id"),
 )
 
@@ -227,4 +230,35 @@ leases = sa.Table(
     sa.Column("holder", sa.String(128), nullable=True),
     sa.Column("expires_at", UTCDateTime(), nullable=True),
     sa.Column("done_at", UTCDateTime(), nullable=True),
+)
+
+#: Voice messages, video clips and files sent in the chat, stored byte for byte beside the
+#: stills (consult/recording/attachments.py).
+attachments = sa.Table(
+    "attachments",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "consultation_id",
+        sa.String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("sender", sa.String(16), nullable=False),
+    #: voice, video or file.
+    sa.Column("kind", sa.String(8), nullable=False),
+    #: From the bytes, never from the client.
+    sa.Column("media_type", sa.String(32), nullable=False),
+    #: The name offered for download (safe: no path, the extension its bytes call for).
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("bytes", sa.Integer(), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    #: Seconds, measured from the packets (voice and video).
+    sa.Column("duration", sa.Float(), nullable=True),
+    sa.Column("width", sa.Integer(), nullable=True),
+    sa.Column("height", sa.Integer(), nullable=True),
+    #: Path inside the stills folder.
+    sa.Column("file", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
 )

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
 from ..salon import Salon, parse_hours
+from .attachments import AttachmentLog
 from .leases import Leases
 from .palette import Palette, SwatchLog
 from .schema import captures, chat_reads, consultations, links, messages, salon, stills
@@ -142,6 +143,8 @@ class ChatMessage:
     text: str
     created_at: datetime
     still_id: str | None = None
+    #: A voice message, video clip or file sent in the chat.
+    attachment_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,7 @@ class Store:
         self.palette = Palette(engine)
         self.swatch_log = SwatchLog(engine)
         self.leases = Leases(engine)
+        self.attachments = AttachmentLog(engine)
         # Sequence numbers are handed out one message at a time per consultation.
         self._chat_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -356,10 +360,11 @@ class Store:
             )
 
     async def still_files(self) -> set[str]:
-        """Every file a still row points to (its original and its thumbnail)."""
+        """Every file a still row points to (its original and its thumbnail), and every
+        attachment's file (kept in the same folder)."""
         async with self._engine.connect() as conn:
             rows = (await conn.execute(sa.select(stills.c.file, stills.c.thumb))).all()
-        return {name for row in rows for name in row}
+        return {name for row in rows for name in row} | await self.attachments.files()
 
     # chat
 
@@ -370,6 +375,7 @@ class Store:
         client_id: str,
         text: str,
         still_id: str | None = None,
+        attachment_id: str | None = None,
     ) -> tuple[ChatMessage, bool]:
         """Store a chat message under the next sequence number, before anyone sees it.
 
@@ -383,8 +389,9 @@ class Store:
                 return existing, False
             last = await _last_seq(conn, consultation_id)
             message = ChatMessage(
-                consultation_id, last + 1, client_id, sender, text, utcnow(), still_id
-            )
+                consultation_id, last + 1, client_id, sender, text, utcnow(), still_id,
+                attachment_id,
+            )  # fmt: skip
             await conn.execute(messages.insert().values(**dataclasses.asdict(message)))
             await conn.execute(
                 consultations.update()

@@ -24,6 +24,7 @@ from ..media.peer import ServerPeer
 from ..media.sdp import check_offer
 from ..media.stills import VIDEO_STILL_LEAD, Stills, best_of_burst, still_json
 from ..metrics import Metrics
+from ..recording.attachments import Attachment, attachment_json
 from ..recording.palette import SwatchAction, SwatchEvent
 from ..recording.store import ChatMessage, Consultation, Still, Store
 from ..roles import Role, partner_of
@@ -255,9 +256,7 @@ class Hub:
                 )
             )
         self._spawn(
-            self._video_still(
-                customer.peer, capture.consultation_id, capture.id, started, burst_at
-            )
+            self._video_still(customer.peer, capture.consultation_id, capture.id, started, burst_at)
         )
         return capture.id
 
@@ -351,6 +350,20 @@ class Hub:
         await self.broadcast(still.consultation_id, out)
         return out
 
+    async def chat_attachment(
+        self, attachment: Attachment, client_id: str
+    ) -> tuple[ChatSent, bool]:
+        """A voice message, video clip or file (uploaded over HTTP): a chat message carrying
+        it. Also returns whether the message is new (not a resend of ``client_id``)."""
+        message, new = await self._store.add_message(
+            attachment.consultation_id, attachment.sender, client_id, "",
+            attachment_id=attachment.id,
+        )  # fmt: skip
+        out = chat_sent(message, attachment=attachment)
+        if new:
+            await self.broadcast(attachment.consultation_id, out)
+        return out, new
+
     async def read(self, reader: Participant, seq: int) -> None:
         mark = await self._store.mark_read(reader.consultation_id, reader.role, seq)
         await self.broadcast(reader.consultation_id, ReadMark(seq=mark, by=reader.role))
@@ -358,8 +371,11 @@ class Hub:
     async def history(self, consultation_id: str) -> list[dict[str, Any]]:
         """What a page that (re)joins has missed: every chat message, then the read marks."""
         stills = {s.id: still_json(s) for s in await self._store.list_stills(consultation_id)}
+        attachments = await self._store.attachments.of(consultation_id)
         messages = [
-            as_dict(chat_sent(m, stills.get(m.still_id or "")))
+            as_dict(
+                chat_sent(m, stills.get(m.still_id or ""), attachments.get(m.attachment_id or ""))
+            )
             for m in await self._store.messages(consultation_id)
         ]
         marks = await self._store.read_marks(consultation_id)
@@ -461,7 +477,11 @@ class Hub:
         return task
 
 
-def chat_sent(message: ChatMessage, still: dict[str, Any] | None = None) -> ChatSent:
+def chat_sent(
+    message: ChatMessage,
+    still: dict[str, Any] | None = None,
+    attachment: Attachment | None = None,
+) -> ChatSent:
     return ChatSent(
         seq=message.seq,
         sender=message.sender,
@@ -469,4 +489,5 @@ def chat_sent(message: ChatMessage, still: dict[str, Any] | None = None) -> Chat
         at=message.created_at.isoformat(),
         id=message.client_id,
         still=still,
+        attachment=attachment_json(attachment) if attachment is not None else None,
     )

@@ -276,6 +276,8 @@ class ChatSent(_Message, tag="chat", omit_defaults=True):
     id: str
     #: A photo sent in the chat (as in a ``still`` message).
     still: dict[str, Any] | None = None
+    #: A voice message, video clip or file sent in the chat (docs/protocol.md, attachments).
+    attachment: dict[str, Any] | None = None
 
 
 class ReadMark(_Message, tag="read"):
