@@ -159,7 +159,11 @@ class SqliteSnapshot:
         with contextlib.closing(sqlite3.connect(copy)) as db:
             rows = db.execute("SELECT file, thumb FROM stills ORDER BY created_at, id").fetchall()
             # Attachments (voice, video, files) are kept beside the stills: the same folder.
-            rows += db.execute("SELECT file FROM attachments ORDER BY created_at, id").fetchall()
+            # A database from before them (restoring an older backup) has no such table.
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'attachments'").fetchone():
+                rows += db.execute(
+                    "SELECT file FROM attachments ORDER BY created_at, id"
+                ).fetchall()
         return [name for row in rows for name in row]
 
 
