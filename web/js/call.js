@@ -165,6 +165,9 @@ function join() {
     form: $("chat-form"),
     input: $("chat-input"),
     photo: $("chat-photo"),
+    file: $("chat-file"),
+    voice: $("chat-voice"),
+    voiceStatus: $("voice-status"),
     unread: $("chat-unread"),
   });
   session.addEventListener("state", () => {

@@ -1,0 +1,105 @@
+"""Voice messages and files between the pages in Chromium (web/js/attachments.js): recorded from
+Chromium's fake microphone, played on the other side, a PDF offered as a download, both on the
+record page."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+
+from .browser import LAPTOP, PHONE, Launch, local, open_page, ready_to_join, screenshot
+from .conftest import token_of
+from .recordings import pdf
+
+pytestmark = pytest.mark.timeout(180)
+
+#: How long the customer holds the voice button down (the recorder's own times are measured).
+RECORD_SECONDS = 4.0
+
+
+async def audio_duration(page: Page, index: int = 0) -> float:
+    """The duration the page's voice message element reports, once it knows it (a recorder's
+    WebM says nothing until read through: attachments.js seeks to its end first)."""
+    handle = await page.wait_for_function(
+        """(i) => {
+          const a = document.querySelectorAll('[data-testid=chat-voice]')[i];
+          return a && Number.isFinite(a.duration) && a.duration > 0 && a.currentTime === 0
+            ? a.duration : null;
+        }""",
+        arg=index,
+        timeout=15_000,
+    )
+    return float(await handle.json_value())
+
+
+async def test_a_voice_message_from_the_microphone_plays_on_the_other_side_and_a_pdf_downloads(
+    launch: Launch, consultation: dict[str, Any], server: Any, http: Any, tmp_path: Path
+) -> None:
+    browser = await launch()
+    customer = await open_page(browser, local(server, consultation["customer_link"]), PHONE)
+    stylist = await open_page(browser, local(server, consultation["stylist_link"]), LAPTOP)
+    for page in (customer, stylist):
+        await ready_to_join(page)
+        await page.get_by_test_id("join").click()
+    await customer.get_by_test_id("chat-toggle").click()
+
+    # The customer records a voice message with the (fake) microphone: a 440 Hz tone file.
+    record = customer.get_by_test_id("chat-voice-record")
+    await record.click()
+    await expect(customer.get_by_test_id("voice-status")).to_contain_text("Recording")
+    await asyncio.sleep(RECORD_SECONDS)
+    await record.click()
+    status = customer.get_by_test_id("voice-status")
+    await expect(status).to_have_attribute("data-duration-ms", re.compile(r"^\d+$"))
+    recorded = int(await status.get_attribute("data-duration-ms") or 0) / 1000
+    assert recorded >= RECORD_SECONDS * 0.9
+
+    # The stylist's page plays it, with the recording's length (within 10 %).
+    await expect(stylist.get_by_test_id("chat-voice")).to_be_visible()
+    played = await audio_duration(stylist)
+    assert played == pytest.approx(recorded, rel=0.1)
+    await stylist.evaluate("document.querySelector('[data-testid=chat-voice]').play()")
+    await stylist.wait_for_function(
+        "() => document.querySelector('[data-testid=chat-voice]').currentTime > 0.5",
+        timeout=15_000,
+    )
+    # The sender's own copy is the server's message too, and so is the server's measure.
+    await expect(customer.get_by_test_id("chat-voice")).to_be_visible()
+    async with http.get(
+        f"/api/consultations/{consultation['id']}",
+        params={"token": token_of(consultation["customer_link"])},
+    ) as r:
+        voice = (await r.json())["messages"][0]["attachment"]
+    assert voice["media_type"] == "audio/webm" and voice["kind"] == "voice"
+    assert voice["duration"] == pytest.approx(recorded, rel=0.1)
+
+    # The stylist sends a PDF: the customer gets a link with its name and size, a download.
+    plan = tmp_path / "Nail plan.pdf"
+    plan.write_bytes(pdf(padding=30_000))
+    await stylist.get_by_test_id("chat-file-input").set_input_files(str(plan))
+    link = customer.get_by_test_id("chat-file")
+    await expect(link).to_have_text("Nail plan.pdf")
+    size = f"{round(len(plan.read_bytes()) / 1024)} kB"
+    await expect(customer.get_by_test_id("chat-message").nth(1)).to_contain_text(size)
+    async with customer.expect_download() as download_info:
+        await link.click()
+    download = await download_info.value
+    assert download.suggested_filename == "Nail plan.pdf"
+    saved = await download.path()
+    assert await asyncio.to_thread(saved.read_bytes) == plan.read_bytes()
+    await screenshot(customer, "customer-chat-voice-and-file-phone")
+    await screenshot(stylist, "stylist-chat-voice-and-file-laptop")
+
+    # The record page shows and plays them too.
+    await customer.goto(
+        str(server.make_url(f"/c/{token_of(consultation['customer_link'])}/record"))
+    )
+    await expect(customer.get_by_test_id("chat-file")).to_have_text("Nail plan.pdf")
+    assert await audio_duration(customer) == pytest.approx(recorded, rel=0.1)
+    assert not customer.errors and not stylist.errors  # type: ignore[attr-defined]
+    await browser.close()
