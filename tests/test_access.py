@@ -15,8 +15,11 @@ from consult.app import create_app
 from consult.appkeys import STORE
 
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
+from .recordings import pdf
 
-# (method, path, JSON body); {id} is the consultation, {still} one of its stills.
+ATTACHED = pdf()
+# (method, path, JSON body or raw bytes); {id} is the consultation, {still} one of its stills,
+# {attachment} one of its attachments.
 ENDPOINTS = [
     ("GET", "/api/consultations", None),
     ("POST", "/api/consultations", {"customer_name": "X"}),
@@ -33,6 +36,9 @@ ENDPOINTS = [
     ("GET", "/api/stills/{still}/undertone", None),
     ("PUT", "/api/stills/{still}/nails", {"polygons": [[[0, 0], [10, 0], [10, 10]]]}),
     ("POST", "/api/stills/{still}/white-balance", {}),
+    # Voice, video and file messages: sent by either side of the consultation, and read back.
+    ("POST", "/api/consultations/{id}/attachments?kind=file&id=a1&name=x.pdf", ATTACHED),
+    ("GET", "/api/attachments/{attachment}", None),
 ]
 BAD = {"Authorization": "Bearer not-the-staff-key"}
 CALLERS = ["nobody", "staff", "customer", "stylist", "other-customer", "other-stylist", "revoked"]
@@ -47,7 +53,8 @@ STAFF_ONLY = {
 STYLIST_ONLY = {"/api/consultations/{id}/notes", "/api/stills/{still}/nails",
                 "/api/stills/{still}/white-balance"}  # fmt: skip
 CREATED = {("POST", "/api/consultations"), ("POST", "/api/swatches"),
-           ("POST", "/api/stills/{still}/white-balance")}  # fmt: skip
+           ("POST", "/api/stills/{still}/white-balance"),
+           ("POST", "/api/consultations/{id}/attachments?kind=file&id=a1&name=x.pdf")}  # fmt: skip
 
 
 def expected(method: str, path: str, caller: str, how: str) -> int:
@@ -70,7 +77,7 @@ def expected(method: str, path: str, caller: str, how: str) -> int:
 
 @pytest.fixture
 async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any) -> dict[str, Any]:
-    """Two consultations, a still of the first, and a revoked link."""
+    """Two consultations, a still and an attachment of the first, and a revoked link."""
     mine = await create_consultation(http, staff)
     other = await create_consultation(http, staff, customer_name="Other")
     gone = await create_consultation(http, staff, customer_name="Gone")
@@ -86,6 +93,14 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
     ) as r:
         assert r.status == 201, await r.text()
         still = (await r.json())["still"]
+    async with http.post(
+        f"/api/consultations/{mine['id']}/attachments",
+        params={"kind": "file", "id": "world"},
+        data=ATTACHED,
+        headers=staff,
+    ) as r:
+        assert r.status == 201, await r.text()
+        attachment = (await r.json())["message"]["attachment"]
     tokens = {
         "nobody": None,
         "staff": STAFF_KEY,
@@ -95,7 +110,12 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
         "other-stylist": token_of(other["stylist_link"]),
         "revoked": token_of(gone["customer_link"]),
     }
-    return {"id": mine["id"], "still": still["id"], "tokens": tokens}
+    return {
+        "id": mine["id"],
+        "still": still["id"],
+        "attachment": attachment["id"],
+        "tokens": tokens,
+    }
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -105,10 +125,11 @@ async def test_every_endpoint_with_every_caller(
 ) -> None:
     token = world["tokens"][caller]
     for method, path, body in ENDPOINTS:
-        url = path.format(id=world["id"], still=world["still"])
+        url = path.format(id=world["id"], still=world["still"], attachment=world["attachment"])
         headers = {"Authorization": f"Bearer {token}"} if token and how == "bearer" else {}
         params = {"token": token} if token and how == "query" else {}
-        async with http.request(method, url, json=body, headers=headers, params=params) as r:
+        payload = {"data": body} if isinstance(body, bytes) else {"json": body}
+        async with http.request(method, url, headers=headers, params=params, **payload) as r:
             want = expected(method, path, caller, how)
             assert r.status == want, (method, path, caller, how, await r.text())
             if r.status >= 400:

@@ -5,7 +5,9 @@ record page."""
 from __future__ import annotations
 
 import asyncio
+import io
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -102,4 +104,19 @@ async def test_a_voice_message_from_the_microphone_plays_on_the_other_side_and_a
     await expect(customer.get_by_test_id("chat-file")).to_have_text("Nail plan.pdf")
     assert await audio_duration(customer) == pytest.approx(recorded, rel=0.1)
     assert not customer.errors and not stylist.errors  # type: ignore[attr-defined]
+
+    # The export's offline page plays the voice message and links the PDF, from the archive.
+    async with http.get(
+        f"/api/consultations/{consultation['id']}/export",
+        params={"token": token_of(consultation["customer_link"])},
+    ) as r:
+        archive = zipfile.ZipFile(io.BytesIO(await r.read()))
+    await asyncio.to_thread(archive.extractall, tmp_path / "unpacked")
+    offline = await browser.new_page(viewport=PHONE)
+    await offline.goto((tmp_path / "unpacked" / "index.html").as_uri())
+    await expect(offline.locator(".attachment a[download]")).to_have_text("Nail plan.pdf")
+    await offline.evaluate("document.querySelector('audio').play()")
+    await offline.wait_for_function(
+        "() => document.querySelector('audio').currentTime > 0.5", timeout=15_000
+    )
     await browser.close()
