@@ -19,15 +19,21 @@ def recording(
     audio: str | None = "libopus",
     video: str | None = None,
     fps: int = 10,
+    size: tuple[int, int] = (64, 48),
+    bit_rate: int | None = None,
 ) -> bytes:
-    """``seconds`` of a 440 Hz tone (``audio``) and/or a moving gradient (``video``, 64x48)
-    in ``container`` (webm, ogg, mp4), as a browser's recorder would make them."""
+    """``seconds`` of a 440 Hz tone (``audio``) and/or moving pictures (``video``, ``size``)
+    in ``container`` (webm, ogg, mp4), as a browser's recorder would make them. With a
+    ``bit_rate`` the pictures are noise, so the encoder spends it all (a clip of a known size)."""
     out = io.BytesIO()
     with av.open(out, mode="w", format=container) as c:
         a = c.add_stream(audio, rate=RATE) if audio else None
         v = c.add_stream(video, rate=fps) if video else None
         if v is not None:
-            v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"  # type: ignore[union-attr]
+            v.width, v.height, v.pix_fmt = *size, "yuv420p"  # type: ignore[union-attr]
+            if bit_rate is not None:
+                v.bit_rate = bit_rate  # type: ignore[union-attr]
+                v.options = {"preset": "ultrafast"} if video == "libx264" else {}
         if a is not None:
             frame_size = a.codec_context.frame_size or 960  # type: ignore[union-attr]
             fmt = a.codec_context.codec.audio_formats[0].name  # type: ignore[union-attr]
@@ -42,8 +48,13 @@ def recording(
                 c.mux(a.encode(frame))  # type: ignore[arg-type]
             c.mux(a.encode(None))  # type: ignore[arg-type]
         if v is not None:
+            noise = np.random.default_rng(0)
             for i in range(int(seconds * fps)):
-                image = np.full((48, 64, 3), (i * 7) % 255, np.uint8)
+                image = (
+                    noise.integers(0, 255, (size[1], size[0], 3), np.uint8)
+                    if bit_rate is not None
+                    else np.full((size[1], size[0], 3), (i * 7) % 255, np.uint8)
+                )
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24")
                 frame.pts = i
                 c.mux(v.encode(frame))  # type: ignore[arg-type]
