@@ -122,10 +122,15 @@ class Probe:
     other: tuple[str, ...] = field(default=())
 
 
-def probe(path: Path) -> Probe:
-    """Read the container at ``path`` through, packet by packet (nothing is decoded)."""
+#: FFmpeg's demuxer for each container: only the one the magic number names is ever tried, so
+#: no other demuxer (a playlist or concat file that opens other files or URLs) reads an upload.
+DEMUXERS: dict[Format, str] = {"webm": "matroska", "ogg": "ogg", "mp4": "mp4"}
+
+
+def probe(path: Path, fmt: Format) -> Probe:
+    """Read the ``fmt`` container at ``path`` through, packet by packet (nothing is decoded)."""
     try:
-        with av.open(str(path), mode="r") as container:
+        with av.open(str(path), mode="r", format=DEMUXERS[fmt]) as container:
             streams = {s.index: s for s in container.streams}
             start: float | None = None
             end = 0.0

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchkit import Served, cpu_seconds, rss_mib, serve
 from netns import reexec_isolated
 
-from consult.attachments import probe
+from consult.attachments import probe, sniff
 from tests.recordings import pdf, recording
 
 
@@ -81,13 +81,15 @@ async def timed_download(served: Served, attachment: dict[str, Any]) -> tuple[fl
 
 def probe_ms(data: bytes, repeat: int) -> float:
     """PyAV reading the recording through, in this process (the server does it in an executor)."""
+    fmt = sniff(data[:16])
+    assert fmt is not None
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "upload"
         path.write_bytes(data)
         times = []
         for _ in range(repeat):
             start = time.perf_counter()
-            probe(path)
+            probe(path, fmt)
             times.append(time.perf_counter() - start)
     return round(statistics.median(times) * 1000, 1)
 

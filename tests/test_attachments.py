@@ -36,7 +36,7 @@ def judge(
     if fmt is not None and is_media(fmt) and kind != "file":
         path = tmp_path / "upload"
         path.write_bytes(data)
-        found = probe(path)
+        found = probe(path, fmt)
     return check(kind, fmt, len(data), found, limits), found
 
 

@@ -160,7 +160,7 @@ class Attachments:
             fmt = sniff(head)
             found: Probe | None = None
             if fmt is not None and is_media(fmt) and kind != "file":
-                found = await loop.run_in_executor(None, probe, staged)
+                found = await loop.run_in_executor(None, probe, staged, fmt)
             media_type = check(kind, fmt, size, found, self.limits)
             assert fmt is not None  # check() refuses what nothing recognised
             attachment_id = secrets.token_hex(12)

@@ -98,11 +98,14 @@ export function renderAttachment(attachment, token) {
 
 // Records a voice message from the microphone, at most VOICE_LIMIT_MS (it stops itself there).
 // Emits "recorded" with {blob, ms, type}; `ms` is the recorder's own start-to-stop time.
+// `microphone()`: the call's own microphone track, if there is one: recorded from a clone of it
+// rather than opened a second time (a phone may end the call's track when asked again).
 export class VoiceRecorder extends EventTarget {
-  constructor(button, status) {
+  constructor(button, status, microphone = () => null) {
     super();
     this.button = button;
     this.status = status;
+    this.microphone = microphone;
     this.recorder = null;
     this.timer = null;
     button.hidden = !window.MediaRecorder || !navigator.mediaDevices?.getUserMedia;
@@ -111,11 +114,18 @@ export class VoiceRecorder extends EventTarget {
 
   async start() {
     let stream;
-    try {
-      stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
-    } catch (error) {
-      window.alert(t("attach.no_microphone", { message: error.message }));
-      return;
+    const live = this.microphone();
+    if (live && live.readyState === "live") {
+      const track = live.clone();
+      track.enabled = true; // recording is asked for, even with the call's microphone muted
+      stream = new MediaStream([track]);
+    } else {
+      try {
+        stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+      } catch (error) {
+        window.alert(t("attach.no_microphone", { message: error.message }));
+        return;
+      }
     }
     const mimeType = VOICE_TYPES.find((type) => MediaRecorder.isTypeSupported(type));
     const recorder = new MediaRecorder(stream, mimeType ? { mimeType } : {});

@@ -168,6 +168,7 @@ function join() {
     file: $("chat-file"),
     voice: $("chat-voice"),
     voiceStatus: $("voice-status"),
+    microphone: () => media.audio,
     unread: $("chat-unread"),
   });
   session.addEventListener("state", () => {

@@ -12,7 +12,8 @@ export class Chat {
     this.session = session;
     this.role = role;
     this.token = token;
-    this.el = elements; // {panel, list, form, input, photo, file, voice, voiceStatus, unread?}
+    // {panel, list, form, input, photo, file, voice, voiceStatus, microphone?, unread?}
+    this.el = elements;
     this.viewer = null;
     this.messages = new Map(); // seq -> message
     this.pending = new Map(); // id -> text, not yet acknowledged
@@ -38,7 +39,7 @@ export class Chat {
       elements.file.value = "";
       if (file) this.sendFile(file);
     });
-    this.recorder = new VoiceRecorder(elements.voice, elements.voiceStatus);
+    this.recorder = new VoiceRecorder(elements.voice, elements.voiceStatus, elements.microphone);
     this.recorder.addEventListener("recorded", ({ detail }) =>
       this.sendAttachment("voice", detail.blob, voiceName(detail.type)),
     );
