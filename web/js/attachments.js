@@ -38,18 +38,22 @@ function size(bytes) {
   return bytes < 1024 * 1024 ? `${Math.max(1, Math.round(bytes / 1024))} kB` : `${(bytes / 1048576).toFixed(1)} MB`;
 }
 
-// A browser's MediaRecorder WebM has no duration in its header: the element says Infinity until
-// it has read to the end. Seeking far makes it read there; then it goes back to the start.
-function learnDuration(media) {
-  media.addEventListener("loadedmetadata", () => {
-    if (Number.isFinite(media.duration)) return;
-    const back = () => {
-      if (!Number.isFinite(media.duration)) return;
-      media.removeEventListener("durationchange", back);
-      media.currentTime = 0;
-    };
-    media.addEventListener("durationchange", back);
-    media.currentTime = 1e101;
+// Chromium cannot seek in Firefox's MediaRecorder WebM (no cues, a first packet before 0): the
+// seek that starts playing it, a replay or the scrubber fail with a demuxer error and leave the
+// element dead. Loaded again, it plays from the start: once per failure (until it plays), and
+// it resumes playing if that is what was asked; a failed seek costs the position only.
+function keepPlayable(media) {
+  let retried = false;
+  let wanted = false;
+  media.addEventListener("play", () => (wanted = true));
+  media.addEventListener("pause", () => (wanted = false));
+  media.addEventListener("playing", () => (retried = false));
+  media.addEventListener("error", () => {
+    if (retried) return;
+    retried = true;
+    const resume = wanted;
+    media.load();
+    if (resume) media.play().catch(() => {});
   });
 }
 
@@ -66,9 +70,12 @@ export function renderAttachment(attachment, token) {
     media.preload = "metadata";
     if (attachment.kind === "video") media.playsInline = true;
     media.dataset.testid = attachment.kind === "voice" ? "chat-voice" : "chat-video";
-    learnDuration(media);
     media.src = url;
+    keepPlayable(media);
     box.append(media);
+    // A MediaRecorder's WebM has no duration in its header (the player shows none until it has
+    // played it through; seeking to the end to find it breaks Chromium on Firefox's WebM):
+    // the length the server measured is shown beside it.
     setText(about, `attach.${attachment.kind}_about`, { duration: clock(attachment.duration || 0), size: size(attachment.bytes) });
   } else if (attachment.media_type.startsWith("image/")) {
     const link = document.createElement("a");

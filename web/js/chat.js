@@ -19,6 +19,7 @@ export class Chat {
     this.pending = new Map(); // id -> text, not yet acknowledged
     // id -> label of a photo, voice message or file being uploaded: never sent again as text.
     this.uploading = new Map();
+    this.players = new Map(); // attachment id -> its rendered element
     this.partnerRead = 0;
     this.unread = 0;
     session.addEventListener("welcome", (event) => this.restore(event.detail.history));
@@ -168,7 +169,12 @@ export class Chat {
       body.append(button);
     }
     const attachment = seq === null ? null : this.messages.get(seq)?.attachment;
-    if (attachment) body.append(renderAttachment(attachment, this.token));
+    if (attachment) {
+      // The same element on every render: a voice message playing goes on playing when a
+      // message or a read mark comes in.
+      if (!this.players.has(attachment.id)) this.players.set(attachment.id, renderAttachment(attachment, this.token));
+      body.append(this.players.get(attachment.id));
+    }
     const meta = document.createElement("span");
     meta.className = "meta";
     if (seq === null) setText(meta, "chat.sending");
