@@ -256,7 +256,9 @@ class Hub:
                 )
             )
         self._spawn(
-            self._video_still(customer.peer, capture.consultation_id, capture.id, started, burst_at)
+            self._video_still(
+                customer.peer, capture.consultation_id, capture.id, started, burst_at
+            )
         )
         return capture.id
 
