@@ -12,6 +12,8 @@ from cryptography.fernet import Fernet
 
 from . import api, pages
 from .appkeys import (
+    ATTACHMENT_RATE,
+    ATTACHMENTS,
     AUTH_FAILURES,
     BACKUPS,
     CONVERSATIONS,
@@ -33,7 +35,8 @@ from .media import ice, internals, placeholder
 from .media.peer import WAITING_TEXT
 from .media.stills import Limits, Stills
 from .metrics import Metrics
-from .ratelimit import FailureLimiter
+from .ratelimit import FailureLimiter, SenderBuckets
+from .recording.attachments import Attachments
 from .recording.failures import FailureLog
 from .recording.files import StillFiles
 from .recording.schedule import BackupSchedule
@@ -62,6 +65,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     await stills.start()
     app[STILLS] = stills
     app[CONVERSATIONS] = Conversations(store)
+    app[ATTACHMENTS] = Attachments(store.attachments, StillFiles(settings.stills_dir))
     yield
     await store.close()
 
@@ -131,6 +135,7 @@ def create_app(settings: Settings) -> web.Application:
         lambda: backups.status if (backups := app.get(BACKUPS)) is not None else None,
     )
     app[AUTH_FAILURES] = FailureLimiter(shared=lambda: _shared_failures(app))
+    app[ATTACHMENT_RATE] = SenderBuckets(settings.message_rate, settings.message_burst)
     app[TOOL_SLOTS] = asyncio.Semaphore(1)
     app[STAFF_KEY] = load_staff_key(settings)
     app[ICE_SERVERS] = [ice.parse_ice_server(url) for url in settings.ice_servers]

@@ -11,12 +11,15 @@ from .conversation import Conversations
 from .media.ice import IceServer
 from .media.stills import Stills
 from .metrics import Metrics
-from .ratelimit import FailureLimiter
+from .ratelimit import FailureLimiter, SenderBuckets
+from .recording.attachments import Attachments
 from .recording.schedule import BackupSchedule
 from .recording.store import Store
 from .signaling.hub import Hub
 
 __all__ = [
+    "ATTACHMENTS",
+    "ATTACHMENT_RATE",
     "AUTH_FAILURES",
     "BACKUPS",
     "CONVERSATIONS",
@@ -44,3 +47,7 @@ CONVERSATIONS = web.AppKey("conversations", Conversations)
 BACKUPS = web.AppKey("backups", BackupSchedule)
 #: Colour tools on stills run one at a time: the calls' media keep the other core.
 TOOL_SLOTS = web.AppKey("tool_slots", asyncio.Semaphore)
+
+#: Voice messages, video clips and files sent in the chat, and how fast each side may send them.
+ATTACHMENTS = web.AppKey("attachments", Attachments)
+ATTACHMENT_RATE = web.AppKey("attachment_rate", SenderBuckets)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .media.stills import still_json
+from .recording.attachments import Attachment, attachment_json
 from .recording.store import ChatMessage, Still, Store
 from .roles import Role
 from .salon import Salon
@@ -54,6 +55,8 @@ class Posted:
     #: The sides who had the conversation open when it was posted: a staff message posted
     #: with no "customer" here reached a customer who is away.
     present: frozenset[Role]
+    #: A voice message, video clip or file, as ``attachment_json`` gives it.
+    attachment: dict[str, Any] | None = None
 
     @property
     def consultation_id(self) -> str:
@@ -91,7 +94,8 @@ Event = Posted | ReadMoved | AwayNoticed | LinksRevoked
 class History:
     """What a page that (re)opens a conversation has missed."""
 
-    messages: list[tuple[ChatMessage, dict[str, Any] | None]]
+    #: Each message with its photo and its attachment (as JSON), if any.
+    messages: list[tuple[ChatMessage, dict[str, Any] | None, dict[str, Any] | None]]
     marks: dict[Role, int]
 
     @property
@@ -216,43 +220,49 @@ class Conversations:
         text: str = "",
         *,
         still: Still | None = None,
+        attachment: Attachment | None = None,
     ) -> Posted:
         """Store a message, then deliver it to every subscriber (the sender's own copy is its
         acknowledgement). The same ``client_id`` from the same sender again is the message
         stored the first time: returned (``new`` False), not delivered again.
 
-        Text, or a photo (``still``, already saved by ``consult.media.stills``)."""
+        Text, a photo (``still``, already saved by ``consult.media.stills``), or a voice
+        message, clip or file (``attachment``, saved by ``consult.recording.attachments``)."""
         message, new = await self._store.add_message(
-            consultation_id, sender, client_id, text, still_id=still.id if still else None
+            consultation_id,
+            sender,
+            client_id,
+            text,
+            still_id=still.id if still else None,
+            attachment_id=attachment.id if attachment else None,
         )
-        if still is None and message.still_id is not None:
-            still = await self._store.get_still(message.still_id)
-        posted = Posted(
-            message,
-            still_json(still) if still is not None else None,
-            new,
-            await self._store.inbox.unread(consultation_id),
-            self.present(consultation_id),
-        )
+        posted = await self._posted(message, new)
         if new:
             self._publish(posted)
             if sender == "customer" and "stylist" not in posted.present:
                 await self._away_notice(consultation_id)
         return posted
 
-    async def find(self, consultation_id: str, sender: Role, client_id: str) -> Posted | None:
-        """The message ``sender`` stored under ``client_id``, if any (a photo sent again)."""
-        message = await self._store.find_message(consultation_id, sender, client_id)
-        if message is None:
-            return None
+    async def _posted(self, message: ChatMessage, new: bool) -> Posted:
         still = await self._store.get_still(message.still_id) if message.still_id else None
+        attachment = (
+            await self._store.attachments.get(message.attachment_id)
+            if message.attachment_id
+            else None
+        )
         return Posted(
             message,
             still_json(still) if still is not None else None,
-            False,
-            await self._store.inbox.unread(consultation_id),
-            self.present(consultation_id),
+            new,
+            await self._store.inbox.unread(message.consultation_id),
+            self.present(message.consultation_id),
+            attachment_json(attachment) if attachment is not None else None,
         )
+
+    async def find(self, consultation_id: str, sender: Role, client_id: str) -> Posted | None:
+        """The message ``sender`` stored under ``client_id``, if any (a photo sent again)."""
+        message = await self._store.find_message(consultation_id, sender, client_id)
+        return await self._posted(message, False) if message is not None else None
 
     async def read(self, consultation_id: str, reader: Role, seq: int) -> ReadMoved:
         """``reader`` has read up to ``seq`` (marks only move forward); told to everyone."""
@@ -269,8 +279,15 @@ class Conversations:
 
     async def history(self, consultation_id: str) -> History:
         stills = {s.id: s for s in await self._store.list_stills(consultation_id)}
+        attachments = await self._store.attachments.of(consultation_id)
         messages = [
-            (m, still_json(stills[m.still_id]) if m.still_id in stills else None)
+            (
+                m,
+                still_json(stills[m.still_id]) if m.still_id in stills else None,
+                attachment_json(attachments[m.attachment_id])
+                if m.attachment_id in attachments
+                else None,
+            )
             for m in await self._store.messages(consultation_id)
         ]
         return History(messages, await self._store.read_marks(consultation_id))

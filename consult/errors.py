@@ -40,6 +40,16 @@ and a human ``message``. At the HTTP edge an error becomes
         ├── Revoked                   "revoked": staff revoked the consultation's links
         └── MediaFailed               "media-failed": the participant's media connection failed
 
+    Voice, video and file messages (consult/attachments.py):
+    InvalidRequest
+    └── CorruptMedia              400 "corrupt-media": a recording or clip that cannot be read
+    RateLimited
+    └── UploadRateLimited         429 "rate-limited": attachments sent faster than chat allows
+    PayloadTooLarge
+    └── TooLong                   413 "too-long": over the kind's duration limit
+    UnsupportedMedia
+    └── NoAudio                   415 "no-audio": a voice message with no sound in it
+
 Nothing outside this module invents codes: the web pages' message catalogue keys on them.
 """
 
@@ -50,6 +60,7 @@ __all__ = [
     "CaptureClosed",
     "ConsultError",
     "CorruptImage",
+    "CorruptMedia",
     "Disconnect",
     "Forbidden",
     "InvalidPalette",
@@ -61,6 +72,7 @@ __all__ = [
     "MalformedMessage",
     "MediaFailed",
     "MessageTooLarge",
+    "NoAudio",
     "NoCustomer",
     "NoSkinFound",
     "NotFound",
@@ -71,6 +83,7 @@ __all__ = [
     "Replaced",
     "Revoked",
     "StorageFailed",
+    "TooLong",
     "TooManyAttempts",
     "TooManyPixels",
     "Unauthorized",
@@ -79,6 +92,7 @@ __all__ = [
     "UnknownSwatch",
     "UnsupportedHeic",
     "UnsupportedMedia",
+    "UploadRateLimited",
 ]
 
 
@@ -317,3 +331,30 @@ class MediaFailed(Disconnect):
 
     code = "media-failed"
     close_code = 4410
+
+
+# Voice, video and file messages
+
+
+class CorruptMedia(InvalidRequest):
+    """The recording or clip cannot be read."""
+
+    code = "corrupt-media"
+
+
+class UploadRateLimited(RateLimited):
+    """Too many messages: wait a moment and send again."""
+
+    status = 429
+
+
+class TooLong(PayloadTooLarge):
+    """The recording is longer than allowed."""
+
+    code = "too-long"
+
+
+class NoAudio(UnsupportedMedia):
+    """The voice message has no sound in it: check the microphone."""
+
+    code = "no-audio"

@@ -1,4 +1,5 @@
-"""Failed authentication, limited per client address: guessing keys and links does not scale.
+"""Failed authentication, limited per client address: guessing keys and links does not scale;
+messages, limited per connection (``TokenBucket``) or, over HTTP, per sender (``SenderBuckets``).
 
 A client that presents a wrong staff key or an unknown, expired or revoked link too often
 within the window is refused (429 ``too-many-attempts``) until the window has passed, even with
@@ -22,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from .errors import StorageFailed
 from .recording.failures import FailureLog
 
-__all__ = ["FailureLimiter", "TokenBucket"]
+__all__ = ["FailureLimiter", "SenderBuckets", "TokenBucket"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,3 +102,25 @@ class TokenBucket:
             return False
         self._tokens -= 1
         return True
+
+
+class SenderBuckets:
+    """A ``TokenBucket`` per sender (a consultation's side), for messages sent over HTTP where
+    there is no connection to hold one: the same rate as a websocket's messages."""
+
+    def __init__(self, rate: float, burst: int, max_senders: int = 10_000) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._max_senders = max_senders
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+
+    def take(self, consultation_id: str, sender: str) -> bool:
+        key = (consultation_id, sender)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self._max_senders:
+                # Bounded memory: forget the oldest sender (its bucket was full again by now,
+                # or nearly: ten thousand senders came since).
+                self._buckets.pop(next(iter(self._buckets)))
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst)
+        return bucket.take()

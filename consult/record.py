@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .media.stills import Stills, still_json
+from .recording.attachments import attachment_json
 from .recording.export import ExportFile, Progress, write_export
 from .recording.store import Consultation, Store
 from .signaling.messages import as_dict, chat_sent
@@ -90,10 +91,23 @@ async def record_json(
     body["swatches_chosen"] = board.chosen
     body["earlier"] = await earlier_json(store, consultation)
     by_id = {s["id"]: s for s in body["stills"]}
+    attachments = await store.attachments.of(consultation.id)
     body["messages"] = [
-        as_dict(chat_sent(m, by_id.get(m.still_id or "")))
+        as_dict(
+            chat_sent(
+                m,
+                by_id.get(m.still_id or ""),
+                attachment_json(attachments[m.attachment_id])
+                if m.attachment_id in attachments
+                else None,
+            )
+        )
         for m in await store.messages(consultation.id)
     ]
+    if with_paths:
+        for message in body["messages"]:
+            if "attachment" in message:
+                message["attachment"]["file_path"] = attachments[message["attachment"]["id"]].file
     return body
 
 
@@ -119,12 +133,20 @@ async def write_record_zip(
 
 
 def export_files(record: dict[str, Any], stills: Stills) -> list[ExportFile]:
-    """Point each still of ``record`` at its original inside the archive (``originals/...``)
-    and list the files to put there."""
+    """Point each still of ``record`` at its original inside the archive (``originals/...``),
+    each attachment at its file (``attachments/...``), and list the files to put there."""
     files = []
     for still in record["stills"]:
         extension = "png" if still["media_type"] == "image/png" else "jpg"
         name = f"originals/{still['id']}.{extension}"
         files.append(ExportFile(stills.path(still.pop("file_path")), name))
         still["file"] = name
+    # Voice messages, clips and files: kept in the same folder, put under attachments/.
+    for message in record["messages"]:
+        attachment = message.get("attachment")
+        if attachment is not None:
+            path = attachment.pop("file_path")
+            name = f"attachments/{attachment['id']}.{path.rsplit('.', 1)[1]}"
+            files.append(ExportFile(stills.path(path), name))
+            attachment["file"] = name
     return files

@@ -213,3 +213,22 @@ __all__ = [
     "ready_to_join",
     "screenshot",
 ]
+
+
+#: Plays the ``index``th element matching ``selector`` to its end and returns where it ended: its
+#: length as played (a recorder's WebM says nothing before it is played). An error on the way
+#: is the page's to recover from (web/js/attachments.js); one it does not is in the timeout's
+#: message.
+PLAY_THROUGH = """([selector, index]) => new Promise((resolve, reject) => {
+  const media = document.querySelectorAll(selector)[index];
+  // The furthest it played, and from where it started.
+  let furthest = 0;
+  media.addEventListener("timeupdate", () => (furthest = Math.max(furthest, media.currentTime)));
+  const end = () => resolve(Math.max(furthest, media.currentTime));
+  media.addEventListener("ended", end, { once: true });
+  // As a click on its play button: a page that loads it again aborts this request itself.
+  media.play().catch(() => {});
+  const state = () => JSON.stringify({ t: media.currentTime, furthest, paused: media.paused,
+    ready: media.readyState, error: media.error?.message });
+  setTimeout(() => reject(new Error(`not played through in 60 s: ${state()}`)), 60000);
+})"""

@@ -16,8 +16,11 @@ from consult.app import create_app
 from consult.appkeys import STORE
 
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
+from .recordings import pdf
 
-# (method, path, JSON body); {id} is the consultation, {still} one of its stills.
+ATTACHED = pdf()
+# (method, path, JSON body or raw bytes); {id} is the consultation, {still} one of its stills,
+# {attachment} one of its attachments.
 ENDPOINTS = [
     ("GET", "/api/consultations", None),
     ("POST", "/api/consultations", {"customer_name": "X"}),
@@ -43,6 +46,9 @@ ENDPOINTS = [
     ("POST", "/api/quick-replies", {"text": "See you soon!"}),
     ("PUT", "/api/quick-replies/{reply}", {"text": "See you!"}),
     ("DELETE", "/api/quick-replies/{reply}", None),
+    # Voice, video and file messages: sent by either side of the consultation, and read back.
+    ("POST", "/api/consultations/{id}/attachments?kind=file&id=a1&name=x.pdf", ATTACHED),
+    ("GET", "/api/attachments/{attachment}", None),
 ]
 BAD = {"Authorization": "Bearer not-the-staff-key"}
 CALLERS = ["nobody", "staff", "customer", "stylist", "other-customer", "other-stylist", "revoked"]
@@ -63,7 +69,8 @@ STYLIST_ONLY = {"/api/consultations/{id}/notes", "/api/stills/{still}/nails",
 CREATED = {("POST", "/api/consultations"), ("POST", "/api/swatches"),
            ("POST", "/api/stills/{still}/white-balance"),
            ("POST", "/api/consultations/{id}/messages"),
-           ("POST", "/api/quick-replies")}  # fmt: skip
+           ("POST", "/api/quick-replies"),
+           ("POST", "/api/consultations/{id}/attachments?kind=file&id=a1&name=x.pdf")}  # fmt: skip
 
 
 def expected(method: str, path: str, caller: str, how: str) -> int:
@@ -92,7 +99,7 @@ def expected(method: str, path: str, caller: str, how: str) -> int:
 
 @pytest.fixture
 async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any) -> dict[str, Any]:
-    """Two consultations, a still of the first, and a revoked link."""
+    """Two consultations, a still and an attachment of the first, and a revoked link."""
     mine = await create_consultation(http, staff)
     other = await create_consultation(http, staff, customer_name="Other")
     gone = await create_consultation(http, staff, customer_name="Gone")
@@ -108,6 +115,14 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
     ) as r:
         assert r.status == 201, await r.text()
         still = (await r.json())["still"]
+    async with http.post(
+        f"/api/consultations/{mine['id']}/attachments",
+        params={"kind": "file", "id": "world"},
+        data=ATTACHED,
+        headers=staff,
+    ) as r:
+        assert r.status == 201, await r.text()
+        attachment = (await r.json())["message"]["attachment"]
     tokens = {
         "nobody": None,
         "staff": STAFF_KEY,
@@ -118,7 +133,13 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
         "revoked": token_of(gone["customer_link"]),
     }
     reply = await server.app[STORE].quick_replies.create("Thanks!", datetime.now(UTC))
-    return {"id": mine["id"], "still": still["id"], "reply": reply.id, "tokens": tokens}
+    return {
+        "id": mine["id"],
+        "still": still["id"],
+        "reply": reply.id,
+        "attachment": attachment["id"],
+        "tokens": tokens,
+    }
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -154,10 +175,16 @@ async def test_every_endpoint_with_every_caller(
     # Half the endpoints per server: all of them would pass the limit of 20 failed
     # credentials a minute (tested below) for the callers refused everywhere.
     for method, path, body in ENDPOINTS[half::2]:
-        url = path.format(id=world["id"], still=world["still"], reply=world["reply"])
+        url = path.format(
+            id=world["id"],
+            still=world["still"],
+            reply=world["reply"],
+            attachment=world["attachment"],
+        )
         headers = {"Authorization": f"Bearer {token}"} if token and how == "bearer" else {}
         params = {"token": token} if token and how == "query" else {}
-        async with http.request(method, url, json=body, headers=headers, params=params) as r:
+        payload = {"data": body} if isinstance(body, bytes) else {"json": body}
+        async with http.request(method, url, headers=headers, params=params, **payload) as r:
             want = expected(method, path, caller, how)
             assert r.status == want, (method, path, caller, how, await r.text())
             if r.status >= 400:

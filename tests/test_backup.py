@@ -29,6 +29,7 @@ from .datafolder import fill, sqlite_url
 from .fake_camera import HANDS, load_photo
 from .media import PhotoTrack
 from .process import free_port, start_serve, wait_healthy
+from .recordings import voice_webm
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -94,6 +95,15 @@ async def test_a_live_call_backed_up_is_restored_whole(
         await ann.send({"type": "chat", "text": "can I come at 3?", "id": "a1"})
         await ann.expect("chat")
         await ann.close()
+        # ... and a voice message: a file beside the stills that the backup must carry.
+        voice = voice_webm(1.0)
+        async with http.post(
+            f"/api/consultations/{quiet['id']}/attachments",
+            params={"kind": "voice", "id": "a2"},
+            data=voice,
+            headers={"Authorization": f"Bearer {_token(quiet['customer_link'])}"},
+        ) as r:
+            assert r.status == 201, await r.text()
 
         token = _token(consultation["customer_link"])
         customer = CallClient(http, ws + token, "customer")
@@ -177,9 +187,10 @@ async def test_a_live_call_backed_up_is_restored_whole(
                     assert hashlib.sha256(await r.read()).hexdigest() == still["sha256"]
                 async with http.get(f"/api/stills/{still['id']}/thumb", headers=staff) as r:
                     assert r.status == 200 and (await r.read())[:2] == b"\xff\xd8"
-            assert [m["text"] for m in (await _record(http, staff, quiet["id"]))["messages"]] == [
-                "can I come at 3?"
-            ]
+            ann_says = (await _record(http, staff, quiet["id"]))["messages"]
+            assert [m["text"] for m in ann_says] == ["can I come at 3?", ""]
+            async with http.get(ann_says[1]["attachment"]["url"], headers=staff) as r:
+                assert await r.read() == voice
             # The old links open the restored service: pages and calls.
             for link in (consultation["customer_link"], consultation["stylist_link"]):
                 async with http.get(f"/{link.split('/', 3)[3]}") as r:

@@ -38,6 +38,7 @@ from consult.signaling.messages import Bye, Capture, Offer, parse_message
 from .browser import artifact
 from .calls import in_call
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
+from .recordings import voice_webm
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -260,6 +261,12 @@ BODIES = st.one_of(
     st.dictionaries(BODY_FIELDS, JSON, max_size=5).map(lambda d: json.dumps(d).encode()),
     JSON.map(lambda v: json.dumps(v).encode()),
     st.just(b"png"),  # replaced by a small real PNG
+    st.just(b"voice"),  # replaced by a small real voice message (WebM/Opus)
+    # What a media container's magic number starts, and then anything: PyAV reads it.
+    st.tuples(
+        st.sampled_from([b"\x1a\x45\xdf\xa3", b"OggS", b"\x00\x00\x00\x18ftypisom", b"%PDF-"]),
+        st.binary(max_size=400),
+    ).map(b"".join),
 )
 CONTENT_TYPES = st.sampled_from(
     ["application/json", "image/png", "image/jpeg", "text/plain", "application/octet-stream",
@@ -269,7 +276,8 @@ CREDENTIALS = st.sampled_from(
     ["none", "staff", "customer", "stylist", "other", "made-up", "customer-query", "staff-query"]
 )
 PATH_VALUES = {
-    "id": st.sampled_from(["consultation", "still", "other"]) | st.text(min_size=1, max_size=20),
+    "id": st.sampled_from(["consultation", "still", "attachment", "other"])
+    | st.text(min_size=1, max_size=20),
     "token": st.sampled_from(["customer", "stylist"]) | st.text(min_size=1, max_size=40),
     "prefix": st.sampled_from(["c", "s"]) | st.text(min_size=1, max_size=3),
 }
@@ -290,10 +298,20 @@ async def test_arbitrary_requests_at_every_route(
     ) as r:
         assert r.status == 201, await r.text()
         still = (await r.json())["message"]["still"]["id"]
+    voice = voice_webm(0.5)
+    async with http.post(
+        f"/api/consultations/{mine['id']}/attachments",
+        params={"id": "second", "kind": "voice"},
+        data=voice,
+        headers=staff,
+    ) as r:
+        assert r.status == 201, await r.text()
+        attachment = (await r.json())["message"]["attachment"]["id"]
     world = {
         "consultation": mine["id"],
         "other": other["id"],
         "still": still,
+        "attachment": attachment,
         "customer": token_of(mine["customer_link"]),
         "stylist": token_of(mine["stylist_link"]),
         "other-token": token_of(other["customer_link"]),
@@ -334,7 +352,7 @@ async def test_arbitrary_requests_at_every_route(
             headers["Authorization"] = f"Bearer {secret[credential]}"
         elif credential.endswith("-query"):
             query["token"] = STAFF_KEY if credential == "staff-query" else world["customer"]
-        body = capture_png if case["body"] == b"png" else case["body"]
+        body = {b"png": capture_png, b"voice": voice}.get(case["body"] or b"", case["body"])
         if body is not None:
             headers["Content-Type"] = case["content_type"]
         url = yarl.URL(base.rstrip("/") + path, encoded=True).update_query(query)
@@ -358,9 +376,10 @@ async def test_arbitrary_requests_at_every_route(
             "static": st.sampled_from(["app.css", "js/call-session.js", "../consult/app.py"])
             | st.text(max_size=20),
             "query": st.dictionaries(
-                st.sampled_from(["token", "capture", "id", "customer_ref", "download"])
+                st.sampled_from(["token", "capture", "id", "customer_ref", "download", "kind",
+                                 "name"])
                 | st.text(max_size=8),
-                st.text(max_size=30),
+                st.sampled_from(["voice", "video", "file"]) | st.text(max_size=30),
                 max_size=3,
             ),
             "headers": st.dictionaries(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import (
+    attachments,
     backups,
     consultations,
     conversations,
@@ -19,8 +20,8 @@ from . import (
 
 __all__ = ["add_routes"]
 
-RESOURCES = (backups, consultations, conversations, metrics, palette, quick_replies, salon,
-             session, still_tools, stills)  # fmt: skip
+RESOURCES = (attachments, backups, consultations, conversations, metrics, palette,
+             quick_replies, salon, session, still_tools, stills)  # fmt: skip
 
 
 def add_routes(app: web.Application) -> None:

@@ -11,7 +11,7 @@ from aiohttp import web
 from ..appkeys import CONVERSATIONS, STORE
 from ..auth import Caller, caller_for, require_staff
 from ..errors import Forbidden, InvalidRequest
-from ..signaling.messages import MAX_CHAT_CHARS, as_dict, chat_sent, history_messages
+from ..signaling.messages import MAX_CHAT_CHARS, as_dict, conversation_message, history_messages
 from .common import read_json
 
 __all__ = ["routes"]
@@ -77,7 +77,7 @@ async def post_message(request: web.Request) -> web.Response:
     consultation_id = await _salon_side(request)
     body = await read_json(request, NewMessage)
     posted = await request.app[CONVERSATIONS].post(consultation_id, "stylist", body.id, body.text)
-    message = as_dict(chat_sent(posted.message, posted.still))
+    message = as_dict(conversation_message(posted))
     return web.json_response({"message": message}, status=201 if posted.new else 200)
 
 

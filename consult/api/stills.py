@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from ..appkeys import CONVERSATIONS, HUB, METRICS, SETTINGS, STILLS, STORE
 from ..auth import caller_for, credential
@@ -13,13 +13,13 @@ from ..errors import (
     CaptureClosed,
     Forbidden,
     InvalidRequest,
-    RangeNotSatisfiable,
     UnsupportedHeic,
     UnsupportedMedia,
 )
 from ..media.stills import still_json
 from ..roles import Role
-from ..signaling.messages import StillSaved, as_dict, chat_sent
+from ..signaling.messages import StillSaved, as_dict, conversation_message
+from .common import check_range
 
 __all__ = ["routes"]
 
@@ -48,7 +48,7 @@ async def chat_photo(request: web.Request) -> web.Response:
     conversations = request.app[CONVERSATIONS]
     existing = await conversations.find(consultation_id, sender, client_id)
     if existing is not None:
-        return web.json_response({"message": as_dict(chat_sent(existing.message, existing.still))})
+        return web.json_response({"message": as_dict(conversation_message(existing))})
     capture = await request.app[STORE].create_capture(consultation_id, sender)
     still = await request.app[STILLS].receive_upload(
         consultation_id,
@@ -60,9 +60,7 @@ async def chat_photo(request: web.Request) -> web.Response:
     # The call's stills strip shows it too.
     await request.app[HUB].broadcast(consultation_id, StillSaved(still=still_json(still)))
     posted = await conversations.post(consultation_id, sender, client_id, still=still)
-    return web.json_response(
-        {"message": as_dict(chat_sent(posted.message, posted.still))}, status=201
-    )
+    return web.json_response({"message": as_dict(conversation_message(posted))}, status=201)
 
 
 @routes.post("/api/consultations/{id}/stills")
@@ -134,7 +132,7 @@ async def _still_file(request: web.Request, thumb: bool) -> web.FileResponse:
         if current.based_on != still.consultation_id or still.source == "video":
             raise
     path = request.app[STILLS].path(still.thumb if thumb else still.file)
-    _check_range(request, path.stat().st_size)
+    check_range(request, path.stat().st_size)
     response = web.FileResponse(path)
     response.content_type = "image/jpeg" if thumb else still.media_type
     # A still never changes once saved; it is private to the consultation.
@@ -145,19 +143,6 @@ async def _still_file(request: web.Request, thumb: bool) -> web.FileResponse:
         name = f"consultation-{still.consultation_id}-{still.source}-{still.id}.{extension}"
         response.headers["Content-Disposition"] = f'{disposition}; filename="{name}"'
     return response
-
-
-def _check_range(request: web.Request, size: int) -> None:
-    """aiohttp's FileResponse answers a Range it cannot serve with an empty 416 of the image's
-    type; the API answers with its JSON error instead (the same cases as aiohttp's)."""
-    if hdrs.RANGE not in request.headers:
-        return
-    try:
-        start = request.http_range.start
-    except ValueError:
-        raise RangeNotSatisfiable() from None
-    if start is not None and start >= size:
-        raise RangeNotSatisfiable()
 
 
 @routes.get("/api/stills/{id}")

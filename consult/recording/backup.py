@@ -5,7 +5,7 @@ An archive is a tar stream (stills are PNG and JPEG already: nothing to gain by 
     consult-backup.json        first: format, schema revision, database kind, when
     database/consult.db        the database, a consistent snapshot (SQLite's online backup API)
     keys/link-seal.key ...     the data folder's keys (the staff key unless left out)
-    stills/<id>/<still>...     every file a still row of the snapshot names
+    stills/<id>/<still>...     every file a still (or attachment) row of the snapshot names
     manifest.json              last: counts, schema revision, and size and SHA-256 of every file
 
 followed by a trailer line ``consult-backup sha256 <hex>\\n`` over every byte before it, so a
@@ -158,6 +158,12 @@ class SqliteSnapshot:
     def still_files(self, copy: Path) -> list[str]:
         with contextlib.closing(sqlite3.connect(copy)) as db:
             rows = db.execute("SELECT file, thumb FROM stills ORDER BY created_at, id").fetchall()
+            # Attachments (voice, video, files) are kept beside the stills: the same folder.
+            # A database from before them (restoring an older backup) has no such table.
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'attachments'").fetchone():
+                rows += db.execute(
+                    "SELECT file FROM attachments ORDER BY created_at, id"
+                ).fetchall()
         return [name for row in rows for name in row]
 
 

@@ -1,5 +1,6 @@
-"""A consultation's record as one self-contained ZIP: ``record.json``, the original images and an
-``index.html`` that shows the record offline, from the folder it is unpacked into.
+"""A consultation's record as one self-contained ZIP: ``record.json``, the original images, the
+chat's voice messages, clips and files, and an ``index.html`` that shows (and plays) the record
+offline, from the folder it is unpacked into.
 
 The originals go in byte for byte (stored, not recompressed); ``record.json`` lists them with
 their SHA-256, so anyone can check them. Synchronous: run it in an executor.
@@ -24,7 +25,8 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class ExportFile:
-    """A still's original to include: its path on disk and its name in the archive."""
+    """A still's original or an attachment to include: its path on disk and its name in the
+    archive."""
 
     path: Path
     name: str
@@ -48,7 +50,7 @@ def write_export(
             if progress:
                 progress(1, total)
             for done, item in enumerate(files, start=2):
-                # Images are compressed already: store them as they are.
+                # Images and recordings are compressed already: store them as they are.
                 archive.write(item.path, item.name, compress_type=zipfile.ZIP_STORED)
                 if progress:
                     progress(done, total)
@@ -60,6 +62,30 @@ def write_export(
         tmp.unlink(missing_ok=True)
         raise
     return out
+
+
+def attachment_html(a: dict[str, Any]) -> str:
+    """A voice message or clip plays in the page, an image shows, a PDF is a link: each from
+    its file in the archive."""
+    e = html.escape
+    src, kind = e(a["file"]), a["kind"]
+    size = (
+        f"{a['bytes'] / 1024:.0f} kB"
+        if a["bytes"] < 1024 * 1024
+        else f"{a['bytes'] / 1048576:.1f} MB"
+    )
+    about = f"{e(a['name'])} · {size}"
+    if a.get("duration") is not None:
+        about += f" · {a['duration']:.1f} s"
+    if kind == "voice":
+        player = f'<audio controls preload=metadata src="{src}"></audio>'
+    elif kind == "video":
+        player = f'<video controls preload=metadata src="{src}"></video>'
+    elif a["media_type"].startswith("image/"):
+        player = f'<a href="{src}"><img src="{src}" alt=""></a>'
+    else:
+        player = f'<a href="{src}" download="{e(a["name"])}">{e(a["name"])}</a>'
+    return f"<div class=attachment>{player}<br><small>{about}</small></div>"
 
 
 def render_html(record: dict[str, Any]) -> str:
@@ -86,7 +112,8 @@ def render_html(record: dict[str, Any]) -> str:
     shown = "".join(chip(c) for c in record.get("swatches_shown", []))
     messages = "".join(
         f'<li class="{e(m["from"])}"><b>{e(m["from"])}</b> '
-        f"<time>{e(m['at'][:16].replace('T', ' '))}</time><p>{e(m['text'])}</p></li>"
+        f"<time>{e(m['at'][:16].replace('T', ' '))}</time><p>{e(m['text'])}</p>"
+        f"{attachment_html(m['attachment']) if m.get('attachment') else ''}</li>"
         for m in record.get("messages", [])
     )
     notes = (
@@ -104,6 +131,8 @@ body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
 figure {{ display: inline-block; margin: 0 1rem 1rem 0; max-width: 18rem; vertical-align: top; }}
 figure img {{ max-width: 100%; border-radius: 6px; }}
 figcaption small {{ word-break: break-all; color: #666; }}
+.attachment img, .attachment video {{ max-width: 18rem; border-radius: 6px; }}
+.attachment small {{ color: #666; }}
 ul.chat {{ list-style: none; padding: 0; }} ul.chat li {{ margin: 0.5rem 0; }}
 ul.chat p, .text {{ white-space: pre-wrap; margin: 0.2rem 0; }}
 time {{ color: #666; font-size: 0.85em; }}

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from ..errors import InvalidRequest
 
 __all__ = [
+    "attachments",
     "auth_failures",
     "captures",
     "chat_reads",
@@ -178,6 +179,8 @@ messages = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     #: A photo sent in the chat: the still holding it.
     sa.Column("still_id", String(32), nullable=True),
+    #: A voice message, video clip or file sent in the chat (``attachments``).
+    sa.Column("attachment_id", String(32), nullable=True),
     sa.UniqueConstraint("consultation_id", "sender", "client_id", name="uq_messages_client_id"),
 )
 
@@ -299,4 +302,35 @@ auth_failures = sa.Table(
     sa.Column("client", String(64), nullable=False),
     sa.Column("at", UTCDateTime(), nullable=False, index=True),
     sa.Index("ix_auth_failures_client_at", "client", "at"),
+)
+
+#: Voice messages, video clips and files sent in the chat, stored byte for byte beside the
+#: stills (consult/recording/attachments.py).
+attachments = sa.Table(
+    "attachments",
+    metadata,
+    sa.Column("id", String(32), primary_key=True),
+    sa.Column(
+        "consultation_id",
+        String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("sender", String(16), nullable=False),
+    #: voice, video or file.
+    sa.Column("kind", String(8), nullable=False),
+    #: From the bytes, never from the client.
+    sa.Column("media_type", String(32), nullable=False),
+    #: The name offered for download (safe: no path, the extension its bytes call for).
+    sa.Column("name", String(100), nullable=False),
+    sa.Column("bytes", sa.Integer(), nullable=False),
+    sa.Column("sha256", String(64), nullable=False),
+    #: Seconds, measured from the packets (voice and video).
+    sa.Column("duration", sa.Float(), nullable=True),
+    sa.Column("width", sa.Integer(), nullable=True),
+    sa.Column("height", sa.Integer(), nullable=True),
+    #: Path inside the stills folder.
+    sa.Column("file", String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
 )

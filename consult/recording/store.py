@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
 from ..salon import Salon, parse_hours
+from .attachments import AttachmentLog
 from .database import Database
 from .failures import FailureLog
 from .inbox import Inbox
@@ -162,6 +163,8 @@ class ChatMessage:
     text: str
     created_at: datetime
     still_id: str | None = None
+    #: A voice message, video clip or file sent in the chat.
+    attachment_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,7 @@ class Store:
         self.auth_failures = FailureLog(db)
         self.inbox = Inbox(db)
         self.quick_replies = QuickReplies(db)
+        self.attachments = AttachmentLog(db)
 
     @classmethod
     async def open(cls, url: str, sealer: TokenSealer, node: str | None = None) -> Store:
@@ -422,10 +426,11 @@ class Store:
             )
 
     async def still_files(self) -> set[str]:
-        """Every file a still row points to (its original and its thumbnail)."""
+        """Every file a still row points to (its original and its thumbnail), and every
+        attachment's file (kept in the same folder)."""
         async with self._db.connect() as conn:
             rows = (await conn.execute(sa.select(stills.c.file, stills.c.thumb))).all()
-        return {name for row in rows for name in row}
+        return {name for row in rows for name in row} | await self.attachments.files()
 
     # chat
 
@@ -436,6 +441,7 @@ class Store:
         client_id: str,
         text: str,
         still_id: str | None = None,
+        attachment_id: str | None = None,
     ) -> tuple[ChatMessage, bool]:
         """Store a chat message under the next sequence number, before anyone sees it.
 
@@ -451,8 +457,9 @@ class Store:
                 return existing, False
             last = await _last_seq(conn, consultation_id)
             message = ChatMessage(
-                consultation_id, last + 1, client_id, sender, text, utcnow(), still_id
-            )
+                consultation_id, last + 1, client_id, sender, text, utcnow(), still_id,
+                attachment_id,
+            )  # fmt: skip
             await conn.execute(messages.insert().values(**dataclasses.asdict(message)))
             await conn.execute(
                 consultations.update()
@@ -645,7 +652,8 @@ async def _summarise(conn: Any, message: ChatMessage) -> None:
         "last_seq": message.seq,
         "last_sender": message.sender,
         "last_text": message.text,
-        "last_still": message.still_id is not None,
+        # Not words: a photo, a voice message, a clip or a file.
+        "last_still": message.still_id is not None or message.attachment_id is not None,
         "last_at": message.created_at,
     }
     mine = conversations.c.consultation_id == message.consultation_id

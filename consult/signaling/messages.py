@@ -298,6 +298,8 @@ class ChatSent(_Message, tag="chat", omit_defaults=True):
     id: str
     #: A photo sent in the chat (as in a ``still`` message).
     still: dict[str, Any] | None = None
+    #: A voice message, video clip or file sent in the chat (docs/protocol.md, attachments).
+    attachment: dict[str, Any] | None = None
 
 
 class ReadMark(_Message, tag="read"):
@@ -394,7 +396,12 @@ def as_dict(message: ServerMessage) -> dict[str, Any]:
     return result
 
 
-def chat_sent(message: ChatMessage, still: dict[str, Any] | None = None) -> ChatSent:
+def chat_sent(
+    message: ChatMessage,
+    still: dict[str, Any] | None = None,
+    attachment: dict[str, Any] | None = None,
+) -> ChatSent:
+    """A stored message as the pages get it; ``still``/``attachment`` as their JSON."""
     return ChatSent(
         seq=message.seq,
         sender=message.sender,
@@ -402,20 +409,21 @@ def chat_sent(message: ChatMessage, still: dict[str, Any] | None = None) -> Chat
         at=message.created_at.isoformat(),
         id=message.client_id,
         still=still,
+        attachment=attachment,
     )
 
 
 def history_messages(history: History) -> list[dict[str, Any]]:
     """A conversation so far as a welcome carries it: every chat message, then the marks."""
-    messages = [as_dict(chat_sent(m, still)) for m, still in history.messages]
+    messages = [as_dict(chat_sent(*message)) for message in history.messages]
     return messages + [as_dict(ReadMark(seq=seq, by=role)) for role, seq in history.marks.items()]
 
 
 def conversation_message(event: Posted | ReadMoved | AwayNoticed) -> ServerMessage:
     """A conversation's event as a side's page gets it (on the call's websocket or its own)."""
     match event:
-        case Posted(message=message, still=still):
-            return chat_sent(message, still)
+        case Posted(message=message, still=still, attachment=attachment):
+            return chat_sent(message, still, attachment)
         case ReadMoved(seq=seq, by=by):
             return ReadMark(seq=seq, by=by)
         case AwayNoticed(message=message, next_open=next_open):
@@ -424,11 +432,11 @@ def conversation_message(event: Posted | ReadMoved | AwayNoticed) -> ServerMessa
 
 def inbox_message(event: Posted | ReadMoved) -> InboxMessage:
     match event:
-        case Posted(message=message, still=still, unread=unread):
+        case Posted(message=message, still=still, attachment=attachment, unread=unread):
             return InboxPosted(
                 consultation_id=message.consultation_id,
                 unread=unread,
-                message=as_dict(chat_sent(message, still)),
+                message=as_dict(chat_sent(message, still, attachment)),
             )
         case ReadMoved(consultation_id=consultation_id, seq=seq, by=by, unread=unread):
             return InboxRead(consultation_id=consultation_id, seq=seq, by=by, unread=unread)

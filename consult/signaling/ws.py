@@ -46,7 +46,6 @@ from .messages import (
     ShowSwatch,
     Stats,
     Welcome,
-    chat_sent,
     conversation_message,
     encode,
     history_messages,
@@ -155,7 +154,7 @@ async def _converse(
                 participant.consultation_id, participant.role, client_id, text
             )
             if not posted.new:
-                await participant.send(chat_sent(posted.message, posted.still))
+                await participant.send(conversation_message(posted))
         case Read(seq=seq):
             await conversations.read(participant.consultation_id, participant.role, seq)
 

@@ -342,6 +342,10 @@ async function main() {
     form: $("chat-form"),
     input: $("chat-input"),
     photo: $("chat-photo"),
+    file: $("chat-file"),
+    voice: $("chat-voice"),
+    voiceStatus: $("voice-status"),
+    microphone: () => media.audio,
     unread: $("chat-unread"),
   });
   conversation.addEventListener("welcome", (event) => {

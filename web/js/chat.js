@@ -2,6 +2,7 @@
 // sequence number before it is delivered; a message the server has not acknowledged yet is kept
 // here and sent again, with the same id, after a reconnect, so nothing is lost or doubled.
 // `session` is the conversation's (ConversationSession): the chat needs no call.
+import { FILE_ACCEPT, kindOf, renderAttachment, sendAttachment, tooLarge, VoiceRecorder, voiceName } from "./attachments.js";
 import { setText, t } from "./i18n.js";
 import { uploadPhoto, Viewer, withToken } from "./stills.js";
 
@@ -12,10 +13,14 @@ export class Chat {
     this.session = session;
     this.role = role;
     this.token = token;
-    this.el = elements; // {list, form, input, photo, unread?}
+    // {list, form, input, photo, file?, voice?, voiceStatus?, microphone?, unread?}
+    this.el = elements;
     this.viewer = null;
     this.messages = new Map(); // seq -> message
     this.pending = new Map(); // id -> text, not yet acknowledged
+    // id -> label of a photo, voice message or file being uploaded: never sent again as text.
+    this.uploading = new Map();
+    this.players = new Map(); // attachment id -> its rendered element
     this.partnerRead = 0;
     this.unread = 0;
     session.addEventListener("welcome", (event) => this.restore(event.detail.history));
@@ -30,21 +35,62 @@ export class Chat {
       elements.photo.value = "";
       if (file) this.sendPhoto(file);
     });
+    // Files and voice messages where the page has their controls (the inbox has photos only).
+    if (elements.file) {
+      elements.file.accept = FILE_ACCEPT;
+      elements.file.addEventListener("change", () => {
+        const file = elements.file.files[0];
+        elements.file.value = "";
+        if (file) this.sendFile(file);
+      });
+    }
+    if (elements.voice) {
+      this.recorder = new VoiceRecorder(elements.voice, elements.voiceStatus, elements.microphone);
+      this.recorder.addEventListener("recorded", ({ detail }) =>
+        this.sendAttachment("voice", detail.blob, voiceName(detail.type)),
+      );
+    }
+  }
+
+  sendFile(file) {
+    const kind = kindOf(file);
+    if (tooLarge(kind, file)) window.alert(t(`attach.too_large.${kind}`));
+    else this.sendAttachment(kind, file, file.name);
+  }
+
+  // A voice message, clip or file goes over HTTP like a photo; the server sends it to both.
+  async sendAttachment(kind, blob, name) {
+    await this.upload(t(`attach.sending.${kind}`), "attach.failed", (id) =>
+      sendAttachment(this.session.consultation.id, this.token, { kind, blob, name, id }), "attach.error",
+    );
   }
 
   // A photo goes over HTTP (it can be large); the server then sends it to both as a message.
-  async sendPhoto(file, id = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}`) {
-    const label = t("chat.photo_sending");
-    this.pending.set(id, label);
+  async sendPhoto(file) {
+    await this.upload(t("chat.photo_sending"), "chat.photo_failed", (id) => {
+      const url = `/api/consultations/${this.session.consultation.id}/chat-photos?id=${encodeURIComponent(id)}`;
+      return uploadPhoto(url, this.token, file);
+    });
+  }
+
+  // Shown as pending until the server's message comes; a refusal says why.
+  async upload(label, failedKey, send, errorPrefix = "error") {
+    const id = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
+    this.uploading.set(id, label);
     this.render();
-    const url = `/api/consultations/${this.session.consultation.id}/chat-photos?id=${encodeURIComponent(id)}`;
     try {
-      await uploadPhoto(url, this.token, file);
+      const message = await send(id);
+      // The server's answer is the message: shown even when this page is not in the call.
+      this.uploading.delete(id);
+      if (message?.seq) this.receive({ ...message, type: "chat" });
+      else this.render();
     } catch (error) {
-      this.pending.delete(id);
+      this.uploading.delete(id);
       this.render();
-      const key = error.code ? `error.${error.code}` : "chat.photo_failed";
-      window.alert(t(key) === key ? t("chat.photo_failed") : t(key));
+      // The most particular message there is: this kind of upload's, the error's, or failedKey's.
+      const keys = error.code ? [`${errorPrefix}.${error.code}`, `error.${error.code}`] : [];
+      const key = [...keys, failedKey].find((k) => t(k) !== k) || failedKey;
+      window.alert(t(key, { message: error.message }));
     }
   }
 
@@ -68,6 +114,7 @@ export class Chat {
   receive(message) {
     if (message.type === "chat") {
       this.pending.delete(message.id);
+      this.uploading.delete(message.id);
       const isNew = !this.messages.has(message.seq);
       this.messages.set(message.seq, message);
       if (isNew && message.from !== this.role && !this.visible()) this.unread += 1;
@@ -79,8 +126,8 @@ export class Chat {
     }
   }
 
-  // On screen: the conversation page, the open drawer, the console's chat tab.
   visible() {
+    // On screen: the conversation page, the open drawer, the console's chat tab.
     return this.el.list.getClientRects().length > 0 && document.visibilityState === "visible";
   }
 
@@ -98,7 +145,9 @@ export class Chat {
   render() {
     const items = [...this.messages.values()].sort((a, b) => a.seq - b.seq);
     const nodes = items.map((m) => this.item(m.text, m.from === this.role, m.at, m.seq));
-    for (const text of this.pending.values()) nodes.push(this.item(text, true, null, null));
+    for (const text of [...this.pending.values(), ...this.uploading.values()]) {
+      nodes.push(this.item(text, true, null, null));
+    }
     this.el.list.replaceChildren(...nodes);
     this.el.list.scrollTop = this.el.list.scrollHeight;
     this.renderUnread();
@@ -125,6 +174,13 @@ export class Chat {
         this.viewer.open(still);
       });
       body.append(button);
+    }
+    const attachment = seq === null ? null : this.messages.get(seq)?.attachment;
+    if (attachment) {
+      // The same element on every render: a voice message playing goes on playing when a
+      // message or a read mark comes in.
+      if (!this.players.has(attachment.id)) this.players.set(attachment.id, renderAttachment(attachment, this.token));
+      body.append(this.players.get(attachment.id));
     }
     const meta = document.createElement("span");
     meta.className = "meta";

@@ -1,6 +1,7 @@
 // A consultation's record for review: staff at /r/<id> (signed in), the customer at
 // /c/<token>/record. Stills (full-resolution viewer, original download), summary, chat, and for
 // staff the private notes and every consultation of the same customer.
+import { renderAttachment } from "./attachments.js";
 import { setText, startI18n } from "./i18n.js";
 import { $, api, when } from "./page.js";
 import { renderEarlier, StillStrip, withToken } from "./stills.js";
@@ -54,6 +55,7 @@ function render(record) {
         photo.addEventListener("click", () => strip.viewer.open(m.still));
         text.append(photo);
       }
+      if (m.attachment) text.append(renderAttachment(m.attachment, token));
       const meta = document.createElement("span");
       meta.className = "meta";
       setText(meta, `record.from.${m.from}`, { time: when(m.at, "") });
