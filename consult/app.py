@@ -15,7 +15,9 @@ from .appkeys import (
     BACKUPS,
     HUB,
     ICE_SERVERS,
+    MAIL_SENDER,
     METRICS,
+    NOTICES,
     SETTINGS,
     STAFF_KEY,
     STILLS,
@@ -26,6 +28,10 @@ from .auth import setup_sessions
 from .config import Settings, backup_secret, load_staff_key
 from .http import auth_failures, errors_middleware, forwarded_client, security_headers
 from .keyfiles import read_or_create
+from .mail.notices import Notices
+from .mail.policy import RetryPolicy
+from .mail.sender import MailSender
+from .mail.smtp import SmtpServer
 from .media import ice, internals, placeholder
 from .media.peer import WAITING_TEXT
 from .media.stills import Limits, Stills
@@ -81,13 +87,33 @@ async def _backups(app: web.Application) -> AsyncIterator[None]:
     await schedule.close()
 
 
+async def _mail(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    notices = app[NOTICES] = Notices(app[STORE], settings)
+    if settings.smtp_url is None or settings.sender_address is None:
+        logger.info("email: not configured (--smtp-url): customers get no emails")
+        yield
+        return
+    sender = MailSender(
+        app[STORE],
+        notices,
+        SmtpServer.parse(settings.smtp_url),
+        settings.sender_address,
+        RetryPolicy(first=settings.mail_retry),
+    )
+    sender.start()
+    app[MAIL_SENDER] = sender
+    yield
+    await sender.close()
+
+
 async def _draw_cards(app: web.Application) -> None:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, placeholder.prepare, list(WAITING_TEXT.values()))
 
 
 async def _hub(app: web.Application) -> AsyncIterator[None]:
-    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[METRICS])
+    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[METRICS], app[NOTICES])
     yield
     await app[HUB].close()
 
@@ -118,7 +144,7 @@ def create_app(settings: Settings) -> web.Application:
         # (a TLS reverse proxy), so no forwarded header needs to be trusted for it.
         secure=settings.tls or settings.base_url.startswith("https://"),
     )
-    app.cleanup_ctx.extend([_store, _backups, _hub])
+    app.cleanup_ctx.extend([_store, _backups, _mail, _hub])
     app.on_startup.append(_draw_cards)
     app.on_shutdown.append(_close_calls)
     api.add_routes(app)

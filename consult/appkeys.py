@@ -7,6 +7,8 @@ import asyncio
 from aiohttp import web
 
 from .config import Settings
+from .mail.notices import Notices
+from .mail.sender import MailSender
 from .media.ice import IceServer
 from .media.stills import Stills
 from .metrics import Metrics
@@ -20,7 +22,9 @@ __all__ = [
     "BACKUPS",
     "HUB",
     "ICE_SERVERS",
+    "MAIL_SENDER",
     "METRICS",
+    "NOTICES",
     "SETTINGS",
     "STAFF_KEY",
     "STILLS",
@@ -40,3 +44,7 @@ HUB = web.AppKey("hub", Hub)
 BACKUPS = web.AppKey("backups", BackupSchedule)
 #: Colour tools on stills run one at a time: the calls' media keep the other core.
 TOOL_SLOTS = web.AppKey("tool_slots", asyncio.Semaphore)
+#: The customers' emails: what is queued when (always there; it knows whether SMTP is set).
+NOTICES = web.AppKey("notices", Notices)
+#: The outbox's sender; absent unless ``--smtp-url`` is given.
+MAIL_SENDER = web.AppKey("mail_sender", MailSender)

@@ -4,11 +4,31 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import backups, consultations, metrics, palette, salon, session, still_tools, stills
+from . import (
+    backups,
+    consultations,
+    metrics,
+    palette,
+    salon,
+    session,
+    still_tools,
+    stills,
+    unsubscribe,
+)
 
 __all__ = ["add_routes"]
 
 
 def add_routes(app: web.Application) -> None:
-    for module in (backups, consultations, metrics, palette, salon, session, still_tools, stills):
+    for module in (
+        backups,
+        consultations,
+        metrics,
+        palette,
+        salon,
+        session,
+        still_tools,
+        stills,
+        unsubscribe,
+    ):
         app.router.add_routes(module.routes)

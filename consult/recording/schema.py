@@ -12,8 +12,10 @@ __all__ = [
     "consultations",
     "leases",
     "links",
+    "mail_recipients",
     "messages",
     "metadata",
+    "outbox",
     "salon",
     "stills",
     "swatch_events",
@@ -48,7 +50,7 @@ consultations = sa.Table(
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("customer_name", sa.String(200), nullable=False),
     sa.Column("customer_ref", sa.String(200), nullable=True, index=True),
-    sa.Column("scheduled_at", UTCDateTime(), nullable=True),
+    sa.Column("scheduled_at", UTCDateTime(), nullable=True, index=True),
     #: The stylist's private notes: never shown to the customer.
     sa.Column("notes", sa.Text(), nullable=False, server_default=""),
     sa.Column("status", sa.String(16), nullable=False, server_default="open"),
@@ -60,6 +62,10 @@ consultations = sa.Table(
     sa.Column("summary_updated_at", UTCDateTime(), nullable=True),
     #: "Same again": the earlier consultation this one starts from.
     sa.Column("based_on", sa.String(32), nullable=True),
+    #: Where the customer's emails go (docs/operations.md, Email), and in which language
+    #: (None: the salon's, ``--mail-language``).
+    sa.Column("customer_email", sa.String(254), nullable=True),
+    sa.Column("customer_language", sa.String(8), nullable=True),
 )
 
 links = sa.Table(
@@ -227,4 +233,42 @@ leases = sa.Table(
     sa.Column("holder", sa.String(128), nullable=True),
     sa.Column("expires_at", UTCDateTime(), nullable=True),
     sa.Column("done_at", UTCDateTime(), nullable=True),
+)
+
+#: Every address the service has mailed: its unsubscribe token, and whether it used it.
+mail_recipients = sa.Table(
+    "mail_recipients",
+    metadata,
+    sa.Column("address", sa.String(254), primary_key=True),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("unsubscribed_at", UTCDateTime(), nullable=True),
+)
+
+#: Outgoing email, queued with what caused it and sent by one node (consult/mail/sender.py).
+#: ``message`` is the whole RFC 5322 message, made when queued: a retry sends the same bytes,
+#: Message-ID included. ``key``: at most one email per key, ever (a reminder per appointment).
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column(
+        "consultation_id",
+        sa.String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("key", sa.String(128), nullable=True, unique=True),
+    sa.Column("recipient", sa.String(254), nullable=False),
+    sa.Column("message", sa.LargeBinary(), nullable=False),
+    #: queued, sent, failed (refused for good, or given up), cancelled (unsubscribed since)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("sent_at", UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
 )

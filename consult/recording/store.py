@@ -27,6 +27,7 @@ from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
 from ..salon import Salon, parse_hours
 from .leases import Leases
+from .outbox import Outbox
 from .palette import Palette, SwatchLog
 from .schema import captures, chat_reads, consultations, links, messages, salon, stills
 from .tokens import TokenSealer, hash_token, new_token
@@ -68,6 +69,9 @@ class Consultation:
     notes_updated_at: datetime | None = None
     summary_updated_at: datetime | None = None
     based_on: str | None = None
+    customer_email: str | None = None
+    #: The customer's emails' language ("en", "zh-CN"); None: the salon's.
+    customer_language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,7 @@ class Store:
         self.palette = Palette(engine)
         self.swatch_log = SwatchLog(engine)
         self.leases = Leases(engine)
+        self.outbox = Outbox(engine)
         # Sequence numbers are handed out one message at a time per consultation.
         self._chat_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -197,6 +202,8 @@ class Store:
         link_ttl: timedelta,
         summary: str = "",
         based_on: str | None = None,
+        customer_email: str | None = None,
+        customer_language: str | None = None,
     ) -> tuple[Consultation, Links]:
         now = utcnow()
         consultation = Consultation(
@@ -211,6 +218,8 @@ class Store:
             summary=summary,
             summary_updated_at=now if summary else None,
             based_on=based_on,
+            customer_email=customer_email,
+            customer_language=customer_language,
         )
         async with self._engine.begin() as conn:
             await conn.execute(consultations.insert().values(**dataclasses.asdict(consultation)))
@@ -252,6 +261,29 @@ class Store:
             if result.rowcount == 0:
                 raise NotFound("No such consultation.")
         return await self.get_consultation(consultation_id)
+
+    async def update_consultation(
+        self, consultation_id: str, values: dict[str, Any]
+    ) -> Consultation:
+        """Change the customer's details (``customer_email``, ``customer_language``,
+        ``scheduled_at``, ...): the columns named in ``values``."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                consultations.update().where(consultations.c.id == consultation_id).values(**values)
+            )
+            if result.rowcount == 0:
+                raise NotFound("No such consultation.")
+        return await self.get_consultation(consultation_id)
+
+    async def scheduled_between(self, start: datetime, end: datetime) -> list[Consultation]:
+        """Consultations with an email address whose appointment is in [start, end)."""
+        c = consultations.c
+        query = consultations.select().where(
+            c.customer_email.is_not(None), c.scheduled_at >= start, c.scheduled_at < end
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_consultation(row) for row in rows]
 
     async def set_status(self, consultation_id: str, status: Status) -> None:
         """Record the consultation's live status; any change counts as activity."""

@@ -18,6 +18,7 @@ from aiohttp import WSCloseCode
 
 from .. import errors
 from ..config import Settings
+from ..mail.notices import Notices
 from ..media.forward import Forwarder
 from ..media.ice import server_configuration
 from ..media.peer import ServerPeer
@@ -73,8 +74,10 @@ class Hub:
         stills: Stills,
         settings: Settings,
         metrics: Metrics,
+        notices: Notices,
     ) -> None:
         self._store = store
+        self._notices = notices
         self.metrics = metrics
         self._stills = stills
         self._settings = settings
@@ -255,9 +258,7 @@ class Hub:
                 )
             )
         self._spawn(
-            self._video_still(
-                customer.peer, capture.consultation_id, capture.id, started, burst_at
-            )
+            self._video_still(customer.peer, capture.consultation_id, capture.id, started, burst_at)
         )
         return capture.id
 
@@ -330,6 +331,21 @@ class Hub:
             await sender.send(out)
         if new and sender.role == "customer":
             await self._away_notice(sender)
+        if new:
+            await self._stored(message)
+
+    def customer_present(self, consultation_id: str) -> bool:
+        """Whether the customer has a page on the consultation now (today: in its call)."""
+        return self._member(consultation_id, "customer") is not None
+
+    async def _stored(self, message: ChatMessage) -> None:
+        """A new message was stored: staff answering a customer who is away emails them."""
+        if message.sender == "stylist" and not self.customer_present(message.consultation_id):
+            try:
+                await self._notices.staff_answered(message.consultation_id)
+            except Exception:
+                # The message is stored and delivered: a missing email is not the chat's error.
+                logger.exception("%s: the customer's email was not queued", message.consultation_id)
 
     async def _away_notice(self, customer: Participant) -> None:
         call = self._calls.get(customer.consultation_id)
@@ -343,12 +359,14 @@ class Hub:
 
     async def chat_photo(self, still: Still, sender: Role, client_id: str) -> ChatSent:
         """A photo sent in the chat (uploaded over HTTP): a chat message carrying the still."""
-        message, _ = await self._store.add_message(
+        message, new = await self._store.add_message(
             still.consultation_id, sender, client_id, "", still_id=still.id
         )
         out = chat_sent(message, still_json(still))
         await self.broadcast(still.consultation_id, StillSaved(still=still_json(still)))
         await self.broadcast(still.consultation_id, out)
+        if new:
+            await self._stored(message)
         return out
 
     async def read(self, reader: Participant, seq: int) -> None:

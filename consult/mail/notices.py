@@ -1,0 +1,168 @@
+"""The emails the service sends customers, and when: staff answered while the customer was
+away, and the appointment's reminder the day before. Each carries the customer's link and an
+unsubscribe link, in the consultation's language or the salon's (``--mail-language``).
+
+Nothing is queued without SMTP configured (``--smtp-url``), nor for a consultation without an
+address or an address that unsubscribed. Staff messages while the customer is away coalesce:
+the first queues one email, sent ``mail_coalesce`` later; the next ones find it waiting and
+add nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ..config import MAIL_LANGUAGES, Settings
+from ..recording.outbox import NewMail
+from ..recording.store import Consultation, Store
+from ..webroot import WEB_ROOT
+from .compose import Email, render
+from .reminders import WINDOW, reminder_due
+
+__all__ = ["Clock", "Notices", "unsubscribe_path"]
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+#: The emails' words live beside the pages' own, in one catalogue per language.
+CATALOGUES = WEB_ROOT / "i18n"
+NO_LINK = "the customer's link has expired: make new links (New links on the dashboard)"
+
+
+def unsubscribe_path(token: str) -> str:
+    return f"/u/{token}"
+
+
+def load_wording(language: str) -> dict[str, str]:
+    """The catalogue's ``email.*`` texts for ``language``."""
+    catalogue = json.loads((CATALOGUES / f"{language}.json").read_text(encoding="utf-8"))
+    return {k.removeprefix("email."): v for k, v in catalogue.items() if k.startswith("email.")}
+
+
+def _date(local: datetime, words: dict[str, str]) -> str:
+    return words["date"].format(
+        weekday=words[f"weekday.{local.weekday()}"],
+        day=local.day,
+        month=words[f"month.{local.month}"],
+    )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Notices:
+    def __init__(self, store: Store, settings: Settings, clock: Clock = utcnow) -> None:
+        self._store = store
+        self._base_url = settings.base_url
+        self._sender = settings.sender_address
+        self._language = settings.mail_language
+        self._coalesce = settings.mail_coalesce
+        self._clock = clock
+        self._wording = {language: load_wording(language) for language in MAIL_LANGUAGES}
+        #: Set whenever an email is queued: the sender looks at once.
+        self.queued = asyncio.Event()
+
+    @property
+    def configured(self) -> bool:
+        return self._sender is not None
+
+    async def staff_answered(self, consultation_id: str) -> None:
+        """Staff wrote while the customer was away: an email with their link (one for a
+        burst)."""
+        if not self.configured:
+            return
+        consultation = await self._store.get_consultation(consultation_id)
+        now = self._clock()
+        await self._queue(
+            consultation, "reply", {}, now, now + self._coalesce, key=None, unless_queued=True
+        )
+
+    async def queue_reminders(self, now: datetime) -> int:
+        """Queue the reminders due at ``now`` (each appointment's once, ever); how many."""
+        if not self.configured:
+            return 0
+        zone = (await self._store.get_salon()).hours.zone
+        queued = 0
+        for c in await self._store.scheduled_between(now, now + WINDOW):
+            assert c.scheduled_at is not None
+            if not reminder_due(c.scheduled_at, c.created_at, zone, now):
+                continue
+            local = c.scheduled_at.astimezone(zone)
+            fields = {"time": f"{local:%H:%M}", "local": local}
+            # Moved to another time, the appointment gets a reminder of its own.
+            key = f"reminder:{c.id}:{c.scheduled_at.isoformat()}"
+            queued += await self._queue(c, "reminder", fields, now, now, key=key)
+        return queued
+
+    async def _queue(
+        self,
+        c: Consultation,
+        kind: str,
+        fields: dict[str, Any],
+        now: datetime,
+        due_at: datetime,
+        *,
+        key: str | None,
+        unless_queued: bool = False,
+    ) -> bool:
+        if c.customer_email is None or self._sender is None:
+            return False
+        sender = self._sender
+        language = c.customer_language or self._language
+        words = self._wording[language]
+        links = await self._store.links(c.id)
+        if links.customer is None:
+            logger.warning("%s: no %s email to %s: %s", c.id, kind, c.customer_email, NO_LINK)
+            await self._store.outbox.add_failed(
+                recipient=c.customer_email,
+                kind=kind,
+                consultation_id=c.id,
+                # Shown once (a day, for replies), not at every message or poll.
+                key=key or f"{kind}-no-link:{c.id}:{now.date().isoformat()}",
+                now=now,
+                error=NO_LINK,
+            )
+            return False
+        link = f"{self._base_url}/c/{links.customer}"
+        local = fields.pop("local", None)
+        if isinstance(local, datetime):
+            fields["date"] = _date(local, words)
+        email = Email(
+            to=c.customer_email,
+            subject=words[f"{kind}.subject"].format(**fields),
+            text=words[f"{kind}.text"].format(name=c.customer_name, link=link, **fields),
+            footer=words["footer"],
+        )
+
+        def build(token: str) -> bytes:
+            url = f"{self._base_url}{unsubscribe_path(token)}"
+            return render(email, sender=sender, unsubscribe_url=url, now=now)
+
+        mail_id = await self._store.outbox.queue(
+            NewMail(c.customer_email, kind, build, due_at, c.id, key, unless_queued), now
+        )
+        if mail_id is None:
+            return False
+        logger.info("%s: %s email to %s queued (#%d)", c.id, kind, c.customer_email, mail_id)
+        self.queued.set()
+        return True
+
+    async def status(self, c: Consultation) -> dict[str, Any]:
+        """The customer's email as the salon's pages show it: configured or not, the address,
+        unsubscribed or not, and its emails (newest first; ``failed`` ones are shown as not
+        delivered, with the reason)."""
+        return {
+            "configured": self.configured,
+            "address": c.customer_email,
+            "language": c.customer_language or self._language,
+            "unsubscribed": c.customer_email is not None
+            and await self._store.outbox.unsubscribed(c.customer_email),
+            "emails": [m.to_json() for m in await self._store.outbox.of_consultation(c.id)],
+        }
