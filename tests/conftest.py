@@ -14,6 +14,7 @@ from consult.config import Settings
 from .browser import fake_media, launch  # noqa: F401 (fixtures for the browser tests)
 from .client import CallClient
 from .process import served  # noqa: F401 (a fixture: consult serve as its own process)
+from .smtp import smtp  # noqa: F401 (a fixture: a real SMTP server on 127.0.0.1)
 from .turn import blocked, serve_on_link, turn  # noqa: F401 (fixtures: a network that drops UDP)
 
 STAFF_KEY = "test-staff-key-0123456789"
