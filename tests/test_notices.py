@@ -1,0 +1,194 @@
+"""Customers' email through the real app and a real SMTP server on 127.0.0.1: staff answer
+while the customer is away, a burst makes one email, a server that is down and comes back,
+an address refused for good, and no SMTP at all."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from consult.app import create_app
+from consult.config import Settings
+
+from .client import CallClient
+from .conftest import create_consultation, make_settings, token_of
+from .smtp import SmtpServer
+
+pytestmark = pytest.mark.timeout(60)
+
+JANE = "jane@example.com"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, smtp: SmtpServer) -> Settings:
+    return make_settings(
+        tmp_path,
+        smtp_url=smtp.url,
+        mail_from="salon@example.com",
+        mail_coalesce=timedelta(seconds=0.5),
+        mail_retry=timedelta(seconds=0.2),
+    )
+
+
+async def email_state(
+    http: aiohttp.ClientSession, staff: dict[str, str], consultation_id: str
+) -> dict[str, Any]:
+    async with http.get(f"/api/consultations/{consultation_id}", headers=staff) as response:
+        assert response.status == 200
+        body: dict[str, Any] = await response.json()
+        return body["email"]  # type: ignore[no-any-return]
+
+
+async def until(
+    http: aiohttp.ClientSession,
+    staff: dict[str, str],
+    consultation_id: str,
+    done: Callable[[list[dict[str, Any]]], bool],
+) -> list[dict[str, Any]]:
+    """The consultation's emails, once ``done`` says so."""
+    async with asyncio.timeout(20):
+        while not done(emails := (await email_state(http, staff, consultation_id))["emails"]):
+            await asyncio.sleep(0.05)
+    return emails
+
+
+async def stylist_says(clients: Any, consultation: dict[str, Any], *texts: str) -> CallClient:
+    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    await stylist.connect()
+    for i, text in enumerate(texts):
+        await stylist.send({"type": "chat", "text": text, "id": f"s{i}-{text}"})
+        await stylist.expect("chat")
+    return stylist
+
+
+def body_of(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+async def test_staff_answer_a_customer_who_is_away_in_one_email_with_their_link(
+    http: aiohttp.ClientSession, staff: dict[str, str], clients: Any, smtp: SmtpServer
+) -> None:
+    consultation = await create_consultation(
+        http, staff, customer_name="Jane Doe", customer_email=JANE
+    )
+    assert consultation["customer_email"] == JANE
+    await stylist_says(clients, consultation, "Hello Jane", "Nude or red?", "Either works")
+    [message] = await smtp.mailbox.wait(1)
+    assert message["To"] == JANE
+    assert message["From"] == "salon@example.com"
+    assert message["Subject"] == "Your salon has answered you"
+    text = body_of(message)
+    assert "Hello Jane Doe" in text
+    assert consultation["customer_link"] in text.split()
+    unsubscribe = message["List-Unsubscribe"].strip("<>")
+    assert unsubscribe.startswith("http://links.test/u/")
+    assert unsubscribe in text
+    # The burst made one email: after its window nothing more comes.
+    [sent] = await until(http, staff, consultation["id"], lambda e: e[0]["status"] == "sent")
+    assert (sent["kind"], sent["recipient"], sent["attempts"]) == ("reply", JANE, 1)
+    await asyncio.sleep(1.0)
+    assert len(smtp.mailbox.messages) == 1
+
+
+async def test_no_email_while_the_customer_is_there_nor_for_their_own_messages(
+    http: aiohttp.ClientSession, staff: dict[str, str], clients: Any, smtp: SmtpServer
+) -> None:
+    consultation = await create_consultation(http, staff, customer_email=JANE)
+    customer: CallClient = clients("customer", consultation["customer_link"])
+    await customer.connect()
+    await stylist_says(clients, consultation, "Hello, I see you")
+    await customer.send({"type": "chat", "text": "Hi!", "id": "c1"})
+    await customer.expect("chat")
+    await customer.close()
+    # Gone now: the next staff message is the one emailed.
+    stylist = await stylist_says(clients, consultation, "Talk soon")
+    await smtp.mailbox.wait(1)
+    emails = await until(http, staff, consultation["id"], lambda e: e[0]["status"] == "sent")
+    assert len(emails) == 1
+    await stylist.close()
+
+
+async def test_chinese_for_a_chinese_customer(
+    http: aiohttp.ClientSession, staff: dict[str, str], clients: Any, smtp: SmtpServer
+) -> None:
+    consultation = await create_consultation(
+        http, staff, customer_name="李娜", customer_email="li@example.cn", customer_language="zh-CN"
+    )
+    await stylist_says(clients, consultation, "您好")
+    [message] = await smtp.mailbox.wait(1)
+    assert message["Subject"] == "您的沙龙回复了您"
+    text = body_of(message)
+    assert text.startswith("李娜")
+    assert consultation["customer_link"] in text
+
+
+async def test_a_server_that_is_down_then_back_gets_the_email_once(
+    http: aiohttp.ClientSession, staff: dict[str, str], clients: Any, smtp: SmtpServer
+) -> None:
+    smtp.stop()
+    consultation = await create_consultation(http, staff, customer_email=JANE)
+    await stylist_says(clients, consultation, "Your colour is in")
+    await until(http, staff, consultation["id"], lambda e: e[0]["attempts"] >= 2)
+    [waiting] = (await email_state(http, staff, consultation["id"]))["emails"]
+    assert waiting["status"] == "queued"
+    assert waiting["error"]  # why it waits: the connection was refused
+    smtp.start()
+    await smtp.mailbox.wait(1)
+    [sent] = await until(http, staff, consultation["id"], lambda e: e[0]["status"] == "sent")
+    assert sent["sent_at"]
+    await asyncio.sleep(1.0)
+    assert len(smtp.mailbox.to(JANE)) == 1
+
+
+async def test_an_address_refused_for_good_is_failed_shown_and_not_retried(
+    http: aiohttp.ClientSession, staff: dict[str, str], clients: Any, smtp: SmtpServer
+) -> None:
+    smtp.mailbox.refuse.add("nobody@example.com")
+    consultation = await create_consultation(http, staff, customer_email="nobody@example.com")
+    await stylist_says(clients, consultation, "Are you there?")
+    [failed] = await until(http, staff, consultation["id"], lambda e: e[0]["status"] == "failed")
+    assert failed["attempts"] == 1
+    assert failed["error"].startswith("550")
+    async with http.get("/api/consultations", headers=staff) as response:
+        [row] = (await response.json())["consultations"]
+    assert row["email_undelivered"]["recipient"] == "nobody@example.com"
+    assert row["email_undelivered"]["error"].startswith("550")
+    # Retries would have come every 0.2 s, doubling: none does.
+    await asyncio.sleep(1.5)
+    [still] = (await email_state(http, staff, consultation["id"]))["emails"]
+    assert (still["status"], still["attempts"]) == ("failed", 1)
+    assert smtp.mailbox.messages == []
+
+
+async def test_without_smtp_nothing_is_queued_and_the_pages_are_told(
+    aiohttp_server: Any, tmp_path: Path, staff: dict[str, str]
+) -> None:
+    server = await aiohttp_server(create_app(make_settings(tmp_path / "plain")))
+    async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as http:
+        consultation = await create_consultation(http, staff, customer_email=JANE)
+        stylist = CallClient(
+            http,
+            str(server.make_url("/ws").with_query(token=token_of(consultation["stylist_link"]))),
+            "stylist",
+        )
+        await stylist.connect()
+        await stylist.send({"type": "chat", "text": "Hello", "id": "s1"})
+        await stylist.expect("chat")
+        state = await email_state(http, staff, consultation["id"])
+        await stylist.close()
+    assert state == {
+        "configured": False,
+        "address": JANE,
+        "language": "en",
+        "unsubscribed": False,
+        "emails": [],
+    }
