@@ -5,9 +5,7 @@ an address refused for good, and no SMTP at all."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from consult.config import Settings
 
 from .client import CallClient
 from .conftest import create_consultation, make_settings, token_of
+from .mail import body_of, email_state, stylist_says, until
 from .smtp import SmtpServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -35,43 +34,6 @@ def settings(tmp_path: Path, smtp: SmtpServer) -> Settings:
         mail_coalesce=timedelta(seconds=0.5),
         mail_retry=timedelta(seconds=0.2),
     )
-
-
-async def email_state(
-    http: aiohttp.ClientSession, staff: dict[str, str], consultation_id: str
-) -> dict[str, Any]:
-    async with http.get(f"/api/consultations/{consultation_id}", headers=staff) as response:
-        assert response.status == 200
-        body: dict[str, Any] = await response.json()
-        return body["email"]  # type: ignore[no-any-return]
-
-
-async def until(
-    http: aiohttp.ClientSession,
-    staff: dict[str, str],
-    consultation_id: str,
-    done: Callable[[list[dict[str, Any]]], bool],
-) -> list[dict[str, Any]]:
-    """The consultation's emails, once ``done`` says so."""
-    async with asyncio.timeout(20):
-        while not done(emails := (await email_state(http, staff, consultation_id))["emails"]):
-            await asyncio.sleep(0.05)
-    return emails
-
-
-async def stylist_says(clients: Any, consultation: dict[str, Any], *texts: str) -> CallClient:
-    stylist: CallClient = clients("stylist", consultation["stylist_link"])
-    await stylist.connect()
-    for i, text in enumerate(texts):
-        await stylist.send({"type": "chat", "text": text, "id": f"s{i}-{text}"})
-        await stylist.expect("chat")
-    return stylist
-
-
-def body_of(message: EmailMessage) -> str:
-    part = message.get_body(("plain",))
-    assert part is not None
-    return str(part.get_content())
 
 
 async def test_staff_answer_a_customer_who_is_away_in_one_email_with_their_link(
@@ -105,16 +67,17 @@ async def test_no_email_while_the_customer_is_there_nor_for_their_own_messages(
     consultation = await create_consultation(http, staff, customer_email=JANE)
     customer: CallClient = clients("customer", consultation["customer_link"])
     await customer.connect()
-    await stylist_says(clients, consultation, "Hello, I see you")
+    stylist = await stylist_says(clients, consultation, "Hello, I see you")
     await customer.send({"type": "chat", "text": "Hi!", "id": "c1"})
     await customer.expect("chat")
     await customer.close()
+    while (await stylist.expect("peer"))["state"] != "left":
+        pass
     # Gone now: the next staff message is the one emailed.
-    stylist = await stylist_says(clients, consultation, "Talk soon")
+    await stylist.send({"type": "chat", "text": "Talk soon", "id": "s-later"})
     await smtp.mailbox.wait(1)
     emails = await until(http, staff, consultation["id"], lambda e: e[0]["status"] == "sent")
     assert len(emails) == 1
-    await stylist.close()
 
 
 async def test_chinese_for_a_chinese_customer(
