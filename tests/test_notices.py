@@ -11,12 +11,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+from playwright.async_api import expect
 
 from consult.app import create_app
 from consult.config import Settings
 
+from .browser import LAPTOP, PHONE, Launch, local, open_page, screenshot
 from .client import CallClient
-from .conftest import create_consultation, make_settings, token_of
+from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
 from .mail import body_of, email_state, stylist_says, until
 from .smtp import SmtpServer
 
@@ -155,3 +157,63 @@ async def test_without_smtp_nothing_is_queued_and_the_pages_are_told(
         "unsubscribed": False,
         "emails": [],
     }
+
+
+async def test_the_dashboard_takes_the_address_shows_a_refusal_and_the_email_unsubscribes(
+    launch: Launch,
+    server: Any,
+    http: aiohttp.ClientSession,
+    staff: dict[str, str],
+    clients: Any,
+    smtp: SmtpServer,
+) -> None:
+    smtp.mailbox.refuse.add("gone@example.com")
+    browser = await launch()
+    page = await open_page(browser, str(server.make_url("/")), LAPTOP)
+    await page.get_by_test_id("staff-key").fill(STAFF_KEY)
+    await page.get_by_test_id("sign-in-submit").click()
+    await expect(page.get_by_test_id("email-not-configured")).to_be_hidden()
+    # A bad address: a clear message, and nothing created.
+    await page.get_by_test_id("customer-name").fill("Mei Lin")
+    await page.get_by_test_id("customer-email").fill("mei@example")
+    await page.get_by_test_id("create").click()
+    await expect(page.get_by_test_id("create-message")).to_contain_text("cannot receive mail")
+    await expect(page.get_by_test_id("consultation-row")).to_have_count(0)
+    await page.get_by_test_id("customer-email").fill("gone@example.com")
+    await page.get_by_test_id("customer-language").select_option("zh-CN")
+    await page.get_by_test_id("create").click()
+    row = page.get_by_test_id("consultation-row")
+    await expect(row.get_by_test_id("row-email")).to_have_text("gone@example.com")
+    [consultation] = (await (await http.get("/api/consultations", headers=staff)).json())[
+        "consultations"
+    ]
+    assert consultation["customer_language"] == "zh-CN"
+    await stylist_says(clients, consultation, "您好")
+    await until(http, staff, consultation["id"], lambda e: e[0]["status"] == "failed")
+    await page.reload()
+    await expect(row.get_by_test_id("email-undelivered")).to_contain_text(
+        "Email to gone@example.com could not be delivered: 550"
+    )
+    await screenshot(page, "dashboard-email-undelivered")
+    record = str(server.make_url(f"/r/{consultation['id']}"))
+    await page.goto(record)
+    await expect(page.get_by_test_id("email-undelivered")).to_contain_text("gone@example.com")
+    await page.go_back()
+    # Corrected from the row: the next answer reaches the customer, in Chinese.
+    page.once("dialog", lambda dialog: dialog.accept("mei@example.com"))
+    await row.get_by_test_id("edit-email").click()
+    await expect(row.get_by_test_id("row-email")).to_have_text("mei@example.com")
+    await expect(row.get_by_test_id("email-undelivered")).to_have_count(0)
+    await stylist_says(clients, consultation, "颜色到了")
+    [message] = await smtp.mailbox.wait(1)
+    assert message["To"] == "mei@example.com"
+    assert message["Subject"] == "您的沙龙回复了您"
+    # The email's unsubscribe link, opened in the browser: asked, then done.
+    unsubscribe = local(server, message["List-Unsubscribe"].strip("<>"))
+    customer = await open_page(browser, unsubscribe, PHONE)
+    await customer.get_by_test_id("unsubscribe").click()
+    await expect(customer.get_by_test_id("unsubscribed")).to_be_visible()
+    assert (await email_state(http, staff, consultation["id"]))["unsubscribed"]
+    await page.goto(record)
+    await expect(page.get_by_test_id("record-email")).to_contain_text("unsubscribed")
+    await browser.close()

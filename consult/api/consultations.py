@@ -18,7 +18,7 @@ from ..config import MAIL_LANGUAGES
 from ..errors import Forbidden, InvalidEmail, InvalidRequest
 from ..record import consultation_json, record_json, write_record_zip
 from ..recording.outbox import Mail
-from ..recording.store import Links
+from ..recording.store import Consultation, Links
 from .common import read_json
 
 __all__ = ["routes"]
@@ -131,16 +131,18 @@ async def list_consultations(request: web.Request) -> web.Response:
             "consultations": [
                 consultation_json(c, role="staff")
                 | link_urls(request, await store.links(c.id))
-                | {"email_undelivered": _undelivered(undelivered.get(c.id))}
+                | {"email_undelivered": _undelivered(c, undelivered.get(c.id))}
                 for c in found
-            ]
+            ],
+            "email_configured": request.app[NOTICES].configured,
         }
     )
 
 
-def _undelivered(mail: Mail | None) -> dict[str, Any] | None:
-    """The consultation's latest email, if it could not be delivered: for the list."""
-    return mail.to_json() if mail is not None else None
+def _undelivered(c: Consultation, mail: Mail | None) -> dict[str, Any] | None:
+    """The consultation's latest email, if it could not be delivered to the address it has
+    now (a corrected address clears the warning): for the list."""
+    return mail.to_json() if mail is not None and mail.recipient == c.customer_email else None
 
 
 @routes.get("/api/consultations/{id}")
