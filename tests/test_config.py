@@ -89,3 +89,34 @@ def test_event_loop_is_uvloop_unless_asked_for_asyncio() -> None:
     assert Settings.from_env({"CONSULT_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
     with pytest.raises(ValueError, match="CONSULT_EVENT_LOOP"):
         Settings.from_env({"CONSULT_EVENT_LOOP": "trio"})
+
+
+def test_email_settings_from_the_environment_and_flags() -> None:
+    assert Settings.from_env({}).sender_address is None  # no SMTP: no email
+    env = {
+        "CONSULT_SMTP_URL": "smtp://salon%40example.com:pw@mail.example.com:587?starttls=1",
+        "CONSULT_MAIL_LANGUAGE": "zh-CN",
+        "CONSULT_MAIL_COALESCE": "5m",
+        "CONSULT_MAIL_RETRY": "10s",
+    }
+    settings = Settings.from_env(env)
+    assert settings.sender_address == "salon@example.com"  # the user name, an address
+    assert (settings.mail_language, settings.mail_coalesce, settings.mail_retry) == (
+        "zh-CN",
+        timedelta(minutes=5),
+        timedelta(seconds=10),
+    )
+    args = build_parser().parse_args(
+        ["serve", "--smtp-url", "smtps://u:p@mail.example.com", "--mail-from", "a@example.com"]
+    )
+    flagged = settings_from(args)
+    assert (flagged.smtp_url, flagged.sender_address) == (
+        "smtps://u:p@mail.example.com",
+        "a@example.com",
+    )
+    with pytest.raises(ValueError, match="--mail-from"):
+        Settings.from_env({"CONSULT_SMTP_URL": "smtp://u:p@mail.example.com"})
+    with pytest.raises(ValueError, match="smtps://"):
+        Settings.from_env({"CONSULT_SMTP_URL": "mail.example.com", "CONSULT_MAIL_FROM": "a@b.c"})
+    with pytest.raises(ValueError, match="CONSULT_MAIL_LANGUAGE"):
+        Settings.from_env({"CONSULT_MAIL_LANGUAGE": "fr"})

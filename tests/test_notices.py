@@ -194,6 +194,7 @@ async def test_the_dashboard_takes_the_address_shows_a_refusal_and_the_email_uns
     await expect(row.get_by_test_id("email-undelivered")).to_contain_text(
         "Email to gone@example.com could not be delivered: 550"
     )
+    await row.scroll_into_view_if_needed()
     await screenshot(page, "dashboard-email-undelivered")
     record = str(server.make_url(f"/r/{consultation['id']}"))
     await page.goto(record)
