@@ -5,12 +5,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
 import aiohttp
 
 from .client import CallClient
+from .smtp import SmtpServer
+
+#: The From address of the test servers' emails.
+SALON = "salon@example.com"
+
+
+def emailing(smtp: SmtpServer, coalesce: timedelta = timedelta(0)) -> dict[str, Any]:
+    """Settings for a server that emails through ``smtp`` and retries within a fraction of a
+    second."""
+    return {
+        "smtp_url": smtp.url,
+        "mail_from": SALON,
+        "mail_coalesce": coalesce,
+        "mail_retry": timedelta(seconds=0.2),
+    }
 
 
 async def email_state(

@@ -19,7 +19,7 @@ from consult.config import Settings
 from .browser import LAPTOP, PHONE, Launch, local, open_page, screenshot
 from .client import CallClient
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
-from .mail import body_of, email_state, stylist_says, until
+from .mail import body_of, email_state, emailing, stylist_says, until
 from .smtp import SmtpServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -29,13 +29,7 @@ JANE = "jane@example.com"
 
 @pytest.fixture
 def settings(tmp_path: Path, smtp: SmtpServer) -> Settings:
-    return make_settings(
-        tmp_path,
-        smtp_url=smtp.url,
-        mail_from="salon@example.com",
-        mail_coalesce=timedelta(seconds=0.5),
-        mail_retry=timedelta(seconds=0.2),
-    )
+    return make_settings(tmp_path, **emailing(smtp, timedelta(seconds=0.5)))
 
 
 async def test_staff_answer_a_customer_who_is_away_in_one_email_with_their_link(

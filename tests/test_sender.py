@@ -27,7 +27,7 @@ from consult.salon import Hours, Salon
 from .client import CallClient
 from .conftest import STAFF_KEY, make_settings, token_of
 from .datafolder import sqlite_url
-from .mail import body_of
+from .mail import SALON, body_of
 from .process import free_port, start_serve, wait_healthy
 from .smtp import SmtpServer
 
@@ -60,15 +60,13 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 def node(store: Store, settings: Settings, smtp: SmtpServer, clock: Clock) -> MailSender:
     """One node's sender, run by hand (``run_once``) on the test's clock."""
     notices = Notices(store, settings, clock)
-    return MailSender(
-        store, notices, Smtp.parse(smtp.url), "salon@example.com", RetryPolicy(), clock
-    )
+    return MailSender(store, notices, Smtp.parse(smtp.url), SALON, RetryPolicy(), clock)
 
 
 async def test_the_reminder_goes_the_day_before_once_even_across_restarts(
     tmp_path: Path, store: Store, smtp: SmtpServer
 ) -> None:
-    settings = make_settings(tmp_path, smtp_url=smtp.url, mail_from="salon@example.com")
+    settings = make_settings(tmp_path, smtp_url=smtp.url, mail_from=SALON)
     # Ten days from now (the consultation is booked now, by the real clock), 15:00 in Shanghai.
     appointment = at(datetime.now(SHANGHAI) + timedelta(days=10), 15)
     day_before = appointment - timedelta(days=1)
@@ -116,7 +114,7 @@ async def test_the_reminder_goes_the_day_before_once_even_across_restarts(
 async def test_no_reminder_without_an_address_or_too_close_to_the_appointment(
     tmp_path: Path, store: Store, smtp: SmtpServer
 ) -> None:
-    settings = make_settings(tmp_path, smtp_url=smtp.url, mail_from="salon@example.com")
+    settings = make_settings(tmp_path, smtp_url=smtp.url, mail_from=SALON)
     appointment = at(datetime.now(SHANGHAI) + timedelta(days=10), 15)
     await store.create_consultation(
         customer_name="No address", scheduled_at=appointment, link_ttl=timedelta(days=30)
@@ -134,7 +132,7 @@ async def test_one_node_at_a_time_sends_and_another_takes_over(
     tmp_path: Path, store: Store, smtp: SmtpServer
 ) -> None:
     settings = make_settings(
-        tmp_path, smtp_url=smtp.url, mail_from="salon@example.com", mail_coalesce=timedelta(0)
+        tmp_path, smtp_url=smtp.url, mail_from=SALON, mail_coalesce=timedelta(0)
     )
     other_store = await Store.open(sqlite_url(tmp_path), TokenSealer(load_seal_key(tmp_path)))
     clock = Clock(datetime.now(UTC))
@@ -169,7 +167,7 @@ async def test_mail_queued_when_the_service_stops_is_sent_once_after_a_restart(
     environment = {
         "CONSULT_STAFF_KEY": STAFF_KEY,
         "CONSULT_SMTP_URL": smtp.url,
-        "CONSULT_MAIL_FROM": "salon@example.com",
+        "CONSULT_MAIL_FROM": SALON,
         "CONSULT_MAIL_COALESCE": "0s",
         "CONSULT_MAIL_RETRY": "1s",
     }

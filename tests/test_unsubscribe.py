@@ -4,7 +4,6 @@ page's button or a mail program's one-click), and the address gets no more email
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,7 +14,7 @@ import pytest
 from consult.config import Settings
 
 from .conftest import create_consultation, make_settings
-from .mail import email_state, stylist_says, until
+from .mail import email_state, emailing, stylist_says, until
 from .smtp import SmtpServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -25,13 +24,7 @@ JANE = "jane@example.com"
 
 @pytest.fixture
 def settings(tmp_path: Path, smtp: SmtpServer) -> Settings:
-    return make_settings(
-        tmp_path,
-        smtp_url=smtp.url,
-        mail_from="salon@example.com",
-        mail_coalesce=timedelta(0),
-        mail_retry=timedelta(seconds=0.2),
-    )
+    return make_settings(tmp_path, **emailing(smtp))
 
 
 async def test_unsubscribe_from_the_link_and_get_no_more_email(

@@ -18,17 +18,19 @@ from . import (
 
 __all__ = ["add_routes"]
 
+MODULES = (
+    backups,
+    consultations,
+    metrics,
+    palette,
+    salon,
+    session,
+    still_tools,
+    stills,
+    unsubscribe,
+)
+
 
 def add_routes(app: web.Application) -> None:
-    for module in (
-        backups,
-        consultations,
-        metrics,
-        palette,
-        salon,
-        session,
-        still_tools,
-        stills,
-        unsubscribe,
-    ):
+    for module in MODULES:
         app.router.add_routes(module.routes)

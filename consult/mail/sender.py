@@ -14,11 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 from datetime import timedelta
 
+from ..recording.leases import holder_name
 from ..recording.outbox import Queued
 from ..recording.store import Store
 from .notices import Clock, Notices, utcnow
@@ -52,7 +50,7 @@ class MailSender:
         self._sender = sender
         self._policy = policy
         self._clock = clock
-        self._holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._holder = holder_name()
         self._holding = False
         self._task: asyncio.Task[None] | None = None
 

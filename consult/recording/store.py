@@ -254,13 +254,7 @@ class Store:
             values |= {"notes": notes, "notes_updated_at": now}
         if summary is not None:
             values |= {"summary": summary, "summary_updated_at": now}
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
-                consultations.update().where(consultations.c.id == consultation_id).values(**values)
-            )
-            if result.rowcount == 0:
-                raise NotFound("No such consultation.")
-        return await self.get_consultation(consultation_id)
+        return await self.update_consultation(consultation_id, values)
 
     async def update_consultation(
         self, consultation_id: str, values: dict[str, Any]
