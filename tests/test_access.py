@@ -33,6 +33,7 @@ ENDPOINTS = [
     ("GET", "/api/stills/{still}/undertone", None),
     ("PUT", "/api/stills/{still}/nails", {"polygons": [[[0, 0], [10, 0], [10, 10]]]}),
     ("POST", "/api/stills/{still}/white-balance", {}),
+    ("PATCH", "/api/consultations/{id}", {"customer_email": "jane@example.com"}),
 ]
 BAD = {"Authorization": "Bearer not-the-staff-key"}
 CALLERS = ["nobody", "staff", "customer", "stylist", "other-customer", "other-stylist", "revoked"]
@@ -42,6 +43,7 @@ STAFF_ONLY = {
     ("POST", "/api/consultations/{id}/revoke-links"),
     ("POST", "/api/swatches"),
     ("GET", "/api/swatches/export"),
+    ("PATCH", "/api/consultations/{id}"),
 }
 #: What only the stylist's side may do (the customer gets 403).
 STYLIST_ONLY = {"/api/consultations/{id}/notes", "/api/stills/{still}/nails",
