@@ -5,6 +5,7 @@ an address refused for good, and no SMTP at all."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -212,3 +213,31 @@ async def test_the_dashboard_takes_the_address_shows_a_refusal_and_the_email_uns
     await page.goto(record)
     await expect(page.get_by_test_id("record-email")).to_contain_text("unsubscribed")
     await browser.close()
+
+
+async def test_no_email_with_a_dead_link_it_is_shown_until_new_links(
+    http: aiohttp.ClientSession,
+    staff: dict[str, str],
+    clients: Any,
+    smtp: SmtpServer,
+    settings: Settings,
+) -> None:
+    consultation = await create_consultation(http, staff, customer_email=JANE)
+    stylist = await stylist_says(clients, consultation, "Hello")
+    await smtp.mailbox.wait(1)
+    # Seven days later: the customer's link has expired (the stylist is still connected).
+    with sqlite3.connect(settings.data_dir / "consult.db") as db:
+        db.execute("UPDATE links SET expires_at = '2000' || substr(expires_at, 5)")
+    await stylist.send({"type": "chat", "text": "Still there?", "id": "late"})
+    await stylist.expect("chat")
+    [failed, _sent] = await until(
+        http, staff, consultation["id"], lambda e: e[0]["status"] == "failed"
+    )
+    assert "link has expired" in failed["error"]
+    async with http.post(
+        f"/api/consultations/{consultation['id']}/revoke-links", headers=staff
+    ) as response:
+        renewed = await response.json()
+    await stylist_says(clients, renewed, "New link for you")
+    [_first, second] = await smtp.mailbox.wait(2)
+    assert renewed["customer_link"] in body_of(second)

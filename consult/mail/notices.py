@@ -124,8 +124,9 @@ class Notices:
                 recipient=c.customer_email,
                 kind=kind,
                 consultation_id=c.id,
-                # Shown once (a day, for replies), not at every message or poll.
-                key=key or f"{kind}-no-link:{c.id}:{now.date().isoformat()}",
+                # Shown once (a day, for replies), not at every message or poll; a key of its
+                # own, so that new links let the reminder itself go.
+                key=f"{key or f'{kind}:{c.id}:{now.date().isoformat()}'}:no-link",
                 now=now,
                 error=NO_LINK,
             )

@@ -52,6 +52,7 @@ class MailSender:
         self._clock = clock
         self._holder = holder_name()
         self._holding = False
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -59,18 +60,25 @@ class MailSender:
         self._task = asyncio.create_task(self._run(), name="mail sender")
 
     async def close(self) -> None:
+        """Stop after the message being handed over, if any (cut off, a message the server
+        took might not be recorded as sent, and go again after the restart)."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._stopping = True
+            self._notices.queued.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), self._server.timeout * 2)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._holding:
             self._holding = False
             # Let go at once: a node started after this one sends without waiting for expiry.
             await self._store.leases.release(LEASE, self._holder, None)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._notices.queued.clear()
             try:
                 await self.run_once()
@@ -108,7 +116,7 @@ class MailSender:
         accepted = 0
         while batch := await self._store.outbox.due(self._clock()):
             for queued in batch:
-                if not await self._hold():
+                if self._stopping or not await self._hold():
                     return accepted
                 accepted += await self._send(queued)
         return accepted
