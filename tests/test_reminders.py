@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from consult.mail.reminders import remind_at, reminder_due
+from consult.mail.reminders import candidates, remind_at, reminder_due
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LONDON = ZoneInfo("Europe/London")
@@ -44,3 +44,18 @@ def test_across_a_daylight_saving_change() -> None:
     appointment = datetime(2026, 10, 26, 9, 0, tzinfo=LONDON)
     at = remind_at(appointment, LONDON)
     assert (at.hour, at.day, at.utcoffset()) == (10, 25, timedelta(0))
+
+
+def test_the_store_is_asked_for_every_appointment_that_can_be_due_and_few_more() -> None:
+    # Before 10:00 only today's appointments can be due; from 10:00 tomorrow's too.
+    start, end = candidates(local(1, 9, 30), SHANGHAI)
+    assert (start, end) == (local(1, 11, 30), local(2, 0))
+    start, end = candidates(local(1, 10, 0), SHANGHAI)
+    assert (start, end) == (local(1, 12, 0), local(3, 0))
+    booked = local(1, 0) - timedelta(days=30)
+    for now in (local(1, 9, 30), local(1, 10), local(1, 23, 59)):
+        start, end = candidates(now, SHANGHAI)
+        for hours in range(0, 96):
+            appointment = local(1, 0) + timedelta(hours=hours, minutes=30)
+            if reminder_due(appointment, booked, SHANGHAI, now):
+                assert start <= appointment < end, (now, appointment)

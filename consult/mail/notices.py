@@ -22,7 +22,7 @@ from ..recording.outbox import NewMail
 from ..recording.store import Consultation, Store
 from ..webroot import WEB_ROOT
 from .compose import Email, render
-from .reminders import WINDOW, reminder_due
+from .reminders import candidates, reminder_due
 
 __all__ = ["Clock", "Notices", "unsubscribe_path"]
 
@@ -32,7 +32,6 @@ Clock = Callable[[], datetime]
 
 #: The emails' words live beside the pages' own, in one catalogue per language.
 CATALOGUES = WEB_ROOT / "i18n"
-NO_LINK = "the customer's link has expired: make new links (New links on the dashboard)"
 
 
 def unsubscribe_path(token: str) -> str:
@@ -64,6 +63,7 @@ class Notices:
         self._sender = settings.sender_address
         self._language = settings.mail_language
         self._coalesce = settings.mail_coalesce
+        self._link_ttl = settings.link_ttl
         self._clock = clock
         self._wording = {language: load_wording(language) for language in MAIL_LANGUAGES}
         #: Set whenever an email is queued: the sender looks at once.
@@ -89,15 +89,21 @@ class Notices:
         if not self.configured:
             return 0
         zone = (await self._store.get_salon()).hours.zone
+        due = {
+            # Moved to another time, the appointment gets a reminder of its own.
+            f"reminder:{c.id}:{c.scheduled_at.isoformat()}": c
+            for c in await self._store.scheduled_between(*candidates(now, zone))
+            if c.scheduled_at is not None and reminder_due(c.scheduled_at, c.created_at, zone, now)
+        }
+        # One look-up for the reminders already queued, not a transaction each, every poll.
+        done = await self._store.outbox.existing(due)
         queued = 0
-        for c in await self._store.scheduled_between(now, now + WINDOW):
-            assert c.scheduled_at is not None
-            if not reminder_due(c.scheduled_at, c.created_at, zone, now):
+        for key, c in due.items():
+            if key in done:
                 continue
+            assert c.scheduled_at is not None
             local = c.scheduled_at.astimezone(zone)
             fields = {"time": f"{local:%H:%M}", "local": local}
-            # Moved to another time, the appointment gets a reminder of its own.
-            key = f"reminder:{c.id}:{c.scheduled_at.isoformat()}"
             queued += await self._queue(c, "reminder", fields, now, now, key=key)
         return queued
 
@@ -117,21 +123,8 @@ class Notices:
         sender = self._sender
         language = c.customer_language or self._language
         words = self._wording[language]
-        links = await self._store.links(c.id)
-        if links.customer is None:
-            logger.warning("%s: no %s email to %s: %s", c.id, kind, c.customer_email, NO_LINK)
-            await self._store.outbox.add_failed(
-                recipient=c.customer_email,
-                kind=kind,
-                consultation_id=c.id,
-                # Shown once (a day, for replies), not at every message or poll; a key of its
-                # own, so that new links let the reminder itself go.
-                key=f"{key or f'{kind}:{c.id}:{now.date().isoformat()}'}:no-link",
-                now=now,
-                error=NO_LINK,
-            )
-            return False
-        link = f"{self._base_url}/c/{links.customer}"
+        token = await self._store.customer_link(c.id, self._link_ttl)
+        link = f"{self._base_url}/c/{token}"
         local = fields.pop("local", None)
         if isinstance(local, datetime):
             fields["date"] = _date(local, words)

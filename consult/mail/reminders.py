@@ -10,12 +10,10 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-__all__ = ["REMIND_AT", "TOO_LATE", "WINDOW", "remind_at", "reminder_due"]
+__all__ = ["REMIND_AT", "TOO_LATE", "candidates", "remind_at", "reminder_due"]
 
 REMIND_AT = time(10, 0)
 TOO_LATE = timedelta(hours=2)
-#: Appointments further off than this have no reminder due: the store is asked for these only.
-WINDOW = timedelta(days=2)
 
 
 def remind_at(scheduled_at: datetime, zone: ZoneInfo) -> datetime:
@@ -28,3 +26,11 @@ def reminder_due(
 ) -> bool:
     when = remind_at(scheduled_at, zone)
     return booked_at < when <= now < scheduled_at - TOO_LATE
+
+
+def candidates(now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The appointments that can have a reminder due at ``now``: from ``TOO_LATE`` ahead to
+    the end of tomorrow (from 10:00) or of today (before): what the store is asked for."""
+    local = now.astimezone(zone)
+    last_day = local.date() + timedelta(days=1 if local.time() >= REMIND_AT else 0)
+    return now + TOO_LATE, datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=zone)

@@ -129,34 +129,14 @@ class Outbox:
         assert key is not None
         return int(key[0])
 
-    async def add_failed(
-        self,
-        *,
-        recipient: str,
-        kind: str,
-        consultation_id: str,
-        key: str,
-        now: datetime,
-        error: str,
-    ) -> None:
-        """Record an email that could not even be made (no valid link to put in it): shown
-        beside the others, never sent; once per ``key``."""
-        async with self._engine.begin() as conn:
-            if await conn.scalar(sa.select(outbox.c.id).where(outbox.c.key == key)):
-                return
-            await conn.execute(
-                outbox.insert().values(
-                    consultation_id=consultation_id,
-                    kind=kind,
-                    key=key,
-                    recipient=recipient,
-                    message=b"",
-                    status="failed",
-                    attempts=0,
-                    created_at=now,
-                    last_error=error,
-                )
-            )
+    async def existing(self, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` some email was queued under."""
+        wanted = list(keys)
+        if not wanted:
+            return set()
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(sa.select(outbox.c.key).where(outbox.c.key.in_(wanted)))
+            return {row.key for row in rows}
 
     async def due(self, now: datetime, limit: int = 20) -> list[Queued]:
         """Queued emails whose time has come, oldest first."""

@@ -271,6 +271,7 @@ class Store:
 
     async def scheduled_between(self, start: datetime, end: datetime) -> list[Consultation]:
         """Consultations with an email address whose appointment is in [start, end)."""
+        # The reminders' look-up at every poll: ix_consultations_scheduled_at keeps it short.
         c = consultations.c
         query = consultations.select().where(
             c.customer_email.is_not(None), c.scheduled_at >= start, c.scheduled_at < end
@@ -530,6 +531,36 @@ class Store:
                 .values(revoked_at=now)
             )
             return await self._issue_links(conn, consultation_id, now, link_ttl)
+
+    async def customer_link(self, consultation_id: str, link_ttl: timedelta) -> str:
+        """The customer's link token; a new one if theirs has expired (the stylist's link is
+        left as it is): what an email to the customer hands them must open."""
+        current = (await self.links(consultation_id)).customer
+        if current is not None:
+            return current
+        now = utcnow()
+        token = new_token()
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                links.update()
+                .where(
+                    links.c.consultation_id == consultation_id,
+                    links.c.role == "customer",
+                    links.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
+            )
+            await conn.execute(
+                links.insert().values(
+                    consultation_id=consultation_id,
+                    role="customer",
+                    token_hash=hash_token(token),
+                    token_sealed=self._sealer.seal(token),
+                    created_at=now,
+                    expires_at=now + link_ttl,
+                )
+            )
+        return token
 
     async def resolve_token(self, token: str) -> Grant:
         """What ``token`` opens; InvalidToken if it is unknown, expired or revoked."""
