@@ -80,9 +80,7 @@ class Notices:
             return
         consultation = await self._store.get_consultation(consultation_id)
         now = self._clock()
-        await self._queue(
-            consultation, "reply", {}, now, now + self._coalesce, key=None, unless_queued=True
-        )
+        await self._queue(consultation, "reply", now, now + self._coalesce, unless_queued=True)
 
     async def queue_reminders(self, now: datetime) -> int:
         """Queue the reminders due at ``now`` (each appointment's once, ever); how many."""
@@ -103,21 +101,22 @@ class Notices:
                 continue
             assert c.scheduled_at is not None
             local = c.scheduled_at.astimezone(zone)
-            fields = {"time": f"{local:%H:%M}", "local": local}
-            queued += await self._queue(c, "reminder", fields, now, now, key=key)
+            queued += await self._queue(c, "reminder", now, now, key=key, appointment=local)
         return queued
 
     async def _queue(
         self,
         c: Consultation,
         kind: str,
-        fields: dict[str, Any],
         now: datetime,
         due_at: datetime,
         *,
-        key: str | None,
+        key: str | None = None,
         unless_queued: bool = False,
+        appointment: datetime | None = None,
     ) -> bool:
+        """Queue ``kind``'s email to the consultation's customer; ``appointment``: its time
+        in the salon's zone, for the words that name it."""
         if c.customer_email is None or self._sender is None:
             return False
         sender = self._sender
@@ -125,9 +124,11 @@ class Notices:
         words = self._wording[language]
         token = await self._store.customer_link(c.id, self._link_ttl)
         link = f"{self._base_url}/c/{token}"
-        local = fields.pop("local", None)
-        if isinstance(local, datetime):
-            fields["date"] = _date(local, words)
+        fields = (
+            {"time": f"{appointment:%H:%M}", "date": _date(appointment, words)}
+            if appointment is not None
+            else {}
+        )
         email = Email(
             to=c.customer_email,
             subject=words[f"{kind}.subject"].format(**fields),
