@@ -14,12 +14,12 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ..config import MAIL_LANGUAGES, Settings
 from ..recording.outbox import NewMail
-from ..recording.store import Consultation, Store
+from ..recording.store import Consultation, Store, utcnow
 from ..webroot import WEB_ROOT
 from .compose import Email, render
 from .reminders import candidates, reminder_due
@@ -50,10 +50,6 @@ def _date(local: datetime, words: dict[str, str]) -> str:
         day=local.day,
         month=words[f"month.{local.month}"],
     )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Notices:

@@ -18,8 +18,8 @@ from datetime import timedelta
 
 from ..recording.leases import holder_name
 from ..recording.outbox import Queued
-from ..recording.store import Store
-from .notices import Clock, Notices, utcnow
+from ..recording.store import Store, utcnow
+from .notices import Clock, Notices
 from .policy import Failed, RetryAt, RetryPolicy, Sent
 from .smtp import SmtpServer, deliver
 
