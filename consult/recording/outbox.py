@@ -96,8 +96,11 @@ class Outbox:
         for the consultation still waits. With ``conn``, inside the caller's transaction: the
         email and what caused it commit together, or neither does."""
         if conn is None:
-            async with self._engine.begin() as own:
-                return await self.queue(new, now, own)
+            try:
+                async with self._engine.begin() as own:
+                    return await self.queue(new, now, own)
+            except sa.exc.IntegrityError:
+                return None  # the same key, queued by another node a moment before
         c = outbox.c
         if new.key is not None and await conn.scalar(sa.select(c.id).where(c.key == new.key)):
             return None
