@@ -52,6 +52,8 @@ async def chat_photo(request: web.Request) -> web.Response:
         still = await store.get_still(existing.still_id) if existing.still_id else None
         body = as_dict(chat_sent(existing, still_json(still) if still else None))
         return web.json_response({"message": body})
+    # Staff may name any id: an unknown one is a 404, not a capture that cannot be stored.
+    await store.get_consultation(consultation_id)
     capture = await store.create_capture(consultation_id, sender)
     still = await request.app[STILLS].receive_upload(
         consultation_id,
