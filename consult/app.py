@@ -19,7 +19,9 @@ from .appkeys import (
     CONVERSATIONS,
     HUB,
     ICE_SERVERS,
+    MAIL_SENDER,
     METRICS,
+    NOTICES,
     SETTINGS,
     STAFF_KEY,
     STILLS,
@@ -31,6 +33,10 @@ from .config import Settings, backup_secret, load_staff_key
 from .conversation import Conversations
 from .http import auth_failures, errors_middleware, forwarded_client, security_headers
 from .keyfiles import read_or_create
+from .mail.notices import Notices, email_replies
+from .mail.policy import RetryPolicy
+from .mail.sender import MailSender
+from .mail.smtp import SmtpServer
 from .media import ice, internals, placeholder
 from .media.peer import WAITING_TEXT
 from .media.stills import Limits, Stills
@@ -92,6 +98,31 @@ async def _backups(app: web.Application) -> AsyncIterator[None]:
     await schedule.close()
 
 
+async def _mail(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    notices = app[NOTICES] = Notices(app[STORE], settings)
+    if settings.smtp_url is None or settings.sender_address is None:
+        logger.info("email: not configured (--smtp-url): customers get no emails")
+        yield
+        return
+    sender = MailSender(
+        app[STORE],
+        notices,
+        SmtpServer.parse(settings.smtp_url),
+        settings.sender_address,
+        RetryPolicy(first=settings.mail_retry),
+    )
+    sender.start()
+    app[MAIL_SENDER] = sender
+    replies = asyncio.create_task(email_replies(app[CONVERSATIONS], notices))
+    yield
+    # Ends with the conversation service (closed at shutdown), its last email queued.
+    await asyncio.wait([replies], timeout=5)
+    replies.cancel()
+    await asyncio.wait([replies])
+    await sender.close()
+
+
 async def _draw_cards(app: web.Application) -> None:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, placeholder.prepare, list(WAITING_TEXT.values()))
@@ -146,7 +177,7 @@ def create_app(settings: Settings) -> web.Application:
         # (a TLS reverse proxy), so no forwarded header needs to be trusted for it.
         secure=settings.tls or settings.base_url.startswith("https://"),
     )
-    app.cleanup_ctx.extend([_store, _backups, _hub, _live_status])
+    app.cleanup_ctx.extend([_store, _backups, _mail, _hub, _live_status])
     app.on_startup.append(_draw_cards)
     app.on_shutdown.append(_close_calls)
     api.add_routes(app)

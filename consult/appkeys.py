@@ -8,6 +8,8 @@ from aiohttp import web
 
 from .config import Settings
 from .conversation import Conversations
+from .mail.notices import Notices
+from .mail.sender import MailSender
 from .media.ice import IceServer
 from .media.stills import Stills
 from .metrics import Metrics
@@ -25,7 +27,9 @@ __all__ = [
     "CONVERSATIONS",
     "HUB",
     "ICE_SERVERS",
+    "MAIL_SENDER",
     "METRICS",
+    "NOTICES",
     "SETTINGS",
     "STAFF_KEY",
     "STILLS",
@@ -51,3 +55,7 @@ TOOL_SLOTS = web.AppKey("tool_slots", asyncio.Semaphore)
 #: Voice messages, video clips and files sent in the chat, and how fast each side may send them.
 ATTACHMENTS = web.AppKey("attachments", Attachments)
 ATTACHMENT_RATE = web.AppKey("attachment_rate", SenderBuckets)
+#: The customers' emails: what is queued when (always there; it knows whether SMTP is set).
+NOTICES = web.AppKey("notices", Notices)
+#: The outbox's sender; absent unless ``--smtp-url`` is given.
+MAIL_SENDER = web.AppKey("mail_sender", MailSender)

@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print JSON")
     _backup_parsers(sub, serve)
     _migrate_parser(sub)
+    _mail_options(serve)
     return parser
 
 
@@ -126,6 +127,17 @@ def _migrate_parser(sub: Any) -> None:
         " serve with CONSULT_DATABASE_URL set to it afterwards",
     )
     migrate.add_argument("--data", type=Path, help="data folder (default ./data)")
+
+
+def _mail_options(serve: argparse.ArgumentParser) -> None:
+    group = serve.add_argument_group("email to customers (docs/operations.md, Email)")
+    group.add_argument(
+        "--smtp-url",
+        metavar="URL",
+        help="the salon's SMTP server: smtp://user:password@host:587?starttls=1, or"
+        " smtps://...:465 (default none: no email is sent)",
+    )
+    group.add_argument("--mail-from", metavar="ADDRESS", help="the address emails come from")
 
 
 def _backup_parsers(sub: Any, serve: argparse.ArgumentParser) -> None:
@@ -183,6 +195,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         backup_keep=getattr(args, "backup_keep", None),
         backup_key_file=getattr(args, "backup_key_file", None),
         backup_staff_key=getattr(args, "backup_staff_key", None),
+        smtp_url=getattr(args, "smtp_url", None),
+        mail_from=getattr(args, "mail_from", None),
     )
     if args.command in ("create", "list") and not (args.public_url or args.host or args.port):
         # Links point where the service of this data folder last said it serves.

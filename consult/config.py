@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from .keyfiles import read_or_create
+from .mail.smtp import SmtpServer
 
 __all__ = [
     "Bitrates",
@@ -30,6 +31,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_DATA = Path("data")
 TRUE = ("1", "true", "yes", "on")
+#: The languages of the pages, and of the emails.
+MAIL_LANGUAGES = ("en", "zh-CN")
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,17 @@ class Settings:
     node_id: str | None = None
     #: The stills on a folder every node sees (a network mount); default: DATA/stills.
     stills_folder: Path | None = None
+    #: Email to customers (consult/mail/): the salon's SMTP server as a URL, and the From
+    #: address (default: the URL's user name, if it is an address). None: no email at all.
+    smtp_url: str | None = None
+    mail_from: str | None = None
+    #: The emails' language where the consultation has none: "en" or "zh-CN".
+    mail_language: str = "en"
+    #: Staff messages within this long of the first one while the customer is away make one
+    #: email, sent this long after the first.
+    mail_coalesce: timedelta = timedelta(minutes=3)
+    #: The first retry of an email the server did not take; each next one waits twice as long.
+    mail_retry: timedelta = timedelta(seconds=30)
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -124,6 +138,12 @@ class Settings:
             raise ValueError("--tls-self-signed or --tls-cert/--tls-key, not both")
         if self.backup_every < timedelta(seconds=1) or self.backup_keep < 1:
             raise ValueError("--backup-every must be at least 1s and --backup-keep at least 1")
+        if self.mail_language not in MAIL_LANGUAGES:
+            raise ValueError(f"CONSULT_MAIL_LANGUAGE must be one of {', '.join(MAIL_LANGUAGES)}")
+        if self.smtp_url is not None:
+            server = SmtpServer.parse(self.smtp_url)
+            if self.mail_from is None and "@" not in (server.username or ""):
+                raise ValueError("--smtp-url needs --mail-from (the address emails come from)")
 
     @property
     def tls(self) -> bool:
@@ -135,6 +155,15 @@ class Settings:
             return self.public_url.rstrip("/")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    @property
+    def sender_address(self) -> str | None:
+        """Where the customers' emails come from; None: email is not configured."""
+        if self.smtp_url is None:
+            return None
+        if self.mail_from is not None:
+            return self.mail_from
+        return SmtpServer.parse(self.smtp_url).username
 
     @property
     def stills_dir(self) -> Path:
@@ -185,6 +214,16 @@ class Settings:
             values["backup_staff_key"] = env["CONSULT_BACKUP_STAFF_KEY"].lower() in TRUE
         if env.get("CONSULT_BACKUP_KEY_FILE"):
             values["backup_key_file"] = Path(env["CONSULT_BACKUP_KEY_FILE"])
+        if env.get("CONSULT_SMTP_URL"):
+            values["smtp_url"] = env["CONSULT_SMTP_URL"]
+        if env.get("CONSULT_MAIL_FROM"):
+            values["mail_from"] = env["CONSULT_MAIL_FROM"]
+        if env.get("CONSULT_MAIL_LANGUAGE"):
+            values["mail_language"] = env["CONSULT_MAIL_LANGUAGE"]
+        if env.get("CONSULT_MAIL_COALESCE"):
+            values["mail_coalesce"] = parse_duration(env["CONSULT_MAIL_COALESCE"])
+        if env.get("CONSULT_MAIL_RETRY"):
+            values["mail_retry"] = parse_duration(env["CONSULT_MAIL_RETRY"])
         if "CONSULT_LOG_LEVEL" in env:
             values["log_level"] = env["CONSULT_LOG_LEVEL"]
         if "CONSULT_DATABASE_URL" in env:

@@ -12,6 +12,7 @@ and a human ``message``. At the HTTP edge an error becomes
     │   ├── InvalidRegion             400 "invalid-region": a region off the still, or unusable
     │   ├── InvalidPolygon            400 "invalid-polygon": a nail outline off the still
     │   ├── InvalidPalette            400 "invalid-palette": a palette import that cannot be read
+    │   ├── InvalidEmail              400 "invalid-email": a customer email that is no address
     │   └── ProtocolError             a websocket message that cannot be handled
     │       ├── MalformedMessage      "malformed": not JSON, not an object, bad fields
     │       ├── UnknownMessage        "unknown-type": a type this role may not send
@@ -63,6 +64,7 @@ __all__ = [
     "CorruptMedia",
     "Disconnect",
     "Forbidden",
+    "InvalidEmail",
     "InvalidPalette",
     "InvalidPolygon",
     "InvalidRegion",
@@ -358,3 +360,12 @@ class NoAudio(UnsupportedMedia):
     """The voice message has no sound in it: check the microphone."""
 
     code = "no-audio"
+
+
+# issue 15C: customers' email
+
+
+class InvalidEmail(InvalidRequest):
+    """This is not an email address that can receive mail."""
+
+    code = "invalid-email"

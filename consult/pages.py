@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiohttp import web
 
 from .appkeys import STORE
 from .errors import ConsultError
+from .webroot import WEB_ROOT
 
 __all__ = ["WEB_ROOT", "add_routes", "is_link_page", "too_many_attempts_page"]
-
-WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 
 ROLE_BY_PREFIX = {"c": "customer", "s": "stylist"}
 

@@ -42,6 +42,8 @@ def consultation_json(c: Consultation, *, role: str) -> dict[str, Any]:
         # The stylist's private notes: never to the customer.
         body["notes"] = c.notes
         body["notes_updated_at"] = _iso(c.notes_updated_at)
+        body["customer_email"] = c.customer_email
+        body["customer_language"] = c.customer_language
     if role == "staff":
         body["customer_ref"] = c.customer_ref
     return body

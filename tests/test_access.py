@@ -49,6 +49,7 @@ ENDPOINTS = [
     # Voice, video and file messages: sent by either side of the consultation, and read back.
     ("POST", "/api/consultations/{id}/attachments?kind=file&id=a1&name=x.pdf", ATTACHED),
     ("GET", "/api/attachments/{attachment}", None),
+    ("PATCH", "/api/consultations/{id}", {"customer_email": "jane@example.com"}),
 ]
 BAD = {"Authorization": "Bearer not-the-staff-key"}
 CALLERS = ["nobody", "staff", "customer", "stylist", "other-customer", "other-stylist", "revoked"]
@@ -62,6 +63,7 @@ STAFF_ONLY = {
     ("POST", "/api/quick-replies"),
     ("PUT", "/api/quick-replies/{reply}"),
     ("DELETE", "/api/quick-replies/{reply}"),
+    ("PATCH", "/api/consultations/{id}"),
 }
 #: What only the stylist's side may do (the customer gets 403).
 STYLIST_ONLY = {"/api/consultations/{id}/notes", "/api/stills/{still}/nails",

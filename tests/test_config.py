@@ -103,3 +103,34 @@ def test_several_nodes_on_one_database() -> None:
     # By default: this machine and port, stable across restarts, and the data folder's stills.
     default = Settings.from_env({}, port=9000)
     assert default.node.endswith(":9000") and default.stills_dir == Path("data/stills")
+
+
+def test_email_settings_from_the_environment_and_flags() -> None:
+    assert Settings.from_env({}).sender_address is None  # no SMTP: no email
+    env = {
+        "CONSULT_SMTP_URL": "smtp://salon%40example.com:pw@mail.example.com:587?starttls=1",
+        "CONSULT_MAIL_LANGUAGE": "zh-CN",
+        "CONSULT_MAIL_COALESCE": "5m",
+        "CONSULT_MAIL_RETRY": "10s",
+    }
+    settings = Settings.from_env(env)
+    assert settings.sender_address == "salon@example.com"  # the user name, an address
+    assert (settings.mail_language, settings.mail_coalesce, settings.mail_retry) == (
+        "zh-CN",
+        timedelta(minutes=5),
+        timedelta(seconds=10),
+    )
+    args = build_parser().parse_args(
+        ["serve", "--smtp-url", "smtps://u:p@mail.example.com", "--mail-from", "a@example.com"]
+    )
+    flagged = settings_from(args)
+    assert (flagged.smtp_url, flagged.sender_address) == (
+        "smtps://u:p@mail.example.com",
+        "a@example.com",
+    )
+    with pytest.raises(ValueError, match="--mail-from"):
+        Settings.from_env({"CONSULT_SMTP_URL": "smtp://u:p@mail.example.com"})
+    with pytest.raises(ValueError, match="smtps://"):
+        Settings.from_env({"CONSULT_SMTP_URL": "mail.example.com", "CONSULT_MAIL_FROM": "a@b.c"})
+    with pytest.raises(ValueError, match="CONSULT_MAIL_LANGUAGE"):
+        Settings.from_env({"CONSULT_MAIL_LANGUAGE": "fr"})

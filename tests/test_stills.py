@@ -423,3 +423,16 @@ async def test_stream_stills_of_a_real_hand_video_get_the_verdict_of_the_hand(
         still = (await stylist.expect("still", timeout=15))["still"]
         verdicts.append((still["flags"], still["hints"]))
     assert verdicts == [([], []), (["blur"], ["hold-still"])], verdicts
+
+
+async def test_a_chat_photo_for_a_consultation_that_does_not_exist_is_not_found(
+    http: aiohttp.ClientSession, staff: dict[str, str]
+) -> None:
+    async with http.post(
+        "/api/consultations/0/chat-photos",
+        params={"id": "0"},
+        data=b"",
+        headers={**staff, "Content-Type": "image/png"},
+    ) as response:
+        assert response.status == 404
+        assert (await response.json())["error"]["code"] == "not-found"

@@ -16,12 +16,13 @@ from . import (
     session,
     still_tools,
     stills,
+    unsubscribe,
 )
 
 __all__ = ["add_routes"]
 
 RESOURCES = (attachments, backups, consultations, conversations, metrics, palette,
-             quick_replies, salon, session, still_tools, stills)  # fmt: skip
+             quick_replies, salon, session, still_tools, stills, unsubscribe)  # fmt: skip
 
 
 def add_routes(app: web.Application) -> None:

@@ -10,12 +10,15 @@ from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
+from email_validator import EmailNotValidError, validate_email
 
-from ..appkeys import CONVERSATIONS, HUB, SETTINGS, STILLS, STORE
+from ..appkeys import CONVERSATIONS, HUB, NOTICES, SETTINGS, STILLS, STORE
 from ..auth import caller_for, require_staff
-from ..errors import Forbidden, InvalidRequest
+from ..config import MAIL_LANGUAGES
+from ..errors import Forbidden, InvalidEmail, InvalidRequest
 from ..record import consultation_json, record_json, write_record_zip
-from ..recording.store import Links
+from ..recording.outbox import Mail
+from ..recording.store import Consultation, Links
 from .common import read_json
 
 __all__ = ["routes"]
@@ -30,6 +33,42 @@ class NewConsultation(msgspec.Struct, forbid_unknown_fields=True):
     customer_ref: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     scheduled_at: datetime | None = None
     notes: Annotated[str, msgspec.Meta(max_length=10_000)] = ""
+    customer_email: Annotated[str, msgspec.Meta(max_length=254)] | None = None
+    #: The customer's emails' language; None: the salon's (``--mail-language``).
+    customer_language: str | None = None
+
+
+class ConsultationEdit(msgspec.Struct, forbid_unknown_fields=True):
+    """``PATCH``: the fields given change; ``null`` (or "" for the address) clears one."""
+
+    customer_email: Annotated[str, msgspec.Meta(max_length=254)] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    customer_language: str | msgspec.UnsetType | None = msgspec.UNSET
+    scheduled_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
+
+
+def email_address(text: str | None) -> str | None:
+    """The address as stored (its domain normalised), None for none; InvalidEmail if it
+    cannot receive mail. Nothing is looked up on the network."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return validate_email(text.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidEmail(f"customer_email: {exc}") from None
+
+
+def language(value: str | None) -> str | None:
+    if value is not None and value not in MAIL_LANGUAGES:
+        raise InvalidRequest(f"customer_language is one of {', '.join(MAIL_LANGUAGES)}, or null.")
+    return value
+
+
+def scheduled(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise InvalidRequest("scheduled_at needs a time zone, e.g. 2026-12-01T10:00:00+08:00.")
+    return value
 
 
 def link_urls(request: web.Request, links: Links) -> dict[str, Any]:
@@ -45,18 +84,40 @@ class NotesUpdate(msgspec.Struct, forbid_unknown_fields=True):
 async def create_consultation(request: web.Request) -> web.Response:
     await require_staff(request)
     body = await read_json(request, NewConsultation)
-    if body.scheduled_at is not None and body.scheduled_at.tzinfo is None:
-        raise InvalidRequest("scheduled_at needs a time zone, e.g. 2026-12-01T10:00:00+08:00.")
     consultation, links = await request.app[STORE].create_consultation(
         customer_name=body.customer_name.strip(),
         customer_ref=body.customer_ref,
-        scheduled_at=body.scheduled_at,
+        scheduled_at=scheduled(body.scheduled_at),
         notes=body.notes,
         link_ttl=request.app[SETTINGS].link_ttl,
+        customer_email=email_address(body.customer_email),
+        customer_language=language(body.customer_language),
     )
     return web.json_response(
         consultation_json(consultation, role="staff") | link_urls(request, links), status=201
     )
+
+
+@routes.patch("/api/consultations/{id}")
+async def edit_consultation(request: web.Request) -> web.Response:
+    """Staff change the customer's email address, its language or the appointment's time."""
+    await require_staff(request)
+    body = await read_json(request, ConsultationEdit)
+    values: dict[str, Any] = {}
+    if body.customer_email is not msgspec.UNSET:
+        values["customer_email"] = email_address(body.customer_email)
+    if body.customer_language is not msgspec.UNSET:
+        values["customer_language"] = language(body.customer_language)
+    if body.scheduled_at is not msgspec.UNSET:
+        values["scheduled_at"] = scheduled(body.scheduled_at)
+    if not values:
+        raise InvalidRequest("Nothing to change: send customer_email, customer_language or"
+                             " scheduled_at.")  # fmt: skip
+    store = request.app[STORE]
+    consultation = await store.update_consultation(request.match_info["id"], values)
+    body_out = consultation_json(consultation, role="staff")
+    body_out["email"] = await request.app[NOTICES].status(consultation)
+    return web.json_response(body_out)
 
 
 @routes.get("/api/consultations")
@@ -64,14 +125,24 @@ async def list_consultations(request: web.Request) -> web.Response:
     await require_staff(request)
     store = request.app[STORE]
     found = await store.list_consultations(request.query.get("customer_ref"))
+    undelivered = await store.outbox.undelivered(c.id for c in found)
     return web.json_response(
         {
             "consultations": [
-                consultation_json(c, role="staff") | link_urls(request, await store.links(c.id))
+                consultation_json(c, role="staff")
+                | link_urls(request, await store.links(c.id))
+                | {"email_undelivered": _undelivered(c, undelivered.get(c.id))}
                 for c in found
-            ]
+            ],
+            "email_configured": request.app[NOTICES].configured,
         }
     )
+
+
+def _undelivered(c: Consultation, mail: Mail | None) -> dict[str, Any] | None:
+    """The consultation's latest email, if it could not be delivered to the address it has
+    now (a corrected address clears the warning): for the list."""
+    return mail.to_json() if mail is not None and mail.recipient == c.customer_email else None
 
 
 @routes.get("/api/consultations/{id}")
@@ -83,6 +154,8 @@ async def get_consultation(request: web.Request) -> web.Response:
     body = await record_json(store, consultation, role=caller.role)
     if caller.staff:
         body |= link_urls(request, await store.links(consultation_id))
+    if caller.role != "customer":
+        body["email"] = await request.app[NOTICES].status(consultation)
     return web.json_response(body)
 
 

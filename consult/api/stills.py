@@ -49,7 +49,10 @@ async def chat_photo(request: web.Request) -> web.Response:
     existing = await conversations.find(consultation_id, sender, client_id)
     if existing is not None:
         return web.json_response({"message": as_dict(conversation_message(existing))})
-    capture = await request.app[STORE].create_capture(consultation_id, sender)
+    store = request.app[STORE]
+    # Staff may name any id: an unknown one is a 404, not a capture that cannot be stored.
+    await store.get_consultation(consultation_id)
+    capture = await store.create_capture(consultation_id, sender)
     still = await request.app[STILLS].receive_upload(
         consultation_id,
         capture.id,

@@ -8,6 +8,9 @@ is shared too: work done by any node is not due again on another until its inter
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -15,7 +18,12 @@ import sqlalchemy as sa
 from .database import Database
 from .schema import leases
 
-__all__ = ["Leases"]
+__all__ = ["Leases", "holder_name"]
+
+
+def holder_name() -> str:
+    """A name for one holder: this machine, this process, and a part of its own."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Leases:

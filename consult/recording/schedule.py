@@ -15,9 +15,7 @@ import contextlib
 import logging
 import os
 import re
-import secrets
 import signal
-import socket
 import sys
 import time
 from collections.abc import Iterable
@@ -26,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .leases import holder_name
 from .store import Store
 
 __all__ = ["BackupSchedule", "BackupStatus", "archive_name", "to_remove"]
@@ -100,7 +99,7 @@ class BackupSchedule:
         self.keep = keep
         self._key_file = key_file
         self._staff_key = staff_key
-        self._holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._holder = holder_name()
         self._task: asyncio.Task[None] | None = None
         self._retry_at: datetime | None = None
         self.status = BackupStatus()

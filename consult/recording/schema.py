@@ -17,8 +17,10 @@ __all__ = [
     "conversations",
     "leases",
     "links",
+    "mail_recipients",
     "messages",
     "metadata",
+    "outbox",
     "quick_replies",
     "salon",
     "stills",
@@ -72,7 +74,7 @@ consultations = sa.Table(
     sa.Column("id", String(32), primary_key=True),
     sa.Column("customer_name", String(200), nullable=False),
     sa.Column("customer_ref", String(200), nullable=True, index=True),
-    sa.Column("scheduled_at", UTCDateTime(), nullable=True),
+    sa.Column("scheduled_at", UTCDateTime(), nullable=True, index=True),
     #: The stylist's private notes: never shown to the customer.
     sa.Column("notes", Text(), nullable=False, server_default=""),
     sa.Column("status", String(16), nullable=False, server_default="open"),
@@ -87,6 +89,10 @@ consultations = sa.Table(
     #: A live call's holder (the node it runs on) and until when: live only while renewed.
     sa.Column("live_node", String(128), nullable=True),
     sa.Column("live_until", UTCDateTime(), nullable=True),
+    #: Where the customer's emails go (docs/operations.md, Email), and in which language
+    #: (None: the salon's, ``--mail-language``).
+    sa.Column("customer_email", String(254), nullable=True),
+    sa.Column("customer_language", String(8), nullable=True),
 )
 
 links = sa.Table(
@@ -333,4 +339,42 @@ attachments = sa.Table(
     #: Path inside the stills folder.
     sa.Column("file", String(255), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+#: Every address the service has mailed: its unsubscribe token, and whether it used it.
+mail_recipients = sa.Table(
+    "mail_recipients",
+    metadata,
+    sa.Column("address", String(254), primary_key=True),
+    sa.Column("token", String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("unsubscribed_at", UTCDateTime(), nullable=True),
+)
+
+#: Outgoing email, queued with what caused it and sent by one node (consult/mail/sender.py).
+#: ``message`` is the whole RFC 5322 message, made when queued: a retry sends the same bytes,
+#: Message-ID included. ``key``: at most one email per key, ever (a reminder per appointment).
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column(
+        "consultation_id",
+        String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    sa.Column("kind", String(16), nullable=False),
+    sa.Column("key", String(128), nullable=True, unique=True),
+    sa.Column("recipient", String(254), nullable=False),
+    sa.Column("message", sa.LargeBinary(), nullable=False),
+    #: queued, sent, failed (refused for good, or given up), cancelled (unsubscribed since)
+    sa.Column("status", String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("sent_at", UTCDateTime(), nullable=True),
+    sa.Column("last_error", Text(), nullable=True),
+    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
 )

@@ -29,6 +29,7 @@ from .database import Database
 from .failures import FailureLog
 from .inbox import Inbox
 from .leases import Leases
+from .outbox import Outbox
 from .palette import Palette, SwatchLog
 from .quick_replies import QuickReplies
 from .schema import (
@@ -89,6 +90,9 @@ class Consultation:
     notes_updated_at: datetime | None = None
     summary_updated_at: datetime | None = None
     based_on: str | None = None
+    customer_email: str | None = None
+    #: The customer's emails' language ("en", "zh-CN"); None: the salon's.
+    customer_language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,7 @@ class Store:
         self.inbox = Inbox(db)
         self.quick_replies = QuickReplies(db)
         self.attachments = AttachmentLog(db)
+        self.outbox = Outbox(db)
 
     @classmethod
     async def open(cls, url: str, sealer: TokenSealer, node: str | None = None) -> Store:
@@ -227,6 +232,8 @@ class Store:
         link_ttl: timedelta,
         summary: str = "",
         based_on: str | None = None,
+        customer_email: str | None = None,
+        customer_language: str | None = None,
     ) -> tuple[Consultation, Links]:
         now = utcnow()
         consultation = Consultation(
@@ -241,6 +248,8 @@ class Store:
             summary=summary,
             summary_updated_at=now if summary else None,
             based_on=based_on,
+            customer_email=customer_email,
+            customer_language=customer_language,
         )
         async with self._db.begin() as conn:
             await conn.execute(consultations.insert().values(**dataclasses.asdict(consultation)))
@@ -275,6 +284,13 @@ class Store:
             values |= {"notes": notes, "notes_updated_at": now}
         if summary is not None:
             values |= {"summary": summary, "summary_updated_at": now}
+        return await self.update_consultation(consultation_id, values)
+
+    async def update_consultation(
+        self, consultation_id: str, values: dict[str, Any]
+    ) -> Consultation:
+        """Change the customer's details (``customer_email``, ``customer_language``,
+        ``scheduled_at``, ...): the columns named in ``values``."""
         async with self._db.begin() as conn:
             result = await conn.execute(
                 consultations.update().where(consultations.c.id == consultation_id).values(**values)
@@ -282,6 +298,17 @@ class Store:
             if result.rowcount == 0:
                 raise NotFound("No such consultation.")
         return await self.get_consultation(consultation_id)
+
+    async def scheduled_between(self, start: datetime, end: datetime) -> list[Consultation]:
+        """Consultations with an email address whose appointment is in [start, end)."""
+        # The reminders' look-up at every poll: ix_consultations_scheduled_at keeps it short.
+        c = consultations.c
+        query = consultations.select().where(
+            c.customer_email.is_not(None), c.scheduled_at >= start, c.scheduled_at < end
+        )
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_consultation(row) for row in rows]
 
     async def set_status(self, consultation_id: str, status: Status) -> None:
         """Record the consultation's live status; any change counts as activity.
@@ -591,6 +618,36 @@ class Store:
                 .values(revoked_at=now)
             )
             return await self._issue_links(conn, consultation_id, now, link_ttl)
+
+    async def customer_link(self, consultation_id: str, link_ttl: timedelta) -> str:
+        """The customer's link token; a new one if theirs has expired (the stylist's link is
+        left as it is): what an email to the customer hands them must open."""
+        current = (await self.links(consultation_id)).customer
+        if current is not None:
+            return current
+        now = utcnow()
+        token = new_token()
+        async with self._db.begin() as conn:
+            await conn.execute(
+                links.update()
+                .where(
+                    links.c.consultation_id == consultation_id,
+                    links.c.role == "customer",
+                    links.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
+            )
+            await conn.execute(
+                links.insert().values(
+                    consultation_id=consultation_id,
+                    role="customer",
+                    token_hash=hash_token(token),
+                    token_sealed=self._sealer.seal(token),
+                    created_at=now,
+                    expires_at=now + link_ttl,
+                )
+            )
+        return token
 
     async def resolve_token(self, token: str) -> Grant:
         """What ``token`` opens; InvalidToken if it is unknown, expired or revoked."""

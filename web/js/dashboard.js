@@ -9,6 +9,7 @@ import { StaffAlerts } from "./staff-alerts.js";
 const REFRESH_MS = 15000;
 let rows = [];
 let inbox = null;
+let emailConfigured = true;
 
 async function copy(text, button) {
   try {
@@ -88,6 +89,7 @@ function render() {
         td.textContent = text;
         tr.append(td);
       }
+      tr.firstChild.append(emailBox(c));
       const links = document.createElement("td");
       const box = linkBox(c);
       links.append(box);
@@ -95,6 +97,42 @@ function render() {
       return tr;
     }),
   );
+}
+
+// The customer's email under their name: the address (edited with a prompt), and whether the
+// last email to it could not be delivered.
+function emailBox(c) {
+  const box = document.createElement("div");
+  box.className = "muted";
+  const address = document.createElement("span");
+  address.dataset.testid = "row-email";
+  address.textContent = c.customer_email || "";
+  const edit = document.createElement("button");
+  edit.className = "link";
+  edit.dataset.testid = "edit-email";
+  setText(edit, "dash.email.edit");
+  edit.addEventListener("click", async () => {
+    const value = window.prompt(t("dash.create.email"), c.customer_email || "");
+    if (value === null) return;
+    try {
+      await api(`/api/consultations/${c.id}`, { method: "PATCH", json: { customer_email: value } });
+      await refresh();
+    } catch (error) {
+      setText(address, error.key, { message: error.message });
+    }
+  });
+  box.append(address, " ", edit);
+  if (c.email_undelivered) {
+    const failed = document.createElement("p");
+    failed.className = "message";
+    failed.dataset.testid = "email-undelivered";
+    setText(failed, "dash.email.undelivered", {
+      address: c.email_undelivered.recipient,
+      reason: c.email_undelivered.error,
+    });
+    box.append(failed);
+  }
+  return box;
 }
 
 // The scheduled backups' last success and failure (GET /api/backups).
@@ -119,7 +157,10 @@ async function loadBackups() {
 
 async function refresh() {
   try {
-    rows = (await api("/api/consultations")).consultations;
+    const listing = await api("/api/consultations");
+    rows = listing.consultations;
+    emailConfigured = listing.email_configured;
+    $("email-not-configured").hidden = emailConfigured;
     render();
     await loadBackups();
   } catch (error) {
@@ -167,6 +208,8 @@ async function main() {
     const body = { customer_name: form.get("customer_name").trim() };
     if (form.get("customer_ref")) body.customer_ref = form.get("customer_ref").trim();
     if (form.get("notes")) body.notes = form.get("notes");
+    if (form.get("customer_email").trim()) body.customer_email = form.get("customer_email").trim();
+    if (form.get("customer_language")) body.customer_language = form.get("customer_language");
     if (form.get("scheduled_at")) body.scheduled_at = new Date(form.get("scheduled_at")).toISOString();
     try {
       const created = await api("/api/consultations", { method: "POST", json: body });
@@ -177,7 +220,7 @@ async function main() {
       $("created").hidden = false;
       await refresh();
     } catch (error) {
-      setText($("create-message"), "dash.failed", { message: error.message });
+      setText($("create-message"), error.key, { message: error.message });
     }
   });
   const { staff } = await api("/api/session");

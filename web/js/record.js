@@ -11,11 +11,36 @@ const parts = location.pathname.split("/");
 const token = parts[1] === "c" ? parts[2] : null;
 const consultationId = parts[1] === "r" ? parts[2] : null;
 
+// Staff and the stylist see where the customer's emails go, and the last one that could not
+// be delivered (the customer never gets this part of the record).
+function renderEmail(email) {
+  $("record-email").hidden = !email?.address;
+  $("record-email-undelivered").hidden = true;
+  if (!email?.address) return;
+  const state = !email.configured
+    ? "dash.email.not_configured"
+    : email.unsubscribed
+      ? "dash.email.unsubscribed"
+      : null;
+  if (state) setText($("record-email"), state, { address: email.address });
+  else $("record-email").textContent = email.address;
+  const failed = email.emails.find((e) => e.status === "failed");
+  const last = email.emails.find((e) => e.status !== "cancelled");
+  if (failed && failed === last && failed.recipient === email.address) {
+    $("record-email-undelivered").hidden = false;
+    setText($("record-email-undelivered"), "dash.email.undelivered", {
+      address: failed.recipient,
+      reason: failed.error,
+    });
+  }
+}
+
 function render(record) {
   document.title = record.customer_name;
   $("record-title").textContent = record.customer_name;
   $("record-when").textContent = when(record.scheduled_at || record.created_at, "");
   $("record-summary").textContent = record.summary || "–";
+  renderEmail(record.email);
   $("record-notes-card").hidden = record.notes === undefined;
   $("record-notes").textContent = record.notes || "–";
   const swatchItems = (entries, testid) =>

@@ -1,0 +1,176 @@
+"""The emails the service sends customers, and when: staff answered while the customer was
+away, and the appointment's reminder the day before. Each carries the customer's link and an
+unsubscribe link, in the consultation's language or the salon's (``--mail-language``).
+
+Nothing is queued without SMTP configured (``--smtp-url``), nor for a consultation without an
+address or an address that unsubscribed. Staff messages while the customer is away coalesce:
+the first queues one email, sent ``mail_coalesce`` later; the next ones find it waiting and
+add nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from ..config import MAIL_LANGUAGES, Settings
+from ..conversation import Conversations, Posted
+from ..recording.outbox import NewMail
+from ..recording.store import Consultation, Store, utcnow
+from ..webroot import WEB_ROOT
+from .compose import Email, render
+from .reminders import candidates, reminder_due
+
+__all__ = ["Clock", "Notices", "email_replies", "unsubscribe_path"]
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+#: The emails' words live beside the pages' own, in one catalogue per language.
+CATALOGUES = WEB_ROOT / "i18n"
+
+
+def unsubscribe_path(token: str) -> str:
+    return f"/u/{token}"
+
+
+def load_wording(language: str) -> dict[str, str]:
+    """The catalogue's ``email.*`` texts for ``language``."""
+    catalogue = json.loads((CATALOGUES / f"{language}.json").read_text(encoding="utf-8"))
+    return {k.removeprefix("email."): v for k, v in catalogue.items() if k.startswith("email.")}
+
+
+def _date(local: datetime, words: dict[str, str]) -> str:
+    return words["date"].format(
+        weekday=words[f"weekday.{local.weekday()}"],
+        day=local.day,
+        month=words[f"month.{local.month}"],
+    )
+
+
+class Notices:
+    def __init__(self, store: Store, settings: Settings, clock: Clock = utcnow) -> None:
+        self._store = store
+        self._base_url = settings.base_url
+        self._sender = settings.sender_address
+        self._language = settings.mail_language
+        self._coalesce = settings.mail_coalesce
+        self._link_ttl = settings.link_ttl
+        self._clock = clock
+        self._wording = {language: load_wording(language) for language in MAIL_LANGUAGES}
+        #: Set whenever an email is queued: the sender looks at once.
+        self.queued = asyncio.Event()
+
+    @property
+    def configured(self) -> bool:
+        return self._sender is not None
+
+    async def staff_answered(self, consultation_id: str) -> None:
+        """Staff wrote while the customer was away: an email with their link (one for a
+        burst)."""
+        if not self.configured:
+            return
+        consultation = await self._store.get_consultation(consultation_id)
+        now = self._clock()
+        await self._queue(consultation, "reply", now, now + self._coalesce, unless_queued=True)
+
+    async def queue_reminders(self, now: datetime) -> int:
+        """Queue the reminders due at ``now`` (each appointment's once, ever); how many."""
+        if not self.configured:
+            return 0
+        zone = (await self._store.get_salon()).hours.zone
+        due = {
+            # Moved to another time, the appointment gets a reminder of its own.
+            f"reminder:{c.id}:{c.scheduled_at.isoformat()}": c
+            for c in await self._store.scheduled_between(*candidates(now, zone))
+            if c.scheduled_at is not None and reminder_due(c.scheduled_at, c.created_at, zone, now)
+        }
+        # One look-up for the reminders already queued, not a transaction each, every poll.
+        done = await self._store.outbox.existing(due)
+        queued = 0
+        for key, c in due.items():
+            if key in done:
+                continue
+            assert c.scheduled_at is not None
+            local = c.scheduled_at.astimezone(zone)
+            queued += await self._queue(c, "reminder", now, now, key=key, appointment=local)
+        return queued
+
+    async def _queue(
+        self,
+        c: Consultation,
+        kind: str,
+        now: datetime,
+        due_at: datetime,
+        *,
+        key: str | None = None,
+        unless_queued: bool = False,
+        appointment: datetime | None = None,
+    ) -> bool:
+        """Queue ``kind``'s email to the consultation's customer; ``appointment``: its time
+        in the salon's zone, for the words that name it."""
+        if c.customer_email is None or self._sender is None:
+            return False
+        sender = self._sender
+        language = c.customer_language or self._language
+        words = self._wording[language]
+        token = await self._store.customer_link(c.id, self._link_ttl)
+        link = f"{self._base_url}/c/{token}"
+        fields = (
+            {"time": f"{appointment:%H:%M}", "date": _date(appointment, words)}
+            if appointment is not None
+            else {}
+        )
+        email = Email(
+            to=c.customer_email,
+            subject=words[f"{kind}.subject"].format(**fields),
+            text=words[f"{kind}.text"].format(name=c.customer_name, link=link, **fields),
+            footer=words["footer"],
+        )
+
+        def build(token: str) -> bytes:
+            url = f"{self._base_url}{unsubscribe_path(token)}"
+            return render(email, sender=sender, unsubscribe_url=url, now=now)
+
+        mail_id = await self._store.outbox.queue(
+            NewMail(c.customer_email, kind, build, due_at, c.id, key, unless_queued), now
+        )
+        if mail_id is None:
+            return False
+        logger.info("%s: %s email to %s queued (#%d)", c.id, kind, c.customer_email, mail_id)
+        self.queued.set()
+        return True
+
+    async def status(self, c: Consultation) -> dict[str, Any]:
+        """The customer's email as the salon's pages show it: configured or not, the address,
+        unsubscribed or not, and its emails (newest first; ``failed`` ones are shown as not
+        delivered, with the reason)."""
+        return {
+            "configured": self.configured,
+            "address": c.customer_email,
+            "language": c.customer_language or self._language,
+            "unsubscribed": c.customer_email is not None
+            and await self._store.outbox.unsubscribed(c.customer_email),
+            "emails": [m.to_json() for m in await self._store.outbox.of_consultation(c.id)],
+        }
+
+
+async def email_replies(conversations: Conversations, notices: Notices) -> None:
+    """Staff answering a customer who is away emails them: every conversation's messages are
+    followed (as the inbox follows them) until the conversation service closes."""
+    with conversations.subscribe(None, "staff") as events:
+        async for event in events:
+            if not isinstance(event, Posted) or event.message.sender != "stylist":
+                continue
+            if "customer" in event.present:
+                continue
+            try:
+                await notices.staff_answered(event.consultation_id)
+            except Exception:
+                # The message is stored and delivered: a missing email is not the chat's error.
+                logger.exception("%s: the customer's email was not queued", event.consultation_id)

@@ -1,0 +1,217 @@
+"""The outbox's sender against a real SMTP server on 127.0.0.1: reminders on an injected
+clock (sent once, across restarts too), one node at a time, and mail queued when the service
+stops that the next start sends once."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+
+from consult.config import Settings
+from consult.mail.notices import Notices
+from consult.mail.policy import RetryPolicy
+from consult.mail.sender import MailSender
+from consult.mail.smtp import SmtpServer as Smtp
+from consult.recording.store import Store
+from consult.recording.tokens import TokenSealer, load_seal_key
+from consult.salon import Hours, Salon
+
+from .client import CallClient
+from .conftest import STAFF_KEY, make_settings, token_of
+from .datafolder import sqlite_url
+from .mail import SALON, body_of
+from .process import free_port, start_serve, wait_healthy
+from .smtp import SmtpServer
+
+pytestmark = pytest.mark.timeout(90)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+LI = "li@example.cn"
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def at(day: datetime, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(day.date(), time(hour, minute), tzinfo=SHANGHAI)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = await Store.open(sqlite_url(tmp_path), TokenSealer(load_seal_key(tmp_path)))
+    await store.set_salon(Salon(Hours("Asia/Shanghai", {})))
+    yield store
+    await store.close()
+
+
+def node(store: Store, settings: Settings, smtp: SmtpServer, clock: Clock) -> MailSender:
+    """One node's sender, run by hand (``run_once``) on the test's clock."""
+    notices = Notices(store, settings, clock)
+    return MailSender(store, notices, Smtp.parse(smtp.url), SALON, RetryPolicy(), clock)
+
+
+async def test_the_reminder_goes_the_day_before_once_even_across_restarts(
+    tmp_path: Path, store: Store, smtp: SmtpServer
+) -> None:
+    settings = make_settings(tmp_path, smtp_url=smtp.url, mail_from=SALON)
+    # Ten days from now (the consultation is booked now, by the real clock), 15:00 in Shanghai.
+    appointment = at(datetime.now(SHANGHAI) + timedelta(days=10), 15)
+    day_before = appointment - timedelta(days=1)
+    consultation, links = await store.create_consultation(
+        customer_name="Li Na",
+        scheduled_at=appointment,
+        customer_email=LI,
+        link_ttl=timedelta(days=30),
+    )
+    clock = Clock(at(day_before, 9, 59))
+    first = node(store, settings, smtp, clock)
+    assert await first.run_once() == 0
+    clock.now = at(day_before, 10, 0)
+    assert await first.run_once() == 1
+    [message] = smtp.mailbox.messages
+    assert message["To"] == LI
+    assert message["Subject"] == "Reminder: your appointment tomorrow at 15:00"
+    text = body_of(message)
+    weekday = appointment.strftime("%A")
+    assert f"{weekday} {appointment.day} {appointment:%B} at 15:00" in text
+    assert f"http://links.test/c/{links.customer}" in text
+    clock.now = at(day_before, 10, 5)
+    assert await first.run_once() == 0
+    await first.close()
+    # A restart: a new store and sender on the same database.
+    reopened = await Store.open(sqlite_url(tmp_path), TokenSealer(load_seal_key(tmp_path)))
+    try:
+        second = node(reopened, settings, smtp, clock)
+        clock.now = at(day_before, 18, 0)
+        assert await second.run_once() == 0
+        # Moved to the day after: a reminder of its own, the day before that.
+        later = appointment + timedelta(days=1)
+        await reopened.update_consultation(consultation.id, {"scheduled_at": later})
+        clock.now = at(appointment, 9, 0)
+        assert await second.run_once() == 0
+        clock.now = at(appointment, 10, 0)
+        assert await second.run_once() == 1
+        await second.close()
+    finally:
+        await reopened.close()
+    assert len(smtp.mailbox.messages) == 2
+    assert smtp.mailbox.messages[1]["Subject"] == "Reminder: your appointment tomorrow at 15:00"
+
+
+async def test_no_reminder_without_an_address_or_too_close_to_the_appointment(
+    tmp_path: Path, store: Store, smtp: SmtpServer
+) -> None:
+    settings = make_settings(tmp_path, smtp_url=smtp.url, mail_from=SALON)
+    appointment = at(datetime.now(SHANGHAI) + timedelta(days=10), 15)
+    await store.create_consultation(
+        customer_name="No address", scheduled_at=appointment, link_ttl=timedelta(days=30)
+    )
+    await store.create_consultation(
+        customer_name="Li", scheduled_at=appointment, customer_email=LI, link_ttl=timedelta(1)
+    )
+    sender = node(store, settings, smtp, Clock(at(appointment, 13, 30)))
+    assert await sender.run_once() == 0
+    await sender.close()
+    assert smtp.mailbox.messages == []
+
+
+async def test_one_node_at_a_time_sends_and_another_takes_over(
+    tmp_path: Path, store: Store, smtp: SmtpServer
+) -> None:
+    settings = make_settings(
+        tmp_path, smtp_url=smtp.url, mail_from=SALON, mail_coalesce=timedelta(0)
+    )
+    other_store = await Store.open(sqlite_url(tmp_path), TokenSealer(load_seal_key(tmp_path)))
+    clock = Clock(datetime.now(UTC))
+    a = node(store, settings, smtp, clock)
+    b = node(other_store, settings, smtp, clock)
+    try:
+        consultation, _ = await store.create_consultation(
+            customer_name="Jane", customer_email="jane@example.com", link_ttl=timedelta(days=7)
+        )
+        notices = Notices(store, settings, clock)
+        await notices.staff_answered(consultation.id)
+        sent = await asyncio.gather(a.run_once(), b.run_once())
+        assert sorted(sent) == [0, 1]
+        assert len(smtp.mailbox.messages) == 1
+        # The holder stops (and lets go): the other node sends the next one.
+        holder, other = (a, b) if sent[0] == 1 else (b, a)
+        await holder.close()
+        await notices.staff_answered(consultation.id)
+        assert await other.run_once() == 1
+        assert len(smtp.mailbox.messages) == 2
+    finally:
+        await a.close()
+        await b.close()
+        await other_store.close()
+
+
+async def test_mail_queued_when_the_service_stops_is_sent_once_after_a_restart(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    smtp.stop()
+    data, port = tmp_path / "data", free_port()
+    environment = {
+        "CONSULT_STAFF_KEY": STAFF_KEY,
+        "CONSULT_SMTP_URL": smtp.url,
+        "CONSULT_MAIL_FROM": SALON,
+        "CONSULT_MAIL_COALESCE": "0s",
+        "CONSULT_MAIL_RETRY": "1s",
+    }
+    base = f"http://127.0.0.1:{port}"
+    staff = {"Authorization": f"Bearer {STAFF_KEY}"}
+    proc = start_serve(data, port, environment=environment)
+    try:
+        await wait_healthy(port)
+        async with aiohttp.ClientSession(base_url=base) as http:
+            body = {"customer_name": "Jane", "customer_email": "jane@example.com"}
+            async with http.post("/api/consultations", json=body, headers=staff) as response:
+                assert response.status == 201
+                consultation = await response.json()
+            url = f"{base}/ws?token={token_of(consultation['stylist_link'])}"
+            stylist = CallClient(http, url, "stylist")
+            await stylist.connect()
+            await stylist.send({"type": "chat", "text": "Your colour is in", "id": "s1"})
+            await stylist.expect("chat")
+            await stylist.close()
+            # Tried once against the server that is down; then the service stops.
+            path = f"/api/consultations/{consultation['id']}"
+            async with asyncio.timeout(20):
+                while True:
+                    async with http.get(path, headers=staff) as response:
+                        emails = (await response.json())["email"]["emails"]
+                    if emails and emails[0]["attempts"] >= 1:
+                        break
+                    await asyncio.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        smtp.start()
+        proc = start_serve(data, port, environment=environment)
+        await wait_healthy(port)
+        await smtp.mailbox.wait(1)
+        async with aiohttp.ClientSession(base_url=base) as http, asyncio.timeout(20):
+            while True:
+                async with http.get(path, headers=staff) as response:
+                    [email] = (await response.json())["email"]["emails"]
+                if email["status"] == "sent":
+                    break
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        assert len(smtp.mailbox.messages) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
