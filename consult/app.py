@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -16,6 +17,7 @@ from .appkeys import (
     HUB,
     ICE_SERVERS,
     METRICS,
+    RECORDINGS,
     SETTINGS,
     STAFF_KEY,
     STILLS,
@@ -32,6 +34,7 @@ from .media.stills import Limits, Stills
 from .metrics import Metrics
 from .ratelimit import FailureLimiter
 from .recording.files import StillFiles
+from .recording.recordings import RecordingFiles, recover
 from .recording.schedule import BackupSchedule
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
@@ -55,6 +58,10 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     )
     await stills.start()
     app[STILLS] = stills
+    node = read_or_create(settings.data_dir / "node.id", lambda: secrets.token_hex(8).encode())
+    recording_files = RecordingFiles(settings.recordings_dir, node.decode())
+    await recover(store.recordings, recording_files)
+    app[RECORDINGS] = recording_files
     yield
     await store.close()
 
@@ -87,7 +94,7 @@ async def _draw_cards(app: web.Application) -> None:
 
 
 async def _hub(app: web.Application) -> AsyncIterator[None]:
-    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[METRICS])
+    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[METRICS], app[RECORDINGS])
     yield
     await app[HUB].close()
 

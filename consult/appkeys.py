@@ -11,6 +11,7 @@ from .media.ice import IceServer
 from .media.stills import Stills
 from .metrics import Metrics
 from .ratelimit import FailureLimiter
+from .recording.recordings import RecordingFiles
 from .recording.schedule import BackupSchedule
 from .recording.store import Store
 from .signaling.hub import Hub
@@ -21,6 +22,7 @@ __all__ = [
     "HUB",
     "ICE_SERVERS",
     "METRICS",
+    "RECORDINGS",
     "SETTINGS",
     "STAFF_KEY",
     "STILLS",
@@ -40,3 +42,5 @@ HUB = web.AppKey("hub", Hub)
 BACKUPS = web.AppKey("backups", BackupSchedule)
 #: Colour tools on stills run one at a time: the calls' media keep the other core.
 TOOL_SLOTS = web.AppKey("tool_slots", asyncio.Semaphore)
+#: Recorded calls' files (their rows are in the store).
+RECORDINGS = web.AppKey("recordings", RecordingFiles)

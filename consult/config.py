@@ -135,6 +135,10 @@ class Settings:
         return self.data_dir / "stills"
 
     @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+    @property
     def db_url(self) -> str:
         if self.database_url:
             return self.database_url

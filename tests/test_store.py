@@ -138,5 +138,5 @@ async def test_reopening_keeps_data_and_schema_version(tmp_path: Path) -> None:
     assert (await second.resolve_token(links.customer)).consultation_id == created.id
     await second.close()
     db = sqlite3.connect(tmp_path / "consult.db")
-    assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0010"
+    assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0014"
     db.close()

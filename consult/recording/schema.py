@@ -14,6 +14,7 @@ __all__ = [
     "links",
     "messages",
     "metadata",
+    "recordings",
     "salon",
     "stills",
     "swatch_events",
@@ -227,4 +228,32 @@ leases = sa.Table(
     sa.Column("holder", sa.String(128), nullable=True),
     sa.Column("expires_at", UTCDateTime(), nullable=True),
     sa.Column("done_at", UTCDateTime(), nullable=True),
+)
+
+#: Recordings of a call (issue 18): one file per participant per recording. ``status``
+#: "recording" while written (``file`` is then the staged file, finished at the next start if
+#: the service died), "complete" once placed with its byte count and SHA-256.
+recordings = sa.Table(
+    "recordings",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "consultation_id",
+        sa.String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    #: Whose media the file holds.
+    sa.Column("role", sa.String(16), nullable=False),
+    #: The two participants' files of one recording share it (and their time line).
+    sa.Column("session", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("ended_at", UTCDateTime(), nullable=True),
+    sa.Column("duration_s", sa.Float(), nullable=True),
+    sa.Column("media_type", sa.String(32), nullable=True),
+    sa.Column("bytes", sa.BigInteger(), nullable=True),
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("file", sa.String(255), nullable=False),
 )

@@ -28,6 +28,7 @@ from ..roles import ROLES, Role
 from ..salon import Salon, parse_hours
 from .leases import Leases
 from .palette import Palette, SwatchLog
+from .recordings import Recordings
 from .schema import captures, chat_reads, consultations, links, messages, salon, stills
 from .tokens import TokenSealer, hash_token, new_token
 
@@ -160,6 +161,7 @@ class Store:
         self.palette = Palette(engine)
         self.swatch_log = SwatchLog(engine)
         self.leases = Leases(engine)
+        self.recordings = Recordings(engine)
         # Sequence numbers are handed out one message at a time per consultation.
         self._chat_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()

@@ -22,6 +22,7 @@ from .messages import (
     Error,
     Offer,
     Read,
+    Record,
     ShowSwatch,
     Stats,
     Welcome,
@@ -117,6 +118,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                         await hub.show_swatch(participant, swatch_id)
                     case ChooseSwatch(swatch_id=swatch_id, chosen=chosen):
                         await hub.choose_swatch(participant, swatch_id, chosen)
+                    case Record(action=action):
+                        await hub.record(participant, action)
             except Disconnect as exc:
                 await participant.disconnect(exc)
             except ConsultError as exc:
