@@ -13,6 +13,7 @@ from typing import Any
 
 from .media.stills import Stills, still_json
 from .recording.export import ExportFile, Progress, write_export
+from .recording.recordings import RecordingFiles
 from .recording.store import Consultation, Store
 from .signaling.hub import chat_sent
 from .signaling.messages import as_dict
@@ -79,7 +80,7 @@ async def record_json(
     """The consultation with its stills (newest first; derived images name their
     ``parent_id``), the swatches shown and chosen, and the chat transcript (in order).
 
-    ``with_paths`` adds each still's ``file_path`` in the stills folder, for the export.
+    ``with_paths`` adds each still's and recording's ``file_path`` in its folder, for the export.
     """
     body = consultation_json(consultation, role=role)
     body["stills"] = [
@@ -90,6 +91,10 @@ async def record_json(
     body["swatches_shown"] = board.shown
     body["swatches_chosen"] = board.chosen
     body["earlier"] = await earlier_json(store, consultation)
+    body["recordings"] = [
+        r.to_json() | ({"file_path": r.file} if with_paths else {})
+        for r in await store.recordings.of(consultation.id)
+    ]
     by_id = {s["id"]: s for s in body["stills"]}
     body["messages"] = [
         as_dict(chat_sent(m, by_id.get(m.still_id or "")))
@@ -101,6 +106,7 @@ async def record_json(
 async def write_record_zip(
     store: Store,
     stills: Stills,
+    recordings: RecordingFiles,
     consultation: Consultation,
     *,
     role: str,
@@ -114,18 +120,25 @@ async def write_record_zip(
     if not private_notes:
         record.pop("notes", None)
         record.pop("notes_updated_at", None)
-    files = export_files(record, stills)
+    files = export_files(record, stills, recordings)
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, write_export, record, files, out, progress)
 
 
-def export_files(record: dict[str, Any], stills: Stills) -> list[ExportFile]:
-    """Point each still of ``record`` at its original inside the archive (``originals/...``)
-    and list the files to put there."""
+def export_files(
+    record: dict[str, Any], stills: Stills, recordings: RecordingFiles
+) -> list[ExportFile]:
+    """Point each still of ``record`` at its original inside the archive (``originals/...``),
+    each recording at its file (``recordings/...``), and list the files to put there."""
     files = []
     for still in record["stills"]:
         extension = "png" if still["media_type"] == "image/png" else "jpg"
         name = f"originals/{still['id']}.{extension}"
         files.append(ExportFile(stills.path(still.pop("file_path")), name))
         still["file"] = name
+    for recording in record["recordings"]:
+        path = recordings.path(recording.pop("file_path"))
+        name = f"recordings/{path.name}"
+        files.append(ExportFile(path, name))
+        recording["file"] = name
     return files

@@ -4,11 +4,32 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import backups, consultations, metrics, palette, salon, session, still_tools, stills
+from . import (
+    backups,
+    consultations,
+    metrics,
+    palette,
+    recordings,
+    salon,
+    session,
+    still_tools,
+    stills,
+)
 
 __all__ = ["add_routes"]
 
 
 def add_routes(app: web.Application) -> None:
-    for module in (backups, consultations, metrics, palette, salon, session, still_tools, stills):
+    modules = (
+        backups,
+        consultations,
+        metrics,
+        palette,
+        recordings,
+        salon,
+        session,
+        still_tools,
+        stills,
+    )
+    for module in modules:
         app.router.add_routes(module.routes)

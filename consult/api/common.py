@@ -1,15 +1,16 @@
-"""What the API's handlers share: reading a JSON body into a validated type."""
+"""What the API's handlers share: reading a JSON body into a validated type, checking a
+file's Range."""
 
 from __future__ import annotations
 
 from typing import TypeVar
 
 import msgspec
-from aiohttp import web
+from aiohttp import hdrs, web
 
-from ..errors import InvalidRequest, PayloadTooLarge
+from ..errors import InvalidRequest, PayloadTooLarge, RangeNotSatisfiable
 
-__all__ = ["MAX_JSON_BODY", "read_json"]
+__all__ = ["MAX_JSON_BODY", "check_range", "read_json"]
 
 MAX_JSON_BODY = 64 * 1024
 
@@ -28,3 +29,16 @@ async def read_json(request: web.Request, kind: type[T]) -> T:
         raise InvalidRequest(f"Invalid body: {exc}.") from None
     except msgspec.DecodeError:
         raise InvalidRequest("The body is not valid JSON.") from None
+
+
+def check_range(request: web.Request, size: int) -> None:
+    """aiohttp's FileResponse answers a Range it cannot serve with an empty 416 of the file's
+    type; the API answers with its JSON error instead (the same cases as aiohttp's)."""
+    if hdrs.RANGE not in request.headers:
+        return
+    try:
+        start = request.http_range.start
+    except ValueError:
+        raise RangeNotSatisfiable() from None
+    if start is not None and start >= size:
+        raise RangeNotSatisfiable()

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import msgspec
 from aiohttp import web
 
-from ..appkeys import HUB, SETTINGS, STILLS, STORE
+from ..appkeys import HUB, RECORDINGS, SETTINGS, STILLS, STORE
 from ..auth import caller_for, require_staff
 from ..errors import Forbidden, InvalidRequest
 from ..record import consultation_json, record_json, write_record_zip
@@ -130,6 +130,7 @@ async def export(request: web.Request) -> web.StreamResponse:
         path = await write_record_zip(
             store,
             request.app[STILLS],
+            request.app[RECORDINGS],
             consultation,
             role=caller.role,
             out=Path(folder) / "export.zip",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from ..appkeys import HUB, METRICS, SETTINGS, STILLS, STORE
 from ..auth import caller_for, credential
@@ -13,7 +13,6 @@ from ..errors import (
     CaptureClosed,
     Forbidden,
     InvalidRequest,
-    RangeNotSatisfiable,
     UnsupportedHeic,
     UnsupportedMedia,
 )
@@ -21,6 +20,7 @@ from ..media.stills import still_json
 from ..roles import Role
 from ..signaling.hub import chat_sent
 from ..signaling.messages import StillSaved, as_dict
+from .common import check_range
 
 __all__ = ["routes"]
 
@@ -133,7 +133,7 @@ async def _still_file(request: web.Request, thumb: bool) -> web.FileResponse:
         if current.based_on != still.consultation_id or still.source == "video":
             raise
     path = request.app[STILLS].path(still.thumb if thumb else still.file)
-    _check_range(request, path.stat().st_size)
+    check_range(request, path.stat().st_size)
     response = web.FileResponse(path)
     response.content_type = "image/jpeg" if thumb else still.media_type
     # A still never changes once saved; it is private to the consultation.
@@ -144,19 +144,6 @@ async def _still_file(request: web.Request, thumb: bool) -> web.FileResponse:
         name = f"consultation-{still.consultation_id}-{still.source}-{still.id}.{extension}"
         response.headers["Content-Disposition"] = f'{disposition}; filename="{name}"'
     return response
-
-
-def _check_range(request: web.Request, size: int) -> None:
-    """aiohttp's FileResponse answers a Range it cannot serve with an empty 416 of the image's
-    type; the API answers with its JSON error instead (the same cases as aiohttp's)."""
-    if hdrs.RANGE not in request.headers:
-        return
-    try:
-        start = request.http_range.start
-    except ValueError:
-        raise RangeNotSatisfiable() from None
-    if start is not None and start >= size:
-        raise RangeNotSatisfiable()
 
 
 @routes.get("/api/stills/{id}")
