@@ -139,6 +139,8 @@ class _Frame:
     arrival: float
     data: bytes
     key: bool
+    #: The server time it was captured, once known from another source's clock.
+    at: float | None = None
 
 
 @dataclass(slots=True)
@@ -180,6 +182,7 @@ class Recorder:
         #: Our clock minus the participant's sender clock, from its first sender report.
         self._offset: float | None = None
         self._formats: tuple[TrackFormat, ...] | None = None
+        self._early: dict[Kind, tuple[int, float, int]] = {}
         self._first_frame_at: float | None = None
         self._keyframe_at = float("-inf")
         self._actions: deque[RecorderAction] = deque()
@@ -227,7 +230,10 @@ class Recorder:
         if self._offset is None:
             self._offset = now - ntp
         track = self._tracks.get(kind)
-        if track is None or track.ssrc != ssrc or self._closed:
+        if self._closed:
+            return
+        if track is None or track.ssrc != ssrc:
+            self._early[kind] = (ssrc, ntp, rtp_timestamp)  # before the stream's first packet
             return
         ext = unwrap(track.last_ts, rtp_timestamp, 32)
         track.anchor = (ext, ntp + self._offset)
@@ -264,12 +270,21 @@ class Recorder:
     ) -> _Track:
         track = _Track(kind, codec, clock, ssrc)
         if old is not None:
-            # The page offered again: its new sender starts new numbers and a new clock.
+            # The page offered again: its new sender starts new numbers and a new clock. The
+            # old sender's frames not written yet keep their times by its clock.
             track.index, track.last_pts, track.size = old.index, old.last_pts, old.size
             track.frames, track.losses = old.frames, old.losses
+            if old.held and old.anchor is None:
+                old.anchor = (old.held[0].ext_ts, old.held[0].arrival)
+            for frame in old.held:
+                frame.at = _time_of(old, frame)
             track.held = old.held
             track.first_frame_at = old.first_frame_at
         track.awaiting_key = kind == "video"
+        early = self._early.pop(kind, None)
+        if early is not None and early[0] == ssrc and self._offset is not None:
+            track.anchor = (early[2], early[1] + self._offset)
+            track.anchored_by_report = True
         self._tracks[kind] = track
         return track
 
@@ -300,7 +315,10 @@ class Recorder:
                 self._ask_keyframe(now)
 
     def _assemble(self, track: _Track, rtp: Rtp, arrival: float, now: float) -> None:
-        ext_ts = unwrap(track.last_ts, rtp.timestamp, 32)
+        last = track.last_ts
+        if last is None and track.anchor is not None:
+            last = track.anchor[0]  # a report came first: unwrap next to its time
+        ext_ts = unwrap(last, rtp.timestamp, 32)
         track.last_ts = ext_ts if track.last_ts is None else max(track.last_ts, ext_ts)
         payload = rtp.payload
         if track.kind == "audio":
@@ -366,11 +384,9 @@ class Recorder:
             track.anchor = (first.ext_ts, first.arrival)
         if track.index is None:
             return
-        anchor_ts, anchor_at = track.anchor
-        clock = track.clock
         while track.held:
             frame = track.held.popleft()
-            at = anchor_at + (frame.ext_ts - anchor_ts) / clock
+            at = _time_of(track, frame)
             pts = max(round((at - self.origin) * 1000), 0, track.last_pts + 1)
             track.last_pts = pts
             track.frames += 1
@@ -404,6 +420,15 @@ class Recorder:
         for track in (video, audio):
             if track is not None:
                 self._release(track, now)
+
+
+def _time_of(track: _Track, frame: _Frame) -> float:
+    """When ``frame`` was captured, on the server's clock (the track must be anchored)."""
+    if frame.at is not None:
+        return frame.at
+    assert track.anchor is not None
+    anchor_ts, anchor_at = track.anchor
+    return anchor_at + (frame.ext_ts - anchor_ts) / track.clock
 
 
 def _frame_start(codec: str, payload: bytes) -> bool:
