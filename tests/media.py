@@ -170,17 +170,80 @@ class ToneTrack(AudioStreamTrack):
         return frame
 
 
+class ClockedPattern(PatternTrack):
+    """``PatternTrack`` on a shared clock: frame n is made at ``epoch + n / 30`` (monotonic) and
+    stamped with time n / 30, so its number says when it was captured."""
+
+    def __init__(self, source: int, epoch: float) -> None:
+        super().__init__(source)
+        self.epoch = epoch
+
+    async def next_timestamp(self) -> tuple[int, fractions.Fraction]:
+        import asyncio
+
+        await asyncio.sleep(max(0.0, self.epoch + self.number / 30 - time.monotonic()))
+        return self.number * 3000, fractions.Fraction(1, 90000)
+
+
+BEEP_EVERY = 1.0
+BEEP_LENGTH = 0.1
+
+
+class BeepTrack(AudioStreamTrack):
+    """Silence with a 1 kHz beep at ``epoch + k * BEEP_EVERY`` (monotonic): with a
+    ``ClockedPattern`` of the same epoch, beep k and video frame 30k were captured together."""
+
+    def __init__(self, epoch: float) -> None:
+        super().__init__()
+        self.epoch = epoch
+        self._samples = 0
+
+    async def recv(self) -> av.AudioFrame:
+        import asyncio
+
+        rate, samples = 48000, 960
+        await asyncio.sleep(max(0.0, self.epoch + self._samples / rate - time.monotonic()))
+        t = (np.arange(samples) + self._samples) / rate
+        beep = (t % BEEP_EVERY) < BEEP_LENGTH
+        tone = (beep * 0.5 * 32767 * np.sin(2 * math.pi * 1000 * t)).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(
+            np.repeat(tone, 2).reshape(1, -1), format="s16", layout="stereo"
+        )
+        frame.sample_rate = rate
+        frame.pts = self._samples
+        frame.time_base = fractions.Fraction(1, rate)
+        self._samples += samples
+        return frame
+
+
+def beep_onsets(samples: np.ndarray, rate: int, start: float) -> list[float]:
+    """The times (``start`` + offset, seconds) where beeps begin in mono ``samples``."""
+    window = rate // 200  # 5 ms
+    usable = len(samples) // window * window
+    energy = np.abs(samples[:usable].astype(np.float64)).reshape(-1, window).mean(axis=1)
+    loud = energy > 0.25 * energy.max() if len(energy) else energy
+    onsets = []
+    for i in range(1, len(loud)):
+        if loud[i] and not loud[max(0, i - 20) : i].any():  # after 100 ms of quiet
+            onsets.append(start + i * window / rate)
+    return onsets
+
+
 def audio_level(frame: av.AudioFrame) -> float:
     return float(np.abs(frame.to_ndarray().astype(np.int32)).mean())
 
 
 __all__ = [
+    "BEEP_EVERY",
     "SOURCES",
+    "BeepTrack",
+    "ClockedPattern",
     "MediaStreamTrack",
     "PatternTrack",
     "PhotoTrack",
     "ToneTrack",
     "audio_level",
+    "beep_onsets",
     "decode_pattern",
     "is_waiting_card",
     "pattern_image",

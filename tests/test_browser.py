@@ -31,6 +31,7 @@ from .conftest import STAFF_KEY
 
 pytestmark = pytest.mark.timeout(120)
 
+
 async def both_in_call(
     launch: Launch, server: Any, consultation: dict[str, Any], customer_camera: str
 ) -> tuple[Any, Any, Page, Page]:

@@ -42,9 +42,7 @@ def drain(core: Recorder) -> list[RecorderAction]:
 
 
 def writes(actions: list[RecorderAction], track: int | None = None) -> list[WriteFrame]:
-    return [
-        a for a in actions if isinstance(a, WriteFrame) and (track is None or a.track == track)
-    ]
+    return [a for a in actions if isinstance(a, WriteFrame) and (track is None or a.track == track)]
 
 
 def vp8_frame(number: int, seq: int, ts: int, key: bool, parts: int = 3) -> list[Rtp]:
@@ -215,9 +213,17 @@ def test_h264_fragments_become_annex_b() -> None:
     assert opened.tracks == (TrackFormat("video", "h264"),)
     frames = writes(actions)
     start = b"\x00\x00\x00\x01"
-    assert frames[0].data == start + sps + start + b"\x68\xce\x3c\x80" + start + b"\x65" + (
-        b"\xaa" * 10
-    ) + b"\xbb" * 10
+    assert (
+        frames[0].data
+        == start
+        + sps
+        + start
+        + b"\x68\xce\x3c\x80"
+        + start
+        + b"\x65"
+        + (b"\xaa" * 10)
+        + b"\xbb" * 10
+    )
     assert frames[0].key and not frames[1].key
     assert frames[1].data == start + h264_slice(b"\xcc" * 5)
 
