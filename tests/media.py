@@ -216,16 +216,36 @@ class BeepTrack(AudioStreamTrack):
         return frame
 
 
-def beep_onsets(samples: np.ndarray, rate: int, start: float) -> list[float]:
-    """The times (``start`` + offset, seconds) where beeps begin in mono ``samples``."""
-    window = rate // 200  # 5 ms
-    usable = len(samples) // window * window
-    energy = np.abs(samples[:usable].astype(np.float64)).reshape(-1, window).mean(axis=1)
-    loud = energy > 0.25 * energy.max() if len(energy) else energy
-    onsets = []
-    for i in range(1, len(loud)):
-        if loud[i] and not loud[max(0, i - 20) : i].any():  # after 100 ms of quiet
-            onsets.append(start + i * window / rate)
+def loudness(frame: av.AudioFrame, window: float = 0.005) -> list[tuple[float, float]]:
+    """(time, mean level) of each ``window`` seconds of a decoded audio frame, by its own time."""
+    samples = frame.to_ndarray().astype(np.float64)
+    if frame.format.is_planar:
+        samples = samples.mean(axis=0)
+    else:
+        samples = samples.reshape(-1, len(frame.layout.channels)).mean(axis=1)
+    size = max(1, int(frame.sample_rate * window))
+    usable = len(samples) // size * size
+    levels = np.abs(samples[:usable]).reshape(-1, size).mean(axis=1)
+    start = float(frame.time or 0.0)
+    return [(start + i * size / frame.sample_rate, float(v)) for i, v in enumerate(levels)]
+
+
+def beep_onsets(levels: list[tuple[float, float]]) -> list[float]:
+    """When beeps begin: loud after at least 100 ms of quiet, in (time, level) windows."""
+    if not levels:
+        return []
+    threshold = 0.25 * max(v for _, v in levels)
+    onsets: list[float] = []
+    quiet_since: float | None = None
+    for at, level in sorted(levels):
+        if level < threshold:
+            if quiet_since is None:
+                quiet_since = at
+        elif quiet_since is not None and at - quiet_since >= 0.1:
+            onsets.append(at)
+            quiet_since = None
+        else:
+            quiet_since = None
     return onsets
 
 
@@ -246,5 +266,6 @@ __all__ = [
     "beep_onsets",
     "decode_pattern",
     "is_waiting_card",
+    "loudness",
     "pattern_image",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from .client import CallClient
-from .media import BEEP_EVERY, BeepTrack, ClockedPattern, beep_onsets, decode_pattern
+from .media import BEEP_EVERY, BeepTrack, ClockedPattern, beep_onsets, decode_pattern, loudness
 from .process import free_port, start_serve, wait_healthy
 
 pytestmark = pytest.mark.timeout(180)
@@ -56,25 +56,19 @@ async def agree_both(customer: CallClient, stylist: CallClient) -> None:
 def decode(path: Path) -> tuple[list[tuple[float, int]], list[float], float]:
     """The file's video frames as (time, frame number), beep onsets, and its duration."""
     video: list[tuple[float, int]] = []
-    chunks: list[np.ndarray] = []
-    audio_start: float | None = None
-    rate = 48000
+    levels: list[tuple[float, float]] = []
+    end = 0.0
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
             stamp = decode_pattern(frame)
             if stamp is not None and frame.time is not None:
                 video.append((frame.time, stamp[1]))
+                end = max(end, frame.time)
     with av.open(str(path)) as container:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
         for frame in container.decode(audio=0):
-            if audio_start is None and frame.time is not None:
-                audio_start = frame.time
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
-    onsets = beep_onsets(samples, rate, audio_start or 0.0)
-    duration = max([t for t, _ in video] + [(audio_start or 0.0) + len(samples) / rate])
-    return video, onsets, duration
+            levels += loudness(frame)
+            end = max(end, float(frame.time or 0.0) + frame.samples / frame.sample_rate)
+    return video, beep_onsets(levels), end
 
 
 def lip_sync_offset(video: list[tuple[float, int]], onsets: list[float]) -> float:
@@ -132,8 +126,10 @@ async def test_a_recorded_call_plays_back_frame_for_frame_in_sync(
         # From its first key frame to the stop, every frame sent is there but for 2 %.
         span = numbers[-1] - numbers[0] + 1
         assert len(set(numbers)) >= 0.98 * span, (role, len(set(numbers)), span)
-        assert numbers[0] - sent_from[role] <= 15, "the recording started late"
-        assert sent_to[role] - numbers[-1] <= 15, "the recording ended early"
+        # It covers the time between "on" and "off" to within a second (frames on their way,
+        # the first key frame).
+        assert numbers[0] - sent_from[role] <= 30, "the recording started late"
+        assert sent_to[role] - numbers[-1] <= 30, "the recording ended early"
         assert abs(duration - recorded) <= 1.0, (role, duration, recorded)
         assert abs(entry["duration_s"] - recorded) <= 1.0
         assert len(onsets) >= RECORD_SECONDS - 2
@@ -277,7 +273,7 @@ async def test_a_sigkill_mid_recording_leaves_a_file_that_plays(tmp_path: Path) 
 
 async def test_a_full_disk_stops_the_recording_and_the_call_goes_on(tmp_path: Path) -> None:
     data, port = tmp_path / "data", free_port()
-    proc = start_serve(data, port, recordings_disk="300k")
+    proc = start_serve(data, port, recordings_disk="120k")
     try:
         await wait_healthy(port)
         async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as http:

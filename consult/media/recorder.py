@@ -17,7 +17,8 @@ Per track (the participant's video and audio):
 - packets of one RTP timestamp make a frame (VP8: the descriptor removed; H.264: Annex B NAL
   units, aiortc's depacketiser); a frame is written only if it begins at a frame start and
   ends with the marker bit, all its packets there;
-- times: an RTCP sender report ties the track's RTP clock to the sender's NTP clock. The
+- times: an RTCP sender report ties the track's RTP clock to the sender's NTP clock (of the
+  last ``REPORT_SPAN`` seconds' reports, the one that puts the stream earliest). The
   participant's first report of either track gives the offset from the sender's clock to
   ours, the same for audio and video, so both tracks of a file keep the sender's own lip sync
   and the two participants' files share the server's time line (``origin``: when the recording
@@ -70,6 +71,9 @@ REPORT_WAIT = 3.0
 OPEN_WAIT = 5.0
 #: The least time between two key-frame requests (each costs the participant a large frame).
 KEYFRAME_RETRY = 0.5
+#: Sender reports of the last this many seconds choose a track's anchor (clocks drift apart
+#: slowly over longer times).
+REPORT_SPAN = 10.0
 #: Frames held per track before the file opens or while the report is awaited.
 MAX_HELD_FRAMES = 600
 #: Codecs written as they come, and what Matroska calls them.
@@ -165,6 +169,8 @@ class _Track:
     #: (unwrapped RTP time, server time) of the latest sender report, or of the first frame.
     anchor: tuple[int, float] | None = None
     anchored_by_report: bool = False
+    #: Recent sender reports, (when received, (RTP time, server time)).
+    reports: deque[tuple[float, tuple[int, float]]] = field(default_factory=deque)
     held: deque[_Frame] = field(default_factory=deque)
     first_frame_at: float | None = None
     index: int | None = None
@@ -236,7 +242,14 @@ class Recorder:
             self._early[kind] = (ssrc, ntp, rtp_timestamp)  # before the stream's first packet
             return
         ext = unwrap(track.last_ts, rtp_timestamp, 32)
-        track.anchor = (ext, ntp + self._offset)
+        candidate = (ext, ntp + self._offset)
+        reports = track.reports
+        while reports and now - reports[0][0] > REPORT_SPAN:
+            reports.popleft()
+        reports.append((now, candidate))
+        # The report that puts the stream earliest: a sender that pairs its clock with the
+        # RTP time of its last packet (aiortc does) is late by up to a frame in the others.
+        track.anchor = min((r for _, r in reports), key=lambda r: r[1] - r[0] / track.clock)
         track.anchored_by_report = True
         self._release(track, now)
 

@@ -18,6 +18,7 @@ frames still queued are dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import logging
 import os
@@ -107,8 +108,10 @@ class FrameWriter:
         except BaseException as exc:  # reported through done, never lost in the thread
             error = exc
             logger.warning("%s: writing the recording failed: %s", self._label, exc)
+            self._loop.call_soon_threadsafe(self._finish, None, error)
             while self._queue.get() is not _STOP:
-                pass  # drop what was queued until the adapter closes
+                pass  # drop what is queued until the adapter closes
+            return
         self._loop.call_soon_threadsafe(self._finish, result, error)
 
     def _finish(self, result: Written | None, error: BaseException | None) -> None:
@@ -125,7 +128,7 @@ class FrameWriter:
             return None
         tracks: tuple[TrackFormat, ...] = item
         fmt, extension, media_type = container_of(tracks)
-        file: BinaryIO = self.path.open("xb")
+        file = _File(self.path.open("xb"))
         frames = 0
         last_pts = 0
         try:
@@ -151,9 +154,50 @@ class FrameWriter:
                 container.close()
             file.flush()
             os.fsync(file.fileno())
+        except Exception:
+            # PyAV reports a failed write as its own error: the disk's (ENOSPC) is the cause.
+            if file.error is not None:
+                raise file.error from None
+            raise
         finally:
             file.close()
         return Written(media_type, extension, last_pts / 1000, frames)
+
+
+class _File:
+    """The file libavformat writes to, keeping the first write error (PyAV's own error hides
+    its errno)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._raw.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._raw.flush()
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # a full disk: what could be written was
+            self._raw.close()
 
 
 def _add_stream(container: Any, track: TrackFormat) -> Any:
