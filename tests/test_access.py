@@ -3,6 +3,7 @@ customer never reaches the salon's side, a revoked link opens nothing, nothing a
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,13 @@ import numpy as np
 import pytest
 
 from consult.app import create_app
-from consult.appkeys import STORE
+from consult.appkeys import RECORDINGS, STORE
+from consult.recording.recordings import Recording
 
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
 
-# (method, path, JSON body); {id} is the consultation, {still} one of its stills.
+# (method, path, JSON body); {id} is the consultation, {still} one of its stills, {recording}
+# one of its recordings.
 ENDPOINTS = [
     ("GET", "/api/consultations", None),
     ("POST", "/api/consultations", {"customer_name": "X"}),
@@ -33,6 +36,7 @@ ENDPOINTS = [
     ("GET", "/api/stills/{still}/undertone", None),
     ("PUT", "/api/stills/{still}/nails", {"polygons": [[[0, 0], [10, 0], [10, 10]]]}),
     ("POST", "/api/stills/{still}/white-balance", {}),
+    ("GET", "/api/recordings/{recording}", None),
 ]
 BAD = {"Authorization": "Bearer not-the-staff-key"}
 CALLERS = ["nobody", "staff", "customer", "stylist", "other-customer", "other-stylist", "revoked"]
@@ -86,6 +90,14 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
     ) as r:
         assert r.status == 201, await r.text()
         still = (await r.json())["still"]
+    # A recording of the first, as the hub leaves one: its row, then its file in place.
+    files, rows = server.app[RECORDINGS], server.app[STORE].recordings
+    started = datetime.now(UTC)
+    recording = Recording("r" * 24, mine["id"], "customer", "s" * 24, "recording", started, "")
+    await rows.begin(recording)
+    files.prepare()
+    files.staged(recording.id).write_bytes(b"\x1a\x45\xdf\xa3" + bytes(1000))
+    await rows.complete(recording.id, files.place(recording.id, mine["id"], "webm", 1.0), started)
     tokens = {
         "nobody": None,
         "staff": STAFF_KEY,
@@ -95,7 +107,7 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
         "other-stylist": token_of(other["stylist_link"]),
         "revoked": token_of(gone["customer_link"]),
     }
-    return {"id": mine["id"], "still": still["id"], "tokens": tokens}
+    return {"id": mine["id"], "still": still["id"], "recording": recording.id, "tokens": tokens}
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -105,7 +117,7 @@ async def test_every_endpoint_with_every_caller(
 ) -> None:
     token = world["tokens"][caller]
     for method, path, body in ENDPOINTS:
-        url = path.format(id=world["id"], still=world["still"])
+        url = path.format(id=world["id"], still=world["still"], recording=world["recording"])
         headers = {"Authorization": f"Bearer {token}"} if token and how == "bearer" else {}
         params = {"token": token} if token and how == "query" else {}
         async with http.request(method, url, json=body, headers=headers, params=params) as r:
