@@ -160,14 +160,20 @@ class ToneTrack(AudioStreamTrack):
             await asyncio.sleep(wait)
         t = (np.arange(samples) + self._samples) / rate
         tone = (0.3 * 32767 * np.sin(2 * math.pi * 440 * t)).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(
-            np.repeat(tone, 2).reshape(1, -1), format="s16", layout="stereo"
-        )
-        frame.sample_rate = rate
-        frame.pts = self._samples
-        frame.time_base = fractions.Fraction(1, rate)
+        frame = stereo_frame(tone, self._samples, rate)
         self._samples += samples
         return frame
+
+
+def stereo_frame(mono: np.ndarray, pts: int, rate: int = 48000) -> av.AudioFrame:
+    """``mono`` (int16 samples) as a stereo frame at ``pts`` (in samples)."""
+    frame = av.AudioFrame.from_ndarray(
+        np.repeat(mono, 2).reshape(1, -1), format="s16", layout="stereo"
+    )
+    frame.sample_rate = rate
+    frame.pts = pts
+    frame.time_base = fractions.Fraction(1, rate)
+    return frame
 
 
 class ClockedPattern(PatternTrack):
@@ -206,12 +212,7 @@ class BeepTrack(AudioStreamTrack):
         t = (np.arange(samples) + self._samples) / rate
         beep = (t % BEEP_EVERY) < BEEP_LENGTH
         tone = (beep * 0.5 * 32767 * np.sin(2 * math.pi * 1000 * t)).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(
-            np.repeat(tone, 2).reshape(1, -1), format="s16", layout="stereo"
-        )
-        frame.sample_rate = rate
-        frame.pts = self._samples
-        frame.time_base = fractions.Fraction(1, rate)
+        frame = stereo_frame(tone, self._samples, rate)
         self._samples += samples
         return frame
 
@@ -268,4 +269,5 @@ __all__ = [
     "is_waiting_card",
     "loudness",
     "pattern_image",
+    "stereo_frame",
 ]

@@ -24,6 +24,13 @@ pytestmark = pytest.mark.timeout(180)
 RECORD_SECONDS = 8.0
 
 
+def pair(clients: Any, consultation: dict[str, Any]) -> tuple[CallClient, CallClient]:
+    """The customer's and the stylist's clients of ``consultation``."""
+    return clients("customer", consultation["customer_link"]), clients(
+        "stylist", consultation["stylist_link"]
+    )
+
+
 async def clocked_call(
     customer: CallClient, stylist: CallClient
 ) -> tuple[ClockedPattern, ClockedPattern]:
@@ -86,8 +93,7 @@ async def test_a_recorded_call_plays_back_frame_for_frame_in_sync(
     staff: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    customer: CallClient = clients("customer", consultation["customer_link"])
-    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    customer, stylist = pair(clients, consultation)
     videos = await clocked_call(customer, stylist)
     await agree_both(customer, stylist)
     started = time.monotonic()
@@ -162,8 +168,7 @@ async def test_consent_refused_by_one_side_writes_nothing(
     staff: dict[str, str],
     settings: Any,
 ) -> None:
-    customer: CallClient = clients("customer", consultation["customer_link"])
-    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    customer, stylist = pair(clients, consultation)
     await customer.connect()
     # Asking alone: nobody to agree with.
     await customer.send({"type": "record", "action": "ask"})
@@ -196,8 +201,7 @@ async def test_leaving_stops_the_recording_and_keeps_the_file(
     http: aiohttp.ClientSession,
     staff: dict[str, str],
 ) -> None:
-    customer: CallClient = clients("customer", consultation["customer_link"])
-    stylist: CallClient = clients("stylist", consultation["stylist_link"])
+    customer, stylist = pair(clients, consultation)
     await clocked_call(customer, stylist)
     await agree_both(customer, stylist)
     await asyncio.sleep(2)

@@ -386,7 +386,7 @@ class Hub:
     async def _recording_failed(self, call: Call, exc: BaseException) -> None:
         full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
         logger.error("%s: the recording stopped: %s", call.consultation_id, exc)
-        self.metrics.error("storage-full" if full else "storage-failed", "ws")
+        self.metrics.error(errors.StorageFull.code if full else errors.StorageFailed.code, "ws")
         reason: Reason = "storage-full" if full else "failed"
         await self._apply_consent(call, call.consent.stop(None, reason))
 
