@@ -71,11 +71,18 @@ def audio_stream(frames: int, seq: int = 7, ts: int = 900) -> list[Rtp]:
     ]
 
 
-def feed_video(core: Recorder, packets: list[Rtp], start: float, every: float = 0.001) -> float:
+def feed_video(
+    core: Recorder, packets: list[Rtp], start: float, ssrc: int = V_SSRC, delay: float = 0.005
+) -> float:
+    """Each packet arrives ``delay`` after its frame was captured (``start``: the first's
+    capture), its parts 1 ms apart; returns when the last arrived."""
+    first = packets[0].timestamp
     now = start
     for packet in packets:
-        core.packet("video", V_SSRC, VP8, packet, now)
-        now += every
+        captured = start + ((packet.timestamp - first) % 2**32) / 90000
+        now = max(now, captured + delay)
+        core.packet("video", ssrc, VP8, packet, now)
+        now += 0.001
     return now
 
 
@@ -97,7 +104,8 @@ def test_video_starts_on_a_key_frame_and_asks_for_one() -> None:
     packets = []
     for n in range(12):
         packets += vp8_frame(n, 10 + 3 * n, 3000 * n, key=n == 5)
-    core.sender_report("video", V_SSRC, T0 - 1.0, 0, T0)  # sender and server clocks agree
+    # The sender's clock is 1 s behind ours; its RTP 0 was at our origin.
+    core.sender_report("video", V_SSRC, T0 - 1.0, 0, T0)
     for packet in audio_stream(1):
         core.packet("audio", A_SSRC, OPUS, packet, T0)
     feed_video(core, packets, T0)
@@ -193,6 +201,17 @@ def test_audio_and_video_are_aligned_by_their_sender_reports() -> None:
     assert audio_pts[-1] == 500 + 149 * 20
 
 
+def test_a_sender_report_later_than_the_packets_is_bounded_by_their_arrival() -> None:
+    """aiortc pairs its clock with the RTP time of the last packet it sent: a report may put
+    the stream later than its packets arrived. The earliest arrival bounds it."""
+    core = Recorder(T0)
+    # The report says RTP 5000 was at T0 + 0.1; its packets arrive from T0 + 0.005 on.
+    core.sender_report("video", V_SSRC, T0 + 0.1, 5000, T0 + 0.1)
+    now = feed_video(core, video_stream(30), T0)
+    core.stop(now)
+    assert writes(drain(core))[0].pts_ms == 5
+
+
 def test_h264_fragments_become_annex_b() -> None:
     core = Recorder(T0)
     sps = b"\x67\x42\xc0\x1f\xda\x01\x40\x16\xe8"
@@ -255,23 +274,21 @@ def test_nothing_received_closes_an_empty_file_and_other_codecs_are_refused() ->
 
 def test_without_a_sender_report_arrival_times_anchor_the_track() -> None:
     core = Recorder(T0)
-    now = feed_video(core, video_stream(30), T0 + 0.25, every=0.011)
+    now = feed_video(core, video_stream(30), T0 + 0.25)
     assert not writes(drain(core))
     core.stop(now)
     frames = writes(drain(core))
     assert len(frames) == 30
-    assert frames[0].pts_ms == 250 + 22  # when its last packet came
+    assert frames[0].pts_ms == 250 + 5  # when its first packet came
 
 
 def test_a_new_ssrc_continues_the_track_from_its_key_frame() -> None:
     core = Recorder(T0)
     core.sender_report("video", V_SSRC, T0, 5000, T0)
-    now = feed_video(core, video_stream(10), T0)
+    feed_video(core, video_stream(10), T0)
     # The page offered again: a new SSRC, new numbers; its report ties it to the same clock.
-    core.sender_report("video", 3333, T0 + 1.0, 777, now)
-    for packet in video_stream(10, seq=40000, ts=777):
-        core.packet("video", 3333, VP8, packet, now)
-        now += 0.001
+    core.sender_report("video", 3333, T0 + 1.0, 777, T0 + 1.0)
+    now = feed_video(core, video_stream(10, seq=40000, ts=777), T0 + 1.0, ssrc=3333)
     core.stop(now)
     pts = [w.pts_ms for w in writes(drain(core))]
     assert len(pts) == 20

@@ -99,12 +99,13 @@ async def test_a_recorded_call_plays_back_frame_for_frame_in_sync(
     started = time.monotonic()
     sent_from = {role: v.number for role, v in zip(("customer", "stylist"), videos, strict=True)}
     await asyncio.sleep(RECORD_SECONDS)
+    # From "on" to the request to stop (the files are finished before "off" is sent).
+    recorded = time.monotonic() - started
+    sent_to = {role: v.number for role, v in zip(("customer", "stylist"), videos, strict=True)}
     await customer.send({"type": "record", "action": "stop"})
     for client in (customer, stylist):
         off = await client.expect("recording")
         assert (off["state"], off["reason"], off["by"]) == ("off", "stopped", "customer")
-    recorded = time.monotonic() - started
-    sent_to = {role: v.number for role, v in zip(("customer", "stylist"), videos, strict=True)}
 
     async with http.get(f"/api/consultations/{consultation['id']}", headers=staff) as r:
         record = await r.json()
@@ -310,3 +311,39 @@ async def test_a_full_disk_stops_the_recording_and_the_call_goes_on(tmp_path: Pa
     finally:
         proc.kill()
         proc.wait()
+
+
+async def test_an_h264_call_is_recorded_as_matroska(
+    clients: Any,
+    consultation: dict[str, Any],
+    http: aiohttp.ClientSession,
+    staff: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    customer: CallClient = clients(
+        "customer", consultation["customer_link"], video_codecs=("video/H264",)
+    )
+    stylist: CallClient = clients(
+        "stylist", consultation["stylist_link"], video_codecs=("video/H264",)
+    )
+    await clocked_call(customer, stylist)
+    await agree_both(customer, stylist)
+    await asyncio.sleep(4)
+    await stylist.send({"type": "record", "action": "stop"})
+    await stylist.expect("recording")
+    async with http.get(f"/api/consultations/{consultation['id']}", headers=staff) as r:
+        recordings = (await r.json())["recordings"]
+    assert len(recordings) == 2
+    for entry in recordings:
+        assert entry["media_type"] == "video/x-matroska"
+        async with http.get(f"/api/recordings/{entry['id']}", headers=staff) as r:
+            body = await r.read()
+        path = tmp_path / f"{entry['id']}.mkv"
+        path.write_bytes(body)
+        with av.open(str(path)) as container:
+            assert container.streams.video[0].codec_context.name == "h264"
+        video, onsets, _duration = decode(path)
+        numbers = [n for _, n in video]
+        assert len(set(numbers)) >= 0.98 * (numbers[-1] - numbers[0] + 1)
+        assert numbers[-1] - numbers[0] >= 3 * 30 * 0.8
+        assert abs(lip_sync_offset(video, onsets)) <= 0.080

@@ -18,7 +18,7 @@ Per track (the participant's video and audio):
   units, aiortc's depacketiser); a frame is written only if it begins at a frame start and
   ends with the marker bit, all its packets there;
 - times: an RTCP sender report ties the track's RTP clock to the sender's NTP clock (of the
-  last ``REPORT_SPAN`` seconds' reports, the one that puts the stream earliest). The
+  last ``REPORT_SPAN`` seconds' reports and arrivals, the one that puts the stream earliest). The
   participant's first report of either track gives the offset from the sender's clock to
   ours, the same for audio and video, so both tracks of a file keep the sender's own lip sync
   and the two participants' files share the server's time line (``origin``: when the recording
@@ -169,8 +169,9 @@ class _Track:
     #: (unwrapped RTP time, server time) of the latest sender report, or of the first frame.
     anchor: tuple[int, float] | None = None
     anchored_by_report: bool = False
-    #: Recent sender reports, (when received, (RTP time, server time)).
-    reports: deque[tuple[float, tuple[int, float]]] = field(default_factory=deque)
+    #: What recent sender reports and arrivals say of the stream's times, the earliest per
+    #: second: (when, (RTP time, server time), server time at RTP time 0).
+    reports: deque[tuple[float, tuple[int, float], float]] = field(default_factory=deque)
     held: deque[_Frame] = field(default_factory=deque)
     first_frame_at: float | None = None
     index: int | None = None
@@ -219,7 +220,7 @@ class Recorder:
             self.refused += 1
             return
         if track is None or track.ssrc != ssrc or track.codec != name:
-            track = self._new_source(kind, ssrc, name, codec.clock_rate, track)
+            track = self._new_source(kind, ssrc, name, codec.clock_rate, track, now)
         seq = unwrap(track.last_seq, rtp.sequence_number, 16)
         track.last_seq = max(seq, track.last_seq) if track.last_seq is not None else seq
         if track.next_seq is None:
@@ -242,15 +243,8 @@ class Recorder:
             self._early[kind] = (ssrc, ntp, rtp_timestamp)  # before the stream's first packet
             return
         ext = unwrap(track.last_ts, rtp_timestamp, 32)
-        candidate = (ext, ntp + self._offset)
-        reports = track.reports
-        while reports and now - reports[0][0] > REPORT_SPAN:
-            reports.popleft()
-        reports.append((now, candidate))
-        # The report that puts the stream earliest: a sender that pairs its clock with the
-        # RTP time of its last packet (aiortc does) is late by up to a frame in the others.
-        track.anchor = min((r for _, r in reports), key=lambda r: r[1] - r[0] / track.clock)
         track.anchored_by_report = True
+        _offer(track, now, ext, ntp + self._offset)
         self._release(track, now)
 
     def tick(self, now: float) -> None:
@@ -267,10 +261,7 @@ class Recorder:
         if self._closed:
             return
         for track in self._tracks.values():
-            if track.anchor is None and track.held:
-                first = track.held[0]
-                track.anchor = (first.ext_ts, first.arrival)
-        for track in self._tracks.values():
+            _anchor_now(track, now)
             self._release(track, now)
         self._maybe_open(now, force=True)
         self._closed = True
@@ -279,7 +270,7 @@ class Recorder:
     # --- packets to frames --------------------------------------------------------------------
 
     def _new_source(
-        self, kind: Kind, ssrc: int, codec: str, clock: int, old: _Track | None
+        self, kind: Kind, ssrc: int, codec: str, clock: int, old: _Track | None, now: float
     ) -> _Track:
         track = _Track(kind, codec, clock, ssrc)
         if old is not None:
@@ -287,8 +278,7 @@ class Recorder:
             # old sender's frames not written yet keep their times by its clock.
             track.index, track.last_pts, track.size = old.index, old.last_pts, old.size
             track.frames, track.losses = old.frames, old.losses
-            if old.held and old.anchor is None:
-                old.anchor = (old.held[0].ext_ts, old.held[0].arrival)
+            _anchor_now(old, now)
             for frame in old.held:
                 frame.at = _time_of(old, frame)
             track.held = old.held
@@ -296,8 +286,8 @@ class Recorder:
         track.awaiting_key = kind == "video"
         early = self._early.pop(kind, None)
         if early is not None and early[0] == ssrc and self._offset is not None:
-            track.anchor = (early[2], early[1] + self._offset)
             track.anchored_by_report = True
+            _offer(track, now, early[2], early[1] + self._offset)
         self._tracks[kind] = track
         return track
 
@@ -335,10 +325,12 @@ class Recorder:
         track.last_ts = ext_ts if track.last_ts is None else max(track.last_ts, ext_ts)
         payload = rtp.payload
         if track.kind == "audio":
+            _offer(track, now, ext_ts, arrival)
             if payload:
                 self._frame(track, _Frame(ext_ts, arrival, payload, True), now)
             return
         if ext_ts != track.frame_ts:
+            _offer(track, now, ext_ts, arrival)
             track.frame_ts = ext_ts
             track.parts = []
             track.broken = not _frame_start(track.codec, payload)
@@ -390,11 +382,10 @@ class Recorder:
         """Write the track's held frames once they have a time and the file is open."""
         if not track.held:
             return
-        if track.anchor is None:
-            first = track.held[0]
-            if now - first.arrival < REPORT_WAIT:
+        if not track.anchored_by_report:
+            if now - track.held[0].arrival < REPORT_WAIT:
                 return
-            track.anchor = (first.ext_ts, first.arrival)
+            _anchor_now(track, now)  # no report came: arrival times alone
         if track.index is None:
             return
         while track.held:
@@ -433,6 +424,34 @@ class Recorder:
         for track in (video, audio):
             if track is not None:
                 self._release(track, now)
+
+
+def _offer(track: _Track, now: float, ext_ts: int, at: float) -> None:
+    """``ext_ts`` of the track was at server time ``at`` or before it (a sender report says it
+    was then; a packet carrying it arrived then). Of what the last ``REPORT_SPAN`` seconds say,
+    the earliest anchors the track once it has had a report: a sender that pairs its clock with
+    the RTP time of its last packet sent (aiortc) is late by its sending delay in some reports,
+    which the earliest arrival bounds; a browser's reports are exact, and no arrival beats them.
+    """
+    base = at - ext_ts / track.clock
+    entries = track.reports
+    if entries and now - entries[-1][0] < 1.0:
+        if base < entries[-1][2]:
+            entries[-1] = (entries[-1][0], (ext_ts, at), base)
+    else:
+        entries.append((now, (ext_ts, at), base))
+    while len(entries) > 1 and now - entries[0][0] > REPORT_SPAN:
+        entries.popleft()
+    if track.anchored_by_report:
+        track.anchor = min(entries, key=lambda e: e[2])[1]
+
+
+def _anchor_now(track: _Track, now: float) -> None:
+    """Anchor a track that had no report by what its arrivals say."""
+    if not track.anchored_by_report and track.held:
+        track.anchored_by_report = True
+        first = track.held[0]
+        _offer(track, now, first.ext_ts, first.arrival)
 
 
 def _time_of(track: _Track, frame: _Frame) -> float:

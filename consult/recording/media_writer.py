@@ -25,7 +25,7 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -128,15 +128,30 @@ class FrameWriter:
             return None
         tracks: tuple[TrackFormat, ...] = item
         fmt, extension, media_type = container_of(tracks)
+        # Matroska's header needs a video's size: H.264's is in its first key frame's SPS (the
+        # recorder's first frame of the file).
+        early: list[Any] = []
+        for index, track in enumerate(tracks):
+            if track.kind == "video" and not (track.width and track.height):
+                while (item := self._queue.get()) is not _STOP:
+                    early.append(item)
+                    if item[0] == index:
+                        break
+                width, height = _size_of(track.codec, early[-1][2] if early else b"")
+                tracks = tuple(
+                    replace(t, width=width, height=height) if i == index else t
+                    for i, t in enumerate(tracks)
+                )
         file = _File(self.path.open("xb"))
         frames = 0
         last_pts = 0
+        items = iter(early)
         try:
             container = av.open(file, "w", format=fmt, options=MUXER_OPTIONS)
             streams = [_add_stream(container, track) for track in tracks]
             synced = time.monotonic()
             try:
-                while (item := self._queue.get()) is not _STOP:
+                while (item := next(items, None) or self._queue.get()) is not _STOP:
                     index, pts, data, key = item
                     packet = av.Packet(data)
                     packet.stream = streams[index]
@@ -198,6 +213,15 @@ class _File:
     def close(self) -> None:
         with contextlib.suppress(OSError):  # a full disk: what could be written was
             self._raw.close()
+
+
+def _size_of(codec: str, frame: bytes) -> tuple[int, int]:
+    """A key frame's picture size, from its SPS (libavcodec's parser: nothing is decoded)."""
+    parser = av.CodecContext.create(codec, "r")
+    assert isinstance(parser, av.VideoCodecContext)
+    parser.parse(frame)
+    parser.parse(None)
+    return parser.width, parser.height
 
 
 def _add_stream(container: Any, track: TrackFormat) -> Any:
