@@ -118,10 +118,9 @@ async def test_serve_over_https_with_a_pinned_self_signed_certificate(tmp_path: 
                 except aiohttp.ClientConnectionError:
                     await asyncio.sleep(0.1)
             # http:// typed for the https:// address: sent there, not an empty reply.
-            async with (
-                aiohttp.ClientSession() as plain,
-                plain.get(f"http://127.0.0.1:{port}/healthz", allow_redirects=False) as r,
-            ):
+            async with aiohttp.ClientSession() as plain, plain.get(
+                f"http://127.0.0.1:{port}/healthz", allow_redirects=False
+            ) as r:
                 assert r.status == 307 and r.headers["Location"] == f"{base}/healthz"
             # The curl the service printed works as printed: it trusts this certificate.
             curl = await asyncio.to_thread(

@@ -85,9 +85,8 @@ async def test_a_silent_or_failed_connection_does_not_stop_the_others(
     silent = await asyncio.open_connection("127.0.0.1", port)
     assert await raw(port, b"\x16\x03\x01\x00\x05hello") == b""  # a broken handshake: closed
     connector = aiohttp.TCPConnector(ssl=pin)
-    async with (
-        aiohttp.ClientSession(connector=connector) as http,
-        http.get(f"https://127.0.0.1:{port}/") as r,
-    ):
+    async with aiohttp.ClientSession(connector=connector) as http, http.get(
+        f"https://127.0.0.1:{port}/"
+    ) as r:
         assert r.status == 200
     silent[1].close()
