@@ -279,8 +279,12 @@ class Store:
 
     async def create_capture(self, consultation_id: str, requested_by: Role) -> Capture:
         capture = Capture(secrets.token_hex(12), consultation_id, requested_by, utcnow())
-        async with self._engine.begin() as conn:
-            await conn.execute(captures.insert().values(**dataclasses.asdict(capture)))
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(captures.insert().values(**dataclasses.asdict(capture)))
+        except sa.exc.IntegrityError:
+            # Staff may name any id: one that is no consultation is not found, not a 500.
+            raise NotFound("No such consultation.") from None
         return capture
 
     async def get_capture(self, consultation_id: str, capture_id: str) -> Capture:
