@@ -328,7 +328,7 @@ def test_any_order_within_the_window_gives_every_frame_once_in_order(
 def test_sound_from_before_the_agreement_is_not_written() -> None:
     core = Recorder(T0)
     # RTP 900 was captured 0.1 s before both agreed: its first five 20 ms frames came before.
-    core.sender_report("audio", A_SSRC, T0 - 0.1, 900, T0)
+    core.sender_report("audio", A_SSRC, T0 - 0.1, 900, T0 - 0.1)
     for i, packet in enumerate(audio_stream(50)):
         core.packet("audio", A_SSRC, OPUS, packet, T0 - 0.095 + i * 0.02)
     core.stop(T0 + 1)
