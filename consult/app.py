@@ -22,6 +22,7 @@ from .appkeys import (
     MAIL_SENDER,
     METRICS,
     NOTICES,
+    RECORDINGS,
     SETTINGS,
     STAFF_KEY,
     STILLS,
@@ -45,6 +46,7 @@ from .ratelimit import FailureLimiter, SenderBuckets
 from .recording.attachments import Attachments
 from .recording.failures import FailureLog
 from .recording.files import StillFiles
+from .recording.recordings import RecordingFiles, recover
 from .recording.schedule import BackupSchedule
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
@@ -72,6 +74,10 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[STILLS] = stills
     app[CONVERSATIONS] = Conversations(store)
     app[ATTACHMENTS] = Attachments(store.attachments, StillFiles(settings.stills_dir))
+    # Each node stages its recordings in a folder of its own, named as it is among the nodes.
+    recording_files = RecordingFiles(settings.recordings_dir, settings.node)
+    await recover(store.recordings, recording_files)
+    app[RECORDINGS] = recording_files
     yield
     await store.close()
 
@@ -129,7 +135,7 @@ async def _draw_cards(app: web.Application) -> None:
 
 
 async def _hub(app: web.Application) -> AsyncIterator[None]:
-    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[METRICS])
+    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[METRICS], app[RECORDINGS])
     yield
     await app[HUB].close()
 

@@ -15,6 +15,7 @@ from .media.stills import Stills
 from .metrics import Metrics
 from .ratelimit import FailureLimiter, SenderBuckets
 from .recording.attachments import Attachments
+from .recording.recordings import RecordingFiles
 from .recording.schedule import BackupSchedule
 from .recording.store import Store
 from .signaling.hub import Hub
@@ -30,6 +31,7 @@ __all__ = [
     "MAIL_SENDER",
     "METRICS",
     "NOTICES",
+    "RECORDINGS",
     "SETTINGS",
     "STAFF_KEY",
     "STILLS",
@@ -59,3 +61,5 @@ ATTACHMENT_RATE = web.AppKey("attachment_rate", SenderBuckets)
 NOTICES = web.AppKey("notices", Notices)
 #: The outbox's sender; absent unless ``--smtp-url`` is given.
 MAIL_SENDER = web.AppKey("mail_sender", MailSender)
+#: Recorded calls' files (their rows are in the store).
+RECORDINGS = web.AppKey("recordings", RecordingFiles)

@@ -353,6 +353,7 @@ async def export_record(
     from .media.stills import Stills
     from .record import write_record_zip
     from .recording.files import StillFiles
+    from .recording.recordings import RecordingFiles
 
     def progress(done: int, total: int) -> None:
         width = 30
@@ -368,9 +369,12 @@ async def export_record(
     try:
         consultation = await store.get_consultation(consultation_id)
         stills = Stills(store, StillFiles(settings.stills_dir))
+        # Read only: the export never stages a recording.
+        recordings = RecordingFiles(settings.recordings_dir, node="export")
         return await write_record_zip(
             store,
             stills,
+            recordings,
             consultation,
             role="staff",
             out=output,

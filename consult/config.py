@@ -174,6 +174,10 @@ class Settings:
         return self.node_id or f"{socket.gethostname()}:{self.port}"
 
     @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+    @property
     def db_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -19,7 +19,8 @@ and a human ``message``. At the HTTP edge an error becomes
     │       ├── MessageTooLarge       "too-large": over the message size limit
     │       ├── InvalidSdp            "invalid-sdp": an offer aiortc cannot answer
     │       ├── RateLimited           "rate-limited": too many messages, this one was dropped
-    │       └── NoCustomer            "no-customer": a capture with no customer video
+    │       ├── NoCustomer            "no-customer": a capture with no customer video
+    │       └── RecordingUnavailable  "recording-unavailable": a recording cannot start now
     ├── Unauthorized                  401 "unauthorized": no or wrong staff key
     │   └── InvalidToken              401 "invalid-token": unknown, expired or revoked link
     ├── Forbidden                     403 "forbidden": a valid caller, not theirs
@@ -36,6 +37,7 @@ and a human ``message``. At the HTTP edge an error becomes
     ├── NoSkinFound                   422 "no-skin": too little skin in the still to judge
     ├── TooManyAttempts               429 "too-many-attempts": too many failed sign-ins
     ├── StorageFailed                 507 "storage-failed": the disk or the database refused it
+    │   └── StorageFull               507 "storage-full": the disk is full (a recording stopped)
     └── Disconnect                    reasons a websocket is closed by the server
         ├── Replaced                  "replaced": the same role joined from elsewhere
         ├── Revoked                   "revoked": staff revoked the consultation's links
@@ -82,9 +84,11 @@ __all__ = [
     "ProtocolError",
     "RangeNotSatisfiable",
     "RateLimited",
+    "RecordingUnavailable",
     "Replaced",
     "Revoked",
     "StorageFailed",
+    "StorageFull",
     "TooLong",
     "TooManyAttempts",
     "TooManyPixels",
@@ -304,6 +308,21 @@ class StorageFailed(ConsultError):
 
     status = 507
     code = "storage-failed"
+
+
+# --- call recording (issue 18) ---------------------------------------------------------------
+
+
+class RecordingUnavailable(ProtocolError):
+    """Recording needs both participants in the call, their media forwarded as packets."""
+
+    code = "recording-unavailable"
+
+
+class StorageFull(StorageFailed):
+    """The disk is full: the recording stopped, what was recorded is kept; the call goes on."""
+
+    code = "storage-full"
 
 
 class Disconnect(ConsultError):

@@ -14,6 +14,7 @@ from typing import Any
 from .media.stills import Stills, still_json
 from .recording.attachments import attachment_json
 from .recording.export import ExportFile, Progress, write_export
+from .recording.recordings import RecordingFiles
 from .recording.store import Consultation, Store
 from .signaling.messages import as_dict, chat_sent
 
@@ -81,7 +82,7 @@ async def record_json(
     """The consultation with its stills (newest first; derived images name their
     ``parent_id``), the swatches shown and chosen, and the chat transcript (in order).
 
-    ``with_paths`` adds each still's ``file_path`` in the stills folder, for the export.
+    ``with_paths`` adds each still's and recording's ``file_path`` in its folder, for the export.
     """
     body = consultation_json(consultation, role=role)
     body["stills"] = [
@@ -92,6 +93,10 @@ async def record_json(
     body["swatches_shown"] = board.shown
     body["swatches_chosen"] = board.chosen
     body["earlier"] = await earlier_json(store, consultation)
+    body["recordings"] = [
+        r.to_json() | ({"file_path": r.file} if with_paths else {})
+        for r in await store.recordings.of(consultation.id)
+    ]
     by_id = {s["id"]: s for s in body["stills"]}
     attachments = await store.attachments.of(consultation.id)
     body["messages"] = [
@@ -116,6 +121,7 @@ async def record_json(
 async def write_record_zip(
     store: Store,
     stills: Stills,
+    recordings: RecordingFiles,
     consultation: Consultation,
     *,
     role: str,
@@ -129,14 +135,17 @@ async def write_record_zip(
     if not private_notes:
         record.pop("notes", None)
         record.pop("notes_updated_at", None)
-    files = export_files(record, stills)
+    files = export_files(record, stills, recordings)
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, write_export, record, files, out, progress)
 
 
-def export_files(record: dict[str, Any], stills: Stills) -> list[ExportFile]:
+def export_files(
+    record: dict[str, Any], stills: Stills, recordings: RecordingFiles
+) -> list[ExportFile]:
     """Point each still of ``record`` at its original inside the archive (``originals/...``),
-    each attachment at its file (``attachments/...``), and list the files to put there."""
+    each attachment at its file (``attachments/...``), each recording at its file
+    (``recordings/...``), and list the files to put there."""
     files = []
     for still in record["stills"]:
         extension = "png" if still["media_type"] == "image/png" else "jpg"
@@ -151,4 +160,9 @@ def export_files(record: dict[str, Any], stills: Stills) -> list[ExportFile]:
             name = f"attachments/{attachment['id']}.{path.rsplit('.', 1)[1]}"
             files.append(ExportFile(stills.path(path), name))
             attachment["file"] = name
+    for recording in record["recordings"]:
+        path = recordings.path(recording.pop("file_path"))
+        name = f"recordings/{path.name}"
+        files.append(ExportFile(path, name))
+        recording["file"] = name
     return files

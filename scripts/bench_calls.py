@@ -15,6 +15,12 @@ fresh server for a bounded time and prints one JSON line.
     .venv/bin/python scripts/bench_calls.py --ns 1,16 --size 640x480 --seconds 10
     .venv/bin/python scripts/bench_calls.py --ns 16 --bitrate 1500000   # the clip's bits/s
     .venv/bin/python scripts/bench_calls.py --ns 16 --ab 'CONSULT_EVENT_LOOP=asyncio;' --rounds 4
+    .venv/bin/python scripts/bench_calls.py --ns 1,4 --record --rounds 3   # recording's cost
+
+With ``--record`` each point runs twice on fresh servers, interleaved (without, with, with,
+without, ...): once forwarding only, once with every consultation recorded (both sides agree
+over the websocket, as the pages do); then the median server CPU of each and what recording
+adds per consultation, in percent of one core.
 """
 
 from __future__ import annotations
@@ -286,6 +292,44 @@ async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:
         pass
 
 
+async def start_recording(
+    customer: aiohttp.ClientWebSocketResponse, stylist: aiohttp.ClientWebSocketResponse
+) -> None:
+    """Both sides agree to record the call, as the pages do (docs/protocol.md, Recording)."""
+    await customer.send_str(json.dumps({"type": "record", "action": "ask"}))
+    await asyncio.sleep(0.2)  # the question is open before either answers
+    for ws in (customer, stylist):
+        await ws.send_str(json.dumps({"type": "record", "action": "agree"}))
+
+
+async def stop_recordings(
+    served: Any, sockets: list[aiohttp.ClientWebSocketResponse]
+) -> dict[str, Any]:
+    """Stop every recording and report what was written (a run that recorded nothing is no
+    measurement of recording)."""
+    for ws in sockets[::2]:
+        await ws.send_str(json.dumps({"type": "record", "action": "stop"}))
+    files: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    async with served.http.get("/api/consultations", headers=served.staff) as r:
+        ids = [c["id"] for c in (await r.json())["consultations"]]
+    while time.monotonic() < deadline:
+        files = []
+        for consultation_id in ids:
+            async with served.http.get(
+                f"/api/consultations/{consultation_id}", headers=served.staff
+            ) as r:
+                files += (await r.json())["recordings"]
+        if len(files) == 2 * len(ids):
+            break
+        await asyncio.sleep(0.5)
+    return {
+        "files": len(files),
+        "mbytes": round(sum(f["bytes"] for f in files) / 1e6, 1),
+        "seconds_median": statistics.median(f["duration_s"] for f in files) if files else None,
+    }
+
+
 # --- one point --------------------------------------------------------------------------------
 
 
@@ -325,6 +369,7 @@ async def run_point(
     seconds: float,
     bitrate: int | None = None,
     server_env: dict[str, str] | None = None,
+    record: bool = False,
 ) -> dict[str, Any]:
     key = f"{size[0]}x{size[1]}"
     bitrate = bitrate or BITRATES.get(key, 2_500_000)
@@ -341,6 +386,7 @@ async def run_point(
         # What the encoder made of it (the clip's bytes over its duration).
         "clip_video_kbps": round(sum(map(len, clips[1].frames)) * 8 * FPS / LOOP / 1000),
         "seconds": seconds,
+        "record": record,
     }
 
     async def measure(pid: int | None) -> None:
@@ -422,7 +468,11 @@ async def run_point(
                 for peer, link in ((customer, "customer_link"), (stylist, "stylist_link")):
                     sockets.append(await join_server(served.http, served.ws_url(links[link]), peer))
                 peers.append((customer, stylist))
+                if record:
+                    await start_recording(*sockets[-2:])
             await measure(served.pid)
+            if record:
+                result["recordings"] = await stop_recordings(served, sockets)
             rss = rss_mib(served.pid)
             result.update(
                 {
@@ -497,8 +547,35 @@ async def paired(args: argparse.Namespace, size: tuple[int, int]) -> None:
         print(json.dumps({"paired": summary}), flush=True)
 
 
+async def recording_cost(args: argparse.Namespace, size: tuple[int, int]) -> None:
+    """Forwarding alone and forwarding with every consultation recorded, interleaved."""
+    results: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    for round_ in range(args.rounds):
+        for record in (False, True) if round_ % 2 == 0 else (True, False):
+            for n in args.ns:
+                point = await run_point(
+                    "packets", n, size, args.seconds, args.bitrate, args.server_env, record
+                )
+                print(json.dumps(point), flush=True)
+                results[record].append(point)
+    for n in args.ns:
+        key = "server_cpu_percent_of_one_core"
+        without = statistics.median(p[key] for p in results[False] if p["n"] == n)
+        with_ = statistics.median(p[key] for p in results[True] if p["n"] == n)
+        summary = {
+            "n": n,
+            "server_cpu_percent_of_one_core": {"forwarding": without, "recording": with_},
+            "recording_adds_percent_of_one_core_per_consultation": round((with_ - without) / n, 2),
+            "loadavg_1m": [p["loadavg_1m"] for side in results.values() for p in side],
+        }
+        print(json.dumps({"recording": summary}), flush=True)
+
+
 async def main_async(args: argparse.Namespace) -> None:
     size = tuple(int(v) for v in args.size.split("x"))
+    if args.record:
+        await recording_cost(args, size)  # type: ignore[arg-type]
+        return
     if args.ab:
         await paired(args, size)  # type: ignore[arg-type]
         return
@@ -545,7 +622,12 @@ def main() -> None:
         default=None,
         help="paired runs of two server environments, e.g. 'CONSULT_EVENT_LOOP=asyncio;'",
     )
-    parser.add_argument("--rounds", type=int, default=2, help="with --ab: runs of each side")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="with --ab or --record: runs of each side"
+    )
+    parser.add_argument(
+        "--record", action="store_true", help="the cost of recording every consultation"
+    )
     asyncio.run(main_async(parser.parse_args()))
 
 

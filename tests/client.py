@@ -137,6 +137,7 @@ class CallClient:
         self,
         video: MediaStreamTrack | None = None,
         *,
+        audio: MediaStreamTrack | None = None,
         silenced: bool = False,
         wrong_fingerprint: bool = False,
     ) -> None:
@@ -149,7 +150,7 @@ class CallClient:
             RTCConfiguration(iceServers=[RTCIceServer(**server) for server in servers])
         )
         self.video_track = video or PatternTrack(SOURCES[self.role], *self.video_size)
-        self.pc.addTrack(ToneTrack())
+        self.pc.addTrack(audio or ToneTrack())
         self.pc.addTrack(self.video_track)
         self.pc.on("track", self._on_track)
         for transceiver in self.pc.getTransceivers():

@@ -160,14 +160,94 @@ class ToneTrack(AudioStreamTrack):
             await asyncio.sleep(wait)
         t = (np.arange(samples) + self._samples) / rate
         tone = (0.3 * 32767 * np.sin(2 * math.pi * 440 * t)).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(
-            np.repeat(tone, 2).reshape(1, -1), format="s16", layout="stereo"
-        )
-        frame.sample_rate = rate
-        frame.pts = self._samples
-        frame.time_base = fractions.Fraction(1, rate)
+        frame = stereo_frame(tone, self._samples, rate)
         self._samples += samples
         return frame
+
+
+def stereo_frame(mono: np.ndarray, pts: int, rate: int = 48000) -> av.AudioFrame:
+    """``mono`` (int16 samples) as a stereo frame at ``pts`` (in samples)."""
+    frame = av.AudioFrame.from_ndarray(
+        np.repeat(mono, 2).reshape(1, -1), format="s16", layout="stereo"
+    )
+    frame.sample_rate = rate
+    frame.pts = pts
+    frame.time_base = fractions.Fraction(1, rate)
+    return frame
+
+
+class ClockedPattern(PatternTrack):
+    """``PatternTrack`` on a shared clock: frame n is made at ``epoch + n / 30`` (monotonic) and
+    stamped with time n / 30, so its number says when it was captured."""
+
+    def __init__(self, source: int, epoch: float) -> None:
+        super().__init__(source)
+        self.epoch = epoch
+
+    async def next_timestamp(self) -> tuple[int, fractions.Fraction]:
+        import asyncio
+
+        await asyncio.sleep(max(0.0, self.epoch + self.number / 30 - time.monotonic()))
+        return self.number * 3000, fractions.Fraction(1, 90000)
+
+
+BEEP_EVERY = 1.0
+BEEP_LENGTH = 0.1
+
+
+class BeepTrack(AudioStreamTrack):
+    """Silence with a 1 kHz beep at ``epoch + k * BEEP_EVERY`` (monotonic): with a
+    ``ClockedPattern`` of the same epoch, beep k and video frame 30k were captured together."""
+
+    def __init__(self, epoch: float) -> None:
+        super().__init__()
+        self.epoch = epoch
+        self._samples = 0
+
+    async def recv(self) -> av.AudioFrame:
+        import asyncio
+
+        rate, samples = 48000, 960
+        await asyncio.sleep(max(0.0, self.epoch + self._samples / rate - time.monotonic()))
+        t = (np.arange(samples) + self._samples) / rate
+        beep = (t % BEEP_EVERY) < BEEP_LENGTH
+        tone = (beep * 0.5 * 32767 * np.sin(2 * math.pi * 1000 * t)).astype(np.int16)
+        frame = stereo_frame(tone, self._samples, rate)
+        self._samples += samples
+        return frame
+
+
+def loudness(frame: av.AudioFrame, window: float = 0.005) -> list[tuple[float, float]]:
+    """(time, mean level) of each ``window`` seconds of a decoded audio frame, by its own time."""
+    samples = frame.to_ndarray().astype(np.float64)
+    if frame.format.is_planar:
+        samples = samples.mean(axis=0)
+    else:
+        samples = samples.reshape(-1, len(frame.layout.channels)).mean(axis=1)
+    size = max(1, int(frame.sample_rate * window))
+    usable = len(samples) // size * size
+    levels = np.abs(samples[:usable]).reshape(-1, size).mean(axis=1)
+    start = float(frame.time or 0.0)
+    return [(start + i * size / frame.sample_rate, float(v)) for i, v in enumerate(levels)]
+
+
+def beep_onsets(levels: list[tuple[float, float]]) -> list[float]:
+    """When beeps begin: loud after at least 100 ms of quiet, in (time, level) windows."""
+    if not levels:
+        return []
+    threshold = 0.25 * max(v for _, v in levels)
+    onsets: list[float] = []
+    quiet_since: float | None = None
+    for at, level in sorted(levels):
+        if level < threshold:
+            if quiet_since is None:
+                quiet_since = at
+        elif quiet_since is not None and at - quiet_since >= 0.1:
+            onsets.append(at)
+            quiet_since = None
+        else:
+            quiet_since = None
+    return onsets
 
 
 def audio_level(frame: av.AudioFrame) -> float:
@@ -175,13 +255,19 @@ def audio_level(frame: av.AudioFrame) -> float:
 
 
 __all__ = [
+    "BEEP_EVERY",
     "SOURCES",
+    "BeepTrack",
+    "ClockedPattern",
     "MediaStreamTrack",
     "PatternTrack",
     "PhotoTrack",
     "ToneTrack",
     "audio_level",
+    "beep_onsets",
     "decode_pattern",
     "is_waiting_card",
+    "loudness",
     "pattern_image",
+    "stereo_frame",
 ]

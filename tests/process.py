@@ -22,19 +22,22 @@ def start_serve(
     lan_address: str | None = None,
     backup_disk: tuple[Path, str] | None = None,
     environment: Mapping[str, str] | None = None,
+    recordings_disk: str | None = None,
 ) -> subprocess.Popen[str]:
     """``stills_disk`` (e.g. "3m"): the stills folder is a tmpfs of that size, in a mount
     namespace of the server's own, so a test can fill the disk. ``extra``: more flags.
     ``lan_address``: the server runs in a network namespace of its own whose only address
     besides loopback is this one, as on a salon's Wi-Fi (the test cannot reach it there).
     ``backup_disk`` (folder, size): that folder is a tmpfs of that size, as ``stills_disk``.
-    ``environment``: ``CONSULT_*`` settings for it (none are taken from the test's own)."""
+    ``environment``: ``CONSULT_*`` settings for it (none are taken from the test's own).
+    ``recordings_disk``: the recordings folder is a tmpfs of that size, as ``stills_disk``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
     env |= environment or {}
     command = [sys.executable, "-m", "consult", "serve", "--port", str(port), "--data", str(data),
                "--media-address", "127.0.0.1", *extra]  # fmt: skip
     disks = [(data / "stills", stills_disk)] if stills_disk else []
     disks += [backup_disk] if backup_disk else []
+    disks += [(data / "recordings", recordings_disk)] if recordings_disk else []
     if disks:
         for folder, _size in disks:
             folder.mkdir(parents=True, exist_ok=True)

@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 
 from consult.app import create_app
-from consult.appkeys import STORE
+from consult.appkeys import RECORDINGS, STORE
+from consult.recording.recordings import Recording
 
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
 from .recordings import pdf
 
 ATTACHED = pdf()
 # (method, path, JSON body or raw bytes); {id} is the consultation, {still} one of its stills,
-# {attachment} one of its attachments.
+# {attachment} one of its attachments, {recording} one of its recordings.
 ENDPOINTS = [
     ("GET", "/api/consultations", None),
     ("POST", "/api/consultations", {"customer_name": "X"}),
@@ -50,6 +51,7 @@ ENDPOINTS = [
     ("POST", "/api/consultations/{id}/attachments?kind=file&id=a1&name=x.pdf", ATTACHED),
     ("GET", "/api/attachments/{attachment}", None),
     ("PATCH", "/api/consultations/{id}", {"customer_email": "jane@example.com"}),
+    ("GET", "/api/recordings/{recording}", None),
 ]
 BAD = {"Authorization": "Bearer not-the-staff-key"}
 CALLERS = ["nobody", "staff", "customer", "stylist", "other-customer", "other-stylist", "revoked"]
@@ -125,6 +127,14 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
     ) as r:
         assert r.status == 201, await r.text()
         attachment = (await r.json())["message"]["attachment"]
+    # A recording of the first, as the hub leaves one: its row, then its file in place.
+    files, rows = server.app[RECORDINGS], server.app[STORE].recordings
+    started = datetime.now(UTC)
+    recording = Recording("r" * 24, mine["id"], "customer", "s" * 24, "recording", started, "")
+    await rows.begin(recording)
+    files.prepare()
+    files.staged(recording.id).write_bytes(b"\x1a\x45\xdf\xa3" + bytes(1000))
+    await rows.complete(recording.id, files.place(recording.id, mine["id"], "webm", 1.0), started)
     tokens = {
         "nobody": None,
         "staff": STAFF_KEY,
@@ -140,6 +150,7 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
         "still": still["id"],
         "reply": reply.id,
         "attachment": attachment["id"],
+        "recording": recording.id,
         "tokens": tokens,
     }
 
@@ -182,6 +193,7 @@ async def test_every_endpoint_with_every_caller(
             still=world["still"],
             reply=world["reply"],
             attachment=world["attachment"],
+            recording=world["recording"],
         )
         headers = {"Authorization": f"Bearer {token}"} if token and how == "bearer" else {}
         params = {"token": token} if token and how == "query" else {}

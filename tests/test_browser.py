@@ -631,3 +631,52 @@ async def test_the_dashboard_shows_the_last_scheduled_backup(
     await expect(made).to_contain_text("上次备份")
     assert page.errors == []  # type: ignore[attr-defined]
     await browser.close()
+
+
+async def test_a_recording_both_agreed_to_plays_in_chromium(
+    launch: Launch, server: Any, consultation: dict[str, Any]
+) -> None:
+    customer_browser, stylist_browser, customer, stylist = await both_in_call(
+        launch, server, consultation, "720p"
+    )
+    await expect(stylist.get_by_test_id("remote-video")).to_be_visible(timeout=15_000)
+    await stylist.get_by_test_id("record-ask").click()
+    # Each agrees on its own screen; nothing is recorded until both have.
+    for page in (customer, stylist):
+        await expect(page.get_by_test_id("record-consent")).to_be_visible()
+    await stylist.get_by_test_id("record-agree").click()
+    await expect(stylist.get_by_test_id("recording")).to_be_hidden()
+    await customer.get_by_test_id("record-agree").click()
+    for page in (customer, stylist):
+        await expect(page.get_by_test_id("recording")).to_be_visible()
+        await expect(page.get_by_test_id("record-consent")).to_be_hidden()
+    await screenshot(customer, "recording-customer-phone")
+    await stylist.wait_for_timeout(5000)
+    await customer.get_by_test_id("record-stop").click()
+    for page in (customer, stylist):
+        await expect(page.get_by_test_id("recording")).to_be_hidden()
+        await expect(page.get_by_test_id("record-notice")).to_have_text("Recording stopped.")
+    # The customer's record page plays both participants' files in Chromium's <video>.
+    record = await customer.context.new_page()
+    await record.goto(local(server, consultation["customer_link"]) + "/record")
+    videos = record.get_by_test_id("record-recording")
+    await expect(videos).to_have_count(2, timeout=15_000)
+    played = await record.evaluate(
+        """async () => {
+          const results = [];
+          for (const video of document.querySelectorAll("[data-testid=record-recording] video")) {
+            video.muted = true;
+            await video.play();
+            await new Promise((done) => setTimeout(done, 1500));
+            results.push({time: video.currentTime, width: video.videoWidth,
+                          error: video.error && video.error.code});
+            video.pause();
+          }
+          return results;
+        }"""
+    )
+    for result in played:
+        assert result["error"] is None, played
+        assert result["width"] > 0 and result["time"] > 0.5, played
+    await customer_browser.close()
+    await stylist_browser.close()

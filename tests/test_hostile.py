@@ -449,3 +449,18 @@ async def test_a_head_request_for_an_export_has_no_body(
             assert r.status == 200 and int(r.headers["Content-Length"]) > 0
         async with http.get("/healthz") as r:
             assert r.status == 200
+
+
+async def test_a_chat_photo_to_no_consultation_is_not_found(
+    http: aiohttp.ClientSession, staff: dict[str, str]
+) -> None:
+    # Found by test_arbitrary_requests_at_every_route: staff may name any id, and one that is
+    # no consultation's was a 500 (the capture's foreign key).
+    async with http.post(
+        "/api/consultations/no-such-consultation/chat-photos",
+        params={"id": "a"},
+        data=png(),
+        headers={**staff, "Content-Type": "image/png"},
+    ) as r:
+        assert r.status == 404
+        assert (await r.json())["error"]["code"] == "not-found"

@@ -12,6 +12,7 @@ from . import (
     metrics,
     palette,
     quick_replies,
+    recordings,
     salon,
     session,
     still_tools,
@@ -22,7 +23,8 @@ from . import (
 __all__ = ["add_routes"]
 
 RESOURCES = (attachments, backups, consultations, conversations, metrics, palette,
-             quick_replies, salon, session, still_tools, stills, unsubscribe)  # fmt: skip
+             quick_replies, recordings, salon, session, still_tools, stills,
+             unsubscribe)  # fmt: skip
 
 
 def add_routes(app: web.Application) -> None:

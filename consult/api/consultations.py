@@ -12,7 +12,7 @@ import msgspec
 from aiohttp import web
 from email_validator import EmailNotValidError, validate_email
 
-from ..appkeys import CONVERSATIONS, HUB, NOTICES, SETTINGS, STILLS, STORE
+from ..appkeys import CONVERSATIONS, HUB, NOTICES, RECORDINGS, SETTINGS, STILLS, STORE
 from ..auth import caller_for, require_staff
 from ..config import MAIL_LANGUAGES
 from ..errors import Forbidden, InvalidEmail, InvalidRequest
@@ -204,6 +204,7 @@ async def export(request: web.Request) -> web.StreamResponse:
         path = await write_record_zip(
             store,
             request.app[STILLS],
+            request.app[RECORDINGS],
             consultation,
             role=caller.role,
             out=Path(folder) / "export.zip",

@@ -50,6 +50,7 @@ from .relay import (
 
 if TYPE_CHECKING:
     from .peer import ServerPeer
+    from .recording import ParticipantTape
 
 Frame = AudioFrame | VideoFrame
 
@@ -367,6 +368,9 @@ class RelayProtocol(AsyncIOEventEmitter):
     def sender_info(self, ntp: float) -> SenderInfo | None:
         return self.core.sender_info(ntp, time.monotonic(), time.time())
 
+    def sender_report(self, reception: Reception, ssrc: int, ntp: float, rtp_time: int) -> None:
+        """The partner's sender reports are not forwarded: our leg's are our sender's."""
+
     # --- the core's actions -------------------------------------------------------------------
 
     async def _act(self) -> None:
@@ -412,6 +416,17 @@ class Forwarder:
     def __init__(self, label: str) -> None:
         self._label = label
         self._peers: dict[Role, ServerPeer] = {}
+        #: While the call is recorded: each participant's tape, fed by its receptions.
+        self._tapes: dict[Role, ParticipantTape] = {}
+
+    def record(self, role: Role, tape: ParticipantTape | None) -> None:
+        """Feed ``role``'s received packets to ``tape`` (None: stop), whichever peer it has."""
+        old = self._tapes.pop(role, None)
+        if old is not None and old is not tape:
+            old.use({})
+        if tape is not None:
+            self._tapes[role] = tape
+        self._wire()
 
     def peer(self, role: Role) -> ServerPeer | None:
         return self._peers.get(role)
@@ -439,6 +454,10 @@ class Forwarder:
             self._wire()
 
     def _wire(self) -> None:
+        for role, tape in self._tapes.items():
+            peer = self._peers.get(role)
+            inlets = peer.inlets if peer is not None else {}
+            tape.use({k: i.reception for k, i in inlets.items() if i.reception is not None})
         for role in ROLES:
             peer = self._peers.get(role)
             if peer is None:

@@ -17,7 +17,8 @@
   below aiortc's jitter buffer and a way to put packets on a sender's SSRC. ``Reception``
   replaces a receiver's ``_handle_rtp_packet`` (statistics for its receiver reports, NACKs
   upstream, RTX unwrapping, and decoding only while someone wants frames, through aiortc's own
-  jitter buffer and decoder thread) and hands each packet to the attached ``PacketSink``;
+  jitter buffer and decoder thread) and hands each packet to the attached ``PacketSink``s
+  (and, through ``_handle_rtcp_packet``, each RTCP sender report: a recording's clock);
   ``Emission`` puts a proxy transport under a sender (``setTransport``) so every RTP/RTCP
   packet it sends passes through its ``EmissionHandler`` (which renumbers or refuses it),
   rewrites the sender reports with the handler's counts, and hands NACK/PLI/FIR/REMB to it.
@@ -130,6 +131,7 @@ _PRIVATE: dict[type, tuple[str, ...]] = {
 #: Methods this module calls or replaces, with their parameters.
 _METHODS: dict[tuple[type, str], list[str]] = {
     (RTCRtpReceiver, "_handle_rtp_packet"): ["self", "packet", "arrival_time_ms"],
+    (RTCRtpReceiver, "_handle_rtcp_packet"): ["self", "packet"],
     (RTCRtpReceiver, "_send_rtcp"): ["self", "packet"],
     (RTCRtpReceiver, "_send_rtcp_nack"): ["self", "media_ssrc", "lost"],
     (RTCRtpReceiver, "_send_rtcp_pli"): ["self", "media_ssrc"],
@@ -292,11 +294,17 @@ def prefer_codecs(transceiver: RTCRtpTransceiver, rank: Callable[[CodecKey], int
 
 
 class PacketSink(Protocol):
-    """Who takes a Reception's packets: the partner's relay (``forward.RelayProtocol``)."""
+    """Who takes a Reception's packets and sender reports: the partner's relay
+    (``forward.RelayProtocol``), and while the call is recorded the participant's tape
+    (``recording.ParticipantTape``)."""
 
     async def partner_packet(
         self, reception: Reception, ssrc: int, codec: CodecKey, packet: Rtp
     ) -> None: ...
+
+    def sender_report(self, reception: Reception, ssrc: int, ntp: float, rtp_time: int) -> None:
+        """The participant's RTCP sender report: its clock (``ntp``, Unix seconds) at
+        ``rtp_time`` of its stream."""
 
 
 class Reception:
@@ -304,9 +312,10 @@ class Reception:
 
     Every packet still feeds the receiver's statistics (so aiortc's receiver reports stay
     right) and our NACKs upstream; RTX is unwrapped; foreign SSRCs and unknown payload types
-    are dropped. Then the packet goes to the attached sinks (the partner's relay), and, only
-    while ``decoding``, into a jitter buffer and aiortc's decoder thread (frames then reach
-    the track, as before).
+    are dropped. Then the packet goes to the attached sinks (the partner's relay, a recording's
+    tape), and, only while ``decoding``, into a jitter buffer and aiortc's decoder thread
+    (frames then reach the track, as before). The stream's RTCP sender reports go to the sinks
+    too, after aiortc has read them.
     """
 
     def __init__(self, transceiver: RTCRtpTransceiver, kind: str) -> None:
@@ -329,6 +338,8 @@ class Reception:
         self.dropped = 0
         self.decoded_frames = 0
         self._receiver._handle_rtp_packet = self._handle  # type: ignore[method-assign]
+        self._original_rtcp = self._receiver._handle_rtcp_packet
+        self._receiver._handle_rtcp_packet = self._rtcp  # type: ignore[method-assign]
 
     def attach(self, sink: PacketSink) -> None:
         if sink not in self._sinks:
@@ -434,6 +445,13 @@ class Reception:
                 await sink.partner_packet(self, packet.ssrc, key, _rtp_of(packet))
         if self._jitter is not None:
             await self._decode(packet, codec)
+
+    async def _rtcp(self, packet: Any) -> None:
+        await self._original_rtcp(packet)
+        if isinstance(packet, RtcpSrPacket) and packet.ssrc == self.ssrc:
+            info = packet.sender_info
+            for sink in self._sinks:
+                sink.sender_report(self, packet.ssrc, _unix(info.ntp_timestamp), info.rtp_timestamp)
 
     async def _decode(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
         assert self._jitter is not None

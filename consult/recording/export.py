@@ -1,6 +1,6 @@
 """A consultation's record as one self-contained ZIP: ``record.json``, the original images, the
-chat's voice messages, clips and files, and an ``index.html`` that shows (and plays) the record
-offline, from the folder it is unpacked into.
+chat's voice messages, clips and files, the call's recordings, and an ``index.html`` that shows
+(and plays) the record offline, from the folder it is unpacked into.
 
 The originals go in byte for byte (stored, not recompressed); ``record.json`` lists them with
 their SHA-256, so anyone can check them. Synchronous: run it in an executor.
@@ -108,6 +108,13 @@ def render_html(record: dict[str, Any]) -> str:
             f"{e(sw['finish'])} <time>{e(entry['at'][:16].replace('T', ' '))}</time></li>"
         )
 
+    videos = "".join(
+        f'<figure><video controls preload="metadata" src="{e(r["file"])}"></video>'
+        f"<figcaption>{e(r['role'])} · {e(r['started_at'][:19].replace('T', ' '))} · "
+        f"{r['duration_s']:.0f} s<br><small>SHA-256 {e(r['sha256'])}</small></figcaption>"
+        "</figure>"
+        for r in record.get("recordings", [])
+    )
     chosen = "".join(chip(c) for c in record.get("swatches_chosen", []))
     shown = "".join(chip(c) for c in record.get("swatches_shown", []))
     messages = "".join(
@@ -129,7 +136,7 @@ def render_html(record: dict[str, Any]) -> str:
 body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
        color: #222; }}
 figure {{ display: inline-block; margin: 0 1rem 1rem 0; max-width: 18rem; vertical-align: top; }}
-figure img {{ max-width: 100%; border-radius: 6px; }}
+figure img, figure video {{ max-width: 100%; border-radius: 6px; }}
 figcaption small {{ word-break: break-all; color: #666; }}
 .attachment img, .attachment video {{ max-width: 18rem; border-radius: 6px; }}
 .attachment small {{ color: #666; }}
@@ -151,6 +158,7 @@ ul.swatches {{ list-style: none; padding: 0; }}
 <h2>Chosen shades</h2><ul class=swatches>{chosen or "<li>None.</li>"}</ul>
 <h2>Shades shown</h2><ul class=swatches>{shown or "<li>None.</li>"}</ul>
 <h2>Stills</h2>{stills or "<p>None.</p>"}
+{"<h2>Recordings</h2>" + videos if videos else ""}
 <h2>Chat</h2><ul class=chat>{messages or "<li>None.</li>"}</ul>
 </body></html>
 """

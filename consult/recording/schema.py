@@ -22,6 +22,7 @@ __all__ = [
     "metadata",
     "outbox",
     "quick_replies",
+    "recordings",
     "salon",
     "stills",
     "swatch_events",
@@ -377,4 +378,32 @@ outbox = sa.Table(
     sa.Column("sent_at", UTCDateTime(), nullable=True),
     sa.Column("last_error", Text(), nullable=True),
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+#: Recordings of a call (issue 18): one file per participant per recording. ``status``
+#: "recording" while written (``file`` is then the staged file, finished at the next start if
+#: the service died), "complete" once placed with its byte count and SHA-256.
+recordings = sa.Table(
+    "recordings",
+    metadata,
+    sa.Column("id", String(32), primary_key=True),
+    sa.Column(
+        "consultation_id",
+        String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    #: Whose media the file holds.
+    sa.Column("role", String(16), nullable=False),
+    #: The two participants' files of one recording share it (and their time line).
+    sa.Column("session", String(32), nullable=False),
+    sa.Column("status", String(16), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("ended_at", UTCDateTime(), nullable=True),
+    sa.Column("duration_s", sa.Float(), nullable=True),
+    sa.Column("media_type", String(32), nullable=True),
+    sa.Column("bytes", sa.BigInteger(), nullable=True),
+    sa.Column("sha256", String(64), nullable=True),
+    sa.Column("file", String(255), nullable=False),
 )

@@ -32,6 +32,7 @@ from .leases import Leases
 from .outbox import Outbox
 from .palette import Palette, SwatchLog
 from .quick_replies import QuickReplies
+from .recordings import Recordings
 from .schema import (
     captures,
     chat_reads,
@@ -194,6 +195,7 @@ class Store:
         self.quick_replies = QuickReplies(db)
         self.attachments = AttachmentLog(db)
         self.outbox = Outbox(db)
+        self.recordings = Recordings(db)
 
     @classmethod
     async def open(cls, url: str, sealer: TokenSealer, node: str | None = None) -> Store:
@@ -374,8 +376,12 @@ class Store:
 
     async def create_capture(self, consultation_id: str, requested_by: Role) -> Capture:
         capture = Capture(secrets.token_hex(12), consultation_id, requested_by, utcnow())
-        async with self._db.begin() as conn:
-            await conn.execute(captures.insert().values(**dataclasses.asdict(capture)))
+        try:
+            async with self._db.begin() as conn:
+                await conn.execute(captures.insert().values(**dataclasses.asdict(capture)))
+        except sa.exc.IntegrityError:
+            # Staff may name any id: one that is no consultation is not found, not a 500.
+            raise NotFound("No such consultation.") from None
         return capture
 
     async def get_capture(self, consultation_id: str, capture_id: str) -> Capture:

@@ -8,7 +8,9 @@ while somebody is in them. The chat is not the call's: it lives in ``consult.con
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import secrets
 import time
 from collections.abc import Coroutine, Iterator, Sequence
 from datetime import UTC, datetime
@@ -21,12 +23,16 @@ from ..config import Settings
 from ..media.forward import Forwarder
 from ..media.ice import server_configuration
 from ..media.peer import ServerPeer
+from ..media.recording import CallRecording
 from ..media.sdp import check_offer
 from ..media.stills import VIDEO_STILL_LEAD, Stills, best_of_burst, still_json
 from ..metrics import Metrics
+from ..recording.media_writer import Written
 from ..recording.palette import SwatchAction, SwatchEvent
+from ..recording.recordings import Recording, RecordingFiles
 from ..recording.store import LIVE_RENEW, Consultation, Store
-from ..roles import Role, partner_of
+from ..roles import ROLES, Role, partner_of
+from .consent import Asked, Consent, ConsentEvent, Ended, Reason, Started
 from .messages import (
     AskShown,
     CaptureRequest,
@@ -36,6 +42,7 @@ from .messages import (
     MediaState,
     NotesChanged,
     Peer,
+    RecordingState,
     ServerMessage,
     Stats,
     StillSaved,
@@ -56,6 +63,9 @@ class Call:
         self.consultation_id = consultation_id
         self.room = Room(consultation_id)
         self.forwarder = Forwarder(consultation_id)
+        self.consent = Consent(consultation_id)
+        #: The recording being written, while both have agreed.
+        self.recording: CallRecording | None = None
 
     def members(self) -> list[Participant]:
         members = (self.room.member("customer"), self.room.member("stylist"))
@@ -69,8 +79,10 @@ class Hub:
         stills: Stills,
         settings: Settings,
         metrics: Metrics,
+        recording_files: RecordingFiles,
     ) -> None:
         self._store = store
+        self._recording_files = recording_files
         self.metrics = metrics
         self._stills = stills
         self._settings = settings
@@ -131,6 +143,8 @@ class Hub:
 
     async def _leave(self, participant: Participant) -> None:
         call = self._calls.get(participant.consultation_id)
+        if call is not None:
+            await self._apply_consent(call, call.consent.leave(participant.role))
         await participant.close_peer()
         logger.info("%s: %s left", participant.consultation_id, participant.role)
         if call is None:
@@ -316,6 +330,104 @@ class Hub:
                     video=stats.video, rtt_ms=stats.rtt_ms, at=datetime.now(UTC).isoformat()
                 )
             )
+
+    # --- recording the call (docs/media.md, Recording) ---------------------------------------
+
+    async def record(self, participant: Participant, action: str) -> None:
+        """A participant asks to record, agrees, refuses or stops (``record`` message)."""
+        call = self._calls.get(participant.consultation_id)
+        if call is None or call.room.member(participant.role) is not participant:
+            raise errors.Replaced()
+        role = participant.role
+        if action == "ask":
+            partner = call.room.member(partner_of(role))
+            if partner is None or self._settings.forwarding != "packets":
+                raise errors.RecordingUnavailable()
+            events = call.consent.ask(role)
+        elif action in ("agree", "refuse"):
+            events = call.consent.answer(role, action == "agree")
+        else:
+            events = call.consent.stop(role)
+        await self._apply_consent(call, events)
+
+    async def _apply_consent(self, call: Call, events: list[ConsentEvent]) -> None:
+        for event in events:
+            match event:
+                case Asked(by=by, agreed=agreed):
+                    await self.broadcast(
+                        call.consultation_id,
+                        RecordingState(state="asked", by=by, agreed=list(agreed)),
+                    )
+                case Started():
+                    await self._start_recording(call)
+                case Ended(reason=reason, by=by, was_recording=was_recording):
+                    if was_recording:
+                        await self._stop_recording(call)
+                    await self.broadcast(
+                        call.consultation_id, RecordingState(state="off", by=by, reason=reason)
+                    )
+
+    async def _start_recording(self, call: Call) -> None:
+        session = secrets.token_hex(12)
+        started = datetime.now(UTC)
+        ids = {role: secrets.token_hex(12) for role in ROLES}
+        files = self._recording_files
+        for role, recording_id in ids.items():
+            await self._store.recordings.begin(
+                Recording(
+                    recording_id,
+                    call.consultation_id,
+                    role,
+                    session,
+                    "recording",
+                    started,
+                    str(files.staged(recording_id).relative_to(files.root)),
+                )
+            )
+        recording = call.recording = CallRecording(call.consultation_id, call.forwarder, files, ids)
+        recording.on("failed", lambda exc: self._spawn(self._recording_failed(call, exc)))
+        recording.start()
+        logger.info("%s: recording %s started", call.consultation_id, session)
+        await self.broadcast(call.consultation_id, RecordingState(state="on"))
+
+    async def _recording_failed(self, call: Call, exc: BaseException) -> None:
+        full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        logger.error("%s: the recording stopped: %s", call.consultation_id, exc)
+        self.metrics.error(errors.StorageFull.code if full else errors.StorageFailed.code, "ws")
+        reason: Reason = "storage-full" if full else "failed"
+        await self._apply_consent(call, call.consent.stop(None, reason))
+
+    async def _stop_recording(self, call: Call) -> None:
+        recording, call.recording = call.recording, None
+        if recording is None:
+            return
+        results = await recording.stop()
+        loop = asyncio.get_running_loop()
+        files, rows = self._recording_files, self._store.recordings
+        for role, result in results.items():
+            recording_id = recording.recording_ids[role]
+            row = Recording(recording_id, call.consultation_id, role, "", "recording",
+                            datetime.now(UTC), "")  # fmt: skip
+            try:
+                if isinstance(result, Written):
+                    finished = await loop.run_in_executor(
+                        None, files.place, recording_id, call.consultation_id,
+                        result.extension, result.duration_s,
+                    )  # fmt: skip
+                elif result is None:
+                    finished = None
+                else:  # the writer failed (a full disk): keep what it wrote
+                    finished = await loop.run_in_executor(None, files.recover, row)
+            except OSError:
+                logger.exception("%s: recording %s left for the next start to finish",
+                                 call.consultation_id, recording_id)  # fmt: skip
+                continue
+            if finished is None:
+                await loop.run_in_executor(None, files.discard, recording_id)
+                await rows.discard(recording_id)
+            else:
+                await rows.complete(recording_id, finished, datetime.now(UTC))
+        logger.info("%s: recording stopped", call.consultation_id)
 
     def _member(self, consultation_id: str, role: Role) -> Participant | None:
         call = self._calls.get(consultation_id)

@@ -44,6 +44,8 @@ __all__ = [
     "Peer",
     "Read",
     "ReadMark",
+    "Record",
+    "RecordingState",
     "ServerMessage",
     "ShowSwatch",
     "Stats",
@@ -153,10 +155,20 @@ class ChooseSwatch(_Message, tag="choose"):
     chosen: bool = True
 
 
-ClientMessage = Offer | Bye | Capture | Chat | Read | ShowSwatch | ChooseSwatch | Ask | Stats
+class Record(_Message, tag="record"):
+    """Recording the call (docs/protocol.md, Recording): ask for it, agree or refuse on one's
+    own screen, or stop it."""
+
+    action: Literal["ask", "agree", "refuse", "stop"]
+
+
+ClientMessage = (
+    Offer | Bye | Capture | Chat | Read | ShowSwatch | ChooseSwatch | Ask | Stats | Record
+)
 
 _COMMON: dict[str, type[_Message]] = {
     "offer": Offer, "bye": Bye, "capture": Capture, "chat": Chat, "read": Read,
+    "record": Record,
 }  # fmt: skip
 #: Which client messages each role may send.
 ALLOWED: dict[Role, dict[str, type[_Message]]] = {
@@ -204,7 +216,8 @@ def parse_message(
     except RecursionError:
         raise MalformedMessage("The message is nested too deeply.") from None
     assert isinstance(
-        message, Offer | Bye | Capture | Chat | Read | ShowSwatch | ChooseSwatch | Ask | Stats
+        message,
+        Offer | Bye | Capture | Chat | Read | ShowSwatch | ChooseSwatch | Ask | Stats | Record,
     )
     return message
 
@@ -364,6 +377,18 @@ class InboxRead(_Message, tag="read"):
 
 InboxMessage = InboxPosted | InboxRead
 
+
+class RecordingState(_Message, tag="recording"):
+    """To both: where recording the call stands. ``asked``: ``by`` asked, ``agreed`` have
+    agreed so far; ``on``: being recorded; ``off``: not (``reason`` why it ended, ``by``
+    whom, if anyone)."""
+
+    state: Literal["off", "asked", "on"]
+    by: Role | None = None
+    agreed: list[Role] = msgspec.field(default_factory=list)
+    reason: Literal["refused", "stopped", "left", "storage-full", "failed"] | None = None
+
+
 ServerMessage = (
     Welcome
     | ConversationOpened
@@ -384,6 +409,7 @@ ServerMessage = (
     | CaptureStarted
     | AskShown
     | UploadStats
+    | RecordingState
 )
 
 

@@ -43,6 +43,7 @@ from .messages import (
     Error,
     Offer,
     Read,
+    Record,
     ShowSwatch,
     Stats,
     Welcome,
@@ -222,6 +223,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                         await hub.show_swatch(participant, swatch_id)
                     case ChooseSwatch(swatch_id=swatch_id, chosen=chosen):
                         await hub.choose_swatch(participant, swatch_id, chosen)
+                    case Record(action=action):
+                        await hub.record(participant, action)
 
             async with subscription.forwarding(_forward(participant, history)):
                 await _serve(request, participant, handle)

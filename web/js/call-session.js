@@ -246,6 +246,11 @@ export class CallSession extends EventTarget {
     return this._send({ type: "choose", swatch_id: swatchId, chosen });
   }
 
+  // Recording the call: "ask", "agree", "refuse" (each on one's own screen) or "stop".
+  record(action) {
+    return this._send({ type: "record", action });
+  }
+
   _send(message) {
     if (!this._ws || this._ws.readyState !== WebSocket.OPEN) return false;
     this._ws.send(JSON.stringify(message));

@@ -17,6 +17,7 @@ import { Chat } from "./chat.js";
 import { Notes, showSummary } from "./notes.js";
 import { PalettePanel, renderChosen, renderSwatchCard } from "./palette.js";
 import { StillTools } from "./still-tools.js";
+import { RecordingUi } from "./recording.js";
 
 const [, prefix, token] = location.pathname.split("/");
 const role = prefix === "s" ? "stylist" : "customer";
@@ -35,6 +36,7 @@ let palette = null;
 let console_ = null;
 let captureFlow = null;
 const cameraUi = new CameraUi(media, () => session);
+const recording = new RecordingUi(role, () => session);
 
 function show(section) {
   for (const id of ["conversation", "lobby", "call", "ended"]) $(id).hidden = id !== section;
@@ -124,6 +126,8 @@ function statusFor(state, partnerLeft) {
 
 function renderState({ state, partnerLeft }) {
   document.body.dataset.callState = state;
+  // A recording stops when either side leaves, and a page that rejoins starts without one.
+  if (state !== "live") recording.reset();
   if (state === "left") {
     setText($("ended-message"), "call.left");
     $("rejoin").hidden = false;
@@ -285,6 +289,8 @@ async function onMessage(message) {
     case "notes":
       if (role === "customer") showSummary($("summary-card"), message.summary);
       return;
+    case "recording":
+      return recording.update(message);
     case "still":
       if (role === "customer" && message.still.parent_id) showCompare(message.still);
       else if (role === "customer") {

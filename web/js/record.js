@@ -88,6 +88,7 @@ function render(record) {
       return li;
     }),
   );
+  renderRecordings(record.recordings);
   $("record-export").href = withToken(`/api/consultations/${record.id}/export`, token);
   // Only the salon's export holds the private notes: say so, and offer one without them.
   const staff = record.notes !== undefined && !token;
@@ -106,6 +107,33 @@ function render(record) {
     location.assign(`/r/${created.id}`);
   };
   $("record").hidden = false;
+}
+
+// Each recording is one file per participant; the two of one recording share a time line.
+function renderRecordings(recordings) {
+  $("record-recordings-card").hidden = !recordings.length;
+  $("record-recordings").replaceChildren(
+    ...recordings.map((r) => {
+      const figure = document.createElement("figure");
+      figure.dataset.testid = "record-recording";
+      const video = document.createElement("video");
+      video.controls = true;
+      video.preload = "metadata";
+      video.src = withToken(`/api/recordings/${r.id}`, token);
+      const caption = document.createElement("figcaption");
+      setText(caption, `record.recording.${r.role}`, {
+        time: when(r.started_at, ""),
+        seconds: Math.round(r.duration_s),
+      });
+      const download = document.createElement("a");
+      download.href = withToken(`/api/recordings/${r.id}`, token, "&download=1");
+      download.dataset.testid = "record-recording-download";
+      setText(download, "record.download");
+      caption.append(" ", download);
+      figure.append(video, caption);
+      return figure;
+    }),
+  );
 }
 
 async function renderHistory(record) {

@@ -1,7 +1,7 @@
 """voice, video and file messages: attachments, and the message that carries one
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-11-29
 """
 

@@ -1,7 +1,7 @@
 """mail: the customer's email address and language, the outbox, unsubscribes
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-11-29
 """
 

@@ -1,0 +1,30 @@
+"""Recordings of calls going out: the file, with Range requests (a player seeks by them)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..appkeys import RECORDINGS, STORE
+from ..auth import caller_for
+from .common import check_range
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/recordings/{id}")
+async def recording_file(request: web.Request) -> web.FileResponse:
+    recording = await request.app[STORE].recordings.get(request.match_info["id"])
+    await caller_for(request, recording.consultation_id)
+    path = request.app[RECORDINGS].path(recording.file)
+    check_range(request, path.stat().st_size)
+    response = web.FileResponse(path)
+    response.content_type = recording.media_type or "application/octet-stream"
+    # A recording never changes once finished; it is private to the consultation.
+    response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+    disposition = "attachment" if request.query.get("download") else "inline"
+    extension = recording.file.rsplit(".", 1)[-1]
+    name = f"consultation-{recording.consultation_id}-{recording.role}-{recording.id}.{extension}"
+    response.headers["Content-Disposition"] = f'{disposition}; filename="{name}"'
+    return response
