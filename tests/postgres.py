@@ -9,8 +9,8 @@ Fixtures (imported into conftest.py):
 
 A test of its own tables uses ``database_url`` and ``Store.open(database_url, ...)`` as
 tests/test_store.py does. A module that stops its server (an outage) starts one of its own
-with ``running_postgres()`` (tests/test_database.py). Run as root, the server runs as the ``postgres`` user (PostgreSQL
-refuses root); its folder belongs to that user.
+with ``running_postgres()`` (tests/test_database.py). Run as root, the server runs as the
+``postgres`` user (PostgreSQL refuses root); its folder belongs to that user.
 """
 
 from __future__ import annotations
