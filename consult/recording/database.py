@@ -19,6 +19,8 @@ nothing is half-written, and the client tries again.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -58,6 +60,10 @@ class Database:
         self.dialect: str = engine.dialect.name
         # Same pool; transactions begun through it take SQLite's write lock first.
         self._writer = engine.execution_options(consult_writes=True)
+        # SQLite has one writer at a time: this process's writers queue here, in order,
+        # rather than in SQLite's busy handler, whose backoff keeps a writer waiting seconds
+        # under contention. The busy handler still arbitrates between processes.
+        self._one_writer = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @classmethod
     def open(cls, url: str) -> Database:
@@ -81,9 +87,10 @@ class Database:
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A writing transaction: committed at the end, rolled back on any error."""
-        with _reporting():
-            async with self._writer.begin() as conn:
-                yield conn
+        async with self._one_writer or contextlib.nullcontext():
+            with _reporting():
+                async with self._writer.begin() as conn:
+                    yield conn
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
