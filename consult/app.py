@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -74,8 +75,10 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[STILLS] = stills
     app[CONVERSATIONS] = Conversations(store)
     app[ATTACHMENTS] = Attachments(store.attachments, StillFiles(settings.stills_dir))
-    # Each node stages its recordings in a folder of its own, named as it is among the nodes.
-    recording_files = RecordingFiles(settings.recordings_dir, settings.node)
+    # Each service stages its recordings in a folder of its own, named by an id kept in its
+    # data folder: stable whatever the host is called (a container's name changes per start).
+    node = read_or_create(settings.data_dir / "node.id", lambda: secrets.token_hex(8).encode())
+    recording_files = RecordingFiles(settings.recordings_dir, node.decode())
     await recover(store.recordings, recording_files)
     app[RECORDINGS] = recording_files
     yield

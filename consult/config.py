@@ -119,6 +119,8 @@ class Settings:
     node_id: str | None = None
     #: The stills on a folder every node sees (a network mount); default: DATA/stills.
     stills_folder: Path | None = None
+    #: The call recordings on a folder every node sees; default: DATA/recordings.
+    recordings_folder: Path | None = None
     #: Email to customers (consult/mail/): the salon's SMTP server as a URL, and the From
     #: address (default: the URL's user name, if it is an address). None: no email at all.
     smtp_url: str | None = None
@@ -175,7 +177,7 @@ class Settings:
 
     @property
     def recordings_dir(self) -> Path:
-        return self.data_dir / "recordings"
+        return self.recordings_folder or self.data_dir / "recordings"
 
     @property
     def db_url(self) -> str:
@@ -234,6 +236,8 @@ class Settings:
             values["database_url"] = env["CONSULT_DATABASE_URL"]
         if env.get("CONSULT_STILLS_DIR"):
             values["stills_folder"] = Path(env["CONSULT_STILLS_DIR"])
+        if env.get("CONSULT_RECORDINGS_DIR"):
+            values["recordings_folder"] = Path(env["CONSULT_RECORDINGS_DIR"])
         if env.get("CONSULT_NODE_ID"):
             values["node_id"] = env["CONSULT_NODE_ID"]
         if env.get("CONSULT_STAFF_KEY"):

@@ -162,6 +162,10 @@ def export_files(
             attachment["file"] = name
     for recording in record["recordings"]:
         path = recordings.path(recording.pop("file_path"))
+        if not path.is_file():
+            # On another node's storage (or not restored): the rest of the record still goes.
+            recording["missing"] = True
+            continue
         name = f"recordings/{path.name}"
         files.append(ExportFile(path, name))
         recording["file"] = name

@@ -246,3 +246,23 @@ async def test_the_export_holds_the_attachments_and_its_page_plays_them(
     page = archive.read("index.html").decode()
     assert f'<audio controls preload=metadata src="{sent[0]["file"]}">' in page
     assert f'<a href="{sent[1]["file"]}" download="plan.pdf">plan.pdf</a>' in page
+
+
+async def test_staff_naming_no_consultation_get_a_404_and_nothing_is_written(
+    consultation: dict[str, Any], http: aiohttp.ClientSession, server: TestServer
+) -> None:
+    staff = {"Authorization": f"Bearer {STAFF_KEY}"}
+    data_dir = server.app[SETTINGS].data_dir
+    before = sorted(p for p in data_dir.rglob("*") if p.is_file())
+    for name in ("nope", "..", "%2E%2E"):
+        async with http.post(
+            f"/api/consultations/{name}/attachments",
+            params={"kind": "file", "id": "a", "name": "x.pdf"},
+            data=pdf(),
+            headers=staff,
+        ) as r:
+            assert r.status == 404, (name, await r.text())
+            assert (await r.json())["error"]["code"] == "not-found"
+    after = sorted(p for p in data_dir.rglob("*") if p.is_file())
+    assert after == before
+    assert not (server.app[SETTINGS].stills_dir / "nope").exists()

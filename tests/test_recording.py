@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
+import json
 import time
 import zipfile
 from pathlib import Path
@@ -14,6 +16,8 @@ import aiohttp
 import av
 import numpy as np
 import pytest
+
+from consult.appkeys import SETTINGS
 
 from .client import CallClient
 from .media import BEEP_EVERY, BeepTrack, ClockedPattern, beep_onsets, decode_pattern, loudness
@@ -201,6 +205,7 @@ async def test_leaving_stops_the_recording_and_keeps_the_file(
     consultation: dict[str, Any],
     http: aiohttp.ClientSession,
     staff: dict[str, str],
+    server: Any,
 ) -> None:
     customer, stylist = pair(clients, consultation)
     await clocked_call(customer, stylist)
@@ -213,6 +218,18 @@ async def test_leaving_stops_the_recording_and_keeps_the_file(
         recordings = (await r.json())["recordings"]
     assert len(recordings) == 2
     assert all(1.0 <= r["duration_s"] <= 3.5 for r in recordings), recordings
+    # One file kept on another node's storage (or not restored from a backup): its row is
+    # shared, the file is not here. A clear 404, and the export carries the rest.
+    gone, kept = recordings
+    next(server.app[SETTINGS].recordings_dir.glob(f"*/{gone['id']}.*")).unlink()
+    async with http.get(f"/api/recordings/{gone['id']}", headers=staff) as r:
+        assert r.status == 404 and (await r.json())["error"]["code"] == "not-found"
+    async with http.get(f"/api/consultations/{consultation['id']}/export", headers=staff) as r:
+        assert r.status == 200
+        archive = zipfile.ZipFile(io.BytesIO(await r.read()))
+    listed = {r["id"]: r for r in json.loads(archive.read("record.json"))["recordings"]}
+    assert listed[gone["id"]]["missing"] is True
+    assert archive.read(listed[kept["id"]]["file"])
 
 
 async def serve_call(

@@ -45,6 +45,8 @@ async def send(request: web.Request) -> web.Response:
     existing = await conversations.find(consultation_id, sender, client_id)
     if existing is not None:
         return web.json_response({"message": as_dict(conversation_message(existing))})
+    # Staff may name any id: an unknown one is a 404, before a byte is stored.
+    await request.app[STORE].get_consultation(consultation_id)
     attachments = request.app[ATTACHMENTS]
     attachment = await attachments.receive(
         consultation_id,

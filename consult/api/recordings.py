@@ -6,6 +6,7 @@ from aiohttp import web
 
 from ..appkeys import RECORDINGS, STORE
 from ..auth import caller_for
+from ..errors import NotFound
 from .common import check_range
 
 __all__ = ["routes"]
@@ -18,6 +19,9 @@ async def recording_file(request: web.Request) -> web.FileResponse:
     recording = await request.app[STORE].recordings.get(request.match_info["id"])
     await caller_for(request, recording.consultation_id)
     path = request.app[RECORDINGS].path(recording.file)
+    if not path.is_file():
+        # Its row is shared, its file is on another node's storage (or was not restored).
+        raise NotFound("The recording's file is not on this server's storage.")
     check_range(request, path.stat().st_size)
     response = web.FileResponse(path)
     response.content_type = recording.media_type or "application/octet-stream"

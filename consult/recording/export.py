@@ -114,6 +114,7 @@ def render_html(record: dict[str, Any]) -> str:
         f"{r['duration_s']:.0f} s<br><small>SHA-256 {e(r['sha256'])}</small></figcaption>"
         "</figure>"
         for r in record.get("recordings", [])
+        if "file" in r  # one kept on another node's storage is listed in record.json only
     )
     chosen = "".join(chip(c) for c in record.get("swatches_chosen", []))
     shown = "".join(chip(c) for c in record.get("swatches_shown", []))

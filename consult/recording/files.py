@@ -54,6 +54,9 @@ class StillFiles:
         with staged.open("rb+") as f:
             os.fsync(f.fileno())
         folder = self.root / consultation_id
+        if folder.resolve().parent != self.root or "/" in name:
+            # Ids come from the store; anything else must never reach outside the folder.
+            raise ValueError(f"not a consultation's folder: {consultation_id!r}")
         folder.mkdir(exist_ok=True)
         os.replace(staged, folder / name)
         fsync_dir(folder)

@@ -29,7 +29,7 @@ from ..media.stills import VIDEO_STILL_LEAD, Stills, best_of_burst, still_json
 from ..metrics import Metrics
 from ..recording.media_writer import Written
 from ..recording.palette import SwatchAction, SwatchEvent
-from ..recording.recordings import Recording, RecordingFiles
+from ..recording.recordings import Finished, Recording, RecordingFiles
 from ..recording.store import LIVE_RENEW, Consultation, Store
 from ..roles import ROLES, Role, partner_of
 from .consent import Asked, Consent, ConsentEvent, Ended, Reason, Started
@@ -56,6 +56,11 @@ from .room import Event, PeerJoined, PeerLeft, Replaced, Room, StateChanged
 __all__ = ["Call", "Hub"]
 
 logger = logging.getLogger(__name__)
+
+#: A stopped recording's row is retried this often, this far apart, while the database is
+#: away (a minute: longer than an outage the service rides out, docs/operations.md).
+ROW_RETRIES = 30
+ROW_RETRY_S = 2.0
 
 
 class Call:
@@ -144,7 +149,11 @@ class Hub:
     async def _leave(self, participant: Participant) -> None:
         call = self._calls.get(participant.consultation_id)
         if call is not None:
-            await self._apply_consent(call, call.consent.leave(participant.role))
+            try:
+                await self._apply_consent(call, call.consent.leave(participant.role))
+            except Exception:
+                # The recording's end must not keep a participant in the call.
+                logger.exception("%s: stopping the recording failed", participant.consultation_id)
         await participant.close_peer()
         logger.info("%s: %s left", participant.consultation_id, participant.role)
         if call is None:
@@ -359,7 +368,12 @@ class Hub:
                         RecordingState(state="asked", by=by, agreed=list(agreed)),
                     )
                 case Started():
-                    await self._start_recording(call)
+                    try:
+                        await self._start_recording(call)
+                    except errors.StorageFailed as exc:
+                        # Its rows could not be written (the database away): nothing is
+                        # recorded, and both pages are told so.
+                        await self._recording_failed(call, exc)
                 case Ended(reason=reason, by=by, was_recording=was_recording):
                     if was_recording:
                         await self._stop_recording(call)
@@ -403,7 +417,7 @@ class Hub:
             return
         results = await recording.stop()
         loop = asyncio.get_running_loop()
-        files, rows = self._recording_files, self._store.recordings
+        files = self._recording_files
         for role, result in results.items():
             recording_id = recording.recording_ids[role]
             row = Recording(recording_id, call.consultation_id, role, "", "recording",
@@ -424,10 +438,26 @@ class Hub:
                 continue
             if finished is None:
                 await loop.run_in_executor(None, files.discard, recording_id)
-                await rows.discard(recording_id)
-            else:
-                await rows.complete(recording_id, finished, datetime.now(UTC))
+            # The file is in place (or gone): its row must follow, even after an outage.
+            self._spawn(self._settle_row(recording_id, finished, datetime.now(UTC)))
         logger.info("%s: recording stopped", call.consultation_id)
+
+    async def _settle_row(
+        self, recording_id: str, finished: Finished | None, ended_at: datetime
+    ) -> None:
+        """Complete (or drop) a stopped recording's row, retried while the database is away."""
+        rows = self._store.recordings
+        for attempt in range(ROW_RETRIES):
+            try:
+                if finished is None:
+                    await rows.discard(recording_id)
+                else:
+                    await rows.complete(recording_id, finished, ended_at)
+                return
+            except errors.StorageFailed:
+                if attempt == ROW_RETRIES - 1:
+                    raise
+                await asyncio.sleep(ROW_RETRY_S)
 
     def _member(self, consultation_id: str, role: Role) -> Participant | None:
         call = self._calls.get(consultation_id)
