@@ -32,7 +32,7 @@ from benchkit import Served, cpu_seconds, rss_mib, serve
 from netns import reexec_isolated
 
 from consult.attachments import probe, sniff
-from tests.recordings import pdf, recording
+from tests.attachment_media import pdf, recording
 
 
 def payloads(video_seconds: float) -> dict[str, tuple[str, bytes]]:

@@ -16,8 +16,8 @@ from consult.app import create_app
 from consult.appkeys import RECORDINGS, STORE
 from consult.recording.recordings import Recording
 
+from .attachment_media import pdf
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
-from .recordings import pdf
 
 ATTACHED = pdf()
 # (method, path, JSON body or raw bytes); {id} is the consultation, {still} one of its stills,

@@ -19,9 +19,9 @@ from aiohttp.test_utils import TestServer
 from consult.app import create_app
 from consult.appkeys import SETTINGS, STILLS
 
+from .attachment_media import EXE, pdf, recording, voice_webm
 from .client import CallClient
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
-from .recordings import EXE, pdf, recording, voice_webm
 
 pytestmark = pytest.mark.timeout(120)
 

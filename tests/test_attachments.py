@@ -22,7 +22,7 @@ from consult.attachments import (
 )
 from consult.errors import CorruptMedia, NoAudio, PayloadTooLarge, TooLong, UnsupportedMedia
 
-from .recordings import EXE, image, pdf, recording
+from .attachment_media import EXE, image, pdf, recording
 
 LIMITS = Limits()
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
+from .attachment_media import pdf
 from .browser import (
     LAPTOP,
     PHONE,
@@ -25,7 +26,6 @@ from .browser import (
     screenshot,
 )
 from .conftest import token_of
-from .recordings import pdf
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -24,12 +24,12 @@ from alembic.config import Config as AlembicConfig
 from consult.recording.backup import BackupError, read_archive, restore, write_archive
 from consult.recording.store import MIGRATIONS, schema_revisions
 
+from .attachment_media import voice_webm
 from .client import CallClient
 from .datafolder import fill, sqlite_url
 from .fake_camera import HANDS, load_photo
 from .media import PhotoTrack
 from .process import free_port, start_serve, wait_healthy
-from .recordings import voice_webm
 
 pytestmark = pytest.mark.timeout(240)
 

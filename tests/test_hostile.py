@@ -35,10 +35,10 @@ from consult.errors import ProtocolError
 from consult.ratelimit import FailureLimiter
 from consult.signaling.messages import Bye, Capture, Offer, parse_message
 
+from .attachment_media import voice_webm
 from .browser import artifact
 from .calls import in_call
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
-from .recordings import voice_webm
 
 pytestmark = [
     pytest.mark.timeout(120),
