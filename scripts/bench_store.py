@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from consult.recording.store import Store
 from consult.recording.tokens import TokenSealer, load_seal_key
-from tests.postgres import running_postgres
+from tests.postgres_server import running_postgres
 
 
 def ms(values: list[float]) -> dict[str, float]:

@@ -18,6 +18,7 @@ from consult.recording.tokens import TokenSealer, load_seal_key
 
 from .client import CallClient
 from .conftest import create_consultation, token_of
+from .recordings import image, pdf, recording, voice_webm
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -146,6 +147,43 @@ async def test_the_inbox_socket_is_live_and_staff_answer_over_http(
         assert r.status == 401
 
 
+async def test_the_last_message_says_what_it_is_photo_voice_video_or_file(
+    server: TestServer, http: aiohttp.ClientSession, staff: dict[str, str], consultation: Any
+) -> None:
+    """Not words: the inbox names the kind (and keeps any words), live and in its page."""
+    listener = CallClient(http, str(server.make_url("/ws/inbox")), "staff")
+    customer = {"Authorization": f"Bearer {token_of(consultation['customer_link'])}"}
+    url = f"/api/consultations/{consultation['id']}"
+    async with http.post("/api/session", json={"staff_key": staff["Authorization"][7:]}) as r:
+        assert r.status == 200
+    await listener.connect(None)
+    uploads = [
+        ("photo", f"{url}/chat-photos", {"id": "p"}, image(".jpg"), "image/jpeg"),
+        ("voice", f"{url}/attachments", {"kind": "voice", "id": "v"}, voice_webm(1.0),
+         "audio/webm"),
+        ("video", f"{url}/attachments", {"kind": "video", "id": "c"},
+         recording("webm", 1.0, video="libvpx"), "video/webm"),
+        ("file", f"{url}/attachments", {"kind": "file", "id": "f", "name": "prices.pdf"}, pdf(),
+         "application/pdf"),
+    ]  # fmt: skip
+    try:
+        for kind, path, params, data, media_type in uploads:
+            async with http.post(
+                path, params=params, data=data, headers=customer | {"Content-Type": media_type}
+            ) as r:
+                assert r.status == 201, await r.text()
+            live = (await listener.expect("message"))["message"]
+            assert live["still"] if kind == "photo" else live["attachment"]["kind"] == kind
+            last = (await inbox(http, staff))["conversations"][0]["last_message"]
+            assert (last["kind"], last["text"], last["from"]) == (kind, "", "customer"), kind
+        async with http.post(f"{url}/messages", json={"text": "Got it", "id": "t"}) as r:
+            assert r.status == 201
+        last = (await inbox(http, staff))["conversations"][0]["last_message"]
+        assert (last["kind"], last["text"], last["from"]) == (None, "Got it", "stylist")
+    finally:
+        await listener.close()
+
+
 async def test_the_migration_summarises_conversations_that_exist(tmp_path: Path) -> None:
     """A store at 0010 with messages and read marks, upgraded: its inbox is right at once."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'consult.db'}"
@@ -156,7 +194,7 @@ async def test_the_migration_summarises_conversations_that_exist(tmp_path: Path)
     command.upgrade(config, "0010")
     db = sqlite3.connect(tmp_path / "consult.db")
     now = "2026-11-20 10:00:00.000000"
-    for cid in ("a", "b"):
+    for cid in ("a", "b", "c"):
         db.execute(
             "INSERT INTO consultations (id, customer_name, notes, status, created_at,"
             " last_activity_at, summary) VALUES (?, ?, '', 'open', ?, ?, '')",
@@ -170,6 +208,11 @@ async def test_the_migration_summarises_conversations_that_exist(tmp_path: Path)
             " VALUES (?, ?, ?, ?, ?, ?)",
             (cid, seq, f"m{seq}", sender, text, f"2026-11-20 10:0{seq}:00.000000"),
         )
+    # Before 0012 a message that is not words is a photo.
+    db.execute(
+        "INSERT INTO messages (consultation_id, seq, client_id, sender, text, created_at,"
+        " still_id) VALUES ('c', 1, 'p', 'stylist', '', '2026-11-20 10:05:00.000000', 's')"
+    )
     db.execute("INSERT INTO chat_reads VALUES ('a', 'stylist', 2)")
     db.commit()
     db.close()
@@ -177,10 +220,13 @@ async def test_the_migration_summarises_conversations_that_exist(tmp_path: Path)
     store = await Store.open(url, TokenSealer(load_seal_key(tmp_path)))
     try:
         items = await store.inbox.page()
-        assert [(i.consultation_id, i.unread) for i in items] == [("a", 1), ("b", 0)]
+        assert [(i.consultation_id, i.unread) for i in items] == [("a", 1), ("c", 0), ("b", 0)]
         last = items[0].last
-        assert last is not None and (last.seq, last.sender, last.text) == (4, "customer", "three")
-        assert items[1].last is None
+        assert last is not None
+        assert (last.seq, last.sender, last.text, last.kind) == (4, "customer", "three", None)
+        photo = items[1].last
+        assert photo is not None and (photo.sender, photo.kind) == ("stylist", "photo")
+        assert items[2].last is None
         # And the store keeps them from then on.
         await store.add_message("a", "customer", "m5", "four")
         assert await store.inbox.unread("a") == 2

@@ -13,8 +13,9 @@ import pytest
 from playwright.async_api import Page, expect
 
 from .browser import LAPTOP, PHONE, Launch, local, open_page, ready_to_join, screenshot
-from .conftest import STAFF_KEY, create_consultation
+from .conftest import STAFF_KEY, create_consultation, token_of
 from .fake_camera import HANDS
+from .recordings import pdf, voice_webm
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -105,6 +106,22 @@ async def test_a_customer_writes_with_no_call_and_staff_answer_from_the_inbox(
     await expect(conversation.get_by_test_id("chat-photo")).to_be_visible()
     await expect(first.get_by_test_id("inbox-last")).to_have_text("Photo")
     await expect(customer.get_by_test_id("chat-photo")).to_be_visible()
+    # A voice message and a file say what they are in the inbox: live, and in a fresh page.
+    as_customer = {"Authorization": f"Bearer {token_of(consultation['customer_link'])}"}
+    for kind, data, media_type, summary in (
+        ("voice", voice_webm(1.0), "audio/webm", "Voice message"),
+        ("file", pdf(), "application/pdf", "File"),
+    ):
+        async with http.post(
+            f"/api/consultations/{consultation['id']}/attachments",
+            params={"kind": kind, "id": kind},
+            data=data,
+            headers=as_customer | {"Content-Type": media_type},
+        ) as r:
+            assert r.status == 201, await r.text()
+        await expect(first.get_by_test_id("inbox-last")).to_have_text(summary)
+    await staff_page.reload()
+    await expect(items.first.get_by_test_id("inbox-last")).to_have_text("File")
 
     # Search by name or reference.
     await staff_page.get_by_test_id("inbox-search").fill("c-77")

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from ..attachments import Kind
 from ..roles import Role
 from .database import Database
 from .schema import consultations, conversations
 
-__all__ = ["Inbox", "InboxItem", "LastMessage"]
+__all__ = ["Inbox", "InboxItem", "LastKind", "LastMessage"]
+
+#: What a message is when it is not words: a photo (a still), or an attachment's kind.
+LastKind = Literal["photo"] | Kind
 
 
 @dataclass(frozen=True)
@@ -25,8 +29,8 @@ class LastMessage:
     seq: int
     sender: Role
     text: str
-    #: A photo (or, later, another attachment) rather than words.
-    still: bool
+    #: What it is when it is not words (None: words only).
+    kind: LastKind | None
     at: datetime
 
 
@@ -58,7 +62,7 @@ class InboxItem:
                 "seq": last.seq,
                 "from": last.sender,
                 "text": last.text,
-                "still": last.still,
+                "kind": last.kind,
                 "at": last.at.isoformat(),
             },
         }
@@ -76,7 +80,7 @@ class Inbox:
         c, v = consultations.c, conversations.c
         unread = sa.func.coalesce(v.unread, 0)
         columns = (c.id, c.customer_name, c.customer_ref, c.scheduled_at, c.status, c.created_at,
-                   unread.label("unread"), v.last_seq, v.last_sender, v.last_text, v.last_still,
+                   unread.label("unread"), v.last_seq, v.last_sender, v.last_text, v.last_kind,
                    v.last_at)  # fmt: skip
         query = (
             sa.select(*columns)
@@ -123,7 +127,7 @@ class Inbox:
 
 def _item(row: Any) -> InboxItem:
     last = (
-        LastMessage(row.last_seq, row.last_sender, row.last_text, row.last_still, row.last_at)
+        LastMessage(row.last_seq, row.last_sender, row.last_text, row.last_kind, row.last_at)
         if row.last_seq is not None
         else None
     )

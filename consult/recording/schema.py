@@ -280,7 +280,8 @@ conversations = sa.Table(
     sa.Column("last_seq", sa.Integer(), nullable=False),
     sa.Column("last_sender", String(16), nullable=False),
     sa.Column("last_text", Text(), nullable=False),
-    sa.Column("last_still", sa.Boolean(), nullable=False, server_default=sa.false()),
+    #: What the last message is when it is not words: photo, voice, video or file (NULL: words).
+    sa.Column("last_kind", String(8), nullable=True),
     sa.Column("last_at", UTCDateTime(), nullable=False),
     #: The customer's messages after the salon's read mark.
     sa.Column("unread", sa.Integer(), nullable=False, server_default="0"),

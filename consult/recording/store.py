@@ -27,13 +27,14 @@ from ..salon import Salon, parse_hours
 from .attachments import AttachmentLog
 from .database import Database
 from .failures import FailureLog
-from .inbox import Inbox
+from .inbox import Inbox, LastKind
 from .leases import Leases
 from .outbox import Outbox
 from .palette import Palette, SwatchLog
 from .quick_replies import QuickReplies
 from .recordings import Recordings
 from .schema import (
+    attachments,
     captures,
     chat_reads,
     consultations,
@@ -711,12 +712,16 @@ async def _message_by_client_id(
 
 async def _summarise(conn: Any, message: ChatMessage) -> None:
     """The inbox's summary of the conversation follows each new message (schema.conversations)."""
+    kind: LastKind | None = "photo" if message.still_id is not None else None
+    if message.attachment_id is not None:
+        kind = await conn.scalar(
+            sa.select(attachments.c.kind).where(attachments.c.id == message.attachment_id)
+        )
     last = {
         "last_seq": message.seq,
         "last_sender": message.sender,
         "last_text": message.text,
-        # Not words: a photo, a voice message, a clip or a file.
-        "last_still": message.still_id is not None or message.attachment_id is not None,
+        "last_kind": kind,
         "last_at": message.created_at,
     }
     mine = conversations.c.consultation_id == message.consultation_id

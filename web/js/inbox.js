@@ -40,6 +40,20 @@ class InboxConversation extends EventTarget {
   }
 }
 
+// What the message is when it is not only words (a photo, a voice message, a clip, a file),
+// then its words.
+function summary(last) {
+  if (!last.kind) return last.text;
+  const kind = t(`inbox.kind.${last.kind}`);
+  return last.text ? t("inbox.kind_text", { kind, text: last.text }) : kind;
+}
+
+// The kind the inbox's summary keeps (consult/recording/inbox.py), from a delivered message.
+function kindOf(message) {
+  if (message.still) return "photo";
+  return message.attachment ? message.attachment.kind : null;
+}
+
 function order(a, b) {
   if ((a.unread > 0) !== (b.unread > 0)) return a.unread > 0 ? -1 : 1;
   const at = (item) => item.last_message?.at || item.created_at;
@@ -100,12 +114,12 @@ export class Inbox {
       item.unread = event.unread;
       if (event.type === "message") {
         const m = event.message;
-        item.last_message = { seq: m.seq, from: m.from, text: m.text, still: Boolean(m.still), at: m.at };
+        item.last_message = { seq: m.seq, from: m.from, text: m.text, kind: kindOf(m), at: m.at };
       }
       this.render();
     }
     if (event.type === "message" && event.message.from === "customer") {
-      const text = event.message.text || t("inbox.photo");
+      const text = summary({ text: event.message.text, kind: kindOf(event.message) });
       const watching = this.open?.id === event.consultation_id;
       this.alerts.customerWrote(item?.customer_name || "", text, () => item && this.openItem(item), watching);
     }
@@ -132,7 +146,7 @@ export class Inbox {
     time.textContent = when(item.last_message?.at || item.created_at);
     const last = el("span", { className: "last", testid: "inbox-last" });
     if (item.last_message) {
-      const text = item.last_message.text || t("inbox.photo");
+      const text = summary(item.last_message);
       last.textContent = item.last_message.from === "stylist" ? t("inbox.you", { text }) : text;
     } else setText(last, "inbox.no_messages");
     const head = el("span", { className: "head" }, name, time);

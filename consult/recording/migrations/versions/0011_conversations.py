@@ -28,19 +28,21 @@ def upgrade() -> None:
         sa.Column("last_seq", sa.Integer(), nullable=False),
         sa.Column("last_sender", sa.String(16), nullable=False),
         sa.Column("last_text", sa.Text(), nullable=False),
-        sa.Column("last_still", sa.Boolean(), nullable=False, server_default=sa.false()),
+        sa.Column("last_kind", sa.String(8), nullable=True),
         sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("unread", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("away_for", sa.String(40), nullable=True),
     )
     op.create_index("ix_conversations_inbox", "conversations", ["unread", "last_at"])
     # Conversations that exist already: their last message, and the customer's messages after
-    # the salon's (the stylist's) read mark.
+    # the salon's (the stylist's) read mark. Before this revision a message is words or a photo
+    # (voice, video and file messages come with 0012).
     op.execute(
         """
         INSERT INTO conversations
-            (consultation_id, last_seq, last_sender, last_text, last_still, last_at, unread)
-        SELECT m.consultation_id, m.seq, m.sender, m.text, m.still_id IS NOT NULL, m.created_at,
+            (consultation_id, last_seq, last_sender, last_text, last_kind, last_at, unread)
+        SELECT m.consultation_id, m.seq, m.sender, m.text,
+               CASE WHEN m.still_id IS NOT NULL THEN 'photo' END, m.created_at,
                (SELECT COUNT(*) FROM messages AS u
                  WHERE u.consultation_id = m.consultation_id AND u.sender = 'customer'
                    AND u.seq > COALESCE((SELECT r.seq FROM chat_reads AS r
