@@ -270,6 +270,10 @@ async def test_the_call_the_viewer_and_the_record_fit_a_phone(
 ) -> None:
     phone, laptop, customer, stylist = await phone_and_laptop(launch, server, consultation)
     await expect(customer.get_by_test_id("remote-video")).to_be_visible()
+    # The customer's video has reached the server (else Capture is refused: no-customer).
+    await expect(stylist.get_by_test_id("quality-video")).to_contain_text(
+        f"1280{X}720", timeout=20_000
+    )
     await stylist.get_by_test_id("capture").click()
     await expect(stylist.get_by_test_id("still")).to_have_count(2, timeout=30_000)
     await expect(customer.get_by_test_id("photo-notice")).to_be_visible()
