@@ -16,9 +16,9 @@ from alembic.config import Config as AlembicConfig
 from consult.recording.store import MIGRATIONS, Store
 from consult.recording.tokens import TokenSealer, load_seal_key
 
+from .attachment_media import image, pdf, recording, voice_webm
 from .client import CallClient
 from .conftest import create_consultation, token_of
-from .recordings import image, pdf, recording, voice_webm
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
+from .attachment_media import pdf, voice_webm
 from .browser import LAPTOP, PHONE, Launch, local, open_page, ready_to_join, screenshot
 from .conftest import STAFF_KEY, create_consultation, token_of
 from .fake_camera import HANDS
-from .recordings import pdf, voice_webm
 
 pytestmark = pytest.mark.timeout(180)
 
