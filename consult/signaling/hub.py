@@ -438,16 +438,26 @@ class Hub:
                 continue
             if finished is None:
                 await loop.run_in_executor(None, files.discard, recording_id)
-            # The file is in place (or gone): its row must follow, even after an outage.
-            self._spawn(self._settle_row(recording_id, finished, datetime.now(UTC)))
+            # The file is in place (or gone): its row follows now, or, while the database is
+            # away, as soon as it is back.
+            ended_at = datetime.now(UTC)
+            try:
+                await self._settle_row(recording_id, finished, ended_at, retries=1)
+            except errors.StorageFailed:
+                self._spawn(self._settle_row(recording_id, finished, ended_at))
         logger.info("%s: recording stopped", call.consultation_id)
 
     async def _settle_row(
-        self, recording_id: str, finished: Finished | None, ended_at: datetime
+        self,
+        recording_id: str,
+        finished: Finished | None,
+        ended_at: datetime,
+        retries: int = ROW_RETRIES,
     ) -> None:
-        """Complete (or drop) a stopped recording's row, retried while the database is away."""
+        """Complete (or drop) a stopped recording's row, tried ``retries`` times while the
+        database is away."""
         rows = self._store.recordings
-        for attempt in range(ROW_RETRIES):
+        for attempt in range(retries):
             try:
                 if finished is None:
                     await rows.discard(recording_id)
@@ -455,7 +465,7 @@ class Hub:
                     await rows.complete(recording_id, finished, ended_at)
                 return
             except errors.StorageFailed:
-                if attempt == ROW_RETRIES - 1:
+                if attempt == retries - 1:
                     raise
                 await asyncio.sleep(ROW_RETRY_S)
 
