@@ -47,6 +47,7 @@ from .media.stills import Limits, Stills
 from .metrics import Metrics
 from .ratelimit import FailureLimiter, SenderBuckets
 from .recording.attachments import Attachments
+from .recording.audit_pruning import AuditPruning
 from .recording.failures import FailureLog
 from .recording.files import StillFiles
 from .recording.recordings import RecordingFiles, recover
@@ -136,6 +137,14 @@ async def _mail(app: web.Application) -> AsyncIterator[None]:
     await sender.close()
 
 
+async def _audit_pruning(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE]
+    pruning = AuditPruning(store.audit, store.leases, app[SETTINGS].audit_keep)
+    pruning.start()
+    yield
+    await pruning.close()
+
+
 async def _draw_cards(app: web.Application) -> None:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, placeholder.prepare, list(WAITING_TEXT.values()))
@@ -191,6 +200,8 @@ def create_app(settings: Settings) -> web.Application:
         secure=settings.tls or settings.base_url.startswith("https://"),
     )
     app.cleanup_ctx.extend([_store, _backups, _mail, _hub, _live_status])
+    # Staff accounts and the audit log (issue 17)
+    app.cleanup_ctx.append(_audit_pruning)
     app.on_startup.append(_draw_cards)
     app.on_shutdown.append(_close_calls)
     api.add_routes(app)

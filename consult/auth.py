@@ -41,6 +41,7 @@ __all__ = [
     "caller_for",
     "credential",
     "is_staff_key",
+    "link_reach",
     "presents_credential",
     "reach",
     "refuse",
@@ -52,13 +53,14 @@ __all__ = [
     "sign_in_account",
     "sign_out",
     "signed_in",
+    "staff_for",
 ]
 
 SESSION_COOKIE = "consult_staff"
 SESSION_AGE = timedelta(hours=12)
 #: The routes that take a credential in their body (method, path): they are limited like a
 #: credential in a header (consult/ratelimit.py).
-SIGN_IN = frozenset({("POST", "/api/session")})
+SIGN_IN = frozenset({("POST", "/api/session"), ("POST", "/api/password-resets/use")})
 #: How an account's API key starts (a staff key or link token never does).
 API_KEY_PREFIX = "ck_"
 
@@ -264,6 +266,25 @@ async def reach(request: web.Request, caller: Caller, consultation_id: str) -> N
             await refuse(request, caller, consultation_id)
 
 
+async def link_reach(request: web.Request, grant: Grant) -> None:
+    """A stylist's link opened by another stylist, signed in with their account: refused and
+    audited as reaching the consultation by id is. (A link alone names no account: whoever
+    holds it is its stylist, until staff revoke it.)"""
+    if grant.role != "stylist" or SESSION_COOKIE not in request.cookies:
+        return
+    signed = await session_caller(request)
+    if signed is not None:
+        await reach(request, signed, grant.consultation_id)
+
+
+async def staff_for(request: web.Request, consultation_id: str) -> Caller:
+    """Staff who may reach ``consultation_id`` (the owner, its stylist, or any stylist while
+    it is unassigned)."""
+    caller = await require_staff(request)
+    await reach(request, caller, consultation_id)
+    return caller
+
+
 async def caller_for(request: web.Request, consultation_id: str) -> Caller:
     """Staff who may reach ``consultation_id``, or a participant whose link belongs to it."""
     found = await _staff_or_grant(request)
@@ -272,4 +293,5 @@ async def caller_for(request: web.Request, consultation_id: str) -> Caller:
         return found
     if found.consultation_id != consultation_id:
         raise Forbidden("This link belongs to another consultation.")
+    await link_reach(request, found)
     return Caller(found.role, consultation_id=found.consultation_id)

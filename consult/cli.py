@@ -111,7 +111,82 @@ def build_parser() -> argparse.ArgumentParser:
     _backup_parsers(sub, serve)
     _migrate_parser(sub)
     _mail_options(serve)
+    _accounts_parser(sub)
     return parser
+
+
+# Staff accounts (issue 17)
+
+
+def _accounts_parser(sub: Any) -> None:
+    accounts = sub.add_parser("accounts", help="staff accounts: the salon's first owner")
+    actions = accounts.add_subparsers(dest="accounts_command", required=True, metavar="ACTION")
+    owner = actions.add_parser(
+        "create-owner",
+        help="create an owner account; the password is asked for (or read from"
+        " CONSULT_OWNER_PASSWORD)",
+    )
+    owner.add_argument("--email", required=True)
+    owner.add_argument("--name", required=True)
+    owner.add_argument("--data", type=Path, help="data folder (default ./data)")
+    listing = actions.add_parser("list", help="list the staff accounts")
+    listing.add_argument("--data", type=Path, help="data folder (default ./data)")
+
+
+def _new_password() -> str | None:
+    import getpass
+
+    if os.environ.get("CONSULT_OWNER_PASSWORD"):
+        return os.environ["CONSULT_OWNER_PASSWORD"]
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        print("consult: the two passwords differ", file=sys.stderr)
+        return None
+    return first
+
+
+async def create_owner(settings: Settings, email: str, name: str, password: str) -> str:
+    from .passwords import strong_hash
+    from .recording.accounts import account_email
+
+    store = await _with_store(settings)
+    try:
+        account = await store.accounts.create(
+            email=account_email(email),
+            name=name.strip(),
+            role="owner",
+            password_hash=await strong_hash(password),
+            actor="system:cli",
+        )
+    finally:
+        await store.close()
+    return account.id
+
+
+async def list_accounts(settings: Settings) -> None:
+    store = await _with_store(settings)
+    try:
+        for account in await store.accounts.all():
+            state = " (disabled)" if account.disabled else ""
+            print(f"{account.id}  {account.role:8}  {account.email}  {account.name}{state}")
+    finally:
+        await store.close()
+
+
+def accounts_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.accounts_command == "list":
+        asyncio.run(list_accounts(settings))
+        return 0
+    password = _new_password()
+    if password is None:
+        return 1
+    try:
+        account_id = asyncio.run(create_owner(settings, args.email, args.name, password))
+    except ConsultError as exc:
+        print(f"consult: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"owner account {account_id} created for {args.email.strip().lower()}")
+    return 0
 
 
 def _migrate_parser(sub: Any) -> None:
@@ -386,7 +461,7 @@ async def export_record(
 
 
 #: Commands that open an existing data folder.
-NEEDS_DATA = ("create", "list", "export", "migrate-store")
+NEEDS_DATA = ("create", "list", "export", "migrate-store", "accounts")
 
 
 def _bar(verb: str) -> Callable[[int, int], None]:
@@ -484,6 +559,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return backup_or_restore(args, settings)
     elif args.command == "migrate-store":
         return migrate_store(settings, args.to)
+    elif args.command == "accounts":
+        return accounts_command(args, settings)
     return 0
 
 

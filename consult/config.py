@@ -132,6 +132,9 @@ class Settings:
     mail_coalesce: timedelta = timedelta(minutes=3)
     #: The first retry of an email the server did not take; each next one waits twice as long.
     mail_retry: timedelta = timedelta(seconds=30)
+    # Staff accounts and the audit log (issue 17)
+    #: Audit entries older than this are pruned (consult/recording/audit_pruning.py).
+    audit_keep: timedelta = timedelta(days=730)
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -140,6 +143,8 @@ class Settings:
             raise ValueError("--tls-self-signed or --tls-cert/--tls-key, not both")
         if self.backup_every < timedelta(seconds=1) or self.backup_keep < 1:
             raise ValueError("--backup-every must be at least 1s and --backup-keep at least 1")
+        if self.audit_keep <= timedelta(0):
+            raise ValueError("CONSULT_AUDIT_KEEP_DAYS must be more than 0")
         if self.mail_language not in MAIL_LANGUAGES:
             raise ValueError(f"CONSULT_MAIL_LANGUAGE must be one of {', '.join(MAIL_LANGUAGES)}")
         if self.smtp_url is not None:
@@ -256,6 +261,8 @@ class Settings:
             if env["CONSULT_EVENT_LOOP"] not in ("uvloop", "asyncio"):
                 raise ValueError("CONSULT_EVENT_LOOP must be uvloop or asyncio")
             values["event_loop"] = env["CONSULT_EVENT_LOOP"]
+        if env.get("CONSULT_AUDIT_KEEP_DAYS"):
+            values["audit_keep"] = timedelta(days=float(env["CONSULT_AUDIT_KEEP_DAYS"]))
         bitrates = {
             name: int(env[f"CONSULT_VIDEO_{name.upper()}_KBPS"])
             for name in ("start", "min", "max")

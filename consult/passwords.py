@@ -14,7 +14,16 @@ import functools
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-__all__ = ["MAX_PASSWORD", "MIN_PASSWORD", "hash_password", "verify_nothing", "verify_password"]
+from .errors import WeakPassword
+
+__all__ = [
+    "MAX_PASSWORD",
+    "MIN_PASSWORD",
+    "hash_password",
+    "strong_hash",
+    "verify_nothing",
+    "verify_password",
+]
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256
@@ -29,6 +38,13 @@ def _dummy_hash() -> str:
 
 async def hash_password(password: str) -> str:
     return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def strong_hash(password: str) -> str:
+    """The hash of a new password; WeakPassword if it is too short to keep anyone out."""
+    if len(password) < MIN_PASSWORD:
+        raise WeakPassword(f"A password has at least {MIN_PASSWORD} characters.")
+    return await hash_password(password)
 
 
 def _verify(encoded: str, password: str) -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import (
+    accounts,
     attachments,
+    audit,
     backups,
     consultations,
     conversations,
@@ -24,7 +26,9 @@ __all__ = ["add_routes"]
 
 RESOURCES = (attachments, backups, consultations, conversations, metrics, palette,
              quick_replies, recordings, salon, session, still_tools, stills,
-             unsubscribe)  # fmt: skip
+             unsubscribe,
+             # Staff accounts and the audit log (issue 17)
+             accounts, audit)  # fmt: skip
 
 
 def add_routes(app: web.Application) -> None:

@@ -13,7 +13,7 @@ from ..errors import InvalidRequest, UploadRateLimited
 from ..recording.attachments import Attachment
 from ..roles import Role
 from ..signaling.messages import as_dict, conversation_message
-from .common import check_range
+from .common import audit_file, check_range
 
 __all__ = ["routes"]
 
@@ -70,9 +70,10 @@ async def download(request: web.Request) -> web.FileResponse:
     """The attachment byte for byte (Range requests too), as its bytes' type: inline for sound,
     video and images (``?download=1``: as a download), a PDF always as a download."""
     attachment = await request.app[STORE].attachments.get(request.match_info["id"])
-    await caller_for(request, attachment.consultation_id)
+    caller = await caller_for(request, attachment.consultation_id)
     path = request.app[ATTACHMENTS].path(attachment)
     check_range(request, path.stat().st_size)
+    await audit_file(request, caller, f"attachment:{attachment.id}")
     response = web.FileResponse(path)
     response.content_type = attachment.media_type
     # An attachment never changes once saved; it is private to the consultation.

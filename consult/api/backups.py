@@ -1,11 +1,11 @@
-"""``GET /api/backups``: the scheduled backups' last success and failure (staff)."""
+"""``GET /api/backups``: the scheduled backups' last success and failure (the owner)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from ..appkeys import BACKUPS
-from ..auth import require_staff
+from ..auth import require_owner
 
 __all__ = ["routes"]
 
@@ -14,7 +14,7 @@ routes = web.RouteTableDef()
 
 @routes.get("/api/backups")
 async def backups(request: web.Request) -> web.Response:
-    await require_staff(request)
+    await require_owner(request)
     schedule = request.app.get(BACKUPS)
     if schedule is None:
         return web.json_response({"enabled": False})

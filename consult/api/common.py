@@ -8,9 +8,11 @@ from typing import TypeVar
 import msgspec
 from aiohttp import hdrs, web
 
+from ..appkeys import AUDIT
+from ..auth import Caller
 from ..errors import InvalidRequest, PayloadTooLarge, RangeNotSatisfiable
 
-__all__ = ["MAX_JSON_BODY", "check_range", "read_json"]
+__all__ = ["MAX_JSON_BODY", "audit_file", "check_range", "read_json"]
 
 MAX_JSON_BODY = 64 * 1024
 
@@ -42,3 +44,18 @@ def check_range(request: web.Request, size: int) -> None:
         raise RangeNotSatisfiable() from None
     if start is not None and start >= size:
         raise RangeNotSatisfiable()
+
+
+async def audit_file(request: web.Request, caller: Caller, subject: str) -> None:
+    """Staff opening a file of a record (a still, a recording, an attachment): "viewed", or
+    "downloaded" with ``?download=``. A player's further Range requests are the same viewing."""
+    if not caller.staff:
+        return
+    if hdrs.RANGE in request.headers:
+        try:
+            if request.http_range.start not in (None, 0):
+                return
+        except ValueError:
+            return
+    action = "downloaded" if request.query.get("download") else "viewed"
+    await request.app[AUDIT].record(caller.actor, action, subject)

@@ -12,8 +12,18 @@ import msgspec
 from aiohttp import web
 from email_validator import EmailNotValidError, validate_email
 
-from ..appkeys import CONVERSATIONS, HUB, NOTICES, RECORDINGS, SETTINGS, STILLS, STORE
-from ..auth import caller_for, require_staff
+from ..appkeys import (
+    ACCOUNTS,
+    AUDIT,
+    CONVERSATIONS,
+    HUB,
+    NOTICES,
+    RECORDINGS,
+    SETTINGS,
+    STILLS,
+    STORE,
+)
+from ..auth import caller_for, require_staff, staff_for
 from ..config import MAIL_LANGUAGES
 from ..errors import Forbidden, InvalidEmail, InvalidRequest
 from ..record import consultation_json, record_json, write_record_zip
@@ -36,6 +46,8 @@ class NewConsultation(msgspec.Struct, forbid_unknown_fields=True):
     customer_email: Annotated[str, msgspec.Meta(max_length=254)] | None = None
     #: The customer's emails' language; None: the salon's (``--mail-language``).
     customer_language: str | None = None
+    #: The stylist account it is for (the owner only; a stylist's own are theirs).
+    assigned_to: Annotated[str, msgspec.Meta(max_length=32)] | None = None
 
 
 class ConsultationEdit(msgspec.Struct, forbid_unknown_fields=True):
@@ -80,10 +92,21 @@ class NotesUpdate(msgspec.Struct, forbid_unknown_fields=True):
     summary: Annotated[str, msgspec.Meta(max_length=5_000)] | None = None
 
 
+class Assignment(msgspec.Struct, forbid_unknown_fields=True):
+    #: The stylist's (or owner's) account; null: unassigned.
+    account_id: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] | None
+
+
 @routes.post("/api/consultations")
 async def create_consultation(request: web.Request) -> web.Response:
-    await require_staff(request)
+    caller = await require_staff(request)
     body = await read_json(request, NewConsultation)
+    if body.assigned_to not in (None, caller.account_id) and not caller.owner:
+        raise Forbidden("Only the owner assigns consultations to other stylists.")
+    # A stylist's new consultation is theirs; the owner's is unassigned unless they say.
+    assignee = body.assigned_to if caller.owner else caller.account_id
+    if assignee is not None:
+        await request.app[ACCOUNTS].get(assignee)
     consultation, links = await request.app[STORE].create_consultation(
         customer_name=body.customer_name.strip(),
         customer_ref=body.customer_ref,
@@ -92,7 +115,9 @@ async def create_consultation(request: web.Request) -> web.Response:
         link_ttl=request.app[SETTINGS].link_ttl,
         customer_email=email_address(body.customer_email),
         customer_language=language(body.customer_language),
+        assigned_to=assignee,
     )
+    await request.app[AUDIT].record(caller.actor, "created", f"consultation:{consultation.id}")
     return web.json_response(
         consultation_json(consultation, role="staff") | link_urls(request, links), status=201
     )
@@ -101,7 +126,7 @@ async def create_consultation(request: web.Request) -> web.Response:
 @routes.patch("/api/consultations/{id}")
 async def edit_consultation(request: web.Request) -> web.Response:
     """Staff change the customer's email address, its language or the appointment's time."""
-    await require_staff(request)
+    caller = await staff_for(request, request.match_info["id"])
     body = await read_json(request, ConsultationEdit)
     values: dict[str, Any] = {}
     if body.customer_email is not msgspec.UNSET:
@@ -115,6 +140,12 @@ async def edit_consultation(request: web.Request) -> web.Response:
                              " scheduled_at.")  # fmt: skip
     store = request.app[STORE]
     consultation = await store.update_consultation(request.match_info["id"], values)
+    await request.app[AUDIT].record(
+        caller.actor,
+        "changed",
+        f"consultation:{consultation.id}",
+        detail={"fields": sorted(values)},
+    )
     body_out = consultation_json(consultation, role="staff")
     body_out["email"] = await request.app[NOTICES].status(consultation)
     return web.json_response(body_out)
@@ -122,9 +153,11 @@ async def edit_consultation(request: web.Request) -> web.Response:
 
 @routes.get("/api/consultations")
 async def list_consultations(request: web.Request) -> web.Response:
-    await require_staff(request)
+    caller = await require_staff(request)
     store = request.app[STORE]
-    found = await store.list_consultations(request.query.get("customer_ref"))
+    found = await store.list_consultations(
+        request.query.get("customer_ref"), reachable_by=None if caller.owner else caller.account_id
+    )
     undelivered = await store.outbox.undelivered(c.id for c in found)
     return web.json_response(
         {
@@ -154,6 +187,7 @@ async def get_consultation(request: web.Request) -> web.Response:
     body = await record_json(store, consultation, role=caller.role)
     if caller.staff:
         body |= link_urls(request, await store.links(consultation_id))
+        await request.app[AUDIT].record(caller.actor, "viewed", f"consultation:{consultation_id}")
     if caller.role != "customer":
         body["email"] = await request.app[NOTICES].status(consultation)
     return web.json_response(body)
@@ -161,9 +195,10 @@ async def get_consultation(request: web.Request) -> web.Response:
 
 @routes.post("/api/consultations/{id}/revoke-links")
 async def revoke_links(request: web.Request) -> web.Response:
-    await require_staff(request)
     consultation_id = request.match_info["id"]
+    caller = await staff_for(request, consultation_id)
     links = await request.app[STORE].revoke_links(consultation_id, request.app[SETTINGS].link_ttl)
+    await request.app[AUDIT].record(caller.actor, "revoked", f"consultation:{consultation_id}")
     await request.app[HUB].revoke(consultation_id)
     request.app[CONVERSATIONS].revoke(consultation_id)
     return web.json_response({"id": consultation_id} | link_urls(request, links))
@@ -182,6 +217,10 @@ async def update_notes(request: web.Request) -> web.Response:
     consultation = await request.app[STORE].update_notes(
         consultation_id, notes=body.notes, summary=body.summary
     )
+    changed = [name for name in ("notes", "summary") if getattr(body, name) is not None]
+    await request.app[AUDIT].record(
+        caller.actor, "changed", f"consultation:{consultation_id}", detail={"fields": changed}
+    )
     await request.app[HUB].notes_changed(consultation)
     fields = consultation_json(consultation, role=caller.role)
     keys = ("notes", "notes_updated_at", "summary", "summary_updated_at")
@@ -199,6 +238,12 @@ async def export(request: web.Request) -> web.StreamResponse:
         raise InvalidRequest("without= takes one value: notes.")
     store = request.app[STORE]
     consultation = await store.get_consultation(consultation_id)
+    await request.app[AUDIT].record(
+        caller.actor,
+        "exported",
+        f"consultation:{consultation_id}",
+        detail={"private_notes": without != "notes" and caller.role != "customer"},
+    )
     loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory() as folder:
         path = await write_record_zip(
@@ -232,8 +277,9 @@ async def export(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/consultations/{id}/same-again")
 async def same_again(request: web.Request) -> web.Response:
     """A new consultation for the same customer that starts from this one: its summary, and
-    its key photos on display (both sides can see those; its private notes stay behind)."""
-    await require_staff(request)
+    its key photos on display (both sides can see those; its private notes stay behind). It
+    is for the same stylist."""
+    caller = await staff_for(request, request.match_info["id"])
     store = request.app[STORE]
     earlier = await store.get_consultation(request.match_info["id"])
     consultation, links = await store.create_consultation(
@@ -242,6 +288,24 @@ async def same_again(request: web.Request) -> web.Response:
         summary=earlier.summary,
         based_on=earlier.id,
         link_ttl=request.app[SETTINGS].link_ttl,
+        assigned_to=earlier.assigned_to if caller.owner else caller.account_id,
+    )
+    await request.app[AUDIT].record(
+        caller.actor, "created", f"consultation:{consultation.id}", detail={"based_on": earlier.id}
     )
     body = await record_json(store, consultation, role="staff")
     return web.json_response(body | link_urls(request, links), status=201)
+
+
+@routes.put("/api/consultations/{id}/assignee")
+async def assign(request: web.Request) -> web.Response:
+    """Whose consultation this is: the owner assigns any to anyone (or nobody); a stylist takes
+    an unassigned one (or gives their own back)."""
+    consultation_id = request.match_info["id"]
+    caller = await staff_for(request, consultation_id)
+    body = await read_json(request, Assignment)
+    if not caller.owner and body.account_id not in (None, caller.account_id):
+        raise Forbidden("Only the owner assigns consultations to other stylists.")
+    await request.app[ACCOUNTS].assign(consultation_id, body.account_id, actor=caller.actor)
+    consultation = await request.app[STORE].get_consultation(consultation_id)
+    return web.json_response(consultation_json(consultation, role="staff"))

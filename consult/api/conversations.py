@@ -43,8 +43,10 @@ async def _salon_side(request: web.Request) -> str:
 
 @routes.get("/api/inbox")
 async def inbox(request: web.Request) -> web.Response:
-    """Every conversation, unread customer messages first (docs/protocol.md)."""
-    await require_staff(request)
+    """Every conversation (a stylist's account: their own and the unassigned), unread customer
+    messages first (docs/protocol.md)."""
+    caller = await require_staff(request)
+    mine = None if caller.owner else caller.account_id
     try:
         limit = int(request.query.get("limit", "50"))
         offset = int(request.query.get("offset", "0"))
@@ -54,10 +56,9 @@ async def inbox(request: web.Request) -> web.Response:
         raise InvalidRequest(f"limit is 1 to {MAX_PAGE}, offset 0 or more.")
     search = request.query.get("q", "").strip()[:200] or None
     store = request.app[STORE]
-    items = await store.inbox.page(search=search, limit=limit, offset=offset)
-    return web.json_response(
-        {"conversations": [i.to_json() for i in items], "unread": await store.inbox.unread()}
-    )
+    items = await store.inbox.page(search=search, limit=limit, offset=offset, reachable_by=mine)
+    unread = await store.inbox.unread(reachable_by=mine)
+    return web.json_response({"conversations": [i.to_json() for i in items], "unread": unread})
 
 
 @routes.get("/api/consultations/{id}/messages")

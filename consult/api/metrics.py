@@ -1,4 +1,4 @@
-"""``GET /metrics``: Prometheus metrics (consult/metrics.py), for staff only."""
+"""``GET /metrics``: Prometheus metrics (consult/metrics.py), for the owner only."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..appkeys import METRICS
-from ..auth import require_staff
+from ..auth import require_owner
 
 __all__ = ["routes"]
 
@@ -15,6 +15,6 @@ routes = web.RouteTableDef()
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    await require_staff(request)
+    await require_owner(request)
     body = await request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

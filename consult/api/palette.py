@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from ..appkeys import STORE
-from ..auth import any_caller, require_staff
+from ..appkeys import AUDIT, STORE
+from ..auth import any_caller, require_owner, require_staff
 from ..errors import InvalidRequest, PayloadTooLarge
 from ..recording.palette import (
     FAMILIES,
@@ -40,9 +40,10 @@ async def list_swatches(request: web.Request) -> web.Response:
 
 @routes.post("/api/swatches")
 async def create_swatch(request: web.Request) -> web.Response:
-    await require_staff(request)
+    caller = await require_owner(request)
     fields = await read_json(request, SwatchFields)
     swatch = await request.app[STORE].palette.create(fields, datetime.now(UTC))
+    await request.app[AUDIT].record(caller.actor, "created", f"swatch:{swatch.id}")
     return web.json_response({"swatch": swatch.to_json()}, status=201)
 
 
@@ -68,7 +69,7 @@ async def export_palette(request: web.Request) -> web.Response:
 async def import_palette(request: web.Request) -> web.Response:
     """Add or update the file's swatches (by brand and name); ``?mode=replace`` also removes
     the swatches the file does not name. The whole file is checked before anything changes."""
-    await require_staff(request)
+    caller = await require_owner(request)
     mode = request.query.get("mode", "merge")
     if mode not in ("merge", "replace"):
         raise InvalidRequest("mode must be merge or replace.")
@@ -79,22 +80,27 @@ async def import_palette(request: web.Request) -> web.Response:
     counts = await request.app[STORE].palette.import_(
         items, replace=mode == "replace", now=datetime.now(UTC)
     )
+    await request.app[AUDIT].record(
+        caller.actor, "changed", "settings:palette", detail={"import": mode, **counts}
+    )
     palette = await request.app[STORE].palette.list()
     return web.json_response(counts | {"swatches": [s.to_json() for s in palette]})
 
 
 @routes.put("/api/swatches/{id}")
 async def update_swatch(request: web.Request) -> web.Response:
-    await require_staff(request)
+    caller = await require_owner(request)
     fields = await read_json(request, SwatchFields)
     swatch = await request.app[STORE].palette.update(
         request.match_info["id"], fields, datetime.now(UTC)
     )
+    await request.app[AUDIT].record(caller.actor, "changed", f"swatch:{swatch.id}")
     return web.json_response({"swatch": swatch.to_json()})
 
 
 @routes.delete("/api/swatches/{id}")
 async def delete_swatch(request: web.Request) -> web.Response:
-    await require_staff(request)
+    caller = await require_owner(request)
     await request.app[STORE].palette.delete(request.match_info["id"])
+    await request.app[AUDIT].record(caller.actor, "deleted", f"swatch:{request.match_info['id']}")
     return web.Response(status=204)

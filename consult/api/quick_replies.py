@@ -8,7 +8,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from ..appkeys import STORE
+from ..appkeys import AUDIT, STORE
 from ..auth import any_caller, require_staff
 from ..errors import Forbidden, InvalidRequest
 from ..signaling.messages import MAX_CHAT_CHARS
@@ -41,24 +41,29 @@ async def list_replies(request: web.Request) -> web.Response:
 
 @routes.post("/api/quick-replies")
 async def create_reply(request: web.Request) -> web.Response:
-    await require_staff(request)
+    caller = await require_staff(request)
     text = _text(await read_json(request, QuickReplyFields))
     reply = await request.app[STORE].quick_replies.create(text, datetime.now(UTC))
+    await request.app[AUDIT].record(caller.actor, "created", f"quick-reply:{reply.id}")
     return web.json_response({"quick_reply": reply.to_json()}, status=201)
 
 
 @routes.put("/api/quick-replies/{reply}")
 async def update_reply(request: web.Request) -> web.Response:
-    await require_staff(request)
+    caller = await require_staff(request)
     text = _text(await read_json(request, QuickReplyFields))
     reply = await request.app[STORE].quick_replies.update(
         request.match_info["reply"], text, datetime.now(UTC)
     )
+    await request.app[AUDIT].record(caller.actor, "changed", f"quick-reply:{reply.id}")
     return web.json_response({"quick_reply": reply.to_json()})
 
 
 @routes.delete("/api/quick-replies/{reply}")
 async def delete_reply(request: web.Request) -> web.Response:
-    await require_staff(request)
+    caller = await require_staff(request)
     await request.app[STORE].quick_replies.delete(request.match_info["reply"])
+    await request.app[AUDIT].record(
+        caller.actor, "deleted", f"quick-reply:{request.match_info['reply']}"
+    )
     return web.Response(status=204)

@@ -7,7 +7,7 @@ from aiohttp import web
 from ..appkeys import RECORDINGS, STORE
 from ..auth import caller_for
 from ..errors import NotFound
-from .common import check_range
+from .common import audit_file, check_range
 
 __all__ = ["routes"]
 
@@ -17,12 +17,13 @@ routes = web.RouteTableDef()
 @routes.get("/api/recordings/{id}")
 async def recording_file(request: web.Request) -> web.FileResponse:
     recording = await request.app[STORE].recordings.get(request.match_info["id"])
-    await caller_for(request, recording.consultation_id)
+    caller = await caller_for(request, recording.consultation_id)
     path = request.app[RECORDINGS].path(recording.file)
     if not path.is_file():
         # Its row is shared, its file is on another node's storage (or was not restored).
         raise NotFound("The recording's file is not on this server's storage.")
     check_range(request, path.stat().st_size)
+    await audit_file(request, caller, f"recording:{recording.id}")
     response = web.FileResponse(path)
     response.content_type = recording.media_type or "application/octet-stream"
     # A recording never changes once finished; it is private to the consultation.

@@ -8,8 +8,8 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from ..appkeys import STORE
-from ..auth import bearer, credential, is_staff_key, require_staff
+from ..appkeys import AUDIT, STORE
+from ..auth import bearer, credential, is_staff_key, require_owner, require_staff
 from ..errors import InvalidRequest
 from ..salon import Salon, parse_hours
 from .common import read_json
@@ -34,7 +34,7 @@ async def get_salon(request: web.Request) -> web.Response:
 
 @routes.put("/api/salon")
 async def put_salon(request: web.Request) -> web.Response:
-    await require_staff(request)
+    caller = await require_owner(request)
     body = await read_json(request, SalonUpdate)
     try:
         hours = parse_hours(body.timezone, body.hours)
@@ -42,6 +42,7 @@ async def put_salon(request: web.Request) -> web.Response:
         raise InvalidRequest(f"Invalid opening hours: {exc}.") from None
     salon = Salon(hours, body.away_message.strip())
     await request.app[STORE].set_salon(salon)
+    await request.app[AUDIT].record(caller.actor, "changed", "settings:salon")
     return web.json_response(salon.to_json())
 
 

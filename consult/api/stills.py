@@ -8,7 +8,7 @@ from typing import Literal
 from aiohttp import web
 
 from ..appkeys import CONVERSATIONS, HUB, METRICS, SETTINGS, STILLS, STORE
-from ..auth import caller_for, credential
+from ..auth import API_KEY_PREFIX, Caller, caller_for, credential
 from ..errors import (
     CaptureClosed,
     Forbidden,
@@ -19,7 +19,7 @@ from ..errors import (
 from ..media.stills import still_json
 from ..roles import Role
 from ..signaling.messages import StillSaved, as_dict, conversation_message
-from .common import check_range
+from .common import audit_file, check_range
 
 __all__ = ["routes"]
 
@@ -126,14 +126,20 @@ async def _still_file(request: web.Request, thumb: bool) -> web.FileResponse:
     store = request.app[STORE]
     still = await store.get_still(request.match_info["id"])
     try:
-        await caller_for(request, still.consultation_id)
+        caller = await caller_for(request, still.consultation_id)
     except Forbidden:
         # A "same again" consultation's links see the earlier one's key photos (not its
-        # video stills, notes or chat).
-        grant = await store.resolve_token(credential(request) or "")
+        # video stills, notes or chat). Staff refused are refused.
+        value = credential(request)
+        if value is None or value.startswith(API_KEY_PREFIX):
+            raise
+        grant = await store.resolve_token(value)
         current = await store.get_consultation(grant.consultation_id)
         if current.based_on != still.consultation_id or still.source == "video":
             raise
+        caller = Caller(grant.role, consultation_id=grant.consultation_id)
+    if not thumb:
+        await audit_file(request, caller, f"still:{still.id}")
     path = request.app[STILLS].path(still.thumb if thumb else still.file)
     check_range(request, path.stat().st_size)
     response = web.FileResponse(path)

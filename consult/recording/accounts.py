@@ -13,13 +13,22 @@ from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
 
-from ..errors import AccountExists, LastOwner, NotFound
+from ..errors import AccountExists, InvalidEmail, LastOwner, NotFound
 from .audit import Audit
 from .database import Database
 from .schema import accounts, api_keys, consultations, password_resets
 
-__all__ = ["STAFF_ROLES", "Account", "Accounts", "ApiKey", "StaffRole"]
+__all__ = [
+    "STAFF_ROLES",
+    "Account",
+    "Accounts",
+    "ApiKey",
+    "StaffRole",
+    "account_email",
+    "reachable",
+]
 
 StaffRole = Literal["owner", "stylist"]
 STAFF_ROLES: tuple[StaffRole, ...] = get_args(StaffRole)
@@ -71,6 +80,20 @@ class ApiKey:
             "created_at": self.created_at.isoformat(),
             "revoked": self.revoked_at is not None,
         }
+
+
+def account_email(text: str) -> str:
+    """An account's address as kept: checked (nothing looked up on the network), lower-cased."""
+    try:
+        return validate_email(text.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise InvalidEmail(f"email: {exc}") from None
+
+
+def reachable(account_id: str) -> sa.ColumnElement[bool]:
+    """Consultations a stylist's account may reach: their own and the unassigned."""
+    c = consultations.c
+    return sa.or_(c.assigned_to.is_(None), c.assigned_to == account_id)
 
 
 def _account(row: Any) -> Account:
@@ -162,23 +185,22 @@ class Accounts:
         async with self._db.connect() as conn:
             return (await conn.scalar(sa.select(sa.func.count()).select_from(accounts))) != 0
 
-    async def set_disabled(self, account_id: str, disabled: bool, *, actor: str) -> Account:
+    async def update(self, account_id: str, values: dict[str, object], *, actor: str) -> Account:
+        """Change ``name``, ``role`` or ``disabled``: the keys given. The last enabled owner
+        is neither disabled nor made a stylist."""
+        row: dict[str, object] = {k: v for k, v in values.items() if k in ("name", "role")}
+        if "disabled" in values:
+            row["disabled_at"] = _now() if values["disabled"] else None
         async with self._db.begin() as conn:
-            if disabled:
+            if values.get("disabled") is True or values.get("role", "owner") != "owner":
                 await self._keep_an_owner(conn, account_id)
             result = await conn.execute(
-                accounts.update()
-                .where(accounts.c.id == account_id)
-                .values(disabled_at=_now() if disabled else None)
+                accounts.update().where(accounts.c.id == account_id).values(**row)
             )
             if result.rowcount == 0:
                 raise NotFound("No such account.")
             await self._audit.record(
-                actor,
-                "changed",
-                f"account:{account_id}",
-                detail={"disabled": disabled},
-                conn=conn,
+                actor, "changed", f"account:{account_id}", detail=dict(values), conn=conn
             )
         return await self.get(account_id)
 
@@ -208,8 +230,20 @@ class Accounts:
 
     # password resets by email
 
-    async def add_reset(self, account_id: str, token_hash: str, expires_at: datetime) -> None:
+    async def add_reset(
+        self, account_id: str, token_hash: str, expires_at: datetime, *, unless_since: datetime
+    ) -> bool:
+        """Keep a reset token, unless one was made for the account after ``unless_since``
+        (then nothing is kept: False)."""
+        r = password_resets.c
         async with self._db.begin() as conn:
+            recent = await conn.scalar(
+                sa.select(r.token_hash).where(
+                    r.account_id == account_id, r.created_at > unless_since
+                )
+            )
+            if recent is not None:
+                return False
             await conn.execute(
                 password_resets.insert().values(
                     token_hash=token_hash,
@@ -218,6 +252,7 @@ class Accounts:
                     expires_at=expires_at,
                 )
             )
+        return True
 
     async def use_reset(self, token_hash: str, password_hash: str) -> Account | None:
         """Set the password of the reset's account, once: None if the token is unknown, used,

@@ -15,7 +15,7 @@ An entry is ``(at, actor, action, subject, detail)``:
 
 ``record(..., conn=conn)`` writes inside the caller's transaction: an action and its entry
 commit together or not at all. Entries older than the retention (``--audit-keep-days``) are
-pruned by one node at a time (consult/recording/audit_prune.py).
+pruned by one node at a time (consult/recording/audit_pruning.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .database import Database
 from .schema import audit_log
 
-__all__ = ["ACTIONS", "Action", "Audit", "AuditEntry", "AuditPage"]
+__all__ = ["ACTIONS", "Action", "Audit", "AuditEntry", "AuditFilter", "AuditPage"]
 
 Action = Literal[
     "viewed",
@@ -79,6 +79,16 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class AuditFilter:
+    """Entries at or after ``since``, before ``until``, of exactly this actor and subject."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    actor: str | None = None
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
 class AuditPage:
     entries: list[AuditEntry]
     #: Pass as ``before`` for the next (older) page; None: this was the last.
@@ -114,26 +124,19 @@ class Audit:
             await own.execute(statement)
 
     async def entries(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        actor: str | None = None,
-        subject: str | None = None,
-        before: int | None = None,
-        limit: int = 100,
+        self, filters: AuditFilter = AuditFilter(), *, before: int | None = None, limit: int = 100
     ) -> AuditPage:
-        """The newest entries first, matching every filter given; ``before``: ids below it."""
+        """The newest entries first, matching ``filters``; ``before``: ids below it."""
         c = audit_log.c
         query = sa.select(audit_log).order_by(c.id.desc()).limit(min(limit, MAX_PAGE) + 1)
-        if since is not None:
-            query = query.where(c.at >= since)
-        if until is not None:
-            query = query.where(c.at < until)
-        if actor is not None:
-            query = query.where(c.actor == actor)
-        if subject is not None:
-            query = query.where(c.subject == subject)
+        if filters.since is not None:
+            query = query.where(c.at >= filters.since)
+        if filters.until is not None:
+            query = query.where(c.at < filters.until)
+        if filters.actor is not None:
+            query = query.where(c.actor == filters.actor)
+        if filters.subject is not None:
+            query = query.where(c.subject == filters.subject)
         if before is not None:
             query = query.where(c.id < before)
         async with self._db.connect() as conn:

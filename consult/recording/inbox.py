@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from ..attachments import Kind
 from ..roles import Role
+from .accounts import reachable
 from .database import Database
 from .schema import consultations, conversations
 
@@ -45,6 +46,8 @@ class InboxItem:
     #: The customer's messages the salon has not read.
     unread: int
     last: LastMessage | None
+    #: The stylist account whose conversation this is (None: unassigned).
+    assigned_to: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         last = self.last
@@ -56,6 +59,7 @@ class InboxItem:
             "status": self.status,
             "created_at": self.created_at.isoformat(),
             "unread": self.unread,
+            "assigned_to": self.assigned_to,
             "last_message": None
             if last is None
             else {
@@ -73,15 +77,21 @@ class Inbox:
         self._db = db
 
     async def page(
-        self, *, search: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        search: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        reachable_by: str | None = None,
     ) -> list[InboxItem]:
         """Consultations with unread customer messages first, then by their last message (or
-        their creation, with none); ``search`` matches the customer's name or reference."""
+        their creation, with none); ``search`` matches the customer's name or reference;
+        ``reachable_by``: only a stylist account's own and unassigned conversations."""
         c, v = consultations.c, conversations.c
         unread = sa.func.coalesce(v.unread, 0)
         columns = (c.id, c.customer_name, c.customer_ref, c.scheduled_at, c.status, c.created_at,
                    unread.label("unread"), v.last_seq, v.last_sender, v.last_text, v.last_kind,
-                   v.last_at)  # fmt: skip
+                   v.last_at, c.assigned_to)  # fmt: skip
         query = (
             sa.select(*columns)
             .select_from(consultations.outerjoin(conversations, v.consultation_id == c.id))
@@ -89,6 +99,8 @@ class Inbox:
             .limit(limit)
             .offset(offset)
         )
+        if reachable_by is not None:
+            query = query.where(reachable(reachable_by))
         if search:
             needle = search.lower()
             query = query.where(
@@ -101,11 +113,18 @@ class Inbox:
             rows = (await conn.execute(query)).mappings().all()
         return [_item(row) for row in rows]
 
-    async def unread(self, consultation_id: str | None = None) -> int:
-        """The customer messages the salon has not read: in one conversation, or in all."""
+    async def unread(
+        self, consultation_id: str | None = None, *, reachable_by: str | None = None
+    ) -> int:
+        """The customer messages the salon has not read: in one conversation, or in all (all
+        a stylist's account may reach, with ``reachable_by``)."""
         query = sa.select(sa.func.coalesce(sa.func.sum(conversations.c.unread), 0))
         if consultation_id is not None:
             query = query.where(conversations.c.consultation_id == consultation_id)
+        if reachable_by is not None:
+            query = query.join(
+                consultations, consultations.c.id == conversations.c.consultation_id
+            ).where(reachable(reachable_by))
         async with self._db.connect() as conn:
             return int(await conn.scalar(query) or 0)
 
@@ -133,5 +152,5 @@ def _item(row: Any) -> InboxItem:
     )
     return InboxItem(
         row.id, row.customer_name, row.customer_ref, row.scheduled_at, row.status,
-        row.created_at, int(row.unread), last,
+        row.created_at, int(row.unread), last, row.assigned_to,
     )  # fmt: skip

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
 from ..salon import Salon, parse_hours
-from .accounts import Accounts
+from .accounts import Accounts, reachable
 from .attachments import AttachmentLog
 from .audit import Audit
 from .database import Database
@@ -243,6 +243,7 @@ class Store:
         based_on: str | None = None,
         customer_email: str | None = None,
         customer_language: str | None = None,
+        assigned_to: str | None = None,
     ) -> tuple[Consultation, Links]:
         now = utcnow()
         consultation = Consultation(
@@ -259,6 +260,7 @@ class Store:
             based_on=based_on,
             customer_email=customer_email,
             customer_language=customer_language,
+            assigned_to=assigned_to,
         )
         async with self._db.begin() as conn:
             await conn.execute(consultations.insert().values(**dataclasses.asdict(consultation)))
@@ -275,10 +277,15 @@ class Store:
             raise NotFound("No such consultation.")
         return _consultation(row)
 
-    async def list_consultations(self, customer_ref: str | None = None) -> list[Consultation]:
+    async def list_consultations(
+        self, customer_ref: str | None = None, *, reachable_by: str | None = None
+    ) -> list[Consultation]:
+        """``reachable_by``: only a stylist's own and unassigned consultations (their account)."""
         query = consultations.select().order_by(consultations.c.created_at.desc())
         if customer_ref is not None:
             query = query.where(consultations.c.customer_ref == customer_ref)
+        if reachable_by is not None:
+            query = query.where(reachable(reachable_by))
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_consultation(row) for row in rows]

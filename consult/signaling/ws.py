@@ -14,13 +14,24 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..appkeys import AUTH_FAILURES, CONVERSATIONS, HUB, ICE_SERVERS, METRICS, SETTINGS, STORE
-from ..auth import require_staff
+from ..appkeys import (
+    ACCOUNTS,
+    AUTH_FAILURES,
+    CONVERSATIONS,
+    HUB,
+    ICE_SERVERS,
+    METRICS,
+    SETTINGS,
+    STORE,
+)
+from ..auth import link_reach, require_staff
 from ..conversation import Conversations, Event, History, LinksRevoked, Posted, ReadMoved
 from ..errors import (
     ConsultError,
     Disconnect,
+    Forbidden,
     InvalidToken,
+    NotFound,
     RateLimited,
     Revoked,
     StorageFailed,
@@ -86,9 +97,11 @@ async def _grant(request: web.Request, ws: web.WebSocketResponse) -> Grant | Non
             raise TooManyAttempts()
         grant = await store.resolve_token(request.query.get("token", ""))
         await store.get_consultation(grant.consultation_id)
+        await link_reach(request, grant)
     except ConsultError as exc:
-        # A database away is not the client's failure: it is told so, and may try again.
-        passed_on = InvalidToken | TooManyAttempts | StorageFailed
+        # A database away is not the client's failure: it is told so, and may try again; a
+        # stylist refused another's consultation is told so.
+        passed_on = InvalidToken | TooManyAttempts | StorageFailed | Forbidden
         error = exc if isinstance(exc, passed_on) else InvalidToken()
         if isinstance(error, InvalidToken):
             await limiter.failed(client)
@@ -267,16 +280,27 @@ async def conversation_websocket(request: web.Request) -> web.WebSocketResponse:
 
 
 async def inbox_websocket(request: web.Request) -> web.WebSocketResponse:
-    """The staff inbox's live updates: ``/ws/inbox``, signed-in staff (docs/protocol.md)."""
-    await require_staff(request)
+    """The staff inbox's live updates: ``/ws/inbox``, signed-in staff (docs/protocol.md); a
+    stylist's account hears only of their own and unassigned conversations."""
+    caller = await require_staff(request)
     conversations = request.app[CONVERSATIONS]
+    accounts = request.app[ACCOUNTS]
     ws = await _open(request)
     if ws.closed:
         return ws
 
     async def send(event: Event) -> None:
-        if isinstance(event, Posted | ReadMoved):
-            await ws.send_str(encode(inbox_message(event)))
+        if not isinstance(event, Posted | ReadMoved):
+            return
+        # Assignment changes while the inbox is open: asked per event, not remembered.
+        if not caller.owner:
+            try:
+                assigned = await accounts.assigned_to(event.consultation_id)
+            except NotFound:
+                return  # deleted since
+            if not caller.may_reach(assigned):
+                return
+        await ws.send_str(encode(inbox_message(event)))
 
     async def ended() -> None:
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
