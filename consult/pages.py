@@ -55,6 +55,20 @@ async def record_page(request: web.Request) -> web.FileResponse:
     return response
 
 
+async def audit_page(request: web.Request) -> web.FileResponse:
+    """The audit log (the owner's); the page asks the API, which checks the session."""
+    response = web.FileResponse(WEB_ROOT / "audit.html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def reset_page(request: web.Request) -> web.FileResponse:
+    """A forgotten password: ask for a reset email, or (with its token after #) set a new one."""
+    response = web.FileResponse(WEB_ROOT / "reset.html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def is_link_page(request: web.Request) -> bool:
     """Whether ``request`` opens a page behind a link (answered with a page, never JSON)."""
     return request.match_info.handler in (call_page, link_record_page)
@@ -75,4 +89,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(r"/{prefix:[cs]}/{token}", call_page)
     app.router.add_get(r"/{prefix:[cs]}/{token}/record", link_record_page)
     app.router.add_get("/r/{id}", record_page)
+    # Staff accounts and the audit log (issue 17)
+    app.router.add_get("/audit", audit_page)
+    app.router.add_get("/reset", reset_page)
     app.router.add_static("/static/", WEB_ROOT, follow_symlinks=False)

@@ -1,5 +1,7 @@
 """Every endpoint with every kind of caller: a link never opens another consultation, the
-customer never reaches the salon's side, a revoked link opens nothing, nothing answers 500."""
+customer never reaches the salon's side, a revoked link opens nothing, a stylist's account
+never reaches another stylist's consultation, only the owner manages the salon, nothing
+answers 500."""
 
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ import numpy as np
 import pytest
 
 from consult.app import create_app
-from consult.appkeys import RECORDINGS, STORE
+from consult.appkeys import ACCOUNTS, AUDIT, RECORDINGS, STORE
+from consult.recording.audit import AuditFilter
 from consult.recording.recordings import Recording
 
+from .accounts import add_member, sign_in
 from .attachment_media import pdf
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
 
@@ -52,9 +56,31 @@ ENDPOINTS = [
     ("GET", "/api/attachments/{attachment}", None),
     ("PATCH", "/api/consultations/{id}", {"customer_email": "jane@example.com"}),
     ("GET", "/api/recordings/{recording}", None),
-]
+    # Staff accounts, assignment and the audit log (issue 17); {mine} is the stylist's account
+    # the consultation is assigned to.
+    ("PUT", "/api/consultations/{id}/assignee", {"account_id": "{mine}"}),
+    ("GET", "/api/accounts", None),
+    ("POST", "/api/accounts", {"email": "new@example.com", "password": "0123456789ab",
+                               "role": "stylist", "name": "New"}),
+    ("PATCH", "/api/accounts/{mine}", {"name": "Mine"}),
+    ("PUT", "/api/accounts/{mine}/password", {"password": "0123456789ab"}),
+    ("GET", "/api/staff", None),
+    ("GET", "/api/api-keys", None),
+    ("POST", "/api/api-keys", {"name": "automation"}),
+    ("GET", "/api/audit", None),
+    ("GET", "/api/audit.csv", None),
+    ("PUT", "/api/salon", {"timezone": "UTC", "hours": {"mon": [["09:00", "17:00"]]}}),
+    ("GET", "/api/salon", None),
+    ("GET", "/api/backups", None),
+    ("POST", "/api/consultations/{id}/same-again", None),
+]  # fmt: skip
 BAD = {"Authorization": "Bearer not-the-staff-key"}
-CALLERS = ["nobody", "staff", "customer", "stylist", "other-customer", "other-stylist", "revoked"]
+#: owner, mine and theirs: accounts (by their API keys): the owner, the stylist whose
+#: consultation {id} is, and another stylist.
+CALLERS = ["nobody", "staff", "customer", "stylist", "other-customer", "other-stylist", "revoked",
+           "owner", "mine", "theirs"]  # fmt: skip
+ACCOUNTS_CALLERS = {"owner", "mine", "theirs"}
+STAFF_CALLERS = {"staff"} | ACCOUNTS_CALLERS
 STAFF_ONLY = {
     ("GET", "/api/consultations"),
     ("POST", "/api/consultations"),
@@ -66,7 +92,29 @@ STAFF_ONLY = {
     ("PUT", "/api/quick-replies/{reply}"),
     ("DELETE", "/api/quick-replies/{reply}"),
     ("PATCH", "/api/consultations/{id}"),
+    ("PUT", "/api/consultations/{id}/assignee"),
+    ("GET", "/api/api-keys"),
+    ("POST", "/api/api-keys"),
+    ("GET", "/api/salon"),
+    ("POST", "/api/consultations/{id}/same-again"),
 }
+#: What only the owner (or the staff key) may do: a stylist's account gets 403.
+OWNER_ONLY = {
+    ("POST", "/api/swatches"),
+    ("GET", "/api/accounts"),
+    ("POST", "/api/accounts"),
+    ("PATCH", "/api/accounts/{mine}"),
+    ("PUT", "/api/accounts/{mine}/password"),
+    ("GET", "/api/audit"),
+    ("GET", "/api/audit.csv"),
+    ("PUT", "/api/salon"),
+    ("GET", "/api/backups"),
+}
+#: What needs an account signed in (the staff key has none; a key makes no keys): 403 for
+#: every staff caller here (tests/test_accounts.py signs in).
+ACCOUNT_ONLY = {("POST", "/api/api-keys")}
+#: Of one consultation: another stylist's account is refused them.
+OF_ONE = ("{id}", "{still}", "{attachment}", "{recording}")
 #: What only the stylist's side may do (the customer gets 403).
 STYLIST_ONLY = {"/api/consultations/{id}/notes", "/api/stills/{still}/nails",
                 "/api/stills/{still}/white-balance", "/api/consultations/{id}/read"}  # fmt: skip
@@ -74,19 +122,28 @@ CREATED = {("POST", "/api/consultations"), ("POST", "/api/swatches"),
            ("POST", "/api/stills/{still}/white-balance"),
            ("POST", "/api/consultations/{id}/messages"),
            ("POST", "/api/quick-replies"),
-           ("POST", "/api/consultations/{id}/attachments?kind=file&id=a1&name=x.pdf")}  # fmt: skip
+           ("POST", "/api/consultations/{id}/attachments?kind=file&id=a1&name=x.pdf"),
+           ("POST", "/api/accounts"), ("POST", "/api/api-keys"),
+           ("POST", "/api/consultations/{id}/same-again")}  # fmt: skip
+NO_CONTENT = {("PUT", "/api/accounts/{mine}/password")}
 
 
 def expected(method: str, path: str, caller: str, how: str) -> int:
     if caller in ("nobody", "revoked"):
         return 401
-    if caller == "staff" and how == "query":
-        return 401  # the staff key is never taken from a URL
-    if (method, path) in STAFF_ONLY and caller != "staff":
+    if caller in STAFF_CALLERS and how == "query":
+        return 401  # the staff key and API keys are never taken from a URL
+    if (method, path) in STAFF_ONLY | OWNER_ONLY and caller not in STAFF_CALLERS:
         return 401  # a link is not a staff key
+    if (method, path) in OWNER_ONLY and caller in ("mine", "theirs"):
+        return 403
+    if (method, path) in ACCOUNT_ONLY and caller in STAFF_CALLERS:
+        return 403
+    if caller == "theirs" and any(part in path for part in OF_ONE):
+        return 403  # another stylist's consultation
     if (method, path) == ("GET", "/api/swatches"):
         return 200  # the salon's palette: any call of the salon reads it
-    if (method, path) == ("GET", "/api/quick-replies"):
+    if (method, path) in {("GET", "/api/quick-replies"), ("GET", "/api/staff")}:
         return 403 if caller.endswith("customer") else 200  # the salon's side of any call
     if (method, path) == ("POST", "/api/consultations/{id}/messages") and caller == "customer":
         return 403  # the customer writes from the conversation page's websocket
@@ -96,15 +153,21 @@ def expected(method: str, path: str, caller: str, how: str) -> int:
         return 403
     if path.endswith("/undertone"):
         return 422  # allowed, but the test still is grey paper: no skin to judge
-    if method == "DELETE":
+    if method == "DELETE" or (method, path) in NO_CONTENT:
         return 204
     return 201 if (method, path) in CREATED else 200
 
 
 @pytest.fixture
 async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any) -> dict[str, Any]:
-    """Two consultations, a still and an attachment of the first, and a revoked link."""
-    mine = await create_consultation(http, staff)
+    """Two consultations, a still and an attachment of the first, and a revoked link; the
+    owner's account, the stylist's the first is assigned to, and another stylist's."""
+    members = {
+        "owner": await add_member(server.app, "owner", "Owner"),
+        "mine": await add_member(server.app, "stylist", "Mine"),
+        "theirs": await add_member(server.app, "stylist", "Theirs"),
+    }
+    mine = await create_consultation(http, staff, assigned_to=members["mine"].id)
     other = await create_consultation(http, staff, customer_name="Other")
     gone = await create_consultation(http, staff, customer_name="Gone")
     async with http.post(f"/api/consultations/{gone['id']}/revoke-links", headers=staff) as r:
@@ -143,7 +206,7 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
         "other-customer": token_of(other["customer_link"]),
         "other-stylist": token_of(other["stylist_link"]),
         "revoked": token_of(gone["customer_link"]),
-    }
+    } | {name: member.key for name, member in members.items()}
     reply = await server.app[STORE].quick_replies.create("Thanks!", datetime.now(UTC))
     return {
         "id": mine["id"],
@@ -151,6 +214,9 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
         "reply": reply.id,
         "attachment": attachment["id"],
         "recording": recording.id,
+        "mine": members["mine"].id,
+        "members": members,
+        "stylist_link": mine["stylist_link"],
         "tokens": tokens,
     }
 
@@ -162,14 +228,14 @@ async def test_the_conversation_and_inbox_sockets_with_every_caller(
     token = world["tokens"][caller]
     ws = await http.ws_connect(server.make_url("/ws/conversation").with_query(token=token or ""))
     first = await ws.receive_json()
-    if caller in ("nobody", "revoked", "staff"):  # the staff key is no link
+    if caller in ("nobody", "revoked") or caller in STAFF_CALLERS:  # staff keys are no links
         assert first["code"] == "invalid-token"
     else:
         assert first["type"] == "conversation" and first["role"] == caller.removeprefix("other-")
         assert "notes" not in first["consultation"] or not caller.endswith("customer")
     await ws.close()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    if caller == "staff":
+    if caller in STAFF_CALLERS:
         ws = await http.ws_connect(server.make_url("/ws/inbox"), headers=headers)
         await ws.close()
     else:
@@ -178,23 +244,24 @@ async def test_the_conversation_and_inbox_sockets_with_every_caller(
         assert refused.value.status == 401
 
 
+def _fill(text: str, world: dict[str, Any]) -> str:
+    names = ("id", "still", "reply", "attachment", "recording", "mine")
+    return text.format(**{name: world[name] for name in names})
+
+
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("how", ["bearer", "query"])
-@pytest.mark.parametrize("half", [0, 1])
+@pytest.mark.parametrize("third", [0, 1, 2])
 async def test_every_endpoint_with_every_caller(
-    http: aiohttp.ClientSession, world: dict[str, Any], caller: str, how: str, half: int
+    http: aiohttp.ClientSession, world: dict[str, Any], caller: str, how: str, third: int
 ) -> None:
     token = world["tokens"][caller]
-    # Half the endpoints per server: all of them would pass the limit of 20 failed
+    # A third of the endpoints per server: all of them would pass the limit of 20 failed
     # credentials a minute (tested below) for the callers refused everywhere.
-    for method, path, body in ENDPOINTS[half::2]:
-        url = path.format(
-            id=world["id"],
-            still=world["still"],
-            reply=world["reply"],
-            attachment=world["attachment"],
-            recording=world["recording"],
-        )
+    for method, path, body in ENDPOINTS[third::3]:
+        url = _fill(path, world)
+        if isinstance(body, dict):
+            body = {k: _fill(v, world) if isinstance(v, str) else v for k, v in body.items()}
         headers = {"Authorization": f"Bearer {token}"} if token and how == "bearer" else {}
         params = {"token": token} if token and how == "query" else {}
         payload = {"data": body} if isinstance(body, bytes) else {"json": body}
@@ -205,6 +272,39 @@ async def test_every_endpoint_with_every_caller(
                 assert (await r.json())["error"]["code"]
             elif caller == "customer" and r.content_type == "application/json":
                 assert "notes" not in await r.json()
+
+
+async def test_another_stylists_consultation_is_refused_and_audited_by_id_and_by_link(
+    http: aiohttp.ClientSession, world: dict[str, Any], server: Any
+) -> None:
+    theirs, mine = world["members"]["theirs"], world["members"]["mine"]
+    async with http.get(f"/api/consultations/{world['id']}", headers=theirs.bearer) as r:
+        assert r.status == 403
+        assert (await r.json())["error"]["code"] == "forbidden"
+    # Their own lists leave it out; the assigned stylist's and the owner's have it.
+    for member, present in ((theirs, False), (mine, True), (world["members"]["owner"], True)):
+        for path, key in (("/api/consultations", "consultations"), ("/api/inbox", "conversations")):
+            async with http.get(path, headers=member.bearer) as r:
+                ids = {c["id"] for c in (await r.json())[key]}
+                assert (world["id"] in ids) is present, (member, path)
+    # Signed in with their account, the other stylist opens the consultation's stylist link.
+    await sign_in(http, theirs.email)
+    token = token_of(world["stylist_link"])
+    async with http.get(f"/api/consultations/{world['id']}", params={"token": token}) as r:
+        assert r.status == 403
+    for path in ("/ws", "/ws/conversation"):
+        ws = await http.ws_connect(server.make_url(path).with_query(token=token))
+        assert (await ws.receive_json())["code"] == "forbidden"
+        await ws.close()
+    page = await server.app[AUDIT].entries(AuditFilter(subject=f"consultation:{world['id']}"))
+    refused = [e for e in page.entries if e.action == "refused"]
+    # By id (with their API key), by link over HTTP and on both websockets (signed in).
+    assert [e.actor for e in refused] == [f"account:{theirs.id}"] * 3 + [f"api-key:{theirs.id}"]
+    # The assigned stylist is not refused with the same link.
+    await sign_in(http, mine.email)
+    async with http.get(f"/api/consultations/{world['id']}", params={"token": token}) as r:
+        assert r.status == 200
+    assert (await server.app[ACCOUNTS].get(mine.id)).role == "stylist"
 
 
 async def test_failed_authentication_is_limited_per_address(

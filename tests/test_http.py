@@ -223,7 +223,7 @@ async def test_staff_sign_in_with_an_encrypted_http_only_cookie(
     assert "Secure" not in cookie  # plain http on loopback; https deployments get Secure
     assert STAFF_KEY not in cookie
     async with http.get("/api/session") as r:
-        assert await r.json() == {"staff": True}
+        assert await r.json() == {"staff": True, "role": "owner", "account": None}
     await create_consultation(http, {})  # the cookie alone is enough
     async with http.get("/api/consultations") as r:
         assert len((await r.json())["consultations"]) == 1

@@ -13,7 +13,14 @@ import msgspec
 from aiohttp import web
 
 from ..appkeys import ACCOUNTS, AUDIT, NOTICES, SETTINGS, STORE
-from ..auth import API_KEY_PREFIX, Caller, require_owner, require_staff, sign_in_account
+from ..auth import (
+    API_KEY_PREFIX,
+    Caller,
+    any_caller,
+    require_owner,
+    require_staff,
+    sign_in_account,
+)
 from ..errors import Forbidden, InvalidRequest, InvalidToken
 from ..mail.compose import Email, render
 from ..mail.notices import load_wording, unsubscribe_path
@@ -128,8 +135,10 @@ async def reset_password(request: web.Request) -> web.Response:
 @routes.get("/api/staff")
 async def staff_names(request: web.Request) -> web.Response:
     """Who the salon's staff are (names and roles of enabled accounts): for whose-is-it labels
-    and the assignment selector, to any staff."""
-    await require_staff(request)
+    and the assignment selector, to any staff and the stylist's console (its link)."""
+    caller = await any_caller(request)
+    if caller.role == "customer":
+        raise Forbidden("The salon's staff list is the salon's.")
     found = await request.app[ACCOUNTS].all()
     return web.json_response(
         {"staff": [{"id": a.id, "name": a.name, "role": a.role} for a in found if not a.disabled]}
@@ -222,13 +231,16 @@ async def list_keys(request: web.Request) -> web.Response:
     """One's own API keys (the owner's: everyone's)."""
     caller = await require_staff(request)
     accounts = request.app[ACCOUNTS]
-    keys = await accounts.keys(None if caller.owner else _own(caller))
+    if not caller.owner and caller.account_id is None:
+        raise Forbidden("The staff key has no account: sign in with yours.")
+    keys = await accounts.keys(None if caller.owner else caller.account_id)
     return web.json_response({"api_keys": [k.to_json() for k in keys]})
 
 
 @routes.post("/api/api-keys")
 async def create_key(request: web.Request) -> web.Response:
-    """A new API key for one's own account: shown once, in this answer."""
+    """A new API key for one's own account, signed in (a key makes no keys): shown once, in
+    this answer."""
     caller = await require_staff(request)
     account_id = _own(caller)
     body = await read_json(request, NewApiKey)

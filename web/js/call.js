@@ -18,6 +18,7 @@ import { Notes, showSummary } from "./notes.js";
 import { PalettePanel, renderChosen, renderSwatchCard } from "./palette.js";
 import { StillTools } from "./still-tools.js";
 import { RecordingUi } from "./recording.js";
+import { showWhose } from "./staff.js";
 
 const [, prefix, token] = location.pathname.split("/");
 const role = prefix === "s" ? "stylist" : "customer";
@@ -183,6 +184,7 @@ function join() {
     const consultation = event.detail.consultation;
     renderEarlier($("earlier"), consultation.earlier, token);
     if (role === "stylist") notes.load(consultation);
+    if (role === "stylist") showWhose($("console-whose"), consultation.assigned_to, token);
     else showSummary($("summary-card"), consultation.summary);
   });
   session.addEventListener("state", () => {

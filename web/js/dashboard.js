@@ -1,15 +1,18 @@
-// The staff dashboard: sign in with the staff key (an encrypted, HTTP-only session cookie),
+// The staff dashboard: sign in with an account's email and password, or the staff key (an
+// encrypted, HTTP-only session cookie); whose each consultation is (js/staff.js);
 // the inbox first (js/inbox.js), then create a consultation, copy or open its links. Opening
 // hours, quick replies and the palette are on the settings page (js/settings.js).
 import { setText, startI18n, t } from "./i18n.js";
 import { $, api, when } from "./page.js";
 import { Inbox } from "./inbox.js";
 import { StaffAlerts } from "./staff-alerts.js";
+import { Staff } from "./staff.js";
 
 const REFRESH_MS = 15000;
 let rows = [];
 let inbox = null;
 let emailConfigured = true;
+const staffList = new Staff();
 
 async function copy(text, button) {
   try {
@@ -89,7 +92,7 @@ function render() {
         td.textContent = text;
         tr.append(td);
       }
-      tr.firstChild.append(emailBox(c));
+      tr.firstChild.append(emailBox(c), staffList.assignBox(c, refresh));
       const links = document.createElement("td");
       const box = linkBox(c);
       links.append(box);
@@ -162,7 +165,7 @@ async function refresh() {
     emailConfigured = listing.email_configured;
     $("email-not-configured").hidden = emailConfigured;
     render();
-    await loadBackups();
+    if (staffList.owner) await loadBackups();
   } catch (error) {
     if (error.status === 401) showSignIn();
   }
@@ -173,6 +176,8 @@ function showSignIn() {
   $("staff").hidden = true;
   $("sign-out").hidden = true;
   $("settings-link").hidden = true;
+  $("audit-link").hidden = true;
+  $("whoami").hidden = true;
 }
 
 async function showStaff() {
@@ -180,7 +185,13 @@ async function showStaff() {
   $("staff").hidden = false;
   $("sign-out").hidden = false;
   $("settings-link").hidden = false;
-  inbox ||= new Inbox(new StaffAlerts($("notify-enable")));
+  await staffList.load();
+  $("audit-link").hidden = !staffList.owner;
+  // The backups are the owner's to watch.
+  $("backups").hidden = !staffList.owner;
+  $("whoami").hidden = false;
+  $("whoami").textContent = staffList.whoami();
+  inbox ||= new Inbox(new StaffAlerts($("notify-enable")), staffList);
   await Promise.all([refresh(), inbox.start()]);
 }
 
@@ -190,12 +201,17 @@ async function main() {
   $("sign-in-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
-      await api("/api/session", { method: "POST", json: { staff_key: $("staff-key").value } });
-      $("staff-key").value = "";
+      const email = $("staff-email").value.trim();
+      const json = email
+        ? { email, password: $("staff-password").value }
+        : { staff_key: $("staff-key").value };
+      await api("/api/session", { method: "POST", json });
+      for (const id of ["staff-key", "staff-password"]) $(id).value = "";
       setText($("sign-in-message"), "");
       await showStaff();
     } catch (error) {
-      setText($("sign-in-message"), error.status === 401 ? "dash.signin.wrong" : "dash.failed", { message: error.message });
+      const wrong = error.status === 401 && !$("staff-email").value.trim();
+      setText($("sign-in-message"), wrong ? "dash.signin.wrong" : error.key, { message: error.message });
     }
   });
   $("sign-out").addEventListener("click", async () => {

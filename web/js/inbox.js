@@ -61,8 +61,10 @@ function order(a, b) {
 }
 
 export class Inbox {
-  constructor(alerts) {
+  // staff (js/staff.js): whose each conversation is, for its label.
+  constructor(alerts, staff = null) {
     this.alerts = alerts;
+    this.staff = staff;
     this.items = [];
     this.total = 0;
     this.open = null; // {id, session}
@@ -150,6 +152,11 @@ export class Inbox {
       last.textContent = item.last_message.from === "stylist" ? t("inbox.you", { text }) : text;
     } else setText(last, "inbox.no_messages");
     const head = el("span", { className: "head" }, name, time);
+    if (this.staff) {
+      const whose = el("span", { className: "muted whose", testid: "inbox-whose" });
+      whose.textContent = this.staff.whose(item.assigned_to);
+      head.append(whose);
+    }
     const button = el("button", { type: "button", className: "inbox-open" }, head, last);
     if (item.unread > 0) {
       const badge = el("span", { className: "unread", testid: "inbox-unread" });

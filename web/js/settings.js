@@ -1,7 +1,9 @@
-// The settings page (staff): opening hours and the away message, quick replies, the palette.
+// The settings page (staff): staff accounts and one's own password and API keys
+// (js/accounts.js); the owner's opening hours and away message and palette; quick replies.
 import { setText, startI18n } from "./i18n.js";
 import { $, api, el } from "./page.js";
 import { PaletteAdmin } from "./palette-admin.js";
+import { AccountsPanel } from "./accounts.js";
 
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -117,13 +119,19 @@ class QuickRepliesAdmin {
 
 async function main() {
   await startI18n();
-  const { staff } = await api("/api/session");
-  $("signed-out").hidden = staff;
-  $("staff").hidden = !staff;
-  if (!staff) return;
-  $("hours-form").addEventListener("submit", saveHours);
+  const me = await api("/api/session");
+  $("signed-out").hidden = me.staff;
+  $("staff").hidden = !me.staff;
+  if (!me.staff) return;
+  const owner = me.role === "owner";
+  for (const section of document.querySelectorAll("[data-owner-only]")) section.hidden = !owner;
   const quick = new QuickRepliesAdmin();
-  await Promise.all([loadHours(), quick.load(), new PaletteAdmin().load()]);
+  const work = [quick.load(), new AccountsPanel(me).load()];
+  if (owner) {
+    $("hours-form").addEventListener("submit", saveHours);
+    work.push(loadHours(), new PaletteAdmin().load());
+  }
+  await Promise.all(work);
 }
 
 main();

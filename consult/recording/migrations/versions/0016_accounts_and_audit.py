@@ -70,16 +70,25 @@ def upgrade() -> None:
     op.create_index("ix_audit_log_at", "audit_log", ["at"])
     op.create_index("ix_audit_log_actor", "audit_log", ["actor"])
     op.create_index("ix_audit_log_subject", "audit_log", ["subject"])
-    with op.batch_alter_table("consultations") as batch:
-        batch.add_column(sa.Column("assigned_to", sa.String(32), nullable=True))
-        batch.create_foreign_key(
+    if op.get_bind().dialect.name == "sqlite":
+        # Not batch mode: it would copy consultations into a new table and drop the old one,
+        # and dropping it deletes, through ON DELETE CASCADE, every row that names a
+        # consultation (messages, stills, ...). SQLite adds a column with its reference as is.
+        op.execute(
+            "ALTER TABLE consultations ADD COLUMN assigned_to VARCHAR(32)"
+            " REFERENCES accounts (id) ON DELETE SET NULL"
+        )
+    else:
+        op.add_column("consultations", sa.Column("assigned_to", sa.String(32), nullable=True))
+        op.create_foreign_key(
             "fk_consultations_assigned_to",
+            "consultations",
             "accounts",
             ["assigned_to"],
             ["id"],
             ondelete="SET NULL",
         )
-        batch.create_index("ix_consultations_assigned_to", ["assigned_to"])
+    op.create_index("ix_consultations_assigned_to", "consultations", ["assigned_to"])
     # The audit log's pruning: one node at a time (consult/recording/leases.py).
     leases = sa.table("leases", sa.column("name", sa.String))
     op.bulk_insert(leases, [{"name": "audit-prune"}])
@@ -87,10 +96,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DELETE FROM leases WHERE name = 'audit-prune'")
-    with op.batch_alter_table("consultations") as batch:
-        batch.drop_index("ix_consultations_assigned_to")
-        batch.drop_constraint("fk_consultations_assigned_to", type_="foreignkey")
-        batch.drop_column("assigned_to")
+    op.drop_index("ix_consultations_assigned_to", "consultations")
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("ALTER TABLE consultations DROP COLUMN assigned_to")
+    else:
+        op.drop_constraint("fk_consultations_assigned_to", "consultations", type_="foreignkey")
+        op.drop_column("consultations", "assigned_to")
     op.drop_table("audit_log")
     op.drop_table("api_keys")
     op.drop_table("password_resets")
