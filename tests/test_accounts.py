@@ -334,3 +334,54 @@ def test_the_first_owner_from_the_command_line(tmp_path: Path) -> None:
         timeout=60,
     )
     assert "owner" in listed.stdout and "olive@example.com" in listed.stdout
+
+
+async def test_a_stylists_live_inbox_hears_only_of_their_own_and_unassigned(
+    http: aiohttp.ClientSession, server: TestServer, staff: dict[str, str]
+) -> None:
+    sam = await add_member(server.app, "stylist", "Sam")
+    kim = await add_member(server.app, "stylist", "Kim")
+    sams = await create_consultation(http, staff, assigned_to=sam.id)
+    open_one = await create_consultation(http, staff)
+    listeners = {
+        name: await http.ws_connect(server.make_url("/ws/inbox"), headers=member.bearer)
+        for name, member in (("sam", sam), ("kim", kim))
+    }
+    try:
+        for c in (sams, open_one):
+            async with http.post(
+                f"/api/consultations/{c['id']}/messages",
+                json={"text": "Hi", "id": "m1"},
+                headers=staff,
+            ) as r:
+                assert r.status == 201
+        heard = {
+            name: [(await ws.receive_json(timeout=10))["consultation_id"] for _ in range(n)]
+            for (name, ws), n in zip(listeners.items(), (2, 1), strict=True)
+        }
+        assert heard == {"sam": [sams["id"], open_one["id"]], "kim": [open_one["id"]]}
+        # Assigned to Kim now: Kim hears of it, Sam no longer does.
+        async with http.put(
+            f"/api/consultations/{sams['id']}/assignee", json={"account_id": kim.id}, headers=staff
+        ) as r:
+            assert r.status == 200
+        async with http.post(
+            f"/api/consultations/{sams['id']}/messages",
+            json={"text": "Hi", "id": "m2"},
+            headers=staff,
+        ) as r:
+            assert r.status == 201
+        assert (await listeners["kim"].receive_json(timeout=10))["consultation_id"] == sams["id"]
+        async with http.post(
+            f"/api/consultations/{open_one['id']}/messages",
+            json={"text": "Hi", "id": "m3"},
+            headers=staff,
+        ) as r:
+            assert r.status == 201
+        # Sam's next event is the open one's: nothing of Kim's came before it.
+        assert (await listeners["sam"].receive_json(timeout=10))["consultation_id"] == open_one[
+            "id"
+        ]
+    finally:
+        for ws in listeners.values():
+            await ws.close()

@@ -10,7 +10,7 @@ import aiohttp
 from playwright.async_api import Page, expect
 
 from .accounts import PASSWORD, add_member
-from .browser import LAPTOP, Launch, open_page, screenshot
+from .browser import LAPTOP, Launch, local, open_page, ready_to_join, screenshot
 from .conftest import STAFF_KEY, create_consultation
 
 
@@ -29,7 +29,9 @@ async def test_a_stylist_sees_their_own_and_the_owner_sees_all(
     sam = await add_member(server.app, "stylist", "Sam")
     kim = await add_member(server.app, "stylist", "Kim")
     staff = {"Authorization": f"Bearer {STAFF_KEY}"}
-    await create_consultation(http, staff, customer_name="Sam's customer", assigned_to=sam.id)
+    sams = await create_consultation(
+        http, staff, customer_name="Sam's customer", assigned_to=sam.id
+    )
     await create_consultation(http, staff, customer_name="Kim's customer", assigned_to=kim.id)
     await create_consultation(http, staff, customer_name="Walk-in")
 
@@ -89,4 +91,11 @@ async def test_a_stylist_sees_their_own_and_the_owner_sees_all(
     await expect(entries.first).to_contain_text(f"account:{sam.id}")
     await screenshot(page, "audit-log")
     assert page.errors == []  # type: ignore[attr-defined]
+
+    # The stylist's console says whose the consultation is.
+    console = await open_page(browser, local(server, sams["stylist_link"]), LAPTOP)
+    await ready_to_join(console)
+    await console.get_by_test_id("join").click()
+    await expect(console.get_by_test_id("console-whose")).to_have_text("Sam", timeout=15_000)
+    assert console.errors == []  # type: ignore[attr-defined]
     await browser.close()
