@@ -18,6 +18,7 @@ from .appkeys import (
     AUTH_FAILURES,
     BACKUPS,
     CONVERSATIONS,
+    CUSTOMERS,
     HUB,
     ICE_SERVERS,
     MAIL_SENDER,
@@ -66,6 +67,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     )
     await store.reset_live()
     app[STORE] = store
+    app[CUSTOMERS] = store.customers
     stills = Stills(
         store,
         StillFiles(settings.stills_dir, shared=settings.stills_folder is not None),

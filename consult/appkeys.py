@@ -15,6 +15,7 @@ from .media.stills import Stills
 from .metrics import Metrics
 from .ratelimit import FailureLimiter, SenderBuckets
 from .recording.attachments import Attachments
+from .recording.customers import Customers
 from .recording.recordings import RecordingFiles
 from .recording.schedule import BackupSchedule
 from .recording.store import Store
@@ -26,6 +27,7 @@ __all__ = [
     "AUTH_FAILURES",
     "BACKUPS",
     "CONVERSATIONS",
+    "CUSTOMERS",
     "HUB",
     "ICE_SERVERS",
     "MAIL_SENDER",
@@ -63,3 +65,8 @@ NOTICES = web.AppKey("notices", Notices)
 MAIL_SENDER = web.AppKey("mail_sender", MailSender)
 #: Recorded calls' files (their rows are in the store).
 RECORDINGS = web.AppKey("recordings", RecordingFiles)
+
+# issue 17B: customers, consent, deletion, retention
+
+#: The salon's customers (the store's, under their own key for booking and the customer pages).
+CUSTOMERS = web.AppKey("customers", Customers)
