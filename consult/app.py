@@ -13,8 +13,10 @@ from cryptography.fernet import Fernet
 
 from . import api, pages
 from .appkeys import (
+    ACCOUNTS,
     ATTACHMENT_RATE,
     ATTACHMENTS,
+    AUDIT,
     AUTH_FAILURES,
     BACKUPS,
     CONVERSATIONS,
@@ -67,6 +69,8 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     )
     await store.reset_live()
     app[STORE] = store
+    app[AUDIT] = store.audit
+    app[ACCOUNTS] = store.accounts
     app[CUSTOMERS] = store.customers
     stills = Stills(
         store,

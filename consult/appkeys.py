@@ -14,7 +14,9 @@ from .media.ice import IceServer
 from .media.stills import Stills
 from .metrics import Metrics
 from .ratelimit import FailureLimiter, SenderBuckets
+from .recording.accounts import Accounts
 from .recording.attachments import Attachments
+from .recording.audit import Audit
 from .recording.customers import Customers
 from .recording.recordings import RecordingFiles
 from .recording.schedule import BackupSchedule
@@ -22,8 +24,10 @@ from .recording.store import Store
 from .signaling.hub import Hub
 
 __all__ = [
+    "ACCOUNTS",
     "ATTACHMENTS",
     "ATTACHMENT_RATE",
+    "AUDIT",
     "AUTH_FAILURES",
     "BACKUPS",
     "CONVERSATIONS",
@@ -65,6 +69,12 @@ NOTICES = web.AppKey("notices", Notices)
 MAIL_SENDER = web.AppKey("mail_sender", MailSender)
 #: Recorded calls' files (their rows are in the store).
 RECORDINGS = web.AppKey("recordings", RecordingFiles)
+
+# Staff accounts and the audit log (issue 17)
+#: Staff accounts, their password resets and API keys (the store's).
+ACCOUNTS = web.AppKey("accounts", Accounts)
+#: Who did what to what (the store's).
+AUDIT = web.AppKey("audit", Audit)
 
 # issue 17B: customers, consent, deletion, retention
 

@@ -53,12 +53,19 @@ and a human ``message``. At the HTTP edge an error becomes
     UnsupportedMedia
     └── NoAudio                   415 "no-audio": a voice message with no sound in it
 
+    Staff accounts (issue 17):
+    ConsultError
+    ├── AccountExists             409 "account-exists": an account has that email already
+    ├── LastOwner                 409 "last-owner": the last owner cannot be disabled or demoted
+    └── WeakPassword              400 "weak-password": a password shorter than 10 characters
+
 Nothing outside this module invents codes: the web pages' message catalogue keys on them.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AccountExists",
     "AlreadyUploaded",
     "CaptureClosed",
     "ConsultError",
@@ -73,6 +80,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidSdp",
     "InvalidToken",
+    "LastOwner",
     "MalformedMessage",
     "MediaFailed",
     "MessageTooLarge",
@@ -99,6 +107,7 @@ __all__ = [
     "UnsupportedHeic",
     "UnsupportedMedia",
     "UploadRateLimited",
+    "WeakPassword",
 ]
 
 
@@ -388,3 +397,26 @@ class InvalidEmail(InvalidRequest):
     """This is not an email address that can receive mail."""
 
     code = "invalid-email"
+
+
+# Staff accounts (issue 17)
+
+
+class AccountExists(ConsultError):
+    """An account has that email already."""
+
+    status = 409
+    code = "account-exists"
+
+
+class LastOwner(ConsultError):
+    """The salon keeps at least one owner who can sign in."""
+
+    status = 409
+    code = "last-owner"
+
+
+class WeakPassword(InvalidRequest):
+    """A password too short to keep anyone out."""
+
+    code = "weak-password"

@@ -9,7 +9,10 @@ import sqlalchemy as sa
 from ..errors import InvalidRequest
 
 __all__ = [
+    "accounts",
+    "api_keys",
     "attachments",
+    "audit_log",
     "auth_failures",
     "captures",
     "chat_reads",
@@ -24,6 +27,7 @@ __all__ = [
     "messages",
     "metadata",
     "outbox",
+    "password_resets",
     "quick_replies",
     "recordings",
     "salon",
@@ -97,6 +101,14 @@ consultations = sa.Table(
     #: (None: the salon's, ``--mail-language``).
     sa.Column("customer_email", String(254), nullable=True),
     sa.Column("customer_language", String(8), nullable=True),
+    #: The stylist account whose consultation this is (None: unassigned, any stylist's).
+    sa.Column(
+        "assigned_to",
+        String(32),
+        sa.ForeignKey("accounts.id", name="fk_consultations_assigned_to", ondelete="SET NULL"),
+        nullable=True,
+        index=True,
+    ),
     #: Who the consultation is for (issue 17). The customer's name, email, language and
     #: ``customer_ref`` (their ``external_ref``) are copied here as well, as v1 clients read them.
     sa.Column("customer_id", String(32), sa.ForeignKey("customers.id"), nullable=True, index=True),
@@ -413,6 +425,71 @@ recordings = sa.Table(
     sa.Column("bytes", sa.BigInteger(), nullable=True),
     sa.Column("sha256", String(64), nullable=True),
     sa.Column("file", String(255), nullable=False),
+)
+
+#: Staff accounts (issue 17): the owner and each stylist sign in with their own. ``email`` is
+#: kept lower-cased (one account per address, whatever the case typed); ``password_hash`` is
+#: argon2id's encoded hash.
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", String(32), primary_key=True),
+    sa.Column("email", String(254), nullable=False, unique=True),
+    sa.Column("name", String(200), nullable=False),
+    #: owner or stylist
+    sa.Column("role", String(16), nullable=False),
+    sa.Column("password_hash", String(255), nullable=False),
+    sa.Column("disabled_at", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("password_changed_at", UTCDateTime(), nullable=False),
+)
+
+#: Single-use, expiring password reset tokens sent by email; only their SHA-256 is kept.
+password_resets = sa.Table(
+    "password_resets",
+    metadata,
+    sa.Column("token_hash", String(64), primary_key=True),
+    sa.Column(
+        "account_id",
+        String(32),
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("used_at", UTCDateTime(), nullable=True),
+)
+
+#: API keys of accounts, for automation (``Authorization: Bearer ck_...``); only their SHA-256
+#: is kept. A key acts as its account, with its role.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", String(32), primary_key=True),
+    sa.Column(
+        "account_id",
+        String(32),
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("name", String(80), nullable=False),
+    sa.Column("key_hash", String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+#: Who did what to what, and when (consult/recording/audit.py): kept ``--audit-keep-days``.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("actor", String(128), nullable=False, index=True),
+    sa.Column("action", String(32), nullable=False),
+    sa.Column("subject", String(128), nullable=False, index=True),
+    sa.Column("detail", sa.JSON(), nullable=True),
 )
 
 # issue 17B: customers, consent, deletion

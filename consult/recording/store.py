@@ -24,7 +24,9 @@ from sqlalchemy.engine import Connection
 from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
 from ..salon import Salon, parse_hours
+from .accounts import Accounts
 from .attachments import AttachmentLog
+from .audit import Audit
 from .customers import Customers
 from .database import Database
 from .failures import FailureLog
@@ -96,6 +98,8 @@ class Consultation:
     customer_email: str | None = None
     #: The customer's emails' language ("en", "zh-CN"); None: the salon's.
     customer_language: str | None = None
+    #: The stylist account whose consultation this is; None: unassigned.
+    assigned_to: str | None = None
     #: Who it is for (consult/recording/customers.py); name, email, language and reference
     #: above are the customer's, copied.
     customer_id: str | None = None
@@ -201,6 +205,8 @@ class Store:
         self.attachments = AttachmentLog(db)
         self.outbox = Outbox(db)
         self.recordings = Recordings(db)
+        self.audit = Audit(db)
+        self.accounts = Accounts(db)
         self.customers = Customers(db)
 
     @classmethod
