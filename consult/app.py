@@ -12,6 +12,7 @@ from aiohttp import web
 from cryptography.fernet import Fernet
 
 from . import api, pages
+from .api.deletion import folders as deletion_folders
 from .appkeys import (
     ACCOUNTS,
     ATTACHMENT_RATE,
@@ -48,9 +49,11 @@ from .media.stills import Limits, Stills
 from .metrics import Metrics
 from .ratelimit import FailureLimiter, SenderBuckets
 from .recording.attachments import Attachments
+from .recording.deletion import remove_files
 from .recording.failures import FailureLog
 from .recording.files import StillFiles
 from .recording.recordings import RecordingFiles, recover
+from .recording.retention import Retention
 from .recording.schedule import BackupSchedule
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
@@ -87,6 +90,10 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     recording_files = RecordingFiles(settings.recordings_dir, node.decode())
     await recover(store.recordings, recording_files)
     app[RECORDINGS] = recording_files
+    # A deletion a crash interrupted after its rows went: its files go now.
+    finished = await remove_files(store.deletion, deletion_folders(app))
+    if finished:
+        logger.warning("removed %d files of a deletion interrupted before", finished)
     yield
     await store.close()
 
@@ -111,6 +118,17 @@ async def _backups(app: web.Application) -> AsyncIterator[None]:
     app[BACKUPS] = schedule
     yield
     await schedule.close()
+
+
+async def _retention(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if settings.retention_months is None:
+        yield
+        return
+    retention = Retention(app[STORE], settings.retention_months, deletion_folders(app))
+    retention.start()
+    yield
+    await retention.close()
 
 
 async def _mail(app: web.Application) -> AsyncIterator[None]:
@@ -193,6 +211,7 @@ def create_app(settings: Settings) -> web.Application:
         secure=settings.tls or settings.base_url.startswith("https://"),
     )
     app.cleanup_ctx.extend([_store, _backups, _mail, _hub, _live_status])
+    app.cleanup_ctx.append(_retention)
     app.on_startup.append(_draw_cards)
     app.on_shutdown.append(_close_calls)
     api.add_routes(app)

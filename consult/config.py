@@ -132,6 +132,11 @@ class Settings:
     mail_coalesce: timedelta = timedelta(minutes=3)
     #: The first retry of an email the server did not take; each next one waits twice as long.
     mail_retry: timedelta = timedelta(seconds=30)
+    # issue 17B: privacy
+    #: Consultations with no activity for this many months are removed (None: never).
+    retention_months: int | None = None
+    #: A customer joins a call only after agreeing to what the salon keeps (on the page).
+    require_consent: bool = False
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -140,6 +145,8 @@ class Settings:
             raise ValueError("--tls-self-signed or --tls-cert/--tls-key, not both")
         if self.backup_every < timedelta(seconds=1) or self.backup_keep < 1:
             raise ValueError("--backup-every must be at least 1s and --backup-keep at least 1")
+        if self.retention_months is not None and self.retention_months < 1:
+            raise ValueError("CONSULT_RETENTION_MONTHS must be at least 1 (unset: keep everything)")
         if self.mail_language not in MAIL_LANGUAGES:
             raise ValueError(f"CONSULT_MAIL_LANGUAGE must be one of {', '.join(MAIL_LANGUAGES)}")
         if self.smtp_url is not None:
@@ -230,6 +237,10 @@ class Settings:
             values["mail_coalesce"] = parse_duration(env["CONSULT_MAIL_COALESCE"])
         if env.get("CONSULT_MAIL_RETRY"):
             values["mail_retry"] = parse_duration(env["CONSULT_MAIL_RETRY"])
+        if env.get("CONSULT_RETENTION_MONTHS"):
+            values["retention_months"] = int(env["CONSULT_RETENTION_MONTHS"])
+        if env.get("CONSULT_REQUIRE_CONSENT"):
+            values["require_consent"] = env["CONSULT_REQUIRE_CONSENT"].lower() in TRUE
         if "CONSULT_LOG_LEVEL" in env:
             values["log_level"] = env["CONSULT_LOG_LEVEL"]
         if "CONSULT_DATABASE_URL" in env:

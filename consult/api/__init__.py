@@ -7,8 +7,11 @@ from aiohttp import web
 from . import (
     attachments,
     backups,
+    consent,
     consultations,
     conversations,
+    customers,
+    deletion,
     metrics,
     palette,
     quick_replies,
@@ -24,7 +27,8 @@ __all__ = ["add_routes"]
 
 RESOURCES = (attachments, backups, consultations, conversations, metrics, palette,
              quick_replies, recordings, salon, session, still_tools, stills,
-             unsubscribe)  # fmt: skip
+             unsubscribe,
+             consent, customers, deletion)  # fmt: skip
 
 
 def add_routes(app: web.Application) -> None:

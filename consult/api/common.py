@@ -3,6 +3,8 @@ before a file is served."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import TypeVar
 
 import msgspec
@@ -10,7 +12,7 @@ from aiohttp import hdrs, web
 
 from ..errors import InvalidRequest, PayloadTooLarge, RangeNotSatisfiable
 
-__all__ = ["MAX_JSON_BODY", "check_range", "read_json"]
+__all__ = ["MAX_JSON_BODY", "check_range", "read_json", "send_file"]
 
 MAX_JSON_BODY = 64 * 1024
 
@@ -42,3 +44,27 @@ def check_range(request: web.Request, size: int) -> None:
         raise RangeNotSatisfiable() from None
     if start is not None and start >= size:
         raise RangeNotSatisfiable()
+
+
+async def send_file(
+    request: web.Request, path: Path, *, filename: str, media_type: str = "application/zip"
+) -> web.StreamResponse:
+    """A file made for this request (an export) as a download, read in an executor."""
+    loop = asyncio.get_running_loop()
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": media_type,
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        }
+    )
+    response.content_length = (await loop.run_in_executor(None, path.stat)).st_size
+    await response.prepare(request)
+    # aiohttp writes whatever a StreamResponse is given, even for HEAD: a body there would
+    # be read as the next response on the same connection.
+    if request.method != "HEAD":
+        with path.open("rb") as f:
+            while chunk := await loop.run_in_executor(None, f.read, 256 * 1024):
+                await response.write(chunk)
+    await response.write_eof()
+    return response

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from ..errors import Forbidden, InvalidEmail, InvalidRequest
 from ..record import consultation_json, record_json, write_record_zip
 from ..recording.outbox import Mail
 from ..recording.store import Consultation, Links
-from .common import read_json
+from .common import read_json, send_file
 
 __all__ = ["routes"]
 
@@ -207,7 +206,6 @@ async def export(request: web.Request) -> web.StreamResponse:
         raise InvalidRequest("without= takes one value: notes.")
     store = request.app[STORE]
     consultation = await store.get_consultation(consultation_id)
-    loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory() as folder:
         path = await write_record_zip(
             store,
@@ -218,23 +216,7 @@ async def export(request: web.Request) -> web.StreamResponse:
             out=Path(folder) / "export.zip",
             private_notes=without != "notes",
         )
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "application/zip",
-                "Content-Disposition": f'attachment; filename="consultation-{consultation_id}.zip"',
-                "Cache-Control": "no-store",
-            }
-        )
-        response.content_length = path.stat().st_size
-        await response.prepare(request)
-        # aiohttp writes whatever a StreamResponse is given, even for HEAD: a body there would
-        # be read as the next response on the same connection.
-        if request.method != "HEAD":
-            with path.open("rb") as f:
-                while chunk := await loop.run_in_executor(None, f.read, 256 * 1024):
-                    await response.write(chunk)
-        await response.write_eof()
-    return response
+        return await send_file(request, path, filename=f"consultation-{consultation_id}.zip")
 
 
 @routes.post("/api/consultations/{id}/same-again")

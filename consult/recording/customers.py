@@ -19,9 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..errors import InvalidRequest, NotFound
+from ..errors import InvalidRequest, MergeIntoItself, NotFound
+from .audit import Audit
 from .database import Database
-from .schema import consultations, customers
+from .schema import consents, consultations, customers
 
 __all__ = ["Customer", "Customers", "email_key", "phone_key"]
 
@@ -227,7 +228,9 @@ class Customers:
             rows = (await conn.execute(query)).mappings().all()
         return [_customer(row) for row in rows]
 
-    async def update(self, customer_id: str, values: dict[str, Any]) -> Customer:
+    async def update(
+        self, customer_id: str, values: dict[str, Any], conn: AsyncConnection | None = None
+    ) -> Customer:
         """Change the fields named in ``values`` (name, email, phone, language, notes,
         external_ref); the copies on the customer's consultations follow."""
         values = dict(values)
@@ -240,21 +243,68 @@ class Customers:
         if "phone" in values:
             values["phone_key"] = phone_key(values["phone"])
             values["phone"] = values["phone"].strip() if values["phone"] else None
-        async with self._db.begin() as conn:
-            current = await self.get(customer_id, conn)
-            await conn.execute(
+        async with self._writing(conn) as c:
+            current = await self.get(customer_id, c)
+            await c.execute(
                 customers.update()
                 .where(customers.c.id == current.id)
                 .values(**values, updated_at=utcnow())
             )
             copied = {_COPIED[k]: v for k, v in values.items() if k in _COPIED}
             if copied:
-                await conn.execute(
+                await c.execute(
                     consultations.update()
                     .where(consultations.c.customer_id == current.id)
                     .values(**copied)
                 )
-            return await self.get(current.id, conn)
+            return await self.get(current.id, c)
+
+    async def merge(self, source_id: str, into_id: str, *, audit: Audit, actor: str) -> Customer:
+        """Merge the duplicate ``source_id`` into ``into_id``: its consultations and consents
+        move, details ``into_id`` lacks are taken from it, and its id forwards from now on.
+        MergeIntoItself for one customer twice (whatever ids name it)."""
+        async with self._db.begin() as conn:
+            source = await self.get(source_id, conn)
+            into = await self.get(into_id, conn)
+            if source.id == into.id:
+                raise MergeIntoItself()
+            filled = {
+                name: getattr(source, name)
+                for name in ("email", "phone", "language", "external_ref")
+                if getattr(into, name) is None and getattr(source, name) is not None
+            }
+            if source.notes and source.notes not in into.notes:
+                filled["notes"] = f"{into.notes}\n\n{source.notes}".strip()
+            if filled:
+                await self.update(into.id, filled, conn=conn)
+            moved = await conn.execute(
+                consultations.update()
+                .where(consultations.c.customer_id == source.id)
+                .values(customer_id=into.id)
+            )
+            await conn.execute(
+                consents.update()
+                .where(consents.c.customer_id == source.id)
+                .values(customer_id=into.id)
+            )
+            await conn.execute(
+                customers.update()
+                .where(customers.c.id == source.id)
+                .values(merged_into=into.id, updated_at=utcnow())
+            )
+            await self._copy_to_consultations(conn, await self.get(into.id, conn))
+            await audit.record(
+                actor, "merged", f"customer:{source.id}",
+                detail={"into": into.id, "consultations": moved.rowcount}, conn=conn,
+            )  # fmt: skip
+            return await self.get(into.id, conn)
+
+    async def _copy_to_consultations(self, conn: AsyncConnection, customer: Customer) -> None:
+        await conn.execute(
+            consultations.update()
+            .where(consultations.c.customer_id == customer.id)
+            .values(**{column: getattr(customer, name) for name, column in _COPIED.items()})
+        )
 
     async def request_deletion(self, customer_id: str) -> Customer:
         """The customer asked, from their link, to have their data deleted."""

@@ -27,8 +27,10 @@ from ..salon import Salon, parse_hours
 from .accounts import Accounts
 from .attachments import AttachmentLog
 from .audit import Audit
+from .consents import Consents
 from .customers import Customers
 from .database import Database
+from .deletion import Deletion
 from .failures import FailureLog
 from .inbox import Inbox, LastKind
 from .leases import Leases
@@ -208,6 +210,8 @@ class Store:
         self.audit = Audit(db)
         self.accounts = Accounts(db)
         self.customers = Customers(db)
+        self.deletion = Deletion(db, self.audit)
+        self.consents = Consents(db)
 
     @classmethod
     async def open(cls, url: str, sealer: TokenSealer, node: str | None = None) -> Store:
@@ -329,10 +333,14 @@ class Store:
             raise NotFound("No such consultation.")
         return _consultation(row)
 
-    async def list_consultations(self, customer_ref: str | None = None) -> list[Consultation]:
+    async def list_consultations(
+        self, customer_ref: str | None = None, *, customer_id: str | None = None
+    ) -> list[Consultation]:
         query = consultations.select().order_by(consultations.c.created_at.desc())
         if customer_ref is not None:
             query = query.where(consultations.c.customer_ref == customer_ref)
+        if customer_id is not None:
+            query = query.where(consultations.c.customer_id == customer_id)
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_consultation(row) for row in rows]
@@ -372,6 +380,22 @@ class Store:
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_consultation(row) for row in rows]
+
+    async def stale_consultations(self, before: datetime, limit: int) -> list[str]:
+        """Up to ``limit`` consultations with no activity since ``before`` and no live call
+        (for the retention policy)."""
+        c = consultations.c
+        query = (
+            sa.select(c.id)
+            .where(
+                c.last_activity_at < before,
+                sa.or_(c.status != "live", c.live_until.is_(None), c.live_until <= utcnow()),
+            )
+            .order_by(c.last_activity_at, c.id)
+            .limit(limit)
+        )
+        async with self._db.connect() as conn:
+            return list((await conn.scalars(query)).all())
 
     async def set_status(self, consultation_id: str, status: Status) -> None:
         """Record the consultation's live status; any change counts as activity.

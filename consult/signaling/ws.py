@@ -18,6 +18,7 @@ from ..appkeys import AUTH_FAILURES, CONVERSATIONS, HUB, ICE_SERVERS, METRICS, S
 from ..auth import require_staff
 from ..conversation import Conversations, Event, History, LinksRevoked, Posted, ReadMoved
 from ..errors import (
+    ConsentRequired,
     ConsultError,
     Disconnect,
     InvalidToken,
@@ -182,6 +183,14 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     if participant is None:
         return ws
     grant = Grant(participant.consultation_id, participant.role)
+    if (
+        grant.role == "customer"
+        and request.app[SETTINGS].require_consent
+        and await store.consents.current(grant.consultation_id) is None
+    ):
+        # Where the salon requires it, the customer agrees on the page (over HTTP) first.
+        await participant.disconnect(ConsentRequired())
+        return ws
     with conversations.subscribe(grant.consultation_id, grant.role) as subscription:
         call = await hub.join(participant)
         try:

@@ -76,6 +76,9 @@ def upgrade() -> None:
         sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
     )
     _customers_from_consultations()
+    # One node at a time applies the retention policy: the lease row exists before anyone
+    # competes for it.
+    op.bulk_insert(sa.table("leases", sa.column("name", sa.String)), [{"name": "retention"}])
 
 
 def _customers_from_consultations() -> None:
@@ -142,6 +145,7 @@ def _customers_from_consultations() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM leases WHERE name = 'retention'")
     op.drop_table("file_removals")
     op.drop_index("ix_consents_consultation_id", "consents")
     op.drop_index("ix_consents_customer_id", "consents")
