@@ -75,25 +75,27 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[AUDIT] = store.audit
     app[ACCOUNTS] = store.accounts
     app[CUSTOMERS] = store.customers
+    # Each service stages its recordings in a folder of its own, named by an id kept in its
+    # data folder: stable whatever the host is called (a container's name changes per start).
+    node = read_or_create(settings.data_dir / "node.id", lambda: secrets.token_hex(8).encode())
+    recording_files = RecordingFiles(settings.recordings_dir, node.decode())
+    still_files = StillFiles(settings.stills_dir, shared=settings.stills_folder is not None)
+    # A deletion a crash interrupted after its rows went: its files go now (before the stills'
+    # sweep, which would take them for strays).
+    finished = await remove_files(
+        store.deletion, {"stills": still_files.path, "recordings": recording_files.path}
+    )
+    if finished:
+        logger.warning("removed %d files of a deletion interrupted before", finished)
     stills = Stills(
-        store,
-        StillFiles(settings.stills_dir, shared=settings.stills_folder is not None),
-        Limits(settings.max_upload_bytes, settings.max_upload_pixels),
+        store, still_files, Limits(settings.max_upload_bytes, settings.max_upload_pixels)
     )
     await stills.start()
     app[STILLS] = stills
     app[CONVERSATIONS] = Conversations(store)
     app[ATTACHMENTS] = Attachments(store.attachments, StillFiles(settings.stills_dir))
-    # Each service stages its recordings in a folder of its own, named by an id kept in its
-    # data folder: stable whatever the host is called (a container's name changes per start).
-    node = read_or_create(settings.data_dir / "node.id", lambda: secrets.token_hex(8).encode())
-    recording_files = RecordingFiles(settings.recordings_dir, node.decode())
     await recover(store.recordings, recording_files)
     app[RECORDINGS] = recording_files
-    # A deletion a crash interrupted after its rows went: its files go now.
-    finished = await remove_files(store.deletion, deletion_folders(app))
-    if finished:
-        logger.warning("removed %d files of a deletion interrupted before", finished)
     yield
     await store.close()
 

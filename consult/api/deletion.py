@@ -29,7 +29,9 @@ async def _finish(request: web.Request, removed: Removed) -> None:
     files on the journal go."""
     for consultation_id in removed.consultations:
         request.app[CONVERSATIONS].revoke(consultation_id)
-    await remove_files(request.app[STORE].deletion, folders(request.app))
+    deletion = request.app[STORE].deletion
+    await remove_files(deletion, folders(request.app))
+    await deletion.scrub()
 
 
 async def _end_calls(request: web.Request, consultation_ids: list[str]) -> None:

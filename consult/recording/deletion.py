@@ -215,6 +215,10 @@ class Deletion:
                 actor, "deleted", f"message:{consultation_id}/{seq}", conn=conn
             )
 
+    async def scrub(self) -> None:
+        """Nothing deleted left readable in the database's own files (Database.scrub)."""
+        await self._db.scrub()
+
     async def pending(self) -> list[tuple[int, Folder, str]]:
         async with self._db.connect() as conn:
             rows = await conn.execute(sa.select(file_removals).order_by(file_removals.c.id))

@@ -110,5 +110,6 @@ class Retention:
             removed.extend(done.consultations)
             await remove_files(self._store.deletion, self._folders)
         if removed:
+            await self._store.deletion.scrub()
             logger.info("retention: removed %d consultations idle since %s", len(removed), limit)
         return removed
