@@ -87,7 +87,7 @@ class Settings:
     #: Seconds a participant whose peer connection ended has to offer again before it is
     #: disconnected with ``media-failed``.
     reoffer_grace: float = 3.0
-    #: Seconds the customer has to place the hand before a still (the stylist may skip it).
+    #: Seconds the customer has to place the hand before a still (never skipped).
     capture_countdown: float = 3.0
     #: Seconds a capture takes a photo from the device's own camera app (the native path).
     native_photo_window: float = 120.0

@@ -258,18 +258,19 @@ class Hub:
         if participant.peer is peer and participant.connected:
             await participant.disconnect(errors.MediaFailed())
 
-    async def capture(
-        self, requester: Participant, *, countdown: bool = True, cue: Sequence[str] = ()
-    ) -> str:
+    async def capture(self, requester: Participant, *, cue: Sequence[str] = ()) -> str:
         """Start a capture: after a countdown for the customer to place the hand, the
         customer's page takes a camera photo, and the server the best frame of the customer's
         video. Each still is announced to both sides as it is saved. ``cue``: what to fix, for
-        a retake."""
+        a retake.
+
+        The countdown is never skipped (issue 17): no still is taken before the customer's
+        page has counted down, as ``capture-request`` tells it to, for ``capture_countdown``."""
         customer = self._member(requester.consultation_id, "customer")
         if customer is None or customer.peer is None or "video" not in customer.peer.inlets:
             raise errors.NoCustomer()
         started = time.monotonic()
-        delay = self._settings.capture_countdown if countdown else 0.0
+        delay = self._settings.capture_countdown
         # The video's burst ends as the countdown does; the photo follows it (VIDEO_STILL_LEAD).
         burst_at = max(0.0, delay - VIDEO_STILL_LEAD)
         photo_at = max(delay, VIDEO_STILL_LEAD)

@@ -220,8 +220,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                         await participant.send(Answer(sdp=answer))
                     case Bye():
                         await participant.disconnect()
-                    case Capture(countdown=countdown, cue=cue):
-                        await hub.capture(participant, countdown=countdown, cue=cue)
+                    case Capture(cue=cue):
+                        await hub.capture(participant, cue=cue)
                     case Ask(what=what):
                         await hub.ask(participant, what)
                     case Stats():
