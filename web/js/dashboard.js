@@ -5,10 +5,12 @@ import { setText, startI18n, t } from "./i18n.js";
 import { $, api, when } from "./page.js";
 import { Inbox } from "./inbox.js";
 import { StaffAlerts } from "./staff-alerts.js";
+import { Customers } from "./customers.js";
 
 const REFRESH_MS = 15000;
 let rows = [];
 let inbox = null;
+let customers = null;
 let emailConfigured = true;
 
 async function copy(text, button) {
@@ -181,7 +183,8 @@ async function showStaff() {
   $("sign-out").hidden = false;
   $("settings-link").hidden = false;
   inbox ||= new Inbox(new StaffAlerts($("notify-enable")));
-  await Promise.all([refresh(), inbox.start()]);
+  customers ||= new Customers($("customers"));
+  await Promise.all([refresh(), inbox.start(), customers.load()]);
 }
 
 async function main() {
