@@ -14,6 +14,7 @@ import pytest
 
 from consult.app import create_app
 from consult.appkeys import RECORDINGS, STORE
+from consult.recording.consents import VERSION as CONSENT_VERSION
 from consult.recording.recordings import Recording
 
 from .attachment_media import pdf
@@ -52,6 +53,16 @@ ENDPOINTS = [
     ("GET", "/api/attachments/{attachment}", None),
     ("PATCH", "/api/consultations/{id}", {"customer_email": "jane@example.com"}),
     ("GET", "/api/recordings/{recording}", None),
+    # Customers, consent and the customer's own data (issue 17B); deleting: below.
+    ("GET", "/api/customers?q=a", None),
+    ("POST", "/api/customers", {"name": "New"}),
+    ("GET", "/api/customers/{customer}", None),
+    ("PATCH", "/api/customers/{customer}", {"notes": "n"}),
+    ("GET", "/api/customers/{customer}/export", None),
+    ("GET", "/api/consultations/{id}/consent", None),
+    ("POST", "/api/consultations/{id}/consent", {"version": CONSENT_VERSION}),
+    ("GET", "/api/consultations/{id}/export-all", None),
+    ("POST", "/api/consultations/{id}/deletion-request", None),
 ]
 BAD = {"Authorization": "Bearer not-the-staff-key"}
 CALLERS = ["nobody", "staff", "customer", "stylist", "other-customer", "other-stylist", "revoked"]
@@ -66,6 +77,19 @@ STAFF_ONLY = {
     ("PUT", "/api/quick-replies/{reply}"),
     ("DELETE", "/api/quick-replies/{reply}"),
     ("PATCH", "/api/consultations/{id}"),
+    # issue 17B
+    ("GET", "/api/customers?q=a"),
+    ("POST", "/api/customers"),
+    ("GET", "/api/customers/{customer}"),
+    ("PATCH", "/api/customers/{customer}"),
+    ("GET", "/api/customers/{customer}/export"),
+}
+#: What only the customer does, from their own link (staff and the stylist get 403), and the
+#: status it answers (issue 17B).
+CUSTOMER_ONLY = {
+    ("POST", "/api/consultations/{id}/consent"): 201,
+    ("GET", "/api/consultations/{id}/export-all"): 200,
+    ("POST", "/api/consultations/{id}/deletion-request"): 202,
 }
 #: What only the stylist's side may do (the customer gets 403).
 STYLIST_ONLY = {"/api/consultations/{id}/notes", "/api/stills/{still}/nails",
@@ -73,7 +97,7 @@ STYLIST_ONLY = {"/api/consultations/{id}/notes", "/api/stills/{still}/nails",
 CREATED = {("POST", "/api/consultations"), ("POST", "/api/swatches"),
            ("POST", "/api/stills/{still}/white-balance"),
            ("POST", "/api/consultations/{id}/messages"),
-           ("POST", "/api/quick-replies"),
+           ("POST", "/api/quick-replies"), ("POST", "/api/customers"),
            ("POST", "/api/consultations/{id}/attachments?kind=file&id=a1&name=x.pdf")}  # fmt: skip
 
 
@@ -92,6 +116,8 @@ def expected(method: str, path: str, caller: str, how: str) -> int:
         return 403  # the customer writes from the conversation page's websocket
     if caller.startswith("other-"):
         return 403  # a valid link, of another consultation
+    if (method, path) in CUSTOMER_ONLY:
+        return CUSTOMER_ONLY[method, path] if caller == "customer" else 403
     if path in STYLIST_ONLY and caller == "customer":
         return 403
     if path.endswith("/undertone"):
@@ -151,6 +177,7 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
         "reply": reply.id,
         "attachment": attachment["id"],
         "recording": recording.id,
+        "customer": mine["customer_id"],
         "tokens": tokens,
     }
 
@@ -194,6 +221,7 @@ async def test_every_endpoint_with_every_caller(
             reply=world["reply"],
             attachment=world["attachment"],
             recording=world["recording"],
+            customer=world["customer"],
         )
         headers = {"Authorization": f"Bearer {token}"} if token and how == "bearer" else {}
         params = {"token": token} if token and how == "query" else {}
@@ -328,3 +356,55 @@ async def test_failures_count_across_nodes_sharing_postgresql(
             async with http.get(node.make_url("/api/consultations"), headers=staff) as r:
                 assert r.status == 429, "each node saw only 10: the count is shared"
                 assert 0 < int(r.headers["Retry-After"]) <= 61
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+async def test_deleting_and_merging_with_every_caller(
+    http: aiohttp.ClientSession, staff: dict[str, str], server: Any, caller: str
+) -> None:
+    """Only the owner (here the staff key) deletes or merges (issue 17B): each route on a
+    consultation of its own, a still and a message of it, its customer; links get 401."""
+    mine = await create_consultation(http, staff)
+    other = await create_consultation(http, staff, customer_name="Other")
+    gone = await create_consultation(http, staff, customer_name="Gone")
+    async with http.post(f"/api/consultations/{gone['id']}/revoke-links", headers=staff) as r:
+        assert r.status == 200
+    url = f"/api/consultations/{mine['id']}"
+    async with http.post(f"{url}/messages", json={"text": "Hi", "id": "m"}, headers=staff) as r:
+        seq = (await r.json())["message"]["seq"]
+    capture = await server.app[STORE].create_capture(mine["id"], "stylist")
+    _ok, png = cv2.imencode(".png", np.full((48, 64, 3), 120, np.uint8))
+    async with http.post(
+        f"{url}/stills",
+        params={"capture": capture.id},
+        data=bytes(png),
+        headers={**staff, "Content-Type": "image/png"},
+    ) as r:
+        still = (await r.json())["still"]["id"]
+    token = {"nobody": None, "staff": STAFF_KEY, "customer": token_of(mine["customer_link"]),
+             "stylist": token_of(mine["stylist_link"]),
+             "other-customer": token_of(other["customer_link"]),
+             "other-stylist": token_of(other["stylist_link"]),
+             "revoked": token_of(gone["customer_link"])}[caller]  # fmt: skip
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    routes = [
+        (
+            "POST",
+            f"/api/customers/{other['customer_id']}/merge",
+            {"into": mine["customer_id"]},
+            200,
+        ),
+        ("DELETE", f"/api/consultations/{mine['id']}/messages/{seq}", None, 204),
+        ("DELETE", f"/api/stills/{still}", None, 204),
+        ("DELETE", f"/api/consultations/{mine['id']}", None, 204),
+        ("DELETE", f"/api/customers/{mine['customer_id']}", None, 204),
+    ]
+    for method, url, body, done in routes:
+        async with http.request(method, url, json=body, headers=headers) as r:
+            want = done if caller == "staff" else 401
+            assert r.status == want, (method, url, caller, await r.text())
+            if r.status >= 400:
+                assert (await r.json())["error"]["code"] in ("unauthorized", "invalid-token")
+    # Refused: all of it is still there; done: none of it is.
+    async with http.get(f"/api/consultations/{mine['id']}", headers=staff) as r:
+        assert r.status == (404 if caller == "staff" else 200)
