@@ -8,14 +8,21 @@ import asyncio
 import os
 import signal
 import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from consult.appkeys import SETTINGS
+from consult.appkeys import SETTINGS, STORE
+from consult.errors import NotFound
+from consult.recording.consents import VERSION
+from consult.recording.deletion import remove_files
 from consult.recording.schema import metadata
+from consult.recording.store import Still, Store
+from consult.recording.tokens import TokenSealer, load_seal_key
 
 from .conftest import STAFF_KEY, create_consultation, token_of
 from .customer_data import auth, fill_consultation, jpeg
@@ -141,6 +148,11 @@ async def test_the_owner_deletes_a_still_a_message_and_a_consultation(
     assert not (server.app[SETTINGS].data_dir / "recordings" / c["id"]).exists()
     async with http.get(f"/api/consultations/{c['id']}/export", headers=staff) as r:
         assert r.status == 404
+    # Each deletion is in the audit log, by whom.
+    entries = (await server.app[STORE].audit.entries(actor="staff-key")).entries
+    assert [e.subject for e in reversed(entries) if e.action == "deleted"] == [
+        f"still:{still['id']}", f"message:{c['id']}/{messages[1]['seq']}", f"consultation:{c['id']}",
+    ]  # fmt: skip
     # Links of a deleted consultation open nothing, not even the call.
     ws = await http.ws_connect(
         server.make_url("/ws").with_query(token=token_of(c["customer_link"]))
@@ -257,3 +269,57 @@ async def test_a_deletion_killed_between_rows_and_files_is_finished_at_the_next_
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+async def store(tmp_path: Path, database_url: str) -> AsyncIterator[Store]:
+    store = await Store.open(database_url, TokenSealer(load_seal_key(tmp_path)))
+    yield store
+    await store.close()
+
+
+async def test_the_store_deletes_rows_and_journals_files_on_both_databases(
+    store: Store, tmp_path: Path
+) -> None:
+    """Rows, journal and audit entry in one transaction; the files after, from the journal."""
+    ttl = timedelta(days=1)
+    first, _ = await store.create_consultation(customer_name="Ada", customer_email="a@x.org",
+                                               link_ttl=ttl)  # fmt: skip
+    assert first.customer_id is not None
+    second, _ = await store.create_consultation(customer_id=first.customer_id, link_ttl=ttl)
+    other, _ = await store.create_consultation(customer_name="Bo", link_ttl=ttl)
+    files = tmp_path / "stills"
+    for c in (first, second, other):
+        capture = await store.create_capture(c.id, "stylist")
+        (files / c.id).mkdir(parents=True)
+        for name in ("p.png", "p.thumb.jpg"):
+            (files / c.id / name).write_bytes(b"x")
+        await store.add_still(
+            Still(f"s-{c.id}", c.id, capture.id, "camera", "image/png", 1, 1, 1, "0" * 64, 1.0,
+                  0.5, {}, f"{c.id}/p.png", f"{c.id}/p.thumb.jpg", datetime.now(UTC))
+        )  # fmt: skip
+        await store.add_message(c.id, "customer", "m1", "hello")
+        await store.consents.give(c.id, VERSION)
+    removed = await store.deletion.customer(first.customer_id, actor="staff-key")
+    assert set(removed.consultations) == {first.id, second.id}
+    pending = await store.deletion.pending()
+    assert sorted(f for _, _, f in pending) == sorted(
+        f"{c.id}/{n}" for c in (first, second) for n in ("p.png", "p.thumb.jpg")
+    )
+    for c in (first, second):
+        with pytest.raises(NotFound):
+            await store.get_consultation(c.id)
+    with pytest.raises(NotFound):
+        await store.customers.get(first.customer_id)
+    assert await remove_files(store.deletion, {"stills": lambda f: files / f,
+                                               "recordings": lambda f: files / f}) == 4  # fmt: skip
+    assert await store.deletion.pending() == []
+    assert sorted(p.name for p in files.iterdir()) == [other.id]
+    assert [m.text for m in await store.messages(other.id)] == ["hello"]
+    assert await store.consents.current(other.id) is not None
+    entries = (await store.audit.entries(actor="staff-key")).entries
+    assert [(e.action, e.subject) for e in entries] == [
+        ("deleted", f"customer:{first.customer_id}")
+    ]
+    with pytest.raises(NotFound):
+        await store.deletion.customer(first.customer_id, actor="staff-key")
