@@ -151,8 +151,10 @@ async def test_the_owner_deletes_a_still_a_message_and_a_consultation(
     # Each deletion is in the audit log, by whom.
     entries = (await server.app[STORE].audit.entries(actor="staff-key")).entries
     assert [e.subject for e in reversed(entries) if e.action == "deleted"] == [
-        f"still:{still['id']}", f"message:{c['id']}/{messages[1]['seq']}", f"consultation:{c['id']}",
-    ]  # fmt: skip
+        f"still:{still['id']}",
+        f"message:{c['id']}/{messages[1]['seq']}",
+        f"consultation:{c['id']}",
+    ]
     # Links of a deleted consultation open nothing, not even the call.
     ws = await http.ws_connect(
         server.make_url("/ws").with_query(token=token_of(c["customer_link"]))
