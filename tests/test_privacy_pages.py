@@ -15,7 +15,8 @@ from consult.appkeys import STORE
 from consult.recording.consents import VERSION
 
 from .browser import LAPTOP, PHONE, Launch, local, open_page
-from .conftest import STAFF_KEY, create_consultation
+from .conftest import STAFF_KEY, create_consultation, token_of
+from .customer_data import jpeg
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -120,4 +121,52 @@ async def test_the_directory_creates_searches_edits_and_merges_in_chinese(
     await expect(panel.get_by_test_id("customer-notes")).to_have_value("喜欢短甲")
     await panel.get_by_test_id("customers-search").fill("1391234")
     await expect(panel.get_by_test_id("customer")).to_have_count(1)
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_the_owner_deletes_a_photo_a_message_and_the_consultation_from_its_record(
+    launch: Launch, server: Any, http: Any, staff: dict[str, str]
+) -> None:
+    c = await create_consultation(http, staff, customer_name="Lena Park")
+    async with http.post(
+        f"/api/consultations/{c['id']}/chat-photos",
+        params={"id": "p"},
+        data=jpeg(120),
+        headers={"Authorization": f"Bearer {token_of(c['customer_link'])}",
+                 "Content-Type": "image/jpeg"},
+    ) as r:  # fmt: skip
+        assert r.status == 201
+    for text in ("First", "Second"):
+        async with http.post(f"/api/consultations/{c['id']}/messages",
+                             json={"text": text, "id": text}, headers=staff) as r:  # fmt: skip
+            assert r.status == 201
+    browser = await launch()
+    page = await dashboard(browser, server)
+    await page.goto(str(server.make_url(f"/r/{c['id']}")))
+    messages = page.get_by_test_id("record-chat-message")
+    await expect(messages).to_have_count(3)
+    # The photo, from the viewer: it goes with its message.
+    await page.get_by_test_id("still").first.click()
+    viewer_delete = page.get_by_test_id("viewer-delete")
+    await viewer_delete.get_by_test_id("delete").click()
+    await viewer_delete.get_by_test_id("confirm-delete-yes").click()
+    await expect(messages).to_have_count(2)
+    await expect(page.get_by_test_id("still")).to_have_count(0)
+    # A message, after its confirmation (no export to offer for one message).
+    second = messages.filter(has_text="Second")
+    await second.get_by_test_id("delete").click()
+    await expect(second.get_by_test_id("export-first")).to_have_count(0)
+    await second.get_by_test_id("confirm-delete-yes").click()
+    await expect(messages).to_have_count(1)
+    await expect(messages).to_contain_text("First")
+    # The consultation, offered its export first; then the dashboard.
+    box = page.get_by_test_id("record-delete")
+    await box.get_by_test_id("delete").click()
+    await expect(box.get_by_test_id("export-first")).to_have_attribute(
+        "href", f"/api/consultations/{c['id']}/export"
+    )
+    await box.get_by_test_id("confirm-delete-yes").click()
+    await expect(page.get_by_test_id("inbox")).to_be_visible()
+    async with http.get(f"/api/consultations/{c['id']}", headers=staff) as r:
+        assert r.status == 404
     assert page.errors == []  # type: ignore[attr-defined]

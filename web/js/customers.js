@@ -1,9 +1,10 @@
 // The customer directory on the dashboard (issue 17; docs/pages.md, Customers): search by name,
 // phone or email, create, a customer's page (every consultation with its messages, consents,
 // check-ins), edit; the owner merges duplicates and deletes a customer or a consultation,
-// after a confirmation that offers the export first.
+// after a confirmation that offers the export first (js/deletion.js).
 import { setText, t } from "./i18n.js";
 import { api, el, when } from "./page.js";
+import { deleteBox } from "./deletion.js";
 
 const SEARCH_DELAY_MS = 250;
 const FIELDS = ["name", "email", "phone", "external_ref", "notes"];
@@ -132,9 +133,15 @@ export class Customers {
       // Aftercare check-ins (issue 16) are listed here as the API returns them.
       el("h4", { i18n: "customers.check_ins", hidden: body.check_ins.length === 0 }),
       this.mergeBox(c),
-      this.deleteBox(`/api/customers/${c.id}`, `/api/customers/${c.id}/export`, "customers.delete", async () => {
-        this.page.hidden = true;
-        await this.load();
+      deleteBox({
+        url: `/api/customers/${c.id}`,
+        exportUrl: `/api/customers/${c.id}/export`,
+        label: "customers.delete",
+        status: () => this.pageStatus,
+        after: async () => {
+          this.page.hidden = true;
+          await this.load();
+        },
       }),
       pageStatus,
     );
@@ -146,30 +153,13 @@ export class Customers {
     const messages = el("ul", { className: "customer-messages" },
       ...k.messages.map((m) => el("li", { testid: "customer-message" }, el("span", { className: "muted", i18n: `customers.from.${m.from}` }), " ", m.text)));
     return el("li", {}, record, " ", k.summary || "", messages,
-      this.deleteBox(`/api/consultations/${k.id}`, `/api/consultations/${k.id}/export`, "customers.delete_consultation",
-        () => this.open(this.current.id)));
-  }
-
-  // Delete after a confirmation that offers the export first (the owner only: the server
-  // refuses anyone else).
-  deleteBox(url, exportUrl, label, after) {
-    const ask = el("button", { className: "danger", testid: "delete", i18n: label });
-    const confirm = el("div", { className: "confirm", testid: "confirm-delete", hidden: true },
-      el("p", { i18n: "customers.delete_confirm" }),
-      el("a", { href: exportUrl, testid: "export-first", i18n: "customers.export_first" }),
-      el("button", { className: "danger", testid: "confirm-delete-yes", i18n: "customers.delete_yes" }),
-      el("button", { testid: "confirm-delete-no", i18n: "customers.delete_no" }));
-    ask.addEventListener("click", () => (confirm.hidden = false));
-    confirm.querySelector("[data-testid=confirm-delete-no]").addEventListener("click", () => (confirm.hidden = true));
-    confirm.querySelector("[data-testid=confirm-delete-yes]").addEventListener("click", async () => {
-      try {
-        await api(url, { method: "DELETE" });
-        await after();
-      } catch (error) {
-        setText(this.pageStatus, error.key, { message: error.message });
-      }
-    });
-    return el("div", { className: "delete-box" }, ask, confirm);
+      deleteBox({
+        url: `/api/consultations/${k.id}`,
+        exportUrl: `/api/consultations/${k.id}/export`,
+        label: "customers.delete_consultation",
+        status: () => this.pageStatus,
+        after: () => this.open(this.current.id),
+      }));
   }
 
   mergeBox(c) {

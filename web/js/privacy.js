@@ -35,17 +35,21 @@ export class ConsentGate {
     return Boolean(this.terms?.given);
   }
 
+  // Stored at once; the box is disabled only once the server has it (what tests wait for).
   async agree(checkbox) {
-    if (!checkbox.checked) return;
-    checkbox.disabled = true;
+    if (!checkbox.checked || this.saving) return;
+    this.saving = true;
     try {
       const { given } = await api(this.url, { method: "POST", token: this.token, json: { version: this.terms.version } });
       this.terms.given = given;
+      checkbox.checked = true;
+      checkbox.disabled = true;
       setText(this.status, "consent.given");
     } catch (error) {
       checkbox.checked = false;
-      checkbox.disabled = false;
       setText(this.status, error.key, { message: error.message });
+    } finally {
+      this.saving = false;
     }
   }
 
