@@ -4,7 +4,7 @@ v1 clients keep working where it does not."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,6 @@ from consult.config import Settings
 from consult.errors import InvalidRequest, NotFound
 from consult.recording.consents import KEPT, VERSION
 from consult.recording.store import Store
-from consult.recording.tokens import TokenSealer, load_seal_key
 
 from .conftest import create_consultation, make_settings, token_of
 
@@ -28,13 +27,6 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, require_consent=True)
-
-
-@pytest.fixture
-async def store(tmp_path: Path, database_url: str) -> AsyncIterator[Store]:
-    store = await Store.open(database_url, TokenSealer(load_seal_key(tmp_path)))
-    yield store
-    await store.close()
 
 
 async def test_consent_is_kept_with_its_version_per_customer_and_consultation(

@@ -7,7 +7,6 @@ import io
 import json
 import sqlite3
 import zipfile
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,13 +27,6 @@ from .customer_data import fill_consultation
 
 pytestmark = pytest.mark.timeout(120)
 TTL = timedelta(days=7)
-
-
-@pytest.fixture
-async def store(tmp_path: Path, database_url: str) -> AsyncIterator[Store]:
-    store = await Store.open(database_url, TokenSealer(load_seal_key(tmp_path)))
-    yield store
-    await store.close()
 
 
 def test_phone_numbers_match_by_their_digits() -> None:

@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from consult.recording.consents import VERSION
 from consult.recording.deletion import remove_files
 from consult.recording.schema import metadata
 from consult.recording.store import Still, Store
-from consult.recording.tokens import TokenSealer, load_seal_key
 
 from .conftest import STAFF_KEY, create_consultation, token_of
 from .customer_data import auth, fill_consultation, jpeg
@@ -271,13 +269,6 @@ async def test_a_deletion_killed_between_rows_and_files_is_finished_at_the_next_
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-
-
-@pytest.fixture
-async def store(tmp_path: Path, database_url: str) -> AsyncIterator[Store]:
-    store = await Store.open(database_url, TokenSealer(load_seal_key(tmp_path)))
-    yield store
-    await store.close()
 
 
 async def test_the_store_deletes_rows_and_journals_files_on_both_databases(

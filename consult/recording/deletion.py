@@ -97,19 +97,8 @@ class Deletion:
             )
             if row is None or row["merged_into"] is not None:
                 raise NotFound("No such customer.")
-            ids = [customer_id]
             # The duplicates merged into this one (and into those), whose rows only forward.
-            while True:
-                more = (
-                    await conn.scalars(
-                        sa.select(customers.c.id).where(
-                            customers.c.merged_into.in_(ids), customers.c.id.not_in(ids)
-                        )
-                    )
-                ).all()
-                if not more:
-                    break
-                ids.extend(more)
+            ids = await _closure(conn, customer_id, customers.c.id, customers.c.merged_into)
             theirs = list(
                 (
                     await conn.scalars(
@@ -154,18 +143,7 @@ class Deletion:
             )
             if consultation_id is None:
                 raise NotFound("No such still.")
-            ids = [still_id]
-            while True:
-                more = (
-                    await conn.scalars(
-                        sa.select(stills.c.id).where(
-                            stills.c.parent_id.in_(ids), stills.c.id.not_in(ids)
-                        )
-                    )
-                ).all()
-                if not more:
-                    break
-                ids.extend(more)
+            ids = await _closure(conn, still_id, stills.c.id, stills.c.parent_id)
             await _journal_stills(conn, stills.c.id.in_(ids))
             await conn.execute(stills.delete().where(stills.c.id.in_(ids)))
             carried = await conn.execute(
@@ -250,6 +228,18 @@ def _unlink(paths: list[Path]) -> None:
         # The consultation's folder goes with its last file (its name is the consultation's id).
         with contextlib.suppress(OSError):
             path.parent.rmdir()
+
+
+async def _closure(
+    conn: AsyncConnection, first: str, id_: sa.Column[str], parent: sa.Column[Any]
+) -> list[str]:
+    """``first`` and every row whose ``parent`` is among them, as far as it goes."""
+    ids = [first]
+    while more := (
+        await conn.scalars(sa.select(id_).where(parent.in_(ids), id_.not_in(ids)))
+    ).all():
+        ids.extend(more)
+    return ids
 
 
 async def _drop_consultations(conn: AsyncConnection, ids: list[str]) -> None:
