@@ -12,6 +12,7 @@ from aiohttp import web
 from cryptography.fernet import Fernet
 
 from . import api, pages
+from .api.deletion import folders as deletion_folders
 from .appkeys import (
     ACCOUNTS,
     ATTACHMENT_RATE,
@@ -20,6 +21,7 @@ from .appkeys import (
     AUTH_FAILURES,
     BACKUPS,
     CONVERSATIONS,
+    CUSTOMERS,
     HUB,
     ICE_SERVERS,
     MAIL_SENDER,
@@ -48,9 +50,11 @@ from .metrics import Metrics
 from .ratelimit import FailureLimiter, SenderBuckets
 from .recording.attachments import Attachments
 from .recording.audit_pruning import AuditPruning
+from .recording.deletion import remove_files
 from .recording.failures import FailureLog
 from .recording.files import StillFiles
 from .recording.recordings import RecordingFiles, recover
+from .recording.retention import Retention
 from .recording.schedule import BackupSchedule
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
@@ -71,19 +75,26 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     app[AUDIT] = store.audit
     app[ACCOUNTS] = store.accounts
+    app[CUSTOMERS] = store.customers
+    # Each service stages its recordings in a folder of its own, named by an id kept in its
+    # data folder: stable whatever the host is called (a container's name changes per start).
+    node = read_or_create(settings.data_dir / "node.id", lambda: secrets.token_hex(8).encode())
+    recording_files = RecordingFiles(settings.recordings_dir, node.decode())
+    still_files = StillFiles(settings.stills_dir, shared=settings.stills_folder is not None)
+    # A deletion a crash interrupted after its rows went: its files go now (before the stills'
+    # sweep, which would take them for strays).
+    finished = await remove_files(
+        store.deletion, {"stills": still_files.path, "recordings": recording_files.path}
+    )
+    if finished:
+        logger.warning("removed %d files of a deletion interrupted before", finished)
     stills = Stills(
-        store,
-        StillFiles(settings.stills_dir, shared=settings.stills_folder is not None),
-        Limits(settings.max_upload_bytes, settings.max_upload_pixels),
+        store, still_files, Limits(settings.max_upload_bytes, settings.max_upload_pixels)
     )
     await stills.start()
     app[STILLS] = stills
     app[CONVERSATIONS] = Conversations(store)
     app[ATTACHMENTS] = Attachments(store.attachments, StillFiles(settings.stills_dir))
-    # Each service stages its recordings in a folder of its own, named by an id kept in its
-    # data folder: stable whatever the host is called (a container's name changes per start).
-    node = read_or_create(settings.data_dir / "node.id", lambda: secrets.token_hex(8).encode())
-    recording_files = RecordingFiles(settings.recordings_dir, node.decode())
     await recover(store.recordings, recording_files)
     app[RECORDINGS] = recording_files
     yield
@@ -110,6 +121,17 @@ async def _backups(app: web.Application) -> AsyncIterator[None]:
     app[BACKUPS] = schedule
     yield
     await schedule.close()
+
+
+async def _retention(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if settings.retention_months is None:
+        yield
+        return
+    retention = Retention(app[STORE], settings.retention_months, deletion_folders(app))
+    retention.start()
+    yield
+    await retention.close()
 
 
 async def _mail(app: web.Application) -> AsyncIterator[None]:
@@ -202,6 +224,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend([_store, _backups, _mail, _hub, _live_status])
     # Staff accounts and the audit log (issue 17)
     app.cleanup_ctx.append(_audit_pruning)
+    app.cleanup_ctx.append(_retention)
     app.on_startup.append(_draw_cards)
     app.on_shutdown.append(_close_calls)
     api.add_routes(app)

@@ -17,6 +17,7 @@ from .ratelimit import FailureLimiter, SenderBuckets
 from .recording.accounts import Accounts
 from .recording.attachments import Attachments
 from .recording.audit import Audit
+from .recording.customers import Customers
 from .recording.recordings import RecordingFiles
 from .recording.schedule import BackupSchedule
 from .recording.store import Store
@@ -30,6 +31,7 @@ __all__ = [
     "AUTH_FAILURES",
     "BACKUPS",
     "CONVERSATIONS",
+    "CUSTOMERS",
     "HUB",
     "ICE_SERVERS",
     "MAIL_SENDER",
@@ -73,3 +75,8 @@ RECORDINGS = web.AppKey("recordings", RecordingFiles)
 ACCOUNTS = web.AppKey("accounts", Accounts)
 #: Who did what to what (the store's).
 AUDIT = web.AppKey("audit", Audit)
+
+# issue 17B: customers, consent, deletion, retention
+
+#: The salon's customers (the store's, under their own key for booking and the customer pages).
+CUSTOMERS = web.AppKey("customers", Customers)

@@ -251,6 +251,21 @@ def _backup_parsers(sub: Any, serve: argparse.ArgumentParser) -> None:
         help="leave the staff key out of the archives",
     )
 
+    # issue 17B: privacy (docs/operations.md, Privacy)
+    group = serve.add_argument_group("privacy")
+    group.add_argument(
+        "--require-consent",
+        action="store_true",
+        default=None,
+        help="a customer joins a call only after agreeing to what is kept",
+    )
+    group.add_argument(
+        "--retention-months",
+        type=int,
+        metavar="N",
+        help="remove consultations with no activity for N months (default: keep)",
+    )
+
 
 def settings_from(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env(
@@ -272,6 +287,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         backup_staff_key=getattr(args, "backup_staff_key", None),
         smtp_url=getattr(args, "smtp_url", None),
         mail_from=getattr(args, "mail_from", None),
+        require_consent=getattr(args, "require_consent", None),
+        retention_months=getattr(args, "retention_months", None),
     )
     if args.command in ("create", "list") and not (args.public_url or args.host or args.port):
         # Links point where the service of this data folder last said it serves.

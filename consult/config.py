@@ -87,7 +87,7 @@ class Settings:
     #: Seconds a participant whose peer connection ended has to offer again before it is
     #: disconnected with ``media-failed``.
     reoffer_grace: float = 3.0
-    #: Seconds the customer has to place the hand before a still (the stylist may skip it).
+    #: Seconds the customer has to place the hand before a still (never skipped).
     capture_countdown: float = 3.0
     #: Seconds a capture takes a photo from the device's own camera app (the native path).
     native_photo_window: float = 120.0
@@ -135,6 +135,11 @@ class Settings:
     # Staff accounts and the audit log (issue 17)
     #: Audit entries older than this are pruned (consult/recording/audit_pruning.py).
     audit_keep: timedelta = timedelta(days=730)
+    # issue 17B: privacy
+    #: Consultations with no activity for this many months are removed (None: never).
+    retention_months: int | None = None
+    #: A customer joins a call only after agreeing to what the salon keeps (on the page).
+    require_consent: bool = False
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -145,6 +150,8 @@ class Settings:
             raise ValueError("--backup-every must be at least 1s and --backup-keep at least 1")
         if self.audit_keep <= timedelta(0):
             raise ValueError("CONSULT_AUDIT_KEEP_DAYS must be more than 0")
+        if self.retention_months is not None and self.retention_months < 1:
+            raise ValueError("CONSULT_RETENTION_MONTHS must be at least 1 (unset: keep everything)")
         if self.mail_language not in MAIL_LANGUAGES:
             raise ValueError(f"CONSULT_MAIL_LANGUAGE must be one of {', '.join(MAIL_LANGUAGES)}")
         if self.smtp_url is not None:
@@ -235,6 +242,10 @@ class Settings:
             values["mail_coalesce"] = parse_duration(env["CONSULT_MAIL_COALESCE"])
         if env.get("CONSULT_MAIL_RETRY"):
             values["mail_retry"] = parse_duration(env["CONSULT_MAIL_RETRY"])
+        if env.get("CONSULT_RETENTION_MONTHS"):
+            values["retention_months"] = int(env["CONSULT_RETENTION_MONTHS"])
+        if env.get("CONSULT_REQUIRE_CONSENT"):
+            values["require_consent"] = env["CONSULT_REQUIRE_CONSENT"].lower() in TRUE
         if "CONSULT_LOG_LEVEL" in env:
             values["log_level"] = env["CONSULT_LOG_LEVEL"]
         if "CONSULT_DATABASE_URL" in env:

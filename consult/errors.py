@@ -59,6 +59,13 @@ and a human ``message``. At the HTTP edge an error becomes
     ├── LastOwner                 409 "last-owner": the last owner cannot be disabled or demoted
     └── WeakPassword              400 "weak-password": a password shorter than 10 characters
 
+    Customers, consent, deletion (issue 17B):
+    InvalidRequest
+    └── MergeIntoItself           400 "merge-into-itself": a customer merged into themselves
+    Disconnect
+    └── ConsentRequired           "consent-required" (close 4412): a customer joining a call
+                                  before agreeing, where the salon requires it
+
 Nothing outside this module invents codes: the web pages' message catalogue keys on them.
 """
 
@@ -68,6 +75,7 @@ __all__ = [
     "AccountExists",
     "AlreadyUploaded",
     "CaptureClosed",
+    "ConsentRequired",
     "ConsultError",
     "CorruptImage",
     "CorruptMedia",
@@ -83,6 +91,7 @@ __all__ = [
     "LastOwner",
     "MalformedMessage",
     "MediaFailed",
+    "MergeIntoItself",
     "MessageTooLarge",
     "NoAudio",
     "NoCustomer",
@@ -420,3 +429,19 @@ class WeakPassword(InvalidRequest):
     """A password too short to keep anyone out."""
 
     code = "weak-password"
+
+
+# issue 17B: customers, consent, deletion
+
+
+class MergeIntoItself(InvalidRequest):
+    """A customer cannot be merged into themselves: choose the other customer."""
+
+    code = "merge-into-itself"
+
+
+class ConsentRequired(Disconnect):
+    """Please agree to what the salon keeps before joining the call."""
+
+    code = "consent-required"
+    close_code = 4412

@@ -13,7 +13,7 @@ from typing import Any
 
 from .media.stills import Stills, still_json
 from .recording.attachments import attachment_json
-from .recording.export import ExportFile, Progress, write_export
+from .recording.export import ExportFile, Progress, write_bundle, write_export
 from .recording.recordings import RecordingFiles
 from .recording.store import Consultation, Store
 from .signaling.messages import as_dict, chat_sent
@@ -23,6 +23,7 @@ __all__ = [
     "earlier_json",
     "export_files",
     "record_json",
+    "write_customer_zip",
     "write_record_zip",
 ]
 
@@ -47,6 +48,7 @@ def consultation_json(c: Consultation, *, role: str) -> dict[str, Any]:
         body["customer_language"] = c.customer_language
         #: Whose it is: the stylist's account (None: unassigned).
         body["assigned_to"] = c.assigned_to
+        body["customer_id"] = c.customer_id
     if role == "staff":
         body["customer_ref"] = c.customer_ref
     return body
@@ -140,6 +142,26 @@ async def write_record_zip(
     files = export_files(record, stills, recordings)
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, write_export, record, files, out, progress)
+
+
+async def write_customer_zip(
+    store: Store,
+    stills: Stills,
+    recordings: RecordingFiles,
+    consultations: list[Consultation],
+    *,
+    role: str,
+    out: Path,
+) -> Path:
+    """Every consultation of a customer as one ZIP: each one's export (as ``role`` may see
+    it) in a folder of its own, named by its date and id."""
+    parts = []
+    for consultation in consultations:
+        part = out.with_name(f"{consultation.id}.zip")
+        await write_record_zip(store, stills, recordings, consultation, role=role, out=part)
+        parts.append((f"{consultation.created_at:%Y-%m-%d}-{consultation.id}", part))
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, write_bundle, parts, out)
 
 
 def export_files(

@@ -12,7 +12,8 @@ real hand photo at the given size and answers each capture-request as a phone's 
   (``tests/fixtures/hands``), uploaded with ``&source=native``;
 - ``video``: no upload; the server's best frame of the video is the still.
 
-The stylist skips the countdown (the default one adds its 3 s to every path). Prints JSON.
+Times are counted from the end of the customer's countdown (never skipped since issue 17;
+the default one adds its 3 s to every path). Prints JSON.
 
     .venv/bin/python scripts/bench_capture.py --size 1280x720 1920x1080 --captures 5
 """
@@ -109,8 +110,9 @@ async def run(size: tuple[int, int], path: str, captures: int) -> dict[str, Any]
             video_dims: dict[str, str] = {}
             cpu0, w0 = cpu_seconds(served.pid), time.monotonic()
             for _ in range(captures):
-                sent = time.monotonic()
-                await stylist.send({"type": "capture", "countdown": False})
+                await stylist.send({"type": "capture"})
+                started = await stylist.expect("capture-started")
+                sent = time.monotonic() + started["countdown_ms"] / 1000
                 for _ in range(1 if path == "video" else 2):
                     still = (await stylist.expect("still", timeout=60))["still"]
                     source = still["source"]

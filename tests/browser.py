@@ -154,6 +154,14 @@ async def open_lobby(page: Page) -> None:
     opens the lobby itself)."""
     if "/c/" in page.url:
         await page.get_by_test_id("join-call").click()
+        await agree(page)
+
+
+async def agree(page: Page) -> None:
+    """The customer agrees to what the salon keeps (the lobby asks before the call)."""
+    await page.get_by_test_id("consent").check()
+    # Stored: the box stays checked and can no longer be changed.
+    await expect(page.get_by_test_id("consent")).to_be_disabled()
 
 
 async def ready_to_join(page: Page) -> None:
@@ -202,6 +210,7 @@ __all__ = [
     "PHONE_CAMERA",
     "PHONE_EMULATION",
     "Launch",
+    "agree",
     "artifact",
     "chromium_args",
     "fake_media",

@@ -13,7 +13,7 @@ from consult.config import Settings
 
 from .browser import fake_media, launch  # noqa: F401 (fixtures for the browser tests)
 from .client import CallClient
-from .postgres import database_url, postgres, postgres_url  # noqa: F401 (a throwaway PostgreSQL)
+from .postgres import database_url, postgres, postgres_url, store  # noqa: F401 (a throwaway PostgreSQL)
 from .process import served  # noqa: F401 (a fixture: consult serve as its own process)
 from .smtp import smtp  # noqa: F401 (a fixture: a real SMTP server on 127.0.0.1)
 from .turn import blocked, serve_on_link, turn  # noqa: F401 (fixtures: a network that drops UDP)

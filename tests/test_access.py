@@ -17,6 +17,7 @@ import pytest
 from consult.app import create_app
 from consult.appkeys import ACCOUNTS, AUDIT, RECORDINGS, STORE
 from consult.recording.audit import AuditFilter
+from consult.recording.consents import VERSION as CONSENT_VERSION
 from consult.recording.recordings import Recording
 
 from .accounts import add_member, sign_in
@@ -73,6 +74,16 @@ ENDPOINTS = [
     ("GET", "/api/salon", None),
     ("GET", "/api/backups", None),
     ("POST", "/api/consultations/{id}/same-again", None),
+    # Customers, consent and the customer's own data (issue 17B); deleting: below.
+    ("GET", "/api/customers?q=a", None),
+    ("POST", "/api/customers", {"name": "New"}),
+    ("GET", "/api/customers/{customer}", None),
+    ("PATCH", "/api/customers/{customer}", {"notes": "n"}),
+    ("GET", "/api/customers/{customer}/export", None),
+    ("GET", "/api/consultations/{id}/consent", None),
+    ("POST", "/api/consultations/{id}/consent", {"version": CONSENT_VERSION}),
+    ("GET", "/api/consultations/{id}/export-all", None),
+    ("POST", "/api/consultations/{id}/deletion-request", None),
 ]  # fmt: skip
 BAD = {"Authorization": "Bearer not-the-staff-key"}
 #: owner, mine and theirs: accounts (by their API keys): the owner, the stylist whose
@@ -97,6 +108,19 @@ STAFF_ONLY = {
     ("POST", "/api/api-keys"),
     ("GET", "/api/salon"),
     ("POST", "/api/consultations/{id}/same-again"),
+    # issue 17B
+    ("GET", "/api/customers?q=a"),
+    ("POST", "/api/customers"),
+    ("GET", "/api/customers/{customer}"),
+    ("PATCH", "/api/customers/{customer}"),
+    ("GET", "/api/customers/{customer}/export"),
+}
+#: What only the customer does, from their own link (staff and the stylist get 403), and the
+#: status it answers (issue 17B).
+CUSTOMER_ONLY = {
+    ("POST", "/api/consultations/{id}/consent"): 201,
+    ("GET", "/api/consultations/{id}/export-all"): 200,
+    ("POST", "/api/consultations/{id}/deletion-request"): 202,
 }
 #: What only the owner (or the staff key) may do: a stylist's account gets 403.
 OWNER_ONLY = {
@@ -121,7 +145,7 @@ STYLIST_ONLY = {"/api/consultations/{id}/notes", "/api/stills/{still}/nails",
 CREATED = {("POST", "/api/consultations"), ("POST", "/api/swatches"),
            ("POST", "/api/stills/{still}/white-balance"),
            ("POST", "/api/consultations/{id}/messages"),
-           ("POST", "/api/quick-replies"),
+           ("POST", "/api/quick-replies"), ("POST", "/api/customers"),
            ("POST", "/api/consultations/{id}/attachments?kind=file&id=a1&name=x.pdf"),
            ("POST", "/api/accounts"), ("POST", "/api/api-keys"),
            ("POST", "/api/consultations/{id}/same-again")}  # fmt: skip
@@ -141,6 +165,8 @@ def expected(method: str, path: str, caller: str, how: str) -> int:
         return 403
     if caller == "theirs" and any(part in path for part in OF_ONE):
         return 403  # another stylist's consultation
+    if (method, path) in CUSTOMER_ONLY:
+        return CUSTOMER_ONLY[method, path] if caller == "customer" else 403
     if (method, path) == ("GET", "/api/swatches"):
         return 200  # the salon's palette: any call of the salon reads it
     if (method, path) in {("GET", "/api/quick-replies"), ("GET", "/api/staff")}:
@@ -149,6 +175,8 @@ def expected(method: str, path: str, caller: str, how: str) -> int:
         return 403  # the customer writes from the conversation page's websocket
     if caller.startswith("other-"):
         return 403  # a valid link, of another consultation
+    if (method, path) in CUSTOMER_ONLY:
+        return CUSTOMER_ONLY[method, path] if caller == "customer" else 403
     if path in STYLIST_ONLY and caller == "customer":
         return 403
     if path.endswith("/undertone"):
@@ -215,6 +243,7 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
         "attachment": attachment["id"],
         "recording": recording.id,
         "mine": members["mine"].id,
+        "customer": mine["customer_id"],
         "members": members,
         "stylist_link": mine["stylist_link"],
         "tokens": tokens,
@@ -245,7 +274,7 @@ async def test_the_conversation_and_inbox_sockets_with_every_caller(
 
 
 def _fill(text: str, world: dict[str, Any]) -> str:
-    names = ("id", "still", "reply", "attachment", "recording", "mine")
+    names = ("id", "still", "reply", "attachment", "recording", "mine", "customer")
     return text.format(**{name: world[name] for name in names})
 
 
@@ -428,3 +457,65 @@ async def test_failures_count_across_nodes_sharing_postgresql(
             async with http.get(node.make_url("/api/consultations"), headers=staff) as r:
                 assert r.status == 429, "each node saw only 10: the count is shared"
                 assert 0 < int(r.headers["Retry-After"]) <= 61
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+async def test_deleting_and_merging_with_every_caller(
+    http: aiohttp.ClientSession, staff: dict[str, str], server: Any, caller: str
+) -> None:
+    """Only the owner (their account or the staff key) deletes or merges (issue 17B): each
+    route on a consultation of its own, a still and a message of it, its customer; links get
+    401, a stylist's account (even the one it is assigned to) 403."""
+    members = {
+        "owner": await add_member(server.app, "owner", "Owner"),
+        "mine": await add_member(server.app, "stylist", "Mine"),
+        "theirs": await add_member(server.app, "stylist", "Theirs"),
+    }
+    mine = await create_consultation(http, staff, assigned_to=members["mine"].id)
+    other = await create_consultation(http, staff, customer_name="Other")
+    gone = await create_consultation(http, staff, customer_name="Gone")
+    async with http.post(f"/api/consultations/{gone['id']}/revoke-links", headers=staff) as r:
+        assert r.status == 200
+    url = f"/api/consultations/{mine['id']}"
+    async with http.post(f"{url}/messages", json={"text": "Hi", "id": "m"}, headers=staff) as r:
+        seq = (await r.json())["message"]["seq"]
+    capture = await server.app[STORE].create_capture(mine["id"], "stylist")
+    _ok, png = cv2.imencode(".png", np.full((48, 64, 3), 120, np.uint8))
+    async with http.post(
+        f"{url}/stills",
+        params={"capture": capture.id},
+        data=bytes(png),
+        headers={**staff, "Content-Type": "image/png"},
+    ) as r:
+        still = (await r.json())["still"]["id"]
+    tokens = {"nobody": None, "staff": STAFF_KEY, "customer": token_of(mine["customer_link"]),
+             "stylist": token_of(mine["stylist_link"]),
+             "other-customer": token_of(other["customer_link"]),
+             "other-stylist": token_of(other["stylist_link"]),
+             "revoked": token_of(gone["customer_link"])} | {
+             name: member.key for name, member in members.items()}  # fmt: skip
+    token = tokens[caller]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    routes = [
+        (
+            "POST",
+            f"/api/customers/{other['customer_id']}/merge",
+            {"into": mine["customer_id"]},
+            200,
+        ),
+        ("DELETE", f"/api/consultations/{mine['id']}/messages/{seq}", None, 204),
+        ("DELETE", f"/api/stills/{still}", None, 204),
+        ("DELETE", f"/api/consultations/{mine['id']}", None, 204),
+        ("DELETE", f"/api/customers/{mine['customer_id']}", None, 204),
+    ]
+    for method, url, body, done in routes:
+        async with http.request(method, url, json=body, headers=headers) as r:
+            owner = caller in ("staff", "owner")
+            want = done if owner else 403 if caller in ("mine", "theirs") else 401
+            assert r.status == want, (method, url, caller, await r.text())
+            if r.status >= 400:
+                codes = ("forbidden",) if want == 403 else ("unauthorized", "invalid-token")
+                assert (await r.json())["error"]["code"] in codes
+    # Refused: all of it is still there; done: none of it is.
+    async with http.get(f"/api/consultations/{mine['id']}", headers=staff) as r:
+        assert r.status == (404 if owner else 200)

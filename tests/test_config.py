@@ -134,3 +134,20 @@ def test_email_settings_from_the_environment_and_flags() -> None:
         Settings.from_env({"CONSULT_SMTP_URL": "mail.example.com", "CONSULT_MAIL_FROM": "a@b.c"})
     with pytest.raises(ValueError, match="CONSULT_MAIL_LANGUAGE"):
         Settings.from_env({"CONSULT_MAIL_LANGUAGE": "fr"})
+
+
+def test_privacy_settings_from_the_environment_and_flags(tmp_path: Path) -> None:
+    """Retention is off and consent is not required unless the salon says so (issue 17B)."""
+    assert (Settings.from_env({}).retention_months, Settings.from_env({}).require_consent) == (
+        None, False,
+    )  # fmt: skip
+    env = {"CONSULT_RETENTION_MONTHS": "18", "CONSULT_REQUIRE_CONSENT": "1"}
+    settings = Settings.from_env(env)
+    assert (settings.retention_months, settings.require_consent) == (18, True)
+    args = build_parser().parse_args(
+        ["serve", "--data", str(tmp_path), "--require-consent", "--retention-months", "6"]
+    )
+    settings = settings_from(args)
+    assert (settings.retention_months, settings.require_consent) == (6, True)
+    with pytest.raises(ValueError, match="RETENTION"):
+        Settings.from_env({"CONSULT_RETENTION_MONTHS": "0"})

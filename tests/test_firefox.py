@@ -63,6 +63,10 @@ async def joined(page: FirefoxPage) -> None:
     # The customer's link opens the conversation; the call is one tap away.
     await page.wait_for("() => !document.querySelector('[data-testid=conversation]').hidden")
     await page.click("join-call")
+    # The customer agrees to what is kept (stored once the box is disabled).
+    await page.wait_for("() => document.querySelector('[data-testid=consent]')")
+    await page.click("consent")
+    await page.wait_for("() => document.querySelector('[data-testid=consent]').disabled")
     await page.wait_for("() => !document.querySelector('[data-testid=join]').disabled")
     await page.click("join")
 

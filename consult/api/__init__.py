@@ -9,8 +9,11 @@ from . import (
     attachments,
     audit,
     backups,
+    consent,
     consultations,
     conversations,
+    customers,
+    deletion,
     metrics,
     palette,
     quick_replies,
@@ -28,7 +31,8 @@ RESOURCES = (attachments, backups, consultations, conversations, metrics, palett
              quick_replies, recordings, salon, session, still_tools, stills,
              unsubscribe,
              # Staff accounts and the audit log (issue 17)
-             accounts, audit)  # fmt: skip
+             accounts, audit,
+             consent, customers, deletion)  # fmt: skip
 
 
 def add_routes(app: web.Application) -> None:

@@ -3,6 +3,8 @@ before a file is served."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import TypeVar
 
 import msgspec
@@ -12,7 +14,7 @@ from ..appkeys import AUDIT
 from ..auth import Caller
 from ..errors import InvalidRequest, PayloadTooLarge, RangeNotSatisfiable
 
-__all__ = ["MAX_JSON_BODY", "audit_file", "check_range", "read_json"]
+__all__ = ["MAX_JSON_BODY", "audit_file", "check_range", "read_json", "send_file"]
 
 MAX_JSON_BODY = 64 * 1024
 
@@ -59,3 +61,27 @@ async def audit_file(request: web.Request, caller: Caller, subject: str) -> None
             return
     action = "downloaded" if request.query.get("download") else "viewed"
     await request.app[AUDIT].record(caller.actor, action, subject)
+
+
+async def send_file(
+    request: web.Request, path: Path, *, filename: str, media_type: str = "application/zip"
+) -> web.StreamResponse:
+    """A file made for this request (an export) as a download, read in an executor."""
+    loop = asyncio.get_running_loop()
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": media_type,
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        }
+    )
+    response.content_length = (await loop.run_in_executor(None, path.stat)).st_size
+    await response.prepare(request)
+    # aiohttp writes whatever a StreamResponse is given, even for HEAD: a body there would
+    # be read as the next response on the same connection.
+    if request.method != "HEAD":
+        with path.open("rb") as f:
+            while chunk := await loop.run_in_executor(None, f.read, 256 * 1024):
+                await response.write(chunk)
+    await response.write_eof()
+    return response

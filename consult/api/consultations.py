@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +28,7 @@ from ..errors import Forbidden, InvalidEmail, InvalidRequest
 from ..record import consultation_json, record_json, write_record_zip
 from ..recording.outbox import Mail
 from ..recording.store import Consultation, Links
-from .common import read_json
+from .common import read_json, send_file
 
 __all__ = ["routes"]
 
@@ -39,7 +38,10 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class NewConsultation(msgspec.Struct, forbid_unknown_fields=True):
-    customer_name: Name
+    """For the customer ``customer_id``, or for a customer made from ``customer_name`` (the
+    one with that ``customer_ref`` where there is one)."""
+
+    customer_name: Name | None = None
     customer_ref: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     scheduled_at: datetime | None = None
     notes: Annotated[str, msgspec.Meta(max_length=10_000)] = ""
@@ -48,6 +50,7 @@ class NewConsultation(msgspec.Struct, forbid_unknown_fields=True):
     customer_language: str | None = None
     #: The stylist account it is for (the owner only; a stylist's own are theirs).
     assigned_to: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] | None = None
 
 
 class ConsultationEdit(msgspec.Struct, forbid_unknown_fields=True):
@@ -107,8 +110,12 @@ async def create_consultation(request: web.Request) -> web.Response:
     assignee = body.assigned_to if caller.owner else caller.account_id
     if assignee is not None:
         await request.app[ACCOUNTS].get(assignee)
+    name = (body.customer_name or "").strip()
+    if not name and body.customer_id is None:
+        raise InvalidRequest("customer_name (or customer_id) is required.")
     consultation, links = await request.app[STORE].create_consultation(
-        customer_name=body.customer_name.strip(),
+        customer_id=body.customer_id,
+        customer_name=name,
         customer_ref=body.customer_ref,
         scheduled_at=scheduled(body.scheduled_at),
         notes=body.notes,
@@ -244,7 +251,6 @@ async def export(request: web.Request) -> web.StreamResponse:
         f"consultation:{consultation_id}",
         detail={"private_notes": without != "notes" and caller.role != "customer"},
     )
-    loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory() as folder:
         path = await write_record_zip(
             store,
@@ -255,23 +261,7 @@ async def export(request: web.Request) -> web.StreamResponse:
             out=Path(folder) / "export.zip",
             private_notes=without != "notes",
         )
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "application/zip",
-                "Content-Disposition": f'attachment; filename="consultation-{consultation_id}.zip"',
-                "Cache-Control": "no-store",
-            }
-        )
-        response.content_length = path.stat().st_size
-        await response.prepare(request)
-        # aiohttp writes whatever a StreamResponse is given, even for HEAD: a body there would
-        # be read as the next response on the same connection.
-        if request.method != "HEAD":
-            with path.open("rb") as f:
-                while chunk := await loop.run_in_executor(None, f.read, 256 * 1024):
-                    await response.write(chunk)
-        await response.write_eof()
-    return response
+        return await send_file(request, path, filename=f"consultation-{consultation_id}.zip")
 
 
 @routes.post("/api/consultations/{id}/same-again")
@@ -285,6 +275,7 @@ async def same_again(request: web.Request) -> web.Response:
     consultation, links = await store.create_consultation(
         customer_name=earlier.customer_name,
         customer_ref=earlier.customer_ref,
+        customer_id=earlier.customer_id,
         summary=earlier.summary,
         based_on=earlier.id,
         link_ttl=request.app[SETTINGS].link_ttl,

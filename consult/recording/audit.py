@@ -51,6 +51,10 @@ Action = Literal[
     "merged",
     "retention-removed",
     # Appended by other features (keep appending, do not reorder):
+    # issue 17B: a customer asked from their link to have their data deleted
+    "deletion-requested",
+    # issue 17B: a customer agreed to what the salon keeps
+    "consented",
 ]
 ACTIONS: frozenset[str] = frozenset(get_args(Action))
 

@@ -99,6 +99,18 @@ class Database:
             async with self.engine.connect() as conn:
                 yield conn
 
+    async def scrub(self) -> None:
+        """After a deletion: nothing deleted is left readable in the database's files. SQLite
+        zeroes deleted content (``secure_delete``); its write-ahead log, which still holds
+        pages as they were, is checkpointed into the database and emptied. (PostgreSQL
+        reclaims deleted rows with its own autovacuum.)"""
+        if self.dialect != "sqlite":
+            return
+        async with self._one_writer or contextlib.nullcontext():
+            with _reporting():
+                async with self.engine.connect() as conn:
+                    await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 
@@ -125,6 +137,8 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # FULL, not WAL's usual NORMAL: a write acknowledged to a client must survive power loss.
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # What is deleted is overwritten, not left in free pages (a customer's deletion, issue 17).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
     cursor.close()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ExportFile", "Progress", "write_export"]
+__all__ = ["ExportFile", "Progress", "write_bundle", "write_export"]
 
 Progress = Callable[[int, int], None]
 
@@ -57,6 +58,29 @@ def write_export(
             archive.writestr("index.html", render_html(record))
             if progress:
                 progress(total, total)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def write_bundle(parts: Sequence[tuple[str, Path]], out: Path) -> Path:
+    """Several exports as one ZIP (a customer's consultations): each part's ZIP unpacked
+    into its own folder, ``name/``, written atomically as ``write_export`` does."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+            for folder, part in parts:
+                with zipfile.ZipFile(part) as archive:
+                    for info in archive.infolist():
+                        target = zipfile.ZipInfo(f"{folder}/{info.filename}", info.date_time)
+                        target.compress_type = info.compress_type
+                        with archive.open(info) as src, bundle.open(target, "w") as dst:
+                            shutil.copyfileobj(src, dst, 1024 * 1024)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -27,7 +27,10 @@ from ..salon import Salon, parse_hours
 from .accounts import Accounts, reachable
 from .attachments import AttachmentLog
 from .audit import Audit
+from .consents import Consents
+from .customers import Customers
 from .database import Database
+from .deletion import Deletion
 from .failures import FailureLog
 from .inbox import Inbox, LastKind
 from .leases import Leases
@@ -99,6 +102,9 @@ class Consultation:
     customer_language: str | None = None
     #: The stylist account whose consultation this is; None: unassigned.
     assigned_to: str | None = None
+    #: Who it is for (consult/recording/customers.py); name, email, language and reference
+    #: above are the customer's, copied.
+    customer_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +209,9 @@ class Store:
         self.recordings = Recordings(db)
         self.audit = Audit(db)
         self.accounts = Accounts(db)
+        self.customers = Customers(db)
+        self.deletion = Deletion(db, self.audit)
+        self.consents = Consents(db)
 
     @classmethod
     async def open(cls, url: str, sealer: TokenSealer, node: str | None = None) -> Store:
@@ -234,7 +243,7 @@ class Store:
     async def create_consultation(
         self,
         *,
-        customer_name: str,
+        customer_name: str = "",
         customer_ref: str | None = None,
         scheduled_at: datetime | None = None,
         notes: str = "",
@@ -244,8 +253,59 @@ class Store:
         customer_email: str | None = None,
         customer_language: str | None = None,
         assigned_to: str | None = None,
+        customer_id: str | None = None,
     ) -> tuple[Consultation, Links]:
+        """A consultation for the customer ``customer_id``; without one, for the customer with
+        the reference ``customer_ref``, else for a new customer made from the details given."""
         now = utcnow()
+        async with self._db.begin() as conn:
+            if customer_id is not None:
+                customer = await self.customers.get(customer_id, conn)
+            else:
+                found = (
+                    await self.customers.find_by_ref(customer_ref, conn) if customer_ref else None
+                )
+                customer = found or await self.customers.create(
+                    name=customer_name,
+                    email=customer_email,
+                    language=customer_language,
+                    external_ref=customer_ref,
+                    conn=conn,
+                )
+            consultation = await self._insert_consultation(
+                conn,
+                now,
+                link_ttl,
+                customer_id=customer.id,
+                customer_name=customer_name or customer.name,
+                customer_ref=customer_ref or customer.external_ref,
+                scheduled_at=scheduled_at,
+                notes=notes,
+                summary=summary,
+                based_on=based_on,
+                customer_email=customer_email or customer.email,
+                customer_language=customer_language or customer.language,
+                assigned_to=assigned_to,
+            )
+        return consultation
+
+    async def _insert_consultation(
+        self,
+        conn: Any,
+        now: datetime,
+        link_ttl: timedelta,
+        *,
+        customer_id: str,
+        customer_name: str,
+        customer_ref: str | None,
+        scheduled_at: datetime | None,
+        notes: str,
+        summary: str,
+        based_on: str | None,
+        customer_email: str | None,
+        customer_language: str | None,
+        assigned_to: str | None,
+    ) -> tuple[Consultation, Links]:
         consultation = Consultation(
             id=secrets.token_hex(8),
             customer_name=customer_name,
@@ -261,10 +321,10 @@ class Store:
             customer_email=customer_email,
             customer_language=customer_language,
             assigned_to=assigned_to,
+            customer_id=customer_id,
         )
-        async with self._db.begin() as conn:
-            await conn.execute(consultations.insert().values(**dataclasses.asdict(consultation)))
-            new_links = await self._issue_links(conn, consultation.id, now, link_ttl)
+        await conn.execute(consultations.insert().values(**dataclasses.asdict(consultation)))
+        new_links = await self._issue_links(conn, consultation.id, now, link_ttl)
         return consultation, new_links
 
     async def get_consultation(self, consultation_id: str) -> Consultation:
@@ -278,12 +338,18 @@ class Store:
         return _consultation(row)
 
     async def list_consultations(
-        self, customer_ref: str | None = None, *, reachable_by: str | None = None
+        self,
+        customer_ref: str | None = None,
+        *,
+        customer_id: str | None = None,
+        reachable_by: str | None = None,
     ) -> list[Consultation]:
         """``reachable_by``: only a stylist's own and unassigned consultations (their account)."""
         query = consultations.select().order_by(consultations.c.created_at.desc())
         if customer_ref is not None:
             query = query.where(consultations.c.customer_ref == customer_ref)
+        if customer_id is not None:
+            query = query.where(consultations.c.customer_id == customer_id)
         if reachable_by is not None:
             query = query.where(reachable(reachable_by))
         async with self._db.connect() as conn:
@@ -325,6 +391,22 @@ class Store:
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_consultation(row) for row in rows]
+
+    async def stale_consultations(self, before: datetime, limit: int) -> list[str]:
+        """Up to ``limit`` consultations with no activity since ``before`` and no live call
+        (for the retention policy)."""
+        c = consultations.c
+        query = (
+            sa.select(c.id)
+            .where(
+                c.last_activity_at < before,
+                sa.or_(c.status != "live", c.live_until.is_(None), c.live_until <= utcnow()),
+            )
+            .order_by(c.last_activity_at, c.id)
+            .limit(limit)
+        )
+        async with self._db.connect() as conn:
+            return list((await conn.scalars(query)).all())
 
     async def set_status(self, consultation_id: str, status: Status) -> None:
         """Record the consultation's live status; any change counts as activity.

@@ -8,6 +8,7 @@ while somebody is in them. The chat is not the call's: it lives in ``consult.con
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import secrets
@@ -63,6 +64,10 @@ ROW_RETRIES = 30
 ROW_RETRY_S = 2.0
 
 
+#: Seconds ``end`` waits for a call's members to leave.
+END_WAIT = 10.0
+
+
 class Call:
     def __init__(self, consultation_id: str) -> None:
         self.consultation_id = consultation_id
@@ -71,6 +76,8 @@ class Call:
         self.consent = Consent(consultation_id)
         #: The recording being written, while both have agreed.
         self.recording: CallRecording | None = None
+        #: Set once the last member has left (its recording settled).
+        self.over = asyncio.Event()
 
     def members(self) -> list[Participant]:
         members = (self.room.member("customer"), self.room.member("stylist"))
@@ -161,6 +168,7 @@ class Hub:
         await self._apply(call, call.room.leave(participant))
         if call.room.empty and self._calls.get(call.consultation_id) is call:
             del self._calls[call.consultation_id]
+            call.over.set()
 
     async def offer(self, participant: Participant, offer: str) -> str:
         """Answer a participant's offer with a new server peer, replacing any previous one."""
@@ -250,18 +258,19 @@ class Hub:
         if participant.peer is peer and participant.connected:
             await participant.disconnect(errors.MediaFailed())
 
-    async def capture(
-        self, requester: Participant, *, countdown: bool = True, cue: Sequence[str] = ()
-    ) -> str:
+    async def capture(self, requester: Participant, *, cue: Sequence[str] = ()) -> str:
         """Start a capture: after a countdown for the customer to place the hand, the
         customer's page takes a camera photo, and the server the best frame of the customer's
         video. Each still is announced to both sides as it is saved. ``cue``: what to fix, for
-        a retake."""
+        a retake.
+
+        The countdown is never skipped (issue 17): no still is taken before the customer's
+        page has counted down, as ``capture-request`` tells it to, for ``capture_countdown``."""
         customer = self._member(requester.consultation_id, "customer")
         if customer is None or customer.peer is None or "video" not in customer.peer.inlets:
             raise errors.NoCustomer()
         started = time.monotonic()
-        delay = self._settings.capture_countdown if countdown else 0.0
+        delay = self._settings.capture_countdown
         # The video's burst ends as the countdown does; the photo follows it (VIDEO_STILL_LEAD).
         burst_at = max(0.0, delay - VIDEO_STILL_LEAD)
         photo_at = max(delay, VIDEO_STILL_LEAD)
@@ -530,6 +539,16 @@ class Hub:
         call = self._calls.get(consultation_id)
         if call is not None:
             await asyncio.gather(*(m.disconnect(errors.Revoked()) for m in call.members()))
+
+    async def end(self, consultation_id: str) -> None:
+        """Disconnect everyone in the consultation's call (as ``revoke``) and wait until they
+        have left: its recording, if any, settled before the consultation is deleted."""
+        call = self._calls.get(consultation_id)
+        if call is None:
+            return
+        await self.revoke(consultation_id)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(call.over.wait(), END_WAIT)
 
     async def close(self) -> None:
         """Shut down: every websocket gets GOING_AWAY, every peer is closed."""

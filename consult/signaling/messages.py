@@ -88,7 +88,8 @@ Cue = Hint
 class Capture(_Message, tag="capture"):
     """Take a still of the customer's hand (the stylist, or the customer's "Send a photo")."""
 
-    #: Give the customer a short countdown to place the hand first (the stylist may skip it).
+    #: Protocol v1 let the stylist skip the customer's countdown with ``false``; it is still
+    #: accepted, and ignored: no still is taken without the countdown (issue 17).
     countdown: bool = True
     #: A retake: what to fix, shown to the customer before the countdown.
     cue: Annotated[list[Cue], msgspec.Meta(max_length=6)] = msgspec.field(default_factory=list)

@@ -27,6 +27,7 @@ from ..appkeys import (
 from ..auth import link_reach, require_staff
 from ..conversation import Conversations, Event, History, LinksRevoked, Posted, ReadMoved
 from ..errors import (
+    ConsentRequired,
     ConsultError,
     Disconnect,
     Forbidden,
@@ -195,6 +196,14 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     if participant is None:
         return ws
     grant = Grant(participant.consultation_id, participant.role)
+    if (
+        grant.role == "customer"
+        and request.app[SETTINGS].require_consent
+        and await store.consents.current(grant.consultation_id) is None
+    ):
+        # Where the salon requires it, the customer agrees on the page (over HTTP) first.
+        await participant.disconnect(ConsentRequired())
+        return ws
     with conversations.subscribe(grant.consultation_id, grant.role) as subscription:
         call = await hub.join(participant)
         try:
@@ -224,8 +233,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                         await participant.send(Answer(sdp=answer))
                     case Bye():
                         await participant.disconnect()
-                    case Capture(countdown=countdown, cue=cue):
-                        await hub.capture(participant, countdown=countdown, cue=cue)
+                    case Capture(cue=cue):
+                        await hub.capture(participant, cue=cue)
                     case Ask(what=what):
                         await hub.ask(participant, what)
                     case Stats():

@@ -211,10 +211,10 @@ export class CallSession extends EventTarget {
     if (pc === this.pc) this._send({ type: "offer", sdp: pc.localDescription.sdp });
   }
 
-  // Take a still of the customer's hand (docs/stills.md): after the customer's countdown
-  // unless skipped; `cue`: what to fix, for a retake.
-  capture({ countdown = true, cue = [] } = {}) {
-    return this._send({ type: "capture", countdown, cue });
+  // Take a still of the customer's hand (docs/stills.md): always after the customer's
+  // countdown; `cue`: what to fix, for a retake.
+  capture({ cue = [] } = {}) {
+    return this._send({ type: "capture", cue });
   }
 
   // The stylist asks the customer for light or a closer view.

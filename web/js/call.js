@@ -19,6 +19,7 @@ import { PalettePanel, renderChosen, renderSwatchCard } from "./palette.js";
 import { StillTools } from "./still-tools.js";
 import { RecordingUi } from "./recording.js";
 import { showWhose } from "./staff.js";
+import { ConsentGate, YourData } from "./privacy.js";
 
 const [, prefix, token] = location.pathname.split("/");
 const role = prefix === "s" ? "stylist" : "customer";
@@ -38,6 +39,7 @@ let console_ = null;
 let captureFlow = null;
 const cameraUi = new CameraUi(media, () => session);
 const recording = new RecordingUi(role, () => session);
+let consent = null;
 
 function show(section) {
   for (const id of ["conversation", "lobby", "call", "ended"]) $(id).hidden = id !== section;
@@ -155,6 +157,8 @@ function renderBlocked(blocked) {
 }
 
 function join() {
+  // The customer agrees to what is kept before the call (the server may require it).
+  if (role === "customer" && !consent?.ready()) return;
   if (session) session.dispose();
   session = new CallSession(token, media.stream);
   session.addEventListener("state", (event) => renderState(event.detail));
@@ -360,6 +364,12 @@ async function main() {
     salon = event.detail.salon;
     renderAway();
     if (role === "customer") {
+      if (!consent) {
+        const id = event.detail.consultation.id;
+        consent = new ConsentGate($("consent-box"), id, token);
+        consent.load();
+        new YourData($("your-data"), id, token).render();
+      }
       renderEarlier($("earlier"), event.detail.consultation.earlier, token);
       showSummary($("summary-card"), event.detail.consultation.summary);
     }

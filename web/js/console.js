@@ -26,7 +26,7 @@ export class Console {
     if (!session || !["live", "waiting"].includes(session.state)) return;
     $("capture").disabled = true;
     $("retake").disabled = true;
-    session.capture({ countdown: $("use-countdown").checked, cue });
+    session.capture({ cue });
     setTimeout(() => {
       $("capture").disabled = false;
       $("retake").disabled = false;

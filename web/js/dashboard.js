@@ -7,10 +7,12 @@ import { $, api, when } from "./page.js";
 import { Inbox } from "./inbox.js";
 import { StaffAlerts } from "./staff-alerts.js";
 import { Staff } from "./staff.js";
+import { Customers } from "./customers.js";
 
 const REFRESH_MS = 15000;
 let rows = [];
 let inbox = null;
+let customers = null;
 let emailConfigured = true;
 const staffList = new Staff();
 
@@ -192,7 +194,8 @@ async function showStaff() {
   $("whoami").hidden = false;
   $("whoami").textContent = staffList.whoami();
   inbox ||= new Inbox(new StaffAlerts($("notify-enable")), staffList);
-  await Promise.all([refresh(), inbox.start()]);
+  customers ||= new Customers($("customers"));
+  await Promise.all([refresh(), inbox.start(), customers.load()]);
 }
 
 async function main() {

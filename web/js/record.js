@@ -6,6 +6,7 @@ import { setText, startI18n } from "./i18n.js";
 import { $, api, when } from "./page.js";
 import { renderEarlier, StillStrip, withToken } from "./stills.js";
 import { chip } from "./palette.js";
+import { deleteBox } from "./deletion.js";
 
 const parts = location.pathname.split("/");
 const token = parts[1] === "c" ? parts[2] : null;
@@ -88,6 +89,7 @@ function render(record) {
       return li;
     }),
   );
+  if (record.notes !== undefined && !token) offerDeletion(record, strip);
   renderRecordings(record.recordings);
   $("record-export").href = withToken(`/api/consultations/${record.id}/export`, token);
   // Only the salon's export holds the private notes: say so, and offer one without them.
@@ -107,6 +109,31 @@ function render(record) {
     location.assign(`/r/${created.id}`);
   };
   $("record").hidden = false;
+}
+
+// The owner deletes a still (from the viewer), a message, or the whole consultation (after
+// being offered its export); others are refused by the server, which says so.
+function offerDeletion(record, strip) {
+  const status = () => $("record-message");
+  const reload = () => location.reload();
+  for (const [li, m] of [...$("record-chat").children].map((li, i) => [li, record.messages[i]])) {
+    li.append(deleteBox({ url: `/api/consultations/${record.id}/messages/${m.seq}`, label: "delete.message", status, after: reload }));
+  }
+  const slot = document.createElement("span");
+  slot.dataset.testid = "viewer-delete";
+  $("viewer-download").after(slot);
+  strip.viewer.onopen = (still) => {
+    slot.replaceChildren(deleteBox({ url: `/api/stills/${still.id}`, label: "delete.still", status, after: reload }));
+  };
+  $("record-delete").replaceChildren(
+    deleteBox({
+      url: `/api/consultations/${record.id}`,
+      exportUrl: `/api/consultations/${record.id}/export`,
+      label: "customers.delete_consultation",
+      status,
+      after: () => location.assign("/"),
+    }),
+  );
 }
 
 // Each recording is one file per participant; the two of one recording share a time line.
