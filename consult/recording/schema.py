@@ -15,6 +15,7 @@ __all__ = [
     "chat_reads",
     "consultations",
     "conversations",
+    "due_work",
     "leases",
     "links",
     "mail_recipients",
@@ -407,4 +408,25 @@ recordings = sa.Table(
     sa.Column("bytes", sa.BigInteger(), nullable=True),
     sa.Column("sha256", String(64), nullable=True),
     sa.Column("file", String(255), nullable=False),
+)
+
+#: Work due at a time (issue 16): reminders, check-ins, anything computed from the store rather
+#: than held in timers (consult/recording/due.py, run by consult/due.py). ``key`` names the
+#: work once, ever: its handler's effect is deduplicated by it, so a repeat does nothing.
+#: ``claimed_by``/``claimed_until``: the node running it, and until when its claim holds.
+due_work = sa.Table(
+    "due_work",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("kind", String(32), nullable=False),
+    sa.Column("key", String(200), nullable=False, unique=True),
+    sa.Column("due_at", UTCDateTime(), nullable=False),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("claimed_by", String(128), nullable=True),
+    sa.Column("claimed_until", UTCDateTime(), nullable=True),
+    sa.Column("done_at", UTCDateTime(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("last_error", Text(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_due_work_pending", "done_at", "due_at"),
 )

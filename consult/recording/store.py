@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import socket
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
@@ -212,6 +214,11 @@ class Store:
             await db.dispose()
             raise
         return cls(db, sealer, node or socket.gethostname())
+
+    @property
+    def database(self) -> Database:
+        """The database, for a service with tables and a runner of its own (consult/due.py)."""
+        return self._db
 
     @property
     def dialect(self) -> str:
@@ -476,13 +483,16 @@ class Store:
         text: str,
         still_id: str | None = None,
         attachment_id: str | None = None,
+        *,
+        conn: AsyncConnection | None = None,
     ) -> tuple[ChatMessage, bool]:
         """Store a chat message under the next sequence number, before anyone sees it.
 
         Returns the message and whether it is new: the same ``client_id`` from the same sender
-        returns the message stored the first time (a resend after a reconnect).
+        returns the message stored the first time (a resend after a reconnect). With
+        ``conn``, in the caller's transaction (due work's handler: consult/due.py).
         """
-        async with self._db.begin() as conn:
+        async with self._db.begin() if conn is None else _within(conn) as conn:
             # The consultation's row is the lock: one writer at a time hands out its next
             # number, whichever node or process it runs in (on SQLite, BEGIN IMMEDIATE is).
             await _lock_consultation(conn, consultation_id)
@@ -770,6 +780,12 @@ async def _last_seq(conn: Any, consultation_id: str) -> int:
         sa.select(sa.func.max(messages.c.seq)).where(messages.c.consultation_id == consultation_id)
     )
     return int(last or 0)
+
+
+@asynccontextmanager
+async def _within(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
+    """The caller's transaction, as ``Database.begin()`` would give one of our own."""
+    yield conn
 
 
 def _consultation(row: Any) -> Consultation:
