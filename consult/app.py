@@ -27,6 +27,7 @@ from .appkeys import (
     METRICS,
     NOTICES,
     RECORDINGS,
+    REMINDERS,
     SETTINGS,
     STAFF_KEY,
     STILLS,
@@ -49,12 +50,14 @@ from .media.stills import Limits, Stills
 from .metrics import Metrics
 from .ratelimit import FailureLimiter, SenderBuckets
 from .recording.attachments import Attachments
+from .recording.due import DueWork
 from .recording.failures import FailureLog
 from .recording.files import StillFiles
 from .recording.recordings import RecordingFiles, recover
 from .recording.schedule import BackupSchedule
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
+from .reminders import CHAT, EMAIL, Reminders
 from .signaling.hub import Hub
 from .signaling.ws import conversation_websocket, inbox_websocket, websocket
 
@@ -137,12 +140,17 @@ async def _mail(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _due(app: web.Application) -> AsyncIterator[None]:
-    """The due-work runner, with every registered kind's handler; after the services its
+    """Due work and its runner, with every registered kind's handler; after the services its
     handlers use, so it stops before them."""
+    store, settings = app[STORE], app[SETTINGS]
+    work = app[DUE_WORK] = DueWork(store.database)
+    reminders = app[REMINDERS] = Reminders(store, work, app[NOTICES], app[CONVERSATIONS], settings)
+    await reminders.reconcile()
     handlers = {kind: make(app) for kind, make in app[DUE_HANDLERS].items()}
-    runner = DueRunner(app[STORE].database, handlers, node=app[SETTINGS].node, metrics=app[METRICS])
+    runner = DueRunner(
+        store.database, handlers, node=settings.node, metrics=app[METRICS], work=work
+    )
     app[DUE_RUNNER] = runner
-    app[DUE_WORK] = runner.work
     runner.start()
     yield
     await runner.close()
@@ -204,7 +212,10 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.cleanup_ctx.extend([_store, _backups, _mail, _hub, _live_status])
     # Due work (issue 16): features register their kinds' handlers here, before it starts.
-    app[DUE_HANDLERS] = {}
+    app[DUE_HANDLERS] = {
+        EMAIL: lambda app: app[REMINDERS].send_email,
+        CHAT: lambda app: app[REMINDERS].post_message,
+    }
     app.cleanup_ctx.append(_due)
     app.on_startup.append(_draw_cards)
     app.on_shutdown.append(_close_calls)

@@ -21,6 +21,7 @@ from .recording.due import DueWork
 from .recording.recordings import RecordingFiles
 from .recording.schedule import BackupSchedule
 from .recording.store import Store
+from .reminders import Reminders
 from .signaling.hub import Hub
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "METRICS",
     "NOTICES",
     "RECORDINGS",
+    "REMINDERS",
     "SETTINGS",
     "STAFF_KEY",
     "STILLS",
@@ -79,3 +81,5 @@ DUE_RUNNER = web.AppKey("due_runner", DueRunner)
 #: Each kind's handler, made from the app when the runner starts: a feature registers its own
 #: in the app factory, ``app[DUE_HANDLERS]["checkin"] = make_checkin_handler``.
 DUE_HANDLERS = web.AppKey("due_handlers", dict[str, Callable[[web.Application], Handler]])
+#: Appointments' reminders (email and a conversation message), scheduled as due work.
+REMINDERS = web.AppKey("reminders", Reminders)

@@ -7,7 +7,7 @@ import secrets
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -132,6 +132,11 @@ class Settings:
     mail_coalesce: timedelta = timedelta(minutes=3)
     #: The first retry of an email the server did not take; each next one waits twice as long.
     mail_retry: timedelta = timedelta(seconds=30)
+    # Booking and reminders (issue 16).
+    #: The appointment's reminders (email and a message in the conversation): the day before
+    #: at this local time, and this long before; None: not that one.
+    reminder_day_before: time | None = time(10, 0)
+    reminder_before: timedelta | None = timedelta(minutes=15)
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -230,6 +235,11 @@ class Settings:
             values["mail_coalesce"] = parse_duration(env["CONSULT_MAIL_COALESCE"])
         if env.get("CONSULT_MAIL_RETRY"):
             values["mail_retry"] = parse_duration(env["CONSULT_MAIL_RETRY"])
+        if env.get("CONSULT_REMINDER_DAY_BEFORE"):
+            values["reminder_day_before"] = _time_or_off(env["CONSULT_REMINDER_DAY_BEFORE"])
+        if env.get("CONSULT_REMINDER_BEFORE"):
+            text = env["CONSULT_REMINDER_BEFORE"].strip().lower()
+            values["reminder_before"] = None if text == "off" else parse_duration(text)
         if "CONSULT_LOG_LEVEL" in env:
             values["log_level"] = env["CONSULT_LOG_LEVEL"]
         if "CONSULT_DATABASE_URL" in env:
@@ -281,6 +291,16 @@ def parse_duration(text: str) -> timedelta:
         return timedelta(seconds=float(text[:-1]) * _UNITS[text[-1]])
     except ValueError:
         raise ValueError(f"not a duration: {text!r} (e.g. 30m, 24h, 7d)") from None
+
+
+def _time_or_off(text: str) -> time | None:
+    """``10:00``, or ``off``."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return time.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"not a time of day: {text!r} (e.g. 10:00, or off)") from None
 
 
 def backup_secret(key_file: Path | None, env: Mapping[str, str] | None = None) -> bytes | None:

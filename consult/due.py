@@ -65,9 +65,11 @@ class DueRunner:
         poll: timedelta = POLL,
         retry: RetryPolicy = RetryPolicy(first=timedelta(seconds=30)),  # noqa: B008
         metrics: Metrics | None = None,
+        work: DueWork | None = None,
     ) -> None:
         self._db = database
-        self.work = DueWork(database)
+        #: The store's due work (shared with those who put it, so a put wakes the runner).
+        self.work = work or DueWork(database)
         self._handlers = dict(handlers)
         self._node = node
         self._clock = clock

@@ -12,7 +12,16 @@ import msgspec
 from aiohttp import web
 from email_validator import EmailNotValidError, validate_email
 
-from ..appkeys import CONVERSATIONS, HUB, NOTICES, RECORDINGS, SETTINGS, STILLS, STORE
+from ..appkeys import (
+    CONVERSATIONS,
+    HUB,
+    NOTICES,
+    RECORDINGS,
+    REMINDERS,
+    SETTINGS,
+    STILLS,
+    STORE,
+)
 from ..auth import caller_for, require_staff
 from ..config import MAIL_LANGUAGES
 from ..errors import Forbidden, InvalidEmail, InvalidRequest
@@ -93,6 +102,8 @@ async def create_consultation(request: web.Request) -> web.Response:
         customer_email=email_address(body.customer_email),
         customer_language=language(body.customer_language),
     )
+    if consultation.scheduled_at is not None:
+        await request.app[REMINDERS].schedule(consultation)
     return web.json_response(
         consultation_json(consultation, role="staff") | link_urls(request, links), status=201
     )
@@ -115,6 +126,8 @@ async def edit_consultation(request: web.Request) -> web.Response:
                              " scheduled_at.")  # fmt: skip
     store = request.app[STORE]
     consultation = await store.update_consultation(request.match_info["id"], values)
+    if "scheduled_at" in values:
+        await request.app[REMINDERS].schedule(consultation)
     body_out = consultation_json(consultation, role="staff")
     body_out["email"] = await request.app[NOTICES].status(consultation)
     return web.json_response(body_out)

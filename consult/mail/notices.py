@@ -1,5 +1,6 @@
 """The emails the service sends customers, and when: staff answered while the customer was
-away, and the appointment's reminder the day before. Each carries the customer's link and an
+away, and the appointment's reminders (the day before, and shortly before: queued by due work,
+consult/reminders.py). Each carries the customer's link and an
 unsubscribe link, in the consultation's language or the salon's (``--mail-language``).
 
 Nothing is queued without SMTP configured (``--smtp-url``), nor for a consultation without an
@@ -17,15 +18,17 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from ..config import MAIL_LANGUAGES, Settings
 from ..conversation import Conversations, Posted
 from ..recording.outbox import NewMail
 from ..recording.store import Consultation, Store, utcnow
 from ..webroot import WEB_ROOT
 from .compose import Email, render
-from .reminders import candidates, reminder_due
+from .reminders import ReminderName
 
-__all__ = ["Clock", "Notices", "email_replies", "unsubscribe_path"]
+__all__ = ["Clock", "Notices", "date_words", "email_replies", "load_wording", "unsubscribe_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,17 +38,22 @@ Clock = Callable[[], datetime]
 CATALOGUES = WEB_ROOT / "i18n"
 
 
+#: Messages the service posts in the salon's name from due work have these client ids (their
+#: work's key): reminders carry their own email, so they are no staff answer to email about.
+AUTOMATIC = ("reminder:",)
+
+
 def unsubscribe_path(token: str) -> str:
     return f"/u/{token}"
 
 
-def load_wording(language: str) -> dict[str, str]:
-    """The catalogue's ``email.*`` texts for ``language``."""
+def load_wording(language: str, prefix: str = "email.") -> dict[str, str]:
+    """The catalogue's texts for ``language`` whose keys start with ``prefix`` (without it)."""
     catalogue = json.loads((CATALOGUES / f"{language}.json").read_text(encoding="utf-8"))
-    return {k.removeprefix("email."): v for k, v in catalogue.items() if k.startswith("email.")}
+    return {k.removeprefix(prefix): v for k, v in catalogue.items() if k.startswith(prefix)}
 
 
-def _date(local: datetime, words: dict[str, str]) -> str:
+def date_words(local: datetime, words: dict[str, str]) -> str:
     return words["date"].format(
         weekday=words[f"weekday.{local.weekday()}"],
         day=local.day,
@@ -79,27 +87,22 @@ class Notices:
         now = self._clock()
         await self._queue(consultation, "reply", now, now + self._coalesce, unless_queued=True)
 
-    async def queue_reminders(self, now: datetime) -> int:
-        """Queue the reminders due at ``now`` (each appointment's once, ever); how many."""
-        if not self.configured:
-            return 0
+    async def reminder(
+        self,
+        c: Consultation,
+        name: ReminderName,
+        key: str,
+        now: datetime,
+        conn: AsyncConnection,
+    ) -> bool:
+        """Queue the appointment's reminder ``name`` in ``conn`` (due work's transaction,
+        consult/reminders.py), once ever for ``key``; whether it was queued."""
+        if not self.configured or c.scheduled_at is None:
+            return False
         zone = (await self._store.get_salon()).hours.zone
-        due = {
-            # Moved to another time, the appointment gets a reminder of its own.
-            f"reminder:{c.id}:{c.scheduled_at.isoformat()}": c
-            for c in await self._store.scheduled_between(*candidates(now, zone))
-            if c.scheduled_at is not None and reminder_due(c.scheduled_at, c.created_at, zone, now)
-        }
-        # One look-up for the reminders already queued, not a transaction each, every poll.
-        done = await self._store.outbox.existing(due)
-        queued = 0
-        for key, c in due.items():
-            if key in done:
-                continue
-            assert c.scheduled_at is not None
-            local = c.scheduled_at.astimezone(zone)
-            queued += await self._queue(c, "reminder", now, now, key=key, appointment=local)
-        return queued
+        kind = "reminder" if name == "day-before" else "reminder-soon"
+        local = c.scheduled_at.astimezone(zone)
+        return await self._queue(c, kind, now, now, key=key, appointment=local, conn=conn)
 
     async def _queue(
         self,
@@ -111,6 +114,7 @@ class Notices:
         key: str | None = None,
         unless_queued: bool = False,
         appointment: datetime | None = None,
+        conn: AsyncConnection | None = None,
     ) -> bool:
         """Queue ``kind``'s email to the consultation's customer; ``appointment``: its time
         in the salon's zone, for the words that name it."""
@@ -119,10 +123,10 @@ class Notices:
         sender = self._sender
         language = c.customer_language or self._language
         words = self._wording[language]
-        token = await self._store.customer_link(c.id, self._link_ttl)
+        token = await self._store.customer_link(c.id, self._link_ttl, conn=conn)
         link = f"{self._base_url}/c/{token}"
         fields = (
-            {"time": f"{appointment:%H:%M}", "date": _date(appointment, words)}
+            {"time": f"{appointment:%H:%M}", "date": date_words(appointment, words)}
             if appointment is not None
             else {}
         )
@@ -138,7 +142,7 @@ class Notices:
             return render(email, sender=sender, unsubscribe_url=url, now=now)
 
         mail_id = await self._store.outbox.queue(
-            NewMail(c.customer_email, kind, build, due_at, c.id, key, unless_queued), now
+            NewMail(c.customer_email, kind, build, due_at, c.id, key, unless_queued), now, conn
         )
         if mail_id is None:
             return False
@@ -167,7 +171,7 @@ async def email_replies(conversations: Conversations, notices: Notices) -> None:
         async for event in events:
             if not isinstance(event, Posted) or event.message.sender != "stylist":
                 continue
-            if "customer" in event.present:
+            if "customer" in event.present or event.message.client_id.startswith(AUTOMATIC):
                 continue
             try:
                 await notices.staff_answered(event.consultation_id)

@@ -636,15 +636,22 @@ class Store:
             )
             return await self._issue_links(conn, consultation_id, now, link_ttl)
 
-    async def customer_link(self, consultation_id: str, link_ttl: timedelta) -> str:
+    async def customer_link(
+        self,
+        consultation_id: str,
+        link_ttl: timedelta,
+        *,
+        conn: AsyncConnection | None = None,
+    ) -> str:
         """The customer's link token; a new one if theirs has expired (the stylist's link is
-        left as it is): what an email to the customer hands them must open."""
+        left as it is): what an email to the customer hands them must open. With ``conn``,
+        a new one is issued in the caller's transaction."""
         current = (await self.links(consultation_id)).customer
         if current is not None:
             return current
         now = utcnow()
         token = new_token()
-        async with self._db.begin() as conn:
+        async with self._db.begin() if conn is None else _within(conn) as conn:
             await conn.execute(
                 links.update()
                 .where(
