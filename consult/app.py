@@ -18,6 +18,7 @@ from .appkeys import (
     AUTH_FAILURES,
     BACKUPS,
     CONVERSATIONS,
+    CUSTOMERS,
     DUE_HANDLERS,
     DUE_RUNNER,
     DUE_WORK,
@@ -73,6 +74,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     )
     await store.reset_live()
     app[STORE] = store
+    app[CUSTOMERS] = store.customers
     stills = Stills(
         store,
         StillFiles(settings.stills_dir, shared=settings.stills_folder is not None),

@@ -17,6 +17,7 @@ from .media.stills import Stills
 from .metrics import Metrics
 from .ratelimit import FailureLimiter, SenderBuckets
 from .recording.attachments import Attachments
+from .recording.customers import Customers
 from .recording.due import DueWork
 from .recording.recordings import RecordingFiles
 from .recording.schedule import BackupSchedule
@@ -30,6 +31,7 @@ __all__ = [
     "AUTH_FAILURES",
     "BACKUPS",
     "CONVERSATIONS",
+    "CUSTOMERS",
     "DUE_HANDLERS",
     "DUE_RUNNER",
     "DUE_WORK",
@@ -83,3 +85,8 @@ DUE_RUNNER = web.AppKey("due_runner", DueRunner)
 DUE_HANDLERS = web.AppKey("due_handlers", dict[str, Callable[[web.Application], Handler]])
 #: Appointments' reminders (email and a conversation message), scheduled as due work.
 REMINDERS = web.AppKey("reminders", Reminders)
+
+# issue 17B: customers, consent, deletion, retention
+
+#: The salon's customers (the store's, under their own key for booking and the customer pages).
+CUSTOMERS = web.AppKey("customers", Customers)

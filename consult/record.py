@@ -45,6 +45,7 @@ def consultation_json(c: Consultation, *, role: str) -> dict[str, Any]:
         body["notes_updated_at"] = _iso(c.notes_updated_at)
         body["customer_email"] = c.customer_email
         body["customer_language"] = c.customer_language
+        body["customer_id"] = c.customer_id
     if role == "staff":
         body["customer_ref"] = c.customer_ref
     return body

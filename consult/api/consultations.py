@@ -38,13 +38,17 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class NewConsultation(msgspec.Struct, forbid_unknown_fields=True):
-    customer_name: Name
+    """For the customer ``customer_id``, or for a customer made from ``customer_name`` (the
+    one with that ``customer_ref`` where there is one)."""
+
+    customer_name: Name | None = None
     customer_ref: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     scheduled_at: datetime | None = None
     notes: Annotated[str, msgspec.Meta(max_length=10_000)] = ""
     customer_email: Annotated[str, msgspec.Meta(max_length=254)] | None = None
     #: The customer's emails' language; None: the salon's (``--mail-language``).
     customer_language: str | None = None
+    customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] | None = None
 
 
 class ConsultationEdit(msgspec.Struct, forbid_unknown_fields=True):
@@ -93,8 +97,12 @@ class NotesUpdate(msgspec.Struct, forbid_unknown_fields=True):
 async def create_consultation(request: web.Request) -> web.Response:
     await require_staff(request)
     body = await read_json(request, NewConsultation)
+    name = (body.customer_name or "").strip()
+    if not name and body.customer_id is None:
+        raise InvalidRequest("customer_name (or customer_id) is required.")
     consultation, links = await request.app[STORE].create_consultation(
-        customer_name=body.customer_name.strip(),
+        customer_id=body.customer_id,
+        customer_name=name,
         customer_ref=body.customer_ref,
         scheduled_at=scheduled(body.scheduled_at),
         notes=body.notes,
@@ -252,6 +260,7 @@ async def same_again(request: web.Request) -> web.Response:
     consultation, links = await store.create_consultation(
         customer_name=earlier.customer_name,
         customer_ref=earlier.customer_ref,
+        customer_id=earlier.customer_id,
         summary=earlier.summary,
         based_on=earlier.id,
         link_ttl=request.app[SETTINGS].link_ttl,

@@ -13,9 +13,12 @@ __all__ = [
     "auth_failures",
     "captures",
     "chat_reads",
+    "consents",
     "consultations",
     "conversations",
+    "customers",
     "due_work",
+    "file_removals",
     "leases",
     "links",
     "mail_recipients",
@@ -95,6 +98,9 @@ consultations = sa.Table(
     #: (None: the salon's, ``--mail-language``).
     sa.Column("customer_email", String(254), nullable=True),
     sa.Column("customer_language", String(8), nullable=True),
+    #: Who the consultation is for (issue 17). The customer's name, email, language and
+    #: ``customer_ref`` (their ``external_ref``) are copied here as well, as v1 clients read them.
+    sa.Column("customer_id", String(32), sa.ForeignKey("customers.id"), nullable=True, index=True),
 )
 
 links = sa.Table(
@@ -429,4 +435,70 @@ due_work = sa.Table(
     sa.Column("last_error", Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Index("ix_due_work_pending", "done_at", "due_at"),
+)
+
+
+# issue 17B: customers, consent, deletion
+
+
+#: A salon's customer (issue 17): their consultations point here (``consultations.customer_id``).
+#: ``email_key`` and ``phone_key`` are the normalised forms matched by ``find_or_create``.
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("id", String(32), primary_key=True),
+    sa.Column("name", String(200), nullable=False, index=True),
+    sa.Column("email", String(254), nullable=True),
+    sa.Column("email_key", String(254), nullable=True, index=True),
+    sa.Column("phone", String(40), nullable=True),
+    sa.Column("phone_key", String(40), nullable=True, index=True),
+    #: The customer's language ("en", "zh-CN"); None: the salon's.
+    sa.Column("language", String(8), nullable=True),
+    #: Staff's notes on the customer: never shown to them.
+    sa.Column("notes", Text(), nullable=False, server_default=""),
+    #: The salon's own reference (what ``customer_ref`` was before customers existed).
+    sa.Column("external_ref", String(200), nullable=True, index=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    #: A duplicate merged into another customer: kept only to send its id on.
+    sa.Column("merged_into", String(32), nullable=True),
+    #: The customer asked, from their link, for their data to be deleted (the owner confirms).
+    sa.Column("deletion_requested_at", UTCDateTime(), nullable=True),
+)
+
+#: What a customer agreed to be kept before joining a call: the wording's version, when, and
+#: what it covered (stills, messages, recordings).
+consents = sa.Table(
+    "consents",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column(
+        "customer_id",
+        String(32),
+        sa.ForeignKey("customers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column(
+        "consultation_id",
+        String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("version", String(16), nullable=False),
+    sa.Column("kept", sa.JSON(), nullable=False),
+    sa.Column("given_at", UTCDateTime(), nullable=False),
+)
+
+#: Files whose rows a deletion removed, written in the deletion's transaction and removed
+#: after it: what a crash left is removed at the next start (consult/recording/deletion.py).
+file_removals = sa.Table(
+    "file_removals",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    #: stills (the stills folder, attachments included) or recordings.
+    sa.Column("folder", String(16), nullable=False),
+    sa.Column("file", String(255), nullable=False),
+    sa.Column("queued_at", UTCDateTime(), nullable=False),
 )

@@ -27,6 +27,7 @@ from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
 from ..salon import Salon, parse_hours
 from .attachments import AttachmentLog
+from .customers import Customers
 from .database import Database
 from .failures import FailureLog
 from .inbox import Inbox, LastKind
@@ -97,6 +98,9 @@ class Consultation:
     customer_email: str | None = None
     #: The customer's emails' language ("en", "zh-CN"); None: the salon's.
     customer_language: str | None = None
+    #: Who it is for (consult/recording/customers.py); name, email, language and reference
+    #: above are the customer's, copied.
+    customer_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,7 @@ class Store:
         self.attachments = AttachmentLog(db)
         self.outbox = Outbox(db)
         self.recordings = Recordings(db)
+        self.customers = Customers(db)
 
     @classmethod
     async def open(cls, url: str, sealer: TokenSealer, node: str | None = None) -> Store:
@@ -235,7 +240,7 @@ class Store:
     async def create_consultation(
         self,
         *,
-        customer_name: str,
+        customer_name: str = "",
         customer_ref: str | None = None,
         scheduled_at: datetime | None = None,
         notes: str = "",
@@ -244,8 +249,57 @@ class Store:
         based_on: str | None = None,
         customer_email: str | None = None,
         customer_language: str | None = None,
+        customer_id: str | None = None,
     ) -> tuple[Consultation, Links]:
+        """A consultation for the customer ``customer_id``; without one, for the customer with
+        the reference ``customer_ref``, else for a new customer made from the details given."""
         now = utcnow()
+        async with self._db.begin() as conn:
+            if customer_id is not None:
+                customer = await self.customers.get(customer_id, conn)
+            else:
+                found = (
+                    await self.customers.find_by_ref(customer_ref, conn) if customer_ref else None
+                )
+                customer = found or await self.customers.create(
+                    name=customer_name,
+                    email=customer_email,
+                    language=customer_language,
+                    external_ref=customer_ref,
+                    conn=conn,
+                )
+            consultation = await self._insert_consultation(
+                conn,
+                now,
+                link_ttl,
+                customer_id=customer.id,
+                customer_name=customer_name or customer.name,
+                customer_ref=customer_ref or customer.external_ref,
+                scheduled_at=scheduled_at,
+                notes=notes,
+                summary=summary,
+                based_on=based_on,
+                customer_email=customer_email or customer.email,
+                customer_language=customer_language or customer.language,
+            )
+        return consultation
+
+    async def _insert_consultation(
+        self,
+        conn: Any,
+        now: datetime,
+        link_ttl: timedelta,
+        *,
+        customer_id: str,
+        customer_name: str,
+        customer_ref: str | None,
+        scheduled_at: datetime | None,
+        notes: str,
+        summary: str,
+        based_on: str | None,
+        customer_email: str | None,
+        customer_language: str | None,
+    ) -> tuple[Consultation, Links]:
         consultation = Consultation(
             id=secrets.token_hex(8),
             customer_name=customer_name,
@@ -260,10 +314,10 @@ class Store:
             based_on=based_on,
             customer_email=customer_email,
             customer_language=customer_language,
+            customer_id=customer_id,
         )
-        async with self._db.begin() as conn:
-            await conn.execute(consultations.insert().values(**dataclasses.asdict(consultation)))
-            new_links = await self._issue_links(conn, consultation.id, now, link_ttl)
+        await conn.execute(consultations.insert().values(**dataclasses.asdict(consultation)))
+        new_links = await self._issue_links(conn, consultation.id, now, link_ttl)
         return consultation, new_links
 
     async def get_consultation(self, consultation_id: str) -> Consultation:
