@@ -17,6 +17,8 @@ from .appkeys import (
     ATTACHMENTS,
     AUTH_FAILURES,
     BACKUPS,
+    BOOKING,
+    BOOKING_RATE,
     CONVERSATIONS,
     CUSTOMERS,
     DUE_HANDLERS,
@@ -36,6 +38,7 @@ from .appkeys import (
     TOOL_SLOTS,
 )
 from .auth import setup_sessions
+from .booking import BookingService
 from .config import Settings, backup_secret, load_staff_key
 from .conversation import Conversations
 from .due import DueRunner
@@ -65,6 +68,10 @@ from .signaling.ws import conversation_websocket, inbox_websocket, websocket
 __all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
+
+#: Bookings one address may make: a few in a burst, then one a minute.
+BOOKING_RATE_PER_S = 1 / 60
+BOOKING_BURST = 5
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
@@ -148,6 +155,7 @@ async def _due(app: web.Application) -> AsyncIterator[None]:
     work = app[DUE_WORK] = DueWork(store.database)
     reminders = app[REMINDERS] = Reminders(store, work, app[NOTICES], app[CONVERSATIONS], settings)
     await reminders.reconcile()
+    app[BOOKING] = BookingService(store, reminders, app[NOTICES], settings.link_ttl)
     handlers = {kind: make(app) for kind, make in app[DUE_HANDLERS].items()}
     runner = DueRunner(
         store.database, handlers, node=settings.node, metrics=app[METRICS], work=work
@@ -214,6 +222,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.cleanup_ctx.extend([_store, _backups, _mail, _hub, _live_status])
     # Due work (issue 16): features register their kinds' handlers here, before it starts.
+    app[BOOKING_RATE] = SenderBuckets(BOOKING_RATE_PER_S, BOOKING_BURST)
     app[DUE_HANDLERS] = {
         EMAIL: lambda app: app[REMINDERS].send_email,
         CHAT: lambda app: app[REMINDERS].post_message,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from .booking import BookingService
 from .config import Settings
 from .conversation import Conversations
 from .due import DueRunner, Handler
@@ -30,6 +31,8 @@ __all__ = [
     "ATTACHMENT_RATE",
     "AUTH_FAILURES",
     "BACKUPS",
+    "BOOKING",
+    "BOOKING_RATE",
     "CONVERSATIONS",
     "CUSTOMERS",
     "DUE_HANDLERS",
@@ -85,6 +88,10 @@ DUE_RUNNER = web.AppKey("due_runner", DueRunner)
 DUE_HANDLERS = web.AppKey("due_handlers", dict[str, Callable[[web.Application], Handler]])
 #: Appointments' reminders (email and a conversation message), scheduled as due work.
 REMINDERS = web.AppKey("reminders", Reminders)
+#: Booking: free slots, bookings made, moved and cancelled (with their reminders and emails).
+BOOKING = web.AppKey("booking", BookingService)
+#: The public booking endpoint's limit per client address (it needs no account).
+BOOKING_RATE = web.AppKey("booking_rate", SenderBuckets)
 
 # issue 17B: customers, consent, deletion, retention
 

@@ -53,6 +53,16 @@ and a human ``message``. At the HTTP edge an error becomes
     UnsupportedMedia
     └── NoAudio                   415 "no-audio": a voice message with no sound in it
 
+    Booking (issue 16, consult/api/bookings.py):
+    InvalidRequest
+    └── InvalidPhone              400 "invalid-phone": a phone number that is no number
+    ConsultError
+    ├── SlotTaken                 409 "slot-taken": taken, past, or not a slot on offer
+    ├── BookingLocked             409 "booking-locked": past the salon's cut-off for changes
+    └── BookingCancelled          409 "booking-cancelled": the booking was cancelled
+    RateLimited
+    └── BookingRateLimited        429 "rate-limited": too many bookings from one address
+
 Nothing outside this module invents codes: the web pages' message catalogue keys on them.
 """
 
@@ -60,6 +70,9 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyUploaded",
+    "BookingCancelled",
+    "BookingLocked",
+    "BookingRateLimited",
     "CaptureClosed",
     "ConsultError",
     "CorruptImage",
@@ -68,6 +81,7 @@ __all__ = [
     "Forbidden",
     "InvalidEmail",
     "InvalidPalette",
+    "InvalidPhone",
     "InvalidPolygon",
     "InvalidRegion",
     "InvalidRequest",
@@ -87,6 +101,7 @@ __all__ = [
     "RecordingUnavailable",
     "Replaced",
     "Revoked",
+    "SlotTaken",
     "StorageFailed",
     "StorageFull",
     "TooLong",
@@ -388,3 +403,39 @@ class InvalidEmail(InvalidRequest):
     """This is not an email address that can receive mail."""
 
     code = "invalid-email"
+
+
+# Booking (issue 16).
+
+
+class InvalidPhone(InvalidRequest):
+    """A customer's phone number that cannot be one."""
+
+    code = "invalid-phone"
+
+
+class SlotTaken(ConsultError):
+    """The slot is taken, past, or not on offer: choose another."""
+
+    status = 409
+    code = "slot-taken"
+
+
+class BookingLocked(ConsultError):
+    """Too close to the appointment to cancel or move it here: the salon must."""
+
+    status = 409
+    code = "booking-locked"
+
+
+class BookingCancelled(ConsultError):
+    """The booking was cancelled: book again."""
+
+    status = 409
+    code = "booking-cancelled"
+
+
+class BookingRateLimited(RateLimited):
+    """Too many bookings from one address: wait a moment."""
+
+    status = 429

@@ -16,16 +16,18 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import MAIL_LANGUAGES, Settings
 from ..conversation import Conversations, Posted
+from ..recording.bookings import Booking
 from ..recording.outbox import NewMail
 from ..recording.store import Consultation, Store, utcnow
 from ..webroot import WEB_ROOT
-from .compose import Email, render
+from .compose import Attachment, Email, render
+from .invitation import invitation
 from .reminders import ReminderName
 
 __all__ = ["Clock", "Notices", "date_words", "email_replies", "load_wording", "unsubscribe_path"]
@@ -104,6 +106,51 @@ class Notices:
         local = c.scheduled_at.astimezone(zone)
         return await self._queue(c, kind, now, now, key=key, appointment=local, conn=conn)
 
+    async def booking(
+        self,
+        c: Consultation,
+        booking: Booking,
+        change: Literal["booked", "moved", "cancelled"],
+        now: datetime,
+        conn: AsyncConnection,
+        token: str | None = None,
+    ) -> bool:
+        """Queue the booking's email, with its calendar invitation (or its cancellation), in
+        the booking's transaction; ``token``: the customer's link when it was made in that
+        transaction (not yet seen by the store's other connections)."""
+        if not self.configured:
+            return False
+        zone = (await self._store.get_salon()).hours.zone
+        language = c.customer_language or self._language
+        words = self._wording[language]
+        if token is None:
+            token = await self._store.customer_link(c.id, self._link_ttl, conn=conn)
+        link = f"{self._base_url}/c/{token}"
+        ics = invitation(
+            uid=f"{booking.id}@consult",
+            start=booking.start_at,
+            end=booking.end_at,
+            summary=words["booking.event"],
+            description=words["booking.event-text"].format(link=link),
+            url=link,
+            now=now,
+            # Each change outranks the last in the customer's calendar.
+            sequence=int(now.timestamp()) - int(booking.created_at.timestamp()),
+            method="CANCEL" if change == "cancelled" else "PUBLISH",
+        )
+        kind = {"booked": "booked", "moved": "booking-moved", "cancelled": "booking-cancel"}
+        return await self._queue(
+            c,
+            kind[change],
+            now,
+            now,
+            key=f"booking:{booking.id}:{change}:{booking.start_at.isoformat()}",
+            appointment=booking.start_at.astimezone(zone),
+            conn=conn,
+            token=token,
+            attachments=(Attachment("invitation.ics", "text/calendar", ics),),
+        )
+
     async def _queue(
         self,
         c: Consultation,
@@ -115,15 +162,19 @@ class Notices:
         unless_queued: bool = False,
         appointment: datetime | None = None,
         conn: AsyncConnection | None = None,
+        token: str | None = None,
+        attachments: tuple[Attachment, ...] = (),
     ) -> bool:
         """Queue ``kind``'s email to the consultation's customer; ``appointment``: its time
-        in the salon's zone, for the words that name it."""
+        in the salon's zone, for the words that name it; ``token``: the customer's link, if
+        the caller has it (else theirs, or a new one if it expired)."""
         if c.customer_email is None or self._sender is None:
             return False
         sender = self._sender
         language = c.customer_language or self._language
         words = self._wording[language]
-        token = await self._store.customer_link(c.id, self._link_ttl, conn=conn)
+        if token is None:
+            token = await self._store.customer_link(c.id, self._link_ttl, conn=conn)
         link = f"{self._base_url}/c/{token}"
         fields = (
             {"time": f"{appointment:%H:%M}", "date": date_words(appointment, words)}
@@ -135,6 +186,7 @@ class Notices:
             subject=words[f"{kind}.subject"].format(**fields),
             text=words[f"{kind}.text"].format(name=c.customer_name, link=link, **fields),
             footer=words["footer"],
+            attachments=attachments,
         )
 
         def build(token: str) -> bytes:

@@ -11,6 +11,8 @@ from ..errors import InvalidRequest
 __all__ = [
     "attachments",
     "auth_failures",
+    "availability",
+    "bookings",
     "captures",
     "chat_reads",
     "consents",
@@ -435,6 +437,41 @@ due_work = sa.Table(
     sa.Column("last_error", Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Index("ix_due_work_pending", "done_at", "due_at"),
+)
+
+#: What customers may book (issue 16), per resource: "salon", or a stylist's name until
+#: accounts exist (consult/slots.py's ``Availability`` as JSON, in the salon's time zone).
+availability = sa.Table(
+    "availability",
+    metadata,
+    sa.Column("resource", String(64), primary_key=True),
+    sa.Column("settings", sa.JSON(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+#: Booked slots (issue 16): each a consultation at ``start_at``. ``slot`` (resource and
+#: start) is unique while the booking stands, so two nodes cannot book one slot; a
+#: cancelled or moved-from booking lets go of it (NULL: any number of them).
+bookings = sa.Table(
+    "bookings",
+    metadata,
+    sa.Column("id", String(32), primary_key=True),
+    sa.Column(
+        "consultation_id",
+        String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("resource", String(64), nullable=False),
+    sa.Column("start_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("end_at", UTCDateTime(), nullable=False),
+    sa.Column("slot", String(120), nullable=True, unique=True),
+    #: booked, cancelled
+    sa.Column("status", String(16), nullable=False),
+    sa.Column("customer_zone", String(64), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("cancelled_at", UTCDateTime(), nullable=True),
 )
 
 

@@ -27,6 +27,7 @@ from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
 from ..salon import Salon, parse_hours
 from .attachments import AttachmentLog
+from .bookings import Bookings
 from .customers import Customers
 from .database import Database
 from .failures import FailureLog
@@ -204,6 +205,7 @@ class Store:
         self.outbox = Outbox(db)
         self.recordings = Recordings(db)
         self.customers = Customers(db)
+        self.bookings = Bookings(db)
 
     @classmethod
     async def open(cls, url: str, sealer: TokenSealer, node: str | None = None) -> Store:
@@ -250,11 +252,13 @@ class Store:
         customer_email: str | None = None,
         customer_language: str | None = None,
         customer_id: str | None = None,
+        conn: AsyncConnection | None = None,
     ) -> tuple[Consultation, Links]:
         """A consultation for the customer ``customer_id``; without one, for the customer with
-        the reference ``customer_ref``, else for a new customer made from the details given."""
+        the reference ``customer_ref``, else for a new customer made from the details given.
+        With ``conn``, in the caller's transaction (a booking: consult/booking.py)."""
         now = utcnow()
-        async with self._db.begin() as conn:
+        async with self._db.begin() if conn is None else _within(conn) as conn:
             if customer_id is not None:
                 customer = await self.customers.get(customer_id, conn)
             else:
@@ -351,25 +355,37 @@ class Store:
         return await self.update_consultation(consultation_id, values)
 
     async def update_consultation(
-        self, consultation_id: str, values: dict[str, Any]
+        self,
+        consultation_id: str,
+        values: dict[str, Any],
+        *,
+        conn: AsyncConnection | None = None,
     ) -> Consultation:
         """Change the customer's details (``customer_email``, ``customer_language``,
-        ``scheduled_at``, ...): the columns named in ``values``."""
-        async with self._db.begin() as conn:
+        ``scheduled_at``, ...): the columns named in ``values``. With ``conn``, in the
+        caller's transaction (read back through it)."""
+        async with self._db.begin() if conn is None else _within(conn) as conn:
             result = await conn.execute(
                 consultations.update().where(consultations.c.id == consultation_id).values(**values)
             )
             if result.rowcount == 0:
                 raise NotFound("No such consultation.")
-        return await self.get_consultation(consultation_id)
+            row = (
+                (
+                    await conn.execute(
+                        consultations.select().where(consultations.c.id == consultation_id)
+                    )
+                )
+                .mappings()
+                .one()
+            )
+        return _consultation(row)
 
     async def scheduled_between(self, start: datetime, end: datetime) -> list[Consultation]:
-        """Consultations with an email address whose appointment is in [start, end)."""
-        # The reminders' look-up at every poll: ix_consultations_scheduled_at keeps it short.
+        """Consultations whose appointment is in [start, end) (the reminders' look-up at
+        start: ix_consultations_scheduled_at keeps it short)."""
         c = consultations.c
-        query = consultations.select().where(
-            c.customer_email.is_not(None), c.scheduled_at >= start, c.scheduled_at < end
-        )
+        query = consultations.select().where(c.scheduled_at >= start, c.scheduled_at < end)
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_consultation(row) for row in rows]
