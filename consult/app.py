@@ -69,10 +69,6 @@ __all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
 
-#: Bookings one address may make: a few in a burst, then one a minute.
-BOOKING_RATE_PER_S = 1 / 60
-BOOKING_BURST = 5
-
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
@@ -222,7 +218,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.cleanup_ctx.extend([_store, _backups, _mail, _hub, _live_status])
     # Due work (issue 16): features register their kinds' handlers here, before it starts.
-    app[BOOKING_RATE] = SenderBuckets(BOOKING_RATE_PER_S, BOOKING_BURST)
+    app[BOOKING_RATE] = SenderBuckets(settings.booking_per_minute / 60, settings.booking_burst)
     app[DUE_HANDLERS] = {
         EMAIL: lambda app: app[REMINDERS].send_email,
         CHAT: lambda app: app[REMINDERS].post_message,

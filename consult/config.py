@@ -137,6 +137,10 @@ class Settings:
     #: at this local time, and this long before; None: not that one.
     reminder_day_before: time | None = time(10, 0)
     reminder_before: timedelta | None = timedelta(minutes=15)
+    #: Bookings one address may make (the public endpoint needs no account): a burst, then
+    #: this many a minute.
+    booking_burst: int = 5
+    booking_per_minute: float = 1.0
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -240,6 +244,10 @@ class Settings:
         if env.get("CONSULT_REMINDER_BEFORE"):
             text = env["CONSULT_REMINDER_BEFORE"].strip().lower()
             values["reminder_before"] = None if text == "off" else parse_duration(text)
+        if env.get("CONSULT_BOOKING_BURST"):
+            values["booking_burst"] = int(env["CONSULT_BOOKING_BURST"])
+        if env.get("CONSULT_BOOKING_PER_MINUTE"):
+            values["booking_per_minute"] = float(env["CONSULT_BOOKING_PER_MINUTE"])
         if "CONSULT_LOG_LEVEL" in env:
             values["log_level"] = env["CONSULT_LOG_LEVEL"]
         if "CONSULT_DATABASE_URL" in env:
