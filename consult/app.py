@@ -132,6 +132,7 @@ async def _mail(app: web.Application) -> AsyncIterator[None]:
         SmtpServer.parse(settings.smtp_url),
         settings.sender_address,
         RetryPolicy(first=settings.mail_retry),
+        node=settings.node,
     )
     sender.start()
     app[MAIL_SENDER] = sender

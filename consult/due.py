@@ -12,6 +12,9 @@ deduplicated by key, a conversation message whose ``client_id`` is the key): wha
 reaches outside the database (a message delivered to open pages) may be repeated, never
 stored twice.
 
+A node (named by ``--node-id``, or its machine and port: the same across restarts) lets go of
+its earlier claims when its runner starts: killed mid-run, its work is due again at once.
+
 A run that raises is tried again later (``RetryPolicy``'s doubling delays), its error kept on
 the item and counted in the metrics. An item of a kind no handler is registered for waits
 (another node, or a later version, may know it) rather than failing.
@@ -91,6 +94,11 @@ class DueRunner:
                 await task
 
     async def _run(self) -> None:
+        try:
+            if released := await self.work.release(self._node):
+                logger.info("due work: %d items this node had claimed before it started", released)
+        except Exception:
+            logger.exception("due work: this node's earlier claims not released")
         while True:
             self.work.changed.clear()
             wait = self._poll.total_seconds()

@@ -3,7 +3,7 @@ customer never reaches the salon's side, a revoked link opens nothing, nothing a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from consult.app import create_app
 from consult.appkeys import RECORDINGS, STORE
 from consult.recording.recordings import Recording
+from consult.slots import SALON, Availability
 
 from .attachment_media import pdf
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
@@ -52,7 +53,18 @@ ENDPOINTS = [
     ("GET", "/api/attachments/{attachment}", None),
     ("PATCH", "/api/consultations/{id}", {"customer_email": "jane@example.com"}),
     ("GET", "/api/recordings/{recording}", None),
+    # Booking (issue 16): public slots; a booking seen, cancelled from its link or by staff;
+    # the availability staff publish.
+    ("GET", "/api/slots?from=2026-12-01T00:00:00%2B08:00&to=2026-12-02T00:00:00%2B08:00", None),
+    ("GET", "/api/consultations/{id}/booking", None),
+    ("GET", "/api/bookings/{booking}", None),
+    ("DELETE", "/api/bookings/{booking}", None),
+    ("GET", "/api/bookings", None),
+    ("GET", "/api/availability", None),
+    ("PUT", "/api/availability", {"weekly": {"mon": [["09:00", "12:00"]]}}),
 ]
+#: Anyone may ask (no credential needed; one presented is not looked at).
+PUBLIC = {("GET", "/api/slots?from=2026-12-01T00:00:00%2B08:00&to=2026-12-02T00:00:00%2B08:00")}
 BAD = {"Authorization": "Bearer not-the-staff-key"}
 CALLERS = ["nobody", "staff", "customer", "stylist", "other-customer", "other-stylist", "revoked"]
 STAFF_ONLY = {
@@ -66,7 +78,12 @@ STAFF_ONLY = {
     ("PUT", "/api/quick-replies/{reply}"),
     ("DELETE", "/api/quick-replies/{reply}"),
     ("PATCH", "/api/consultations/{id}"),
+    ("GET", "/api/bookings"),
+    ("GET", "/api/availability"),
+    ("PUT", "/api/availability"),
 }
+#: What the customer's side may do and the stylist's may not (the customer's booking).
+CUSTOMER_ONLY = {"/api/bookings/{booking}"}
 #: What only the stylist's side may do (the customer gets 403).
 STYLIST_ONLY = {"/api/consultations/{id}/notes", "/api/stills/{still}/nails",
                 "/api/stills/{still}/white-balance", "/api/consultations/{id}/read"}  # fmt: skip
@@ -78,6 +95,8 @@ CREATED = {("POST", "/api/consultations"), ("POST", "/api/swatches"),
 
 
 def expected(method: str, path: str, caller: str, how: str) -> int:
+    if (method, path) in PUBLIC:
+        return 200
     if caller in ("nobody", "revoked"):
         return 401
     if caller == "staff" and how == "query":
@@ -94,6 +113,8 @@ def expected(method: str, path: str, caller: str, how: str) -> int:
         return 403  # a valid link, of another consultation
     if path in STYLIST_ONLY and caller == "customer":
         return 403
+    if path in CUSTOMER_ONLY:
+        return 403 if caller == "stylist" else 200
     if path.endswith("/undertone"):
         return 422  # allowed, but the test still is grey paper: no skin to judge
     if method == "DELETE":
@@ -145,12 +166,22 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
         "revoked": token_of(gone["customer_link"]),
     }
     reply = await server.app[STORE].quick_replies.create("Thanks!", datetime.now(UTC))
+    # A booking of the first, well before the cut-off, in the salon's availability.
+    bookings = server.app[STORE].bookings
+    await bookings.set_availability(SALON, Availability(), datetime.now(UTC))
+    start = datetime.now(UTC) + timedelta(days=10)
+    async with server.app[STORE].database.begin() as conn:
+        booking = await bookings.take(
+            conn, consultation_id=mine["id"], resource=SALON, start=start,
+            end=start + timedelta(minutes=30), customer_zone=None, now=datetime.now(UTC),
+        )  # fmt: skip
     return {
         "id": mine["id"],
         "still": still["id"],
         "reply": reply.id,
         "attachment": attachment["id"],
         "recording": recording.id,
+        "booking": booking.id,
         "tokens": tokens,
     }
 
@@ -194,6 +225,7 @@ async def test_every_endpoint_with_every_caller(
             reply=world["reply"],
             attachment=world["attachment"],
             recording=world["recording"],
+            booking=world["booking"],
         )
         headers = {"Authorization": f"Bearer {token}"} if token and how == "bearer" else {}
         params = {"token": token} if token and how == "query" else {}

@@ -4,12 +4,16 @@ once, across a restart too, moved and cancelled with the appointment."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
 
 from consult.conversation import Conversations
@@ -25,9 +29,10 @@ from consult.recording.tokens import TokenSealer, load_seal_key
 from consult.reminders import CHAT, EMAIL, Reminders, reminder_prefix
 from consult.salon import Hours, Salon
 
-from .conftest import make_settings
+from .conftest import STAFF_KEY, make_settings
 from .datafolder import sqlite_url
 from .mail import SALON, body_of
+from .process import free_port, start_serve, wait_healthy
 from .smtp import SmtpServer
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -243,3 +248,70 @@ async def test_moved_and_cancelled_appointments_move_and_cancel_their_reminders(
         assert len(await reminder_texts(store, other.id)) == 1
     finally:
         await n.close()
+
+
+async def test_a_server_killed_in_the_middle_of_its_schedule_loses_and_repeats_nothing(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    """Eight appointments whose reminders fall due over a few seconds; the server is killed
+    (SIGKILL) while they do, and started again: each customer gets one email and one message."""
+    data, port = tmp_path / "data", free_port()
+    environment = {
+        "CONSULT_STAFF_KEY": STAFF_KEY,
+        "CONSULT_SMTP_URL": smtp.url,
+        "CONSULT_MAIL_FROM": SALON,
+        "CONSULT_MAIL_RETRY": "1s",
+        "CONSULT_REMINDER_DAY_BEFORE": "off",
+        "CONSULT_REMINDER_BEFORE": "15m",
+    }
+    staff = {"Authorization": f"Bearer {STAFF_KEY}"}
+    base = f"http://127.0.0.1:{port}"
+    count, spacing = 8, timedelta(seconds=1.5)
+    proc = start_serve(data, port, environment=environment)
+    try:
+        await wait_healthy(port)
+        async with aiohttp.ClientSession(base_url=base) as http:
+            ids = []
+            first = datetime.now(UTC) + timedelta(minutes=15, seconds=2)
+            for i in range(count):
+                body = {
+                    "customer_name": f"Customer {i}",
+                    "customer_email": f"c{i}@example.com",
+                    "scheduled_at": (first + spacing * i).isoformat(),
+                }
+                async with http.post("/api/consultations", json=body, headers=staff) as r:
+                    assert r.status == 201, await r.text()
+                    ids.append((await r.json())["id"])
+            # Killed while the schedule runs: some reminders sent, some not yet due.
+            await smtp.mailbox.wait(2, timeout=30)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            before_kill = len(smtp.mailbox.messages)
+            assert before_kill < count
+            proc = start_serve(data, port, environment=environment)
+            await wait_healthy(port)
+            await smtp.mailbox.wait(count, timeout=60)
+
+            async def reminders(consultation_id: str) -> list[dict[str, Any]]:
+                path = f"/api/consultations/{consultation_id}/messages"
+                async with http.get(path, headers=staff) as r:
+                    assert r.status == 200
+                    history = (await r.json())["history"]
+                return [m for m in history if m.get("id", "").startswith("reminder:")]
+
+            # The messages go with the emails (one runner pass); a moment more for anything
+            # that would go twice. (Few requests: the server's log is a pipe nobody reads.)
+            await asyncio.sleep(3)
+            for consultation_id in ids:
+                assert len(await reminders(consultation_id)) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    # One email each, none twice.
+    by_recipient: dict[str, set[str]] = {}
+    for message in smtp.mailbox.messages:
+        by_recipient.setdefault(str(message["To"]), set()).add(str(message["Message-ID"]))
+    assert sorted(by_recipient) == sorted(f"c{i}@example.com" for i in range(count))
+    assert all(len(found) == 1 for found in by_recipient.values())
+    assert len(smtp.mailbox.messages) == count

@@ -44,6 +44,7 @@ class MailSender:
         sender: str,
         policy: RetryPolicy,
         clock: Clock = utcnow,
+        node: str | None = None,
     ) -> None:
         self._store = store
         self._notices = notices
@@ -51,7 +52,8 @@ class MailSender:
         self._sender = sender
         self._policy = policy
         self._clock = clock
-        self._holder = holder_name()
+        self._node = node
+        self._holder = holder_name(node)
         self._holding = False
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -79,6 +81,12 @@ class MailSender:
             await self._store.leases.release(LEASE, self._holder, None)
 
     async def _run(self) -> None:
+        if self._node is not None:
+            try:
+                # Killed and started again: this node's earlier process held it.
+                await self._store.leases.release_earlier(LEASE, self._node)
+            except Exception:
+                logger.exception("email: the lease of this node's earlier process not freed")
         while not self._stopping:
             self._notices.queued.clear()
             try:

@@ -69,10 +69,6 @@ def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
 
 
-def _escape_like(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 _COLUMNS = [due_work.c[name] for name in DueItem.__dataclass_fields__]
 
 
@@ -152,7 +148,7 @@ class DueWork:
         async with self._writing(conn) as c:
             result = await c.execute(
                 due_work.delete().where(
-                    due_work.c.key.like(f"{_escape_like(prefix)}%", escape="\\"),
+                    due_work.c.key.startswith(prefix, autoescape=True),
                     due_work.c.done_at.is_(None),
                 )
             )
@@ -174,7 +170,7 @@ class DueWork:
         ``prefix``, of ``kind``, only the ones not done (``pending``)."""
         query = sa.select(*_COLUMNS).order_by(due_work.c.due_at, due_work.c.id)
         if prefix is not None:
-            query = query.where(due_work.c.key.like(f"{_escape_like(prefix)}%", escape="\\"))
+            query = query.where(due_work.c.key.startswith(prefix, autoescape=True))
         if kind is not None:
             query = query.where(due_work.c.kind == kind)
         if pending:
@@ -249,6 +245,19 @@ class DueWork:
         )
         if result.rowcount != 1:
             raise LostClaim(item.key)
+
+    async def release(self, node: str) -> int:
+        """Give up ``node``'s claims: its runner is starting, so whatever an earlier run of it
+        claimed (killed mid-run) is nobody's; due again at once rather than when the claim
+        lapses. How many."""
+        c = due_work.c
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                due_work.update()
+                .where(c.claimed_by == node, c.done_at.is_(None))
+                .values(claimed_by=None, claimed_until=None)
+            )
+        return int(result.rowcount)
 
     async def failed(self, item: DueItem, node: str, error: str, retry_at: datetime) -> None:
         """The run failed: unclaimed until ``retry_at``, with the reason."""
