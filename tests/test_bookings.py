@@ -22,38 +22,20 @@ from consult.app import create_app
 from consult.appkeys import DUE_WORK, STORE
 from consult.config import Settings
 from consult.recording.schema import bookings, consultations, customers
-from consult.salon import DAYS
 
+from .booking import AVAILABILITY, publish
 from .conftest import STAFF_KEY, make_settings, token_of
 from .mail import SALON, body_of, emailing
 from .smtp import SmtpServer
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 STAFF = {"Authorization": f"Bearer {STAFF_KEY}"}
-#: Every day, 09:00 to 18:00 in Shanghai, 30-minute slots, 10 minutes between them.
-AVAILABILITY = {
-    "weekly": {day: [["09:00", "18:00"]] for day in DAYS},
-    "slot_minutes": 30,
-    "buffer_minutes": 10,
-    "days_ahead": 21,
-    "exceptions": {},
-    "notice_minutes": 60,
-    "cutoff_hours": 24,
-}
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """The test server's: more bookings from one address than the public endpoint allows."""
     return make_settings(tmp_path, booking_burst=100)
-
-
-async def publish(http: aiohttp.ClientSession, **changes: Any) -> None:
-    salon = {"timezone": "Asia/Shanghai", "hours": {}}
-    async with http.put("/api/salon", json=salon, headers=STAFF) as response:
-        assert response.status == 200, await response.text()
-    async with http.put("/api/availability", json=AVAILABILITY | changes, headers=STAFF) as r:
-        assert r.status == 200, await r.text()
 
 
 async def free(http: aiohttp.ClientSession, days: int = 21) -> list[str]:

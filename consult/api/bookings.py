@@ -3,7 +3,7 @@ the customer's link or by staff, the availability staff publish."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -11,11 +11,11 @@ import msgspec
 from aiohttp import web
 
 from ..appkeys import BOOKING, BOOKING_RATE, STORE
-from ..auth import caller_for, require_staff
+from ..auth import caller_for, credential, require_staff
 from ..booking import phone_number
-from ..errors import BookingRateLimited, Forbidden, InvalidRequest
+from ..errors import BookingRateLimited, Forbidden, InvalidRequest, Unauthorized
 from ..record import consultation_json
-from ..slots import SALON, parse_availability
+from ..slots import SALON, can_change, parse_availability
 from .common import read_json
 from .consultations import email_address, language, link_urls
 
@@ -205,6 +205,28 @@ async def consultation_booking(request: web.Request) -> web.Response:
         {
             "booking": booking.to_json(),
             "cutoff_hours": av.to_json()["cutoff_hours"] if av is not None else None,
+        }
+    )
+
+
+@routes.get("/api/link/booking")
+async def link_booking(request: web.Request) -> web.Response:
+    """The booking of the consultation a link opens (its page knows the link, not the id)."""
+    value = credential(request)
+    if value is None:
+        raise Unauthorized("A consultation link is required.")
+    grant = await request.app[STORE].resolve_token(value)
+    booking = await request.app[STORE].bookings.of_consultation(grant.consultation_id)
+    if booking is None:
+        return web.json_response({"booking": None})
+    av = await request.app[STORE].bookings.availability(booking.resource)
+    return web.json_response(
+        {
+            "booking": booking.to_json(),
+            "changeable": booking.status == "booked"
+            and grant.role == "customer"
+            and av is not None
+            and can_change(av, booking.start_at, datetime.now(UTC)),
         }
     )
 
