@@ -73,7 +73,10 @@ logger = logging.getLogger(__name__)
 async def _store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = await Store.open(
-        settings.db_url, TokenSealer(load_seal_key(settings.data_dir)), node=settings.node
+        settings.db_url,
+        TokenSealer(load_seal_key(settings.data_dir)),
+        node=settings.node,
+        link_idle=settings.link_idle,
     )
     await store.reset_live()
     app[STORE] = store

@@ -141,6 +141,10 @@ class Settings:
     #: this many a minute.
     booking_burst: int = 5
     booking_per_minute: float = 1.0
+    #: Lasting links: a customer's link opens while their consultation had activity (a
+    #: message, a call, a booking) within this long, even past ``link_ttl``; None: it ends at
+    #: ``link_ttl`` as the stylist's does. ``CONSULT_LINK_IDLE_MONTHS``.
+    link_idle: timedelta | None = timedelta(days=365)
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -244,6 +248,9 @@ class Settings:
         if env.get("CONSULT_REMINDER_BEFORE"):
             text = env["CONSULT_REMINDER_BEFORE"].strip().lower()
             values["reminder_before"] = None if text == "off" else parse_duration(text)
+        if env.get("CONSULT_LINK_IDLE_MONTHS"):
+            months = float(env["CONSULT_LINK_IDLE_MONTHS"])
+            values["link_idle"] = timedelta(days=months * 365 / 12) if months > 0 else None
         if env.get("CONSULT_BOOKING_BURST"):
             values["booking_burst"] = int(env["CONSULT_BOOKING_BURST"])
         if env.get("CONSULT_BOOKING_PER_MINUTE"):

@@ -119,3 +119,16 @@ async def test_staff_publish_bookable_times_and_see_bookings_on_the_dashboard(
     await item.get_by_test_id("booking-cancel").click()
     await expect(item).to_contain_text("cancelled")
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_a_link_that_no_longer_opens_says_how_to_get_a_new_one(
+    http: Any, staff: dict[str, str]
+) -> None:
+    async with http.post("/api/consultations", json={"customer_name": "X"}, headers=staff) as r:
+        made = await r.json()
+    async with http.post(f"/api/consultations/{made['id']}/revoke-links", headers=staff) as r:
+        assert r.status == 200
+    async with http.get(f"/c/{made['customer_link'].rsplit('/', 1)[1]}") as r:
+        assert r.status == 404
+        page = await r.text()
+    assert 'data-i18n="invalid.how"' in page and 'href="/book"' in page

@@ -189,8 +189,13 @@ class Grant:
 
 
 class Store:
-    def __init__(self, db: Database, sealer: TokenSealer, node: str) -> None:
+    def __init__(
+        self, db: Database, sealer: TokenSealer, node: str, link_idle: timedelta | None = None
+    ) -> None:
         self._db = db
+        #: Lasting links (issue 16): a customer's link opens while their consultation had
+        #: activity this recently, whenever it would have expired; None: until it expires.
+        self.link_idle = link_idle
         self._sealer = sealer
         self._closed = False
         #: The node this store's calls run on: the owner recorded with their live status.
@@ -208,7 +213,13 @@ class Store:
         self.bookings = Bookings(db)
 
     @classmethod
-    async def open(cls, url: str, sealer: TokenSealer, node: str | None = None) -> Store:
+    async def open(
+        cls,
+        url: str,
+        sealer: TokenSealer,
+        node: str | None = None,
+        link_idle: timedelta | None = None,
+    ) -> Store:
         """Open the database at ``url``, creating or upgrading its schema to the latest version.
 
         ``node``: who this process is among the nodes sharing the database (default: this
@@ -220,7 +231,7 @@ class Store:
         except BaseException:
             await db.dispose()
             raise
-        return cls(db, sealer, node or socket.gethostname())
+        return cls(db, sealer, node or socket.gethostname(), link_idle)
 
     @property
     def database(self) -> Database:
@@ -669,26 +680,31 @@ class Store:
 
     async def links(self, consultation_id: str) -> Links:
         now = utcnow()
+        query = (
+            sa.select(links, consultations.c.last_activity_at)
+            .join(consultations, consultations.c.id == links.c.consultation_id)
+            .where(links.c.consultation_id == consultation_id, links.c.revoked_at.is_(None))
+        )
         async with self._db.connect() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        links.select().where(
-                            links.c.consultation_id == consultation_id,
-                            links.c.revoked_at.is_(None),
-                            links.c.expires_at > now,
-                        )
-                    )
-                )
-                .mappings()
-                .all()
-            )
+            found = (await conn.execute(query)).mappings().all()
+        rows = [row for row in found if self._lasts(row, now)]
         tokens: dict[str, str | None] = {}
         expires: datetime | None = None
         for row in rows:
             tokens[row["role"]] = self._sealer.unseal(row["token_sealed"])
             expires = row["expires_at"] if expires is None else min(expires, row["expires_at"])
         return Links(tokens.get("customer"), tokens.get("stylist"), expires)
+
+    def _lasts(self, row: Any, now: datetime) -> bool:
+        """Whether a link (a row of ``links`` with its consultation's ``last_activity_at``)
+        still opens at ``now``: until it expires, and a customer's while they are active."""
+        if row["expires_at"] > now:
+            return True
+        return (
+            row["role"] == "customer"
+            and self.link_idle is not None
+            and row["last_activity_at"] + self.link_idle > now
+        )
 
     async def revoke_links(self, consultation_id: str, link_ttl: timedelta) -> Links:
         """Revoke every link of the consultation and issue new ones, in one transaction."""
@@ -744,16 +760,18 @@ class Store:
         return token
 
     async def resolve_token(self, token: str) -> Grant:
-        """What ``token`` opens; InvalidToken if it is unknown, expired or revoked."""
+        """What ``token`` opens; InvalidToken if it is unknown, expired or revoked. A
+        customer's link lasts while the customer is active (``link_idle``)."""
         if not token or len(token) > 256:
             raise InvalidToken()
+        query = (
+            sa.select(links, consultations.c.last_activity_at)
+            .join(consultations, consultations.c.id == links.c.consultation_id)
+            .where(links.c.token_hash == hash_token(token))
+        )
         async with self._db.connect() as conn:
-            row = (
-                (await conn.execute(links.select().where(links.c.token_hash == hash_token(token))))
-                .mappings()
-                .first()
-            )
-        if row is None or row["revoked_at"] is not None or row["expires_at"] <= utcnow():
+            row = (await conn.execute(query)).mappings().first()
+        if row is None or row["revoked_at"] is not None or not self._lasts(row, utcnow()):
             raise InvalidToken()
         return Grant(row["consultation_id"], row["role"])
 
