@@ -20,14 +20,20 @@ from .appkeys import (
     AUDIT,
     AUTH_FAILURES,
     BACKUPS,
+    BOOKING,
+    BOOKING_RATE,
     CONVERSATIONS,
     CUSTOMERS,
+    DUE_HANDLERS,
+    DUE_RUNNER,
+    DUE_WORK,
     HUB,
     ICE_SERVERS,
     MAIL_SENDER,
     METRICS,
     NOTICES,
     RECORDINGS,
+    REMINDERS,
     SETTINGS,
     STAFF_KEY,
     STILLS,
@@ -35,8 +41,10 @@ from .appkeys import (
     TOOL_SLOTS,
 )
 from .auth import setup_sessions
+from .booking import BookingService
 from .config import Settings, backup_secret, load_staff_key
 from .conversation import Conversations
+from .due import DueRunner
 from .http import auth_failures, errors_middleware, forwarded_client, security_headers
 from .keyfiles import read_or_create
 from .mail.notices import Notices, email_replies
@@ -51,6 +59,7 @@ from .ratelimit import FailureLimiter, SenderBuckets
 from .recording.attachments import Attachments
 from .recording.audit_pruning import AuditPruning
 from .recording.deletion import remove_files
+from .recording.due import DueWork
 from .recording.failures import FailureLog
 from .recording.files import StillFiles
 from .recording.recordings import RecordingFiles, recover
@@ -58,6 +67,7 @@ from .recording.retention import Retention
 from .recording.schedule import BackupSchedule
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
+from .reminders import CHAT, EMAIL, Reminders
 from .signaling.hub import Hub
 from .signaling.ws import conversation_websocket, inbox_websocket, websocket
 
@@ -69,7 +79,10 @@ logger = logging.getLogger(__name__)
 async def _store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = await Store.open(
-        settings.db_url, TokenSealer(load_seal_key(settings.data_dir)), node=settings.node
+        settings.db_url,
+        TokenSealer(load_seal_key(settings.data_dir)),
+        node=settings.node,
+        link_idle=settings.link_idle,
     )
     await store.reset_live()
     app[STORE] = store
@@ -147,6 +160,7 @@ async def _mail(app: web.Application) -> AsyncIterator[None]:
         SmtpServer.parse(settings.smtp_url),
         settings.sender_address,
         RetryPolicy(first=settings.mail_retry),
+        node=settings.node,
     )
     sender.start()
     app[MAIL_SENDER] = sender
@@ -165,6 +179,24 @@ async def _audit_pruning(app: web.Application) -> AsyncIterator[None]:
     pruning.start()
     yield
     await pruning.close()
+
+
+async def _due(app: web.Application) -> AsyncIterator[None]:
+    """Due work and its runner, with every registered kind's handler; after the services its
+    handlers use, so it stops before them."""
+    store, settings = app[STORE], app[SETTINGS]
+    work = app[DUE_WORK] = DueWork(store.database)
+    reminders = app[REMINDERS] = Reminders(store, work, app[NOTICES], app[CONVERSATIONS], settings)
+    await reminders.reconcile()
+    app[BOOKING] = BookingService(store, reminders, app[NOTICES], settings.link_ttl)
+    handlers = {kind: make(app) for kind, make in app[DUE_HANDLERS].items()}
+    runner = DueRunner(
+        store.database, handlers, node=settings.node, metrics=app[METRICS], work=work
+    )
+    app[DUE_RUNNER] = runner
+    runner.start()
+    yield
+    await runner.close()
 
 
 async def _draw_cards(app: web.Application) -> None:
@@ -225,6 +257,13 @@ def create_app(settings: Settings) -> web.Application:
     # Staff accounts and the audit log (issue 17)
     app.cleanup_ctx.append(_audit_pruning)
     app.cleanup_ctx.append(_retention)
+    # Due work (issue 16): features register their kinds' handlers here, before it starts.
+    app[BOOKING_RATE] = SenderBuckets(settings.booking_per_minute / 60, settings.booking_burst)
+    app[DUE_HANDLERS] = {
+        EMAIL: lambda app: app[REMINDERS].send_email,
+        CHAT: lambda app: app[REMINDERS].post_message,
+    }
+    app.cleanup_ctx.append(_due)
     app.on_startup.append(_draw_cards)
     app.on_shutdown.append(_close_calls)
     api.add_routes(app)

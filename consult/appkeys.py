@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from aiohttp import web
 
+from .booking import BookingService
 from .config import Settings
 from .conversation import Conversations
+from .due import DueRunner, Handler
 from .mail.notices import Notices
 from .mail.sender import MailSender
 from .media.ice import IceServer
@@ -18,9 +21,11 @@ from .recording.accounts import Accounts
 from .recording.attachments import Attachments
 from .recording.audit import Audit
 from .recording.customers import Customers
+from .recording.due import DueWork
 from .recording.recordings import RecordingFiles
 from .recording.schedule import BackupSchedule
 from .recording.store import Store
+from .reminders import Reminders
 from .signaling.hub import Hub
 
 __all__ = [
@@ -30,14 +35,20 @@ __all__ = [
     "AUDIT",
     "AUTH_FAILURES",
     "BACKUPS",
+    "BOOKING",
+    "BOOKING_RATE",
     "CONVERSATIONS",
     "CUSTOMERS",
+    "DUE_HANDLERS",
+    "DUE_RUNNER",
+    "DUE_WORK",
     "HUB",
     "ICE_SERVERS",
     "MAIL_SENDER",
     "METRICS",
     "NOTICES",
     "RECORDINGS",
+    "REMINDERS",
     "SETTINGS",
     "STAFF_KEY",
     "STILLS",
@@ -75,6 +86,21 @@ RECORDINGS = web.AppKey("recordings", RecordingFiles)
 ACCOUNTS = web.AppKey("accounts", Accounts)
 #: Who did what to what (the store's).
 AUDIT = web.AppKey("audit", Audit)
+# Due work (issue 16).
+#: What is due when, in the store: ``put`` work (with a handler registered for its kind),
+#: ``cancel`` it, ``cancel_prefix`` a booking's. The runner's own, so a put wakes it.
+DUE_WORK = web.AppKey("due_work", DueWork)
+#: The runner (started from the app's cleanup_ctx, after the store, the conversations and mail).
+DUE_RUNNER = web.AppKey("due_runner", DueRunner)
+#: Each kind's handler, made from the app when the runner starts: a feature registers its own
+#: in the app factory, ``app[DUE_HANDLERS]["checkin"] = make_checkin_handler``.
+DUE_HANDLERS = web.AppKey("due_handlers", dict[str, Callable[[web.Application], Handler]])
+#: Appointments' reminders (email and a conversation message), scheduled as due work.
+REMINDERS = web.AppKey("reminders", Reminders)
+#: Booking: free slots, bookings made, moved and cancelled (with their reminders and emails).
+BOOKING = web.AppKey("booking", BookingService)
+#: The public booking endpoint's limit per client address (it needs no account).
+BOOKING_RATE = web.AppKey("booking_rate", SenderBuckets)
 
 # issue 17B: customers, consent, deletion, retention
 

@@ -388,7 +388,11 @@ def serve(settings: Settings) -> int:
 
 
 async def _with_store(settings: Settings) -> Store:
-    return await Store.open(settings.db_url, TokenSealer(load_seal_key(settings.data_dir)))
+    return await Store.open(
+        settings.db_url,
+        TokenSealer(load_seal_key(settings.data_dir)),
+        link_idle=settings.link_idle,
+    )
 
 
 async def create(settings: Settings, name: str, ref: str | None, as_json: bool) -> None:

@@ -7,7 +7,7 @@ import secrets
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -140,6 +140,19 @@ class Settings:
     retention_months: int | None = None
     #: A customer joins a call only after agreeing to what the salon keeps (on the page).
     require_consent: bool = False
+    # Booking and reminders (issue 16).
+    #: The appointment's reminders (email and a message in the conversation): the day before
+    #: at this local time, and this long before; None: not that one.
+    reminder_day_before: time | None = time(10, 0)
+    reminder_before: timedelta | None = timedelta(minutes=15)
+    #: Bookings one address may make (the public endpoint needs no account): a burst, then
+    #: this many a minute.
+    booking_burst: int = 5
+    booking_per_minute: float = 1.0
+    #: Lasting links: a customer's link opens while their consultation had activity (a
+    #: message, a call, a booking) within this long, even past ``link_ttl``; None: it ends at
+    #: ``link_ttl`` as the stylist's does. ``CONSULT_LINK_IDLE_MONTHS``.
+    link_idle: timedelta | None = timedelta(days=365)
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -246,6 +259,18 @@ class Settings:
             values["retention_months"] = int(env["CONSULT_RETENTION_MONTHS"])
         if env.get("CONSULT_REQUIRE_CONSENT"):
             values["require_consent"] = env["CONSULT_REQUIRE_CONSENT"].lower() in TRUE
+        if env.get("CONSULT_REMINDER_DAY_BEFORE"):
+            values["reminder_day_before"] = _time_or_off(env["CONSULT_REMINDER_DAY_BEFORE"])
+        if env.get("CONSULT_REMINDER_BEFORE"):
+            text = env["CONSULT_REMINDER_BEFORE"].strip().lower()
+            values["reminder_before"] = None if text == "off" else parse_duration(text)
+        if env.get("CONSULT_LINK_IDLE_MONTHS"):
+            months = float(env["CONSULT_LINK_IDLE_MONTHS"])
+            values["link_idle"] = timedelta(days=months * 365 / 12) if months > 0 else None
+        if env.get("CONSULT_BOOKING_BURST"):
+            values["booking_burst"] = int(env["CONSULT_BOOKING_BURST"])
+        if env.get("CONSULT_BOOKING_PER_MINUTE"):
+            values["booking_per_minute"] = float(env["CONSULT_BOOKING_PER_MINUTE"])
         if "CONSULT_LOG_LEVEL" in env:
             values["log_level"] = env["CONSULT_LOG_LEVEL"]
         if "CONSULT_DATABASE_URL" in env:
@@ -299,6 +324,16 @@ def parse_duration(text: str) -> timedelta:
         return timedelta(seconds=float(text[:-1]) * _UNITS[text[-1]])
     except ValueError:
         raise ValueError(f"not a duration: {text!r} (e.g. 30m, 24h, 7d)") from None
+
+
+def _time_or_off(text: str) -> time | None:
+    """``10:00``, or ``off``."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return time.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"not a time of day: {text!r} (e.g. 10:00, or off)") from None
 
 
 def backup_secret(key_file: Path | None, env: Mapping[str, str] | None = None) -> bytes | None:

@@ -65,6 +65,15 @@ and a human ``message``. At the HTTP edge an error becomes
     Disconnect
     └── ConsentRequired           "consent-required" (close 4412): a customer joining a call
                                   before agreeing, where the salon requires it
+    Booking (issue 16, consult/api/bookings.py):
+    InvalidRequest
+    └── InvalidPhone              400 "invalid-phone": a phone number that is no number
+    ConsultError
+    ├── SlotTaken                 409 "slot-taken": taken, past, or not a slot on offer
+    ├── BookingLocked             409 "booking-locked": past the salon's cut-off for changes
+    └── BookingCancelled          409 "booking-cancelled": the booking was cancelled
+    RateLimited
+    └── BookingRateLimited        429 "rate-limited": too many bookings from one address
 
 Nothing outside this module invents codes: the web pages' message catalogue keys on them.
 """
@@ -74,6 +83,9 @@ from __future__ import annotations
 __all__ = [
     "AccountExists",
     "AlreadyUploaded",
+    "BookingCancelled",
+    "BookingLocked",
+    "BookingRateLimited",
     "CaptureClosed",
     "ConsentRequired",
     "ConsultError",
@@ -83,6 +95,7 @@ __all__ = [
     "Forbidden",
     "InvalidEmail",
     "InvalidPalette",
+    "InvalidPhone",
     "InvalidPolygon",
     "InvalidRegion",
     "InvalidRequest",
@@ -104,6 +117,7 @@ __all__ = [
     "RecordingUnavailable",
     "Replaced",
     "Revoked",
+    "SlotTaken",
     "StorageFailed",
     "StorageFull",
     "TooLong",
@@ -445,3 +459,39 @@ class ConsentRequired(Disconnect):
 
     code = "consent-required"
     close_code = 4412
+
+
+# Booking (issue 16).
+
+
+class InvalidPhone(InvalidRequest):
+    """A customer's phone number that cannot be one."""
+
+    code = "invalid-phone"
+
+
+class SlotTaken(ConsultError):
+    """The slot is taken, past, or not on offer: choose another."""
+
+    status = 409
+    code = "slot-taken"
+
+
+class BookingLocked(ConsultError):
+    """Too close to the appointment to cancel or move it here: the salon must."""
+
+    status = 409
+    code = "booking-locked"
+
+
+class BookingCancelled(ConsultError):
+    """The booking was cancelled: book again."""
+
+    status = 409
+    code = "booking-cancelled"
+
+
+class BookingRateLimited(RateLimited):
+    """Too many bookings from one address: wait a moment."""
+
+    status = 429

@@ -69,6 +69,11 @@ async def reset_page(request: web.Request) -> web.FileResponse:
     return response
 
 
+async def book_page(request: web.Request) -> web.FileResponse:
+    """The public booking page (issue 16): anyone books a free slot; the page asks the API."""
+    return web.FileResponse(WEB_ROOT / "book.html")
+
+
 def is_link_page(request: web.Request) -> bool:
     """Whether ``request`` opens a page behind a link (answered with a page, never JSON)."""
     return request.match_info.handler in (call_page, link_record_page)
@@ -92,4 +97,5 @@ def add_routes(app: web.Application) -> None:
     # Staff accounts and the audit log (issue 17)
     app.router.add_get("/audit", audit_page)
     app.router.add_get("/reset", reset_page)
+    app.router.add_get("/book", book_page)
     app.router.add_static("/static/", WEB_ROOT, follow_symlinks=False)

@@ -5,7 +5,7 @@ answers 500."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from consult.appkeys import ACCOUNTS, AUDIT, RECORDINGS, STORE
 from consult.recording.audit import AuditFilter
 from consult.recording.consents import VERSION as CONSENT_VERSION
 from consult.recording.recordings import Recording
+from consult.slots import SALON, Availability
 
 from .accounts import add_member, sign_in
 from .attachment_media import pdf
@@ -84,7 +85,18 @@ ENDPOINTS = [
     ("POST", "/api/consultations/{id}/consent", {"version": CONSENT_VERSION}),
     ("GET", "/api/consultations/{id}/export-all", None),
     ("POST", "/api/consultations/{id}/deletion-request", None),
+    # Booking (issue 16): public slots; a booking seen, cancelled from its link or by staff;
+    # the availability staff publish.
+    ("GET", "/api/slots?from=2026-12-01T00:00:00%2B08:00&to=2026-12-02T00:00:00%2B08:00", None),
+    ("GET", "/api/consultations/{id}/booking", None),
+    ("GET", "/api/bookings/{booking}", None),
+    ("DELETE", "/api/bookings/{booking}", None),
+    ("GET", "/api/bookings", None),
+    ("GET", "/api/availability", None),
+    ("PUT", "/api/availability", {"weekly": {"mon": [["09:00", "12:00"]]}}),
 ]  # fmt: skip
+#: Anyone may ask (no credential needed; one presented is not looked at).
+PUBLIC = {("GET", "/api/slots?from=2026-12-01T00:00:00%2B08:00&to=2026-12-02T00:00:00%2B08:00")}
 BAD = {"Authorization": "Bearer not-the-staff-key"}
 #: owner, mine and theirs: accounts (by their API keys): the owner, the stylist whose
 #: consultation {id} is, and another stylist.
@@ -114,6 +126,10 @@ STAFF_ONLY = {
     ("GET", "/api/customers/{customer}"),
     ("PATCH", "/api/customers/{customer}"),
     ("GET", "/api/customers/{customer}/export"),
+    # issue 16
+    ("GET", "/api/bookings"),
+    ("GET", "/api/availability"),
+    ("PUT", "/api/availability"),
 }
 #: What only the customer does, from their own link (staff and the stylist get 403), and the
 #: status it answers (issue 17B).
@@ -133,12 +149,15 @@ OWNER_ONLY = {
     ("GET", "/api/audit.csv"),
     ("PUT", "/api/salon"),
     ("GET", "/api/backups"),
+    ("PUT", "/api/availability"),
 }
 #: What needs an account signed in (the staff key has none; a key makes no keys): 403 for
 #: every staff caller here (tests/test_accounts.py signs in).
 ACCOUNT_ONLY = {("POST", "/api/api-keys")}
 #: Of one consultation: another stylist's account is refused them.
-OF_ONE = ("{id}", "{still}", "{attachment}", "{recording}")
+OF_ONE = ("{id}", "{still}", "{attachment}", "{recording}", "{booking}")
+#: What the customer's side may do and the stylist's may not (the customer's booking).
+BOOKING_SIDE = {"/api/bookings/{booking}"}
 #: What only the stylist's side may do (the customer gets 403).
 STYLIST_ONLY = {"/api/consultations/{id}/notes", "/api/stills/{still}/nails",
                 "/api/stills/{still}/white-balance", "/api/consultations/{id}/read"}  # fmt: skip
@@ -153,6 +172,10 @@ NO_CONTENT = {("PUT", "/api/accounts/{mine}/password")}
 
 
 def expected(method: str, path: str, caller: str, how: str) -> int:
+    if (method, path) in PUBLIC:
+        return 200
+    if (method, path) in PUBLIC:
+        return 200
     if caller in ("nobody", "revoked"):
         return 401
     if caller in STAFF_CALLERS and how == "query":
@@ -179,6 +202,10 @@ def expected(method: str, path: str, caller: str, how: str) -> int:
         return CUSTOMER_ONLY[method, path] if caller == "customer" else 403
     if path in STYLIST_ONLY and caller == "customer":
         return 403
+    if path in BOOKING_SIDE:
+        return 403 if caller == "stylist" else 204 if method == "DELETE" else 200
+    if path in CUSTOMER_ONLY:
+        return 403 if caller == "stylist" else 200
     if path.endswith("/undertone"):
         return 422  # allowed, but the test still is grey paper: no skin to judge
     if method == "DELETE" or (method, path) in NO_CONTENT:
@@ -236,6 +263,15 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
         "revoked": token_of(gone["customer_link"]),
     } | {name: member.key for name, member in members.items()}
     reply = await server.app[STORE].quick_replies.create("Thanks!", datetime.now(UTC))
+    # A booking of the first, well before the cut-off, in the salon's availability.
+    bookings = server.app[STORE].bookings
+    await bookings.set_availability(SALON, Availability(), datetime.now(UTC))
+    start = datetime.now(UTC) + timedelta(days=10)
+    async with server.app[STORE].database.begin() as conn:
+        booking = await bookings.take(
+            conn, consultation_id=mine["id"], resource=SALON, start=start,
+            end=start + timedelta(minutes=30), customer_zone=None, now=datetime.now(UTC),
+        )  # fmt: skip
     return {
         "id": mine["id"],
         "still": still["id"],
@@ -244,6 +280,7 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
         "recording": recording.id,
         "mine": members["mine"].id,
         "customer": mine["customer_id"],
+        "booking": booking.id,
         "members": members,
         "stylist_link": mine["stylist_link"],
         "tokens": tokens,
@@ -274,7 +311,7 @@ async def test_the_conversation_and_inbox_sockets_with_every_caller(
 
 
 def _fill(text: str, world: dict[str, Any]) -> str:
-    names = ("id", "still", "reply", "attachment", "recording", "mine", "customer")
+    names = ("id", "still", "reply", "attachment", "recording", "mine", "customer", "booking")
     return text.format(**{name: world[name] for name in names})
 
 

@@ -1,6 +1,5 @@
-"""The outbox's sender against a real SMTP server on 127.0.0.1: reminders on an injected
-clock (sent once, across restarts too), one node at a time, and mail queued when the service
-stops that the next start sends once."""
+"""The outbox's sender against a real SMTP server on 127.0.0.1: one node at a time, and mail
+queued when the service stops that the next start sends once. (Reminders: test_reminders.py.)"""
 
 from __future__ import annotations
 
@@ -27,7 +26,7 @@ from consult.salon import Hours, Salon
 from .client import CallClient
 from .conftest import STAFF_KEY, make_settings, token_of
 from .datafolder import sqlite_url
-from .mail import SALON, body_of
+from .mail import SALON
 from .process import free_port, start_serve, wait_healthy
 from .smtp import SmtpServer
 
@@ -61,71 +60,6 @@ def node(store: Store, settings: Settings, smtp: SmtpServer, clock: Clock) -> Ma
     """One node's sender, run by hand (``run_once``) on the test's clock."""
     notices = Notices(store, settings, clock)
     return MailSender(store, notices, Smtp.parse(smtp.url), SALON, RetryPolicy(), clock)
-
-
-async def test_the_reminder_goes_the_day_before_once_even_across_restarts(
-    tmp_path: Path, store: Store, smtp: SmtpServer
-) -> None:
-    settings = make_settings(tmp_path, smtp_url=smtp.url, mail_from=SALON)
-    # Ten days from now (the consultation is booked now, by the real clock), 15:00 in Shanghai.
-    appointment = at(datetime.now(SHANGHAI) + timedelta(days=10), 15)
-    day_before = appointment - timedelta(days=1)
-    consultation, links = await store.create_consultation(
-        customer_name="Li Na",
-        scheduled_at=appointment,
-        customer_email=LI,
-        link_ttl=timedelta(days=30),
-    )
-    clock = Clock(at(day_before, 9, 59))
-    first = node(store, settings, smtp, clock)
-    assert await first.run_once() == 0
-    clock.now = at(day_before, 10, 0)
-    assert await first.run_once() == 1
-    [message] = smtp.mailbox.messages
-    assert message["To"] == LI
-    assert message["Subject"] == "Reminder: your appointment tomorrow at 15:00"
-    text = body_of(message)
-    weekday = appointment.strftime("%A")
-    assert f"{weekday} {appointment.day} {appointment:%B} at 15:00" in text
-    assert f"http://links.test/c/{links.customer}" in text
-    clock.now = at(day_before, 10, 5)
-    assert await first.run_once() == 0
-    await first.close()
-    # A restart: a new store and sender on the same database.
-    reopened = await Store.open(sqlite_url(tmp_path), TokenSealer(load_seal_key(tmp_path)))
-    try:
-        second = node(reopened, settings, smtp, clock)
-        clock.now = at(day_before, 18, 0)
-        assert await second.run_once() == 0
-        # Moved to the day after: a reminder of its own, the day before that.
-        later = appointment + timedelta(days=1)
-        await reopened.update_consultation(consultation.id, {"scheduled_at": later})
-        clock.now = at(appointment, 9, 0)
-        assert await second.run_once() == 0
-        clock.now = at(appointment, 10, 0)
-        assert await second.run_once() == 1
-        await second.close()
-    finally:
-        await reopened.close()
-    assert len(smtp.mailbox.messages) == 2
-    assert smtp.mailbox.messages[1]["Subject"] == "Reminder: your appointment tomorrow at 15:00"
-
-
-async def test_no_reminder_without_an_address_or_too_close_to_the_appointment(
-    tmp_path: Path, store: Store, smtp: SmtpServer
-) -> None:
-    settings = make_settings(tmp_path, smtp_url=smtp.url, mail_from=SALON)
-    appointment = at(datetime.now(SHANGHAI) + timedelta(days=10), 15)
-    await store.create_consultation(
-        customer_name="No address", scheduled_at=appointment, link_ttl=timedelta(days=30)
-    )
-    await store.create_consultation(
-        customer_name="Li", scheduled_at=appointment, customer_email=LI, link_ttl=timedelta(1)
-    )
-    sender = node(store, settings, smtp, Clock(at(appointment, 13, 30)))
-    assert await sender.run_once() == 0
-    await sender.close()
-    assert smtp.mailbox.messages == []
 
 
 async def test_one_node_at_a_time_sends_and_another_takes_over(

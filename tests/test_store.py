@@ -340,3 +340,35 @@ async def test_the_first_hours_saved_by_two_nodes_at_once(nodes: tuple[Store, St
     ]
     await asyncio.gather(*(node.set_salon(h) for node, h in zip(nodes, hours, strict=True)))
     assert await nodes[0].get_salon() in hours
+
+
+async def test_a_customers_link_lasts_while_they_are_active(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Lasting links (issue 16): past its expiry the customer's link opens while the
+    consultation had activity within ``link_idle``; the stylist's does not; revoked, neither."""
+    store = await Store.open(
+        database_url, TokenSealer(load_seal_key(tmp_path)), link_idle=timedelta(days=365)
+    )
+    try:
+        expired = timedelta(seconds=-1)
+        created, links = await store.create_consultation(customer_name="Li", link_ttl=expired)
+        assert links.customer is not None and links.stylist is not None
+        assert (await store.resolve_token(links.customer)).role == "customer"
+        with pytest.raises(InvalidToken):
+            await store.resolve_token(links.stylist)
+        assert (await store.links(created.id)).customer == links.customer
+        # A year and a month with nothing: gone; a message brings nothing back.
+        idle = datetime.now(UTC) - timedelta(days=396)
+        await store.update_consultation(created.id, {"last_activity_at": idle})
+        with pytest.raises(InvalidToken):
+            await store.resolve_token(links.customer)
+        assert (await store.links(created.id)).customer is None
+        # Active again (the customer got a new link by email, or wrote): it opens again.
+        await store.add_message(created.id, "stylist", "m1", "Hello again")
+        assert (await store.resolve_token(links.customer)).role == "customer"
+        await store.revoke_links(created.id, expired)
+        with pytest.raises(InvalidToken):
+            await store.resolve_token(links.customer)
+    finally:
+        await store.close()

@@ -9,6 +9,7 @@ from . import (
     attachments,
     audit,
     backups,
+    bookings,
     consent,
     consultations,
     conversations,
@@ -32,7 +33,8 @@ RESOURCES = (attachments, backups, consultations, conversations, metrics, palett
              unsubscribe,
              # Staff accounts and the audit log (issue 17)
              accounts, audit,
-             consent, customers, deletion)  # fmt: skip
+             consent, customers, deletion,
+             bookings)  # fmt: skip
 
 
 def add_routes(app: web.Application) -> None:

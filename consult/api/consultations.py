@@ -18,6 +18,7 @@ from ..appkeys import (
     HUB,
     NOTICES,
     RECORDINGS,
+    REMINDERS,
     SETTINGS,
     STILLS,
     STORE,
@@ -125,6 +126,8 @@ async def create_consultation(request: web.Request) -> web.Response:
         assigned_to=assignee,
     )
     await request.app[AUDIT].record(caller.actor, "created", f"consultation:{consultation.id}")
+    if consultation.scheduled_at is not None:
+        await request.app[REMINDERS].schedule(consultation)
     return web.json_response(
         consultation_json(consultation, role="staff") | link_urls(request, links), status=201
     )
@@ -153,6 +156,8 @@ async def edit_consultation(request: web.Request) -> web.Response:
         f"consultation:{consultation.id}",
         detail={"fields": sorted(values)},
     )
+    if "scheduled_at" in values:
+        await request.app[REMINDERS].schedule(consultation)
     body_out = consultation_json(consultation, role="staff")
     body_out["email"] = await request.app[NOTICES].status(consultation)
     return web.json_response(body_out)

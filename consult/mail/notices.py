@@ -1,5 +1,6 @@
 """The emails the service sends customers, and when: staff answered while the customer was
-away, and the appointment's reminder the day before. Each carries the customer's link and an
+away, and the appointment's reminders (the day before, and shortly before: queued by due work,
+consult/reminders.py). Each carries the customer's link and an
 unsubscribe link, in the consultation's language or the salon's (``--mail-language``).
 
 Nothing is queued without SMTP configured (``--smtp-url``), nor for a consultation without an
@@ -15,17 +16,21 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import MAIL_LANGUAGES, Settings
 from ..conversation import Conversations, Posted
+from ..recording.bookings import Booking
 from ..recording.outbox import NewMail
 from ..recording.store import Consultation, Store, utcnow
 from ..webroot import WEB_ROOT
-from .compose import Email, render
-from .reminders import candidates, reminder_due
+from .compose import Attachment, Email, render
+from .invitation import invitation
+from .reminders import ReminderName
 
-__all__ = ["Clock", "Notices", "email_replies", "unsubscribe_path"]
+__all__ = ["Clock", "Notices", "date_words", "email_replies", "load_wording", "unsubscribe_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,17 +40,22 @@ Clock = Callable[[], datetime]
 CATALOGUES = WEB_ROOT / "i18n"
 
 
+#: Messages the service posts in the salon's name from due work have these client ids (their
+#: work's key): reminders carry their own email, so they are no staff answer to email about.
+AUTOMATIC = ("reminder:",)
+
+
 def unsubscribe_path(token: str) -> str:
     return f"/u/{token}"
 
 
-def load_wording(language: str) -> dict[str, str]:
-    """The catalogue's ``email.*`` texts for ``language``."""
+def load_wording(language: str, prefix: str = "email.") -> dict[str, str]:
+    """The catalogue's texts for ``language`` whose keys start with ``prefix`` (without it)."""
     catalogue = json.loads((CATALOGUES / f"{language}.json").read_text(encoding="utf-8"))
-    return {k.removeprefix("email."): v for k, v in catalogue.items() if k.startswith("email.")}
+    return {k.removeprefix(prefix): v for k, v in catalogue.items() if k.startswith(prefix)}
 
 
-def _date(local: datetime, words: dict[str, str]) -> str:
+def date_words(local: datetime, words: dict[str, str]) -> str:
     return words["date"].format(
         weekday=words[f"weekday.{local.weekday()}"],
         day=local.day,
@@ -79,27 +89,67 @@ class Notices:
         now = self._clock()
         await self._queue(consultation, "reply", now, now + self._coalesce, unless_queued=True)
 
-    async def queue_reminders(self, now: datetime) -> int:
-        """Queue the reminders due at ``now`` (each appointment's once, ever); how many."""
-        if not self.configured:
-            return 0
+    async def reminder(
+        self,
+        c: Consultation,
+        name: ReminderName,
+        key: str,
+        now: datetime,
+        conn: AsyncConnection,
+    ) -> bool:
+        """Queue the appointment's reminder ``name`` in ``conn`` (due work's transaction,
+        consult/reminders.py), once ever for ``key``; whether it was queued."""
+        if not self.configured or c.scheduled_at is None:
+            return False
         zone = (await self._store.get_salon()).hours.zone
-        due = {
-            # Moved to another time, the appointment gets a reminder of its own.
-            f"reminder:{c.id}:{c.scheduled_at.isoformat()}": c
-            for c in await self._store.scheduled_between(*candidates(now, zone))
-            if c.scheduled_at is not None and reminder_due(c.scheduled_at, c.created_at, zone, now)
-        }
-        # One look-up for the reminders already queued, not a transaction each, every poll.
-        done = await self._store.outbox.existing(due)
-        queued = 0
-        for key, c in due.items():
-            if key in done:
-                continue
-            assert c.scheduled_at is not None
-            local = c.scheduled_at.astimezone(zone)
-            queued += await self._queue(c, "reminder", now, now, key=key, appointment=local)
-        return queued
+        kind = "reminder" if name == "day-before" else "reminder-soon"
+        local = c.scheduled_at.astimezone(zone)
+        return await self._queue(c, kind, now, now, key=key, appointment=local, conn=conn)
+
+    async def booking(
+        self,
+        c: Consultation,
+        booking: Booking,
+        change: Literal["booked", "moved", "cancelled"],
+        now: datetime,
+        conn: AsyncConnection,
+        token: str | None = None,
+    ) -> bool:
+        """Queue the booking's email, with its calendar invitation (or its cancellation), in
+        the booking's transaction; ``token``: the customer's link when it was made in that
+        transaction (not yet seen by the store's other connections)."""
+        if not self.configured:
+            return False
+        zone = (await self._store.get_salon()).hours.zone
+        language = c.customer_language or self._language
+        words = self._wording[language]
+        if token is None:
+            token = await self._store.customer_link(c.id, self._link_ttl, conn=conn)
+        link = f"{self._base_url}/c/{token}"
+        ics = invitation(
+            uid=f"{booking.id}@consult",
+            start=booking.start_at,
+            end=booking.end_at,
+            summary=words["booking.event"],
+            description=words["booking.event-text"].format(link=link),
+            url=link,
+            now=now,
+            # Each change outranks the last in the customer's calendar.
+            sequence=int(now.timestamp()) - int(booking.created_at.timestamp()),
+            method="CANCEL" if change == "cancelled" else "PUBLISH",
+        )
+        kind = {"booked": "booked", "moved": "booking-moved", "cancelled": "booking-cancel"}
+        return await self._queue(
+            c,
+            kind[change],
+            now,
+            now,
+            key=f"booking:{booking.id}:{change}:{booking.start_at.isoformat()}",
+            appointment=booking.start_at.astimezone(zone),
+            conn=conn,
+            token=token,
+            attachments=(Attachment("invitation.ics", "text/calendar", ics),),
+        )
 
     async def _queue(
         self,
@@ -111,18 +161,23 @@ class Notices:
         key: str | None = None,
         unless_queued: bool = False,
         appointment: datetime | None = None,
+        conn: AsyncConnection | None = None,
+        token: str | None = None,
+        attachments: tuple[Attachment, ...] = (),
     ) -> bool:
         """Queue ``kind``'s email to the consultation's customer; ``appointment``: its time
-        in the salon's zone, for the words that name it."""
+        in the salon's zone, for the words that name it; ``token``: the customer's link, if
+        the caller has it (else theirs, or a new one if it expired)."""
         if c.customer_email is None or self._sender is None:
             return False
         sender = self._sender
         language = c.customer_language or self._language
         words = self._wording[language]
-        token = await self._store.customer_link(c.id, self._link_ttl)
+        if token is None:
+            token = await self._store.customer_link(c.id, self._link_ttl, conn=conn)
         link = f"{self._base_url}/c/{token}"
         fields = (
-            {"time": f"{appointment:%H:%M}", "date": _date(appointment, words)}
+            {"time": f"{appointment:%H:%M}", "date": date_words(appointment, words)}
             if appointment is not None
             else {}
         )
@@ -131,6 +186,7 @@ class Notices:
             subject=words[f"{kind}.subject"].format(**fields),
             text=words[f"{kind}.text"].format(name=c.customer_name, link=link, **fields),
             footer=words["footer"],
+            attachments=attachments,
         )
 
         def build(token: str) -> bytes:
@@ -138,7 +194,7 @@ class Notices:
             return render(email, sender=sender, unsubscribe_url=url, now=now)
 
         mail_id = await self._store.outbox.queue(
-            NewMail(c.customer_email, kind, build, due_at, c.id, key, unless_queued), now
+            NewMail(c.customer_email, kind, build, due_at, c.id, key, unless_queued), now, conn
         )
         if mail_id is None:
             return False
@@ -167,7 +223,7 @@ async def email_replies(conversations: Conversations, notices: Notices) -> None:
         async for event in events:
             if not isinstance(event, Posted) or event.message.sender != "stylist":
                 continue
-            if "customer" in event.present:
+            if "customer" in event.present or event.message.client_id.startswith(AUTOMATIC):
                 continue
             try:
                 await notices.staff_answered(event.consultation_id)

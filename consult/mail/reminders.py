@@ -1,36 +1,60 @@
-"""When an appointment's reminder is due: the day before, in the salon's time zone (pure).
+"""When an appointment's reminders are due, in the salon's time zone (pure).
 
-The reminder goes at ``REMIND_AT`` local time on the day before the appointment, or later
-that day (the service was down then), but not in the last ``TOO_LATE`` before the appointment,
-nor for an appointment booked after that moment (the customer has just booked it).
+Two reminders, each configurable (``ReminderPlan``): the day before at ``day_before`` local
+time (10:00 by default), and ``before`` the appointment (15 minutes by default). Each is
+scheduled as due work when the appointment is made or moved (consult/reminders.py); one that
+is due before the appointment was booked is not sent (the customer has just booked it), nor
+the day-before one in the last ``TOO_LATE`` before the appointment (the service was down at
+its time, and the other reminder is near).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-__all__ = ["REMIND_AT", "TOO_LATE", "candidates", "remind_at", "reminder_due"]
+__all__ = ["REMIND_AT", "TOO_LATE", "ReminderName", "ReminderPlan", "remind_at", "reminder_times",
+           "still_useful"]  # fmt: skip
 
 REMIND_AT = time(10, 0)
 TOO_LATE = timedelta(hours=2)
 
+ReminderName = Literal["day-before", "before"]
 
-def remind_at(scheduled_at: datetime, zone: ZoneInfo) -> datetime:
+
+@dataclass(frozen=True)
+class ReminderPlan:
+    #: Local time on the day before; None: no reminder the day before.
+    day_before: time | None = REMIND_AT
+    #: How long before the appointment; None: none then.
+    before: timedelta | None = timedelta(minutes=15)
+
+
+def remind_at(scheduled_at: datetime, zone: ZoneInfo, at: time = REMIND_AT) -> datetime:
     day_before = scheduled_at.astimezone(zone).date() - timedelta(days=1)
-    return datetime.combine(day_before, REMIND_AT, tzinfo=zone)
+    return datetime.combine(day_before, at, tzinfo=zone)
 
 
-def reminder_due(
-    scheduled_at: datetime, booked_at: datetime, zone: ZoneInfo, now: datetime
-) -> bool:
-    when = remind_at(scheduled_at, zone)
-    return booked_at < when <= now < scheduled_at - TOO_LATE
+def reminder_times(
+    scheduled_at: datetime, booked_at: datetime, zone: ZoneInfo, plan: ReminderPlan
+) -> dict[ReminderName, datetime]:
+    """The reminders an appointment made at ``booked_at`` gets, and when each is due."""
+    times: dict[ReminderName, datetime] = {}
+    if plan.day_before is not None:
+        at = remind_at(scheduled_at, zone, plan.day_before)
+        if booked_at < at < scheduled_at - TOO_LATE:
+            times["day-before"] = at
+    if plan.before is not None and plan.before > timedelta(0):
+        at = scheduled_at - plan.before
+        if booked_at < at:
+            times["before"] = at
+    return times
 
 
-def candidates(now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """The appointments that can have a reminder due at ``now``: from ``TOO_LATE`` ahead to
-    the end of tomorrow (from 10:00) or of today (before): what the store is asked for."""
-    local = now.astimezone(zone)
-    last_day = local.date() + timedelta(days=1 if local.time() >= REMIND_AT else 0)
-    return now + TOO_LATE, datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=zone)
+def still_useful(name: ReminderName, scheduled_at: datetime, now: datetime) -> bool:
+    """Whether a reminder run late (the service was down at its time) is still worth sending."""
+    if name == "day-before":
+        return now < scheduled_at - TOO_LATE
+    return now < scheduled_at

@@ -1,12 +1,13 @@
 """The outbox's sender: one node at a time hands queued email to the salon's SMTP server.
 
-The node holding the ``mail`` lease (consult/recording/leases.py) queues the reminders that
-are due, then sends what is due, oldest first, one at a time; each attempt's result goes
-through the retry policy (consult/mail/policy.py): sent, tried again later, or failed for
-good and shown on the conversation. It looks again when an email is queued, when the next
-retry is due, or every ``POLL``. Queued mail waits in the store across restarts: a server
-that accepted a message is never given it again, short of a crash in the moment between its
-"250 OK" and the store recording it (then the copy has the same Message-ID).
+The node holding the ``mail`` lease (consult/recording/leases.py) sends what is due (the
+reminders are queued by due work: consult/reminders.py), oldest first, one at a time; each
+attempt's result goes through the retry policy (consult/mail/policy.py): sent, tried again
+later, or failed for good and shown on the conversation. It looks again when an email is
+queued, when the next retry is due, or every ``POLL``. Queued mail waits in the store across
+restarts: a server that accepted a message is never given it again, short of a crash in the
+moment between its "250 OK" and the store recording it (then the copy has the same
+Message-ID).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class MailSender:
         sender: str,
         policy: RetryPolicy,
         clock: Clock = utcnow,
+        node: str | None = None,
     ) -> None:
         self._store = store
         self._notices = notices
@@ -50,7 +52,8 @@ class MailSender:
         self._sender = sender
         self._policy = policy
         self._clock = clock
-        self._holder = holder_name()
+        self._node = node
+        self._holder = holder_name(node)
         self._holding = False
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -78,6 +81,12 @@ class MailSender:
             await self._store.leases.release(LEASE, self._holder, None)
 
     async def _run(self) -> None:
+        if self._node is not None:
+            try:
+                # Killed and started again: this node's earlier process held it.
+                await self._store.leases.release_earlier(LEASE, self._node)
+            except Exception:
+                logger.exception("email: the lease of this node's earlier process not freed")
         while not self._stopping:
             self._notices.queued.clear()
             try:
@@ -108,11 +117,10 @@ class MailSender:
         return self._holding
 
     async def run_once(self) -> int:
-        """If this node holds the lease: queue the reminders due, send the email due; how
-        many emails the server accepted."""
+        """If this node holds the lease: send the email due; how many emails the server
+        accepted."""
         if not await self._hold():
             return 0
-        await self._notices.queue_reminders(self._clock())
         accepted = 0
         while batch := await self._store.outbox.due(self._clock()):
             for queued in batch:

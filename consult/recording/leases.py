@@ -21,9 +21,11 @@ from .schema import leases
 __all__ = ["Leases", "holder_name"]
 
 
-def holder_name() -> str:
-    """A name for one holder: this machine, this process, and a part of its own."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+def holder_name(node: str | None = None) -> str:
+    """A name for one holder: this machine, this process, and a part of its own; after
+    ``node/`` where the node is named (``Leases.release_earlier``)."""
+    own = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    return f"{node}/{own}" if node is not None else own
 
 
 class Leases:
@@ -53,6 +55,18 @@ class Leases:
                 leases.update()
                 .where(leases.c.name == name, leases.c.holder == holder)
                 .values(expires_at=now + ttl)
+            )
+        return bool(result.rowcount == 1)
+
+    async def release_earlier(self, name: str, node: str) -> bool:
+        """Free the lease if an earlier process of ``node`` holds it (``holder_name(node)``):
+        the node was killed and started again, so nobody waits for that holder's expiry."""
+        c = leases.c
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                leases.update()
+                .where(c.name == name, c.holder.startswith(f"{node}/", autoescape=True))
+                .values(holder=None, expires_at=None)
             )
         return bool(result.rowcount == 1)
 

@@ -14,12 +14,15 @@ __all__ = [
     "attachments",
     "audit_log",
     "auth_failures",
+    "availability",
+    "bookings",
     "captures",
     "chat_reads",
     "consents",
     "consultations",
     "conversations",
     "customers",
+    "due_work",
     "file_removals",
     "leases",
     "links",
@@ -491,6 +494,63 @@ audit_log = sa.Table(
     sa.Column("subject", String(128), nullable=False, index=True),
     sa.Column("detail", sa.JSON(), nullable=True),
 )
+
+#: Work due at a time (issue 16): reminders, check-ins, anything computed from the store rather
+#: than held in timers (consult/recording/due.py, run by consult/due.py). ``key`` names the
+#: work once, ever: its handler's effect is deduplicated by it, so a repeat does nothing.
+#: ``claimed_by``/``claimed_until``: the node running it, and until when its claim holds.
+due_work = sa.Table(
+    "due_work",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("kind", String(32), nullable=False),
+    sa.Column("key", String(200), nullable=False, unique=True),
+    sa.Column("due_at", UTCDateTime(), nullable=False),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("claimed_by", String(128), nullable=True),
+    sa.Column("claimed_until", UTCDateTime(), nullable=True),
+    sa.Column("done_at", UTCDateTime(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("last_error", Text(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_due_work_pending", "done_at", "due_at"),
+)
+
+#: What customers may book (issue 16), per resource: "salon", or a stylist's name until
+#: accounts exist (consult/slots.py's ``Availability`` as JSON, in the salon's time zone).
+availability = sa.Table(
+    "availability",
+    metadata,
+    sa.Column("resource", String(64), primary_key=True),
+    sa.Column("settings", sa.JSON(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+#: Booked slots (issue 16): each a consultation at ``start_at``. ``slot`` (resource and
+#: start) is unique while the booking stands, so two nodes cannot book one slot; a
+#: cancelled or moved-from booking lets go of it (NULL: any number of them).
+bookings = sa.Table(
+    "bookings",
+    metadata,
+    sa.Column("id", String(32), primary_key=True),
+    sa.Column(
+        "consultation_id",
+        String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("resource", String(64), nullable=False),
+    sa.Column("start_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("end_at", UTCDateTime(), nullable=False),
+    sa.Column("slot", String(120), nullable=True, unique=True),
+    #: booked, cancelled
+    sa.Column("status", String(16), nullable=False),
+    sa.Column("customer_zone", String(64), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("cancelled_at", UTCDateTime(), nullable=True),
+)
+
 
 # issue 17B: customers, consent, deletion
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import socket
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
@@ -27,6 +29,7 @@ from ..salon import Salon, parse_hours
 from .accounts import Accounts, reachable
 from .attachments import AttachmentLog
 from .audit import Audit
+from .bookings import Bookings
 from .consents import Consents
 from .customers import Customers
 from .database import Database
@@ -192,8 +195,13 @@ class Grant:
 
 
 class Store:
-    def __init__(self, db: Database, sealer: TokenSealer, node: str) -> None:
+    def __init__(
+        self, db: Database, sealer: TokenSealer, node: str, link_idle: timedelta | None = None
+    ) -> None:
         self._db = db
+        #: Lasting links (issue 16): a customer's link opens while their consultation had
+        #: activity this recently, whenever it would have expired; None: until it expires.
+        self.link_idle = link_idle
         self._sealer = sealer
         self._closed = False
         #: The node this store's calls run on: the owner recorded with their live status.
@@ -212,9 +220,16 @@ class Store:
         self.customers = Customers(db)
         self.deletion = Deletion(db, self.audit)
         self.consents = Consents(db)
+        self.bookings = Bookings(db)
 
     @classmethod
-    async def open(cls, url: str, sealer: TokenSealer, node: str | None = None) -> Store:
+    async def open(
+        cls,
+        url: str,
+        sealer: TokenSealer,
+        node: str | None = None,
+        link_idle: timedelta | None = None,
+    ) -> Store:
         """Open the database at ``url``, creating or upgrading its schema to the latest version.
 
         ``node``: who this process is among the nodes sharing the database (default: this
@@ -226,7 +241,12 @@ class Store:
         except BaseException:
             await db.dispose()
             raise
-        return cls(db, sealer, node or socket.gethostname())
+        return cls(db, sealer, node or socket.gethostname(), link_idle)
+
+    @property
+    def database(self) -> Database:
+        """The database, for a service with tables and a runner of its own (consult/due.py)."""
+        return self._db
 
     @property
     def dialect(self) -> str:
@@ -254,11 +274,13 @@ class Store:
         customer_language: str | None = None,
         assigned_to: str | None = None,
         customer_id: str | None = None,
+        conn: AsyncConnection | None = None,
     ) -> tuple[Consultation, Links]:
         """A consultation for the customer ``customer_id``; without one, for the customer with
-        the reference ``customer_ref``, else for a new customer made from the details given."""
+        the reference ``customer_ref``, else for a new customer made from the details given.
+        With ``conn``, in the caller's transaction (a booking: consult/booking.py)."""
         now = utcnow()
-        async with self._db.begin() as conn:
+        async with self._db.begin() if conn is None else _within(conn) as conn:
             if customer_id is not None:
                 customer = await self.customers.get(customer_id, conn)
             else:
@@ -369,25 +391,37 @@ class Store:
         return await self.update_consultation(consultation_id, values)
 
     async def update_consultation(
-        self, consultation_id: str, values: dict[str, Any]
+        self,
+        consultation_id: str,
+        values: dict[str, Any],
+        *,
+        conn: AsyncConnection | None = None,
     ) -> Consultation:
         """Change the customer's details (``customer_email``, ``customer_language``,
-        ``scheduled_at``, ...): the columns named in ``values``."""
-        async with self._db.begin() as conn:
+        ``scheduled_at``, ...): the columns named in ``values``. With ``conn``, in the
+        caller's transaction (read back through it)."""
+        async with self._db.begin() if conn is None else _within(conn) as conn:
             result = await conn.execute(
                 consultations.update().where(consultations.c.id == consultation_id).values(**values)
             )
             if result.rowcount == 0:
                 raise NotFound("No such consultation.")
-        return await self.get_consultation(consultation_id)
+            row = (
+                (
+                    await conn.execute(
+                        consultations.select().where(consultations.c.id == consultation_id)
+                    )
+                )
+                .mappings()
+                .one()
+            )
+        return _consultation(row)
 
     async def scheduled_between(self, start: datetime, end: datetime) -> list[Consultation]:
-        """Consultations with an email address whose appointment is in [start, end)."""
-        # The reminders' look-up at every poll: ix_consultations_scheduled_at keeps it short.
+        """Consultations whose appointment is in [start, end) (the reminders' look-up at
+        start: ix_consultations_scheduled_at keeps it short)."""
         c = consultations.c
-        query = consultations.select().where(
-            c.customer_email.is_not(None), c.scheduled_at >= start, c.scheduled_at < end
-        )
+        query = consultations.select().where(c.scheduled_at >= start, c.scheduled_at < end)
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_consultation(row) for row in rows]
@@ -571,13 +605,16 @@ class Store:
         text: str,
         still_id: str | None = None,
         attachment_id: str | None = None,
+        *,
+        conn: AsyncConnection | None = None,
     ) -> tuple[ChatMessage, bool]:
         """Store a chat message under the next sequence number, before anyone sees it.
 
         Returns the message and whether it is new: the same ``client_id`` from the same sender
-        returns the message stored the first time (a resend after a reconnect).
+        returns the message stored the first time (a resend after a reconnect). With
+        ``conn``, in the caller's transaction (due work's handler: consult/due.py).
         """
-        async with self._db.begin() as conn:
+        async with self._db.begin() if conn is None else _within(conn) as conn:
             # The consultation's row is the lock: one writer at a time hands out its next
             # number, whichever node or process it runs in (on SQLite, BEGIN IMMEDIATE is).
             await _lock_consultation(conn, consultation_id)
@@ -684,26 +721,31 @@ class Store:
 
     async def links(self, consultation_id: str) -> Links:
         now = utcnow()
+        query = (
+            sa.select(links, consultations.c.last_activity_at)
+            .join(consultations, consultations.c.id == links.c.consultation_id)
+            .where(links.c.consultation_id == consultation_id, links.c.revoked_at.is_(None))
+        )
         async with self._db.connect() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        links.select().where(
-                            links.c.consultation_id == consultation_id,
-                            links.c.revoked_at.is_(None),
-                            links.c.expires_at > now,
-                        )
-                    )
-                )
-                .mappings()
-                .all()
-            )
+            found = (await conn.execute(query)).mappings().all()
+        rows = [row for row in found if self._lasts(row, now)]
         tokens: dict[str, str | None] = {}
         expires: datetime | None = None
         for row in rows:
             tokens[row["role"]] = self._sealer.unseal(row["token_sealed"])
             expires = row["expires_at"] if expires is None else min(expires, row["expires_at"])
         return Links(tokens.get("customer"), tokens.get("stylist"), expires)
+
+    def _lasts(self, row: Any, now: datetime) -> bool:
+        """Whether a link (a row of ``links`` with its consultation's ``last_activity_at``)
+        still opens at ``now``: until it expires, and a customer's while they are active."""
+        if row["expires_at"] > now:
+            return True
+        return (
+            row["role"] == "customer"
+            and self.link_idle is not None
+            and row["last_activity_at"] + self.link_idle > now
+        )
 
     async def revoke_links(self, consultation_id: str, link_ttl: timedelta) -> Links:
         """Revoke every link of the consultation and issue new ones, in one transaction."""
@@ -721,15 +763,22 @@ class Store:
             )
             return await self._issue_links(conn, consultation_id, now, link_ttl)
 
-    async def customer_link(self, consultation_id: str, link_ttl: timedelta) -> str:
+    async def customer_link(
+        self,
+        consultation_id: str,
+        link_ttl: timedelta,
+        *,
+        conn: AsyncConnection | None = None,
+    ) -> str:
         """The customer's link token; a new one if theirs has expired (the stylist's link is
-        left as it is): what an email to the customer hands them must open."""
+        left as it is): what an email to the customer hands them must open. With ``conn``,
+        a new one is issued in the caller's transaction."""
         current = (await self.links(consultation_id)).customer
         if current is not None:
             return current
         now = utcnow()
         token = new_token()
-        async with self._db.begin() as conn:
+        async with self._db.begin() if conn is None else _within(conn) as conn:
             await conn.execute(
                 links.update()
                 .where(
@@ -752,16 +801,18 @@ class Store:
         return token
 
     async def resolve_token(self, token: str) -> Grant:
-        """What ``token`` opens; InvalidToken if it is unknown, expired or revoked."""
+        """What ``token`` opens; InvalidToken if it is unknown, expired or revoked. A
+        customer's link lasts while the customer is active (``link_idle``)."""
         if not token or len(token) > 256:
             raise InvalidToken()
+        query = (
+            sa.select(links, consultations.c.last_activity_at)
+            .join(consultations, consultations.c.id == links.c.consultation_id)
+            .where(links.c.token_hash == hash_token(token))
+        )
         async with self._db.connect() as conn:
-            row = (
-                (await conn.execute(links.select().where(links.c.token_hash == hash_token(token))))
-                .mappings()
-                .first()
-            )
-        if row is None or row["revoked_at"] is not None or row["expires_at"] <= utcnow():
+            row = (await conn.execute(query)).mappings().first()
+        if row is None or row["revoked_at"] is not None or not self._lasts(row, utcnow()):
             raise InvalidToken()
         return Grant(row["consultation_id"], row["role"])
 
@@ -865,6 +916,12 @@ async def _last_seq(conn: Any, consultation_id: str) -> int:
         sa.select(sa.func.max(messages.c.seq)).where(messages.c.consultation_id == consultation_id)
     )
     return int(last or 0)
+
+
+@asynccontextmanager
+async def _within(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
+    """The caller's transaction, as ``Database.begin()`` would give one of our own."""
+    yield conn
 
 
 def _consultation(row: Any) -> Consultation:

@@ -70,3 +70,10 @@ export async function startI18n() {
   const select = document.querySelector("[data-language-switch]");
   if (select) languageSwitch(select);
 }
+
+// The locale to write dates and times in: the browser's own where it is of the page's language
+// (en-GB writes 14:30, en-US 2:30 PM), else the page's language.
+export function dateLocale() {
+  const own = navigator.language || current;
+  return own.toLowerCase().startsWith(current.slice(0, 2).toLowerCase()) ? own : current;
+}

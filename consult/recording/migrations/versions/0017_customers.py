@@ -3,7 +3,7 @@ consultations grouped by ``customer_ref``, which becomes the customer's ``extern
 consent given before a call; the journal of files a deletion still has to remove
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-11-29
 """
 
