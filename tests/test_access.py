@@ -150,6 +150,7 @@ OWNER_ONLY = {
     ("PUT", "/api/salon"),
     ("GET", "/api/backups"),
     ("PUT", "/api/availability"),
+    ("GET", "/api/customers/{customer}/export"),
 }
 #: What needs an account signed in (the staff key has none; a key makes no keys): 403 for
 #: every staff caller here (tests/test_accounts.py signs in).
