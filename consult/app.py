@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet
 
 from . import api, pages
 from .appkeys import (
+    AFTERCARE,
     ATTACHMENT_RATE,
     ATTACHMENTS,
     AUTH_FAILURES,
@@ -31,6 +32,7 @@ from .appkeys import (
     TOOL_SLOTS,
 )
 from .auth import setup_sessions
+from .checkins import Aftercare
 from .config import Settings, backup_secret, load_staff_key
 from .conversation import Conversations
 from .http import auth_failures, errors_middleware, forwarded_client, security_headers
@@ -81,6 +83,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     recording_files = RecordingFiles(settings.recordings_dir, node.decode())
     await recover(store.recordings, recording_files)
     app[RECORDINGS] = recording_files
+    app[AFTERCARE] = Aftercare(store, stills, app[CONVERSATIONS], settings)
     yield
     await store.close()
 

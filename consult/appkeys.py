@@ -6,6 +6,7 @@ import asyncio
 
 from aiohttp import web
 
+from .checkins import Aftercare
 from .config import Settings
 from .conversation import Conversations
 from .mail.notices import Notices
@@ -21,6 +22,7 @@ from .recording.store import Store
 from .signaling.hub import Hub
 
 __all__ = [
+    "AFTERCARE",
     "ATTACHMENTS",
     "ATTACHMENT_RATE",
     "AUTH_FAILURES",
@@ -63,3 +65,7 @@ NOTICES = web.AppKey("notices", Notices)
 MAIL_SENDER = web.AppKey("mail_sender", MailSender)
 #: Recorded calls' files (their rows are in the store).
 RECORDINGS = web.AppKey("recordings", RecordingFiles)
+
+# issue 16B
+#: Aftercare check-ins: scheduling, the due photo request, the customer's answers.
+AFTERCARE = web.AppKey("aftercare", Aftercare)

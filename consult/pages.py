@@ -55,9 +55,15 @@ async def record_page(request: web.Request) -> web.FileResponse:
     return response
 
 
+async def checkin_page(request: web.Request) -> web.StreamResponse:
+    """A check-in behind the customer's link: the page asks the API for it (and says if the
+    link opens no such check-in)."""
+    return await _link_page(request, "checkin.html")
+
+
 def is_link_page(request: web.Request) -> bool:
     """Whether ``request`` opens a page behind a link (answered with a page, never JSON)."""
-    return request.match_info.handler in (call_page, link_record_page)
+    return request.match_info.handler in (call_page, link_record_page, checkin_page)
 
 
 def too_many_attempts_page(retry_after: int) -> web.FileResponse:
@@ -75,4 +81,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(r"/{prefix:[cs]}/{token}", call_page)
     app.router.add_get(r"/{prefix:[cs]}/{token}/record", link_record_page)
     app.router.add_get("/r/{id}", record_page)
+    app.router.add_get(r"/{prefix:c}/{token}/checkin/{checkin}", checkin_page)
     app.router.add_static("/static/", WEB_ROOT, follow_symlinks=False)

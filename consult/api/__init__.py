@@ -7,6 +7,7 @@ from aiohttp import web
 from . import (
     attachments,
     backups,
+    checkins,
     consultations,
     conversations,
     metrics,
@@ -24,7 +25,8 @@ __all__ = ["add_routes"]
 
 RESOURCES = (attachments, backups, consultations, conversations, metrics, palette,
              quick_replies, recordings, salon, session, still_tools, stills,
-             unsubscribe)  # fmt: skip
+             unsubscribe,
+             checkins)  # fmt: skip
 
 
 def add_routes(app: web.Application) -> None:

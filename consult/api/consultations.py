@@ -235,13 +235,8 @@ async def same_again(request: web.Request) -> web.Response:
     its key photos on display (both sides can see those; its private notes stay behind)."""
     await require_staff(request)
     store = request.app[STORE]
-    earlier = await store.get_consultation(request.match_info["id"])
-    consultation, links = await store.create_consultation(
-        customer_name=earlier.customer_name,
-        customer_ref=earlier.customer_ref,
-        summary=earlier.summary,
-        based_on=earlier.id,
-        link_ttl=request.app[SETTINGS].link_ttl,
+    consultation, links = await store.follow_up(
+        request.match_info["id"], request.app[SETTINGS].link_ttl
     )
     body = await record_json(store, consultation, role="staff")
     return web.json_response(body | link_urls(request, links), status=201)

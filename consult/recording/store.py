@@ -25,6 +25,7 @@ from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
 from ..salon import Salon, parse_hours
 from .attachments import AttachmentLog
+from .checkins import CheckinLog
 from .database import Database
 from .failures import FailureLog
 from .inbox import Inbox, LastKind
@@ -95,6 +96,8 @@ class Consultation:
     customer_email: str | None = None
     #: The customer's emails' language ("en", "zh-CN"); None: the salon's.
     customer_language: str | None = None
+    #: A repair booked from an aftercare check-in: the consultation it repairs.
+    repair_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,8 @@ class Capture:
 #: camera: the customer's camera photo of a capture (``takePhoto``); native: a photo of the
 #: device's own camera app, where the browser cannot take one; video: the best frame of the
 #: video; chat: a photo either side sent in the chat; white-balance and try-on: images derived from
-#: another still (``parent_id``).
-Source = Literal["camera", "native", "video", "chat", "white-balance", "try-on"]
+#: another still (``parent_id``); checkin: a photo answering an aftercare check-in.
+Source = Literal["camera", "native", "video", "chat", "white-balance", "try-on", "checkin"]
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,7 @@ class Store:
         self.attachments = AttachmentLog(db)
         self.outbox = Outbox(db)
         self.recordings = Recordings(db)
+        self.checkins = CheckinLog(db)
 
     @classmethod
     async def open(cls, url: str, sealer: TokenSealer, node: str | None = None) -> Store:
@@ -237,6 +241,7 @@ class Store:
         based_on: str | None = None,
         customer_email: str | None = None,
         customer_language: str | None = None,
+        repair_of: str | None = None,
     ) -> tuple[Consultation, Links]:
         now = utcnow()
         consultation = Consultation(
@@ -253,11 +258,29 @@ class Store:
             based_on=based_on,
             customer_email=customer_email,
             customer_language=customer_language,
+            repair_of=repair_of,
         )
         async with self._db.begin() as conn:
             await conn.execute(consultations.insert().values(**dataclasses.asdict(consultation)))
             new_links = await self._issue_links(conn, consultation.id, now, link_ttl)
         return consultation, new_links
+
+    async def follow_up(
+        self, earlier_id: str, link_ttl: timedelta, *, repair: bool = False
+    ) -> tuple[Consultation, Links]:
+        """"Same again": a new consultation for the same customer that starts from an earlier
+        one (its summary, its key photos on display); ``repair``: marked as a repair of it."""
+        earlier = await self.get_consultation(earlier_id)
+        return await self.create_consultation(
+            customer_name=earlier.customer_name,
+            customer_ref=earlier.customer_ref,
+            summary=earlier.summary,
+            based_on=earlier.id,
+            link_ttl=link_ttl,
+            customer_email=earlier.customer_email,
+            customer_language=earlier.customer_language,
+            repair_of=earlier.id if repair else None,
+        )
 
     async def get_consultation(self, consultation_id: str) -> Consultation:
         async with self._db.connect() as conn:
@@ -452,6 +475,19 @@ class Store:
                 .all()
             )
         return [Still(**row) for row in rows]
+
+    async def delete_still(self, still_id: str) -> Still | None:
+        """Remove a still's row (a check-in's photo taken again); returns it, if it was there."""
+        async with self._db.begin() as conn:
+            row = (
+                (await conn.execute(stills.select().where(stills.c.id == still_id)))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            await conn.execute(stills.delete().where(stills.c.id == still_id))
+        return Still(**row)
 
     async def set_nails(self, still_id: str, polygons: list[list[list[float]]]) -> None:
         async with self._db.begin() as conn:
