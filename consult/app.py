@@ -19,6 +19,9 @@ from .appkeys import (
     AUTH_FAILURES,
     BACKUPS,
     CONVERSATIONS,
+    DUE_HANDLERS,
+    DUE_RUNNER,
+    DUE_WORK,
     HUB,
     ICE_SERVERS,
     MAIL_SENDER,
@@ -32,9 +35,11 @@ from .appkeys import (
     TOOL_SLOTS,
 )
 from .auth import setup_sessions
+from .checkins import KIND as CHECKIN_KIND
 from .checkins import Aftercare
 from .config import Settings, backup_secret, load_staff_key
 from .conversation import Conversations
+from .due import DueRunner
 from .http import auth_failures, errors_middleware, forwarded_client, security_headers
 from .keyfiles import read_or_create
 from .mail.notices import Notices, email_replies
@@ -135,6 +140,18 @@ async def _mail(app: web.Application) -> AsyncIterator[None]:
     await sender.close()
 
 
+async def _due(app: web.Application) -> AsyncIterator[None]:
+    """The due-work runner, with every registered kind's handler; after the services its
+    handlers use, so it stops before them."""
+    handlers = {kind: make(app) for kind, make in app[DUE_HANDLERS].items()}
+    runner = DueRunner(app[STORE].database, handlers, node=app[SETTINGS].node, metrics=app[METRICS])
+    app[DUE_RUNNER] = runner
+    app[DUE_WORK] = runner.work
+    runner.start()
+    yield
+    await runner.close()
+
+
 async def _draw_cards(app: web.Application) -> None:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, placeholder.prepare, list(WAITING_TEXT.values()))
@@ -190,6 +207,10 @@ def create_app(settings: Settings) -> web.Application:
         secure=settings.tls or settings.base_url.startswith("https://"),
     )
     app.cleanup_ctx.extend([_store, _backups, _mail, _hub, _live_status])
+    # Due work (issue 16): features register their kinds' handlers here, before it starts.
+    app[DUE_HANDLERS] = {}
+    app[DUE_HANDLERS][CHECKIN_KIND] = lambda app: app[AFTERCARE].run_due
+    app.cleanup_ctx.append(_due)
     app.on_startup.append(_draw_cards)
     app.on_shutdown.append(_close_calls)
     api.add_routes(app)

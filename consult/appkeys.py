@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from aiohttp import web
 
 from .checkins import Aftercare
 from .config import Settings
 from .conversation import Conversations
+from .due import DueRunner, Handler
 from .mail.notices import Notices
 from .mail.sender import MailSender
 from .media.ice import IceServer
@@ -16,6 +18,7 @@ from .media.stills import Stills
 from .metrics import Metrics
 from .ratelimit import FailureLimiter, SenderBuckets
 from .recording.attachments import Attachments
+from .recording.due import DueWork
 from .recording.recordings import RecordingFiles
 from .recording.schedule import BackupSchedule
 from .recording.store import Store
@@ -28,6 +31,9 @@ __all__ = [
     "AUTH_FAILURES",
     "BACKUPS",
     "CONVERSATIONS",
+    "DUE_HANDLERS",
+    "DUE_RUNNER",
+    "DUE_WORK",
     "HUB",
     "ICE_SERVERS",
     "MAIL_SENDER",
@@ -65,6 +71,16 @@ NOTICES = web.AppKey("notices", Notices)
 MAIL_SENDER = web.AppKey("mail_sender", MailSender)
 #: Recorded calls' files (their rows are in the store).
 RECORDINGS = web.AppKey("recordings", RecordingFiles)
+
+# Due work (issue 16).
+#: What is due when, in the store: ``put`` work (with a handler registered for its kind),
+#: ``cancel`` it, ``cancel_prefix`` a booking's. The runner's own, so a put wakes it.
+DUE_WORK = web.AppKey("due_work", DueWork)
+#: The runner (started from the app's cleanup_ctx, after the store, the conversations and mail).
+DUE_RUNNER = web.AppKey("due_runner", DueRunner)
+#: Each kind's handler, made from the app when the runner starts: a feature registers its own
+#: in the app factory, ``app[DUE_HANDLERS]["checkin"] = make_checkin_handler``.
+DUE_HANDLERS = web.AppKey("due_handlers", dict[str, Callable[[web.Application], Handler]])
 
 # issue 16B
 #: Aftercare check-ins: scheduling, the due photo request, the customer's answers.

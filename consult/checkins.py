@@ -2,10 +2,12 @@
 customer's conversation when one falls due, the customer answers (photos through the quality
 gate, stored as stills; the form), and staff follow up ("same again" or a repair).
 
-What is due is kept in the store (``checkins``: state ``scheduled`` until its request is
-posted); ``deliver`` is idempotent by the check-in's id (the request is a conversation message
-whose client id is ``checkin:<id>``, kept once by the chat), so a delivery repeated after a
-crash, or by two nodes at once, posts one message.
+What is due is kept in the store: each check-in (state ``scheduled`` until its request is
+posted) with its due work (kind ``checkin``, key ``checkin:<id>``, consult/due.py), put, moved
+and cancelled in the same transaction. The runner calls ``run_due`` in its own transaction,
+which also marks the work done; the request is a conversation message whose client id is the
+same key, kept once by the chat, so a run repeated after a crash, or on two nodes at once,
+posts one message.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .aftercare import (
     QUALITY_REFUSED,
@@ -31,9 +35,10 @@ from .conversation import Conversations
 from .errors import CheckinNotSent, InvalidRequest, UnknownCheckin
 from .media.stills import Stills
 from .recording.checkins import Checkin, Listed
+from .recording.due import DueItem, DueWork
 from .recording.store import Consultation, Links, Store
 
-__all__ = ["Aftercare", "Board", "Clock", "listed_json"]
+__all__ = ["KIND", "Aftercare", "Board", "Clock", "listed_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +63,10 @@ class Board:
 BOARD_DAYS = 60
 
 
+#: The due work's kind: a check-in's photo request (key ``checkin:<id>``).
+KIND = "checkin"
+
+
 class Aftercare:
     def __init__(
         self,
@@ -73,56 +82,87 @@ class Aftercare:
         self._settings = settings
         self._clock = clock
 
-    # staff: scheduling
+    # staff: scheduling, each check-in and its due work in one transaction (``due``: the
+    # runner's, so a put wakes it; the runner starts after this service, whose handler it runs)
 
     async def schedule(
-        self, consultation_id: str, days: Sequence[int] | None = None
+        self, due: DueWork, consultation_id: str, days: Sequence[int] | None = None
     ) -> list[Checkin]:
         """Check-ins ``days`` after now (the consultation is done): the salon's default days
         unless given."""
-        await self._store.get_consultation(consultation_id)
         if days is None:
             days = (await self._store.checkins.defaults()).days
-        now = self._clock()
-        return await self._store.checkins.add(consultation_id, due_times(now, days), now)
+        return await self._add(due, consultation_id, due_times(self._clock(), days))
 
-    async def add(self, consultation_id: str, due_at: datetime) -> Checkin:
-        await self._store.get_consultation(consultation_id)
-        (made,) = await self._store.checkins.add(consultation_id, [due_at], self._clock())
+    async def add(self, due: DueWork, consultation_id: str, due_at: datetime) -> Checkin:
+        (made,) = await self._add(due, consultation_id, [due_at])
         return made
 
-    async def move(self, checkin_id: str, due_at: datetime) -> Checkin:
-        return await self._store.checkins.move(checkin_id, due_at)
+    async def _add(
+        self, due: DueWork, consultation_id: str, due_at: list[datetime]
+    ) -> list[Checkin]:
+        await self._store.get_consultation(consultation_id)
+        now = self._clock()
+        async with self._store.database.begin() as conn:
+            made = await self._store.checkins.add(consultation_id, due_at, now, conn=conn)
+            for checkin in made:
+                await self._put(due, checkin.id, checkin.due_at, conn)
+        return made
 
-    async def remove(self, checkin_id: str) -> Checkin:
-        return await self._store.checkins.remove(checkin_id)
+    async def move(self, due: DueWork, checkin_id: str, due_at: datetime) -> Checkin:
+        async with self._store.database.begin() as conn:
+            await self._store.checkins.move(checkin_id, due_at, conn=conn)
+            await self._put(due, checkin_id, due_at, conn)
+        return await self._store.checkins.get(checkin_id)
+
+    async def remove(self, due: DueWork, checkin_id: str) -> Checkin:
+        checkin = await self._store.checkins.get(checkin_id)
+        async with self._store.database.begin() as conn:
+            await self._store.checkins.remove(checkin_id, conn=conn)
+            await due.cancel(message_key(checkin_id, "request"), conn=conn)
+        return checkin
+
+    async def _put(
+        self, due: DueWork, checkin_id: str, due_at: datetime, conn: AsyncConnection
+    ) -> None:
+        await due.put(
+            KIND,
+            message_key(checkin_id, "request"),
+            due_at,
+            {"checkin_id": checkin_id},
+            now=self._clock(),
+            conn=conn,
+        )
 
     # due time: the photo request
 
-    async def deliver(self, checkin_id: str) -> bool:
+    async def run_due(self, item: DueItem, conn: AsyncConnection) -> None:
+        """The due work's handler (consult/due.py): everything through the runner's ``conn``."""
+        await self.deliver(str(item.payload["checkin_id"]), conn=conn)
+
+    async def deliver(self, checkin_id: str, *, conn: AsyncConnection | None = None) -> bool:
         """Post the check-in's photo request into the customer's conversation (once, however
-        often called); False if it was sent already or is no longer scheduled."""
-        checkin = await self._store.checkins.get(checkin_id)
+        often called: the message's client id is the due work's key); False if it was sent
+        already or is no longer there."""
+        try:
+            checkin = await self._store.checkins.get(checkin_id)
+        except UnknownCheckin:
+            return False  # removed since: nothing to send
         if checkin.state != "scheduled":
             return False
         consultation = await self._store.get_consultation(checkin.consultation_id)
-        token = await self._store.customer_link(consultation.id, self._settings.link_ttl)
+        ttl = self._settings.link_ttl
+        token = await self._store.customer_link(consultation.id, ttl, conn=conn)
         url = f"{self._settings.base_url}/c/{token}/checkin/{checkin.id}"
-        text = request_text(self._language(consultation), url)
         posted = await self._conversations.post(
-            consultation.id, "stylist", message_key(checkin.id, "request"), text
+            consultation.id,
+            "stylist",
+            message_key(checkin.id, "request"),
+            request_text(self._language(consultation), url),
+            conn=conn,
         )
-        # After the message: a crash in between posts nothing twice (the chat keeps the first
-        # by its client id) and the next delivery marks it sent.
-        sent = await self._store.checkins.mark_sent(checkin.id, self._clock())
+        sent = await self._store.checkins.mark_sent(checkin.id, self._clock(), conn=conn)
         return sent and posted.new
-
-    async def deliver_due(self) -> int:
-        """Deliver every scheduled check-in whose time has come; how many were posted."""
-        count = 0
-        for checkin in await self._store.checkins.due(self._clock()):
-            count += await self.deliver(checkin.id)
-        return count
 
     # the customer: answers
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from .media.stills import still_json
 from .recording.attachments import Attachment, attachment_json
 from .recording.store import ChatMessage, Still, Store
@@ -221,13 +223,18 @@ class Conversations:
         *,
         still: Still | None = None,
         attachment: Attachment | None = None,
+        conn: AsyncConnection | None = None,
     ) -> Posted:
         """Store a message, then deliver it to every subscriber (the sender's own copy is its
         acknowledgement). The same ``client_id`` from the same sender again is the message
         stored the first time: returned (``new`` False), not delivered again.
 
         Text, a photo (``still``, already saved by ``consult.media.stills``), or a voice
-        message, clip or file (``attachment``, saved by ``consult.recording.attachments``)."""
+        message, clip or file (``attachment``, saved by ``consult.recording.attachments``).
+
+        ``conn``: stored in the caller's transaction (due work's handler, consult/due.py, whose
+        ``client_id`` is the work's key); delivered at once, before that transaction commits:
+        should it roll back, the run is repeated and the same message stored then."""
         message, new = await self._store.add_message(
             consultation_id,
             sender,
@@ -235,6 +242,7 @@ class Conversations:
             text,
             still_id=still.id if still else None,
             attachment_id=attachment.id if attachment else None,
+            conn=conn,
         )
         posted = await self._posted(message, new)
         if new:

@@ -114,6 +114,13 @@ class Metrics:
         )
         self._media = _Media()
         self.registry.register(self._media)
+        # Due work (issue 16): runs of reminders, check-ins... by kind and outcome.
+        self._due_runs = Counter(
+            "consult_due_work_runs",
+            "Due work run by this node, by kind and outcome (done or failed: tried again later)",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
 
     def error(self, code: str, via: Literal["http", "ws"]) -> None:
         self._errors.labels(code, via).inc()
@@ -124,6 +131,9 @@ class Metrics:
 
     def capture_failed(self, source: CaptureSource) -> None:
         self._captures.labels(source, "failed").inc()
+
+    def due_run(self, kind: str, outcome: Literal["done", "failed"]) -> None:
+        self._due_runs.labels(kind, outcome).inc()
 
     def peer_closed(self, peer: ServerPeer) -> None:
         """Keep a closed peer's final counts in the totals."""

@@ -10,7 +10,7 @@ import msgspec
 from aiohttp import web
 
 from ..aftercare import Answers, CheckinDefaults
-from ..appkeys import AFTERCARE, STORE
+from ..appkeys import AFTERCARE, DUE_WORK, STORE
 from ..auth import caller_for, require_staff
 from ..checkins import listed_json
 from ..errors import Forbidden, InvalidRequest, UnsupportedHeic, UnsupportedMedia
@@ -126,9 +126,9 @@ async def schedule(request: web.Request) -> web.Response:
     if body.due_at is not None and body.days is not None:
         raise InvalidRequest("Send days or due_at, not both.")
     if body.due_at is not None:
-        made = [await aftercare.add(consultation_id, _due(body.due_at))]
+        made = [await aftercare.add(request.app[DUE_WORK], consultation_id, _due(body.due_at))]
     else:
-        made = await aftercare.schedule(consultation_id, body.days)
+        made = await aftercare.schedule(request.app[DUE_WORK], consultation_id, body.days)
     return web.json_response({"checkins": [c.to_json() for c in made]}, status=201)
 
 
@@ -145,14 +145,18 @@ async def get_checkin(request: web.Request) -> web.Response:
 async def move(request: web.Request) -> web.Response:
     await require_staff(request)
     body = await read_json(request, Move)
-    checkin = await request.app[AFTERCARE].move(request.match_info["checkin"], _due(body.due_at))
+    checkin = await request.app[AFTERCARE].move(
+        request.app[DUE_WORK], request.match_info["checkin"], _due(body.due_at)
+    )
     return web.json_response(checkin.to_json())
 
 
 @routes.delete("/api/checkins/{checkin}")
 async def remove(request: web.Request) -> web.Response:
     await require_staff(request)
-    checkin = await request.app[AFTERCARE].remove(request.match_info["checkin"])
+    checkin = await request.app[AFTERCARE].remove(
+        request.app[DUE_WORK], request.match_info["checkin"]
+    )
     return web.json_response(checkin.to_json())
 
 

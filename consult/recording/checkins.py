@@ -4,7 +4,8 @@ salon's default days (consult/aftercare.py has the rules)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -75,6 +76,15 @@ class CheckinLog:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @asynccontextmanager
+    async def _writing(self, conn: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
+        """The caller's transaction (with its due work), or one of our own."""
+        if conn is not None:
+            yield conn
+            return
+        async with self._db.begin() as own:
+            yield own
+
     # the salon's defaults
 
     async def defaults(self) -> CheckinDefaults:
@@ -123,18 +133,17 @@ class CheckinLog:
             return []
         rows = [{k: v for k, v in c.__dict__.items() if k in COLUMNS} for c in made]
         try:
-            if conn is not None:
-                await conn.execute(checkins.insert(), rows)
-            else:
-                async with self._db.begin() as own:
-                    await own.execute(checkins.insert(), rows)
+            async with self._writing(conn) as c:
+                await c.execute(checkins.insert(), rows)
         except sa.exc.IntegrityError:
             raise NotFound("No such consultation.") from None
         return made
 
-    async def move(self, checkin_id: str, due_at: datetime) -> Checkin:
+    async def move(
+        self, checkin_id: str, due_at: datetime, *, conn: AsyncConnection | None = None
+    ) -> None:
         """A scheduled check-in's new due time (one already sent cannot move)."""
-        async with self._db.begin() as conn:
+        async with self._writing(conn) as conn:
             updated = await conn.execute(
                 checkins.update()
                 .where(checkins.c.id == checkin_id, checkins.c.state == "scheduled")
@@ -142,12 +151,10 @@ class CheckinLog:
             )
             if updated.rowcount == 0:
                 await self._refuse(conn, checkin_id)
-        return await self.get(checkin_id)
 
-    async def remove(self, checkin_id: str) -> Checkin:
+    async def remove(self, checkin_id: str, *, conn: AsyncConnection | None = None) -> None:
         """Remove a scheduled check-in (one already sent is the customer's to answer)."""
-        checkin = await self.get(checkin_id)
-        async with self._db.begin() as conn:
+        async with self._writing(conn) as conn:
             removed = await conn.execute(
                 checkins.delete().where(
                     checkins.c.id == checkin_id, checkins.c.state == "scheduled"
@@ -155,7 +162,6 @@ class CheckinLog:
             )
             if removed.rowcount == 0:
                 await self._refuse(conn, checkin_id)
-        return checkin
 
     async def _refuse(self, conn: AsyncConnection, checkin_id: str) -> None:
         found = await conn.scalar(sa.select(checkins.c.id).where(checkins.c.id == checkin_id))
@@ -174,10 +180,6 @@ class CheckinLog:
     async def of(self, consultation_id: str) -> list[Checkin]:
         """The consultation's check-ins, by due time."""
         return await self._read(checkins.c.consultation_id == consultation_id)
-
-    async def due(self, now: datetime) -> list[Checkin]:
-        """Scheduled check-ins whose time has come (ix_checkins_state_due)."""
-        return await self._read((checkins.c.state == "scheduled") & (checkins.c.due_at <= now))
 
     async def listing(self, since: datetime, limit: int = 200) -> list[Listed]:
         """Check-ins sent, answered or due since ``since`` (the dashboard's), with their
@@ -225,10 +227,12 @@ class CheckinLog:
 
     # delivery and answers
 
-    async def mark_sent(self, checkin_id: str, now: datetime) -> bool:
+    async def mark_sent(
+        self, checkin_id: str, now: datetime, *, conn: AsyncConnection | None = None
+    ) -> bool:
         """The request was posted: scheduled -> sent. False if it was not scheduled (sent
         already, answered or removed)."""
-        async with self._db.begin() as conn:
+        async with self._writing(conn) as conn:
             updated = await conn.execute(
                 checkins.update()
                 .where(checkins.c.id == checkin_id, checkins.c.state == "scheduled")

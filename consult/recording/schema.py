@@ -18,6 +18,7 @@ __all__ = [
     "checkins",
     "consultations",
     "conversations",
+    "due_work",
     "leases",
     "links",
     "mail_recipients",
@@ -414,6 +415,26 @@ recordings = sa.Table(
     sa.Column("file", String(255), nullable=False),
 )
 
+#: Work due at a time (issue 16): reminders, check-ins, anything computed from the store rather
+#: than held in timers (consult/recording/due.py, run by consult/due.py). ``key`` names the
+#: work once, ever: its handler's effect is deduplicated by it, so a repeat does nothing.
+#: ``claimed_by``/``claimed_until``: the node running it, and until when its claim holds.
+due_work = sa.Table(
+    "due_work",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("kind", String(32), nullable=False),
+    sa.Column("key", String(200), nullable=False, unique=True),
+    sa.Column("due_at", UTCDateTime(), nullable=False),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("claimed_by", String(128), nullable=True),
+    sa.Column("claimed_until", UTCDateTime(), nullable=True),
+    sa.Column("done_at", UTCDateTime(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("last_error", Text(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_due_work_pending", "done_at", "due_at"),
+)
 
 # issue 16B: aftercare check-ins
 
@@ -432,7 +453,8 @@ checkins = sa.Table(
         nullable=False,
         index=True,
     ),
-    sa.Column("due_at", UTCDateTime(), nullable=False),
+    #: When its photo request is posted (due work ``checkin:<id>``, consult/due.py).
+    sa.Column("due_at", UTCDateTime(), nullable=False, index=True),
     #: The views asked for: top, side, cuticles.
     sa.Column("views", sa.JSON(), nullable=False),
     #: scheduled, sent, answered
@@ -444,7 +466,6 @@ checkins = sa.Table(
     #: The form: lifting, chipping (booleans), comfort (1 to 5), text.
     sa.Column("answers", sa.JSON(), nullable=True),
     sa.Column("followup_id", String(32), nullable=True),
-    sa.Index("ix_checkins_state_due", "state", "due_at"),
 )
 
 #: A check-in's photo of one view: a still (source "checkin"); answered again, the view's

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import socket
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
 from ..roles import ROLES, Role
@@ -218,6 +220,11 @@ class Store:
         return cls(db, sealer, node or socket.gethostname())
 
     @property
+    def database(self) -> Database:
+        """The database, for a service with tables and a runner of its own (consult/due.py)."""
+        return self._db
+
+    @property
     def dialect(self) -> str:
         return self._db.dialect
 
@@ -268,7 +275,7 @@ class Store:
     async def follow_up(
         self, earlier_id: str, link_ttl: timedelta, *, repair: bool = False
     ) -> tuple[Consultation, Links]:
-        """"Same again": a new consultation for the same customer that starts from an earlier
+        """ "Same again": a new consultation for the same customer that starts from an earlier
         one (its summary, its key photos on display); ``repair``: marked as a repair of it."""
         earlier = await self.get_consultation(earlier_id)
         return await self.create_consultation(
@@ -512,13 +519,16 @@ class Store:
         text: str,
         still_id: str | None = None,
         attachment_id: str | None = None,
+        *,
+        conn: AsyncConnection | None = None,
     ) -> tuple[ChatMessage, bool]:
         """Store a chat message under the next sequence number, before anyone sees it.
 
         Returns the message and whether it is new: the same ``client_id`` from the same sender
-        returns the message stored the first time (a resend after a reconnect).
+        returns the message stored the first time (a resend after a reconnect). With
+        ``conn``, in the caller's transaction (due work's handler: consult/due.py).
         """
-        async with self._db.begin() as conn:
+        async with self._db.begin() if conn is None else _within(conn) as conn:
             # The consultation's row is the lock: one writer at a time hands out its next
             # number, whichever node or process it runs in (on SQLite, BEGIN IMMEDIATE is).
             await _lock_consultation(conn, consultation_id)
@@ -662,15 +672,18 @@ class Store:
             )
             return await self._issue_links(conn, consultation_id, now, link_ttl)
 
-    async def customer_link(self, consultation_id: str, link_ttl: timedelta) -> str:
+    async def customer_link(
+        self, consultation_id: str, link_ttl: timedelta, *, conn: AsyncConnection | None = None
+    ) -> str:
         """The customer's link token; a new one if theirs has expired (the stylist's link is
-        left as it is): what an email to the customer hands them must open."""
+        left as it is): what an email to the customer hands them must open. With ``conn``,
+        in the caller's transaction (due work's handler)."""
         current = (await self.links(consultation_id)).customer
         if current is not None:
             return current
         now = utcnow()
         token = new_token()
-        async with self._db.begin() as conn:
+        async with self._db.begin() if conn is None else _within(conn) as conn:
             await conn.execute(
                 links.update()
                 .where(
@@ -806,6 +819,12 @@ async def _last_seq(conn: Any, consultation_id: str) -> int:
         sa.select(sa.func.max(messages.c.seq)).where(messages.c.consultation_id == consultation_id)
     )
     return int(last or 0)
+
+
+@asynccontextmanager
+async def _within(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
+    """The caller's transaction, as ``Database.begin()`` would give one of our own."""
+    yield conn
 
 
 def _consultation(row: Any) -> Consultation:

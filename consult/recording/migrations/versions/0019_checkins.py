@@ -1,7 +1,7 @@
 """checkins: aftercare check-ins, their photos, the salon's default days; repairs
 
 Revision ID: 0019
-Revises: 0015
+Revises: 0018
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0015"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.Column("followup_id", sa.String(32), nullable=True),
     )
     op.create_index("ix_checkins_consultation_id", "checkins", ["consultation_id"])
-    op.create_index("ix_checkins_state_due", "checkins", ["state", "due_at"])
+    op.create_index("ix_checkins_due_at", "checkins", ["due_at"])
     op.create_table(
         "checkin_photos",
         sa.Column(
@@ -64,7 +64,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("checkin_settings")
     op.drop_table("checkin_photos")
-    op.drop_index("ix_checkins_state_due", "checkins")
+    op.drop_index("ix_checkins_due_at", "checkins")
     op.drop_index("ix_checkins_consultation_id", "checkins")
     op.drop_table("checkins")
     with op.batch_alter_table("consultations") as batch:
