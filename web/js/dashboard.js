@@ -5,11 +5,13 @@ import { setText, startI18n, t } from "./i18n.js";
 import { $, api, when } from "./page.js";
 import { Inbox } from "./inbox.js";
 import { StaffAlerts } from "./staff-alerts.js";
+import { CheckinBoard } from "./checkins.js";
 
 const REFRESH_MS = 15000;
 let rows = [];
 let inbox = null;
 let emailConfigured = true;
+let checkins = null;
 
 async function copy(text, button) {
   try {
@@ -162,7 +164,8 @@ async function refresh() {
     emailConfigured = listing.email_configured;
     $("email-not-configured").hidden = emailConfigured;
     render();
-    await loadBackups();
+    checkins ||= new CheckinBoard($("checkins"));
+    await Promise.all([loadBackups(), checkins.refresh()]);
   } catch (error) {
     if (error.status === 401) showSignIn();
   }

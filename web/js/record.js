@@ -6,6 +6,7 @@ import { setText, startI18n } from "./i18n.js";
 import { $, api, when } from "./page.js";
 import { renderEarlier, StillStrip, withToken } from "./stills.js";
 import { chip } from "./palette.js";
+import { renderRecordCheckins } from "./checkins.js";
 
 const parts = location.pathname.split("/");
 const token = parts[1] === "c" ? parts[2] : null;
@@ -89,6 +90,7 @@ function render(record) {
     }),
   );
   renderRecordings(record.recordings);
+  renderRecordCheckins($("record-checkins"), record, token, async () => render(await api(`/api/consultations/${record.id}`, { token })));
   $("record-export").href = withToken(`/api/consultations/${record.id}/export`, token);
   // Only the salon's export holds the private notes: say so, and offer one without them.
   const staff = record.notes !== undefined && !token;

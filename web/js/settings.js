@@ -1,7 +1,9 @@
-// The settings page (staff): opening hours and the away message, quick replies, the palette.
+// The settings page (staff): opening hours and the away message, quick replies, the palette,
+// the aftercare check-ins' default days (js/checkins.js).
 import { setText, startI18n } from "./i18n.js";
 import { $, api, el } from "./page.js";
 import { PaletteAdmin } from "./palette-admin.js";
+import { startCheckinSettings } from "./checkins.js";
 
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -123,7 +125,9 @@ async function main() {
   if (!staff) return;
   $("hours-form").addEventListener("submit", saveHours);
   const quick = new QuickRepliesAdmin();
-  await Promise.all([loadHours(), quick.load(), new PaletteAdmin().load()]);
+  await Promise.all([
+    loadHours(), quick.load(), new PaletteAdmin().load(), startCheckinSettings($("checkin-settings-form")),
+  ]);
 }
 
 main();
