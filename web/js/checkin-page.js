@@ -4,7 +4,7 @@
 // then the short form. Answered again, each photo and the form replace the first.
 import { setText, startI18n } from "./i18n.js";
 import { $, api, el } from "./page.js";
-import { openVideo, stopStream } from "./camera.js";
+import { openCamera, stopStream } from "./camera.js";
 import { takePhoto } from "./capture.js";
 import { withToken } from "./stills.js";
 
@@ -57,8 +57,11 @@ async function startCamera(view) {
   $("checkin-shutter").hidden = false;
   setText($("checkin-camera-view"), `checkin.view.${view}`);
   try {
-    stream ||= await openVideo({ facingMode: "environment" });
+    // The shutter waits for the camera: a photo needs its track.
+    $("checkin-shutter").disabled = !stream;
+    stream ||= await openCamera({ facingMode: "environment", audio: false });
     $("checkin-video").srcObject = stream;
+    $("checkin-shutter").disabled = false;
   } catch (error) {
     // No camera here: the phone's own camera app takes it.
     setText($("checkin-message"), error.key || "camera.failed");
@@ -68,6 +71,7 @@ async function startCamera(view) {
 
 async function shutter() {
   const view = current;
+  $("checkin-shutter").disabled = true;
   const track = stream?.getVideoTracks()[0];
   const photo = await takePhoto(track);
   if (!photo) {
@@ -77,6 +81,7 @@ async function shutter() {
     return;
   }
   await send(view, photo);
+  $("checkin-shutter").disabled = false;
 }
 
 async function send(view, blob) {
