@@ -3,6 +3,7 @@ customer never reaches the salon's side, a revoked link opens nothing, nothing a
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,10 @@ from consult.recording.recordings import Recording
 
 from .attachment_media import pdf
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
+from .hand_media import PHOTOS
 
 ATTACHED = pdf()
+HAND = next(p for p in PHOTOS if p.name.startswith("both_hands")).read_bytes()
 # (method, path, JSON body or raw bytes); {id} is the consultation, {still} one of its stills,
 # {attachment} one of its attachments, {recording} one of its recordings.
 ENDPOINTS = [
@@ -52,6 +55,19 @@ ENDPOINTS = [
     ("GET", "/api/attachments/{attachment}", None),
     ("PATCH", "/api/consultations/{id}", {"customer_email": "jane@example.com"}),
     ("GET", "/api/recordings/{recording}", None),
+    # Aftercare check-ins (issue 16B): {checkin} was sent to the customer, {scheduled} and
+    # {spare} are not yet.
+    ("GET", "/api/checkins", None),
+    ("GET", "/api/checkin-settings", None),
+    ("PUT", "/api/checkin-settings", {"days": [3, 14], "overdue_days": 2}),
+    ("GET", "/api/consultations/{id}/checkins", None),
+    ("POST", "/api/consultations/{id}/checkins", {"days": [5]}),
+    ("GET", "/api/checkins/{checkin}", None),
+    ("PATCH", "/api/checkins/{scheduled}", {"due_at": "2030-01-02T10:00:00+00:00"}),
+    ("DELETE", "/api/checkins/{spare}", None),
+    ("POST", "/api/checkins/{checkin}/photos?view=top", HAND),
+    ("PUT", "/api/checkins/{checkin}/answers", {"lifting": False, "chipping": False, "comfort": 5}),
+    ("POST", "/api/checkins/{checkin}/follow-up", {"kind": "repair"}),
 ]
 BAD = {"Authorization": "Bearer not-the-staff-key"}
 CALLERS = ["nobody", "staff", "customer", "stylist", "other-customer", "other-stylist", "revoked"]
@@ -66,7 +82,17 @@ STAFF_ONLY = {
     ("PUT", "/api/quick-replies/{reply}"),
     ("DELETE", "/api/quick-replies/{reply}"),
     ("PATCH", "/api/consultations/{id}"),
+    ("GET", "/api/checkins"),
+    ("GET", "/api/checkin-settings"),
+    ("PUT", "/api/checkin-settings"),
+    ("GET", "/api/consultations/{id}/checkins"),
+    ("POST", "/api/consultations/{id}/checkins"),
+    ("PATCH", "/api/checkins/{scheduled}"),
+    ("DELETE", "/api/checkins/{spare}"),
+    ("POST", "/api/checkins/{checkin}/follow-up"),
 }
+#: What only the customer's own link may do (staff and the stylist get 403).
+CUSTOMER_ONLY = {"/api/checkins/{checkin}/photos?view=top", "/api/checkins/{checkin}/answers"}
 #: What only the stylist's side may do (the customer gets 403).
 STYLIST_ONLY = {"/api/consultations/{id}/notes", "/api/stills/{still}/nails",
                 "/api/stills/{still}/white-balance", "/api/consultations/{id}/read"}  # fmt: skip
@@ -74,7 +100,10 @@ CREATED = {("POST", "/api/consultations"), ("POST", "/api/swatches"),
            ("POST", "/api/stills/{still}/white-balance"),
            ("POST", "/api/consultations/{id}/messages"),
            ("POST", "/api/quick-replies"),
-           ("POST", "/api/consultations/{id}/attachments?kind=file&id=a1&name=x.pdf")}  # fmt: skip
+           ("POST", "/api/consultations/{id}/attachments?kind=file&id=a1&name=x.pdf"),
+           ("POST", "/api/consultations/{id}/checkins"),
+           ("POST", "/api/checkins/{checkin}/photos?view=top"),
+           ("POST", "/api/checkins/{checkin}/follow-up")}  # fmt: skip
 
 
 def expected(method: str, path: str, caller: str, how: str) -> int:
@@ -93,6 +122,8 @@ def expected(method: str, path: str, caller: str, how: str) -> int:
     if caller.startswith("other-"):
         return 403  # a valid link, of another consultation
     if path in STYLIST_ONLY and caller == "customer":
+        return 403
+    if path in CUSTOMER_ONLY and caller != "customer":
         return 403
     if path.endswith("/undertone"):
         return 422  # allowed, but the test still is grey paper: no skin to judge
@@ -145,6 +176,24 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
         "revoked": token_of(gone["customer_link"]),
     }
     reply = await server.app[STORE].quick_replies.create("Thanks!", datetime.now(UTC))
+    checkins = {}
+    for name, due in (
+        ("checkin", "2020-01-01"),
+        ("scheduled", "2030-01-01"),
+        ("spare", "2030-01-01"),
+    ):
+        async with http.post(
+            f"/api/consultations/{mine['id']}/checkins",
+            json={"due_at": f"{due}T10:00:00+00:00"},
+            headers=staff,
+        ) as r:
+            checkins[name] = (await r.json())["checkins"][0]["id"]
+    # Due long ago: the app's due-work runner sends it at once.
+    while True:
+        async with http.get(f"/api/checkins/{checkins['checkin']}", headers=staff) as r:
+            if (await r.json())["state"] == "sent":
+                break
+        await asyncio.sleep(0.05)
     return {
         "id": mine["id"],
         "still": still["id"],
@@ -152,6 +201,7 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
         "attachment": attachment["id"],
         "recording": recording.id,
         "tokens": tokens,
+        **checkins,
     }
 
 
@@ -194,6 +244,9 @@ async def test_every_endpoint_with_every_caller(
             reply=world["reply"],
             attachment=world["attachment"],
             recording=world["recording"],
+            checkin=world["checkin"],
+            scheduled=world["scheduled"],
+            spare=world["spare"],
         )
         headers = {"Authorization": f"Bearer {token}"} if token and how == "bearer" else {}
         params = {"token": token} if token and how == "query" else {}

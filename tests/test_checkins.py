@@ -293,7 +293,7 @@ async def test_staff_add_move_and_remove_check_ins(
     ) as r:
         assert datetime.fromisoformat((await r.json())["due_at"]) == at + timedelta(days=2)
     async with http.delete(f"/api/checkins/{added['id']}", headers=staff) as r:
-        assert r.status == 200
+        assert r.status == 204
     async with http.get(f"/api/consultations/{cid}/checkins", headers=staff) as r:
         assert len((await r.json())["checkins"]) == 1
     # Bad input: a clear error, nothing stored.

@@ -71,7 +71,7 @@ async def test_a_check_in_answered_from_a_phone(
     await phone.get_by_test_id("checkin-text").fill("The thumb lifts a little.")
     await phone.get_by_test_id("checkin-submit").click()
     await expect(phone.get_by_test_id("checkin-form-message")).to_contain_text("Thank you")
-    await screenshot(phone, "checkin-phone.png")
+    await screenshot(phone, "checkin-phone")
     assert phone.errors == []  # type: ignore[attr-defined]
 
     # The photos at the shim camera's full resolution, on the record.

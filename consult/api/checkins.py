@@ -13,12 +13,12 @@ from ..aftercare import Answers, CheckinDefaults
 from ..appkeys import AFTERCARE, DUE_WORK, STORE
 from ..auth import caller_for, require_staff
 from ..checkins import listed_json
-from ..errors import Forbidden, InvalidRequest, UnsupportedHeic, UnsupportedMedia
+from ..errors import Forbidden, InvalidRequest
 from ..record import record_json
 from ..recording.checkins import Checkin
 from .common import read_json
 from .consultations import link_urls, scheduled
-from .stills import ACCEPTED, CHUNK, HEIF_TYPES
+from .stills import CHUNK
 
 __all__ = ["routes"]
 
@@ -154,19 +154,16 @@ async def move(request: web.Request) -> web.Response:
 @routes.delete("/api/checkins/{checkin}")
 async def remove(request: web.Request) -> web.Response:
     await require_staff(request)
-    checkin = await request.app[AFTERCARE].remove(
-        request.app[DUE_WORK], request.match_info["checkin"]
-    )
-    return web.json_response(checkin.to_json())
+    await request.app[AFTERCARE].remove(request.app[DUE_WORK], request.match_info["checkin"])
+    return web.Response(status=204)
 
 
 @routes.post("/api/checkins/{checkin}/photos")
 async def photo(request: web.Request) -> web.Response:
-    """A view's photo (``?view=top|side|cuticles``), as a capture's: refused by the quality
-    gate if blurry or dark (422 photo-refused, with what to fix)."""
+    """A view's photo (``?view=top|side|cuticles``), PNG or JPEG as a capture's: refused by
+    the quality gate if blurry or dark (422 photo-refused, with what to fix)."""
+    # A phone's camera app names its photo loosely: the content decides (PNG or JPEG).
     checkin = await _customers(request)
-    if request.content_type not in ACCEPTED:
-        raise UnsupportedHeic() if request.content_type in HEIF_TYPES else UnsupportedMedia()
     updated = await request.app[AFTERCARE].photo(
         checkin,
         request.query.get("view", ""),
