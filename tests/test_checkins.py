@@ -4,8 +4,10 @@ export and on the dashboard; overdue; answered twice; followed up with one click
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import subprocess
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +21,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from consult.aftercare import Answers, CheckinDefaults
-from consult.appkeys import AFTERCARE, CONVERSATIONS, SETTINGS, STILLS, STORE
+from consult.appkeys import AFTERCARE, CONVERSATIONS, DUE_WORK, SETTINGS, STILLS, STORE
 from consult.checkins import KIND, Aftercare
 from consult.due import DueRunner
 from consult.errors import CheckinSent, InvalidRequest, UnknownCheckin
@@ -28,6 +30,7 @@ from consult.recording.tokens import TokenSealer, load_seal_key
 
 from .conftest import create_consultation, token_of
 from .hand_media import PHOTOS
+from .process import start_serve, wait_healthy
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -275,8 +278,12 @@ async def test_a_check_in_from_due_to_answered_to_the_record_and_the_dashboard(
 
 
 async def test_staff_add_move_and_remove_check_ins(
-    http: aiohttp.ClientSession, staff: dict[str, str], consultation: dict[str, Any]
+    server: TestServer,
+    http: aiohttp.ClientSession,
+    staff: dict[str, str],
+    consultation: dict[str, Any],
 ) -> None:
+    due = server.app[DUE_WORK]
     cid = consultation["id"]
     at = datetime(2027, 1, 5, 10, tzinfo=UTC)
     async with http.post(
@@ -292,8 +299,12 @@ async def test_staff_add_move_and_remove_check_ins(
         f"/api/checkins/{added['id']}", json={"due_at": later}, headers=staff
     ) as r:
         assert datetime.fromisoformat((await r.json())["due_at"]) == at + timedelta(days=2)
+    # Its due work moved with it, in the same transaction; removed with it.
+    work = await due.get(f"checkin:{added['id']}")
+    assert work is not None and work.due_at == at + timedelta(days=2)
     async with http.delete(f"/api/checkins/{added['id']}", headers=staff) as r:
         assert r.status == 204
+    assert await due.get(f"checkin:{added['id']}") is None
     async with http.get(f"/api/consultations/{cid}/checkins", headers=staff) as r:
         assert len((await r.json())["checkins"]) == 1
     # Bad input: a clear error, nothing stored.
@@ -337,3 +348,61 @@ async def test_same_again_or_a_repair_from_an_answered_check_in_is_one_click(
         f"/api/checkins/{checkin['id']}/follow-up", json={"kind": "other"}, headers=staff
     ) as r:
         assert r.status == 400
+
+
+# a schedule through a SIGKILL and a restart
+
+
+async def test_sigkill_and_restart_mid_schedule_lose_and_repeat_nothing(
+    served: tuple[subprocess.Popen[str], int, Path],
+) -> None:
+    proc, port, data = served
+    await wait_healthy(port)
+    base = f"http://127.0.0.1:{port}"
+    staff = {"Authorization": f"Bearer {(data / 'staff.key').read_text().strip()}"}
+    start = datetime.now(UTC) + timedelta(seconds=1)
+    made: dict[str, list[str]] = {}
+    async with aiohttp.ClientSession(base_url=base) as http:
+        for n in range(3):
+            c = await create_consultation(http, staff, customer_name=f"Customer {n}")
+            made[c["id"]] = []
+            for i in range(4):
+                # Half due at once, one after another; half 8 s later, after the kill.
+                k = 4 * n + i
+                at = start + timedelta(seconds=0.2 * k + (8 if k >= 6 else 0))
+                async with http.post(
+                    f"/api/consultations/{c['id']}/checkins",
+                    json={"due_at": at.isoformat()},
+                    headers=staff,
+                ) as r:
+                    made[c["id"]].append((await r.json())["checkins"][0]["id"])
+        # Killed once the schedule has begun: no shutdown, no cleanup.
+        sent_before = 0
+        while sent_before == 0:
+            await asyncio.sleep(0.05)
+            for cid in made:
+                sent_before += len(await history(http, staff, cid))
+    proc.kill()
+    proc.wait()
+    assert sent_before <= 6  # the kill came mid-schedule
+
+    restarted = start_serve(data, port)
+    try:
+        await wait_healthy(port)
+        async with aiohttp.ClientSession(base_url=base) as http:
+            for _ in range(600):
+                states = []
+                for cid in made:
+                    async with http.get(f"/api/consultations/{cid}/checkins", headers=staff) as r:
+                        states += [c["state"] for c in (await r.json())["checkins"]]
+                if states == ["sent"] * 12:
+                    break
+                await asyncio.sleep(0.1)
+            assert states == ["sent"] * 12
+            # Each request once, in its own conversation: nothing lost, nothing twice.
+            for cid, ids in made.items():
+                messages = await history(http, staff, cid)
+                assert sorted(m["id"] for m in messages) == sorted(f"checkin:{i}" for i in ids)
+    finally:
+        restarted.terminate()
+        restarted.wait()
