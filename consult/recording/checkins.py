@@ -4,8 +4,7 @@ salon's default days (consult/aftercare.py has the rules)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -76,15 +75,6 @@ class CheckinLog:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    @asynccontextmanager
-    async def _writing(self, conn: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
-        """The caller's transaction (with its due work), or one of our own."""
-        if conn is not None:
-            yield conn
-            return
-        async with self._db.begin() as own:
-            yield own
-
     # the salon's defaults
 
     async def defaults(self) -> CheckinDefaults:
@@ -133,7 +123,7 @@ class CheckinLog:
             return []
         rows = [{k: v for k, v in c.__dict__.items() if k in COLUMNS} for c in made]
         try:
-            async with self._writing(conn) as c:
+            async with self._db.within(conn) as c:
                 await c.execute(checkins.insert(), rows)
         except sa.exc.IntegrityError:
             raise NotFound("No such consultation.") from None
@@ -143,7 +133,7 @@ class CheckinLog:
         self, checkin_id: str, due_at: datetime, *, conn: AsyncConnection | None = None
     ) -> None:
         """A scheduled check-in's new due time (one already sent cannot move)."""
-        async with self._writing(conn) as conn:
+        async with self._db.within(conn) as conn:
             updated = await conn.execute(
                 checkins.update()
                 .where(checkins.c.id == checkin_id, checkins.c.state == "scheduled")
@@ -154,7 +144,7 @@ class CheckinLog:
 
     async def remove(self, checkin_id: str, *, conn: AsyncConnection | None = None) -> None:
         """Remove a scheduled check-in (one already sent is the customer's to answer)."""
-        async with self._writing(conn) as conn:
+        async with self._db.within(conn) as conn:
             removed = await conn.execute(
                 checkins.delete().where(
                     checkins.c.id == checkin_id, checkins.c.state == "scheduled"
@@ -232,7 +222,7 @@ class CheckinLog:
     ) -> bool:
         """The request was posted: scheduled -> sent. False if it was not scheduled (sent
         already, answered or removed)."""
-        async with self._writing(conn) as conn:
+        async with self._db.within(conn) as conn:
             updated = await conn.execute(
                 checkins.update()
                 .where(checkins.c.id == checkin_id, checkins.c.state == "scheduled")

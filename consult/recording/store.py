@@ -683,7 +683,7 @@ class Store:
             return current
         now = utcnow()
         token = new_token()
-        async with self._db.begin() if conn is None else _within(conn) as conn:
+        async with self._db.within(conn) as conn:
             await conn.execute(
                 links.update()
                 .where(
