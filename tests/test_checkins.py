@@ -21,6 +21,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from consult.aftercare import Answers, CheckinDefaults
+from consult.app import create_app
 from consult.appkeys import AFTERCARE, CONVERSATIONS, DUE_WORK, SETTINGS, STILLS, STORE
 from consult.checkins import KIND, Aftercare
 from consult.due import DueRunner
@@ -28,7 +29,7 @@ from consult.errors import CheckinSent, InvalidRequest, UnknownCheckin
 from consult.recording.store import Store
 from consult.recording.tokens import TokenSealer, load_seal_key
 
-from .conftest import create_consultation, token_of
+from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
 from .hand_media import PHOTOS
 from .process import start_serve, wait_healthy
 
@@ -406,3 +407,29 @@ async def test_sigkill_and_restart_mid_schedule_lose_and_repeat_nothing(
     finally:
         restarted.terminate()
         restarted.wait()
+
+
+async def test_the_due_request_through_the_runner_on_sqlite_and_postgresql(
+    aiohttp_server: Any, tmp_path: Path, database_url: str
+) -> None:
+    """The app's own runner posts the request in its transaction, on either database; a
+    repeated run stores nothing twice."""
+    server = await aiohttp_server(create_app(make_settings(tmp_path, database_url=database_url)))
+    staff = {"Authorization": f"Bearer {STAFF_KEY}"}
+    async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as http:
+        c = await create_consultation(http, staff)
+        past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+        async with http.post(
+            f"/api/consultations/{c['id']}/checkins", json={"due_at": past}, headers=staff
+        ) as r:
+            (checkin,) = (await r.json())["checkins"]
+        for _ in range(300):
+            async with http.get(f"/api/checkins/{checkin['id']}", headers=staff) as r:
+                if (await r.json())["state"] == "sent":
+                    break
+            await asyncio.sleep(0.05)
+        assert not await server.app[AFTERCARE].deliver(checkin["id"])
+        messages = await history(http, staff, c["id"])
+        assert [m["id"] for m in messages] == [f"checkin:{checkin['id']}"]
+        work = await server.app[DUE_WORK].get(f"checkin:{checkin['id']}")
+        assert work is not None and work.done_at is not None
