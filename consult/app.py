@@ -15,6 +15,7 @@ from . import api, pages
 from .api.deletion import folders as deletion_folders
 from .appkeys import (
     ACCOUNTS,
+    AFTERCARE,
     ATTACHMENT_RATE,
     ATTACHMENTS,
     AUDIT,
@@ -42,6 +43,8 @@ from .appkeys import (
 )
 from .auth import setup_sessions
 from .booking import BookingService
+from .checkins import KIND as CHECKIN_KIND
+from .checkins import Aftercare
 from .config import Settings, backup_secret, load_staff_key
 from .conversation import Conversations
 from .due import DueRunner
@@ -110,6 +113,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[ATTACHMENTS] = Attachments(store.attachments, StillFiles(settings.stills_dir))
     await recover(store.recordings, recording_files)
     app[RECORDINGS] = recording_files
+    app[AFTERCARE] = Aftercare(store, stills, app[CONVERSATIONS], settings)
     yield
     await store.close()
 
@@ -262,6 +266,7 @@ def create_app(settings: Settings) -> web.Application:
     app[DUE_HANDLERS] = {
         EMAIL: lambda app: app[REMINDERS].send_email,
         CHAT: lambda app: app[REMINDERS].post_message,
+        CHECKIN_KIND: lambda app: app[AFTERCARE].run_due,
     }
     app.cleanup_ctx.append(_due)
     app.on_startup.append(_draw_cards)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from .booking import BookingService
+from .checkins import Aftercare
 from .config import Settings
 from .conversation import Conversations
 from .due import DueRunner, Handler
@@ -30,6 +31,7 @@ from .signaling.hub import Hub
 
 __all__ = [
     "ACCOUNTS",
+    "AFTERCARE",
     "ATTACHMENTS",
     "ATTACHMENT_RATE",
     "AUDIT",
@@ -106,3 +108,7 @@ BOOKING_RATE = web.AppKey("booking_rate", SenderBuckets)
 
 #: The salon's customers (the store's, under their own key for booking and the customer pages).
 CUSTOMERS = web.AppKey("customers", Customers)
+
+# issue 16B
+#: Aftercare check-ins: scheduling, the due photo request, the customer's answers.
+AFTERCARE = web.AppKey("aftercare", Aftercare)

@@ -74,6 +74,13 @@ and a human ``message``. At the HTTP edge an error becomes
     └── BookingCancelled          409 "booking-cancelled": the booking was cancelled
     RateLimited
     └── BookingRateLimited        429 "rate-limited": too many bookings from one address
+    Aftercare check-ins (consult/checkins.py, issue 16B):
+    NotFound
+    └── UnknownCheckin            404 "unknown-checkin": not a check-in (of this consultation)
+    CheckinSent                   409 "checkin-sent": sent to the customer: it cannot move or go
+    CheckinNotSent                409 "checkin-not-sent": not sent yet: nothing to answer
+    PhotoRefused                  422 "photo-refused": blurry, dark or washed out: take it again
+                                  (the body adds the quality gate's ``flags`` and ``hints``)
 
 Nothing outside this module invents codes: the web pages' message catalogue keys on them.
 """
@@ -87,6 +94,8 @@ __all__ = [
     "BookingLocked",
     "BookingRateLimited",
     "CaptureClosed",
+    "CheckinNotSent",
+    "CheckinSent",
     "ConsentRequired",
     "ConsultError",
     "CorruptImage",
@@ -111,6 +120,7 @@ __all__ = [
     "NoSkinFound",
     "NotFound",
     "PayloadTooLarge",
+    "PhotoRefused",
     "ProtocolError",
     "RangeNotSatisfiable",
     "RateLimited",
@@ -125,6 +135,7 @@ __all__ = [
     "TooManyPixels",
     "Unauthorized",
     "UnknownCapture",
+    "UnknownCheckin",
     "UnknownMessage",
     "UnknownSwatch",
     "UnsupportedHeic",
@@ -495,3 +506,42 @@ class BookingRateLimited(RateLimited):
     """Too many bookings from one address: wait a moment."""
 
     status = 429
+
+
+# issue 16B: aftercare check-ins
+
+
+class UnknownCheckin(NotFound):
+    """No such check-in."""
+
+    code = "unknown-checkin"
+
+
+class CheckinSent(ConsultError):
+    """This check-in was sent to the customer already: it cannot be moved or removed."""
+
+    status = 409
+    code = "checkin-sent"
+
+
+class CheckinNotSent(ConsultError):
+    """This check-in is not open yet: it opens when the salon's request arrives."""
+
+    status = 409
+    code = "checkin-not-sent"
+
+
+class PhotoRefused(ConsultError):
+    """The photo is too blurry or too dark to see the nails: please take it again."""
+
+    status = 422
+    code = "photo-refused"
+
+    def __init__(self, flags: list[str], hints: list[str], message: str | None = None) -> None:
+        super().__init__(message)
+        self.flags = flags
+        self.hints = hints
+
+    def to_json(self) -> dict[str, str]:
+        # The page shows what to fix (the capture's hints: hold-still, more-light, ...).
+        return super().to_json() | {"flags": ",".join(self.flags), "hints": ",".join(self.hints)}

@@ -74,9 +74,15 @@ async def book_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_ROOT / "book.html")
 
 
+async def checkin_page(request: web.Request) -> web.StreamResponse:
+    """A check-in behind the customer's link: the page asks the API for it (and says if the
+    link opens no such check-in)."""
+    return await _link_page(request, "checkin.html")
+
+
 def is_link_page(request: web.Request) -> bool:
     """Whether ``request`` opens a page behind a link (answered with a page, never JSON)."""
-    return request.match_info.handler in (call_page, link_record_page)
+    return request.match_info.handler in (call_page, link_record_page, checkin_page)
 
 
 def too_many_attempts_page(retry_after: int) -> web.FileResponse:
@@ -98,4 +104,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/audit", audit_page)
     app.router.add_get("/reset", reset_page)
     app.router.add_get("/book", book_page)
+    app.router.add_get(r"/{prefix:c}/{token}/checkin/{checkin}", checkin_page)
     app.router.add_static("/static/", WEB_ROOT, follow_symlinks=False)

@@ -39,6 +39,8 @@ def consultation_json(c: Consultation, *, role: str) -> dict[str, Any]:
         "last_activity_at": c.last_activity_at.isoformat(),
         "summary": c.summary,
         "summary_updated_at": _iso(c.summary_updated_at),
+        "based_on": c.based_on,
+        "repair_of": c.repair_of,
     }
     if role in ("staff", "stylist"):
         # The stylist's private notes: never to the customer.
@@ -114,6 +116,13 @@ async def record_json(
             )
         )
         for m in await store.messages(consultation.id)
+    ]
+    # Aftercare check-ins: their photos are among the stills (source "checkin"); the customer
+    # sees those sent to them, not what the salon has yet to send.
+    body["checkins"] = [
+        c.to_json()
+        for c in await store.checkins.of(consultation.id)
+        if role != "customer" or c.state != "scheduled"
     ]
     if with_paths:
         for message in body["messages"]:

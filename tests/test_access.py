@@ -5,6 +5,7 @@ answers 500."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,10 @@ from consult.slots import SALON, Availability
 from .accounts import add_member, sign_in
 from .attachment_media import pdf
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
+from .hand_media import PHOTOS
 
 ATTACHED = pdf()
+HAND = next(p for p in PHOTOS if p.name.startswith("both_hands")).read_bytes()
 # (method, path, JSON body or raw bytes); {id} is the consultation, {still} one of its stills,
 # {attachment} one of its attachments, {recording} one of its recordings.
 ENDPOINTS = [
@@ -94,6 +97,19 @@ ENDPOINTS = [
     ("GET", "/api/bookings", None),
     ("GET", "/api/availability", None),
     ("PUT", "/api/availability", {"weekly": {"mon": [["09:00", "12:00"]]}}),
+    # Aftercare check-ins (issue 16B): {checkin} was sent to the customer, {scheduled} and
+    # {spare} are not yet.
+    ("GET", "/api/checkins", None),
+    ("GET", "/api/checkin-settings", None),
+    ("PUT", "/api/checkin-settings", {"days": [3, 14], "overdue_days": 2}),
+    ("GET", "/api/consultations/{id}/checkins", None),
+    ("POST", "/api/consultations/{id}/checkins", {"days": [5]}),
+    ("GET", "/api/checkins/{checkin}", None),
+    ("PATCH", "/api/checkins/{scheduled}", {"due_at": "2030-01-02T10:00:00+00:00"}),
+    ("DELETE", "/api/checkins/{spare}", None),
+    ("POST", "/api/checkins/{checkin}/photos?view=top", HAND),
+    ("PUT", "/api/checkins/{checkin}/answers", {"lifting": False, "chipping": False, "comfort": 5}),
+    ("POST", "/api/checkins/{checkin}/follow-up", {"kind": "repair"}),
 ]  # fmt: skip
 #: Anyone may ask (no credential needed; one presented is not looked at).
 PUBLIC = {("GET", "/api/slots?from=2026-12-01T00:00:00%2B08:00&to=2026-12-02T00:00:00%2B08:00")}
@@ -130,6 +146,15 @@ STAFF_ONLY = {
     ("GET", "/api/bookings"),
     ("GET", "/api/availability"),
     ("PUT", "/api/availability"),
+    # issue 16B
+    ("GET", "/api/checkins"),
+    ("GET", "/api/checkin-settings"),
+    ("PUT", "/api/checkin-settings"),
+    ("GET", "/api/consultations/{id}/checkins"),
+    ("POST", "/api/consultations/{id}/checkins"),
+    ("PATCH", "/api/checkins/{scheduled}"),
+    ("DELETE", "/api/checkins/{spare}"),
+    ("POST", "/api/checkins/{checkin}/follow-up"),
 }
 #: What only the customer does, from their own link (staff and the stylist get 403), and the
 #: status it answers (issue 17B).
@@ -151,14 +176,18 @@ OWNER_ONLY = {
     ("GET", "/api/backups"),
     ("PUT", "/api/availability"),
     ("GET", "/api/customers/{customer}/export"),
+    ("PUT", "/api/checkin-settings"),
 }
 #: What needs an account signed in (the staff key has none; a key makes no keys): 403 for
 #: every staff caller here (tests/test_accounts.py signs in).
 ACCOUNT_ONLY = {("POST", "/api/api-keys")}
 #: Of one consultation: another stylist's account is refused them.
-OF_ONE = ("{id}", "{still}", "{attachment}", "{recording}", "{booking}")
+OF_ONE = ("{id}", "{still}", "{attachment}", "{recording}", "{booking}", "{checkin}", "{scheduled}",
+          "{spare}")  # fmt: skip
 #: What the customer's side may do and the stylist's may not (the customer's booking).
 BOOKING_SIDE = {"/api/bookings/{booking}"}
+#: What only the customer's own link may do (staff and the stylist get 403): a check-in's answers.
+CHECKIN_ANSWERS = {"/api/checkins/{checkin}/photos?view=top", "/api/checkins/{checkin}/answers"}
 #: What only the stylist's side may do (the customer gets 403).
 STYLIST_ONLY = {"/api/consultations/{id}/notes", "/api/stills/{still}/nails",
                 "/api/stills/{still}/white-balance", "/api/consultations/{id}/read"}  # fmt: skip
@@ -168,7 +197,10 @@ CREATED = {("POST", "/api/consultations"), ("POST", "/api/swatches"),
            ("POST", "/api/quick-replies"), ("POST", "/api/customers"),
            ("POST", "/api/consultations/{id}/attachments?kind=file&id=a1&name=x.pdf"),
            ("POST", "/api/accounts"), ("POST", "/api/api-keys"),
-           ("POST", "/api/consultations/{id}/same-again")}  # fmt: skip
+           ("POST", "/api/consultations/{id}/same-again"),
+           ("POST", "/api/consultations/{id}/checkins"),
+           ("POST", "/api/checkins/{checkin}/photos?view=top"),
+           ("POST", "/api/checkins/{checkin}/follow-up")}  # fmt: skip
 NO_CONTENT = {("PUT", "/api/accounts/{mine}/password")}
 
 
@@ -205,8 +237,8 @@ def expected(method: str, path: str, caller: str, how: str) -> int:
         return 403
     if path in BOOKING_SIDE:
         return 403 if caller == "stylist" else 204 if method == "DELETE" else 200
-    if path in CUSTOMER_ONLY:
-        return 403 if caller == "stylist" else 200
+    if path in CHECKIN_ANSWERS and caller != "customer":
+        return 403
     if path.endswith("/undertone"):
         return 422  # allowed, but the test still is grey paper: no skin to judge
     if method == "DELETE" or (method, path) in NO_CONTENT:
@@ -273,6 +305,24 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
             conn, consultation_id=mine["id"], resource=SALON, start=start,
             end=start + timedelta(minutes=30), customer_zone=None, now=datetime.now(UTC),
         )  # fmt: skip
+    checkins = {}
+    for name, due in (
+        ("checkin", "2020-01-01"),
+        ("scheduled", "2030-01-01"),
+        ("spare", "2030-01-01"),
+    ):
+        async with http.post(
+            f"/api/consultations/{mine['id']}/checkins",
+            json={"due_at": f"{due}T10:00:00+00:00"},
+            headers=staff,
+        ) as r:
+            checkins[name] = (await r.json())["checkins"][0]["id"]
+    # Due long ago: the app's due-work runner sends it at once.
+    while True:
+        async with http.get(f"/api/checkins/{checkins['checkin']}", headers=staff) as r:
+            if (await r.json())["state"] == "sent":
+                break
+        await asyncio.sleep(0.05)
     return {
         "id": mine["id"],
         "still": still["id"],
@@ -282,9 +332,11 @@ async def world(http: aiohttp.ClientSession, staff: dict[str, str], server: Any)
         "mine": members["mine"].id,
         "customer": mine["customer_id"],
         "booking": booking.id,
+        **checkins,
         "members": members,
         "stylist_link": mine["stylist_link"],
         "tokens": tokens,
+        **checkins,
     }
 
 
@@ -312,7 +364,8 @@ async def test_the_conversation_and_inbox_sockets_with_every_caller(
 
 
 def _fill(text: str, world: dict[str, Any]) -> str:
-    names = ("id", "still", "reply", "attachment", "recording", "mine", "customer", "booking")
+    names = ("id", "still", "reply", "attachment", "recording", "mine", "customer", "booking",
+             "checkin", "scheduled", "spare")  # fmt: skip
     return text.format(**{name: world[name] for name in names})
 
 

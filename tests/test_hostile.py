@@ -252,7 +252,8 @@ def png() -> bytes:
 HEADER_TEXT = st.text(string.ascii_letters + string.digits + string.punctuation + " ", max_size=40)
 BODY_FIELDS = st.sampled_from(
     ["customer_name", "customer_ref", "scheduled_at", "notes", "summary", "staff_key", "hours",
-     "away_message", "timezone", "based_on", "x"]
+     "away_message", "timezone", "based_on", "x", "days", "due_at", "overdue_days", "lifting",
+     "chipping", "comfort", "text", "kind"]
 ) | st.text(max_size=10)  # fmt: skip
 BODIES = st.one_of(
     st.none(),
@@ -280,6 +281,7 @@ PATH_VALUES = {
     | st.text(min_size=1, max_size=20),
     "token": st.sampled_from(["customer", "stylist"]) | st.text(min_size=1, max_size=40),
     "prefix": st.sampled_from(["c", "s"]) | st.text(min_size=1, max_size=3),
+    "checkin": st.sampled_from(["checkin", "other"]) | st.text(min_size=1, max_size=30),
 }
 
 
@@ -307,7 +309,16 @@ async def test_arbitrary_requests_at_every_route(
     ) as r:
         assert r.status == 201, await r.text()
         attachment = (await r.json())["message"]["attachment"]["id"]
+    # A check-in of "mine", sent to the customer by the app's due-work runner (due long ago).
+    async with http.post(
+        f"/api/consultations/{mine['id']}/checkins",
+        json={"due_at": "2020-01-01T10:00:00+00:00"},
+        headers=staff,
+    ) as r:
+        assert r.status == 201, await r.text()
+        checkin = (await r.json())["checkins"][0]["id"]
     world = {
+        "checkin": checkin,
         "consultation": mine["id"],
         "other": other["id"],
         "still": still,
@@ -377,9 +388,10 @@ async def test_arbitrary_requests_at_every_route(
             | st.text(max_size=20),
             "query": st.dictionaries(
                 st.sampled_from(["token", "capture", "id", "customer_ref", "download", "kind",
-                                 "name"])
+                                 "name", "view"])
                 | st.text(max_size=8),
-                st.sampled_from(["voice", "video", "file"]) | st.text(max_size=30),
+                st.sampled_from(["voice", "video", "file", "top", "cuticles"])
+                | st.text(max_size=30),
                 max_size=3,
             ),
             "headers": st.dictionaries(

@@ -10,6 +10,7 @@ from . import (
     audit,
     backups,
     bookings,
+    checkins,
     consent,
     consultations,
     conversations,
@@ -34,7 +35,7 @@ RESOURCES = (attachments, backups, consultations, conversations, metrics, palett
              # Staff accounts and the audit log (issue 17)
              accounts, audit,
              consent, customers, deletion,
-             bookings)  # fmt: skip
+             bookings, checkins)  # fmt: skip
 
 
 def add_routes(app: web.Application) -> None:

@@ -276,18 +276,16 @@ async def same_again(request: web.Request) -> web.Response:
     is for the same stylist."""
     caller = await staff_for(request, request.match_info["id"])
     store = request.app[STORE]
-    earlier = await store.get_consultation(request.match_info["id"])
-    consultation, links = await store.create_consultation(
-        customer_name=earlier.customer_name,
-        customer_ref=earlier.customer_ref,
-        customer_id=earlier.customer_id,
-        summary=earlier.summary,
-        based_on=earlier.id,
-        link_ttl=request.app[SETTINGS].link_ttl,
-        assigned_to=earlier.assigned_to if caller.owner else caller.account_id,
+    earlier_id = request.match_info["id"]
+    consultation, links = await store.follow_up(
+        earlier_id,
+        request.app[SETTINGS].link_ttl,
+        assigned_to=(await store.get_consultation(earlier_id)).assigned_to
+        if caller.owner
+        else caller.account_id,
     )
     await request.app[AUDIT].record(
-        caller.actor, "created", f"consultation:{consultation.id}", detail={"based_on": earlier.id}
+        caller.actor, "created", f"consultation:{consultation.id}", detail={"based_on": earlier_id}
     )
     body = await record_json(store, consultation, role="staff")
     return web.json_response(body | link_urls(request, links), status=201)

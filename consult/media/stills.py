@@ -36,6 +36,7 @@ from ..errors import (
     AlreadyUploaded,
     CorruptImage,
     PayloadTooLarge,
+    PhotoRefused,
     StorageFailed,
     TooManyPixels,
     UnsupportedHeic,
@@ -279,9 +280,12 @@ class Stills:
         content_length: int | None,
         source: Source = "camera",
         video_size: tuple[int, int] | None = None,
+        refuse: frozenset[str] = frozenset(),
     ) -> Still:
-        """Store an uploaded photo (a capture's camera or native photo, or a photo sent in the
-        chat), or raise and leave nothing behind. ``video_size``: the customer's video then."""
+        """Store an uploaded photo (a capture's camera or native photo, a photo sent in the
+        chat, a check-in's), or raise and leave nothing behind. ``video_size``: the customer's
+        video then. ``refuse``: quality flags that refuse the photo (PhotoRefused, with the
+        gate's hints) rather than keep it flagged."""
         if await self._store.has_still(capture_id, source):
             raise AlreadyUploaded()
         limit = self.limits.max_bytes
@@ -305,6 +309,8 @@ class Stills:
             measured = await loop.run_in_executor(
                 None, measure_upload, staged, self.limits.max_pixels
             )
+            if refuse.intersection(measured.assessment.flags):
+                raise PhotoRefused(measured.assessment.flags, list(measured.assessment.hints))
             still_id = secrets.token_hex(12)
             placed.append(
                 await loop.run_in_executor(
@@ -404,6 +410,13 @@ class Stills:
 
     def path(self, relative: str) -> Path:
         return self._files.path(relative)
+
+    async def remove(self, still_id: str) -> None:
+        """Delete a still, its row first (a crash before the files go leaves files the next
+        start sweeps away, never a row without its file)."""
+        still = await self._store.delete_still(still_id)
+        if still is not None:
+            self._discard(None, [still.file, still.thumb])
 
     def _still(
         self,

@@ -112,6 +112,32 @@ def attachment_html(a: dict[str, Any]) -> str:
     return f"<div class=attachment>{player}<br><small>{about}</small></div>"
 
 
+def checkin_html(c: dict[str, Any], record: dict[str, Any]) -> str:
+    """A check-in: when it was due and answered, the form, and each view's photo."""
+    e = html.escape
+    files = {s["id"]: s["file"] for s in record.get("stills", [])}
+    answers = c.get("answers")
+    form = (
+        f"<p>Lifting: {'yes' if answers['lifting'] else 'no'} · "
+        f"chipping: {'yes' if answers['chipping'] else 'no'} · comfort {answers['comfort']}/5"
+        f"</p><p>{e(answers['text'])}</p>"
+        if answers
+        else "<p>Not answered.</p>"
+    )
+    photos = "".join(
+        f'<figure><a href="{e(files[still])}"><img src="{e(files[still])}" alt=""></a>'
+        f"<figcaption>{e(view)}</figcaption></figure>"
+        for view, still in c.get("photos", {}).items()
+        if still in files
+    )
+    answered = c.get("answered_at")
+    return (
+        f"<li><b>Due {e(c['due_at'][:16].replace('T', ' '))}</b> · {e(c['state'])}"
+        f"{' · answered ' + e(answered[:16].replace('T', ' ')) if answered else ''}"
+        f"{form}{photos}</li>"
+    )
+
+
 def render_html(record: dict[str, Any]) -> str:
     """The record as one static page: no script, no network, images from the archive."""
     e = html.escape
@@ -148,6 +174,7 @@ def render_html(record: dict[str, Any]) -> str:
         f"{attachment_html(m['attachment']) if m.get('attachment') else ''}</li>"
         for m in record.get("messages", [])
     )
+    checkins = "".join(checkin_html(c, record) for c in record.get("checkins", []))
     notes = (
         f"<h2>Private notes</h2><p class=text>{e(record['notes'])}</p>"
         if record.get("notes")
@@ -184,6 +211,7 @@ ul.swatches {{ list-style: none; padding: 0; }}
 <h2>Shades shown</h2><ul class=swatches>{shown or "<li>None.</li>"}</ul>
 <h2>Stills</h2>{stills or "<p>None.</p>"}
 {"<h2>Recordings</h2>" + videos if videos else ""}
+{"<h2>Aftercare check-ins</h2><ul class=chat>" + checkins + "</ul>" if checkins else ""}
 <h2>Chat</h2><ul class=chat>{messages or "<li>None.</li>"}</ul>
 </body></html>
 """

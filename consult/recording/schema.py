@@ -18,6 +18,9 @@ __all__ = [
     "bookings",
     "captures",
     "chat_reads",
+    "checkin_photos",
+    "checkin_settings",
+    "checkins",
     "consents",
     "consultations",
     "conversations",
@@ -115,6 +118,8 @@ consultations = sa.Table(
     #: Who the consultation is for (issue 17). The customer's name, email, language and
     #: ``customer_ref`` (their ``external_ref``) are copied here as well, as v1 clients read them.
     sa.Column("customer_id", String(32), sa.ForeignKey("customers.id"), nullable=True, index=True),
+    #: A repair booked from an aftercare check-in (issue 16B): the consultation it repairs.
+    sa.Column("repair_of", String(32), nullable=True),
 )
 
 links = sa.Table(
@@ -615,4 +620,64 @@ file_removals = sa.Table(
     sa.Column("folder", String(16), nullable=False),
     sa.Column("file", String(255), nullable=False),
     sa.Column("queued_at", UTCDateTime(), nullable=False),
+)
+
+
+# issue 16B: aftercare check-ins
+
+#: A check-in after a consultation: at ``due_at`` the customer's conversation gets a guided
+#: photo request (``state`` scheduled -> sent), and their answer (photos in ``checkin_photos``,
+#: the form in ``answers``) makes it answered. ``followup_id``: the consultation made from an
+#: answered one ("same again" or a repair).
+checkins = sa.Table(
+    "checkins",
+    metadata,
+    sa.Column("id", String(32), primary_key=True),
+    sa.Column(
+        "consultation_id",
+        String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    #: When its photo request is posted (due work ``checkin:<id>``, consult/due.py).
+    sa.Column("due_at", UTCDateTime(), nullable=False, index=True),
+    #: The views asked for: top, side, cuticles.
+    sa.Column("views", sa.JSON(), nullable=False),
+    #: scheduled, sent, answered
+    sa.Column("state", String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("sent_at", UTCDateTime(), nullable=True),
+    sa.Column("answered_at", UTCDateTime(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=True),
+    #: The form: lifting, chipping (booleans), comfort (1 to 5), text.
+    sa.Column("answers", sa.JSON(), nullable=True),
+    sa.Column("followup_id", String(32), nullable=True),
+)
+
+#: A check-in's photo of one view: a still (source "checkin"); answered again, the view's
+#: still is replaced, never added to.
+checkin_photos = sa.Table(
+    "checkin_photos",
+    metadata,
+    sa.Column(
+        "checkin_id",
+        String(32),
+        sa.ForeignKey("checkins.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("view", String(16), primary_key=True),
+    sa.Column("still_id", String(32), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+)
+
+#: One row (id 1): the days after a consultation its check-ins fall due by default, and how
+#: long an unanswered one waits before it is overdue.
+checkin_settings = sa.Table(
+    "checkin_settings",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("days", sa.JSON(), nullable=False),
+    sa.Column("overdue_days", sa.Integer(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

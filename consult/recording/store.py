@@ -9,8 +9,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import socket
-from collections.abc import AsyncIterator, Collection
-from contextlib import asynccontextmanager
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +29,7 @@ from .accounts import Accounts, reachable
 from .attachments import AttachmentLog
 from .audit import Audit
 from .bookings import Bookings
+from .checkins import CheckinLog
 from .consents import Consents
 from .customers import Customers
 from .database import Database
@@ -108,6 +108,8 @@ class Consultation:
     #: Who it is for (consult/recording/customers.py); name, email, language and reference
     #: above are the customer's, copied.
     customer_id: str | None = None
+    #: A repair booked from an aftercare check-in: the consultation it repairs.
+    repair_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,8 @@ class Capture:
 #: camera: the customer's camera photo of a capture (``takePhoto``); native: a photo of the
 #: device's own camera app, where the browser cannot take one; video: the best frame of the
 #: video; chat: a photo either side sent in the chat; white-balance and try-on: images derived from
-#: another still (``parent_id``).
-Source = Literal["camera", "native", "video", "chat", "white-balance", "try-on"]
+#: another still (``parent_id``); checkin: a photo answering an aftercare check-in.
+Source = Literal["camera", "native", "video", "chat", "white-balance", "try-on", "checkin"]
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,7 @@ class Store:
         self.deletion = Deletion(db, self.audit)
         self.consents = Consents(db)
         self.bookings = Bookings(db)
+        self.checkins = CheckinLog(db)
 
     @classmethod
     async def open(
@@ -275,12 +278,13 @@ class Store:
         assigned_to: str | None = None,
         customer_id: str | None = None,
         conn: AsyncConnection | None = None,
+        repair_of: str | None = None,
     ) -> tuple[Consultation, Links]:
         """A consultation for the customer ``customer_id``; without one, for the customer with
         the reference ``customer_ref``, else for a new customer made from the details given.
         With ``conn``, in the caller's transaction (a booking: consult/booking.py)."""
         now = utcnow()
-        async with self._db.begin() if conn is None else _within(conn) as conn:
+        async with self._db.within(conn) as conn:
             if customer_id is not None:
                 customer = await self.customers.get(customer_id, conn)
             else:
@@ -308,6 +312,7 @@ class Store:
                 customer_email=customer_email or customer.email,
                 customer_language=customer_language or customer.language,
                 assigned_to=assigned_to,
+                repair_of=repair_of,
             )
         return consultation
 
@@ -327,6 +332,7 @@ class Store:
         customer_email: str | None,
         customer_language: str | None,
         assigned_to: str | None,
+        repair_of: str | None,
     ) -> tuple[Consultation, Links]:
         consultation = Consultation(
             id=secrets.token_hex(8),
@@ -344,10 +350,35 @@ class Store:
             customer_language=customer_language,
             assigned_to=assigned_to,
             customer_id=customer_id,
+            repair_of=repair_of,
         )
         await conn.execute(consultations.insert().values(**dataclasses.asdict(consultation)))
         new_links = await self._issue_links(conn, consultation.id, now, link_ttl)
         return consultation, new_links
+
+    async def follow_up(
+        self,
+        earlier_id: str,
+        link_ttl: timedelta,
+        *,
+        repair: bool = False,
+        assigned_to: str | None = None,
+    ) -> tuple[Consultation, Links]:
+        """ "Same again": a new consultation for the same customer that starts from an earlier
+        one (its summary, its key photos on display); ``repair``: marked as a repair of it."""
+        earlier = await self.get_consultation(earlier_id)
+        return await self.create_consultation(
+            customer_id=earlier.customer_id,
+            customer_name=earlier.customer_name,
+            customer_ref=earlier.customer_ref,
+            assigned_to=assigned_to,
+            summary=earlier.summary,
+            based_on=earlier.id,
+            link_ttl=link_ttl,
+            customer_email=earlier.customer_email,
+            customer_language=earlier.customer_language,
+            repair_of=earlier.id if repair else None,
+        )
 
     async def get_consultation(self, consultation_id: str) -> Consultation:
         async with self._db.connect() as conn:
@@ -400,7 +431,7 @@ class Store:
         """Change the customer's details (``customer_email``, ``customer_language``,
         ``scheduled_at``, ...): the columns named in ``values``. With ``conn``, in the
         caller's transaction (read back through it)."""
-        async with self._db.begin() if conn is None else _within(conn) as conn:
+        async with self._db.within(conn) as conn:
             result = await conn.execute(
                 consultations.update().where(consultations.c.id == consultation_id).values(**values)
             )
@@ -582,6 +613,19 @@ class Store:
             )
         return [Still(**row) for row in rows]
 
+    async def delete_still(self, still_id: str) -> Still | None:
+        """Remove a still's row (a check-in's photo taken again); returns it, if it was there."""
+        async with self._db.begin() as conn:
+            row = (
+                (await conn.execute(stills.select().where(stills.c.id == still_id)))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            await conn.execute(stills.delete().where(stills.c.id == still_id))
+        return Still(**row)
+
     async def set_nails(self, still_id: str, polygons: list[list[list[float]]]) -> None:
         async with self._db.begin() as conn:
             await conn.execute(
@@ -614,7 +658,7 @@ class Store:
         returns the message stored the first time (a resend after a reconnect). With
         ``conn``, in the caller's transaction (due work's handler: consult/due.py).
         """
-        async with self._db.begin() if conn is None else _within(conn) as conn:
+        async with self._db.within(conn) as conn:
             # The consultation's row is the lock: one writer at a time hands out its next
             # number, whichever node or process it runs in (on SQLite, BEGIN IMMEDIATE is).
             await _lock_consultation(conn, consultation_id)
@@ -778,7 +822,7 @@ class Store:
             return current
         now = utcnow()
         token = new_token()
-        async with self._db.begin() if conn is None else _within(conn) as conn:
+        async with self._db.within(conn) as conn:
             await conn.execute(
                 links.update()
                 .where(
@@ -916,12 +960,6 @@ async def _last_seq(conn: Any, consultation_id: str) -> int:
         sa.select(sa.func.max(messages.c.seq)).where(messages.c.consultation_id == consultation_id)
     )
     return int(last or 0)
-
-
-@asynccontextmanager
-async def _within(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
-    """The caller's transaction, as ``Database.begin()`` would give one of our own."""
-    yield conn
 
 
 def _consultation(row: Any) -> Consultation:

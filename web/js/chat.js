@@ -7,6 +7,8 @@ import { setText, t } from "./i18n.js";
 import { uploadPhoto, Viewer, withToken } from "./stills.js";
 
 const MAX_CHARS = 2000;
+// The path of a check-in's page in the salon's request (opened on this page's own origin).
+const CHECKIN_LINK = /\/c\/[A-Za-z0-9_-]+\/checkin\/[0-9a-f]+/;
 
 export class Chat {
   constructor(session, role, token, elements) {
@@ -160,6 +162,16 @@ export class Chat {
     const body = document.createElement("span");
     body.className = "text";
     body.textContent = text;
+    // The salon's aftercare check-in request: its link as a button on the customer's side.
+    const checkin = this.role === "customer" && text.match(CHECKIN_LINK);
+    if (checkin) {
+      const open = document.createElement("a");
+      open.className = "button";
+      open.href = checkin[0];
+      open.dataset.testid = "checkin-open";
+      setText(open, "checkin.open");
+      body.append(document.createElement("br"), open);
+    }
     const still = seq === null ? null : this.messages.get(seq)?.still;
     if (still) {
       const button = document.createElement("button");

@@ -8,6 +8,7 @@ import { Inbox } from "./inbox.js";
 import { StaffAlerts } from "./staff-alerts.js";
 import { Staff } from "./staff.js";
 import { Customers } from "./customers.js";
+import { CheckinBoard } from "./checkins.js";
 
 const REFRESH_MS = 15000;
 let rows = [];
@@ -15,6 +16,7 @@ let inbox = null;
 let customers = null;
 let emailConfigured = true;
 const staffList = new Staff();
+let checkins = null;
 
 async function copy(text, button) {
   try {
@@ -167,7 +169,8 @@ async function refresh() {
     emailConfigured = listing.email_configured;
     $("email-not-configured").hidden = emailConfigured;
     render();
-    if (staffList.owner) await loadBackups();
+    checkins ||= new CheckinBoard($("checkins"));
+    await Promise.all([staffList.owner ? loadBackups() : null, checkins.refresh()]);
   } catch (error) {
     if (error.status === 401) showSignIn();
   }

@@ -16,12 +16,14 @@ export function el(tag, props = {}, ...children) {
   return node;
 }
 
-// An error of the API (docs/protocol.md): its HTTP status and its code, the pages' message key.
+// An error of the API (docs/protocol.md): its HTTP status and its code, the pages' message key;
+// `details`, the error's other fields (a refused photo's hints).
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details = {}) {
     super(message);
     this.status = status;
     this.code = code;
+    this.details = details;
   }
 
   // The catalogue's text for this error, or the generic one with the server's words.
@@ -52,7 +54,9 @@ export async function api(path, { method = "GET", token = null, json, body, type
     throw new ApiError(0, "offline", error.message);
   }
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new ApiError(response.status, data.error?.code, data.error?.message || response.statusText);
+  if (!response.ok) {
+    throw new ApiError(response.status, data.error?.code, data.error?.message || response.statusText, data.error || {});
+  }
   return data;
 }
 

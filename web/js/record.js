@@ -7,6 +7,7 @@ import { $, api, when } from "./page.js";
 import { renderEarlier, StillStrip, withToken } from "./stills.js";
 import { chip } from "./palette.js";
 import { deleteBox } from "./deletion.js";
+import { renderRecordCheckins } from "./checkins.js";
 
 const parts = location.pathname.split("/");
 const token = parts[1] === "c" ? parts[2] : null;
@@ -91,6 +92,7 @@ function render(record) {
   );
   if (record.notes !== undefined && !token) offerDeletion(record, strip);
   renderRecordings(record.recordings);
+  renderRecordCheckins($("record-checkins"), record, token, async () => render(await api(`/api/consultations/${record.id}`, { token })));
   $("record-export").href = withToken(`/api/consultations/${record.id}/export`, token);
   // Only the salon's export holds the private notes: say so, and offer one without them.
   const staff = record.notes !== undefined && !token;

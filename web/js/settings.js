@@ -1,9 +1,11 @@
 // The settings page (staff): staff accounts and one's own password and API keys
-// (js/accounts.js); the owner's opening hours and away message and palette; quick replies.
+// (js/accounts.js); the owner's opening hours and away message, palette and the aftercare
+// check-ins' default days (js/checkins.js); quick replies.
 import { setText, startI18n } from "./i18n.js";
 import { $, api, el } from "./page.js";
 import { PaletteAdmin } from "./palette-admin.js";
 import { AccountsPanel } from "./accounts.js";
+import { startCheckinSettings } from "./checkins.js";
 
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -129,7 +131,7 @@ async function main() {
   const work = [quick.load(), new AccountsPanel(me).load()];
   if (owner) {
     $("hours-form").addEventListener("submit", saveHours);
-    work.push(loadHours(), new PaletteAdmin().load());
+    work.push(loadHours(), new PaletteAdmin().load(), startCheckinSettings($("checkin-settings-form")));
   }
   await Promise.all(work);
 }
