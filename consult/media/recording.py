@@ -5,7 +5,8 @@ A ``ParticipantTape`` is a sink of the participant's ``Reception``s (video and a
 the partner's relay: it sees every packet before renumbering and every sender report. The
 ``Forwarder`` attaches it to whichever receptions the participant has (a page that offers
 again gets new ones), so recording is one more use of the forwarding seam. On the packet path
-a tape only runs the core and puts frames on the writer's queue: no disk I/O on the event loop.
+a tape only runs the core and adds frames to the writer's batch, handed to the writer's thread
+on each tick (``TICK``): no disk I/O on the event loop, and no thread woken per frame.
 
 Events of ``CallRecording``: ``failed`` (the exception) when a file cannot be written (a full
 disk): the hub stops the recording and tells both pages; the call goes on.
@@ -35,7 +36,8 @@ __all__ = ["TICK", "CallRecording", "ParticipantTape"]
 
 logger = logging.getLogger(__name__)
 
-#: How often the cores are told the time passes (gaps become losses, waits end).
+#: How often the cores are told the time passes (gaps become losses, waits end), and the
+#: frames since the last tick go to the writers' threads.
 TICK = 0.2
 
 
@@ -76,6 +78,7 @@ class ParticipantTape:
     def tick(self) -> None:
         self.core.tick(time.time())
         self._act()
+        self.writer.flush()
 
     def stop(self) -> asyncio.Future[Written | None]:
         """Stop taking packets, write what is complete and finish the file."""
