@@ -19,6 +19,7 @@ import pytest
 
 from consult.appkeys import SETTINGS
 
+from .calls import agree_both
 from .client import CallClient
 from .media import BEEP_EVERY, BeepTrack, ClockedPattern, beep_onsets, decode_pattern, loudness
 from .process import free_port, start_serve, wait_healthy
@@ -48,20 +49,6 @@ async def clocked_call(
     await customer.wait_for(lambda: len(customer.partner_frames("stylist")) >= 5)
     await stylist.wait_for(lambda: len(stylist.partner_frames("customer")) >= 5)
     return videos
-
-
-async def agree_both(customer: CallClient, stylist: CallClient) -> None:
-    await stylist.send({"type": "record", "action": "ask"})
-    for client in (customer, stylist):
-        asked = await client.expect("recording")
-        assert (asked["state"], asked["by"], asked["agreed"]) == ("asked", "stylist", [])
-    await stylist.send({"type": "record", "action": "agree"})
-    await customer.expect("recording")  # the stylist agreed
-    await customer.send({"type": "record", "action": "agree"})
-    for client in (customer, stylist):
-        while (message := await client.expect("recording"))["state"] == "asked":
-            pass
-        assert message["state"] == "on"
 
 
 def decode(path: Path) -> tuple[list[tuple[float, int]], list[float], float]:
