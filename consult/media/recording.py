@@ -9,7 +9,9 @@ a tape only runs the core and adds frames to the writer's batch, handed to the w
 on each tick (``TICK``): no disk I/O on the event loop, and no thread woken per frame.
 
 Events of ``CallRecording``: ``failed`` (the exception) when a file cannot be written (a full
-disk): the hub stops the recording and tells both pages; the call goes on.
+disk): the hub stops the recording and tells both pages; the call goes on. ``codec-changed``
+(once) when a participant's video came in another codec than its file's (a page that offered
+again with another): the hub finishes these files and goes on recording in new ones.
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ class CallRecording(AsyncIOEventEmitter):
         self.tapes: dict[Role, ParticipantTape] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._stopping = False
+        self._codec_changed = False
 
     def start(self) -> None:
         origin = time.time()
@@ -156,6 +159,9 @@ class CallRecording(AsyncIOEventEmitter):
             await asyncio.sleep(TICK)
             for tape in self.tapes.values():
                 tape.tick()
+                if tape.core.codec_changed and not self._codec_changed:
+                    self._codec_changed = True
+                    self.emit("codec-changed")
 
     def _writer_done(self, future: asyncio.Future[Written | None]) -> None:
         if self._stopping or future.cancelled():
