@@ -421,6 +421,9 @@ class Hub:
             await self._start_recording(call, announce=False)
         except errors.StorageFailed as exc:
             await self._recording_failed(call, exc)
+            return
+        if call.consent.state != "recording":
+            await self._stop_recording(call)  # ended while its rows were being made
 
     async def _recording_failed(self, call: Call, exc: BaseException) -> None:
         full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
