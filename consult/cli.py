@@ -529,6 +529,7 @@ def backup_or_restore(args: argparse.Namespace, settings: Settings) -> int:
                 staff_key=not args.no_staff_key,
                 progress=_bar("Backing up"),
                 stills_dir=settings.stills_dir,
+                recordings_dir=settings.recordings_dir,
             )
             done = f"Wrote {args.output}" + (" (encrypted)" if secret else "")
     except (BackupError, ValueError, OSError) as exc:
@@ -541,6 +542,8 @@ def backup_or_restore(args: argparse.Namespace, settings: Settings) -> int:
     )
     for name in summary.missing:
         print(f"  missing from the data folder when backed up: stills/{name}", file=sys.stderr)
+    for name in summary.missing_recordings:
+        print(f"  missing when backed up: recordings/{name}", file=sys.stderr)
     return 0
 
 

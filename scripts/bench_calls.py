@@ -395,7 +395,12 @@ async def run_point(
         while time.monotonic() < deadline and not all(p.video._ssrc for p in everyone):
             await asyncio.sleep(0.2)
         await asyncio.sleep(3)  # past the first key frames and the bitrate ramp
+        result["loadavg_1m_before"] = round(os.getloadavg()[0], 2)
         udp0, cpu0, load0 = udp_counters(), cpu_seconds(pid) if pid else 0.0, load_cpu()
+        # The event loop's thread (the process's first) apart from the others (recording's
+        # writers; aiosqlite's): what a thread costs shows apart from the GIL hand-offs it
+        # causes on the loop.
+        loop0 = cpu_seconds(pid, pid) if pid else 0.0
         t0 = time.monotonic()
         for p in everyone:
             p.video.measuring = p.audio.measuring = True
@@ -404,6 +409,7 @@ async def run_point(
             p.video.measuring = p.audio.measuring = False
         elapsed = time.monotonic() - t0
         cpu1, load1, udp1 = cpu_seconds(pid) if pid else 0.0, load_cpu(), udp_counters()
+        loop1 = cpu_seconds(pid, pid) if pid else 0.0
         # Re-encoded frames (transcoding) cannot be recognised without decoding them: count
         # every completed frame there, and leave latency out.
         fps = [
@@ -420,6 +426,19 @@ async def run_point(
                 "server_cpu_percent_of_one_core": round(server_cpu, 2) if pid else None,
                 "server_cpu_percent_per_consultation": round(server_cpu / n, 2) if pid else None,
                 "server_cpu_us_per_forwarded_packet": round(1e6 * (cpu1 - cpu0) / forwarded, 1)
+                if pid and forwarded
+                else None,
+                "server_loop_thread_cpu_percent": round(100 * (loop1 - loop0) / elapsed, 2)
+                if pid
+                else None,
+                "server_other_threads_cpu_percent": round(
+                    100 * ((cpu1 - cpu0) - (loop1 - loop0)) / elapsed, 2
+                )
+                if pid
+                else None,
+                "server_loop_thread_us_per_forwarded_packet": round(
+                    1e6 * (loop1 - loop0) / forwarded, 1
+                )
                 if pid and forwarded
                 else None,
                 "fps_counts": "completed frames" if mode == "frames" else "recognised frames",
@@ -548,7 +567,9 @@ async def paired(args: argparse.Namespace, size: tuple[int, int]) -> None:
 
 
 async def recording_cost(args: argparse.Namespace, size: tuple[int, int]) -> None:
-    """Forwarding alone and forwarding with every consultation recorded, interleaved."""
+    """Forwarding alone and forwarding with every consultation recorded, interleaved; per N,
+    the medians of each side and of the rounds' differences (each round's pair ran back to
+    back, so load from elsewhere that drifts over minutes hits both of a pair alike)."""
     results: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
     for round_ in range(args.rounds):
         for record in (False, True) if round_ % 2 == 0 else (True, False):
@@ -556,18 +577,32 @@ async def recording_cost(args: argparse.Namespace, size: tuple[int, int]) -> Non
                 point = await run_point(
                     "packets", n, size, args.seconds, args.bitrate, args.server_env, record
                 )
+                point["round"] = round_
                 print(json.dumps(point), flush=True)
                 results[record].append(point)
+    keys = {
+        "server_cpu_percent_of_one_core": "percent_of_one_core",
+        "server_cpu_us_per_forwarded_packet": "us_per_forwarded_packet",
+        "server_loop_thread_cpu_percent": "loop_thread_percent_of_one_core",
+        "server_other_threads_cpu_percent": "other_threads_percent_of_one_core",
+    }
     for n in args.ns:
-        key = "server_cpu_percent_of_one_core"
-        without = statistics.median(p[key] for p in results[False] if p["n"] == n)
-        with_ = statistics.median(p[key] for p in results[True] if p["n"] == n)
-        summary = {
-            "n": n,
-            "server_cpu_percent_of_one_core": {"forwarding": without, "recording": with_},
-            "recording_adds_percent_of_one_core_per_consultation": round((with_ - without) / n, 2),
-            "loadavg_1m": [p["loadavg_1m"] for side in results.values() for p in side],
-        }
+        summary: dict[str, Any] = {"n": n, "rounds": args.rounds}
+        for key, name in keys.items():
+            without = [p[key] for p in results[False] if p["n"] == n]
+            with_ = [p[key] for p in results[True] if p["n"] == n]
+            summary[name] = {
+                "forwarding": statistics.median(without),
+                "recording": statistics.median(with_),
+                "added_median_of_pairs": statistics.median(
+                    b - a for a, b in zip(without, with_, strict=True)
+                ),
+            }
+        added = summary["percent_of_one_core"]["added_median_of_pairs"]
+        summary["recording_adds_percent_of_one_core_per_consultation"] = round(added / n, 2)
+        summary["loadavg_1m"] = [
+            (p["loadavg_1m_before"], p["loadavg_1m"]) for side in results.values() for p in side
+        ]
         print(json.dumps({"recording": summary}), flush=True)
 
 

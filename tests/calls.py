@@ -36,6 +36,21 @@ async def in_call(clients: Any, consultation: dict[str, Any]) -> tuple[CallClien
     return customer, stylist
 
 
+async def agree_both(customer: CallClient, stylist: CallClient) -> None:
+    """The stylist asks to record, both agree; returns once both are told it is on."""
+    await stylist.send({"type": "record", "action": "ask"})
+    for client in (customer, stylist):
+        asked = await client.expect("recording")
+        assert (asked["state"], asked["by"], asked["agreed"]) == ("asked", "stylist", [])
+    await stylist.send({"type": "record", "action": "agree"})
+    await customer.expect("recording")  # the stylist agreed
+    await customer.send({"type": "record", "action": "agree"})
+    for client in (customer, stylist):
+        while (message := await client.expect("recording"))["state"] == "asked":
+            pass
+        assert message["state"] == "on"
+
+
 def png(image: np.ndarray) -> bytes:
     ok, data = cv2.imencode(".png", image)
     assert ok

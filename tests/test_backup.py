@@ -4,6 +4,7 @@ non-empty targets, other schemas, SIGKILL and a full disk all refused or failed 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import signal
@@ -25,6 +26,7 @@ from consult.recording.backup import BackupError, read_archive, restore, write_a
 from consult.recording.store import MIGRATIONS, schema_revisions
 
 from .attachment_media import voice_webm
+from .calls import agree_both
 from .client import CallClient
 from .datafolder import fill, sqlite_url
 from .fake_camera import HANDS, load_photo
@@ -138,6 +140,17 @@ async def test_a_live_call_backed_up_is_restored_whole(
             await stylist.connect()
             await stylist.start_media()
             await stylist.wait_for(lambda: any(not s.card for s in stylist.received.video), 15)
+            # A finished recording (in the archive), and one being written while the backup
+            # runs (not in it: its file is not finished, and its row goes at restore).
+            await agree_both(customer, stylist)
+            await asyncio.sleep(2)
+            await stylist.send({"type": "record", "action": "stop"})
+            for client in (customer, stylist):
+                while (await client.expect("recording"))["state"] != "off":
+                    pass
+            recorded = (await _record(http, staff, consultation["id"]))["recordings"]
+            assert len(recorded) == 2
+            await agree_both(customer, stylist)
             traffic = asyncio.create_task(call_goes_on())
             while len(stills) < 2:
                 await asyncio.sleep(0.1)
@@ -163,6 +176,9 @@ async def test_a_live_call_backed_up_is_restored_whole(
     restoring = consult("restore", archive, "--data", restored)
     assert restoring.returncode == 0, restoring.stderr
     assert (restored / "staff.key").read_text() == (data / "staff.key").read_text()
+    with contextlib.closing(sqlite3.connect(restored / "consult.db")) as db:
+        statuses = db.execute("SELECT status, count(*) FROM recordings GROUP BY status").fetchall()
+    assert statuses == [("complete", 2)]
 
     port2 = free_port()
     proc2 = start_serve(restored, port2)
@@ -187,6 +203,11 @@ async def test_a_live_call_backed_up_is_restored_whole(
                     assert hashlib.sha256(await r.read()).hexdigest() == still["sha256"]
                 async with http.get(f"/api/stills/{still['id']}/thumb", headers=staff) as r:
                     assert r.status == 200 and (await r.read())[:2] == b"\xff\xd8"
+            assert record["recordings"] == recorded
+            for entry in recorded:
+                async with http.get(f"/api/recordings/{entry['id']}", headers=staff) as r:
+                    assert r.status == 200
+                    assert hashlib.sha256(await r.read()).hexdigest() == entry["sha256"]
             ann_says = (await _record(http, staff, quiet["id"]))["messages"]
             assert [m["text"] for m in ann_says] == ["can I come at 3?", ""]
             async with http.get(ann_says[1]["attachment"]["url"], headers=staff) as r:

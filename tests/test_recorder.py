@@ -272,6 +272,26 @@ def test_nothing_received_closes_an_empty_file_and_other_codecs_are_refused() ->
     assert drain(core) == []
 
 
+def test_another_video_codec_once_the_file_is_open_asks_for_new_files() -> None:
+    """A page that offers again with H.264 while its VP8 is recorded: the file cannot hold
+    both, so nothing of the new codec goes in it and the adapter is told to go on in new
+    files; an unrecordable codec is only refused."""
+    core = Recorder(T0)
+    core.sender_report("video", V_SSRC, T0, 5000, T0)
+    for packet in audio_stream(1):
+        core.packet("audio", A_SSRC, OPUS, packet, T0)
+    end = feed_video(core, video_stream(10), T0)
+    assert core.opened
+    core.packet("video", V_SSRC + 1, codec_key("video/AV1", 90000, None, {}), vp8(True, True), end)
+    assert core.refused == 1 and not core.codec_changed
+    before = len(writes(drain(core), 0))
+    core.packet("video", V_SSRC + 1, H264, Rtp(102, 1, 1, 0, h264_idr(b"\xdd")), end + 0.01)
+    assert core.codec_changed and core.refused == 2
+    core.stop(end + 1)
+    assert all(w.data[:4] != b"\x00\x00\x00\x01" for w in writes(drain(core), 0))
+    assert before > 0
+
+
 def test_without_a_sender_report_arrival_times_anchor_the_track() -> None:
     core = Recorder(T0)
     now = feed_video(core, video_stream(30), T0 + 0.25)

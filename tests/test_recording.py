@@ -19,6 +19,7 @@ import pytest
 
 from consult.appkeys import SETTINGS
 
+from .calls import agree_both
 from .client import CallClient
 from .media import BEEP_EVERY, BeepTrack, ClockedPattern, beep_onsets, decode_pattern, loudness
 from .process import free_port, start_serve, wait_healthy
@@ -48,20 +49,6 @@ async def clocked_call(
     await customer.wait_for(lambda: len(customer.partner_frames("stylist")) >= 5)
     await stylist.wait_for(lambda: len(stylist.partner_frames("customer")) >= 5)
     return videos
-
-
-async def agree_both(customer: CallClient, stylist: CallClient) -> None:
-    await stylist.send({"type": "record", "action": "ask"})
-    for client in (customer, stylist):
-        asked = await client.expect("recording")
-        assert (asked["state"], asked["by"], asked["agreed"]) == ("asked", "stylist", [])
-    await stylist.send({"type": "record", "action": "agree"})
-    await customer.expect("recording")  # the stylist agreed
-    await customer.send({"type": "record", "action": "agree"})
-    for client in (customer, stylist):
-        while (message := await client.expect("recording"))["state"] == "asked":
-            pass
-        assert message["state"] == "on"
 
 
 def decode(path: Path) -> tuple[list[tuple[float, int]], list[float], float]:
@@ -364,3 +351,56 @@ async def test_an_h264_call_is_recorded_as_matroska(
         assert len(set(numbers)) >= 0.98 * (numbers[-1] - numbers[0] + 1)
         assert numbers[-1] - numbers[0] >= 3 * 30 * 0.8
         assert abs(lip_sync_offset(video, onsets)) <= 0.080
+
+
+async def test_a_codec_change_goes_on_in_new_files(
+    clients: Any,
+    consultation: dict[str, Any],
+    http: aiohttp.ClientSession,
+    staff: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """The customer's page offers again with H.264 while its VP8 is recorded: the recording
+    goes on in a new pair of files (a new session), and the pages see it on throughout."""
+    customer, stylist = pair(clients, consultation)
+    await clocked_call(customer, stylist)
+    await agree_both(customer, stylist)
+    await asyncio.sleep(3)
+    await customer.close_media()
+    customer.video_codecs = ("video/H264",)
+    epoch = time.monotonic() + 0.2
+    await customer.start_media(ClockedPattern(1, epoch), audio=BeepTrack(epoch))
+
+    async def listed() -> list[dict[str, Any]]:
+        async with http.get(f"/api/consultations/{consultation['id']}", headers=staff) as r:
+            return list((await r.json())["recordings"])
+
+    deadline = time.monotonic() + 30
+    while len(await listed()) < 2:  # the first pair finished
+        assert time.monotonic() < deadline, "the first files were not finished"
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(4)
+    await stylist.send({"type": "record", "action": "stop"})
+    for client in (customer, stylist):
+        # The first "recording" message since "on": the recording never looked off.
+        off = await client.expect("recording")
+        assert (off["state"], off["reason"]) == ("off", "stopped")
+    recordings = await listed()
+    sessions: dict[str, dict[str, dict[str, Any]]] = {}
+    for entry in recordings:
+        sessions.setdefault(entry["session"], {})[entry["role"]] = entry
+    assert len(sessions) == 2 and all(len(s) == 2 for s in sessions.values()), recordings
+    first, second = sorted(sessions.values(), key=lambda s: s["customer"]["started_at"])
+    expected = {"customer": ("vp8", "h264"), "stylist": ("vp8", "vp8")}
+    for role, codecs in expected.items():
+        for session, codec in zip((first, second), codecs, strict=True):
+            entry = session[role]
+            async with http.get(f"/api/recordings/{entry['id']}", headers=staff) as r:
+                body = await r.read()
+            assert hashlib.sha256(body).hexdigest() == entry["sha256"]
+            path = tmp_path / entry["id"]
+            path.write_bytes(body)
+            with av.open(str(path)) as container:
+                assert container.streams.video[0].codec_context.name == codec
+            video, _onsets, _duration = decode(path)
+            assert len(video) >= 30, (role, codec, len(video))  # a second of frames at least

@@ -29,7 +29,9 @@ The file is opened once the tracks are known (a video key frame gives its size, 
 first frame) or ``OPEN_WAIT`` after the first frame (a participant without a camera is
 recorded as audio only). A new SSRC on a track (the page offered again) continues the track
 from its next key frame; a VP8 key frame of another size (a camera switched) is written into
-the same track: WebM allows it and decoders follow it.
+the same track: WebM allows it and decoders follow it. A track whose codec changes once the
+file is open (a page that offered again with another video codec) cannot go on in this file:
+its packets are refused and ``codec_changed`` tells the adapter to go on in new files.
 """
 
 from __future__ import annotations
@@ -197,6 +199,9 @@ class Recorder:
         self.frames_written = 0
         #: Packets of a codec that cannot be recorded, or of another codec than the file's.
         self.refused = 0
+        #: A track's packets came in another recordable codec than the file's: the recording
+        #: must go on in new files (this core writes no more of that track).
+        self.codec_changed = False
 
     @property
     def opened(self) -> bool:
@@ -218,6 +223,7 @@ class Recorder:
         track = self._tracks.get(kind)
         if name is None or (track is not None and track.codec != name and self.opened):
             self.refused += 1
+            self.codec_changed = self.codec_changed or name is not None
             return
         if track is None or track.ssrc != ssrc or track.codec != name:
             track = self._new_source(kind, ssrc, name, codec.clock_rate, track, now)

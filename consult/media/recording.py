@@ -5,10 +5,13 @@ A ``ParticipantTape`` is a sink of the participant's ``Reception``s (video and a
 the partner's relay: it sees every packet before renumbering and every sender report. The
 ``Forwarder`` attaches it to whichever receptions the participant has (a page that offers
 again gets new ones), so recording is one more use of the forwarding seam. On the packet path
-a tape only runs the core and puts frames on the writer's queue: no disk I/O on the event loop.
+a tape only runs the core and adds frames to the writer's batch, handed to the writer's thread
+on each tick (``TICK``): no disk I/O on the event loop, and no thread woken per frame.
 
 Events of ``CallRecording``: ``failed`` (the exception) when a file cannot be written (a full
-disk): the hub stops the recording and tells both pages; the call goes on.
+disk): the hub stops the recording and tells both pages; the call goes on. ``codec-changed``
+(once) when a participant's video came in another codec than its file's (a page that offered
+again with another): the hub finishes these files and goes on recording in new ones.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ __all__ = ["TICK", "CallRecording", "ParticipantTape"]
 
 logger = logging.getLogger(__name__)
 
-#: How often the cores are told the time passes (gaps become losses, waits end).
+#: How often the cores are told the time passes (gaps become losses, waits end), and the
+#: frames since the last tick go to the writers' threads.
 TICK = 0.2
 
 
@@ -76,6 +80,7 @@ class ParticipantTape:
     def tick(self) -> None:
         self.core.tick(time.time())
         self._act()
+        self.writer.flush()
 
     def stop(self) -> asyncio.Future[Written | None]:
         """Stop taking packets, write what is complete and finish the file."""
@@ -120,6 +125,7 @@ class CallRecording(AsyncIOEventEmitter):
         self.tapes: dict[Role, ParticipantTape] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._stopping = False
+        self._codec_changed = False
 
     def start(self) -> None:
         origin = time.time()
@@ -153,6 +159,9 @@ class CallRecording(AsyncIOEventEmitter):
             await asyncio.sleep(TICK)
             for tape in self.tapes.values():
                 tape.tick()
+                if tape.core.codec_changed and not self._codec_changed:
+                    self._codec_changed = True
+                    self.emit("codec-changed")
 
     def _writer_done(self, future: asyncio.Future[Written | None]) -> None:
         if self._stopping or future.cancelled():

@@ -6,6 +6,7 @@ An archive is a tar stream (stills are PNG and JPEG already: nothing to gain by 
     database/consult.db        the database, a consistent snapshot (SQLite's online backup API)
     keys/link-seal.key ...     the data folder's keys (the staff key unless left out)
     stills/<id>/<still>...     every file a still (or attachment) row of the snapshot names
+    recordings/<id>/<rec>...   every finished recording of the snapshot (format 2 on)
     manifest.json              last: counts, schema revision, and size and SHA-256 of every file
 
 followed by a trailer line ``consult-backup sha256 <hex>\\n`` over every byte before it, so a
@@ -16,7 +17,10 @@ Consistency without stopping the service: the snapshot is one step of SQLite's b
 i.e. one read transaction; under WAL, writers go on meanwhile. Still files are placed (fsynced,
 renamed) before their row is inserted and never change afterwards (consult/recording/files.py),
 so every file a row of the snapshot names is complete on disk, and files of later rows or
-half-received uploads (``.staging``) are simply not in the archive.
+half-received uploads (``.staging``) are simply not in the archive. Recordings likewise: a
+finished one's file is placed before its row is completed (consult/recording/recordings.py),
+and one being written when the snapshot was taken is left out, its row dropped at restore (no
+restored service could finish it: its staged file is another node's, and not in the archive).
 
 The database part is a ``DatabaseSnapshot``: SQLite now; PostgreSQL slots in as a second one
 (``pg_dump`` in a repeatable-read transaction, with the still rows read from the same exported
@@ -59,8 +63,9 @@ __all__ = [
     "write_archive",
 ]
 
-#: The archive format; a reader refuses a newer one.
-FORMAT = 1
+#: The archive format; a reader refuses a newer one. 2: recordings are in it (a reader of 1
+#: would refuse their files as unexpected; it says "upgrade" instead).
+FORMAT = 2
 HEADER = "consult-backup.json"
 MANIFEST = "manifest.json"
 DATABASE = "database/consult.db"
@@ -92,6 +97,8 @@ class Summary:
     encrypted: bool
     created_at: str
     missing: list[str] = field(default_factory=list)
+    #: Finished recordings whose file was not in the recordings folder (another node's own).
+    missing_recordings: list[str] = field(default_factory=list)
 
 
 # the database
@@ -109,6 +116,8 @@ class DatabaseSnapshot(Protocol):
     def counts(self, copy: Path) -> dict[str, int]: ...
 
     def still_files(self, copy: Path) -> list[str]: ...
+
+    def recording_files(self, copy: Path) -> list[str]: ...
 
 
 class SqliteSnapshot:
@@ -165,6 +174,16 @@ class SqliteSnapshot:
                     "SELECT file FROM attachments ORDER BY created_at, id"
                 ).fetchall()
         return [name for row in rows for name in row]
+
+    def recording_files(self, copy: Path) -> list[str]:
+        """The finished recordings' files (a database from before recordings has none)."""
+        with contextlib.closing(sqlite3.connect(copy)) as db:
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'recordings'").fetchone():
+                return []
+            rows = db.execute(
+                "SELECT file FROM recordings WHERE status = 'complete' ORDER BY started_at, id"
+            ).fetchall()
+        return [row[0] for row in rows]
 
 
 def database_snapshot(url: str) -> DatabaseSnapshot:
@@ -244,9 +263,11 @@ def write_archive(
     staff_key: bool = True,
     progress: Progress | None = None,
     stills_dir: Path | None = None,
+    recordings_dir: Path | None = None,
 ) -> Summary:
     """Write an archive of the service in ``data_dir`` (stills in ``stills_dir``, default
-    ``data_dir/stills``) to ``out``.
+    ``data_dir/stills``; recordings in ``recordings_dir``, default ``data_dir/recordings``) to
+    ``out``.
 
     Written under a temporary name beside ``out`` (``.NAME.PID.partial``) and renamed at the
     end: an interrupted backup never leaves a file that looks complete. A failure (a full disk)
@@ -259,9 +280,12 @@ def write_archive(
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         snapshot.take(copy)
-        stills = stills_dir or data_dir / "stills"
+        folders = {
+            "stills": stills_dir or data_dir / "stills",
+            "recordings": recordings_dir or data_dir / "recordings",
+        }
         summary = _write(
-            snapshot, copy, data_dir, stills, out, partial, secret, staff_key, progress
+            snapshot, copy, data_dir, folders, out, partial, secret, staff_key, progress
         )
         os.replace(partial, out)
         fsync_dir(out.parent)
@@ -277,7 +301,7 @@ def _write(
     snapshot: DatabaseSnapshot,
     copy: Path,
     data_dir: Path,
-    stills_dir: Path,
+    folders: dict[str, Path],
     out: Path,
     partial: Path,
     secret: bytes | None,
@@ -291,13 +315,15 @@ def _write(
         for name in KEYS
         if (staff_key or name != STAFF_KEY) and (data_dir / name).is_file()
     ]
-    missing = []
-    for name in snapshot.still_files(copy):
-        path = stills_dir / name
-        if _safe_name(name) and path.is_file():
-            members.append((f"stills/{name}", path))
-        else:
-            missing.append(name)
+    missing: dict[str, list[str]] = {"stills": [], "recordings": []}
+    named = {"stills": snapshot.still_files(copy), "recordings": snapshot.recording_files(copy)}
+    for folder, names in named.items():
+        for name in names:
+            path = folders[folder] / name
+            if _safe_name(name) and path.is_file():
+                members.append((f"{folder}/{name}", path))
+            else:
+                missing[folder].append(name)
     sizes = [path.stat().st_size for _name, path in members]
     total, done = sum(sizes), 0
 
@@ -334,7 +360,8 @@ def _write(
             manifest = {
                 **header,
                 "counts": snapshot.counts(copy),
-                "missing_stills": missing,
+                "missing_stills": missing["stills"],
+                "missing_recordings": missing["recordings"],
                 "files": files,
             }
             _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1).encode())
@@ -363,6 +390,7 @@ def _summary(path: Path, manifest: dict[str, Any], encrypted: bool) -> Summary:
         encrypted=encrypted,
         created_at=manifest["created_at"],
         missing=list(manifest["missing_stills"]),
+        missing_recordings=list(manifest.get("missing_recordings", [])),
     )
 
 
@@ -520,7 +548,11 @@ def _destination(root: Path, name: str) -> Path:
         return root / "consult.db"
     if path.parts[0] == "keys" and len(path.parts) == 2 and path.name in KEYS:
         return root / path.name
-    if path.parts[0] == "stills" and len(path.parts) == 3 and not path.parts[1].startswith("."):
+    if (
+        path.parts[0] in ("stills", "recordings")
+        and len(path.parts) == 3
+        and not path.parts[1].startswith(".")
+    ):
         return root.joinpath(*path.parts)
     raise BackupError(f"refusing an unexpected file in the archive: {name}")
 
@@ -578,6 +610,7 @@ def restore(
             archive, secret=secret, extract_to=staging, check_header=check, progress=progress
         )
         (staging / "stills").mkdir(exist_ok=True)
+        _drop_unfinished_recordings(staging / "consult.db")
         if summary.schema_revision != known[-1]:
             engine = sa.create_engine(f"sqlite:///{staging / 'consult.db'}")
             try:
@@ -597,6 +630,15 @@ def restore(
         raise BackupError(f"could not restore into {data_dir}: {exc.strerror or exc}") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _drop_unfinished_recordings(database: Path) -> None:
+    """The rows of recordings being written when the backup was taken: their files are not in
+    the archive, and a restored service would keep them as unfinished for ever."""
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'recordings'").fetchone():
+            with db:
+                db.execute("DELETE FROM recordings WHERE status != 'complete'")
 
 
 def _check_empty(data_dir: Path) -> None:

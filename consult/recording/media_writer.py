@@ -1,15 +1,19 @@
 """A Matroska/WebM file written from encoded frames, on a thread of its own.
 
-The packet path (the event loop) only puts frames on a queue; the thread muxes them with PyAV
-(libavformat's Matroska muxer: nothing is decoded or encoded) and keeps the file safe:
+The packet path (the event loop) only appends frames to a batch; ``flush()`` (the adapter's
+tick, every 0.2 s) hands the batch to the thread in one queue put. A put per frame woke the
+thread 80 times a second per file, and each wake-up took the GIL from the event loop while it
+forwarded packets: that hand-off, not the muxing, was most of what recording cost
+(docs/media.md, Recording's cost). The thread muxes them with PyAV (libavformat's Matroska
+muxer: nothing is decoded or encoded) and keeps the file safe:
 
 - the muxer closes a cluster at least every second (``cluster_time_limit``), and writes a
   cluster only once it is complete, so the file on disk is always a header and whole clusters;
 - ``max_interleave_delta`` bounds what the muxer holds back to interleave tracks (a camera
   turned off must not keep the audio in memory);
 - the file is flushed and fsynced every ``FSYNC_EVERY`` seconds: a SIGKILL or power cut loses
-  at most that much, and the rest plays (Matroska needs no index or duration to play; the
-  next start finishes such a file, see ``recording_files``).
+  at most that much and the batch not handed over yet, and the rest plays (Matroska needs no
+  index or duration to play; the next start finishes such a file, see ``recording_files``).
 
 A write that fails (a full disk) ends the thread; ``done`` then holds the error and the
 frames still queued are dropped.
@@ -20,11 +24,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import itertools
 import logging
 import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -33,12 +39,15 @@ import av
 
 from ..media.recorder import TrackFormat
 
-__all__ = ["FSYNC_EVERY", "FrameWriter", "Written", "container_of"]
+__all__ = ["BATCH_FRAMES", "FSYNC_EVERY", "FrameWriter", "Written", "container_of"]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds between fsyncs of a file being written: what a crash may lose at most.
 FSYNC_EVERY = 1.0
+#: Frames a batch holds at most before it is handed over without waiting for ``flush()`` (a
+#: late tick must not let a batch grow without bound).
+BATCH_FRAMES = 256
 _MS = fractions.Fraction(1, 1000)
 MUXER_OPTIONS = {
     "cluster_time_limit": "1000",
@@ -67,6 +76,8 @@ class Written:
 
 
 _STOP = object()
+#: A frame as handed over: (track index, pts in ms, data, key frame).
+_Item = tuple[int, int, bytes, bool]
 
 
 class FrameWriter:
@@ -76,6 +87,9 @@ class FrameWriter:
         self.path = path
         self._label = label
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._batch: list[_Item] = []
+        #: The thread has taken the last item (``_STOP``): nothing more will come.
+        self._stopped = False
         loop = asyncio.get_running_loop()
         self._loop = loop
         #: The file as finished (None: nothing was written), or the error that stopped it.
@@ -85,16 +99,30 @@ class FrameWriter:
         self._closing = False
 
     def open(self, tracks: tuple[TrackFormat, ...]) -> None:
+        self.flush()
         self._queue.put(tracks)
 
     def write(self, track: int, pts_ms: int, data: bytes, key: bool) -> None:
-        if not self.done.done():
-            self._queue.put((track, pts_ms, data, key))
+        """Add a frame to the batch (``data`` is kept, not copied)."""
+        batch = self._batch
+        batch.append((track, pts_ms, data, key))
+        if len(batch) >= BATCH_FRAMES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the batch to the thread (one queue put), unless it failed or is empty."""
+        batch = self._batch
+        if batch:
+            self._batch = []
+            if not self.done.done():
+                self._queue.put(batch)
 
     def close(self) -> asyncio.Future[Written | None]:
-        """Finish the file (safe to call twice); the future is ``done``."""
+        """Finish the file with every frame written (safe to call twice); the future is
+        ``done``."""
         if not self._closing:
             self._closing = True
+            self.flush()
             self._queue.put(_STOP)
         return self.done
 
@@ -109,8 +137,9 @@ class FrameWriter:
             error = exc
             logger.warning("%s: writing the recording failed: %s", self._label, exc)
             self._loop.call_soon_threadsafe(self._finish, None, error)
-            while self._queue.get() is not _STOP:
-                pass  # drop what is queued until the adapter closes
+            if not self._stopped:
+                while self._queue.get() is not _STOP:
+                    pass  # drop what is queued until the adapter closes
             return
         self._loop.call_soon_threadsafe(self._finish, result, error)
 
@@ -122,18 +151,28 @@ class FrameWriter:
         else:
             self.done.set_result(result)
 
+    def _items(self) -> Iterator[Any]:
+        """What the adapter handed over, in order, batches taken apart, up to ``_STOP``."""
+        get = self._queue.get
+        while (item := get()) is not _STOP:
+            if type(item) is list:
+                yield from item
+            else:
+                yield item
+        self._stopped = True
+
     def _write_all(self) -> Written | None:
-        item = self._queue.get()
-        if item is _STOP:
+        items = self._items()
+        tracks: tuple[TrackFormat, ...] | None = next(items, None)
+        if tracks is None:
             return None
-        tracks: tuple[TrackFormat, ...] = item
         fmt, extension, media_type = container_of(tracks)
         # Matroska's header needs a video's size: H.264's is in its first key frame's SPS (the
         # recorder's first frame of the file).
-        early: list[Any] = []
+        early: list[_Item] = []
         for index, track in enumerate(tracks):
             if track.kind == "video" and not (track.width and track.height):
-                while (item := self._queue.get()) is not _STOP:
+                for item in items:
                     early.append(item)
                     if item[0] == index:
                         break
@@ -145,14 +184,12 @@ class FrameWriter:
         file = _File(self.path.open("xb"))
         frames = 0
         last_pts = 0
-        items = iter(early)
         try:
             container = av.open(file, "w", format=fmt, options=MUXER_OPTIONS)
             streams = [_add_stream(container, track) for track in tracks]
             synced = time.monotonic()
             try:
-                while (item := next(items, None) or self._queue.get()) is not _STOP:
-                    index, pts, data, key = item
+                for index, pts, data, key in itertools.chain(early, items):
                     packet = av.Packet(data)
                     packet.stream = streams[index]
                     packet.time_base = _MS

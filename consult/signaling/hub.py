@@ -390,7 +390,7 @@ class Hub:
                         call.consultation_id, RecordingState(state="off", by=by, reason=reason)
                     )
 
-    async def _start_recording(self, call: Call) -> None:
+    async def _start_recording(self, call: Call, announce: bool = True) -> None:
         session = secrets.token_hex(12)
         started = datetime.now(UTC)
         ids = {role: secrets.token_hex(12) for role in ROLES}
@@ -409,9 +409,30 @@ class Hub:
             )
         recording = call.recording = CallRecording(call.consultation_id, call.forwarder, files, ids)
         recording.on("failed", lambda exc: self._spawn(self._recording_failed(call, exc)))
+        recording.on("codec-changed", lambda: self._spawn(self._next_segment(call, recording)))
         recording.start()
         logger.info("%s: recording %s started", call.consultation_id, session)
-        await self.broadcast(call.consultation_id, RecordingState(state="on"))
+        if announce:
+            await self.broadcast(call.consultation_id, RecordingState(state="on"))
+
+    async def _next_segment(self, call: Call, recording: CallRecording) -> None:
+        """A participant's video changed codec (a page offered again with another one): its
+        file cannot hold the new one, so both files end here and the recording goes on in a
+        new pair (a new session, with its own time line); consent stands and the pages see no
+        change (docs/media.md, Recording)."""
+        if call.recording is not recording:
+            return
+        await self._stop_recording(call)
+        if call.recording is not None or call.consent.state != "recording":
+            return  # stopped, or started anew, meanwhile
+        logger.info("%s: a video codec changed: recording on in new files", call.consultation_id)
+        try:
+            await self._start_recording(call, announce=False)
+        except errors.StorageFailed as exc:
+            await self._recording_failed(call, exc)
+            return
+        if call.consent.state != "recording":
+            await self._stop_recording(call)  # ended while its rows were being made
 
     async def _recording_failed(self, call: Call, exc: BaseException) -> None:
         full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
