@@ -151,6 +151,14 @@ async def _live_status(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _watch_load(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[HUB].watch_load())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _close_calls(app: web.Application) -> None:
     # On shutdown, before aiohttp waits for handlers: websockets get GOING_AWAY, peers close.
     # Together: a call's member leaves its conversation only as the hub ends its call.
@@ -186,7 +194,7 @@ def create_app(settings: Settings) -> web.Application:
         # (a TLS reverse proxy), so no forwarded header needs to be trusted for it.
         secure=settings.tls or settings.base_url.startswith("https://"),
     )
-    app.cleanup_ctx.extend([_store, _backups, _mail, _hub, _live_status])
+    app.cleanup_ctx.extend([_store, _backups, _mail, _hub, _live_status, _watch_load])
     app.on_startup.append(_draw_cards)
     app.on_shutdown.append(_close_calls)
     api.add_routes(app)

@@ -268,7 +268,8 @@ class LoadPeer:
 
 async def join_server(
     http: aiohttp.ClientSession, ws_url: str, peer: LoadPeer
-) -> aiohttp.ClientWebSocketResponse:
+) -> aiohttp.ClientWebSocketResponse | None:
+    """Join with media; None if the server had no room for the call (``server-busy``)."""
     ws = await http.ws_connect(ws_url)
 
     async def expect(kind: str) -> dict[str, Any]:
@@ -276,8 +277,14 @@ async def join_server(
             message: dict[str, Any] = json.loads((await ws.receive()).data)
             if message["type"] == kind:
                 return message
+            if message["type"] == "error" and message["code"] == "server-busy":
+                raise Refused()
 
-    await expect("welcome")
+    try:
+        await expect("welcome")
+    except Refused:
+        await ws.close()
+        return None
     await ws.send_str(json.dumps({"type": "offer", "sdp": await peer.offer()}))
     await peer.accept((await expect("answer"))["sdp"])
     _DRAINS.add(asyncio.ensure_future(_drain(ws)))
@@ -285,6 +292,10 @@ async def join_server(
 
 
 _DRAINS: set[asyncio.Future[None]] = set()
+
+
+class Refused(Exception):
+    """The server refused a new call: it had no room for it (admission, docs/media.md)."""
 
 
 async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -460,16 +471,35 @@ async def run_point(
             print(f"{mode} n={n}: server pid {served.pid}", file=sys.stderr, flush=True)
             await asyncio.sleep(1)
             idle_rss = rss_mib(served.pid)
+            refused = 0
             for _ in range(n):
                 links = await served.consultation()
                 customer, stylist = LoadPeer(clips[1], tone), LoadPeer(clips[2], tone)
                 customer.expect_partner(stylist)
                 stylist.expect_partner(customer)
+                joined = []
                 for peer, link in ((customer, "customer_link"), (stylist, "stylist_link")):
-                    sockets.append(await join_server(served.http, served.ws_url(links[link]), peer))
+                    ws = await join_server(served.http, served.ws_url(links[link]), peer)
+                    if ws is None:
+                        break
+                    joined.append(ws)
+                if len(joined) < 2:
+                    refused += 1
+                    for ws in joined:
+                        await ws.close()
+                    await customer.close()
+                    await stylist.close()
+                    continue
+                sockets.extend(joined)
                 peers.append((customer, stylist))
                 if record:
                     await start_recording(*sockets[-2:])
+            # Calls the server refused (server-busy) are not in the point: it measures those
+            # it admitted, and says how many it turned away.
+            result.update({"admitted": len(peers), "refused": refused})
+            n = len(peers)
+            if not peers:
+                return result
             await measure(served.pid)
             if record:
                 result["recordings"] = await stop_recordings(served, sockets)

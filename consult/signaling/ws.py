@@ -23,6 +23,7 @@ from ..errors import (
     InvalidToken,
     RateLimited,
     Revoked,
+    ServerBusy,
     StorageFailed,
     TooManyAttempts,
 )
@@ -183,7 +184,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         return ws
     grant = Grant(participant.consultation_id, participant.role)
     with conversations.subscribe(grant.consultation_id, grant.role) as subscription:
-        call = await hub.join(participant)
+        try:
+            call = await hub.join(participant)
+        except ServerBusy as exc:
+            await participant.disconnect(exc)
+            return ws
         try:
             # Read after joining: a change announced before the join is in what is read now,
             # and one announced after it is held for this participant until the welcome is out.
