@@ -19,6 +19,9 @@ admitted when
   back within seconds, and the first calls of a quiet worker are judged on that, and
 - the loop is not running late: each of the last ``LATE_SAMPLES`` samples woke more than
   ``max_lag`` late (one late wake-up is a pause, not a full core).
+
+With ``cpu_limit`` None the headroom is not judged at all (neither CPU nor lateness): only the
+cap counts.
 """
 
 from __future__ import annotations
@@ -27,10 +30,18 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Admission", "Admit", "Busy", "Decision", "Sample"]
+__all__ = ["Admission", "Admit", "Busy", "Decision", "Sample", "admit_limit"]
 
 #: How many consecutive late wake-ups mean the loop is behind.
 LATE_SAMPLES = 3
+
+
+def admit_limit(fraction: float | None, cores: float | None) -> float | None:
+    """The loop's CPU limit: ``fraction`` of the core it runs on, or of the share of a core a
+    CPU quota leaves it (a container limited to half a core: half of that)."""
+    if fraction is None:
+        return None
+    return fraction * min(1.0, cores) if cores is not None else fraction
 
 
 @dataclass(frozen=True)
@@ -112,10 +123,13 @@ class Admission:
         usage = self.usage()
         if self.max_calls is not None and calls >= self.max_calls:
             return Busy("calls", usage)
+        if self.cpu_limit is None:  # headroom not judged
+            self._admitted.append(at)
+            return Admit()
         recent = list(self._samples)[-LATE_SAMPLES:]
         if len(recent) == LATE_SAMPLES and all(s.lag > self.max_lag for s in recent):
             return Busy("lag", usage)
-        if self.cpu_limit is not None and usage is not None:
+        if usage is not None:
             projected = usage + self.call_cost() * (len(self._admitted) + 1)
             if projected > self.cpu_limit:
                 return Busy("cpu", usage)

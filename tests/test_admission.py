@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import expect
 
-from consult.admission import Admission, Admit, Busy, Sample
+from consult.admission import Admission, Admit, Busy, Sample, admit_limit
 from consult.appkeys import HUB
 from consult.config import Settings
 
@@ -182,3 +182,10 @@ async def test_the_page_says_the_service_is_full_and_joins_once_there_is_room(
     await waiting.send({"type": "bye"})
     await expect(status).to_have_text("Your stylist will join shortly.", timeout=20_000)
     await browser.close()
+
+
+def test_a_cpu_quota_lowers_the_limit() -> None:
+    assert admit_limit(0.85, None) == 0.85
+    assert admit_limit(0.85, 4.0) == 0.85  # the loop runs on one core of the four
+    assert admit_limit(0.8, 0.5) == pytest.approx(0.4)
+    assert admit_limit(None, 0.5) is None

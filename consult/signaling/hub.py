@@ -19,8 +19,9 @@ from typing import Any, Literal
 from aiohttp import WSCloseCode
 
 from .. import errors
-from ..admission import Admission, Busy, Sample
+from ..admission import Admission, Busy, Sample, admit_limit
 from ..config import Settings
+from ..cpuquota import cores_allowed
 from ..media.forward import Forwarder
 from ..media.ice import server_configuration
 from ..media.peer import ServerPeer
@@ -95,7 +96,10 @@ class Hub:
         self._calls: dict[str, Call] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
-        self.admission = Admission(cpu_limit=settings.admit_cpu, max_calls=settings.max_calls)
+        self.admission = Admission(
+            cpu_limit=admit_limit(settings.admit_cpu, cores_allowed()),
+            max_calls=settings.max_calls,
+        )
 
     @property
     def closing(self) -> bool:
