@@ -222,6 +222,14 @@ async def _live_status(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _watch_load(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[HUB].watch_load())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _close_calls(app: web.Application) -> None:
     # On shutdown, before aiohttp waits for handlers: websockets get GOING_AWAY, peers close.
     # Together: a call's member leaves its conversation only as the hub ends its call.
@@ -257,7 +265,7 @@ def create_app(settings: Settings) -> web.Application:
         # (a TLS reverse proxy), so no forwarded header needs to be trusted for it.
         secure=settings.tls or settings.base_url.startswith("https://"),
     )
-    app.cleanup_ctx.extend([_store, _backups, _mail, _hub, _live_status])
+    app.cleanup_ctx.extend([_store, _backups, _mail, _hub, _live_status, _watch_load])
     # Staff accounts and the audit log (issue 17)
     app.cleanup_ctx.append(_audit_pruning)
     app.cleanup_ctx.append(_retention)

@@ -98,6 +98,11 @@ class Settings:
     forwarding: Forwarding = "packets"
     #: The server's event loop: uvloop (cheaper per packet; docs/media.md) or asyncio's own.
     event_loop: EventLoop = "uvloop"
+    #: A new call is admitted while the event loop's CPU, with it, stays under this fraction
+    #: of a core (consult/admission.py; None: not judged), and while fewer than ``max_calls``
+    #: are live (None: no cap).
+    admit_cpu: float | None = 0.85
+    max_calls: int | None = None
     #: HTTPS with the salon's certificate and key (PEM), or with one made for this machine's
     #: addresses and kept in the data folder (consult/tls.py). Neither: plain HTTP.
     tls_cert: Path | None = None
@@ -165,6 +170,10 @@ class Settings:
             raise ValueError("CONSULT_AUDIT_KEEP_DAYS must be more than 0")
         if self.retention_months is not None and self.retention_months < 1:
             raise ValueError("CONSULT_RETENTION_MONTHS must be at least 1 (unset: keep everything)")
+        if self.admit_cpu is not None and not 0 < self.admit_cpu <= 1:
+            raise ValueError("CONSULT_ADMIT_CPU must be a fraction of a core (0 to 1) or off")
+        if self.max_calls is not None and self.max_calls < 1:
+            raise ValueError("CONSULT_MAX_CALLS must be at least 1")
         if self.mail_language not in MAIL_LANGUAGES:
             raise ValueError(f"CONSULT_MAIL_LANGUAGE must be one of {', '.join(MAIL_LANGUAGES)}")
         if self.smtp_url is not None:
@@ -299,6 +308,11 @@ class Settings:
             values["event_loop"] = env["CONSULT_EVENT_LOOP"]
         if env.get("CONSULT_AUDIT_KEEP_DAYS"):
             values["audit_keep"] = timedelta(days=float(env["CONSULT_AUDIT_KEEP_DAYS"]))
+        if env.get("CONSULT_ADMIT_CPU"):
+            off = env["CONSULT_ADMIT_CPU"] == "off"
+            values["admit_cpu"] = None if off else float(env["CONSULT_ADMIT_CPU"])
+        if env.get("CONSULT_MAX_CALLS"):
+            values["max_calls"] = int(env["CONSULT_MAX_CALLS"])
         bitrates = {
             name: int(env[f"CONSULT_VIDEO_{name.upper()}_KBPS"])
             for name in ("start", "min", "max")

@@ -41,7 +41,8 @@ and a human ``message``. At the HTTP edge an error becomes
     └── Disconnect                    reasons a websocket is closed by the server
         ├── Replaced                  "replaced": the same role joined from elsewhere
         ├── Revoked                   "revoked": staff revoked the consultation's links
-        └── MediaFailed               "media-failed": the participant's media connection failed
+        ├── MediaFailed               "media-failed": the participant's media connection failed
+        └── ServerBusy                "server-busy": no room for another call on this worker now
 
     Voice, video and file messages (consult/attachments.py):
     InvalidRequest
@@ -127,6 +128,7 @@ __all__ = [
     "RecordingUnavailable",
     "Replaced",
     "Revoked",
+    "ServerBusy",
     "SlotTaken",
     "StorageFailed",
     "StorageFull",
@@ -395,6 +397,15 @@ class MediaFailed(Disconnect):
 
     code = "media-failed"
     close_code = 4410
+
+
+class ServerBusy(Disconnect):
+    """The service is full right now; trying again in a moment."""
+
+    status = 503
+    code = "server-busy"
+    # Not final: the page reconnects with its back-off and is admitted once there is room.
+    close_code = 4503
 
 
 # Voice, video and file messages

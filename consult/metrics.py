@@ -62,6 +62,17 @@ class Metrics:
             "consult_asyncio_tasks", "Tasks on the event loop", registry=self.registry
         ).set_function(lambda: float(len(asyncio.all_tasks())))
 
+        def loop_cpu() -> float:
+            live = hub()
+            usage = live.admission.usage() if live is not None else None
+            return usage if usage is not None else 0.0
+
+        Gauge(
+            "consult_loop_cpu_ratio",
+            "The event loop thread's CPU over the last seconds, in cores (admission's headroom)",
+            registry=self.registry,
+        ).set_function(loop_cpu)
+
         def backup(read: Callable[[BackupStatus], float | None]) -> Callable[[], float]:
             def value() -> float:
                 status = backups()

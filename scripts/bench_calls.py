@@ -268,7 +268,8 @@ class LoadPeer:
 
 async def join_server(
     http: aiohttp.ClientSession, ws_url: str, peer: LoadPeer
-) -> aiohttp.ClientWebSocketResponse:
+) -> aiohttp.ClientWebSocketResponse | None:
+    """Join with media; None if the server had no room for the call (``server-busy``)."""
     ws = await http.ws_connect(ws_url)
 
     async def expect(kind: str) -> dict[str, Any]:
@@ -276,8 +277,14 @@ async def join_server(
             message: dict[str, Any] = json.loads((await ws.receive()).data)
             if message["type"] == kind:
                 return message
+            if message["type"] == "error" and message["code"] == "server-busy":
+                raise Refused()
 
-    await expect("welcome")
+    try:
+        await expect("welcome")
+    except Refused:
+        await ws.close()
+        return None
     await ws.send_str(json.dumps({"type": "offer", "sdp": await peer.offer()}))
     await peer.accept((await expect("answer"))["sdp"])
     _DRAINS.add(asyncio.ensure_future(_drain(ws)))
@@ -285,6 +292,10 @@ async def join_server(
 
 
 _DRAINS: set[asyncio.Future[None]] = set()
+
+
+class Refused(Exception):
+    """The server refused a new call: it had no room for it (admission, docs/media.md)."""
 
 
 async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -370,6 +381,8 @@ async def run_point(
     bitrate: int | None = None,
     server_env: dict[str, str] | None = None,
     record: bool = False,
+    retry_for: float = 60.0,
+    cpu_quota: float | None = None,
 ) -> dict[str, Any]:
     key = f"{size[0]}x{size[1]}"
     bitrate = bitrate or BITRATES.get(key, 2_500_000)
@@ -475,20 +488,54 @@ async def run_point(
             return result
         # As scripts/serve runs it: two malloc arenas (docs/operations.md).
         env = {"CONSULT_FORWARDING": mode, "MALLOC_ARENA_MAX": "2", **(server_env or {})}
-        async with serve(env, cpus=SERVER_CPU) as served:
+        result["server_cpu_quota"] = cpu_quota
+        async with serve(env, cpus=SERVER_CPU, cpu_quota=cpu_quota) as served:
             print(f"{mode} n={n}: server pid {served.pid}", file=sys.stderr, flush=True)
             await asyncio.sleep(1)
             idle_rss = rss_mib(served.pid)
-            for _ in range(n):
-                links = await served.consultation()
+
+            async def start(links: dict[str, str]) -> bool:
                 customer, stylist = LoadPeer(clips[1], tone), LoadPeer(clips[2], tone)
                 customer.expect_partner(stylist)
                 stylist.expect_partner(customer)
+                joined = []
                 for peer, link in ((customer, "customer_link"), (stylist, "stylist_link")):
-                    sockets.append(await join_server(served.http, served.ws_url(links[link]), peer))
+                    ws = await join_server(served.http, served.ws_url(links[link]), peer)
+                    if ws is None:
+                        break
+                    joined.append(ws)
+                if len(joined) < 2:
+                    for ws in joined:
+                        await ws.close()
+                    await customer.close()
+                    await stylist.close()
+                    return False
+                sockets.extend(joined)
                 peers.append((customer, stylist))
                 if record:
                     await start_recording(*sockets[-2:])
+                return True
+
+            waiting = [await served.consultation() for _ in range(n)]
+            waiting = [links for links in waiting if not await start(links)]
+            refused = len(waiting)
+            # Refused calls try again as the pages do (every 5 s), until a minute passes
+            # with none admitted: what is left is what this worker turns away for good.
+            idle_since = time.monotonic()
+            while waiting and time.monotonic() - idle_since < retry_for:
+                await asyncio.sleep(5)
+                before = len(waiting)
+                waiting = [links for links in waiting if not await start(links)]
+                if len(waiting) < before:
+                    idle_since = time.monotonic()
+            result["refused_at_first"] = refused
+            refused = len(waiting)
+            # Calls the server refused (server-busy) are not in the point: it measures those
+            # it admitted, and says how many it turned away.
+            result.update({"admitted": len(peers), "refused": refused})
+            n = len(peers)
+            if not peers:
+                return result
             await measure(served.pid)
             if record:
                 result["recordings"] = await stop_recordings(served, sockets)
@@ -620,7 +667,15 @@ async def main_async(args: argparse.Namespace) -> None:
         plan += [("frames", n) for n in args.transcode_ns]
     points = []
     for mode, n in plan:
-        point = await run_point(mode, n, size, args.seconds, args.bitrate, args.server_env)  # type: ignore[arg-type]
+        point = await run_point(
+            mode,  # type: ignore[arg-type]
+            n,
+            size,
+            args.seconds,
+            args.bitrate,
+            args.server_env,
+            cpu_quota=args.server_cpu_quota,
+        )
         print(json.dumps(point), flush=True)
         points.append(point)
     if args.compare:
@@ -662,6 +717,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--record", action="store_true", help="the cost of recording every consultation"
+    )
+    parser.add_argument(
+        "--server-cpu-quota",
+        type=float,
+        default=None,
+        help="the server in a cgroup with this many cores' time (e.g. 0.3): where the limit "
+        "is, at a load this machine can generate (docs/media.md, Where the limit is)",
     )
     asyncio.run(main_async(parser.parse_args()))
 

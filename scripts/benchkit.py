@@ -9,7 +9,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,16 +65,43 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+@contextlib.contextmanager
+def cpu_limited(pid: int, cores: float) -> Iterator[None]:
+    """Process ``pid`` in a cgroup of its own with a CPU quota of ``cores`` (v2 or v1's cpu
+    controller; needs root), removed afterwards."""
+    period = 100_000
+    v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    folder = Path("/sys/fs/cgroup" if v2 else "/sys/fs/cgroup/cpu") / f"consult-bench-{pid}"
+    folder.mkdir()
+    try:
+        if v2:
+            (folder / "cpu.max").write_text(f"{int(cores * period)} {period}")
+        else:
+            (folder / "cpu.cfs_period_us").write_text(str(period))
+            (folder / "cpu.cfs_quota_us").write_text(str(int(cores * period)))
+        (folder / "cgroup.procs").write_text(str(pid))
+        yield
+    finally:
+        for _ in range(50):  # empty once the process has exited
+            try:
+                folder.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
 @asynccontextmanager
 async def serve(
     env: Mapping[str, str] | None = None,
     cpus: str | None = None,
     data_dir: Path | None = None,
     args: Sequence[str] = (),
+    cpu_quota: float | None = None,
 ) -> AsyncIterator[Served]:
     """`consult serve` in its own process (so its CPU can be measured), on loopback; with
-    ``cpus`` (e.g. "0"), pinned to those cores; on ``data_dir`` (default: a new temporary
-    folder), with more flags ``args``."""
+    ``cpus`` (e.g. "0"), pinned to those cores; with ``cpu_quota``, in a cgroup that lets it
+    use that many cores' time (a container's CPU limit); on ``data_dir`` (default: a new
+    temporary folder), with more flags ``args``."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with contextlib.ExitStack() as stack:
@@ -85,6 +113,8 @@ async def serve(
             env={**os.environ, "CONSULT_STAFF_KEY": STAFF_KEY, **(env or {})},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
+        if cpu_quota is not None:
+            stack.enter_context(cpu_limited(server.pid, cpu_quota))
         try:
             async with aiohttp.ClientSession(base_url=base) as http:
                 for _ in range(300):

@@ -31,6 +31,10 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "ws_heartbeat": 2.0,
         # Long enough to be seen counting, short enough for a suite full of captures.
         "capture_countdown": 0.5,
+        # The test's own peers (encoders, decoders) run on this process's event loop: their
+        # CPU is not the server's, so the headroom is not judged on it (tests/test_admission.py
+        # and the `consult serve` processes judge it).
+        "admit_cpu": None,
     }
     return Settings(**(values | overrides))
 

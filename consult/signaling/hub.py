@@ -20,7 +20,9 @@ from typing import Any, Literal
 from aiohttp import WSCloseCode
 
 from .. import errors
+from ..admission import Admission, Busy, Sample, admit_limit
 from ..config import Settings
+from ..cpuquota import cores_allowed
 from ..media.forward import Forwarder
 from ..media.ice import server_configuration
 from ..media.peer import ServerPeer
@@ -101,6 +103,10 @@ class Hub:
         self._calls: dict[str, Call] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self.admission = Admission(
+            cpu_limit=admit_limit(settings.admit_cpu, cores_allowed()),
+            max_calls=settings.max_calls,
+        )
 
     @property
     def closing(self) -> bool:
@@ -134,9 +140,31 @@ class Hub:
             except errors.StorageFailed:
                 logger.warning("live calls not renewed (database unavailable)")
 
+    async def watch_load(self, interval: float = 1.0) -> None:
+        """Tell admission, for as long as the server runs, what the event loop costs and how
+        late it wakes: from the loop's own thread, whose CPU time is every call's packets."""
+        while True:
+            asked = time.monotonic()
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            lag = max(0.0, now - asked - interval)
+            self.admission.observe(Sample(now, time.thread_time(), lag, len(self._calls)))
+
     async def join(self, participant: Participant) -> Call:
+        """Put ``participant`` in its consultation's call; a new call only if this worker has
+        room for it (``ServerBusy`` otherwise: a call in progress always takes its own back)."""
         call = self._calls.get(participant.consultation_id)
         if call is None:
+            decision = self.admission.decide(time.monotonic(), len(self._calls))
+            if isinstance(decision, Busy):
+                logger.warning(
+                    "%s: refused a new call (%s; %d calls, loop at %s of a core)",
+                    participant.consultation_id,
+                    decision.reason,
+                    len(self._calls),
+                    "?" if decision.usage is None else f"{decision.usage:.0%}",
+                )
+                raise errors.ServerBusy()
             call = self._calls[participant.consultation_id] = Call(participant.consultation_id)
         logger.info("%s: %s joined", participant.consultation_id, participant.role)
         await self._apply(call, call.room.join(participant.role, participant))

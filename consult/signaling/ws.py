@@ -35,6 +35,7 @@ from ..errors import (
     NotFound,
     RateLimited,
     Revoked,
+    ServerBusy,
     StorageFailed,
     TooManyAttempts,
 )
@@ -205,7 +206,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         await participant.disconnect(ConsentRequired())
         return ws
     with conversations.subscribe(grant.consultation_id, grant.role) as subscription:
-        call = await hub.join(participant)
+        try:
+            call = await hub.join(participant)
+        except ServerBusy as exc:
+            await participant.disconnect(exc)
+            return ws
         try:
             # Read after joining: a change announced before the join is in what is read now,
             # and one announced after it is held for this participant until the welcome is out.

@@ -2,7 +2,7 @@
 // the peer connection with the server, and reconnecting by itself when either drops.
 //
 // States: idle -> connecting -> waiting | live -> (reconnecting -> connecting ...) -> left | ended.
-// Events: "state" {state, partnerLeft}, "remotestream" {stream}, "error" {code, message},
+// Events: "state" {state, partnerLeft, busy}, "remotestream" {stream}, "error" {code, message},
 // "blocked" (the media never connected: the network is likely blocking it), "connected" (the
 // media flows), "message" (any other server message, e.g. capture-request, still).
 
@@ -31,6 +31,8 @@ export class CallSession extends EventTarget {
     this.state = "idle";
     this._emitted = "idle/false";
     this.partnerLeft = false;
+    // The server had no room for a new call (server-busy): the page says so while it retries.
+    this.busy = false;
     this.blocked = false;
     this._iceServers = [];
     this._reofferTimer = null;
@@ -71,11 +73,12 @@ export class CallSession extends EventTarget {
 
   // One place for state changes; repeats (same state, same partnerLeft) are skipped.
   _setState(state) {
-    const key = `${state}/${this.partnerLeft}`;
+    const key = `${state}/${this.partnerLeft}/${this.busy}`;
     if (key === this._emitted) return;
     this._emitted = key;
     this.state = state;
-    this.dispatchEvent(new CustomEvent("state", { detail: { state, partnerLeft: this.partnerLeft } }));
+    const detail = { state, partnerLeft: this.partnerLeft, busy: this.busy };
+    this.dispatchEvent(new CustomEvent("state", { detail }));
   }
 
   _connect() {
@@ -136,6 +139,7 @@ export class CallSession extends EventTarget {
     switch (message.type) {
       case "welcome":
         this._attempt = 0;
+        this.busy = false;
         this.role = message.role;
         this.consultation = message.consultation;
         if (message.peer === "present") this.partnerLeft = false;
@@ -152,6 +156,11 @@ export class CallSession extends EventTarget {
         this._setState(message.state === "joined" ? "live" : "waiting");
         break;
       case "error":
+        if (message.code === "server-busy") {
+          // Room comes as calls end, not in a second: retry at the longest back-off.
+          this.busy = true;
+          this._attempt = BACKOFF_MS.length - 1;
+        }
         this.dispatchEvent(new CustomEvent("error", { detail: message }));
         break;
       default:

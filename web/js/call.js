@@ -120,14 +120,15 @@ async function keepAwake() {
   }
 }
 
-function statusFor(state, partnerLeft) {
+function statusFor(state, partnerLeft, busy) {
+  if (busy && (state === "connecting" || state === "reconnecting")) return "error.server-busy";
   if (state === "connecting") return "call.connecting";
   if (state === "reconnecting") return "call.reconnecting";
   if (state === "waiting") return partnerLeft ? `call.partner_left.${role}` : `call.waiting.${role}`;
   return null;
 }
 
-function renderState({ state, partnerLeft }) {
+function renderState({ state, partnerLeft, busy }) {
   document.body.dataset.callState = state;
   // A recording stops when either side leaves, and a page that rejoins starts without one.
   if (state !== "live") recording.reset();
@@ -143,7 +144,7 @@ function renderState({ state, partnerLeft }) {
     return;
   }
   if ($("call").hidden) show("call");
-  const key = statusFor(state, partnerLeft);
+  const key = statusFor(state, partnerLeft, busy);
   $("call-status").hidden = !key;
   if (key) setText($("call-status"), key);
 }
