@@ -44,4 +44,3 @@ def test_unreadable_means_no_quota(tmp_path: Path) -> None:
     assert cores_allowed(tmp_path / "missing", tmp_path) is None
     write(tmp_path / "self", "1:cpu:/gone\n")
     assert cores_allowed(tmp_path / "self", tmp_path) is None
-

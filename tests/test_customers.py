@@ -18,6 +18,7 @@ from alembic.config import Config as AlembicConfig
 
 from consult.appkeys import STORE
 from consult.errors import InvalidRequest, NotFound
+from consult.recording.audit import AuditFilter
 from consult.recording.customers import phone_key
 from consult.recording.store import MIGRATIONS, Store
 from consult.recording.tokens import TokenSealer, load_seal_key
@@ -216,7 +217,9 @@ async def test_the_owner_merges_a_duplicate(
     async with http.post(f"/api/customers/{dup['id']}/merge", json={"into": keep["id"]},
                          headers=staff) as r:  # fmt: skip
         assert (r.status, (await r.json())["error"]["code"]) == (400, "merge-into-itself")
-    entries = (await server.app[STORE].audit.entries(subject=f"customer:{dup['id']}")).entries
+    entries = (
+        await server.app[STORE].audit.entries(AuditFilter(subject=f"customer:{dup['id']}"))
+    ).entries
     assert [(e.action, e.detail) for e in entries if e.action == "merged"] == [
         ("merged", {"into": keep["id"], "consultations": 1})
     ]

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 
 from consult.appkeys import SETTINGS, STORE
 from consult.errors import NotFound
+from consult.recording.audit import AuditFilter
 from consult.recording.consents import VERSION
 from consult.recording.deletion import remove_files
 from consult.recording.schema import metadata
@@ -147,7 +148,7 @@ async def test_the_owner_deletes_a_still_a_message_and_a_consultation(
     async with http.get(f"/api/consultations/{c['id']}/export", headers=staff) as r:
         assert r.status == 404
     # Each deletion is in the audit log, by whom.
-    entries = (await server.app[STORE].audit.entries(actor="staff-key")).entries
+    entries = (await server.app[STORE].audit.entries(AuditFilter(actor="staff-key"))).entries
     assert [e.subject for e in reversed(entries) if e.action == "deleted"] == [
         f"still:{still['id']}",
         f"message:{c['id']}/{messages[1]['seq']}",
@@ -310,7 +311,7 @@ async def test_the_store_deletes_rows_and_journals_files_on_both_databases(
     assert sorted(p.name for p in files.iterdir()) == [other.id]
     assert [m.text for m in await store.messages(other.id)] == ["hello"]
     assert await store.consents.current(other.id) is not None
-    entries = (await store.audit.entries(actor="staff-key")).entries
+    entries = (await store.audit.entries(AuditFilter(actor="staff-key"))).entries
     assert [(e.action, e.subject) for e in entries] == [
         ("deleted", f"customer:{first.customer_id}")
     ]

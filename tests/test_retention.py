@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from consult.api.deletion import folders
 from consult.appkeys import SETTINGS, STORE
+from consult.recording.audit import AuditFilter
 from consult.recording.retention import ACTOR, Retention, cutoff
 
 from .conftest import create_consultation, token_of
@@ -57,7 +58,7 @@ async def test_idle_consultations_are_removed_with_their_files_and_audited(
     for c in (live, new):
         async with http.get(f"/api/consultations/{c['id']}", headers=staff) as r:
             assert r.status == 200
-    entries = (await store.audit.entries(actor=ACTOR)).entries
+    entries = (await store.audit.entries(AuditFilter(actor=ACTOR))).entries
     assert [(e.action, e.subject) for e in entries] == [
         ("retention-removed", f"consultation:{old['id']}")
     ]
@@ -68,7 +69,7 @@ async def test_idle_consultations_are_removed_with_their_files_and_audited(
     clock[0] = now + timedelta(days=31 * 7)
     removed = await retention.run_due()
     assert removed is not None and set(removed) == {live["id"], new["id"]}
-    assert len((await store.audit.entries(actor=ACTOR)).entries) == 3
+    assert len((await store.audit.entries(AuditFilter(actor=ACTOR))).entries) == 3
 
 
 async def test_retention_is_off_by_default(server: TestServer) -> None:
