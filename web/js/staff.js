@@ -40,7 +40,7 @@ export class Staff {
 
   // A label of whose it is; with a selector where this person may change it.
   assignBox(c, changed) {
-    const box = el("div", { className: "whose" });
+    const box = el("div", { className: "whose muted" }, `${t("whose.label")}: `);
     const label = el("span", { testid: "whose" });
     label.textContent = this.whose(c.assigned_to);
     box.append(label);
