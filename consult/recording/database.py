@@ -93,6 +93,37 @@ class Database:
                     yield conn
 
     @asynccontextmanager
+    async def migrating(self) -> AsyncIterator[AsyncConnection]:
+        """A writing transaction for schema changes. On SQLite, foreign keys are not enforced
+        in it: a migration that rebuilds a table (alembic's batch mode copies it and drops the
+        old one) would otherwise cascade the drop into every row that refers to it. What the
+        migrations leave is checked before it commits."""
+        if self.dialect != "sqlite":
+            async with self.begin() as conn:
+                yield conn
+            return
+        assert self._one_writer is not None
+        async with self._one_writer:
+            with _reporting():
+                async with self.engine.connect() as conn:
+                    # Outside a transaction (inside one SQLite ignores it); a reading
+                    # connection begins none (_sqlite_begin).
+                    await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                    await conn.commit()
+                    try:
+                        writing = await conn.execution_options(consult_writes=True)
+                        async with writing.begin():
+                            yield writing
+                            broken = (
+                                await writing.exec_driver_sql("PRAGMA foreign_key_check")
+                            ).fetchall()
+                            if broken:
+                                raise RuntimeError(f"the migrations broke foreign keys: {broken}")
+                    finally:
+                        # Not back in the pool without its foreign keys.
+                        await conn.invalidate()
+
+    @asynccontextmanager
     async def within(self, conn: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
         """The caller's transaction ``conn`` (a due-work handler's: what it writes commits
         with the work done), or, without one, a writing transaction of our own."""

@@ -56,14 +56,14 @@ async def migrate(
         raise MigrationError("the source and the target are the same database")
     source, target = Database.open(source_url), Database.open(target_url)
     try:
-        async with source.begin() as conn:
+        async with source.migrating() as conn:
             await conn.run_sync(upgrade_schema)
         async with source.connect() as conn:
             query = sa.select(stills.c.id, stills.c.file, stills.c.sha256)
             rows = (await conn.execute(query)).all()
         # Before anything is written: a still that does not match its row stops the move.
         checked, missing = _check_files(StillFiles(stills_dir), rows)
-        async with target.begin() as conn:
+        async with target.migrating() as conn:
             await conn.run_sync(upgrade_schema)
         async with source.connect() as src, target.begin() as dst:
             await _check_empty(dst)

@@ -239,7 +239,7 @@ class Store:
         machine's name)."""
         db = Database.open(url)
         try:
-            async with db.begin() as conn:
+            async with db.migrating() as conn:
                 await conn.run_sync(upgrade_schema)
         except BaseException:
             await db.dispose()
