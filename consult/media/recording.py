@@ -5,12 +5,8 @@ A ``ParticipantTape`` is a sink of the participant's ``Reception``s (video and a
 the partner's relay: it sees every packet before renumbering and every sender report. The
 ``Forwarder`` attaches it to whichever receptions the participant has (a page that offers
 again gets new ones), so recording is one more use of the forwarding seam. On the packet path
-a tape only notes the packet and its arrival time; on each tick (``TICK``) it runs the core
-over what came since, in order (the core's times are the arrivals noted, so it decides as it
-would have packet by packet), and hands the frames to the writer's thread in one batch. No
-disk I/O on the event loop, no thread woken per frame, and the core's work done in one run
-while its code and data are warm, not between two forwarded packets (docs/media.md,
-Recording's cost).
+a tape only runs the core and adds frames to the writer's batch, handed to the writer's thread
+on each tick (``TICK``): no disk I/O on the event loop, and no thread woken per frame.
 
 Events of ``CallRecording``: ``failed`` (the exception) when a file cannot be written (a full
 disk): the hub stops the recording and tells both pages; the call goes on. ``codec-changed``
@@ -25,7 +21,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pyee.asyncio import AsyncIOEventEmitter
@@ -43,22 +38,9 @@ __all__ = ["TICK", "CallRecording", "ParticipantTape"]
 
 logger = logging.getLogger(__name__)
 
-#: How often the cores take the packets noted since the last tick and are told the time
-#: passes (gaps become losses, waits end), and the frames go to the writers' threads.
+#: How often the cores are told the time passes (gaps become losses, waits end), and the
+#: frames since the last tick go to the writers' threads.
 TICK = 0.2
-#: Packets noted at most before the core takes them without waiting for the tick.
-NOTED_PACKETS = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class _Report:
-    """A sender report noted among the packets (its place in their order matters)."""
-
-    kind: Kind
-    ssrc: int
-    ntp: float
-    rtp_time: int
-    at: float
 
 
 class ParticipantTape:
@@ -70,8 +52,6 @@ class ParticipantTape:
         self.writer = writer
         self._receptions: dict[Kind, Reception] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
-        #: Packets (kind, ssrc, codec, packet, arrival) and reports since the core last ran.
-        self._noted: list[tuple[Kind, int, CodecKey, Rtp, float] | _Report] = []
 
     def use(self, receptions: Mapping[Kind, Reception]) -> None:
         """Record these receptions (the participant's current ones) and no others."""
@@ -87,19 +67,17 @@ class ParticipantTape:
     async def partner_packet(
         self, reception: Reception, ssrc: int, codec: CodecKey, packet: Rtp
     ) -> None:
-        noted = self._noted
-        noted.append(
-            ("video" if reception.kind == "video" else "audio", ssrc, codec, packet, time.time())
+        self.core.packet(
+            "video" if reception.kind == "video" else "audio", ssrc, codec, packet, time.time()
         )
-        if len(noted) >= NOTED_PACKETS:
-            self._run_core()
+        self._act()
 
     def sender_report(self, reception: Reception, ssrc: int, ntp: float, rtp_time: int) -> None:
         kind: Kind = "video" if reception.kind == "video" else "audio"
-        self._noted.append(_Report(kind, ssrc, ntp, rtp_time, time.time()))
+        self.core.sender_report(kind, ssrc, ntp, rtp_time, time.time())
+        self._act()
 
     def tick(self) -> None:
-        self._run_core()
         self.core.tick(time.time())
         self._act()
         self.writer.flush()
@@ -107,23 +85,11 @@ class ParticipantTape:
     def stop(self) -> asyncio.Future[Written | None]:
         """Stop taking packets, write what is complete and finish the file."""
         self.use({})
-        self._run_core()
         self.core.stop(time.time())
         self._act()
         for task in self._tasks:
             task.cancel()
         return self.writer.close()
-
-    def _run_core(self) -> None:
-        """The packets and reports noted since the last run, through the core in order."""
-        noted, self._noted = self._noted, []
-        core = self.core
-        for item in noted:
-            if isinstance(item, _Report):
-                core.sender_report(item.kind, item.ssrc, item.ntp, item.rtp_time, item.at)
-            else:
-                core.packet(*item)
-        self._act()
 
     def _act(self) -> None:
         core, writer = self.core, self.writer
