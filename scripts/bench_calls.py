@@ -318,6 +318,9 @@ async def stop_recordings(
 ) -> dict[str, Any]:
     """Stop every recording and report what was written (a run that recorded nothing is no
     measurement of recording)."""
+    closed = [ws.close_code for ws in sockets if ws.closed]
+    if closed:
+        raise RuntimeError(f"the server closed {len(closed)} participants' sockets: {closed}")
     for ws in sockets[::2]:
         await ws.send_str(json.dumps({"type": "record", "action": "stop"}))
     files: list[dict[str, Any]] = []

@@ -107,11 +107,14 @@ async def serve(
     with contextlib.ExitStack() as stack:
         data = str(data_dir or stack.enter_context(tempfile.TemporaryDirectory()))
         pin = ["taskset", "-c", cpus] if cpus is not None else []
+        # BENCH_SERVER_LOG=FILE: the server's log (warnings and errors) appended there.
+        log_file = os.environ.get("BENCH_SERVER_LOG")
+        log = stack.enter_context(Path(log_file).open("a")) if log_file else subprocess.DEVNULL  # noqa: ASYNC230 (before the server starts)
         server = subprocess.Popen(
             [*pin, sys.executable, "-m", "consult", "serve", "--port", str(port), "--data", data,
              "--media-address", "127.0.0.1", "--log-level", "warning", *args],
             env={**os.environ, "CONSULT_STAFF_KEY": STAFF_KEY, **(env or {})},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=log, stderr=log,
         )  # fmt: skip
         if cpu_quota is not None:
             stack.enter_context(cpu_limited(server.pid, cpu_quota))
