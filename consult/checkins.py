@@ -56,7 +56,6 @@ class Board:
     due: list[Listed]
     overdue: list[Listed]
     answered: list[Listed]
-    scheduled: list[Listed]
 
 
 #: How far back the dashboard looks.
@@ -222,12 +221,13 @@ class Aftercare:
     async def board(self) -> Board:
         now = self._clock()
         overdue_days = (await self._store.checkins.defaults()).overdue_days
-        listed = await self._store.checkins.listing(now - timedelta(days=BOARD_DAYS))
+        listed = await self._store.checkins.listing(now - timedelta(days=BOARD_DAYS), now)
         by: dict[str, list[Listed]] = {"due": [], "overdue": [], "answered": [], "scheduled": []}
         for item in listed:
             c = item.checkin
             by[standing(c.state, c.due_at, now, overdue_days)].append(item)
-        return Board(by["due"], by["overdue"], by["answered"], by["scheduled"])
+        # "scheduled" stays empty: only check-ins whose time has come are listed.
+        return Board(by["due"], by["overdue"], by["answered"])
 
     async def follow_up(
         self, checkin_id: str, kind: Literal["same-again", "repair"]
