@@ -13,9 +13,9 @@ posts one message.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,22 +32,16 @@ from .aftercare import (
 )
 from .config import Settings
 from .conversation import Conversations
+from .due import Clock
 from .errors import CheckinNotSent, InvalidRequest, UnknownCheckin
 from .media.stills import Stills
 from .recording.checkins import Checkin, Listed
 from .recording.due import DueItem, DueWork
-from .recording.store import Consultation, Links, Store
+from .recording.store import Consultation, Links, Store, utcnow
 
-__all__ = ["KIND", "Aftercare", "Board", "Clock", "listed_json"]
+__all__ = ["KIND", "Aftercare", "Board", "listed_json"]
 
 logger = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
 
 @dataclass(frozen=True)
 class Board:
