@@ -13,9 +13,9 @@ posts one message.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,22 +32,16 @@ from .aftercare import (
 )
 from .config import Settings
 from .conversation import Conversations
+from .due import Clock
 from .errors import CheckinNotSent, InvalidRequest, UnknownCheckin
 from .media.stills import Stills
 from .recording.checkins import Checkin, Listed
 from .recording.due import DueItem, DueWork
-from .recording.store import Consultation, Links, Store
+from .recording.store import Consultation, Links, Store, utcnow
 
-__all__ = ["KIND", "Aftercare", "Board", "Clock", "listed_json"]
+__all__ = ["KIND", "Aftercare", "Board", "listed_json"]
 
 logger = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
 
 @dataclass(frozen=True)
 class Board:
@@ -56,7 +50,6 @@ class Board:
     due: list[Listed]
     overdue: list[Listed]
     answered: list[Listed]
-    scheduled: list[Listed]
 
 
 #: How far back the dashboard looks.
@@ -222,12 +215,13 @@ class Aftercare:
     async def board(self) -> Board:
         now = self._clock()
         overdue_days = (await self._store.checkins.defaults()).overdue_days
-        listed = await self._store.checkins.listing(now - timedelta(days=BOARD_DAYS))
+        listed = await self._store.checkins.listing(now - timedelta(days=BOARD_DAYS), now)
         by: dict[str, list[Listed]] = {"due": [], "overdue": [], "answered": [], "scheduled": []}
         for item in listed:
             c = item.checkin
             by[standing(c.state, c.due_at, now, overdue_days)].append(item)
-        return Board(by["due"], by["overdue"], by["answered"], by["scheduled"])
+        # "scheduled" stays empty: only check-ins whose time has come are listed.
+        return Board(by["due"], by["overdue"], by["answered"])
 
     async def follow_up(
         self,

@@ -105,11 +105,13 @@ async def test_the_store_schedules_moves_sends_and_answers_once(store: Store) ->
     assert not first_time
     assert again.answered_at == NOW and again.updated_at == later
     assert again.answers == {"lifting": False, "chipping": False, "comfort": 5, "text": ""}
-    listed = await log.listing(NOW - timedelta(days=1))
+    listed = await log.listing(NOW - timedelta(days=1), NOW + timedelta(days=5))
     assert [(i.checkin.id, i.customer_name) for i in listed] == [
         (first.id, "Ann"),
         (second.id, "Ann"),
     ]
+    # Not due by then: not listed.
+    assert [i.checkin.id for i in await log.listing(NOW, NOW + timedelta(days=1))] == [second.id]
 
     await log.remove(first.id)
     assert [c.id for c in await log.of(consultation.id)] == [second.id]
@@ -263,11 +265,13 @@ async def test_a_check_in_from_due_to_answered_to_the_record_and_the_dashboard(
         assert archive.read(f"originals/{still['id']}.jpg") == SHARP
     assert "Aftercare check-ins" in archive.read("index.html").decode()
 
-    # The dashboard: answered; the next one is scheduled; then overdue on the test's clock.
+    # The dashboard (on the test's clock): answered; the next one is not due yet; then due,
+    # then overdue. (The app's own, on today's clock, lists none yet: GET /api/checkins.)
+    board = await aftercare.board()
+    assert [i.checkin.id for i in board.answered] == [first["id"]]
+    assert board.due == board.overdue == []
     async with http.get("/api/checkins", headers=staff) as r:
-        board = await r.json()
-    assert [x["id"] for x in board["answered"]] == [first["id"]]
-    assert [x["id"] for x in board["scheduled"]] == [made[1]["id"]]
+        assert await r.json() == {"due": [], "overdue": [], "answered": []}
     clock.now += timedelta(days=11)
     assert await runner.run_once() == 1
     later = await aftercare.board()

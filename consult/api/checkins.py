@@ -84,7 +84,7 @@ async def _customers(request: web.Request) -> Checkin:
 
 @routes.get("/api/checkins")
 async def board(request: web.Request) -> web.Response:
-    """The dashboard's check-ins: due, overdue, answered (and scheduled)."""
+    """The dashboard's check-ins: due, overdue, answered."""
     await require_staff(request)
     found = await request.app[AFTERCARE].board()
     return web.json_response(
@@ -92,7 +92,6 @@ async def board(request: web.Request) -> web.Response:
             "due": [listed_json(i) for i in found.due],
             "overdue": [listed_json(i) for i in found.overdue],
             "answered": [listed_json(i) for i in found.answered],
-            "scheduled": [listed_json(i) for i in found.scheduled],
         }
     )
 

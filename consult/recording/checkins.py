@@ -171,14 +171,15 @@ class CheckinLog:
         """The consultation's check-ins, by due time."""
         return await self._read(checkins.c.consultation_id == consultation_id)
 
-    async def listing(self, since: datetime, limit: int = 200) -> list[Listed]:
-        """Check-ins sent, answered or due since ``since`` (the dashboard's), with their
-        customer; the latest due first."""
+    async def listing(self, since: datetime, until: datetime, limit: int = 200) -> list[Listed]:
+        """Check-ins whose time came between ``since`` and ``until`` (the dashboard's: those
+        not yet due, however many, never crowd them out), with their customer; the latest
+        due first (ix_checkins_due_at)."""
         c = checkins.c
         query = (
             sa.select(checkins, consultations.c.customer_name, consultations.c.customer_ref)
             .join(consultations, consultations.c.id == c.consultation_id)
-            .where(c.due_at >= since)
+            .where(c.due_at >= since, c.due_at <= until)
             .order_by(c.due_at.desc(), c.id)
             .limit(limit)
         )
