@@ -97,8 +97,10 @@ class MailSender:
             except Exception:
                 logger.exception("email: unexpected error")
                 wait = POLL.total_seconds()
+            # asyncio.timeout, not wait_for: no task of its own waiting on the event.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._notices.queued.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._notices.queued.wait()
 
     async def _until_due(self) -> float:
         poll = POLL.total_seconds()

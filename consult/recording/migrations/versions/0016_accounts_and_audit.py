@@ -98,7 +98,10 @@ def downgrade() -> None:
     op.execute("DELETE FROM leases WHERE name = 'audit-prune'")
     op.drop_index("ix_consultations_assigned_to", "consultations")
     if op.get_bind().dialect.name == "sqlite":
-        op.execute("ALTER TABLE consultations DROP COLUMN assigned_to")
+        # SQLite drops no column that a foreign key names: the table is rebuilt without it
+        # (safe: the service migrates with foreign keys off, Database.migrating).
+        with op.batch_alter_table("consultations", recreate="always") as batch:
+            batch.drop_column("assigned_to")
     else:
         op.drop_constraint("fk_consultations_assigned_to", "consultations", type_="foreignkey")
         op.drop_column("consultations", "assigned_to")
