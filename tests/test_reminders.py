@@ -29,6 +29,7 @@ from consult.recording.tokens import TokenSealer, load_seal_key
 from consult.reminders import CHAT, EMAIL, Reminders, reminder_prefix
 from consult.salon import Hours, Salon
 
+from .clock import Clock
 from .conftest import STAFF_KEY, make_settings
 from .datafolder import sqlite_url
 from .mail import SALON, body_of
@@ -89,14 +90,6 @@ def test_across_a_daylight_saving_change() -> None:
     # Fifteen minutes before is fifteen real minutes, whatever the clocks did overnight.
     times = reminder_times(appointment, datetime(2026, 10, 1, tzinfo=UTC), LONDON, PLAN)
     assert appointment - times["before"] == timedelta(minutes=15)
-
-
-@dataclass
-class Clock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def at(day: datetime, hour: int, minute: int = 0) -> datetime:

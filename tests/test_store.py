@@ -32,17 +32,6 @@ async def store(tmp_path: Path, database_url: str) -> AsyncIterator[Store]:
     await store.close()
 
 
-@pytest.fixture
-async def nodes(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[Store, Store]]:
-    """Two nodes on one database (two stores: two engines, two connection pools)."""
-    sealer = TokenSealer(load_seal_key(tmp_path))
-    a = await Store.open(database_url, sealer, node="node-a")
-    b = await Store.open(database_url, sealer, node="node-b")
-    yield a, b
-    await a.close()
-    await b.close()
-
-
 async def all_rows(url: str) -> str:
     """Every row of every table, as text: what a copy of the database gives away."""
     engine = create_async_engine(url)

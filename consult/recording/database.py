@@ -93,6 +93,16 @@ class Database:
                     yield conn
 
     @asynccontextmanager
+    async def within(self, conn: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
+        """The caller's transaction ``conn`` (work that commits with what caused it), else a
+        writing transaction of our own."""
+        if conn is not None:
+            yield conn
+            return
+        async with self.begin() as own:
+            yield own
+
+    @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reading."""
         with _reporting():

@@ -9,8 +9,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import socket
-from collections.abc import AsyncIterator, Collection
-from contextlib import asynccontextmanager
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -269,7 +268,7 @@ class Store:
         the reference ``customer_ref``, else for a new customer made from the details given.
         With ``conn``, in the caller's transaction (a booking: consult/booking.py)."""
         now = utcnow()
-        async with self._db.begin() if conn is None else _within(conn) as conn:
+        async with self._db.within(conn) as conn:
             if customer_id is not None:
                 customer = await self.customers.get(customer_id, conn)
             else:
@@ -375,7 +374,7 @@ class Store:
         """Change the customer's details (``customer_email``, ``customer_language``,
         ``scheduled_at``, ...): the columns named in ``values``. With ``conn``, in the
         caller's transaction (read back through it)."""
-        async with self._db.begin() if conn is None else _within(conn) as conn:
+        async with self._db.within(conn) as conn:
             result = await conn.execute(
                 consultations.update().where(consultations.c.id == consultation_id).values(**values)
             )
@@ -573,7 +572,7 @@ class Store:
         returns the message stored the first time (a resend after a reconnect). With
         ``conn``, in the caller's transaction (due work's handler: consult/due.py).
         """
-        async with self._db.begin() if conn is None else _within(conn) as conn:
+        async with self._db.within(conn) as conn:
             # The consultation's row is the lock: one writer at a time hands out its next
             # number, whichever node or process it runs in (on SQLite, BEGIN IMMEDIATE is).
             await _lock_consultation(conn, consultation_id)
@@ -737,7 +736,7 @@ class Store:
             return current
         now = utcnow()
         token = new_token()
-        async with self._db.begin() if conn is None else _within(conn) as conn:
+        async with self._db.within(conn) as conn:
             await conn.execute(
                 links.update()
                 .where(
@@ -875,12 +874,6 @@ async def _last_seq(conn: Any, consultation_id: str) -> int:
         sa.select(sa.func.max(messages.c.seq)).where(messages.c.consultation_id == consultation_id)
     )
     return int(last or 0)
-
-
-@asynccontextmanager
-async def _within(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
-    """The caller's transaction, as ``Database.begin()`` would give one of our own."""
-    yield conn
 
 
 def _consultation(row: Any) -> Consultation:
