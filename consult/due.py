@@ -109,8 +109,10 @@ class DueRunner:
                 raise
             except Exception:
                 logger.exception("due work: unexpected error")
+            # In this task: no task of its own per wait (wait_for would make one).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.work.changed.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self.work.changed.wait()
 
     async def _until_due(self) -> float:
         poll = self._poll.total_seconds()

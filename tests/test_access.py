@@ -57,6 +57,7 @@ ENDPOINTS = [
     # the availability staff publish.
     ("GET", "/api/slots?from=2026-12-01T00:00:00%2B08:00&to=2026-12-02T00:00:00%2B08:00", None),
     ("GET", "/api/consultations/{id}/booking", None),
+    ("GET", "/api/link/booking", None),
     ("GET", "/api/bookings/{booking}", None),
     ("DELETE", "/api/bookings/{booking}", None),
     ("GET", "/api/bookings", None),
@@ -101,6 +102,8 @@ def expected(method: str, path: str, caller: str, how: str) -> int:
         return 401
     if caller == "staff" and how == "query":
         return 401  # the staff key is never taken from a URL
+    if path == "/api/link/booking":
+        return 401 if caller == "staff" else 200  # any link's own booking; the key is no link
     if (method, path) in STAFF_ONLY and caller != "staff":
         return 401  # a link is not a staff key
     if (method, path) == ("GET", "/api/swatches"):
