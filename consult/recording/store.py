@@ -7,6 +7,7 @@ FULL: an acknowledged write survives a crash) and a salon group's PostgreSQL run
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
 import socket
 from collections.abc import Collection
@@ -64,6 +65,8 @@ __all__ = [
     "schema_revisions",
     "upgrade_schema",
 ]
+
+logger = logging.getLogger(__name__)
 
 Status = Literal["open", "live"]
 
@@ -225,8 +228,11 @@ class Store:
         machine's name)."""
         db = Database.open(url)
         try:
-            async with db.begin() as conn:
-                await conn.run_sync(upgrade_schema)
+            if db.dialect == "sqlite":
+                await _upgrade_sqlite(db)
+            else:
+                async with db.begin() as conn:
+                    await conn.run_sync(upgrade_schema)
         except BaseException:
             await db.dispose()
             raise
@@ -874,6 +880,26 @@ async def _last_seq(conn: Any, consultation_id: str) -> int:
         sa.select(sa.func.max(messages.c.seq)).where(messages.c.consultation_id == consultation_id)
     )
     return int(last or 0)
+
+
+async def _upgrade_sqlite(db: Database) -> None:
+    """Migrate with SQLite's foreign keys off, as alembic's batch mode needs: a migration that
+    rebuilds a table (copy, drop, rename) would otherwise have the drop delete every row that
+    refers to it (ON DELETE CASCADE: a consultation's messages, links, stills...). The pragma
+    cannot change inside a transaction: it is set before it, on a connection then thrown away."""
+    async with db.engine.connect() as conn:
+        await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        await conn.commit()
+        try:
+            writer = await conn.execution_options(consult_writes=True)
+            async with writer.begin():
+                await writer.run_sync(upgrade_schema)
+                problems = (await writer.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if problems:
+                    logger.warning("store: rows refer to rows not there: %s", problems[:5])
+        finally:
+            # Never back in the pool: the service's connections are made with foreign keys on.
+            await conn.invalidate()
 
 
 def _consultation(row: Any) -> Consultation:
