@@ -43,6 +43,7 @@ __all__ = ["KIND", "Aftercare", "Board", "listed_json"]
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Board:
     """The dashboard's check-ins: due (sent, waiting), overdue, answered."""

@@ -16,6 +16,7 @@ from .client import CallClient
 from .postgres import database_url, postgres, postgres_url, store  # noqa: F401 (a throwaway PostgreSQL)
 from .process import served  # noqa: F401 (a fixture: consult serve as its own process)
 from .smtp import smtp  # noqa: F401 (a fixture: a real SMTP server on 127.0.0.1)
+from .stores import nodes  # noqa: F401 (a fixture: two nodes' stores on one database)
 from .turn import blocked, serve_on_link, turn  # noqa: F401 (fixtures: a network that drops UDP)
 
 STAFF_KEY = "test-staff-key-0123456789"

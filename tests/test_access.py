@@ -92,6 +92,7 @@ ENDPOINTS = [
     # the availability staff publish.
     ("GET", "/api/slots?from=2026-12-01T00:00:00%2B08:00&to=2026-12-02T00:00:00%2B08:00", None),
     ("GET", "/api/consultations/{id}/booking", None),
+    ("GET", "/api/link/booking", None),
     ("GET", "/api/bookings/{booking}", None),
     ("DELETE", "/api/bookings/{booking}", None),
     ("GET", "/api/bookings", None),
@@ -217,6 +218,8 @@ def expected(method: str, path: str, caller: str, how: str) -> int:
         return 401
     if caller in STAFF_CALLERS and how == "query":
         return 401  # the staff key and API keys are never taken from a URL
+    if path == "/api/link/booking":
+        return 401 if caller in STAFF_CALLERS else 200  # any link's own booking; a key is no link
     if (method, path) in STAFF_ONLY | OWNER_ONLY and caller not in STAFF_CALLERS:
         return 401  # a link is not a staff key
     if (method, path) in OWNER_ONLY and caller in ("mine", "theirs"):

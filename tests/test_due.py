@@ -5,9 +5,7 @@ that died mid-run loses its claim, and nothing it wrote survives."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,28 +18,10 @@ from consult.recording.due import DueItem, LostClaim
 from consult.recording.outbox import NewMail
 from consult.recording.schema import outbox
 from consult.recording.store import Store
-from consult.recording.tokens import TokenSealer, load_seal_key
+
+from .clock import Clock
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-async def nodes(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[Store, Store]]:
-    """Two nodes on one database (two stores: two engines, two connection pools)."""
-    sealer = TokenSealer(load_seal_key(tmp_path))
-    a = await Store.open(database_url, sealer, node="node-a")
-    b = await Store.open(database_url, sealer, node="node-b")
-    yield a, b
-    await a.close()
-    await b.close()
 
 
 def mailing(store: Store) -> Handler:
@@ -64,7 +44,7 @@ async def emails(store: Store) -> list[str]:
 
 async def test_put_moves_pending_work_and_leaves_done_work(nodes: tuple[Store, Store]) -> None:
     store, _ = nodes
-    clock = Clock()
+    clock = Clock(T0)
     runner = DueRunner(store.database, {"mail": mailing(store)}, node="a", clock=clock)
     work = runner.work
     await work.put("mail", "booking:1:day-before", T0 + timedelta(hours=1), {"to": "a@x.test"})
@@ -90,7 +70,7 @@ async def test_put_moves_pending_work_and_leaves_done_work(nodes: tuple[Store, S
 
 async def test_cancel_and_cancel_prefix(nodes: tuple[Store, Store]) -> None:
     store, _ = nodes
-    runner = DueRunner(store.database, {}, node="a", clock=Clock())
+    runner = DueRunner(store.database, {}, node="a", clock=Clock(T0))
     work = runner.work
     for key in ("booking:1:a", "booking:1:b", "booking:10:a", "booking_1:a", "booking%1:a"):
         await work.put("mail", key, T0, {})
@@ -104,7 +84,7 @@ async def test_cancel_and_cancel_prefix(nodes: tuple[Store, Store]) -> None:
 
 async def test_two_nodes_run_each_item_once(nodes: tuple[Store, Store]) -> None:
     a, b = nodes
-    clock = Clock()
+    clock = Clock(T0)
     runners = [
         DueRunner(s.database, {"mail": mailing(s)}, node=name, clock=clock)
         for s, name in ((a, "a"), (b, "b"))
@@ -121,7 +101,7 @@ async def test_two_nodes_run_each_item_once(nodes: tuple[Store, Store]) -> None:
 
 async def test_a_failure_is_kept_and_tried_again_later(nodes: tuple[Store, Store]) -> None:
     store, _ = nodes
-    clock = Clock()
+    clock = Clock(T0)
     calls: list[int] = []
     effect = mailing(store)
 
@@ -156,7 +136,7 @@ async def test_a_dead_nodes_claim_lapses_and_its_work_is_done_once(
     nodes: tuple[Store, Store],
 ) -> None:
     a, b = nodes
-    clock = Clock()
+    clock = Clock(T0)
     lease = timedelta(minutes=2)
     await DueRunner(a.database, {}, node="a", clock=clock).work.put(
         "mail", "k", T0, {"to": "x@x.test"}
@@ -182,7 +162,7 @@ async def test_a_dead_nodes_claim_lapses_and_its_work_is_done_once(
 
 async def test_unknown_kinds_wait(nodes: tuple[Store, Store]) -> None:
     store, _ = nodes
-    clock = Clock()
+    clock = Clock(T0)
     handled: list[str] = []
 
     async def record(item: DueItem, conn: AsyncConnection) -> None:

@@ -215,31 +215,41 @@ async def test_the_dashboard_takes_the_address_shows_a_refusal_and_the_email_uns
     await browser.close()
 
 
-async def test_an_email_after_the_customers_link_expired_carries_a_new_one(
-    http: aiohttp.ClientSession,
-    staff: dict[str, str],
-    clients: Any,
-    smtp: SmtpServer,
-    settings: Settings,
-) -> None:
-    consultation = await create_consultation(http, staff, customer_email=JANE)
-    # Seven days later: the customer's link has expired.
-    with sqlite3.connect(settings.data_dir / "consult.db") as db:
-        db.execute(
-            "UPDATE links SET expires_at = '2000' || substr(expires_at, 5) WHERE role = 'customer'"
-        )
-    await stylist_says(clients, consultation, "Your appointment is confirmed")
-    [message] = await smtp.mailbox.wait(1)
-    [link] = [word for word in body_of(message).split() if "/c/" in word]
-    assert link != consultation["customer_link"]
-    async with http.get(local_path(link)) as response:
-        assert response.status == 200  # it opens the customer's page
-    async with http.get(local_path(consultation["customer_link"])) as response:
-        assert response.status == 404
-    async with http.get(f"/api/consultations/{consultation['id']}", headers=staff) as response:
-        now = await response.json()
-    # The dashboard shows the new link; the stylist's is the one it was.
-    assert (now["customer_link"], now["stylist_link"]) == (link, consultation["stylist_link"])
+class TestWithoutLastingLinks:
+    """Customers' links that end at their expiry, as the stylist's do
+    (CONSULT_LINK_IDLE_MONTHS=0); lasting links: tests/test_store.py."""
+
+    @pytest.fixture
+    def settings(self, tmp_path: Path, smtp: SmtpServer) -> Settings:
+        return make_settings(tmp_path, link_idle=None, **emailing(smtp, timedelta(seconds=0.5)))
+
+    async def test_an_email_after_the_customers_link_expired_carries_a_new_one(
+        self,
+        http: aiohttp.ClientSession,
+        staff: dict[str, str],
+        clients: Any,
+        smtp: SmtpServer,
+        settings: Settings,
+    ) -> None:
+        consultation = await create_consultation(http, staff, customer_email=JANE)
+        # Seven days later: the customer's link has expired.
+        with sqlite3.connect(settings.data_dir / "consult.db") as db:
+            db.execute(
+                "UPDATE links SET expires_at = '2000' || substr(expires_at, 5)"
+                " WHERE role = 'customer'"
+            )
+        await stylist_says(clients, consultation, "Your appointment is confirmed")
+        [message] = await smtp.mailbox.wait(1)
+        [link] = [word for word in body_of(message).split() if "/c/" in word]
+        assert link != consultation["customer_link"]
+        async with http.get(local_path(link)) as response:
+            assert response.status == 200  # it opens the customer's page
+        async with http.get(local_path(consultation["customer_link"])) as response:
+            assert response.status == 404
+        async with http.get(f"/api/consultations/{consultation['id']}", headers=staff) as response:
+            now = await response.json()
+        # The dashboard shows the new link; the stylist's is the one it was.
+        assert (now["customer_link"], now["stylist_link"]) == (link, consultation["stylist_link"])
 
 
 def local_path(link: str) -> str:

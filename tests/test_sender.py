@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -24,6 +22,7 @@ from consult.recording.tokens import TokenSealer, load_seal_key
 from consult.salon import Hours, Salon
 
 from .client import CallClient
+from .clock import Clock
 from .conftest import STAFF_KEY, make_settings, token_of
 from .datafolder import sqlite_url
 from .mail import SALON
@@ -31,21 +30,6 @@ from .process import free_port, start_serve, wait_healthy
 from .smtp import SmtpServer
 
 pytestmark = pytest.mark.timeout(90)
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-LI = "li@example.cn"
-
-
-@dataclass
-class Clock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def at(day: datetime, hour: int, minute: int = 0) -> datetime:
-    return datetime.combine(day.date(), time(hour, minute), tzinfo=SHANGHAI)
 
 
 @pytest.fixture

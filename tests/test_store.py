@@ -32,17 +32,6 @@ async def store(tmp_path: Path, database_url: str) -> AsyncIterator[Store]:
     await store.close()
 
 
-@pytest.fixture
-async def nodes(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[Store, Store]]:
-    """Two nodes on one database (two stores: two engines, two connection pools)."""
-    sealer = TokenSealer(load_seal_key(tmp_path))
-    a = await Store.open(database_url, sealer, node="node-a")
-    b = await Store.open(database_url, sealer, node="node-b")
-    yield a, b
-    await a.close()
-    await b.close()
-
-
 async def all_rows(url: str) -> str:
     """Every row of every table, as text: what a copy of the database gives away."""
     engine = create_async_engine(url)
@@ -370,5 +359,43 @@ async def test_a_customers_link_lasts_while_they_are_active(
         await store.revoke_links(created.id, expired)
         with pytest.raises(InvalidToken):
             await store.resolve_token(links.customer)
+    finally:
+        await store.close()
+
+
+async def test_a_migration_that_rebuilds_a_table_keeps_what_refers_to_it(tmp_path: Path) -> None:
+    """SQLite: a migration that rebuilds ``consultations`` (batch mode: copy, drop, rename)
+    runs with foreign keys off, so the drop deletes none of its messages or links."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from consult.recording.store import MIGRATIONS
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{tmp_path / 'consult.db'}")
+    command.upgrade(config, "0015")
+    now = "2026-11-20 10:00:00.000000"
+    with sqlite3.connect(tmp_path / "consult.db") as db:
+        db.execute(
+            "INSERT INTO consultations (id, customer_name, notes, status, created_at,"
+            " last_activity_at, summary) VALUES ('a', 'A', '', 'open', ?, ?, '')",
+            (now, now),
+        )
+        db.execute(
+            "INSERT INTO messages (consultation_id, seq, client_id, sender, text, created_at)"
+            " VALUES ('a', 1, 'm1', 'customer', 'hi', ?)",
+            (now,),
+        )
+    store = await Store.open(sqlite_url(tmp_path), TokenSealer(load_seal_key(tmp_path)))
+    try:
+        assert [m.text for m in await store.messages("a")] == ["hi"]
+        # Foreign keys are on again for the service's own connections.
+        with pytest.raises(sa.exc.IntegrityError):
+            async with store.database.begin() as conn:
+                await conn.exec_driver_sql(
+                    "INSERT INTO messages (consultation_id, seq, client_id, sender, text,"
+                    " created_at) VALUES ('nobody', 1, 'x', 'customer', '', '2026-11-20')"
+                )
     finally:
         await store.close()

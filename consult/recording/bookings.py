@@ -11,8 +11,6 @@ the old slot (``slot`` NULL).
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -70,14 +68,6 @@ def _booking(row: Any) -> Booking:
 class Bookings:
     def __init__(self, db: Database) -> None:
         self._db = db
-
-    @asynccontextmanager
-    async def _writing(self, conn: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
-        if conn is not None:
-            yield conn
-            return
-        async with self._db.begin() as own:
-            yield own
 
     # availability
 

@@ -15,8 +15,6 @@ is then the retry time) with its ``last_error``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -82,15 +80,6 @@ class DueWork:
         #: Set whenever work is put: the runner looks at once.
         self.changed = asyncio.Event()
 
-    @asynccontextmanager
-    async def _writing(self, conn: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
-        """The caller's transaction, or one of our own."""
-        if conn is not None:
-            yield conn
-            return
-        async with self._db.begin() as own:
-            yield own
-
     async def put(
         self,
         kind: str,
@@ -130,13 +119,13 @@ class DueWork:
             },
             where=due_work.c.done_at.is_(None),
         )
-        async with self._writing(conn) as c:
+        async with self._db.within(conn) as c:
             await c.execute(statement)
         self.changed.set()
 
     async def cancel(self, key: str, *, conn: AsyncConnection | None = None) -> bool:
         """Drop the work named ``key`` unless it is done; whether there was any."""
-        async with self._writing(conn) as c:
+        async with self._db.within(conn) as c:
             result = await c.execute(
                 due_work.delete().where(due_work.c.key == key, due_work.c.done_at.is_(None))
             )
@@ -145,7 +134,7 @@ class DueWork:
     async def cancel_prefix(self, prefix: str, *, conn: AsyncConnection | None = None) -> int:
         """Drop every pending item whose key starts with ``prefix`` (a booking's reminders);
         how many."""
-        async with self._writing(conn) as c:
+        async with self._db.within(conn) as c:
             result = await c.execute(
                 due_work.delete().where(
                     due_work.c.key.startswith(prefix, autoescape=True),

@@ -7,6 +7,7 @@ FULL: an acknowledged write survives a crash) and a salon group's PostgreSQL run
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
 import socket
 from collections.abc import Collection
@@ -69,6 +70,8 @@ __all__ = [
     "schema_revisions",
     "upgrade_schema",
 ]
+
+logger = logging.getLogger(__name__)
 
 Status = Literal["open", "live"]
 
