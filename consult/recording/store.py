@@ -7,7 +7,6 @@ FULL: an acknowledged write survives a crash) and a salon group's PostgreSQL run
 from __future__ import annotations
 
 import dataclasses
-import logging
 import secrets
 import socket
 from collections.abc import Collection
@@ -71,7 +70,6 @@ __all__ = [
     "upgrade_schema",
 ]
 
-logger = logging.getLogger(__name__)
 
 Status = Literal["open", "live"]
 
