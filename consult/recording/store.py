@@ -271,7 +271,7 @@ class Store:
                     external_ref=customer_ref,
                     conn=conn,
                 )
-            consultation = await self._insert_consultation(
+            return await self._insert_consultation(
                 conn,
                 now,
                 link_ttl,
@@ -285,7 +285,6 @@ class Store:
                 customer_email=customer_email or customer.email,
                 customer_language=customer_language or customer.language,
             )
-        return consultation
 
     async def _insert_consultation(
         self,
