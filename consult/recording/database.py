@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,31 @@ class Database:
         with _reporting():
             async with self.engine.connect() as conn:
                 yield conn
+
+    async def migrate(self, upgrade: Callable[[sa.Connection], None]) -> None:
+        """Run ``upgrade`` (the schema's migrations) in one writing transaction.
+
+        On SQLite with foreign keys off meanwhile: a migration that rebuilds a table (alembic's
+        batch mode on SQLite: copy, drop, rename) would otherwise have the drop's implicit
+        DELETE cascade into every table that references it (a consultation's messages, links,
+        stills...). SQLite ignores the pragma inside a transaction: it is set before and after."""
+        if self.dialect != "sqlite":
+            async with self.begin() as conn:
+                await conn.run_sync(upgrade)
+            return
+        async with self._one_writer or contextlib.nullcontext():
+            with _reporting():
+                async with self.engine.connect() as conn:
+                    await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                    await conn.commit()
+                    try:
+                        await conn.execution_options(consult_writes=True)
+                        async with conn.begin():
+                            await conn.run_sync(upgrade)
+                    finally:
+                        await conn.execution_options(consult_writes=False)
+                        await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                        await conn.commit()
 
     async def scrub(self) -> None:
         """After a deletion: nothing deleted is left readable in the database's files. SQLite

@@ -221,8 +221,7 @@ class Store:
         machine's name)."""
         db = Database.open(url)
         try:
-            async with db.begin() as conn:
-                await conn.run_sync(upgrade_schema)
+            await db.migrate(upgrade_schema)
         except BaseException:
             await db.dispose()
             raise
