@@ -105,6 +105,16 @@ async def test_the_migration_gives_every_consultation_a_customer(tmp_path: Path)
             " ?, '')",
             (cid, name, ref, email, f"{day} 10:00:00.000000", f"{day} 10:00:00.000000"),
         )
+    # What references a consultation survives the migrations that rebuild its table.
+    db.execute(
+        "INSERT INTO messages (consultation_id, seq, client_id, sender, text, created_at)"
+        " VALUES ('a', 1, 'm', 'customer', 'hi', '2026-11-01 10:00:00.000000')"
+    )
+    db.execute(
+        "INSERT INTO links (consultation_id, role, token_hash, token_sealed, created_at,"
+        " expires_at) VALUES ('a', 'customer', 'h', 's', '2026-11-01 10:00:00.000000',"
+        " '2026-11-08 10:00:00.000000')"
+    )
     db.commit()
     db.close()
     url = f"sqlite+aiosqlite:///{tmp_path / 'consult.db'}"
@@ -118,6 +128,11 @@ async def test_the_migration_gives_every_consultation_a_customer(tmp_path: Path)
         assert jane.created_at.day == 1
         # v1 clients still read and filter by customer_ref.
         assert {c.id for c in await store.list_consultations("C-1")} == {"a", "b"}
+        assert [m.text for m in await store.messages("a")] == ["hi"]
+        rows = sqlite3.connect(tmp_path / "consult.db")
+        assert rows.execute("SELECT count(*) FROM links").fetchone() == (1,)
+        assert rows.execute("PRAGMA foreign_key_check").fetchall() == []
+        rows.close()
     finally:
         await store.close()
 

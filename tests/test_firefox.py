@@ -64,7 +64,7 @@ async def joined(page: FirefoxPage) -> None:
     await page.wait_for("() => !document.querySelector('[data-testid=conversation]').hidden")
     await page.click("join-call")
     # The customer agrees to what is kept (stored once the box is disabled).
-    await page.wait_for("() => document.querySelector('[data-testid=consent]')")
+    await page.wait_for("() => Boolean(document.querySelector('[data-testid=consent]'))")
     await page.click("consent")
     await page.wait_for("() => document.querySelector('[data-testid=consent]').disabled")
     await page.wait_for("() => !document.querySelector('[data-testid=join]').disabled")

@@ -299,7 +299,7 @@ class Store:
                     external_ref=customer_ref,
                     conn=conn,
                 )
-            consultation = await self._insert_consultation(
+            return await self._insert_consultation(
                 conn,
                 now,
                 link_ttl,
@@ -315,7 +315,6 @@ class Store:
                 assigned_to=assigned_to,
                 repair_of=repair_of,
             )
-        return consultation
 
     async def _insert_consultation(
         self,
