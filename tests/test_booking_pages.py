@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import expect
 
-from .booking import publish
+from .accounts import PASSWORD, add_member
+from .booking import AVAILABILITY, publish
 from .browser import LAPTOP, PHONE, Launch, local, open_page, screenshot
 from .conftest import STAFF_KEY
 
@@ -132,3 +133,25 @@ async def test_a_link_that_no_longer_opens_says_how_to_get_a_new_one(
         assert r.status == 404
         page = await r.text()
     assert 'data-i18n="invalid.how"' in page and 'href="/book"' in page
+
+
+async def test_a_stylist_does_not_see_the_availability_settings(
+    launch: Launch, server: Any, http: Any
+) -> None:
+    sam = await add_member(server.app, "stylist", "Sam")
+    await publish(http)
+    browser = await launch()
+    page = await open_page(browser, str(server.make_url("/")), LAPTOP)
+    await page.get_by_test_id("staff-email").fill(sam.email)
+    await page.get_by_test_id("staff-password").fill(PASSWORD)
+    await page.get_by_test_id("sign-in-submit").click()
+    await expect(page.get_by_test_id("whoami")).to_be_visible()
+    await page.goto(str(server.make_url("/settings")))
+    await expect(page.get_by_test_id("quick-replies-admin")).to_be_visible()
+    await page.wait_for_load_state("networkidle")
+    await expect(page.get_by_test_id("availability-admin")).to_be_hidden()
+    await expect(page.get_by_test_id("checkin-settings")).to_be_hidden()
+    # The API refuses it too: the salon's bookable times are the owner's.
+    async with http.put("/api/availability", json=AVAILABILITY, headers=sam.bearer) as r:
+        assert (r.status, (await r.json())["error"]["code"]) == (403, "forbidden")
+    assert page.errors == []  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ import { setText } from "./i18n.js";
 import { api, el } from "./page.js";
 
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-const panel = document.querySelector("[data-testid=availability-admin]");
+let panel;
 
 function field(name, label, props) {
   const input = el("input", { name, ...props });
@@ -103,4 +103,8 @@ async function load(resource = "salon") {
   panel.hidden = false;
 }
 
-if (panel) load();
+// The owner's only (settings.js starts it): PUT /api/availability takes the owner's.
+export function startAvailability() {
+  panel = document.querySelector("[data-testid=availability-admin]");
+  if (panel) return load();
+}
