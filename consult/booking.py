@@ -6,7 +6,8 @@ second booking of the slot fail: ``slot-taken``), its reminders (due work) and i
 the invitation (the outbox). All or nothing: a refused booking leaves no trace.
 
 What may be booked is the salon's published availability (consult/slots.py) for a resource
-("salon", or a stylist's name: the seam for accounts), in the salon's time zone. A customer
+("salon", or a member of staff's account id: a booking of theirs is assigned to them), in the
+salon's time zone. A customer
 may cancel or move their booking until the availability's cut-off; staff at any time.
 """
 
@@ -118,6 +119,8 @@ class BookingService:
                 customer_language=language,
                 scheduled_at=start,
                 link_ttl=ttl,
+                # A stylist's availability (its resource is their account's id): theirs.
+                assigned_to=None if resource == SALON else resource,
                 conn=conn,
             )
             booking = await self._bookings.take(

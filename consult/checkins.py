@@ -213,10 +213,13 @@ class Aftercare:
 
     # staff: the dashboard and follow-ups
 
-    async def board(self) -> Board:
+    async def board(self, *, reachable_by: str | None = None) -> Board:
+        """``reachable_by``: a stylist account's (their own and unassigned consultations')."""
         now = self._clock()
         overdue_days = (await self._store.checkins.defaults()).overdue_days
-        listed = await self._store.checkins.listing(now - timedelta(days=BOARD_DAYS), now)
+        listed = await self._store.checkins.listing(
+            now - timedelta(days=BOARD_DAYS), now, reachable_by=reachable_by
+        )
         by: dict[str, list[Listed]] = {"due": [], "overdue": [], "answered": [], "scheduled": []}
         for item in listed:
             c = item.checkin

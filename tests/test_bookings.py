@@ -23,6 +23,7 @@ from consult.appkeys import DUE_WORK, STORE
 from consult.config import Settings
 from consult.recording.schema import bookings, consultations, customers
 
+from .accounts import add_member
 from .booking import AVAILABILITY, publish
 from .conftest import STAFF_KEY, make_settings, token_of
 from .mail import SALON, body_of, emailing
@@ -267,3 +268,43 @@ async def test_two_nodes_book_one_slot_at_once(
         assert await conn.scalar(sa.select(sa.func.count()).select_from(bookings)) == 3
         assert await conn.scalar(sa.select(sa.func.count()).select_from(consultations)) == 3
         assert await conn.scalar(sa.select(sa.func.count()).select_from(customers)) == 3
+
+
+async def test_a_stylists_availability_books_them_and_stylists_see_only_theirs(
+    http: aiohttp.ClientSession, server: TestServer
+) -> None:
+    """Issue 17 with 16: a booking of a stylist's times is assigned to them; a stylist lists
+    their own and the unassigned bookings, not a colleague's."""
+    staff = {"Authorization": f"Bearer {STAFF_KEY}"}
+    sam = await add_member(server.app, "stylist", "Sam")
+    kim = await add_member(server.app, "stylist", "Kim")
+    await publish(http)
+    for member in (sam, kim):
+        body = AVAILABILITY | {"resource": member.id}
+        async with http.put("/api/availability", json=body, headers=staff) as r:
+            assert r.status == 200, await r.text()
+    # A name is no resource any more, nor an unknown account.
+    for resource in ("Sam", "0" * 32):
+        body = AVAILABILITY | {"resource": resource}
+        async with http.put("/api/availability", json=body, headers=staff) as r:
+            assert await error_of(r) == (400, "invalid-request")
+    start = a_week_ahead(await free(http))
+    made = {}
+    for who, resource in (("salon", "salon"), ("sam", sam.id), ("kim", kim.id)):
+        response = await book(http, start, resource=resource, customer_email=f"{who}@example.org")
+        assert response.status == 201, await response.text()
+        made[who] = (await response.json())["consultation"]["id"]
+    assigned = {}
+    for who, cid in made.items():
+        async with http.get(f"/api/consultations/{cid}", headers=staff) as r:
+            assigned[who] = (await r.json())["assigned_to"]
+    assert assigned == {"salon": None, "sam": sam.id, "kim": kim.id}
+
+    async def listed(headers: dict[str, str]) -> set[str]:
+        async with http.get("/api/bookings", headers=headers) as r:
+            assert r.status == 200, await r.text()
+            return {b["consultation_id"] for b in (await r.json())["bookings"]}
+
+    assert await listed(staff) == set(made.values())
+    assert await listed(sam.bearer) == {made["salon"], made["sam"]}
+    assert await listed(kim.bearer) == {made["salon"], made["kim"]}

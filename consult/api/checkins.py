@@ -85,8 +85,10 @@ async def _customers(request: web.Request) -> Checkin:
 @routes.get("/api/checkins")
 async def board(request: web.Request) -> web.Response:
     """The dashboard's check-ins: due, overdue, answered."""
-    await require_staff(request)
-    found = await request.app[AFTERCARE].board()
+    caller = await require_staff(request)
+    found = await request.app[AFTERCARE].board(
+        reachable_by=None if caller.owner else caller.account_id
+    )
     return web.json_response(
         {
             "due": [listed_json(i) for i in found.due],
