@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from .errors import BookingCancelled, BookingLocked, InvalidPhone, NotFound, SlotTaken
 from .mail.notices import Clock, Notices
 from .recording.bookings import Booking
@@ -149,11 +151,12 @@ class BookingService:
             )
         return booking, av
 
-    async def cancel(self, booking_id: str, *, by_staff: bool = False) -> Booking:
+    async def cancel(self, booking_id: str, *, by_staff: bool = False, actor: str) -> Booking:
         booking, _ = await self._changeable(booking_id, by_staff)
         now = self._clock()
         async with self._store.database.begin() as conn:
             await self._bookings.cancel(conn, booking.id, now)
+            await self._audit(actor, "cancelled", booking, booking.start_at, conn)
             consultation = await self._store.update_consultation(
                 booking.consultation_id, {"scheduled_at": None}, conn=conn
             )
@@ -161,15 +164,28 @@ class BookingService:
             await self._notices.booking(consultation, booking, "cancelled", now, conn)
         return await self._bookings.get(booking.id)
 
-    async def move(self, booking_id: str, start: datetime, *, by_staff: bool = False) -> Booking:
+    async def move(
+        self, booking_id: str, start: datetime, *, by_staff: bool = False, actor: str
+    ) -> Booking:
         booking, _ = await self._changeable(booking_id, by_staff)
         av = await self._bookable(booking.resource, start)
         now = self._clock()
         async with self._store.database.begin() as conn:
             moved = await self._bookings.move(conn, booking, start, start + av.slot)
+            await self._audit(actor, "moved", booking, start, conn)
             consultation = await self._store.update_consultation(
                 booking.consultation_id, {"scheduled_at": start}, conn=conn
             )
             await self._reminders.schedule(consultation, booked_at=now, conn=conn)
             await self._notices.booking(consultation, moved, "moved", now, conn)
         return moved
+
+    async def _audit(
+        self, actor: str, action: str, booking: Booking, start: datetime, conn: AsyncConnection
+    ) -> None:
+        """A change of a booking in the audit log, in its transaction (by staff or by the
+        customer from their link: ``customer:<consultation>``)."""
+        detail = {"consultation": booking.consultation_id, "start": start.isoformat()}
+        await self._store.audit.record(
+            actor, action, f"booking:{booking.id}", detail=detail, conn=conn
+        )

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestServer
 from consult.app import create_app
 from consult.appkeys import DUE_WORK, STORE
 from consult.config import Settings
+from consult.recording.audit import AuditFilter
 from consult.recording.schema import bookings, consultations, customers
 
 from .accounts import add_member
@@ -308,3 +309,25 @@ async def test_a_stylists_availability_books_them_and_stylists_see_only_theirs(
     assert await listed(staff) == set(made.values())
     assert await listed(sam.bearer) == {made["salon"], made["sam"]}
     assert await listed(kim.bearer) == {made["salon"], made["kim"]}
+    # Sam moves his customer's booking, then cancels it: both in the audit log, by him; Kim's
+    # is not his to change.
+    async with http.get("/api/bookings", headers=sam.bearer) as r:
+        mine = next(b for b in (await r.json())["bookings"] if b["consultation_id"] == made["sam"])
+    async with http.get("/api/bookings", headers=kim.bearer) as r:
+        kims = next(b for b in (await r.json())["bookings"] if b["consultation_id"] == made["kim"])
+    async with http.delete(f"/api/bookings/{kims['id']}", headers=sam.bearer) as r:
+        assert r.status == 403
+    later = next(s for s in await free(http) if s > start)
+    async with http.post(
+        f"/api/bookings/{mine['id']}/move", json={"start": later}, headers=sam.bearer
+    ) as r:
+        assert r.status == 200, await r.text()
+    async with http.delete(f"/api/bookings/{mine['id']}", headers=sam.bearer) as r:
+        assert r.status == 200, await r.text()
+    found = await server.app[STORE].audit.entries(AuditFilter(subject=f"booking:{mine['id']}"))
+    assert [(e.actor, e.action) for e in reversed(found.entries)] == [
+        (f"api-key:{sam.id}", "moved"), (f"api-key:{sam.id}", "cancelled")
+    ]  # fmt: skip
+    detail = found.entries[0].detail or {}
+    assert detail["consultation"] == made["sam"]
+    assert datetime.fromisoformat(str(detail["start"])) == datetime.fromisoformat(later)

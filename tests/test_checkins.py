@@ -26,6 +26,7 @@ from consult.appkeys import AFTERCARE, CONVERSATIONS, DUE_WORK, SETTINGS, STILLS
 from consult.checkins import KIND, Aftercare
 from consult.due import DueRunner
 from consult.errors import CheckinSent, InvalidRequest, UnknownCheckin
+from consult.recording.audit import AuditFilter
 from consult.recording.store import Store
 from consult.recording.tokens import TokenSealer, load_seal_key
 
@@ -311,6 +312,11 @@ async def test_staff_add_move_and_remove_check_ins(
     async with http.delete(f"/api/checkins/{added['id']}", headers=staff) as r:
         assert r.status == 204
     assert await due.get(f"checkin:{added['id']}") is None
+    # Each change is in the audit log, by whom.
+    found = await server.app[STORE].audit.entries(AuditFilter(subject=f"checkin:{added['id']}"))
+    assert [(e.actor, e.action) for e in reversed(found.entries)] == [
+        ("staff-key", "scheduled"), ("staff-key", "moved"), ("staff-key", "deleted")
+    ]  # fmt: skip
     async with http.get(f"/api/consultations/{cid}/checkins", headers=staff) as r:
         assert len((await r.json())["checkins"]) == 1
     # Bad input: a clear error, nothing stored.

@@ -11,7 +11,7 @@ import msgspec
 from aiohttp import web
 
 from ..appkeys import ACCOUNTS, AUDIT, BOOKING, BOOKING_RATE, STORE
-from ..auth import caller_for, credential, require_owner, require_staff
+from ..auth import Caller, caller_for, credential, require_owner, require_staff
 from ..booking import phone_number
 from ..errors import BookingRateLimited, Forbidden, InvalidRequest, NotFound, Unauthorized
 from ..record import consultation_json
@@ -161,13 +161,13 @@ async def list_bookings(request: web.Request) -> web.Response:
     return web.json_response({"bookings": items})
 
 
-async def _caller_of(request: web.Request) -> tuple[str, bool]:
-    """The booking's id, and whether staff ask; Forbidden for a stylist's link."""
+async def _caller_of(request: web.Request) -> tuple[str, Caller]:
+    """The booking's id, and who asks; Forbidden for a stylist's link."""
     booking = await request.app[STORE].bookings.get(request.match_info["id"])
     caller = await caller_for(request, booking.consultation_id)
     if caller.role == "stylist":
         raise Forbidden("Only the customer or the salon's staff change a booking.")
-    return booking.id, caller.staff
+    return booking.id, caller
 
 
 @routes.get("/api/bookings/{id}")
@@ -179,17 +179,21 @@ async def get_booking(request: web.Request) -> web.Response:
 @routes.delete("/api/bookings/{id}")
 async def cancel_booking(request: web.Request) -> web.Response:
     """Cancel: the customer until the cut-off, staff any time."""
-    booking_id, staff = await _caller_of(request)
-    cancelled = await request.app[BOOKING].cancel(booking_id, by_staff=staff)
+    booking_id, caller = await _caller_of(request)
+    cancelled = await request.app[BOOKING].cancel(
+        booking_id, by_staff=caller.staff, actor=caller.actor
+    )
     return web.json_response(cancelled.to_json())
 
 
 @routes.post("/api/bookings/{id}/move")
 async def move_booking(request: web.Request) -> web.Response:
     """Move to another free slot: the customer until the cut-off, staff any time."""
-    booking_id, staff = await _caller_of(request)
+    booking_id, caller = await _caller_of(request)
     body = await read_json(request, Move)
-    moved = await request.app[BOOKING].move(booking_id, _aware("start", body.start), by_staff=staff)
+    moved = await request.app[BOOKING].move(
+        booking_id, _aware("start", body.start), by_staff=caller.staff, actor=caller.actor
+    )
     return web.json_response(moved.to_json())
 
 
