@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import expect
 
 from .accounts import PASSWORD, add_member
-from .booking import AVAILABILITY, publish
+from .booking import AVAILABILITY, a_week_ahead, free, publish
 from .browser import LAPTOP, PHONE, Launch, local, open_page, screenshot
 from .conftest import STAFF_KEY
 
@@ -25,12 +25,8 @@ async def test_a_customer_books_moves_and_cancels_in_their_own_time_zone(
     launch: Launch, server: Any, http: Any, staff: dict[str, str]
 ) -> None:
     await publish(http)
-    now = datetime.now(UTC)
-    query = {"from": now.isoformat(), "to": (now + timedelta(days=21)).isoformat()}
-    async with http.get("/api/slots", params=query) as r:
-        slots = [s["start"] for s in (await r.json())["slots"]]
-    target = now + timedelta(days=7)
-    start = min(slots, key=lambda s: abs(datetime.fromisoformat(s) - target))
+    slots = await free(http)
+    start = a_week_ahead(slots)
     later = slots[slots.index(start) + 1]
 
     browser = await launch()

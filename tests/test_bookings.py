@@ -25,7 +25,7 @@ from consult.recording.audit import AuditFilter
 from consult.recording.schema import bookings, consultations, customers
 
 from .accounts import add_member
-from .booking import AVAILABILITY, publish
+from .booking import AVAILABILITY, a_week_ahead, free, publish
 from .conftest import STAFF_KEY, make_settings, token_of
 from .mail import SALON, body_of, emailing
 from .smtp import SmtpServer
@@ -40,25 +40,9 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, booking_burst=100)
 
 
-async def free(http: aiohttp.ClientSession, days: int = 21) -> list[str]:
-    now = datetime.now(UTC)
-    query = {"from": now.isoformat(), "to": (now + timedelta(days=days)).isoformat()}
-    async with http.get("/api/slots", params=query) as response:
-        assert response.status == 200, await response.text()
-        body = await response.json()
-    assert body["timezone"] == "Asia/Shanghai"
-    return [slot["start"] for slot in body["slots"]]
-
-
 async def book(http: aiohttp.ClientSession, start: str, **fields: Any) -> aiohttp.ClientResponse:
     body = {"start": start, "customer_name": "Li Na", "customer_email": "li@example.cn"} | fields
     return await http.post("/api/bookings", json=body)
-
-
-def a_week_ahead(slots: list[str]) -> str:
-    """A slot about a week away: far from the cut-off and the reminders' times."""
-    target = datetime.now(UTC) + timedelta(days=7)
-    return min(slots, key=lambda s: abs(datetime.fromisoformat(s) - target))
 
 
 async def error_of(response: aiohttp.ClientResponse) -> tuple[int, str]:

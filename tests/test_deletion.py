@@ -24,7 +24,7 @@ from consult.recording.deletion import remove_files
 from consult.recording.schema import metadata
 from consult.recording.store import Still, Store
 
-from .booking import publish
+from .booking import a_week_ahead, free, publish
 from .conftest import STAFF_KEY, create_consultation, token_of
 from .customer_data import auth, fill_consultation, jpeg
 from .hand_media import PHOTOS
@@ -132,12 +132,7 @@ async def book_and_check_in(
     """The customer books a slot a week ahead on /book and answers the consultation's first
     check-in with a photo: the booked consultation and the check-in's id."""
     await publish(http)
-    now = datetime.now(UTC)
-    query = {"from": now.isoformat(), "to": (now + timedelta(days=21)).isoformat()}
-    async with http.get("/api/slots", params=query) as r:
-        slots = [s["start"] for s in (await r.json())["slots"]]
-    week = now + timedelta(days=7)
-    start = min(slots, key=lambda s: abs(datetime.fromisoformat(s) - week))
+    start = a_week_ahead(await free(http))
     body = {"start": start, "customer_name": person["name"], "customer_email": person["email"]}
     async with http.post("/api/bookings", json=body) as r:
         assert r.status == 201, await r.text()
