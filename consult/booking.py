@@ -6,7 +6,8 @@ second booking of the slot fail: ``slot-taken``), its reminders (due work) and i
 the invitation (the outbox). All or nothing: a refused booking leaves no trace.
 
 What may be booked is the salon's published availability (consult/slots.py) for a resource
-("salon", or a stylist's name: the seam for accounts), in the salon's time zone. A customer
+("salon", or a member of staff's account id: a booking of theirs is assigned to them), in the
+salon's time zone. A customer
 may cancel or move their booking until the availability's cut-off; staff at any time.
 """
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .errors import BookingCancelled, BookingLocked, InvalidPhone, NotFound, SlotTaken
 from .mail.notices import Clock, Notices
@@ -118,6 +121,8 @@ class BookingService:
                 customer_language=language,
                 scheduled_at=start,
                 link_ttl=ttl,
+                # A stylist's availability (its resource is their account's id): theirs.
+                assigned_to=None if resource == SALON else resource,
                 conn=conn,
             )
             booking = await self._bookings.take(
@@ -146,11 +151,12 @@ class BookingService:
             )
         return booking, av
 
-    async def cancel(self, booking_id: str, *, by_staff: bool = False) -> Booking:
+    async def cancel(self, booking_id: str, *, by_staff: bool = False, actor: str) -> Booking:
         booking, _ = await self._changeable(booking_id, by_staff)
         now = self._clock()
         async with self._store.database.begin() as conn:
             await self._bookings.cancel(conn, booking.id, now)
+            await self._audit(actor, "cancelled", booking, booking.start_at, conn)
             consultation = await self._store.update_consultation(
                 booking.consultation_id, {"scheduled_at": None}, conn=conn
             )
@@ -158,15 +164,28 @@ class BookingService:
             await self._notices.booking(consultation, booking, "cancelled", now, conn)
         return await self._bookings.get(booking.id)
 
-    async def move(self, booking_id: str, start: datetime, *, by_staff: bool = False) -> Booking:
+    async def move(
+        self, booking_id: str, start: datetime, *, by_staff: bool = False, actor: str
+    ) -> Booking:
         booking, _ = await self._changeable(booking_id, by_staff)
         av = await self._bookable(booking.resource, start)
         now = self._clock()
         async with self._store.database.begin() as conn:
             moved = await self._bookings.move(conn, booking, start, start + av.slot)
+            await self._audit(actor, "moved", booking, start, conn)
             consultation = await self._store.update_consultation(
                 booking.consultation_id, {"scheduled_at": start}, conn=conn
             )
             await self._reminders.schedule(consultation, booked_at=now, conn=conn)
             await self._notices.booking(consultation, moved, "moved", now, conn)
         return moved
+
+    async def _audit(
+        self, actor: str, action: str, booking: Booking, start: datetime, conn: AsyncConnection
+    ) -> None:
+        """A change of a booking in the audit log, in its transaction (by staff or by the
+        customer from their link: ``customer:<consultation>``)."""
+        detail = {"consultation": booking.consultation_id, "start": start.isoformat()}
+        await self._store.audit.record(
+            actor, action, f"booking:{booking.id}", detail=detail, conn=conn
+        )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -79,21 +79,26 @@ class Aftercare:
     # staff: scheduling, each check-in and its due work in one transaction (``due``: the
     # runner's, so a put wakes it; the runner starts after this service, whose handler it runs)
 
+    # Staff's changes are audited (``actor``) in their transaction: a check-in reaches out to
+    # the customer with their record's link.
+
     async def schedule(
-        self, due: DueWork, consultation_id: str, days: Sequence[int] | None = None
+        self, due: DueWork, consultation_id: str, days: Sequence[int] | None, *, actor: str
     ) -> list[Checkin]:
         """Check-ins ``days`` after now (the consultation is done): the salon's default days
         unless given."""
         if days is None:
             days = (await self._store.checkins.defaults()).days
-        return await self._add(due, consultation_id, due_times(self._clock(), days))
+        return await self._add(due, consultation_id, due_times(self._clock(), days), actor)
 
-    async def add(self, due: DueWork, consultation_id: str, due_at: datetime) -> Checkin:
-        (made,) = await self._add(due, consultation_id, [due_at])
+    async def add(
+        self, due: DueWork, consultation_id: str, due_at: datetime, *, actor: str
+    ) -> Checkin:
+        (made,) = await self._add(due, consultation_id, [due_at], actor)
         return made
 
     async def _add(
-        self, due: DueWork, consultation_id: str, due_at: list[datetime]
+        self, due: DueWork, consultation_id: str, due_at: list[datetime], actor: str
     ) -> list[Checkin]:
         await self._store.get_consultation(consultation_id)
         now = self._clock()
@@ -101,20 +106,32 @@ class Aftercare:
             made = await self._store.checkins.add(consultation_id, due_at, now, conn=conn)
             for checkin in made:
                 await self._put(due, checkin.id, checkin.due_at, conn)
+                await self._audit(actor, "scheduled", checkin, conn)
         return made
 
-    async def move(self, due: DueWork, checkin_id: str, due_at: datetime) -> Checkin:
+    async def move(self, due: DueWork, checkin_id: str, due_at: datetime, *, actor: str) -> Checkin:
+        checkin = await self._store.checkins.get(checkin_id)
         async with self._store.database.begin() as conn:
             await self._store.checkins.move(checkin_id, due_at, conn=conn)
             await self._put(due, checkin_id, due_at, conn)
+            await self._audit(actor, "moved", replace(checkin, due_at=due_at), conn)
         return await self._store.checkins.get(checkin_id)
 
-    async def remove(self, due: DueWork, checkin_id: str) -> Checkin:
+    async def remove(self, due: DueWork, checkin_id: str, *, actor: str) -> Checkin:
         checkin = await self._store.checkins.get(checkin_id)
         async with self._store.database.begin() as conn:
             await self._store.checkins.remove(checkin_id, conn=conn)
             await due.cancel(message_key(checkin_id, "request"), conn=conn)
+            await self._audit(actor, "deleted", checkin, conn)
         return checkin
+
+    async def _audit(
+        self, actor: str, action: str, checkin: Checkin, conn: AsyncConnection
+    ) -> None:
+        detail = {"consultation": checkin.consultation_id, "due_at": checkin.due_at.isoformat()}
+        await self._store.audit.record(
+            actor, action, f"checkin:{checkin.id}", detail=detail, conn=conn
+        )
 
     async def _put(
         self, due: DueWork, checkin_id: str, due_at: datetime, conn: AsyncConnection
@@ -213,10 +230,13 @@ class Aftercare:
 
     # staff: the dashboard and follow-ups
 
-    async def board(self) -> Board:
+    async def board(self, *, reachable_by: str | None = None) -> Board:
+        """``reachable_by``: a stylist account's (their own and unassigned consultations')."""
         now = self._clock()
         overdue_days = (await self._store.checkins.defaults()).overdue_days
-        listed = await self._store.checkins.listing(now - timedelta(days=BOARD_DAYS), now)
+        listed = await self._store.checkins.listing(
+            now - timedelta(days=BOARD_DAYS), now, reachable_by=reachable_by
+        )
         by: dict[str, list[Listed]] = {"due": [], "overdue": [], "answered": [], "scheduled": []}
         for item in listed:
             c = item.checkin

@@ -23,8 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .config import MAIL_LANGUAGES, Settings
 from .conversation import Conversations
 from .due import Clock
+from .errors import NotFound
 from .mail.notices import Notices, date_words, load_wording
-from .mail.reminders import ReminderName, ReminderPlan, reminder_times, still_useful
+from .mail.reminders import (
+    ReminderName,
+    ReminderPlan,
+    reminder_prefix,
+    reminder_times,
+    still_useful,
+)
 from .recording.due import DueItem, DueWork
 from .recording.store import Consultation, Store, utcnow
 
@@ -36,10 +43,6 @@ EMAIL = "reminder-email"
 CHAT = "reminder-chat"
 #: How far ahead ``reconcile`` looks for appointments.
 AHEAD = timedelta(days=400)
-
-
-def reminder_prefix(consultation_id: str) -> str:
-    return f"reminder:{consultation_id}:"
 
 
 class Reminders:
@@ -111,7 +114,10 @@ class Reminders:
     async def _current(self, item: DueItem) -> tuple[Consultation, ReminderName] | None:
         """The consultation, if the reminder is still for its appointment and still useful."""
         consultation_id = item.key.removeprefix("reminder:").split(":", 1)[0]
-        c = await self._store.get_consultation(consultation_id)
+        try:
+            c = await self._store.get_consultation(consultation_id)
+        except NotFound:
+            return None  # deleted since (its due work goes with it; one already claimed ends here)
         name = cast(ReminderName, item.payload["reminder"])
         if c.scheduled_at is None or c.scheduled_at.isoformat() != item.payload["scheduled_at"]:
             return None  # moved or cancelled since

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import expect
 
-from .booking import publish
+from .accounts import PASSWORD, add_member
+from .booking import AVAILABILITY, a_week_ahead, free, publish
 from .browser import LAPTOP, PHONE, Launch, local, open_page, screenshot
 from .conftest import STAFF_KEY
 
@@ -24,12 +25,8 @@ async def test_a_customer_books_moves_and_cancels_in_their_own_time_zone(
     launch: Launch, server: Any, http: Any, staff: dict[str, str]
 ) -> None:
     await publish(http)
-    now = datetime.now(UTC)
-    query = {"from": now.isoformat(), "to": (now + timedelta(days=21)).isoformat()}
-    async with http.get("/api/slots", params=query) as r:
-        slots = [s["start"] for s in (await r.json())["slots"]]
-    target = now + timedelta(days=7)
-    start = min(slots, key=lambda s: abs(datetime.fromisoformat(s) - target))
+    slots = await free(http)
+    start = a_week_ahead(slots)
     later = slots[slots.index(start) + 1]
 
     browser = await launch()
@@ -132,3 +129,25 @@ async def test_a_link_that_no_longer_opens_says_how_to_get_a_new_one(
         assert r.status == 404
         page = await r.text()
     assert 'data-i18n="invalid.how"' in page and 'href="/book"' in page
+
+
+async def test_a_stylist_does_not_see_the_availability_settings(
+    launch: Launch, server: Any, http: Any
+) -> None:
+    sam = await add_member(server.app, "stylist", "Sam")
+    await publish(http)
+    browser = await launch()
+    page = await open_page(browser, str(server.make_url("/")), LAPTOP)
+    await page.get_by_test_id("staff-email").fill(sam.email)
+    await page.get_by_test_id("staff-password").fill(PASSWORD)
+    await page.get_by_test_id("sign-in-submit").click()
+    await expect(page.get_by_test_id("whoami")).to_be_visible()
+    await page.goto(str(server.make_url("/settings")))
+    await expect(page.get_by_test_id("quick-replies-admin")).to_be_visible()
+    await page.wait_for_load_state("networkidle")
+    await expect(page.get_by_test_id("availability-admin")).to_be_hidden()
+    await expect(page.get_by_test_id("checkin-settings")).to_be_hidden()
+    # The API refuses it too: the salon's bookable times are the owner's.
+    async with http.put("/api/availability", json=AVAILABILITY, headers=sam.bearer) as r:
+        assert (r.status, (await r.json())["error"]["code"]) == (403, "forbidden")
+    assert page.errors == []  # type: ignore[attr-defined]

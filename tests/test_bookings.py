@@ -21,9 +21,11 @@ from aiohttp.test_utils import TestServer
 from consult.app import create_app
 from consult.appkeys import DUE_WORK, STORE
 from consult.config import Settings
+from consult.recording.audit import AuditFilter
 from consult.recording.schema import bookings, consultations, customers
 
-from .booking import AVAILABILITY, publish
+from .accounts import add_member
+from .booking import AVAILABILITY, a_week_ahead, free, publish
 from .conftest import STAFF_KEY, make_settings, token_of
 from .mail import SALON, body_of, emailing
 from .smtp import SmtpServer
@@ -38,25 +40,9 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, booking_burst=100)
 
 
-async def free(http: aiohttp.ClientSession, days: int = 21) -> list[str]:
-    now = datetime.now(UTC)
-    query = {"from": now.isoformat(), "to": (now + timedelta(days=days)).isoformat()}
-    async with http.get("/api/slots", params=query) as response:
-        assert response.status == 200, await response.text()
-        body = await response.json()
-    assert body["timezone"] == "Asia/Shanghai"
-    return [slot["start"] for slot in body["slots"]]
-
-
 async def book(http: aiohttp.ClientSession, start: str, **fields: Any) -> aiohttp.ClientResponse:
     body = {"start": start, "customer_name": "Li Na", "customer_email": "li@example.cn"} | fields
     return await http.post("/api/bookings", json=body)
-
-
-def a_week_ahead(slots: list[str]) -> str:
-    """A slot about a week away: far from the cut-off and the reminders' times."""
-    target = datetime.now(UTC) + timedelta(days=7)
-    return min(slots, key=lambda s: abs(datetime.fromisoformat(s) - target))
 
 
 async def error_of(response: aiohttp.ClientResponse) -> tuple[int, str]:
@@ -267,3 +253,65 @@ async def test_two_nodes_book_one_slot_at_once(
         assert await conn.scalar(sa.select(sa.func.count()).select_from(bookings)) == 3
         assert await conn.scalar(sa.select(sa.func.count()).select_from(consultations)) == 3
         assert await conn.scalar(sa.select(sa.func.count()).select_from(customers)) == 3
+
+
+async def test_a_stylists_availability_books_them_and_stylists_see_only_theirs(
+    http: aiohttp.ClientSession, server: TestServer
+) -> None:
+    """Issue 17 with 16: a booking of a stylist's times is assigned to them; a stylist lists
+    their own and the unassigned bookings, not a colleague's."""
+    staff = {"Authorization": f"Bearer {STAFF_KEY}"}
+    sam = await add_member(server.app, "stylist", "Sam")
+    kim = await add_member(server.app, "stylist", "Kim")
+    await publish(http)
+    for member in (sam, kim):
+        body = AVAILABILITY | {"resource": member.id}
+        async with http.put("/api/availability", json=body, headers=staff) as r:
+            assert r.status == 200, await r.text()
+    # A name is no resource any more, nor an unknown account.
+    for resource in ("Sam", "0" * 32):
+        body = AVAILABILITY | {"resource": resource}
+        async with http.put("/api/availability", json=body, headers=staff) as r:
+            assert await error_of(r) == (400, "invalid-request")
+    start = a_week_ahead(await free(http))
+    made = {}
+    for who, resource in (("salon", "salon"), ("sam", sam.id), ("kim", kim.id)):
+        response = await book(http, start, resource=resource, customer_email=f"{who}@example.org")
+        assert response.status == 201, await response.text()
+        made[who] = (await response.json())["consultation"]["id"]
+    assigned = {}
+    for who, cid in made.items():
+        async with http.get(f"/api/consultations/{cid}", headers=staff) as r:
+            assigned[who] = (await r.json())["assigned_to"]
+    assert assigned == {"salon": None, "sam": sam.id, "kim": kim.id}
+
+    async def listed(headers: dict[str, str]) -> set[str]:
+        async with http.get("/api/bookings", headers=headers) as r:
+            assert r.status == 200, await r.text()
+            return {b["consultation_id"] for b in (await r.json())["bookings"]}
+
+    assert await listed(staff) == set(made.values())
+    assert await listed(sam.bearer) == {made["salon"], made["sam"]}
+    assert await listed(kim.bearer) == {made["salon"], made["kim"]}
+    # Sam moves his customer's booking, then cancels it: both in the audit log, by him; Kim's
+    # is not his to change.
+    async with http.get("/api/bookings", headers=sam.bearer) as r:
+        mine = next(b for b in (await r.json())["bookings"] if b["consultation_id"] == made["sam"])
+    async with http.get("/api/bookings", headers=kim.bearer) as r:
+        kims = next(b for b in (await r.json())["bookings"] if b["consultation_id"] == made["kim"])
+    async with http.delete(f"/api/bookings/{kims['id']}", headers=sam.bearer) as r:
+        assert r.status == 403
+    later = next(s for s in await free(http) if s > start)
+    async with http.post(
+        f"/api/bookings/{mine['id']}/move", json={"start": later}, headers=sam.bearer
+    ) as r:
+        assert r.status == 200, await r.text()
+    async with http.delete(f"/api/bookings/{mine['id']}", headers=sam.bearer) as r:
+        assert r.status == 200, await r.text()
+    found = await server.app[STORE].audit.entries(AuditFilter(subject=f"booking:{mine['id']}"))
+    assert [(e.actor, e.action) for e in reversed(found.entries)] == [
+        (f"api-key:{sam.id}", "moved"), (f"api-key:{sam.id}", "cancelled")
+    ]  # fmt: skip
+    detail = found.entries[0].detail or {}
+    assert detail["consultation"] == made["sam"]
+    assert datetime.fromisoformat(str(detail["start"])) == datetime.fromisoformat(later)

@@ -26,9 +26,11 @@ from consult.appkeys import AFTERCARE, CONVERSATIONS, DUE_WORK, SETTINGS, STILLS
 from consult.checkins import KIND, Aftercare
 from consult.due import DueRunner
 from consult.errors import CheckinSent, InvalidRequest, UnknownCheckin
+from consult.recording.audit import AuditFilter
 from consult.recording.store import Store
 from consult.recording.tokens import TokenSealer, load_seal_key
 
+from .accounts import add_member
 from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
 from .hand_media import PHOTOS
 from .process import start_serve, wait_healthy
@@ -310,6 +312,11 @@ async def test_staff_add_move_and_remove_check_ins(
     async with http.delete(f"/api/checkins/{added['id']}", headers=staff) as r:
         assert r.status == 204
     assert await due.get(f"checkin:{added['id']}") is None
+    # Each change is in the audit log, by whom.
+    found = await server.app[STORE].audit.entries(AuditFilter(subject=f"checkin:{added['id']}"))
+    assert [(e.actor, e.action) for e in reversed(found.entries)] == [
+        ("staff-key", "scheduled"), ("staff-key", "moved"), ("staff-key", "deleted")
+    ]  # fmt: skip
     async with http.get(f"/api/consultations/{cid}/checkins", headers=staff) as r:
         assert len((await r.json())["checkins"]) == 1
     # Bad input: a clear error, nothing stored.
@@ -437,3 +444,40 @@ async def test_the_due_request_through_the_runner_on_sqlite_and_postgresql(
         assert [m["id"] for m in messages] == [f"checkin:{checkin['id']}"]
         work = await server.app[DUE_WORK].get(f"checkin:{checkin['id']}")
         assert work is not None and work.done_at is not None
+
+
+async def test_stylists_see_the_check_ins_of_their_own_and_unassigned_consultations(
+    server: TestServer, http: aiohttp.ClientSession, staff: dict[str, str]
+) -> None:
+    """Issue 17 with 16: the dashboard's board and the customer page list a stylist's own and
+    the unassigned consultations' check-ins, not a colleague's."""
+    sam = await add_member(server.app, "stylist", "Sam")
+    kim = await add_member(server.app, "stylist", "Kim")
+    async with http.post("/api/customers", json={"name": "Ruth Wong"}, headers=staff) as r:
+        customer = (await r.json())["customer"]["id"]
+    checkin = {}
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    for who, assigned in (("sam", sam.id), ("kim", kim.id), ("nobody", None)):
+        c = await create_consultation(
+            http, staff, customer_name=None, customer_id=customer, assigned_to=assigned
+        )
+        async with http.post(
+            f"/api/consultations/{c['id']}/checkins", json={"due_at": past}, headers=staff
+        ) as r:
+            assert r.status == 201, await r.text()
+            checkin[who] = (await r.json())["checkins"][0]["id"]
+
+    async def board(headers: dict[str, str]) -> set[str]:
+        async with http.get("/api/checkins", headers=headers) as r:
+            assert r.status == 200, await r.text()
+            found = await r.json()
+        return {i["id"] for part in ("due", "overdue", "answered") for i in found[part]}
+
+    async def page(headers: dict[str, str]) -> set[str]:
+        async with http.get(f"/api/customers/{customer}", headers=headers) as r:
+            assert r.status == 200, await r.text()
+            return {i["id"] for i in (await r.json())["check_ins"]}
+
+    assert await board(staff) == await page(staff) == set(checkin.values())
+    assert await board(sam.bearer) == await page(sam.bearer) == {checkin["sam"], checkin["nobody"]}
+    assert await board(kim.bearer) == await page(kim.bearer) == {checkin["kim"], checkin["nobody"]}

@@ -10,12 +10,13 @@ import signal
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from consult.appkeys import SETTINGS, STORE
+from consult.appkeys import AFTERCARE, DUE_WORK, SETTINGS, STORE
 from consult.errors import NotFound
 from consult.recording.audit import AuditFilter
 from consult.recording.consents import VERSION
@@ -23,11 +24,15 @@ from consult.recording.deletion import remove_files
 from consult.recording.schema import metadata
 from consult.recording.store import Still, Store
 
+from .booking import a_week_ahead, free, publish
 from .conftest import STAFF_KEY, create_consultation, token_of
 from .customer_data import auth, fill_consultation, jpeg
+from .hand_media import PHOTOS
 from .process import free_port, start_serve, wait_healthy
 
 pytestmark = pytest.mark.timeout(180)
+
+SHARP = next(p for p in PHOTOS if p.name.startswith("both_hands")).read_bytes()
 
 
 def data_files(data: Path) -> list[Path]:
@@ -63,13 +68,22 @@ async def test_deleting_a_customer_leaves_nothing_that_names_them(
         await fill_consultation(http, server, c, tag)
     keeper = await create_consultation(http, staff, customer_name="Kept Customer")
     await fill_consultation(http, server, keeper, "Kept")
+    # They also booked on /book (reminders pending) and answered a check-in with a photo.
+    booked, checkin = await book_and_check_in(http, staff, server, person, first)
+    async with http.get(f"/api/consultations/{booked['id']}", headers=staff) as r:
+        assert (await r.json())["customer_id"] == customer["id"]
+    work = server.app[DUE_WORK]
+    assert await work.items(prefix=f"reminder:{booked['id']}:")
+    assert await work.get(f"checkin:{checkin}") is not None
+    ids = (customer["id"], first["id"], second["id"], booked["id"], checkin)
     data = server.app[SETTINGS].data_dir
-    needles = [customer["id"], person["name"], person["email"], "447700900123", "REF-OQ-77",
-               "Ottilie", first["id"], second["id"]]  # fmt: skip
+    needles = [person["name"], person["email"], "447700900123", "REF-OQ-77", "Ottilie", *ids]
     assert any(n.encode() in p.read_bytes() for p in data_files(data) for n in needles)
 
     async with http.delete(f"/api/customers/{customer['id']}", headers=staff) as r:
         assert r.status == 204, await r.text()
+    # Their due work is gone, done or not: nothing left to run for them.
+    assert not [i for i in await work.items() if any(n in i.key for n in ids)]
     # 404 everywhere, links dead.
     async with http.get(f"/api/customers/{customer['id']}", headers=staff) as r:
         assert (r.status, (await r.json())["error"]["code"]) == (404, "not-found")
@@ -93,7 +107,7 @@ async def test_deleting_a_customer_leaves_nothing_that_names_them(
     rows = table_rows(data / "consult.db")
     for table, text in rows.items():
         for needle in needles:
-            if table == "audit_log" and needle in (customer["id"], first["id"], second["id"]):
+            if table == "audit_log" and needle in ids:
                 continue
             assert needle not in text, (table, needle)
     assert f"customer:{customer['id']}" in rows["audit_log"]
@@ -106,6 +120,40 @@ async def test_deleting_a_customer_leaves_nothing_that_names_them(
         kept = await r.json()
     assert len(kept["stills"]) == 1 and len(kept["messages"]) == 3 and kept["recordings"]
     assert "Kept likes almond" in kept["notes"]
+
+
+async def book_and_check_in(
+    http: aiohttp.ClientSession,
+    staff: dict[str, str],
+    server: TestServer,
+    person: dict[str, str],
+    consultation: dict[str, Any],
+) -> tuple[dict[str, Any], str]:
+    """The customer books a slot a week ahead on /book and answers the consultation's first
+    check-in with a photo: the booked consultation and the check-in's id."""
+    await publish(http)
+    start = a_week_ahead(await free(http))
+    body = {"start": start, "customer_name": person["name"], "customer_email": person["email"]}
+    async with http.post("/api/bookings", json=body) as r:
+        assert r.status == 201, await r.text()
+        booked = (await r.json())["consultation"]
+    async with http.post(
+        f"/api/consultations/{consultation['id']}/checkins", json={}, headers=staff
+    ) as r:
+        assert r.status == 201, await r.text()
+        checkin = (await r.json())["checkins"][0]["id"]
+    assert await server.app[AFTERCARE].deliver(checkin)
+    customer = auth(consultation["customer_link"])
+    async with http.post(
+        f"/api/checkins/{checkin}/photos?view=top",
+        data=SHARP,
+        headers=customer | {"Content-Type": "image/jpeg"},
+    ) as r:
+        assert r.status == 201, await r.text()
+    answers = {"lifting": True, "chipping": False, "comfort": 4, "text": "Ottilie: one lifts"}
+    async with http.put(f"/api/checkins/{checkin}/answers", json=answers, headers=customer) as r:
+        assert r.status == 200, await r.text()
+    return booked, checkin
 
 
 async def test_the_owner_deletes_a_still_a_message_and_a_consultation(

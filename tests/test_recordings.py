@@ -1,4 +1,4 @@
-"""Recordings' rows and files: a consultation's removed whole (finished files, another node's
+"""Recordings' rows and files: a deleted consultation's go whole (finished files, another node's
 staged one), another consultation's untouched; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from consult.recording.recordings import Recording, RecordingFiles, remove_recordings
+from consult.recording.deletion import remove_files
+from consult.recording.recordings import Recording, RecordingFiles
 from consult.recording.store import Store
 from consult.recording.tokens import TokenSealer, load_seal_key
 
@@ -46,7 +47,9 @@ async def test_a_consultations_recordings_are_removed_on_every_node(
         other = await recording(kept.id, here, finish=True)
         other_file = next((here.root / kept.id).iterdir())
 
-        assert await remove_recordings(rows, here, gone.id) == 3
+        folders = {"stills": here.path, "recordings": here.path}
+        await store.deletion.consultations([gone.id], actor="owner")
+        assert await remove_files(store.deletion, folders) == 3
         assert await rows.of(gone.id) == []
         assert await rows.unfinished() == []
         assert not (here.root / gone.id).exists()
@@ -56,6 +59,6 @@ async def test_a_consultations_recordings_are_removed_on_every_node(
         assert [r.id for r in await rows.of(kept.id)] == [other]
         assert other_file.is_file()
         # Nothing left to remove: nothing is.
-        assert await remove_recordings(rows, here, gone.id) == 0
+        assert await remove_files(store.deletion, folders) == 0
     finally:
         await store.close()

@@ -74,3 +74,28 @@ async def test_idle_consultations_are_removed_with_their_files_and_audited(
 
 async def test_retention_is_off_by_default(server: TestServer) -> None:
     assert server.app[SETTINGS].retention_months is None
+
+
+async def test_an_appointment_or_a_check_in_to_come_keeps_a_consultation(
+    http: aiohttp.ClientSession, staff: dict[str, str], server: TestServer
+) -> None:
+    """Idle for months, but booked ahead or with a check-in to come: kept until then."""
+    store = server.app[STORE]
+    now = datetime.now(UTC)
+    booked = await create_consultation(http, staff, customer_name="Booked")
+    checked = await create_consultation(http, staff, customer_name="Checked")
+    ahead = now + timedelta(days=40)
+    await store.update_consultation(booked["id"], {"scheduled_at": ahead})
+    async with http.post(
+        f"/api/consultations/{checked['id']}/checkins",
+        json={"due_at": ahead.isoformat()},
+        headers=staff,
+    ) as r:
+        assert r.status == 201, await r.text()
+    for c in (booked, checked):
+        await store.update_consultation(c["id"], {"last_activity_at": now - timedelta(days=215)})
+    retention = Retention(store, 6, folders(server.app))
+    assert await retention.apply(now) == []
+    # Six months after the appointment and the check-in, they go.
+    removed = await retention.apply(ahead + timedelta(days=31 * 6 + 1))
+    assert set(removed) == {booked["id"], checked["id"]}

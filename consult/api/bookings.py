@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from aiohttp import web
 
-from ..appkeys import AUDIT, BOOKING, BOOKING_RATE, STORE
-from ..auth import caller_for, credential, require_owner, require_staff
+from ..appkeys import ACCOUNTS, AUDIT, BOOKING, BOOKING_RATE, STORE
+from ..auth import Caller, caller_for, credential, require_owner, require_staff
 from ..booking import phone_number
-from ..errors import BookingRateLimited, Forbidden, InvalidRequest, Unauthorized
+from ..errors import BookingRateLimited, Forbidden, InvalidRequest, NotFound, Unauthorized
 from ..record import consultation_json
 from ..slots import SALON, can_change, parse_availability
 from .common import read_json
@@ -145,12 +145,13 @@ async def book(request: web.Request) -> web.Response:
 @routes.get("/api/bookings")
 async def list_bookings(request: web.Request) -> web.Response:
     """Staff: the bookings starting in [from, to) (default: from now, the next 62 days)."""
-    await require_staff(request)
+    caller = await require_staff(request)
     now = datetime.now().astimezone()
     start = _instant("from", request.query.get("from") or now.isoformat())
     end = _instant("to", request.query.get("to") or (start + MAX_SPAN).isoformat())
     store = request.app[STORE]
-    found = await store.bookings.between(start, end)
+    mine = None if caller.owner else caller.account_id
+    found = await store.bookings.between(start, end, reachable_by=mine)
     items: list[dict[str, Any]] = []
     for b in found:
         c = await store.get_consultation(b.consultation_id)
@@ -160,13 +161,13 @@ async def list_bookings(request: web.Request) -> web.Response:
     return web.json_response({"bookings": items})
 
 
-async def _caller_of(request: web.Request) -> tuple[str, bool]:
-    """The booking's id, and whether staff ask; Forbidden for a stylist's link."""
+async def _caller_of(request: web.Request) -> tuple[str, Caller]:
+    """The booking's id, and who asks; Forbidden for a stylist's link."""
     booking = await request.app[STORE].bookings.get(request.match_info["id"])
     caller = await caller_for(request, booking.consultation_id)
     if caller.role == "stylist":
         raise Forbidden("Only the customer or the salon's staff change a booking.")
-    return booking.id, caller.staff
+    return booking.id, caller
 
 
 @routes.get("/api/bookings/{id}")
@@ -178,17 +179,21 @@ async def get_booking(request: web.Request) -> web.Response:
 @routes.delete("/api/bookings/{id}")
 async def cancel_booking(request: web.Request) -> web.Response:
     """Cancel: the customer until the cut-off, staff any time."""
-    booking_id, staff = await _caller_of(request)
-    cancelled = await request.app[BOOKING].cancel(booking_id, by_staff=staff)
+    booking_id, caller = await _caller_of(request)
+    cancelled = await request.app[BOOKING].cancel(
+        booking_id, by_staff=caller.staff, actor=caller.actor
+    )
     return web.json_response(cancelled.to_json())
 
 
 @routes.post("/api/bookings/{id}/move")
 async def move_booking(request: web.Request) -> web.Response:
     """Move to another free slot: the customer until the cut-off, staff any time."""
-    booking_id, staff = await _caller_of(request)
+    booking_id, caller = await _caller_of(request)
     body = await read_json(request, Move)
-    moved = await request.app[BOOKING].move(booking_id, _aware("start", body.start), by_staff=staff)
+    moved = await request.app[BOOKING].move(
+        booking_id, _aware("start", body.start), by_staff=caller.staff, actor=caller.actor
+    )
     return web.json_response(moved.to_json())
 
 
@@ -251,6 +256,13 @@ async def put_availability(request: web.Request) -> web.Response:
     # The salon's bookable times are its settings: the owner's, as the opening hours are.
     caller = await require_owner(request)
     body = await read_json(request, AvailabilityUpdate)
+    if body.resource != SALON:
+        try:
+            account = await request.app[ACCOUNTS].get(body.resource)
+        except NotFound:
+            account = None
+        if account is None or account.disabled:
+            raise InvalidRequest('resource: "salon" or a member of staff\'s account id.')
     try:
         av = parse_availability(
             body.weekly,

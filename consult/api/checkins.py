@@ -85,8 +85,10 @@ async def _customers(request: web.Request) -> Checkin:
 @routes.get("/api/checkins")
 async def board(request: web.Request) -> web.Response:
     """The dashboard's check-ins: due, overdue, answered."""
-    await require_staff(request)
-    found = await request.app[AFTERCARE].board()
+    caller = await require_staff(request)
+    found = await request.app[AFTERCARE].board(
+        reachable_by=None if caller.owner else caller.account_id
+    )
     return web.json_response(
         {
             "due": [listed_json(i) for i in found.due],
@@ -126,16 +128,22 @@ async def of_consultation(request: web.Request) -> web.Response:
 async def schedule(request: web.Request) -> web.Response:
     """Schedule check-ins for a consultation that is done: ``{"days": [3, 14]}`` after now
     (``{}``: the salon's default days), or one at ``{"due_at": ...}``."""
-    await staff_for(request, request.match_info["id"])
+    caller = await staff_for(request, request.match_info["id"])
     body = await read_json(request, Schedule)
     aftercare = request.app[AFTERCARE]
     consultation_id = request.match_info["id"]
     if body.due_at is not None and body.days is not None:
         raise InvalidRequest("Send days or due_at, not both.")
     if body.due_at is not None:
-        made = [await aftercare.add(request.app[DUE_WORK], consultation_id, _due(body.due_at))]
+        made = [
+            await aftercare.add(
+                request.app[DUE_WORK], consultation_id, _due(body.due_at), actor=caller.actor
+            )
+        ]
     else:
-        made = await aftercare.schedule(request.app[DUE_WORK], consultation_id, body.days)
+        made = await aftercare.schedule(
+            request.app[DUE_WORK], consultation_id, body.days, actor=caller.actor
+        )
     return web.json_response({"checkins": [c.to_json() for c in made]}, status=201)
 
 
@@ -150,18 +158,20 @@ async def get_checkin(request: web.Request) -> web.Response:
 
 @routes.patch("/api/checkins/{checkin}")
 async def move(request: web.Request) -> web.Response:
-    await _staffs(request)
+    _, caller = await _staffs(request)
     body = await read_json(request, Move)
     checkin = await request.app[AFTERCARE].move(
-        request.app[DUE_WORK], request.match_info["checkin"], _due(body.due_at)
+        request.app[DUE_WORK], request.match_info["checkin"], _due(body.due_at), actor=caller.actor
     )
     return web.json_response(checkin.to_json())
 
 
 @routes.delete("/api/checkins/{checkin}")
 async def remove(request: web.Request) -> web.Response:
-    await _staffs(request)
-    await request.app[AFTERCARE].remove(request.app[DUE_WORK], request.match_info["checkin"])
+    _, caller = await _staffs(request)
+    await request.app[AFTERCARE].remove(
+        request.app[DUE_WORK], request.match_info["checkin"], actor=caller.actor
+    )
     return web.Response(status=204)
 
 

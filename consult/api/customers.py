@@ -94,14 +94,19 @@ async def page(request: web.Request) -> web.Response:
         for c in await _reachable(request, caller, customer)
     ]
     consents = await store.consents.of_customer(customer.id)
+    # Aftercare check-ins (issue 16) of the consultations shown, newest first.
+    check_ins = sorted(
+        [checkin for c in consultations for checkin in await store.checkins.of(c["id"])],
+        key=lambda checkin: checkin.due_at,
+        reverse=True,
+    )
     await request.app[AUDIT].record(caller.actor, "viewed", f"customer:{customer.id}")
     return web.json_response(
         {
             "customer": customer.to_json(),
             "consultations": consultations,
             "consents": [c.to_json() | {"consultation_id": c.consultation_id} for c in consents],
-            # Aftercare check-ins (issue 16) join here, newest first, as they are added.
-            "check_ins": [],
+            "check_ins": [checkin.to_json() for checkin in check_ins],
         }
     )
 

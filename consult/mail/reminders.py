@@ -15,8 +15,8 @@ from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-__all__ = ["REMIND_AT", "TOO_LATE", "ReminderName", "ReminderPlan", "remind_at", "reminder_times",
-           "still_useful"]  # fmt: skip
+__all__ = ["REMIND_AT", "TOO_LATE", "ReminderName", "ReminderPlan", "remind_at", "reminder_prefix",
+           "reminder_times", "still_useful"]  # fmt: skip
 
 REMIND_AT = time(10, 0)
 TOO_LATE = timedelta(hours=2)
@@ -58,3 +58,8 @@ def still_useful(name: ReminderName, scheduled_at: datetime, now: datetime) -> b
     if name == "day-before":
         return now < scheduled_at - TOO_LATE
     return now < scheduled_at
+
+
+def reminder_prefix(consultation_id: str) -> str:
+    """The start of every due-work key of the consultation's reminders."""
+    return f"reminder:{consultation_id}:"

@@ -55,6 +55,10 @@ Action = Literal[
     "deletion-requested",
     # issue 17B: a customer agreed to what the salon keeps
     "consented",
+    # INT-2: a booking or a check-in scheduled, moved, cancelled
+    "scheduled",
+    "moved",
+    "cancelled",
 ]
 ACTIONS: frozenset[str] = frozenset(get_args(Action))
 

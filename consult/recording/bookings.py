@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import NotFound, SlotTaken
 from ..slots import Availability, parse_availability
+from .accounts import reachable
 from .database import Database
-from .schema import availability, bookings
+from .schema import availability, bookings, consultations
 
 __all__ = ["Booking", "BookingStatus", "Bookings", "slot_name"]
 
@@ -186,21 +187,23 @@ class Bookings:
             )
         return _booking(row) if row is not None else None
 
-    async def between(self, start: datetime, end: datetime) -> list[Booking]:
-        """Bookings starting in [start, end), cancelled ones too, by start: for staff."""
+    async def between(
+        self, start: datetime, end: datetime, *, reachable_by: str | None = None
+    ) -> list[Booking]:
+        """Bookings starting in [start, end), cancelled ones too, by start: for staff.
+        ``reachable_by``: only a stylist account's own and unassigned consultations'."""
         c = bookings.c
-        async with self._db.connect() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        sa.select(*_COLUMNS)
-                        .where(c.start_at >= start, c.start_at < end)
-                        .order_by(c.start_at, c.created_at)
-                    )
-                )
-                .mappings()
-                .all()
+        query = (
+            sa.select(*_COLUMNS)
+            .where(c.start_at >= start, c.start_at < end)
+            .order_by(c.start_at, c.created_at)
+        )
+        if reachable_by is not None:
+            query = query.join(consultations, consultations.c.id == c.consultation_id).where(
+                reachable(reachable_by)
             )
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
         return [_booking(row) for row in rows]
 
     async def cancel(self, conn: AsyncConnection, booking_id: str, now: datetime) -> None:

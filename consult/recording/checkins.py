@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..aftercare import VIEWS, Answers, CheckinDefaults
 from ..errors import CheckinSent, NotFound, UnknownCheckin
+from .accounts import reachable
 from .database import Database
 from .schema import checkin_photos, checkin_settings, checkins, consultations
 
@@ -171,10 +172,18 @@ class CheckinLog:
         """The consultation's check-ins, by due time."""
         return await self._read(checkins.c.consultation_id == consultation_id)
 
-    async def listing(self, since: datetime, until: datetime, limit: int = 200) -> list[Listed]:
+    async def listing(
+        self,
+        since: datetime,
+        until: datetime,
+        limit: int = 200,
+        *,
+        reachable_by: str | None = None,
+    ) -> list[Listed]:
         """Check-ins whose time came between ``since`` and ``until`` (the dashboard's: those
         not yet due, however many, never crowd them out), with their customer; the latest
-        due first (ix_checkins_due_at)."""
+        due first (ix_checkins_due_at). ``reachable_by``: only a stylist account's own and
+        unassigned consultations'."""
         c = checkins.c
         query = (
             sa.select(checkins, consultations.c.customer_name, consultations.c.customer_ref)
@@ -183,6 +192,8 @@ class CheckinLog:
             .order_by(c.due_at.desc(), c.id)
             .limit(limit)
         )
+        if reachable_by is not None:
+            query = query.where(reachable(reachable_by))
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
             photos = await self._photos(conn, [row["id"] for row in rows])

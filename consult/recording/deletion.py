@@ -8,9 +8,15 @@ their journal rows with them. A service killed in between finds the journal at i
 (the transaction did not commit: nothing happened) or all gone, with their files on the
 journal until they are gone too.
 
-The database's ``ON DELETE CASCADE`` takes a consultation's links, captures, stills, messages,
-read marks, swatch events, conversation summary, attachments, outbox rows, recordings and
-consents with it.
+The database's ``ON DELETE CASCADE`` takes a consultation's links, captures, stills (a
+check-in's photos are stills of its consultation), messages, read marks, swatch events,
+conversation summary, attachments, outbox rows, recordings, consents, bookings and check-ins
+with it. Its due work (reminders ``reminder:<consultation>:*``, check-ins ``checkin:<id>``)
+has no foreign key and is removed here, done or not: its payloads may name the customer, and a
+pending item would otherwise run for a consultation that is gone.
+
+This is the one way a consultation's recordings go (rows and files, the staged file of a
+live one too; its call is ended first, ``Hub.end``).
 """
 
 from __future__ import annotations
@@ -27,15 +33,19 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..aftercare import message_key
 from ..errors import NotFound
+from ..mail.reminders import reminder_prefix
 from .audit import Audit
 from .database import Database
 from .schema import (
     attachments,
     chat_reads,
+    checkins,
     consultations,
     conversations,
     customers,
+    due_work,
     file_removals,
     mail_recipients,
     messages,
@@ -216,18 +226,23 @@ async def remove_files(deletion: Deletion, folders: Mapping[Folder, Callable[[st
         return 0
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(
-        None, _unlink, [folders[folder](file) for _, folder, file in pending]
+        None, _unlink, [(file, folders[folder](file)) for _, folder, file in pending]
     )
     await deletion.done([row_id for row_id, _, _ in pending])
     return len(pending)
 
 
-def _unlink(paths: list[Path]) -> None:
-    for path in paths:
+def _unlink(paths: list[tuple[str, Path]]) -> None:
+    for file, path in paths:
         path.unlink(missing_ok=True)
-        # The consultation's folder goes with its last file (its name is the consultation's id).
-        with contextlib.suppress(OSError):
-            path.parent.rmdir()
+        if path.suffix == ".part":
+            # A recording being written: a recovery's copy may be beside it.
+            path.with_suffix(".fixed").unlink(missing_ok=True)
+        # The consultation's folder (``<id>/<file>``) goes with its last file; a node's staging
+        # folder (``.staging/<node>/<file>``) stays: that node stages its next recording there.
+        if len(Path(file).parts) == 2:
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()
 
 
 async def _closure(
@@ -253,11 +268,28 @@ async def _drop_consultations(conn: AsyncConnection, ids: list[str]) -> None:
         )
     ).all()
     await _journal(conn, "recordings", files)
+    await _drop_due_work(conn, ids)
     # "Same again" consultations keep their own record: only the pointer to this one goes.
     await conn.execute(
         consultations.update().where(consultations.c.based_on.in_(ids)).values(based_on=None)
     )
     await conn.execute(consultations.delete().where(consultations.c.id.in_(ids)))
+
+
+async def _drop_due_work(conn: AsyncConnection, ids: list[str]) -> None:
+    """The consultations' reminders and their check-ins' photo requests, done or pending."""
+    checkin_ids = (
+        await conn.scalars(sa.select(checkins.c.id).where(checkins.c.consultation_id.in_(ids)))
+    ).all()
+    keys = [message_key(checkin_id, "request") for checkin_id in checkin_ids]
+    if keys:
+        await conn.execute(due_work.delete().where(due_work.c.key.in_(keys)))
+    for consultation_id in ids:
+        await conn.execute(
+            due_work.delete().where(
+                due_work.c.key.startswith(reminder_prefix(consultation_id), autoescape=True)
+            )
+        )
 
 
 async def _journal_stills(conn: AsyncConnection, where: sa.ColumnElement[bool]) -> None:

@@ -16,8 +16,9 @@ folder of its own (``<node>``: an id kept in its data folder), so where several 
 the recordings folder one that starts never takes another's live recording for a dead one.
 Synchronous file work (``RecordingFiles``): call from an executor.
 
-Deleting a consultation's recordings: ``remove_recordings`` (rows, then files: the finished
-ones and the staged ones of any node writing one). A live recording of the consultation is
+Deleting a consultation's recordings: with the consultation, through the deletion journal
+(consult/recording/deletion.py: rows, then files, the finished ones and the staged ones of any
+node writing one). A live recording of the consultation is
 stopped first (``Hub.end``): a writer on another node would otherwise write on into a file
 already unlinked, and find no row at its end.
 """
@@ -25,18 +26,15 @@ already unlinked, and find no row at its end.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import av
-import sqlalchemy as sa
 
 from ..errors import NotFound
 from ..roles import Role
@@ -51,7 +49,6 @@ __all__ = [
     "Recordings",
     "ended_at",
     "recover",
-    "remove_recordings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -128,15 +125,6 @@ class Recordings:
     async def discard(self, recording_id: str) -> None:
         async with self._db.begin() as conn:
             await conn.execute(recordings.delete().where(recordings.c.id == recording_id))
-
-    async def remove_of(self, consultation_id: str) -> list[str]:
-        """Delete the consultation's rows, finished and being written (on any node): the
-        files they named (for ``RecordingFiles.remove``)."""
-        where = recordings.c.consultation_id == consultation_id
-        async with self._db.begin() as conn:
-            files = list((await conn.scalars(sa.select(recordings.c.file).where(where))).all())
-            await conn.execute(recordings.delete().where(where))
-        return files
 
     async def get(self, recording_id: str) -> Recording:
         async with self._db.connect() as conn:
@@ -221,27 +209,6 @@ class RecordingFiles:
     def discard(self, recording_id: str) -> None:
         self.staged(recording_id).unlink(missing_ok=True)
 
-    def remove(self, files: Iterable[str]) -> int:
-        """Remove these files (named by rows: finished, or staged in any node's folder, with a
-        recovery's copy beside it) and consultation folders left empty; how many were here."""
-        removed = 0
-        for relative in files:
-            try:
-                path = self.path(relative)
-            except ValueError:
-                logger.warning("not removing %r: outside the recordings folder", relative)
-                continue
-            if path.suffix == ".part":
-                path.with_suffix(".fixed").unlink(missing_ok=True)
-            if path.exists():
-                path.unlink()
-                removed += 1
-            folder = path.parent
-            if folder.parent == self.root and folder.name != self._files.staging.name:
-                with contextlib.suppress(OSError):  # not empty: another recording is in it
-                    folder.rmdir()
-        return removed
-
     def recover(self, recording: Recording) -> Finished | None:
         """Finish a recording a dead service was writing (None: nothing in it plays)."""
         staged = self.staged(recording.id)
@@ -291,14 +258,6 @@ async def recover(rows: Recordings, files: RecordingFiles) -> int:
         )
         recovered += 1
     return recovered
-
-
-async def remove_recordings(rows: Recordings, files: RecordingFiles, consultation_id: str) -> int:
-    """Delete everything recorded of a consultation: its rows, then their files, finished and
-    staged (every node's: the rows name the node's folder); how many files were removed. Stop
-    the consultation's live recording first (``Hub.end``)."""
-    names = await rows.remove_of(consultation_id)
-    return await asyncio.get_running_loop().run_in_executor(None, files.remove, names)
 
 
 def _hash(path: Path) -> tuple[int, str]:

@@ -521,8 +521,8 @@ due_work = sa.Table(
     sa.Index("ix_due_work_pending", "done_at", "due_at"),
 )
 
-#: What customers may book (issue 16), per resource: "salon", or a stylist's name until
-#: accounts exist (consult/slots.py's ``Availability`` as JSON, in the salon's time zone).
+#: What customers may book (issue 16), per resource: "salon", or a member of staff's account
+#: id (consult/slots.py's ``Availability`` as JSON, in the salon's time zone).
 availability = sa.Table(
     "availability",
     metadata,

@@ -45,6 +45,7 @@ from .schema import (
     attachments,
     captures,
     chat_reads,
+    checkins,
     consultations,
     conversations,
     links,
@@ -459,13 +460,18 @@ class Store:
 
     async def stale_consultations(self, before: datetime, limit: int) -> list[str]:
         """Up to ``limit`` consultations with no activity since ``before`` and no live call
-        (for the retention policy)."""
+        (for the retention policy). An appointment (``scheduled_at``, a booking's) or a
+        check-in due after ``before`` counts as activity: a customer's visit or check-in to
+        come is not deleted before it."""
         c = consultations.c
+        coming = sa.exists().where(checkins.c.consultation_id == c.id, checkins.c.due_at >= before)
         query = (
             sa.select(c.id)
             .where(
                 c.last_activity_at < before,
                 sa.or_(c.status != "live", c.live_until.is_(None), c.live_until <= utcnow()),
+                sa.or_(c.scheduled_at.is_(None), c.scheduled_at < before),
+                ~coming,
             )
             .order_by(c.last_activity_at, c.id)
             .limit(limit)

@@ -1,12 +1,12 @@
-// Settings page: the availability customers book from (/book), for the salon or a stylist by
-// name (the seam until accounts), in the salon's time zone: a weekly pattern (one interval a
+// Settings page: the availability customers book from (/book), for the salon or a member of
+// staff (by account), in the salon's time zone: a weekly pattern (one interval a
 // day here; the API takes three), slot length, buffer, days ahead, notice, the cut-off for
 // changes, and exceptions (a date closed, or open other hours).
 import { setText } from "./i18n.js";
 import { api, el } from "./page.js";
 
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-const panel = document.querySelector("[data-testid=availability-admin]");
+let panel;
 
 function field(name, label, props) {
   const input = el("input", { name, ...props });
@@ -30,6 +30,17 @@ function showExceptions(exceptions) {
     .join("\n");
 }
 
+// Whose times: the salon's, or a member of staff's (their account: bookings of it are theirs).
+async function resourceChoice(resource) {
+  const { staff } = await api("/api/staff");
+  const select = el("select", { name: "resource" }, el("option", { value: "salon", i18n: "avail.salon" }));
+  for (const member of staff) select.append(el("option", { value: member.id }, member.name));
+  select.value = resource;
+  select.dataset.testid = "availability-resource";
+  select.addEventListener("change", () => load(select.value));
+  return el("label", {}, el("span", { i18n: "avail.resource" }), select);
+}
+
 async function load(resource = "salon") {
   let current;
   try {
@@ -43,7 +54,7 @@ async function load(resource = "salon") {
   form.append(
     el("h2", { i18n: "avail.title" }),
     el("p", { className: "muted", i18n: "avail.intro" }),
-    field("resource", "avail.resource", { value: resource, maxLength: 64, required: true }),
+    await resourceChoice(resource),
   );
   const rows = DAYS.map((day) => {
     const [open, close] = (av.weekly[day] || [])[0] || ["", ""];
@@ -85,7 +96,7 @@ async function load(resource = "salon") {
     }
     try {
       await api("/api/availability", { method: "PUT", json: {
-        resource: form.resource.value.trim(),
+        resource: form.resource.value,
         weekly,
         slot_minutes: Number(form.slot_minutes.value),
         buffer_minutes: Number(form.buffer_minutes.value),
@@ -103,4 +114,8 @@ async function load(resource = "salon") {
   panel.hidden = false;
 }
 
-if (panel) load();
+// The owner's only (settings.js starts it): PUT /api/availability takes the owner's.
+export function startAvailability() {
+  panel = document.querySelector("[data-testid=availability-admin]");
+  if (panel) return load();
+}

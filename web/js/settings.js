@@ -6,6 +6,7 @@ import { $, api, el } from "./page.js";
 import { PaletteAdmin } from "./palette-admin.js";
 import { AccountsPanel } from "./accounts.js";
 import { startCheckinSettings } from "./checkins.js";
+import { startAvailability } from "./availability.js";
 
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -132,6 +133,7 @@ async function main() {
   if (owner) {
     $("hours-form").addEventListener("submit", saveHours);
     work.push(loadHours(), new PaletteAdmin().load(), startCheckinSettings($("checkin-settings-form")));
+    work.push(startAvailability());
   }
   await Promise.all(work);
 }
