@@ -241,6 +241,9 @@ async function main() {
       $("created").replaceChildren(linkBox(created));
       $("created").hidden = false;
       await refresh();
+      // Under the form, which the cards above it (inbox, check-ins, ...) can push to the
+      // bottom of the screen: bring them into view once the page has settled.
+      $("created").scrollIntoView({ block: "nearest" });
     } catch (error) {
       setText($("create-message"), error.key, { message: error.message });
     }
