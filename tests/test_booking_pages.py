@@ -100,6 +100,18 @@ async def test_staff_publish_bookable_times_and_see_bookings_on_the_dashboard(
     assert published["weekly"]["mon"] == [["10:00", "12:00"]]
     assert published["slot_minutes"] == 60
     assert published["exceptions"] == {"2030-01-01": []}
+    # A stylist's own bookable times: picked by name, kept by their account.
+    sam = await add_member(server.app, "stylist", "Sam")
+    await page.reload()
+    await admin.get_by_test_id("availability-resource").select_option(label="Sam")
+    await expect(admin.get_by_test_id("availability-mon-open")).to_have_value("")
+    await admin.get_by_test_id("availability-mon-open").fill("13:00")
+    await admin.get_by_test_id("availability-mon-close").fill("15:00")
+    await admin.get_by_test_id("availability-save").click()
+    await expect(admin.get_by_test_id("availability-message")).to_have_text("Saved.")
+    async with http.get(f"/api/availability?resource={sam.id}", headers=staff) as r:
+        theirs = (await r.json())["availability"]
+    assert theirs["weekly"] == {"mon": [["13:00", "15:00"]]}
 
     # A customer books; staff see it on the dashboard, in their own time.
     now = datetime.now(UTC)

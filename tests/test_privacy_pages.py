@@ -6,6 +6,7 @@ export; the Chinese page says the same."""
 from __future__ import annotations
 
 import zipfile
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -69,7 +70,13 @@ async def test_consent_before_the_call_and_the_customers_own_data(
     await box.get_by_test_id("confirm-deletion").click()
     await expect(box.get_by_test_id("privacy-status")).to_contain_text("request was sent")
 
-    # Staff see the request on the customer; the owner deletes, offered the export first.
+    # Staff see the request on the customer, with its check-in; the owner deletes, offered the
+    # export first.
+    due_at = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    async with http.post(
+        f"/api/consultations/{c['id']}/checkins", json={"due_at": due_at}, headers=staff
+    ) as r:
+        assert r.status == 201, await r.text()
     staff_page = await dashboard(browser, server)
     panel = staff_page.get_by_test_id("customers")
     await panel.get_by_test_id("customers-search").fill("ines@")
@@ -81,6 +88,9 @@ async def test_consent_before_the_call_and_the_customers_own_data(
     await expect(page.get_by_test_id("customer-title")).to_have_text("Ines Varga")
     await expect(page.get_by_test_id("customer-deletion-requested")).to_be_visible()
     await expect(page.get_by_test_id("customer-consents").locator("li")).to_have_count(1)
+    check_ins = page.get_by_test_id("customer-check-ins").locator("li")
+    await expect(check_ins).to_have_count(1)
+    await expect(check_ins).to_contain_text("Scheduled for")
     delete = page.locator(".delete-box").last
     await delete.get_by_test_id("delete").click()
     confirm = delete.get_by_test_id("confirm-delete")

@@ -130,8 +130,13 @@ export class Customers {
         setText(item, "customers.consent_given", { version: k.version, time: when(k.given_at) });
         return item;
       })),
-      // Aftercare check-ins (issue 16) are listed here as the API returns them.
+      // Aftercare check-ins (issue 16), newest due first, as the API returns them.
       el("h4", { i18n: "customers.check_ins", hidden: body.check_ins.length === 0 }),
+      el("ul", { testid: "customer-check-ins" }, ...body.check_ins.map((k) => {
+        const item = el("li");
+        setText(item, `checkins.state.${k.state}`, { when: when(k.answered_at ?? k.sent_at ?? k.due_at) });
+        return item;
+      })),
       this.mergeBox(c),
       deleteBox({
         url: `/api/customers/${c.id}`,
