@@ -667,7 +667,16 @@ async def test_a_recording_both_agreed_to_plays_in_chromium(
           for (const video of document.querySelectorAll("[data-testid=record-recording] video")) {
             video.muted = true;
             await video.play();
-            await new Promise((done) => setTimeout(done, 1500));
+            // Until half a second has played (or it ends or fails), however long a loaded
+            // machine takes to decode it: not a fixed wait.
+            await new Promise((done) => {
+              const check = () => {
+                if (video.currentTime > 0.5 || video.ended || video.error) done();
+                else video.addEventListener("timeupdate", check, { once: true });
+              };
+              video.addEventListener("error", done, { once: true });
+              check();
+            });
             results.push({time: video.currentTime, width: video.videoWidth,
                           error: video.error && video.error.code});
             video.pause();

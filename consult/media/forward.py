@@ -223,7 +223,9 @@ class Outlet(MediaStreamTrack):
             if tap is None:
                 return await self._placeholder()
             try:
-                frame = await asyncio.wait_for(tap.get(), STALL[self.kind])
+                # asyncio.timeout, not wait_for: no task of its own for every frame.
+                async with asyncio.timeout(STALL[self.kind]):
+                    frame = await tap.get()
             except TimeoutError:
                 # The partner is there but sends nothing (a camera turned off, a stalled
                 # network): hold their last picture, as a call does; the card means "not here".

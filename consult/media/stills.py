@@ -209,7 +209,8 @@ async def best_of_burst(
                 else min(remaining, KEYFRAME_RETRY_SECONDS)
             )
             try:
-                frame = await asyncio.wait_for(tap.get(), wait)
+                async with asyncio.timeout(wait):  # not wait_for: no task of its own
+                    frame = await tap.get()
             except TimeoutError:
                 if best is None and ask_keyframe is not None and wait < remaining:
                     await ask_keyframe()
