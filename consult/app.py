@@ -222,13 +222,13 @@ async def _draw_cards(app: web.Application) -> None:
 
 
 async def _hub(app: web.Application) -> AsyncIterator[None]:
-    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[METRICS], app[RECORDINGS])
+    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[METRICS], app[RECORDINGS], app[NODE])
     yield
     await app[HUB].close()
 
 
 async def _live_status(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(app[HUB].hold_live())
+    task = asyncio.create_task(app[HUB].hold_calls())
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

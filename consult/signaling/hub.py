@@ -13,7 +13,8 @@ import errno
 import logging
 import secrets
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Collection, Coroutine, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -30,10 +31,13 @@ from ..media.recording import CallRecording
 from ..media.sdp import check_offer
 from ..media.stills import VIDEO_STILL_LEAD, Stills, best_of_burst, still_json
 from ..metrics import Metrics
+from ..nodes import Node
+from ..ownership import OWNER_LEASE, OWNER_RENEW, Go, Keep, Take, decide, elsewhere
 from ..recording.media_writer import Written
+from ..recording.nodes import NodeInfo
 from ..recording.palette import SwatchAction, SwatchEvent
 from ..recording.recordings import Finished, Recording, RecordingFiles
-from ..recording.store import LIVE_RENEW, Consultation, Store
+from ..recording.store import Consultation, Store
 from ..roles import ROLES, Role, partner_of
 from .consent import Asked, Consent, ConsentEvent, Ended, Reason, Started
 from .messages import (
@@ -56,7 +60,7 @@ from .messages import (
 from .participant import Participant
 from .room import Event, PeerJoined, PeerLeft, Replaced, Room, StateChanged
 
-__all__ = ["Call", "Hub"]
+__all__ = ["Call", "Here", "Hub", "There"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +74,25 @@ ROW_RETRY_S = 2.0
 END_WAIT = 10.0
 
 
+class Here:
+    """The call is this node's: its participants join it here."""
+
+
+@dataclass(frozen=True)
+class There:
+    """The call is another node's (or goes to another node): its participants are relayed."""
+
+    node: NodeInfo
+
+
 class Call:
-    def __init__(self, consultation_id: str) -> None:
+    def __init__(self, consultation_id: str, epoch: int) -> None:
         self.consultation_id = consultation_id
+        #: The epoch of this node's ownership of the call (consult/ownership.py).
+        self.epoch = epoch
+        #: Lost to another node, or sent away by a drain: its members are being disconnected
+        #: (``call-moved``) and nobody joins it any more.
+        self.moved = False
         self.room = Room(consultation_id)
         self.forwarder = Forwarder(consultation_id)
         self.consent = Consent(consultation_id)
@@ -94,8 +114,13 @@ class Hub:
         settings: Settings,
         metrics: Metrics,
         recording_files: RecordingFiles,
+        node: Node,
     ) -> None:
         self._store = store
+        self._node = node
+        #: Calls this node has just taken (consultation id -> epoch) for the participant
+        #: about to join them.
+        self._claims: dict[str, int] = {}
         self._recording_files = recording_files
         self.metrics = metrics
         self._stills = stills
@@ -129,16 +154,63 @@ class Hub:
     def call(self, consultation_id: str) -> Call | None:
         return self._calls.get(consultation_id)
 
-    async def hold_live(self) -> None:
-        """Renew this node's hold on its live calls in the store, for as long as it runs: a
-        node that stops renewing (it died) leaves nothing live for other nodes to mistrust."""
+    async def hold_calls(self) -> None:
+        """Renew this node's calls in the store, for as long as it runs: their ownership and
+        their live status, one lease (a node that stops renewing, because it died, leaves its
+        calls to the others within ``OWNER_LEASE``). A call another node has taken meanwhile
+        is dropped here at once: its members reconnect, and reach it there."""
         while True:
-            await asyncio.sleep(LIVE_RENEW.total_seconds())
-            live = [c.consultation_id for c in self._calls.values() if c.room.state == "live"]
+            await asyncio.sleep(OWNER_RENEW.total_seconds())
+            calls = [c for c in self._calls.values() if not c.moved]
+            epochs = {c.consultation_id: c.epoch for c in calls}
+            live = [c.consultation_id for c in calls if c.room.state == "live"]
             try:
-                await self._store.hold_live(live)
+                lost = await self._store.hold_calls(epochs, live)
             except errors.StorageFailed:
-                logger.warning("live calls not renewed (database unavailable)")
+                logger.warning("calls not renewed (database unavailable)")
+                continue
+            for consultation_id in lost:
+                call = self._calls.get(consultation_id)
+                if call is not None and call.epoch == epochs[consultation_id]:
+                    logger.warning("%s: taken over by another node: dropped here", consultation_id)
+                    self._spawn(self._move(call))
+
+    async def place(
+        self, consultation_id: str, *, relayed: bool = False, unreachable: Collection[str] = ()
+    ) -> Here | There:
+        """Where a participant of ``consultation_id`` goes: ``Here`` (the call is this node's,
+        or this node takes it now) or ``There`` (another node's: relay the participant).
+        ``relayed``: the participant comes from another node, which sent it here: it is never
+        sent on (``owner-unreachable`` if a third node holds the call now). ``unreachable``:
+        nodes that refused a connection just now (dead even if their heartbeat holds)."""
+        call = self._calls.get(consultation_id)
+        if call is not None and not call.moved:
+            return Here()
+        me = self._node.node_id
+        for _ in range(3):
+            owner = await self._store.call_owners.get(consultation_id)
+            live = await self._node.live()
+            alive = {n.node_id: n for n in live}
+            now = datetime.now(UTC)
+            match decide(owner, me, now, alive, unreachable):
+                case Keep(epoch=epoch):
+                    self._claims[consultation_id] = epoch
+                    return Here()
+                case Go(node_id=node_id):
+                    if relayed:
+                        raise errors.OwnerUnreachable()
+                    return There(alive[node_id])
+                case Take(epoch=epoch, expected=expected):
+                    # A draining node takes no new call: it goes to another node, if any.
+                    target = elsewhere(live, me, unreachable) if self._node.draining else None
+                    if target is not None and not relayed:
+                        return There(alive[target])
+                    owners = self._store.call_owners
+                    if await owners.take(consultation_id, me, epoch, expected, now, OWNER_LEASE):
+                        logger.info("%s: taken by this node (epoch %d)", consultation_id, epoch)
+                        self._claims[consultation_id] = epoch
+                        return Here()
+        raise errors.OwnerUnreachable()  # the row changed under us each time: try again later
 
     async def watch_load(self, interval: float = 1.0) -> None:
         """Tell admission, for as long as the server runs, what the event loop costs and how
@@ -153,10 +225,20 @@ class Hub:
     async def join(self, participant: Participant) -> Call:
         """Put ``participant`` in its consultation's call; a new call only if this worker has
         room for it (``ServerBusy`` otherwise: a call in progress always takes its own back)."""
-        call = self._calls.get(participant.consultation_id)
+        consultation_id = participant.consultation_id
+        call = self._calls.get(consultation_id)
+        epoch = self._claims.pop(consultation_id, None)
+        if call is not None and call.moved:
+            raise errors.CallMoved()
         if call is None:
+            if epoch is None:
+                # Not placed here first (or placed by a participant that joined since).
+                if isinstance(await self.place(consultation_id), There):
+                    raise errors.CallMoved()
+                epoch = self._claims.pop(consultation_id)
             decision = self.admission.decide(time.monotonic(), len(self._calls))
             if isinstance(decision, Busy):
+                await self._release(consultation_id, epoch)
                 logger.warning(
                     "%s: refused a new call (%s; %d calls, loop at %s of a core)",
                     participant.consultation_id,
@@ -165,7 +247,7 @@ class Hub:
                     "?" if decision.usage is None else f"{decision.usage:.0%}",
                 )
                 raise errors.ServerBusy()
-            call = self._calls[participant.consultation_id] = Call(participant.consultation_id)
+            call = self._calls[consultation_id] = Call(consultation_id, epoch)
         logger.info("%s: %s joined", participant.consultation_id, participant.role)
         await self._apply(call, call.room.join(participant.role, participant))
         partner = call.room.member(partner_of(participant.role))
@@ -196,7 +278,45 @@ class Hub:
         await self._apply(call, call.room.leave(participant))
         if call.room.empty and self._calls.get(call.consultation_id) is call:
             del self._calls[call.consultation_id]
+            if not call.moved:
+                await self._release(call.consultation_id, call.epoch)
             call.over.set()
+
+    async def _release(self, consultation_id: str, epoch: int) -> None:
+        """The call ended here: nobody's, so the next participant's node takes it at once."""
+        try:
+            await self._store.call_owners.release(consultation_id, self._node.node_id, epoch)
+        except errors.StorageFailed:
+            logger.warning("%s: ownership not released (it lapses by itself)", consultation_id)
+
+    async def _move(self, call: Call) -> None:
+        """Send the call's members away (``call-moved``): they reconnect, and reach the call
+        on the node that holds it now, or that takes it."""
+        call.moved = True
+        await asyncio.gather(
+            *(m.disconnect(errors.CallMoved()) for m in call.members()), return_exceptions=True
+        )
+
+    async def drain(self, grace: float) -> None:
+        """SIGTERM: no new calls here (the node is draining: ``place`` sends them to other
+        nodes); the calls in progress go on for ``grace`` seconds, then move to another node:
+        released first, so the members' reconnections take them there at once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._calls and (left := deadline - loop.time()) > 0:
+            overs = [asyncio.ensure_future(c.over.wait()) for c in self.calls()]
+            await asyncio.wait(overs, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in overs:
+                waiting.cancel()
+        calls = [c for c in self.calls() if not c.moved]
+        if calls:
+            logger.info("draining: %d calls move to other nodes", len(calls))
+        for call in calls:
+            call.moved = True
+            await self._release(call.consultation_id, call.epoch)
+        await asyncio.gather(*(self._move(call) for call in calls))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(call.over.wait() for call in calls)), END_WAIT)
 
     async def offer(self, participant: Participant, offer: str) -> str:
         """Answer a participant's offer with a new server peer, replacing any previous one."""
