@@ -76,7 +76,7 @@ from .reminders import CHAT, EMAIL, Reminders
 from .signaling.hub import Hub
 from .signaling.ws import conversation_websocket, inbox_websocket, websocket
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "drain"]
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +254,13 @@ def _shared_failures(app: web.Application) -> FailureLog | None:
     PostgreSQL. On SQLite (one process) this node's own count is all there is."""
     store = app.get(STORE)
     return store.auth_failures if store is not None and store.dialect != "sqlite" else None
+
+
+async def drain(app: web.Application) -> None:
+    """SIGTERM: this node takes no new call (other nodes get them); its calls go on for the
+    drain grace, then move to other nodes (docs/operations.md, Several nodes)."""
+    await app[NODE].drain()
+    await app[HUB].drain(app[SETTINGS].drain_grace)
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -331,7 +331,7 @@ CHATTY_LOGGERS = ("aioice", "aiortc")
 
 
 def serve(settings: Settings) -> int:
-    from .app import create_app
+    from .app import create_app, drain
 
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -389,6 +389,7 @@ def serve(settings: Settings) -> int:
         service.run(
             app, sock, context, settings.base_url, serving,
             loop_factory=uvloop.new_event_loop if settings.event_loop == "uvloop" else None,
+            drain=lambda: drain(app),
         )  # fmt: skip
     except KeysDiffer as exc:
         print(f"consult: refusing to serve: {exc}", file=sys.stderr)
