@@ -41,7 +41,9 @@ class Node:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
         if self.proc is not None:
-            self.proc.wait()
+            out, _ = self.proc.communicate()
+            # Shown with a failing test's output (pytest captures it).
+            print(f"--- {self.name}'s output (last lines)", *out.splitlines()[-40:], sep="\n")
 
 
 @dataclass

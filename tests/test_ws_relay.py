@@ -18,11 +18,15 @@ from consult.recording.store import Store
 from consult.recording.tokens import TokenSealer
 
 from .balancer import Balancer
+from .calls import png
 from .client import CallClient
+from .fake_camera import HANDS, load_photo
 from .cluster import Cluster, closed, join, media_both_ways, new_consultation, ws_url
 from .postgres import Postgres
 
 pytestmark = pytest.mark.timeout(240)
+
+PHOTO = png(load_photo(HANDS / "thumb_up_blue_bg_640x521.jpg"))
 
 #: The issue's bound: a call whose node died is back, media flowing, within this long.
 FAILOVER_S = 10.0
@@ -87,6 +91,17 @@ async def failover(cluster: Cluster, http: aiohttp.ClientSession) -> None:
         assert stylist.welcome["peer"] == "present"
         await media_both_ways(customer, stylist, 20)
         acked = [await chat(customer, "through a"), await chat(stylist, "through b")]
+        # A photo uploaded through node b (the call is a's) is announced to both.
+        await stylist.send({"type": "capture"})
+        request = await customer.expect("capture-request")
+        token = consultation["customer_link"].rsplit("/", 1)[1]
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "image/png"}
+        async with http.post(b.url + request["upload_url"], data=PHOTO, headers=headers) as r:
+            assert r.status == 201, await r.text()
+            uploaded = (await r.json())["still"]["id"]
+        for client in (customer, stylist):
+            while (await client.expect("still", timeout=15))["still"]["id"] != uploaded:
+                pass
 
         assert a.proc is not None
         a.proc.kill()  # SIGKILL: no goodbye, its heartbeat and its leases just stop

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import aiohttp
 from aiohttp import WSCloseCode
 
 from .. import errors
@@ -56,7 +57,9 @@ from .messages import (
     SwatchesChosen,
     SwatchShown,
     UploadStats,
+    as_dict,
 )
+from .node_actions import FORWARDED, NodeAction, decode_server_message, encode_node_action
 from .participant import Participant
 from .room import Event, PeerJoined, PeerLeft, Replaced, Room, StateChanged
 
@@ -655,6 +658,8 @@ class Hub:
     async def notes_changed(self, consultation: Consultation) -> None:
         """Tell whoever is connected: the stylist gets the notes too, the customer never."""
         call = self._calls.get(consultation.id)
+        if call is None:
+            await self._tell_owner(consultation.id, NodeAction(action="notes"))
         for member in call.members() if call is not None else []:
             if member.role == "stylist":
                 await member.send(
@@ -698,26 +703,80 @@ class Hub:
         await self.broadcast(stylist.consultation_id, SwatchesChosen(swatches=board.chosen))
 
     async def broadcast(self, consultation_id: str, message: ServerMessage) -> None:
-        """Send ``message`` to everyone in the consultation's call, if anyone is."""
+        """Send ``message`` to everyone in the consultation's call, if anyone is: here, or on
+        the node that owns the call."""
         call = self._calls.get(consultation_id)
         if call is not None:
             await asyncio.gather(*(m.send(message) for m in call.members()))
+        elif isinstance(message, FORWARDED):
+            await self._tell_owner(
+                consultation_id, NodeAction(action="broadcast", message=as_dict(message))
+            )
 
     async def revoke(self, consultation_id: str) -> None:
         """Disconnect everyone using the consultation's (now revoked) links."""
         call = self._calls.get(consultation_id)
         if call is not None:
             await asyncio.gather(*(m.disconnect(errors.Revoked()) for m in call.members()))
+        else:
+            await self._tell_owner(consultation_id, NodeAction(action="revoke"))
 
     async def end(self, consultation_id: str) -> None:
         """Disconnect everyone in the consultation's call (as ``revoke``) and wait until they
         have left: its recording, if any, settled before the consultation is deleted."""
         call = self._calls.get(consultation_id)
         if call is None:
+            await self._tell_owner(consultation_id, NodeAction(action="end"))
             return
         await self.revoke(consultation_id)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(call.over.wait(), END_WAIT)
+
+    async def from_node(self, consultation_id: str, action: NodeAction) -> None:
+        """What another node asks of this node's call (``_tell_owner``): done here only, never
+        sent on (the call has ended here meanwhile: nothing to do)."""
+        if consultation_id not in self._calls:
+            return
+        match action.action:
+            case "broadcast" if action.message is not None:
+                await self.broadcast(consultation_id, decode_server_message(action.message))
+            case "revoke":
+                await self.revoke(consultation_id)
+            case "end":
+                await self.end(consultation_id)
+            case "notes":
+                await self.notes_changed(await self._store.get_consultation(consultation_id))
+
+    async def _tell_owner(self, consultation_id: str, action: NodeAction) -> None:
+        """The call is not here: what the HTTP API did (a still saved, links revoked, notes,
+        the consultation deleted) is told to the node that owns it, if another node does
+        (consult/api/calls.py). A node that cannot be reached is logged, not waited for."""
+        owner = await self._store.call_owners.get(consultation_id)
+        me = self._node.node_id
+        if owner is None or owner.node_id in (None, me) or owner.until is None:
+            return
+        if owner.until <= datetime.now(UTC):
+            return
+        assert owner.node_id is not None
+        node = await self._store.nodes.get(owner.node_id)
+        if node is None:
+            return
+        path = f"/internal/calls/{consultation_id}"
+        body = encode_node_action(action)
+        headers = self._node.sign("POST", path, body=body)
+        try:
+            async with self._node.session.post(
+                node.url + path,
+                data=body,
+                headers=headers | {"Content-Type": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=END_WAIT + 5),
+            ) as response:
+                if response.status >= 300:
+                    logger.warning("%s: node %s answered %s to %s", consultation_id,
+                                   node.node_id, response.status, action.action)  # fmt: skip
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            logger.warning("%s: node %s not told of %s: %s", consultation_id, node.node_id,
+                           action.action, exc)  # fmt: skip
 
     async def close(self) -> None:
         """Shut down: every websocket gets GOING_AWAY, every peer is closed."""
