@@ -1,9 +1,15 @@
 """A small TCP balancer for tests: the entry that survives a node, as a load balancer in front
 of several ``consult serve`` nodes is. Each connection goes to the first backend that accepts
-it, in the order given (the preferred node first), bytes piped both ways unchanged."""
+it, in the order given (the preferred node first), bytes piped both ways unchanged.
+
+In a test's event loop: ``await Balancer([("127.0.0.1", port_a), ...]).start()``. As a process
+of its own (in another network namespace): ``python -m tests.balancer HOST PORT
+BACKEND_HOST:PORT...``; it prints ``listening`` once it accepts.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 from collections.abc import Sequence
@@ -12,22 +18,24 @@ __all__ = ["Balancer"]
 
 
 class Balancer:
-    def __init__(self, backends: Sequence[int], host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, backends: Sequence[tuple[str, int]], host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.backends = list(backends)
         self.host = host
-        self.port = 0
+        self.port = port
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
 
     async def start(self) -> Balancer:
-        self._server = await asyncio.start_server(self._accept, self.host, 0)
+        self._server = await asyncio.start_server(self._accept, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        for port in self.backends:
+        for host, port in self.backends:
             try:
-                up_reader, up_writer = await asyncio.open_connection(self.host, port)
+                up_reader, up_writer = await asyncio.open_connection(host, port)
             except OSError:
                 continue  # nothing listens there (the node is down): the next one
             break
@@ -57,3 +65,18 @@ async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
     finally:
         with contextlib.suppress(OSError, RuntimeError):
             sink.close()
+
+
+async def _main(args: argparse.Namespace) -> None:
+    backends = [(b.rsplit(":", 1)[0], int(b.rsplit(":", 1)[1])) for b in args.backends]
+    await Balancer(backends, args.host, args.port).start()
+    print("listening", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("host")
+    parser.add_argument("port", type=int)
+    parser.add_argument("backends", nargs="+", metavar="HOST:PORT")
+    asyncio.run(_main(parser.parse_args()))

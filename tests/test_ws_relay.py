@@ -20,8 +20,8 @@ from consult.recording.tokens import TokenSealer
 from .balancer import Balancer
 from .calls import png
 from .client import CallClient
-from .fake_camera import HANDS, load_photo
 from .cluster import Cluster, closed, join, media_both_ways, new_consultation, ws_url
+from .fake_camera import HANDS, load_photo
 from .postgres import Postgres
 
 pytestmark = pytest.mark.timeout(240)
@@ -49,7 +49,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 async def balancers(cluster: Cluster) -> tuple[Balancer, Balancer]:
     """One entry preferring node a, one preferring node b (each falls back to the other)."""
-    a, b = cluster.nodes["node-a"].port, cluster.nodes["node-b"].port
+    a = ("127.0.0.1", cluster.nodes["node-a"].port)
+    b = ("127.0.0.1", cluster.nodes["node-b"].port)
     return await Balancer([a, b]).start(), await Balancer([b, a]).start()
 
 

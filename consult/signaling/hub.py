@@ -285,7 +285,7 @@ class Hub:
         if call is None:
             return
         await self._apply(call, call.room.leave(participant))
-        if call.room.empty and self._calls.get(call.consultation_id) is call:
+        if call.room.empty and not call.ending and self._calls.get(call.consultation_id) is call:
             # Released while still listed (``ending``): a participant arriving meanwhile
             # waits, and then finds the call nobody's rather than a lease about to go.
             call.ending = True
