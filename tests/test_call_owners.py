@@ -4,28 +4,12 @@ epoch, released; a restarted node holds nothing (SQLite, then PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from consult.ownership import OWNER_LEASE, Owner
 from consult.recording.store import Store
-from consult.recording.tokens import TokenSealer, load_seal_key
 
 TTL = timedelta(seconds=4)
-
-
-@pytest.fixture
-async def nodes(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[Store, Store]]:
-    sealer = TokenSealer(load_seal_key(tmp_path))
-    # Two nodes: two stores (two connection pools) on one database.
-    a = await Store.open(database_url, sealer, node="node-a")
-    b = await Store.open(database_url, sealer, node="node-b")
-    yield a, b
-    await a.close()
-    await b.close()
 
 
 async def test_one_owner_at_a_time(nodes: tuple[Store, Store]) -> None:
@@ -92,4 +76,3 @@ async def test_a_restarted_node_holds_nothing(nodes: tuple[Store, Store]) -> Non
     assert (await b.get_consultation(on_a.id)).status == "open"
     assert (await a.call_owners.get(on_b.id)) == Owner("node-b", 1, now + OWNER_LEASE)
     assert (await a.get_consultation(on_b.id)).status == "live"
-
