@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from consult.recording.store import Store
 from consult.recording.tokens import TokenSealer
 
 from .browser import CHROMIUM, LAPTOP, PHONE, Launch, open_page, ready_to_join, screenshot
+from .namespace import Namespace
 from .postgres import Postgres
 from .turn import require_isolated
 
@@ -51,33 +52,6 @@ document.addEventListener("DOMContentLoaded", () => {
   v.requestVideoFrameCallback(onFrame);
 });
 """
-
-
-class Namespace:
-    """A network namespace, kept alive by a process in it; programs join it with nsenter."""
-
-    def __init__(self) -> None:
-        self._holder = subprocess.Popen(["unshare", "-n", "sleep", "infinity"])
-        own = os.readlink("/proc/self/ns/net")
-        for _ in range(200):
-            if os.readlink(f"/proc/{self._holder.pid}/ns/net") != own:
-                return
-            time.sleep(0.01)
-        raise AssertionError("the namespace was not made")
-
-    @property
-    def pid(self) -> int:
-        return self._holder.pid
-
-    def command(self, command: Sequence[str]) -> list[str]:
-        return ["nsenter", "-t", str(self.pid), "-n", *command]
-
-    def run(self, script: str) -> None:
-        subprocess.run(self.command(["sh", "-c", script]), check=True, capture_output=True)
-
-    def close(self) -> None:
-        self._holder.kill()
-        self._holder.wait()
 
 
 class Output:
@@ -131,8 +105,8 @@ def start_node(
     command = [sys.executable, "-m", "consult", "serve", "--host", address,
                "--port", str(NODE_PORT), "--data", str(data), "--media-address", address,
                "--node-url", f"http://{address}:{NODE_PORT}"]  # fmt: skip
-    proc = subprocess.Popen(space.command(command), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+    proc = space.popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       env=env)  # fmt: skip
     return Output(proc)
 
 
@@ -142,8 +116,8 @@ def start_entry(space: Namespace, name: str) -> Output:
     backends = [f"{ADDRESSES[n]}:{NODE_PORT}" for n in (name, other)]
     command = [sys.executable, "-m", "tests.balancer", ADDRESSES[name], str(ENTRY_PORT),
                *backends]  # fmt: skip
-    proc = subprocess.Popen(space.command(command), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=ROOT)  # fmt: skip
+    proc = space.popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       cwd=ROOT)  # fmt: skip
     return Output(proc)
 
 
@@ -180,11 +154,7 @@ async def test_two_nodes_in_two_namespaces(
         customer_url = f"http://{ADDRESSES['node-a']}:{ENTRY_PORT}/c/{links.customer}"
         stylist_url = f"http://{ADDRESSES['node-b']}:{ENTRY_PORT}/s/{links.stylist}"
         # Both browsers in node a's namespace: the stylist's entry is across the link.
-        wrapper = tmp_path / "chromium"
-        wrapper.write_text(
-            f'#!/bin/sh\nexec {" ".join(namespaces["node-a"].command([CHROMIUM]))} "$@"\n'
-        )
-        wrapper.chmod(0o755)
+        wrapper = namespaces["node-a"].wrapper(tmp_path / "chromium", CHROMIUM)
         origins = ",".join(f"http://{a}:{ENTRY_PORT}" for a in ADDRESSES.values())
         args = [f"--unsafely-treat-insecure-origin-as-secure={origins}"]
         customer_browser = await launch(executable=str(wrapper), args=args)

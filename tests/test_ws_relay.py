@@ -6,6 +6,7 @@ balancer in front of each participant (the entry that survives a node)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -47,11 +48,21 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def balancers(cluster: Cluster) -> tuple[Balancer, Balancer]:
-    """One entry preferring node a, one preferring node b (each falls back to the other)."""
+@contextlib.asynccontextmanager
+async def entries(cluster: Cluster) -> AsyncIterator[tuple[Balancer, Balancer, list[CallClient]]]:
+    """One entry preferring node a, one preferring node b (each falls back to the other), and
+    a list for the test's clients: all closed at the end."""
     a = ("127.0.0.1", cluster.nodes["node-a"].port)
     b = ("127.0.0.1", cluster.nodes["node-b"].port)
-    return await Balancer([a, b]).start(), await Balancer([b, a]).start()
+    via_a, via_b = await Balancer([a, b]).start(), await Balancer([b, a]).start()
+    clients: list[CallClient] = []
+    try:
+        yield via_a, via_b, clients
+    finally:
+        for client in clients:
+            await client.close()
+        await via_a.close()
+        await via_b.close()
 
 
 async def owner_of(cluster: Cluster, consultation_id: str) -> tuple[str | None, int]:
@@ -74,12 +85,10 @@ async def chat(client: CallClient, text: str) -> tuple[int, str]:
 async def failover(cluster: Cluster, http: aiohttp.ClientSession) -> None:
     """The customer through node a, the stylist through node b; node a (the owner) killed."""
     a, b = cluster.nodes["node-a"], cluster.nodes["node-b"]
-    via_a, via_b = await balancers(cluster)
     consultation = await new_consultation(http, a)
-    customer_url = ws_url(via_a.port, consultation["customer_link"])
-    stylist_url = ws_url(via_b.port, consultation["stylist_link"])
-    clients: list[CallClient] = []
-    try:
+    async with entries(cluster) as (via_a, via_b, clients):
+        customer_url = ws_url(via_a.port, consultation["customer_link"])
+        stylist_url = ws_url(via_b.port, consultation["stylist_link"])
         deadline = time.monotonic() + 30
         customer = await join(http, customer_url, "customer", deadline)
         clients.append(customer)
@@ -130,11 +139,6 @@ async def failover(cluster: Cluster, http: aiohttp.ClientSession) -> None:
             history = [(m["seq"], m["text"]) for m in client.welcome["history"]]
             assert all(m in history for m in acked), (history, acked)
         assert b.proc is not None and b.proc.poll() is None
-    finally:
-        for client in clients:
-            await client.close()
-        await via_a.close()
-        await via_b.close()
 
 
 async def test_relayed_call_and_failover_on_postgresql(
@@ -167,9 +171,7 @@ async def test_drain_moves_calls_after_the_grace(
         await pg_cluster.start("node-a")
     if pg_cluster.nodes["node-b"].proc is None:
         await pg_cluster.start("node-b")
-    via_a, via_b = await balancers(pg_cluster)
-    clients: list[CallClient] = []
-    try:
+    async with entries(pg_cluster) as (via_a, via_b, clients):
         deadline = time.monotonic() + 30
         consultation = await new_consultation(http, a)
         customer = await join(http, ws_url(via_a.port, consultation["customer_link"]),
@@ -212,11 +214,6 @@ async def test_drain_moves_calls_after_the_grace(
         owner, later = await owner_of(pg_cluster, consultation["id"])
         assert owner == "node-b" and later > epoch
         assert a.proc.wait(timeout=30) == 0
-    finally:
-        for client in clients:
-            await client.close()
-        await via_a.close()
-        await via_b.close()
 
 
 async def test_other_keys_refused_at_start(

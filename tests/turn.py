@@ -21,7 +21,6 @@ Chromium inside the namespace, driven by Playwright as usual; it opens the pages
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 import subprocess
 import tempfile
@@ -36,6 +35,8 @@ from aiohttp.test_utils import TestServer
 
 from consult.app import create_app
 from consult.config import Settings
+
+from .namespace import Namespace
 
 TURNSERVER = "/usr/bin/turnserver"
 NFT = "/usr/sbin/nft"
@@ -65,7 +66,7 @@ def require_isolated() -> None:
         )
 
 
-class BlockedNetwork:
+class BlockedNetwork(Namespace):
     """A network namespace whose UDP to and from the rest of the world is dropped."""
 
     gateway = GATEWAY
@@ -73,51 +74,25 @@ class BlockedNetwork:
 
     def __init__(self) -> None:
         require_isolated()
-        # A namespace is kept alive by a process in it; programs join it with nsenter.
-        self._holder = subprocess.Popen(["unshare", "-n", "sleep", "infinity"])
-        own = os.readlink("/proc/self/ns/net")
-        for _ in range(100):
-            if os.readlink(f"/proc/{self._holder.pid}/ns/net") != own:
-                break
-            time.sleep(0.01)
+        super().__init__()
         try:
             _run("ip", "link", "add", _OURS, "type", "veth", "peer", "name", _THEIRS)
-            _run("ip", "link", "set", _THEIRS, "netns", str(self._holder.pid))
+            _run("ip", "link", "set", _THEIRS, "netns", str(self.pid))
             _run("ip", "addr", "add", f"{GATEWAY}/24", "dev", _OURS)
             _run("ip", "link", "set", _OURS, "up")
             inside = "ip link set lo up && ip addr add {}/24 dev {} && ip link set {} up"
-            self._inside("sh", "-c", inside.format(CLIENT, _THEIRS, _THEIRS))
+            self.run(inside.format(CLIENT, _THEIRS, _THEIRS))
             subprocess.run(
-                ["nsenter", "-t", str(self._holder.pid), "-n", NFT, "-f", "-"],
+                self.command([NFT, "-f", "-"]),
                 input=_DROP_UDP, check=True, capture_output=True, text=True,
             )  # fmt: skip
         except BaseException:
             self.close()
             raise
 
-    def command(self, command: Sequence[str]) -> list[str]:
-        """``command`` run inside the namespace."""
-        return ["nsenter", "-t", str(self._holder.pid), "-n", *command]
-
-    def popen(self, command: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self.command(command), **kwargs)
-
-    def wrapper(self, path: Path, program: str) -> Path:
-        """An executable at ``path`` that runs ``program`` inside the namespace, with the same
-        arguments and open files: Playwright launches Chromium through it
-        (``executable_path``) and drives it over its pipes as usual."""
-        path.write_text(f'#!/bin/sh\nexec {" ".join(self.command([program]))} "$@"\n')
-        path.chmod(0o755)
-        return path
-
-    def _inside(self, *command: str) -> None:
-        _run(*self.command(command))
-
     def close(self) -> None:
         subprocess.run(["ip", "link", "del", _OURS], capture_output=True)  # takes its peer
-        if self._holder.poll() is None:
-            self._holder.kill()
-        self._holder.wait()
+        super().close()
 
 
 @dataclass(frozen=True)

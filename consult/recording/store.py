@@ -532,6 +532,8 @@ class Store:
         """This node's one renewal of its calls, in one transaction: their ownership
         (consultation id -> epoch; consult/recording/call_owners.py) and the live status of
         those ``live``. The calls lost to another node are returned, and not held live here."""
+        if not epochs:
+            return set()  # no call: no write (the embedded default's disk stays quiet)
         async with self._db.begin() as conn:
             lost = await self.call_owners.renew(self.node, epochs, utcnow(), OWNER_LEASE, conn)
             await self.hold_live([c for c in live if c not in lost], conn)

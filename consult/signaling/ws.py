@@ -199,7 +199,7 @@ def _forward(participant: Participant, history: History) -> Callable[[Event], Aw
     return send
 
 
-async def _relayed_from(request: web.Request) -> NodeCall | None:
+def _relayed_from(request: web.Request) -> NodeCall | None:
     """The node that relays this ``/ws`` (None: a client's own); ``Unauthorized`` if it says
     it comes from a node but is not signed as one."""
     return request.app[NODE].verify(request.headers, "GET", request.raw_path)
@@ -241,7 +241,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[HUB]
     conversations = request.app[CONVERSATIONS]
     # A request that claims to come from a node but is not signed as one: 401 (JSON).
-    relayed = await _relayed_from(request)
+    relayed = _relayed_from(request)
     client = (relayed.client if relayed is not None else None) or request.remote or "unknown"
     ws, participant = await _connect(request, client)
     if participant is None:
