@@ -18,10 +18,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from .leases import Leases, holder_name
+from .store import utcnow
 
 __all__ = ["Clock", "LeasedJob"]
 
@@ -29,10 +30,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class LeasedJob(Generic[T]):
@@ -45,7 +42,7 @@ class LeasedJob(Generic[T]):
         every: timedelta,
         ttl: timedelta,
         poll: timedelta,
-        clock: Clock = _now,
+        clock: Clock = utcnow,
     ) -> None:
         self._leases = leases
         #: The lease's name (its row is made by the migration that introduces the work).
