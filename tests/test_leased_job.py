@@ -45,7 +45,7 @@ async def nodes(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[Store,
 
 async def _expires_at(store: Store) -> datetime | None:
     async with store.database.begin() as conn:
-        at = (await conn.execute(sa.select(leases.c.expires_at).where(leases.c.name == LEASE)))
+        at = await conn.execute(sa.select(leases.c.expires_at).where(leases.c.name == LEASE))
         return at.scalar_one()  # type: ignore[no-any-return]
 
 
