@@ -678,7 +678,8 @@ async def test_a_recording_both_agreed_to_plays_in_chromium(
               check();
             });
             results.push({time: video.currentTime, width: video.videoWidth,
-                          error: video.error && video.error.code});
+                          error: video.error && video.error.code,
+                          message: video.error && video.error.message});
             video.pause();
           }
           return results;
