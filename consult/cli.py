@@ -613,19 +613,26 @@ def migrate_store(settings: Settings, target_url: str) -> int:
 
     try:
         summary = asyncio.run(
-            migrate(settings.db_url, target_url, settings.stills_dir, progress=copied)
+            migrate(
+                settings.db_url,
+                target_url,
+                settings.stills_dir,
+                settings.recordings_dir,
+                progress=copied,
+            )
         )
     except (MigrationError, ConsultError, sa.exc.SQLAlchemyError, OSError) as exc:
         print(f"consult: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 1
     counts = ", ".join(f"{n} {table}" for table, n in summary.counts.items() if n)
+    files = ", ".join(f"{n} {table}" for table, n in summary.checked.items())
     print(
         f"Copied {settings.db_url} to {redact_url(target_url)}\n  {counts}\n"
-        f"  every table matches by count and SHA-256; {summary.stills_checked} still files"
+        f"  every table matches by count and SHA-256; the files of {files}"
         " match their SHA-256"
     )
     for name in summary.missing:
-        print(f"  missing from the stills folder: {name}", file=sys.stderr)
+        print(f"  file missing: {name}", file=sys.stderr)
     print(
         f"Serve from it: CONSULT_DATABASE_URL={redact_url(target_url)}"
         f" consult serve --data {settings.data_dir}"

@@ -59,6 +59,8 @@ class Posted:
     present: frozenset[Role]
     #: A voice message, video clip or file, as ``attachment_json`` gives it.
     attachment: dict[str, Any] | None = None
+    #: The version ``unread`` was read at (consult/recording/inbox.py, ``Snapshot``).
+    version: int = 0
 
     @property
     def consultation_id(self) -> str:
@@ -71,6 +73,8 @@ class ReadMoved:
     by: Role
     seq: int
     unread: int
+    #: The version ``unread`` was read at (consult/recording/inbox.py, ``Snapshot``).
+    version: int = 0
 
 
 @dataclass(frozen=True)
@@ -258,13 +262,15 @@ class Conversations:
             if message.attachment_id
             else None
         )
+        snapshot = await self._store.inbox.snapshot(message.consultation_id)
         return Posted(
             message,
             still_json(still) if still is not None else None,
             new,
-            await self._store.inbox.unread(message.consultation_id),
+            snapshot.unread,
             self.present(message.consultation_id),
             attachment_json(attachment) if attachment is not None else None,
+            snapshot.version,
         )
 
     async def find(self, consultation_id: str, sender: Role, client_id: str) -> Posted | None:
@@ -275,9 +281,8 @@ class Conversations:
     async def read(self, consultation_id: str, reader: Role, seq: int) -> ReadMoved:
         """``reader`` has read up to ``seq`` (marks only move forward); told to everyone."""
         mark = await self._store.mark_read(consultation_id, reader, seq)
-        moved = ReadMoved(
-            consultation_id, reader, mark, await self._store.inbox.unread(consultation_id)
-        )
+        snapshot = await self._store.inbox.snapshot(consultation_id)
+        moved = ReadMoved(consultation_id, reader, mark, snapshot.unread, snapshot.version)
         self._publish(moved)
         return moved
 

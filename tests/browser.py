@@ -181,6 +181,34 @@ async def screenshot(page: Page, name: str) -> Path:
     return path
 
 
+# A state a page shows for a few seconds only (the photo notice, the capture's verdict) can come
+# and go while a loaded machine runs the test's other steps, and a polling ``expect`` then
+# misses it: the page itself counts each time the element is shown (``watch_shown`` before
+# what shows it, ``shown`` after; shown already when watched counts once).
+WATCH_SHOWN = """(testid) => {
+  const target = document.querySelector(`[data-testid="${testid}"]`);
+  const shown = (window.__shown ??= {});
+  shown[testid] = target.hidden ? 0 : 1;
+  let hidden = target.hidden;
+  new MutationObserver(() => {
+    if (hidden && !target.hidden) shown[testid] += 1;
+    hidden = target.hidden;
+  }).observe(target, { attributes: true, attributeFilter: ["hidden"] });
+}"""
+
+
+async def watch_shown(page: Page, testid: str) -> None:
+    await page.evaluate(WATCH_SHOWN, testid)
+
+
+async def shown(page: Page, testid: str, times: int = 1) -> None:
+    """Wait until the element watched by ``watch_shown`` has been shown ``times`` times."""
+    await page.wait_for_function(
+        "([testid, times]) => window.__shown[testid] >= times", arg=[testid, times],
+        timeout=15_000,
+    )  # fmt: skip
+
+
 async def visible_detail(page: Page, testid: str) -> float:
     """How much picture an element shows on screen: the spread of its screenshot's pixels
     (a black or uniform video is near 0)."""

@@ -9,7 +9,9 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from consult.recording.attachments import Attachment
 from consult.recording.files import StillFiles
+from consult.recording.recordings import Finished, Recording
 from consult.recording.store import Still, Store
 from consult.recording.tokens import TokenSealer, load_seal_key
 
@@ -61,4 +63,43 @@ async def fill(data: Path, stills: int = 3, still_bytes: int = 20_000) -> dict[s
     finally:
         await store.close()
     (data / "staff.key").write_text("staff-key-of-the-salon\n")
+    return written
+
+
+async def add_call_files(data: Path) -> dict[str, str]:
+    """To the first consultation of ``data``: a finished recording (its file in the recordings
+    folder), one being written (a row with no file placed nor SHA-256 yet), and a chat
+    attachment (in the stills folder); returns the placed files with their SHA-256, as
+    ``folder/file``."""
+    store = await Store.open(sqlite_url(data), TokenSealer(load_seal_key(data)))
+    recording_files, still_files = StillFiles(data / "recordings"), StillFiles(data / "stills")
+    recording_files.prepare()
+    written: dict[str, str] = {}
+    try:
+        (consultation, *_) = await store.list_consultations()
+        now = datetime.now(UTC)
+        for status in ("complete", "recording"):
+            recording_id = secrets.token_hex(8)
+            staged = f".staging/node/{recording_id}.part"
+            await store.recordings.begin(
+                Recording(recording_id, consultation.id, "customer", "s1", "recording", now, staged)
+            )
+            if status == "complete":
+                blob = os.urandom(30_000)
+                file = recording_files.write(consultation.id, f"{recording_id}.webm", blob)
+                digest = hashlib.sha256(blob).hexdigest()
+                finished = Finished(file, len(blob), digest, "video/webm", 1.5)
+                await store.recordings.complete(recording_id, finished, now)
+                written[f"recordings/{file}"] = digest
+        blob = os.urandom(5_000)
+        attachment_id = secrets.token_hex(8)
+        file = still_files.write(consultation.id, f"{attachment_id}.pdf", blob)
+        digest = hashlib.sha256(blob).hexdigest()
+        await store.attachments.add(
+            Attachment(attachment_id, consultation.id, "customer", "file", "application/pdf",
+                       "care.pdf", len(blob), digest, None, None, None, file, now)
+        )  # fmt: skip
+        written[f"stills/{file}"] = digest
+    finally:
+        await store.close()
     return written

@@ -24,8 +24,10 @@ from .browser import (
     open_page,
     ready_to_join,
     screenshot,
+    shown,
     video_size,
     visible_detail,
+    watch_shown,
 )
 from .client import CallClient
 from .conftest import STAFF_KEY
@@ -331,12 +333,14 @@ async def test_capture_from_the_console_saves_the_camera_photo_and_the_stream_st
     )
     await expect(stylist.get_by_test_id("quality-video")).to_contain_text("1920", timeout=20_000)
 
+    await watch_shown(customer, "photo-notice")
     await stylist.keyboard.press("c")  # the Capture shortcut
     strip = stylist.get_by_test_id("still")
     await expect(strip).to_have_count(2, timeout=20_000)
-    # The customer is told, with the thumbnail, that a photo was taken.
-    await expect(customer.get_by_test_id("photo-notice")).to_be_visible()
-    await expect(customer.get_by_test_id("photo-notice-thumb")).to_be_visible()
+    # The customer is told, with the thumbnail, that a photo was taken (for six seconds).
+    await shown(customer, "photo-notice")
+    thumb = await customer.get_by_test_id("photo-notice-thumb").get_attribute("src")
+    assert thumb and "/thumb" in thumb
     await screenshot(customer, "customer-photo-notice-phone")
 
     async with http.get(f"/api/consultations/{consultation['id']}", headers=staff) as r:
@@ -678,7 +682,8 @@ async def test_a_recording_both_agreed_to_plays_in_chromium(
               check();
             });
             results.push({time: video.currentTime, width: video.videoWidth,
-                          error: video.error && video.error.code});
+                          error: video.error && video.error.code,
+                          message: video.error && video.error.message});
             video.pause();
           }
           return results;

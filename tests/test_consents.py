@@ -14,14 +14,18 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from consult.app import create_app
+from consult.appkeys import STORE
 from consult.config import Settings
 from consult.errors import InvalidRequest, NotFound
+from consult.recording.audit import AuditFilter
 from consult.recording.consents import KEPT, VERSION
 from consult.recording.store import Store
 
 from .conftest import create_consultation, make_settings, token_of
+from .stores import audit_log_down
 
 pytestmark = pytest.mark.timeout(60)
+ACTOR = "system:test"
 
 
 @pytest.fixture
@@ -38,16 +42,16 @@ async def test_consent_is_kept_with_its_version_per_customer_and_consultation(
                                                 link_ttl=timedelta(days=1))  # fmt: skip
     assert await store.consents.current(first.id) is None
     with pytest.raises(InvalidRequest):
-        await store.consents.give(first.id, "1999-01-01")
+        await store.consents.give(first.id, "1999-01-01", audit=store.audit, actor=ACTOR)
     with pytest.raises(NotFound):
-        await store.consents.give("nothing", VERSION)
-    given = await store.consents.give(first.id, VERSION)
+        await store.consents.give("nothing", VERSION, audit=store.audit, actor=ACTOR)
+    given = await store.consents.give(first.id, VERSION, audit=store.audit, actor=ACTOR)
     assert (given.version, given.kept, given.customer_id) == (VERSION, list(KEPT),
                                                               first.customer_id)  # fmt: skip
     assert await store.consents.current(first.id) == given
     # Per consultation: the next one asks again.
     assert await store.consents.current(second.id) is None
-    later = await store.consents.give(second.id, VERSION)
+    later = await store.consents.give(second.id, VERSION, audit=store.audit, actor=ACTOR)
     assert [c.consultation_id for c in await store.consents.of_customer(first.customer_id)] == [
         second.id, first.id,
     ]  # fmt: skip
@@ -108,3 +112,27 @@ async def test_v1_clients_join_where_consent_is_not_required(
             headers={"Authorization": f"Bearer {token_of(c['customer_link'])}"},
         ) as r:
             assert (await r.json())["required"] is False
+
+
+async def test_a_consent_is_never_kept_without_its_audit_entry(
+    http: aiohttp.ClientSession, staff: dict[str, str], server: TestServer
+) -> None:
+    store = server.app[STORE]
+    c = await create_consultation(http, staff)
+    customer = {"Authorization": f"Bearer {token_of(c['customer_link'])}"}
+    url = f"/api/consultations/{c['id']}/consent"
+    async with (
+        audit_log_down(store),
+        http.post(url, json={"version": VERSION}, headers=customer) as r,
+    ):
+        assert r.status == 507  # the database refused the write
+    # The entry could not be written: the agreement was not kept either.
+    async with http.get(url, headers=customer) as r:
+        assert (await r.json())["given"] is None
+    async with http.post(url, json={"version": VERSION}, headers=customer) as r:
+        assert r.status == 201
+    customer_id = (await store.get_consultation(c["id"])).customer_id
+    entries = (await store.audit.entries(AuditFilter(subject=f"customer:{customer_id}"))).entries
+    assert [(e.action, e.detail) for e in entries] == [
+        ("consented", {"version": VERSION, "consultation": c["id"]})
+    ]

@@ -25,6 +25,7 @@ from consult.recording.tokens import TokenSealer, load_seal_key
 
 from .conftest import create_consultation, token_of
 from .customer_data import fill_consultation
+from .stores import audit_log_down
 
 pytestmark = pytest.mark.timeout(120)
 TTL = timedelta(days=7)
@@ -280,3 +281,21 @@ async def test_the_customer_downloads_everything_and_asks_for_deletion_from_thei
     (notes,) = {json.loads(archive.read(n)).get("notes") for n in archive.namelist()
                 if n.endswith("record.json") and first["id"] in n}  # fmt: skip
     assert notes and "likes almond" in notes
+
+
+async def test_a_deletion_request_is_never_kept_without_its_audit_entry(
+    http: aiohttp.ClientSession, staff: dict[str, str], server: Any
+) -> None:
+    store = server.app[STORE]
+    c = await create_consultation(http, staff, customer_name="Bea")
+    url = f"/api/consultations/{c['id']}/deletion-request"
+    customer = {"Authorization": f"Bearer {token_of(c['customer_link'])}"}
+    async with audit_log_down(store), http.post(url, headers=customer) as r:
+        assert r.status == 507  # the database refused the write
+    customer_id = (await store.get_consultation(c["id"])).customer_id
+    # The entry could not be written: nor was the request.
+    assert (await store.customers.get(customer_id)).deletion_requested_at is None
+    async with http.post(url, headers=customer) as r:
+        assert r.status == 202
+    entries = (await store.audit.entries(AuditFilter(subject=f"customer:{customer_id}"))).entries
+    assert [e.action for e in entries if e.action != "created"] == ["deletion-requested"]

@@ -341,7 +341,7 @@ async def test_the_store_deletes_rows_and_journals_files_on_both_databases(
                   0.5, {}, f"{c.id}/p.png", f"{c.id}/p.thumb.jpg", datetime.now(UTC))
         )  # fmt: skip
         await store.add_message(c.id, "customer", "m1", "hello")
-        await store.consents.give(c.id, VERSION)
+        await store.consents.give(c.id, VERSION, audit=store.audit, actor="system:test")
     removed = await store.deletion.customer(first.customer_id, actor="staff-key")
     assert set(removed.consultations) == {first.id, second.id}
     pending = await store.deletion.pending()

@@ -29,6 +29,7 @@ from .browser import (
     LAPTOP,
     PHONE,
     PLAY_THROUGH,
+    WATCH_SHOWN,
     artifact,
     chromium_args,
     local,
@@ -205,6 +206,7 @@ async def test_a_capture_in_firefox_takes_the_full_photo_through_the_devices_cam
     await expect(stylist.get_by_test_id("still")).to_have_count(1, timeout=20_000)
     artifact("firefox-native-prompt-phone.png").write_bytes(await customer.screenshot())
     original = HANDS / "victory_closeup_nails_3000x4000.jpg"  # a real phone's photo
+    await customer.evaluate(WATCH_SHOWN, "capture-verdict")
     await customer.set_files("native-photo", original)
     await expect(stylist.get_by_test_id("still")).to_have_count(2, timeout=30_000)
     await customer.wait_for("() => document.querySelector('[data-testid=native-prompt]').hidden")
@@ -219,7 +221,8 @@ async def test_a_capture_in_firefox_takes_the_full_photo_through_the_devices_cam
     async with call.http.get(video["url"], headers=STAFF) as r:
         frame = cv2.imdecode(np.frombuffer(await r.read(), np.uint8), cv2.IMREAD_COLOR)
     assert float(frame.mean()) > 20  # a frame of the camera, not a black canvas
-    await customer.wait_for("() => !document.querySelector('[data-testid=capture-verdict]').hidden")
+    # Shown for eight seconds: counted by the page, not polled.
+    await customer.wait_for("() => window.__shown['capture-verdict'] >= 1")
     artifact("firefox-customer-verdict-phone.png").write_bytes(await customer.screenshot())
     assert customer.errors == []
 

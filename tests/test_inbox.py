@@ -103,7 +103,11 @@ async def test_the_inbox_socket_is_live_and_staff_answer_over_http(
         await customer.send({"type": "chat", "text": "Is 3pm free?", "id": "q"})
         await customer.expect("chat")
         live = await listener.expect("message")
-        assert (live["consultation_id"], live["unread"]) == (consultation["id"], 1)
+        # Each change to the conversation's summary moves its version on (and the events
+        # carry it: a page keeps the newest, whatever order they arrive in).
+        assert (live["consultation_id"], live["unread"], live["version"]) == (
+            consultation["id"], 1, 1,
+        )  # fmt: skip
         assert live["message"]["text"] == "Is 3pm free?" and live["message"]["from"] == "customer"
 
         url = f"/api/consultations/{consultation['id']}"
@@ -113,18 +117,24 @@ async def test_the_inbox_socket_is_live_and_staff_answer_over_http(
             sent = (await r.json())["message"]
         assert (sent["seq"], sent["from"]) == (2, "stylist")
         assert (await customer.expect("chat"))["text"] == "Yes, see you then"
-        assert (await listener.expect("message"))["unread"] == 1
+        answered = await listener.expect("message")
+        assert (answered["unread"], answered["version"]) == (1, 2)
         async with http.post(f"{url}/messages", json=body) as r:  # a retry: stored once
             assert r.status == 200 and (await r.json())["message"]["seq"] == 2
         async with http.post(f"{url}/read", json={"seq": 1}) as r:
             assert r.status == 200
         assert await listener.expect("read") == {
             "type": "read", "consultation_id": consultation["id"], "seq": 1, "by": "stylist",
-            "unread": 0,
+            "unread": 0, "version": 3,
         }  # fmt: skip
-        # The customer's page marks the answer read: the staff see the receipt.
+        # The customer's page marks the answer read: the staff see the receipt (the summary
+        # is the same: so is its version).
         await customer.send({"type": "read", "seq": 2})
-        assert (await listener.expect("read"))["by"] == "customer"
+        receipt = await listener.expect("read")
+        assert (receipt["by"], receipt["version"]) == ("customer", 3)
+        (listed,) = [c for c in (await inbox(http, staff))["conversations"]
+                     if c["id"] == consultation["id"]]  # fmt: skip
+        assert (listed["unread"], listed["version"]) == (0, 3)
         async with http.get(f"{url}/messages") as r:
             history = (await r.json())["history"]
         assert [m["seq"] for m in history if m["type"] == "chat"] == [1, 2]
@@ -132,6 +142,12 @@ async def test_the_inbox_socket_is_live_and_staff_answer_over_http(
             "stylist": 1,
             "customer": 2,
         }
+        # A message deleted: the summary is made again, its version still moves on.
+        async with http.delete(f"{url}/messages/2", headers=staff) as r:
+            assert r.status == 204
+        (listed,) = [c for c in (await inbox(http, staff))["conversations"]
+                     if c["id"] == consultation["id"]]  # fmt: skip
+        assert (listed["last_message"]["seq"], listed["version"]) == (1, 4)
         for bad in ({"text": "", "id": "x"}, {"text": "x" * 2001, "id": "x"}, {"text": "hi"}):
             async with http.post(f"{url}/messages", json=bad) as r:
                 assert r.status == 400

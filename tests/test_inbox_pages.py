@@ -6,11 +6,13 @@ the count in the tab's title."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, WebSocketRoute, expect
 
 from .attachment_media import pdf, voice_webm
 from .browser import LAPTOP, PHONE, Launch, local, open_page, ready_to_join, screenshot
@@ -187,4 +189,57 @@ async def test_quick_replies_are_kept_in_settings_and_inserted_in_inbox_and_cons
     await stylist.get_by_test_id("quick-replies").get_by_test_id("quick-reply").click()
     await expect(stylist.get_by_test_id("chat-input")).to_have_value("See you very soon!")
     assert page.errors == [] and stylist.errors == []  # type: ignore[attr-defined]
+    await browser.close()
+
+
+async def test_the_inbox_keeps_the_newest_unread_count_whatever_order_its_events_arrive_in(
+    launch: Launch, server: Any, http: Any, staff: dict[str, str]
+) -> None:
+    """Events are computed after their changes and may arrive out of order (two nodes, two
+    requests at once): here the network holds a new message's event until the read that
+    follows it has been delivered, as a late event would come."""
+    consultation = await create_consultation(http, staff, customer_name="Out Of Order")
+    browser = await launch()
+    page = await signed_in_staff(browser, server)
+    held: list[str] = []
+    holding = asyncio.Event()
+
+    def route(ws: WebSocketRoute) -> None:
+        to_server = ws.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            event = json.loads(message)
+            if event["type"] == "message" and not held:
+                held.append(str(message))
+                holding.set()
+                return
+            ws.send(message)
+            if event["type"] == "read" and held:
+                ws.send(held.pop())
+
+        to_server.on_message(from_server)
+
+    await page.route_web_socket("**/ws/inbox", route)
+    await page.reload()  # the inbox's socket, through the route
+    item = page.get_by_test_id("inbox-item").filter(has_text="Out Of Order")
+    await expect(item).to_have_count(1)
+    async with http.post(
+        f"/api/consultations/{consultation['id']}/attachments",
+        params={"kind": "file", "id": "f"},
+        data=pdf(),
+        headers={"Authorization": f"Bearer {token_of(consultation['customer_link'])}",
+                 "Content-Type": "application/pdf"},
+    ) as r:  # fmt: skip
+        assert r.status == 201, await r.text()
+    await holding.wait()
+    async with http.post(
+        f"/api/consultations/{consultation['id']}/read", json={"seq": 1}, headers=staff
+    ) as r:
+        assert r.status == 200 and (await r.json())["unread"] == 0
+    # The message (late, and older than the read) is shown; its unread count is not.
+    await expect(item.get_by_test_id("inbox-last")).to_have_text("File")
+    await expect(page.get_by_test_id("inbox-total")).to_be_hidden()
+    await expect(item.get_by_test_id("inbox-unread")).to_have_count(0)
+    await expect(page).to_have_title("consult")
+    assert page.errors == []  # type: ignore[attr-defined]
     await browser.close()

@@ -22,7 +22,7 @@ from consult.recording.tokens import TokenSealer, load_seal_key
 from consult.salon import Salon, parse_hours
 from consult.service import ServiceLock
 
-from .datafolder import fill, sqlite_url
+from .datafolder import add_call_files, fill, sqlite_url
 
 pytestmark = pytest.mark.timeout(120)
 TTL = timedelta(days=7)
@@ -89,6 +89,7 @@ async def test_a_data_folder_moves_to_postgresql_whole_and_checked(
     data = tmp_path / "data"
     files = await fill(data, stills=3)
     await a_salon_in_use(data)
+    call_files = await add_call_files(data)
     sealer = TokenSealer(load_seal_key(data))
     source = await Store.open(sqlite_url(data), sealer)
     before = await everything(source)
@@ -96,7 +97,11 @@ async def test_a_data_folder_moves_to_postgresql_whole_and_checked(
 
     result = await asyncio.to_thread(migrate, data, postgres_url)
     assert result.returncode == 0, result.stderr
-    assert "every table matches by count and SHA-256; 3 still files" in result.stdout
+    assert (
+        "every table matches by count and SHA-256; the files of 3 stills, 1 attachments,"
+        " 1 recordings match their SHA-256"
+    ) in result.stdout
+    assert "missing" not in result.stderr
     assert await row_counts(postgres_url) == await row_counts(sqlite_url(data))
 
     target = await Store.open(postgres_url, sealer)
@@ -111,6 +116,15 @@ async def test_a_data_folder_moves_to_postgresql_whole_and_checked(
             for still in stills:
                 blob = (data / "stills" / still.file).read_bytes()
                 assert hashlib.sha256(blob).hexdigest() == still.sha256 == files[still.file]
+        # So do the recordings and the chat's files (the one being written: when it ends).
+        (consultation_id, *_) = before["consultations"]
+        moved = {f"recordings/{r.file}": r.sha256
+                 for r in await target.recordings.of(consultation_id) if r.sha256}  # fmt: skip
+        moved |= {f"stills/{a.file}": a.sha256
+                  for a in (await target.attachments.of(consultation_id)).values()}  # fmt: skip
+        assert moved == call_files
+        for file, digest in moved.items():
+            assert hashlib.sha256((data / file).read_bytes()).hexdigest() == digest
         # New rows follow the copied ones (PostgreSQL's sequences were moved on).
         created, links = await target.create_consultation(customer_name="Eve", link_ttl=TTL)
         assert links.customer and (await target.resolve_token(links.customer)).role == "customer"
@@ -142,6 +156,27 @@ async def test_a_still_that_does_not_match_its_row_stops_the_move(
         tables = await conn.run_sync(lambda sync: sa.inspect(sync).get_table_names())
     await engine.dispose()
     assert tables == []
+
+
+@pytest.mark.parametrize("folder", ["recordings", "stills"])
+async def test_a_recording_or_attachment_that_does_not_match_its_row_stops_the_move(
+    tmp_path: Path, postgres_url: str, folder: str
+) -> None:
+    data = tmp_path / "data"
+    await fill(data, stills=1)
+    call_files = await add_call_files(data)
+    name = next(f for f in call_files if f.startswith(f"{folder}/"))
+    (data / name).write_bytes(b"not what was saved")
+    result = await asyncio.to_thread(migrate, data, postgres_url)
+    assert result.returncode == 1
+    assert f"{name.split('/', 1)[1]} does not match its SHA-256: nothing written" in result.stderr
+    # And a file that is not there is named.
+    (data / name).unlink()
+    result = await asyncio.to_thread(migrate, data, postgres_url)
+    assert result.returncode == 0, result.stderr
+    assert f"file missing: {'recordings' if folder == 'recordings' else 'attachments'}: " in (
+        result.stderr
+    )
 
 
 async def test_a_used_palette_counts_as_not_empty(tmp_path: Path, postgres_url: str) -> None:

@@ -104,8 +104,10 @@ def test_video_starts_on_a_key_frame_and_asks_for_one() -> None:
     packets = []
     for n in range(12):
         packets += vp8_frame(n, 10 + 3 * n, 3000 * n, key=n == 5)
-    # The sender's clock is 1 s behind ours; its RTP 0 was at our origin.
+    # The sender's clock is 1 s behind ours; its RTP 0 was at our origin (both tracks': the
+    # video is written once the audio has a time too).
     core.sender_report("video", V_SSRC, T0 - 1.0, 0, T0)
+    core.sender_report("audio", A_SSRC, T0 - 1.0, 0, T0)
     for packet in audio_stream(1):
         core.packet("audio", A_SSRC, OPUS, packet, T0)
     feed_video(core, packets, T0)
@@ -278,6 +280,7 @@ def test_another_video_codec_once_the_file_is_open_asks_for_new_files() -> None:
     files; an unrecordable codec is only refused."""
     core = Recorder(T0)
     core.sender_report("video", V_SSRC, T0, 5000, T0)
+    core.sender_report("audio", A_SSRC, T0, 900, T0)
     for packet in audio_stream(1):
         core.packet("audio", A_SSRC, OPUS, packet, T0)
     end = feed_video(core, video_stream(10), T0)
@@ -355,3 +358,39 @@ def test_sound_from_before_the_agreement_is_not_written() -> None:
     pts = [w.pts_ms for w in writes(drain(core))]
     assert pts[0] == 0 and len(pts) == 45
     assert all(b - a == 20 for a, b in itertools.pairwise(pts))
+
+
+def test_the_tracks_frames_go_to_the_file_in_time_order_whichever_is_anchored_first() -> None:
+    """Under load a track's first sender report can come seconds after the other's: the
+    anchored track's frames wait for the other's rather than go first, so the file is in time
+    order (a file whose clusters go back in time fails Chromium's decoder once its paused
+    player resumes from a seek)."""
+    core = Recorder(T0)
+    core.sender_report("video", V_SSRC, T0, 5000, T0)
+    video = video_stream(90)  # 3 s
+    audio = audio_stream(150, ts=900)
+    arrivals = [(T0 + 0.01 + (i // 3) / 30, "video", p) for i, p in enumerate(video)]
+    arrivals += [(T0 + 0.01 + i * 0.02, "audio", p) for i, p in enumerate(audio)]
+    arrivals.append((T0 + 2.5, "report", None))  # the audio's, late
+    emitted: list[WriteFrame] = []
+    tick = T0
+    for at, kind, packet in sorted(arrivals, key=lambda a: a[0]):
+        if kind == "report":
+            core.sender_report("audio", A_SSRC, T0, 900, at)
+        elif kind == "video":
+            core.packet("video", V_SSRC, VP8, packet, at)
+        else:
+            core.packet("audio", A_SSRC, OPUS, packet, at)
+        if at - tick >= 0.2:
+            tick = at
+            core.tick(at)
+        emitted += writes(drain(core))
+    core.stop(T0 + 3.1)
+    emitted += writes(drain(core))
+    assert len(writes_of := [w for w in emitted if w.track == 0]) == 90 and len(emitted) == 240
+    assert writes_of[0].pts_ms == 0
+    latest = 0
+    for write in emitted:
+        # Frames as they come may cross by their network delays, never by seconds.
+        assert write.pts_ms >= latest - 100, (write, latest)
+        latest = max(latest, write.pts_ms)

@@ -51,9 +51,7 @@ async def agree(request: web.Request) -> web.Response:
     if caller.role != "customer":
         raise Forbidden("Only the customer gives their consent.")
     body = await read_json(request, Agreement)
-    given = await request.app[STORE].consents.give(consultation_id, body.version)
-    await request.app[AUDIT].record(
-        caller.actor, "consented", f"customer:{given.customer_id}",
-        detail={"version": given.version, "consultation": consultation_id},
-    )  # fmt: skip
+    given = await request.app[STORE].consents.give(
+        consultation_id, body.version, audit=request.app[AUDIT], actor=caller.actor
+    )
     return web.json_response({"given": given.to_json()}, status=201)

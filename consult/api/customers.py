@@ -177,8 +177,9 @@ async def request_deletion(request: web.Request) -> web.Response:
     if caller.role != "customer":
         raise Forbidden("Only the customer asks for their own data to be deleted.")
     customer = await _customer_of(request, consultation_id)
-    customer = await request.app[CUSTOMERS].request_deletion(customer.id)
-    await request.app[AUDIT].record(caller.actor, "deletion-requested", f"customer:{customer.id}")
+    customer = await request.app[CUSTOMERS].request_deletion(
+        customer.id, audit=request.app[AUDIT], actor=caller.actor
+    )
     requested = customer.deletion_requested_at
     return web.json_response(
         {"deletion_requested_at": requested.isoformat() if requested else None}, status=202

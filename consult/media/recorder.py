@@ -23,7 +23,9 @@ Per track (the participant's video and audio):
   ours, the same for audio and video, so both tracks of a file keep the sender's own lip sync
   and the two participants' files share the server's time line (``origin``: when the recording
   began is zero in both). A track's frames wait for its first report (``REPORT_WAIT`` at most;
-  then its first frame's arrival time anchors it).
+  then its first frame's arrival time anchors it), and the other track's frames wait with
+  them: frames go to the file in time order across tracks (a file going back in time fails
+  Chromium's decoder when a paused player resumes).
 
 The file is opened once the tracks are known (a video key frame gives its size, audio its
 first frame) or ``OPEN_WAIT`` after the first frame (a participant without a camera is
@@ -36,6 +38,7 @@ its packets are refused and ``codec_changed`` tells the adapter to go on in new 
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
@@ -385,15 +388,26 @@ class Recorder:
     # --- frames to the file -------------------------------------------------------------------
 
     def _release(self, track: _Track, now: float) -> None:
-        """Write the track's held frames once they have a time and the file is open."""
-        if not track.held:
-            return
-        if not track.anchored_by_report:
+        """Write the held frames once they have a time and the file is open: ``track``'s, and
+        the other track's that waited for them."""
+        if track.held and not track.anchored_by_report:
             if now - track.held[0].arrival < REPORT_WAIT:
                 return
             _anchor_now(track, now)  # no report came: arrival times alone
-        if track.index is None:
+        tracks = [t for t in self._tracks.values() if t.index is not None]
+        if any(t.held and not t.anchored_by_report for t in tracks):
+            # The other track's frames have no time yet (its first report is late): written
+            # after this one's, earlier frames would follow later ones in the file, and a
+            # file going back in time fails Chromium's decoder once a paused player resumes.
             return
+        # Both tracks' frames in time order (each track's own order kept).
+        timed = heapq.merge(*(self._timed(t) for t in tracks), key=lambda w: w.pts_ms)
+        self._actions.extend(timed)
+
+    def _timed(self, track: _Track) -> list[WriteFrame]:
+        """The track's held frames with their times in the file, taken from it."""
+        written: list[WriteFrame] = []
+        assert track.index is not None
         while track.held:
             frame = track.held.popleft()
             pts = round((_time_of(track, frame) - self.origin) * 1000)
@@ -406,7 +420,8 @@ class Recorder:
             track.last_pts = pts
             track.frames += 1
             self.frames_written += 1
-            self._actions.append(WriteFrame(track.index, pts, frame.data, frame.key))
+            written.append(WriteFrame(track.index, pts, frame.data, frame.key))
+        return written
 
     def _maybe_open(self, now: float, force: bool = False) -> None:
         if self._formats is not None or self._first_frame_at is None:

@@ -1,17 +1,16 @@
 """Pruning the audit log: entries older than ``--audit-keep-days`` go, once an hour, by one
-node at a time (the ``audit-prune`` lease, consult/recording/leases.py).
+node at a time (the ``audit-prune`` lease: a leased job, consult/recording/leased_job.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from .audit import Audit
-from .leases import Leases, holder_name
+from .leased_job import Clock, LeasedJob
+from .leases import Leases
+from .store import utcnow
 
 __all__ = ["AuditPruning"]
 
@@ -23,57 +22,33 @@ LEASE_TTL = timedelta(minutes=5)
 POLL = timedelta(minutes=1)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class AuditPruning:
     def __init__(
         self,
         audit: Audit,
         leases: Leases,
         keep: timedelta,
-        clock: Callable[[], datetime] = _now,
+        clock: Clock = utcnow,
     ) -> None:
         self._audit = audit
-        self._leases = leases
         self.keep = keep
-        self._clock = clock
-        self._holder = holder_name()
-        self._task: asyncio.Task[None] | None = None
+        self._job = LeasedJob(
+            leases, LEASE, self._prune, every=EVERY, ttl=LEASE_TTL, poll=POLL, clock=clock
+        )
 
     async def run_due(self) -> int | None:
         """Prune if due here and now: how many entries went, or None (not due, or another
         node is at it)."""
-        now = self._clock()
-        if not await self._leases.take(LEASE, self._holder, now, LEASE_TTL, EVERY):
-            return None
-        done_at: datetime | None = None
-        try:
-            removed = await self._audit.prune(now - self.keep)
-            done_at = now
-        finally:
-            await asyncio.shield(self._leases.release(LEASE, self._holder, done_at))
+        return await self._job.run_due()
+
+    async def _prune(self, now: datetime) -> int:
+        removed = await self._audit.prune(now - self.keep)
         if removed:
             logger.info("audit log: %d entries older than %s removed", removed, self.keep)
         return removed
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="audit pruning")
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("audit pruning: unexpected error (tried again later)")
-            await asyncio.sleep(POLL.total_seconds())
+        self._job.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._job.close()

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import InvalidRequest, NotFound
+from .audit import Audit
 from .database import Database
 from .schema import consents, consultations
 
@@ -42,9 +43,12 @@ class Consents:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def give(self, consultation_id: str, version: str) -> Consent:
+    async def give(
+        self, consultation_id: str, version: str, *, audit: Audit, actor: str
+    ) -> Consent:
         """The customer of ``consultation_id`` agrees to the wording ``version`` (the current
-        one only: a page showing an older wording must show the new one first)."""
+        one only: a page showing an older wording must show the new one first); the audit
+        entry is written in the same transaction, so neither is ever kept without the other."""
         if version != VERSION:
             raise InvalidRequest(f"version: the current wording is {VERSION}; reload the page.")
         async with self._db.begin() as conn:
@@ -55,6 +59,10 @@ class Consents:
                 raise NotFound("No such consultation.")
             consent = Consent(customer_id, consultation_id, version, list(KEPT), datetime.now(UTC))
             await conn.execute(consents.insert().values(**consent.__dict__))
+            await audit.record(
+                actor, "consented", f"customer:{customer_id}",
+                detail={"version": version, "consultation": consultation_id}, conn=conn,
+            )  # fmt: skip
         return consent
 
     async def current(self, consultation_id: str) -> Consent | None:

@@ -306,8 +306,9 @@ class Customers:
             .values(**{column: getattr(customer, name) for name, column in _COPIED.items()})
         )
 
-    async def request_deletion(self, customer_id: str) -> Customer:
-        """The customer asked, from their link, to have their data deleted."""
+    async def request_deletion(self, customer_id: str, *, audit: Audit, actor: str) -> Customer:
+        """The customer asked, from their link, to have their data deleted; the audit entry
+        is written in the same transaction (never a request without it, nor it without one)."""
         async with self._db.begin() as conn:
             current = await self.get(customer_id, conn)
             if current.deletion_requested_at is None:
@@ -316,6 +317,7 @@ class Customers:
                     .where(customers.c.id == current.id)
                     .values(deletion_requested_at=utcnow())
                 )
+            await audit.record(actor, "deletion-requested", f"customer:{current.id}", conn=conn)
             return await self.get(current.id, conn)
 
 

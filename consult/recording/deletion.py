@@ -38,6 +38,7 @@ from ..errors import NotFound
 from ..mail.reminders import reminder_prefix
 from .audit import Audit
 from .database import Database
+from .inbox import changed as inbox_changed
 from .schema import (
     attachments,
     chat_reads,
@@ -328,6 +329,7 @@ async def _forget_addresses(conn: AsyncConnection, emails: set[str]) -> None:
 async def _resummarise(conn: AsyncConnection, consultation_id: str) -> None:
     """The inbox's summary after messages went: the last message left and the unread count
     (none left: no summary), so a deleted message's words stay nowhere."""
+    await inbox_changed(conn, consultation_id)
     await conn.execute(
         conversations.delete().where(conversations.c.consultation_id == consultation_id)
     )

@@ -3,6 +3,11 @@
 Reads the summaries the store keeps with each message and read mark (``schema.conversations``),
 so a page of the inbox is one read of the consultations and their summaries, however many
 messages the store holds (``scripts/bench_inbox.py``).
+
+Each change to a summary moves its consultation's ``inbox_version`` on, in the change's
+transaction (``changed``); the unread count is read with it (``snapshot``). The inbox's events
+are computed after their transactions and may reach a page out of order (two nodes, two
+requests at once): with the version, a page keeps the newest snapshot, whatever the order.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..attachments import Kind
 from ..roles import Role
@@ -19,7 +25,7 @@ from .accounts import reachable
 from .database import Database
 from .schema import consultations, conversations
 
-__all__ = ["Inbox", "InboxItem", "LastKind", "LastMessage"]
+__all__ = ["Inbox", "InboxItem", "LastKind", "LastMessage", "Snapshot", "changed"]
 
 #: What a message is when it is not words: a photo (a still), or an attachment's kind.
 LastKind = Literal["photo"] | Kind
@@ -36,6 +42,14 @@ class LastMessage:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    #: The customer's messages the salon has not read.
+    unread: int
+    #: The consultation's ``inbox_version`` when ``unread`` was read: higher is newer.
+    version: int
+
+
+@dataclass(frozen=True)
 class InboxItem:
     consultation_id: str
     customer_name: str
@@ -48,6 +62,8 @@ class InboxItem:
     last: LastMessage | None
     #: The stylist account whose conversation this is (None: unassigned).
     assigned_to: str | None = None
+    #: The summary's version (``Snapshot.version``).
+    version: int = 0
 
     def to_json(self) -> dict[str, Any]:
         last = self.last
@@ -60,6 +76,7 @@ class InboxItem:
             "created_at": self.created_at.isoformat(),
             "unread": self.unread,
             "assigned_to": self.assigned_to,
+            "version": self.version,
             "last_message": None
             if last is None
             else {
@@ -91,7 +108,7 @@ class Inbox:
         unread = sa.func.coalesce(v.unread, 0)
         columns = (c.id, c.customer_name, c.customer_ref, c.scheduled_at, c.status, c.created_at,
                    unread.label("unread"), v.last_seq, v.last_sender, v.last_text, v.last_kind,
-                   v.last_at, c.assigned_to)  # fmt: skip
+                   v.last_at, c.assigned_to, c.inbox_version)  # fmt: skip
         query = (
             sa.select(*columns)
             .select_from(consultations.outerjoin(conversations, v.consultation_id == c.id))
@@ -128,6 +145,18 @@ class Inbox:
         async with self._db.connect() as conn:
             return int(await conn.scalar(query) or 0)
 
+    async def snapshot(self, consultation_id: str) -> Snapshot:
+        """The conversation's unread count with its version, read together."""
+        c, v = consultations.c, conversations.c
+        query = (
+            sa.select(sa.func.coalesce(v.unread, 0), c.inbox_version)
+            .select_from(consultations.outerjoin(conversations, v.consultation_id == c.id))
+            .where(c.id == consultation_id)
+        )
+        async with self._db.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return Snapshot(int(row[0]), int(row[1])) if row is not None else Snapshot(0, 0)
+
     async def claim_away(self, consultation_id: str, period: str) -> bool:
         """Whether the away notice for the closed ``period`` (named by its next opening) is
         still to give in this conversation; it counts as given from now on."""
@@ -152,5 +181,15 @@ def _item(row: Any) -> InboxItem:
     )
     return InboxItem(
         row.id, row.customer_name, row.customer_ref, row.scheduled_at, row.status,
-        row.created_at, int(row.unread), last, row.assigned_to,
+        row.created_at, int(row.unread), last, row.assigned_to, int(row.inbox_version),
     )  # fmt: skip
+
+
+async def changed(conn: AsyncConnection, consultation_id: str) -> None:
+    """The conversation's summary changes in ``conn``'s transaction: its version moves on
+    (under the consultation's row, so two changes never take the same one)."""
+    await conn.execute(
+        consultations.update()
+        .where(consultations.c.id == consultation_id)
+        .values(inbox_version=consultations.c.inbox_version + 1)
+    )

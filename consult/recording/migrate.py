@@ -3,15 +3,17 @@
 Every table is copied in one transaction of the target (all or nothing), parents before
 children, after the target's schema is brought to the latest revision. The target must be
 empty: a new database, or one a ``consult serve`` has only set up (the rows the migrations
-seed, untouched). First every still's file is read and checked against the SHA-256 its row
-records; afterwards both sides are compared table by table, by count and by a SHA-256 over
-every row. The stills stay in the data folder's ``stills/``: the database points to them.
+seed, untouched). First every file a row records a SHA-256 for is read and checked against
+it (stills and the chat's attachments in ``stills/``, finished recordings in the recordings
+folder; a check-in's photos are stills); afterwards both sides are compared table by table, by
+count and by a SHA-256 over every row. The files stay where they are: the database points to
+them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .database import Database
 from .files import StillFiles
-from .schema import leases, metadata, stills, swatches
+from .schema import attachments, leases, metadata, recordings, stills, swatches
 from .store import upgrade_schema
 
 __all__ = ["MigrationError", "MigrationSummary", "migrate"]
@@ -39,9 +41,11 @@ class MigrationError(Exception):
 @dataclass
 class MigrationSummary:
     counts: dict[str, int]
-    #: Still files read back and matched to their rows' SHA-256.
-    stills_checked: int
-    #: Still rows whose file is not in the stills folder (nothing to check them against).
+    #: Files read back and matched to their rows' SHA-256, by table (stills, attachments,
+    #: recordings).
+    checked: dict[str, int]
+    #: Rows whose file is not in its folder (nothing to check them against), as
+    #: ``table: file``.
     missing: list[str] = field(default_factory=list)
 
 
@@ -49,6 +53,7 @@ async def migrate(
     source_url: str,
     target_url: str,
     stills_dir: Path,
+    recordings_dir: Path,
     progress: Callable[[str, int], None] = lambda table, rows: None,
 ) -> MigrationSummary:
     """Copy the store at ``source_url`` into the empty one at ``target_url`` and check it."""
@@ -58,11 +63,24 @@ async def migrate(
     try:
         async with source.migrating() as conn:
             await conn.run_sync(upgrade_schema)
+        # Before anything is written: a file that does not match its row stops the move.
+        folders = {
+            stills: StillFiles(stills_dir).path,
+            attachments: StillFiles(stills_dir).path,
+            # Finished ones only: a recording a killed service was writing has no SHA-256 yet
+            # (the next start on the data folder finishes it, wherever its row is).
+            recordings: StillFiles(recordings_dir).path,
+        }
+        checked: dict[str, int] = {}
+        missing: list[str] = []
         async with source.connect() as conn:
-            query = sa.select(stills.c.id, stills.c.file, stills.c.sha256)
-            rows = (await conn.execute(query)).all()
-        # Before anything is written: a still that does not match its row stops the move.
-        checked, missing = _check_files(StillFiles(stills_dir), rows)
+            for table, path in folders.items():
+                query = sa.select(table.c.id, table.c.file, table.c.sha256).where(
+                    table.c.sha256.is_not(None)
+                )
+                rows = (await conn.execute(query)).all()
+                checked[table.name], lost = _check_files(table.name, path, rows)
+                missing += [f"{table.name}: {file}" for file in lost]
         async with target.migrating() as conn:
             await conn.run_sync(upgrade_schema)
         async with source.connect() as src, target.begin() as dst:
@@ -148,21 +166,22 @@ async def _digest(conn: AsyncConnection, table: sa.Table) -> tuple[int, str]:
     return len(rows), hashlib.sha256(b"".join(sorted(rows))).hexdigest()
 
 
-def _check_files(files: StillFiles, rows: Any) -> tuple[int, list[str]]:
+def _check_files(
+    kind: str, path: Callable[[str], Path], rows: Iterable[Any]
+) -> tuple[int, list[str]]:
+    """How many of the rows' files match their SHA-256, and the files not there; a file that
+    does not match stops the move."""
     checked, missing = 0, []
-    for still_id, relative, expected in rows:
+    for row_id, relative, expected in rows:
         try:
-            path = files.path(relative)
-            digest = hashlib.sha256()
-            with path.open("rb") as f:
-                while chunk := f.read(1 << 20):
-                    digest.update(chunk)
+            with path(relative).open("rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
         except (OSError, ValueError):
             missing.append(relative)
             continue
-        if digest.hexdigest() != expected:
+        if digest != expected:
             raise MigrationError(
-                f"still {still_id}: {relative} does not match its SHA-256: nothing written"
+                f"{kind} row {row_id}: {relative} does not match its SHA-256: nothing written"
             )
         checked += 1
     return checked, missing

@@ -2,25 +2,24 @@
 by the service itself (off by default), each removal written to the audit log as
 ``system:retention``.
 
-Every node polls; the one holding the ``retention`` lease (consult/recording/leases.py) removes
-what is due, through the same deletion as the owner's (consult/recording/deletion.py: rows and
-a journal of files in one transaction, then the files). A live call is never removed.
+Every node polls; the one holding the ``retention`` lease (a leased job:
+consult/recording/leased_job.py) removes what is due, through the same deletion as the owner's
+(consult/recording/deletion.py: rows and a journal of files in one transaction, then the
+files). A live call is never removed.
 ``now`` comes from a clock the job is given, so the policy is tested at any date.
 """
 
 from __future__ import annotations
 
-import asyncio
 import calendar
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from .deletion import Folder, remove_files
-from .leases import holder_name
-from .store import Store
+from .leased_job import Clock, LeasedJob
+from .store import Store, utcnow
 
 __all__ = ["ACTOR", "Retention", "cutoff"]
 
@@ -50,50 +49,25 @@ class Retention:
         store: Store,
         months: int,
         folders: Mapping[Folder, Callable[[str], Path]],
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utcnow,
     ) -> None:
         self._store = store
         self.months = months
         self._folders = folders
-        self._clock = clock
-        self._holder = holder_name()
-        self._task: asyncio.Task[None] | None = None
+        self._job = LeasedJob(
+            store.leases, LEASE, self.apply, every=EVERY, ttl=LEASE_TTL, poll=POLL, clock=clock
+        )
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="retention")
+        self._job.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("retention: unexpected error")
-            await asyncio.sleep(POLL.total_seconds())
+        await self._job.close()
 
     async def run_due(self) -> list[str] | None:
         """Apply the policy if it is due and no other node is applying it: the consultations
         removed, or None when it was not this node's turn."""
-        now = self._clock()
-        leases = self._store.leases
-        if not await leases.take(LEASE, self._holder, now, LEASE_TTL, EVERY):
-            return None
-        done_at: datetime | None = None
-        try:
-            removed = await self.apply(now)
-            done_at = now
-            return removed
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(leases.release(LEASE, self._holder, done_at))
+        return await self._job.run_due()
 
     async def apply(self, now: datetime) -> list[str]:
         """Remove every consultation whose last activity is more than ``months`` before

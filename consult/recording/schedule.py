@@ -1,11 +1,12 @@
 """Scheduled backups: ``consult serve --backup-dir DIR --backup-every 24h --backup-keep 14``.
 
-Every node polls; the one that takes the ``backup`` lease (consult/recording/leases.py) when a
-backup is due runs ``consult backup`` in a child process (niced) while it goes on serving.
-Archives are named by the time they were made (``consult-20261129T031500Z.backup``: sorting
-by name sorts by time); after each success all but the newest ``keep`` of them are removed. A
-failure (a full disk, a missing folder) is logged and shown, and tried again after ``RETRY``
-(or the interval, if shorter); it never touches the service.
+Every node polls; the one that takes the ``backup`` lease (a leased job:
+consult/recording/leased_job.py) when a backup is due runs ``consult backup`` in a child
+process (niced) while it goes on serving. Archives are named by the time they were made
+(``consult-20261129T031500Z.backup``: sorting by name sorts by time); after each success all
+but the newest ``keep`` of them are removed. A failure (a full disk, a missing folder) is
+logged and shown, and tried again after ``RETRY`` (or the interval, if shorter); it never
+touches the service.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .leases import holder_name
+from .leased_job import LeasedJob
 from .store import Store
 
 __all__ = ["BackupSchedule", "BackupStatus", "archive_name", "to_remove"]
@@ -99,8 +100,9 @@ class BackupSchedule:
         self.keep = keep
         self._key_file = key_file
         self._staff_key = staff_key
-        self._holder = holder_name()
-        self._task: asyncio.Task[None] | None = None
+        self._job = LeasedJob(
+            store.leases, LEASE, self._make, every=every, ttl=LEASE_TTL, poll=min(POLL, every / 3)
+        )
         self._retry_at: datetime | None = None
         self.status = BackupStatus()
 
@@ -114,64 +116,30 @@ class BackupSchedule:
             self.status.last_success_file = path.name
             self.status.last_success_bytes = path.stat().st_size
             self.status.last_success_at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-        self._task = asyncio.create_task(self._run(), name="scheduled backups")
+        self._job.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        poll = min(POLL, self.every / 3).total_seconds()
-        while True:
-            try:
-                await self.run_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("scheduled backup: unexpected error")
-            await asyncio.sleep(poll)
+        await self._job.close()
 
     async def run_due(self) -> Path | None:
         """Make a backup if one is due and no other node is making it; the archive, or None."""
-        now = datetime.now(UTC)
+        return await self._job.run_due()
+
+    async def _make(self, now: datetime) -> Path | None:
         if self._retry_at is not None and now < self._retry_at:
-            return None
-        leases = self._store.leases
-        if not await leases.take(LEASE, self._holder, now, LEASE_TTL, self.every):
-            return None
+            return None  # not done: due again once the failure's delay has passed
         self.status.running = True
         started = time.monotonic()
         out = self.folder / archive_name(now)
-        done_at: datetime | None = None
         try:
-            job = asyncio.ensure_future(self._backup(out))
-            while True:
-                try:
-                    error = await asyncio.wait_for(
-                        asyncio.shield(job), (LEASE_TTL / 3).total_seconds()
-                    )
-                    break
-                except TimeoutError:
-                    await leases.renew(LEASE, self._holder, datetime.now(UTC), LEASE_TTL)
-                except asyncio.CancelledError:
-                    # Shutting down: stop the backup process too (it cleans up after itself).
-                    job.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await job
-                    raise
-            if error is not None:
-                self._failed(error)
-                return None
-            done_at = datetime.now(UTC)
-            self._succeeded(out, done_at, time.monotonic() - started)
-            return out
+            error = await self._backup(out)
         finally:
             self.status.running = False
-            with contextlib.suppress(Exception):
-                await asyncio.shield(leases.release(LEASE, self._holder, done_at))
+        if error is not None:
+            self._failed(error)
+            return None
+        self._succeeded(out, datetime.now(UTC), time.monotonic() - started)
+        return out
 
     async def _backup(self, out: Path) -> str | None:
         """``consult backup`` in a process of its own, at a lower priority: the service's

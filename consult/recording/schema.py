@@ -122,6 +122,10 @@ consultations = sa.Table(
     sa.Column("customer_id", String(32), sa.ForeignKey("customers.id"), nullable=True, index=True),
     #: A repair booked from an aftercare check-in (issue 16B): the consultation it repairs.
     sa.Column("repair_of", String(32), nullable=True),
+    #: Changes to its inbox summary (its unread count, its last message) so far: the inbox's
+    #: events carry it, so a page drops a snapshot older than one it has
+    #: (consult/recording/inbox.py).
+    sa.Column("inbox_version", sa.Integer(), nullable=False, server_default="0"),
 )
 
 links = sa.Table(

@@ -38,6 +38,7 @@ from .database import Database
 from .deletion import Deletion
 from .failures import FailureLog
 from .inbox import Inbox, LastKind
+from .inbox import changed as inbox_changed
 from .leases import Leases
 from .nodes import Nodes
 from .outbox import Outbox
@@ -941,6 +942,7 @@ async def _summarise(conn: Any, message: ChatMessage) -> None:
         "last_kind": kind,
         "last_at": message.created_at,
     }
+    await inbox_changed(conn, message.consultation_id)
     mine = conversations.c.consultation_id == message.consultation_id
     added = 1 if message.sender == "customer" else 0
     updated = await conn.execute(
@@ -956,6 +958,7 @@ async def _summarise(conn: Any, message: ChatMessage) -> None:
 
 async def _count_unread(conn: Any, consultation_id: str, mark: int) -> None:
     """The customer's messages after the salon's read mark ``mark``."""
+    await inbox_changed(conn, consultation_id)
     unread = (
         sa.select(sa.func.count())
         .where(

@@ -365,6 +365,8 @@ class InboxPosted(_Message, tag="message"):
     #: The customer's messages the salon has not read there, after this one.
     unread: int
     message: dict[str, Any]
+    #: The version ``unread`` was read at: a page keeps the highest (consult/recording/inbox.py).
+    version: int
 
 
 class InboxRead(_Message, tag="read"):
@@ -374,6 +376,8 @@ class InboxRead(_Message, tag="read"):
     seq: int
     by: Role
     unread: int
+    #: As ``InboxPosted.version``.
+    version: int
 
 
 InboxMessage = InboxPosted | InboxRead
@@ -464,6 +468,10 @@ def inbox_message(event: Posted | ReadMoved) -> InboxMessage:
                 consultation_id=message.consultation_id,
                 unread=unread,
                 message=as_dict(chat_sent(message, still, attachment)),
+                version=event.version,
             )
         case ReadMoved(consultation_id=consultation_id, seq=seq, by=by, unread=unread):
-            return InboxRead(consultation_id=consultation_id, seq=seq, by=by, unread=unread)
+            return InboxRead(
+                consultation_id=consultation_id, seq=seq, by=by, unread=unread,
+                version=event.version,
+            )  # fmt: skip

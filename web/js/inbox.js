@@ -87,8 +87,20 @@ export class Inbox {
     const query = new URLSearchParams({ limit: String(PAGE) });
     if (q) query.set("q", q);
     const body = await api(`/api/inbox?${query}`);
+    // An event newer than this page of the inbox (it was read before the event's change)
+    // arrived meanwhile: its snapshot stays, and the total follows it.
+    let total = body.unread;
+    const known = new Map(this.items.map((item) => [item.id, item]));
+    for (const item of body.conversations) {
+      const mine = known.get(item.id);
+      if (mine && mine.version > item.version) {
+        total += mine.unread - item.unread;
+        item.unread = mine.unread;
+        item.version = mine.version;
+      }
+    }
     this.items = body.conversations;
-    this.setTotal(body.unread);
+    this.setTotal(total);
     this.render();
   }
 
@@ -112,10 +124,15 @@ export class Inbox {
       // A conversation this page does not list yet: the list again, from the server.
       this.load().catch(() => {});
     } else {
-      this.setTotal(this.total + event.unread - item.unread);
-      item.unread = event.unread;
-      if (event.type === "message") {
-        const m = event.message;
+      // Events are computed after their changes and may arrive out of order: an unread
+      // count older than the one shown is dropped, and so is a message older than the last.
+      if (event.version >= item.version) {
+        this.setTotal(this.total + event.unread - item.unread);
+        item.unread = event.unread;
+        item.version = event.version;
+      }
+      const m = event.message;
+      if (event.type === "message" && !(m.seq < item.last_message?.seq)) {
         item.last_message = { seq: m.seq, from: m.from, text: m.text, kind: kindOf(m), at: m.at };
       }
       this.render();
