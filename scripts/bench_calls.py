@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import fractions
 import hashlib
 import json
@@ -287,6 +288,28 @@ def udp_counters() -> dict[str, int]:
     return {k: int(v) for k, v in zip(udp[0][1:], udp[1][1:], strict=True)}
 
 
+def socket_drops(pid: int) -> dict[str, int]:
+    """Datagrams the kernel dropped on ``pid``'s UDP sockets (a full receive buffer): which
+    side could not keep up, the server or the load."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    drops = {}
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[9] in inodes:
+            drops[fields[9]] = int(fields[-1])
+    return drops
+
+
+def drops_since(before: dict[str, int], after: dict[str, int]) -> int:
+    """Drops in between, on the sockets open at the end."""
+    return sum(count - before.get(inode, 0) for inode, count in after.items())
+
+
 def load_cpu() -> float:
     times = os.times()
     return times.user + times.system
@@ -340,6 +363,7 @@ async def run_point(
         await asyncio.sleep(3)  # past the first key frames and the bitrate ramp
         result["loadavg_1m_before"] = round(os.getloadavg()[0], 2)
         udp0, cpu0, load0 = udp_counters(), cpu_seconds(pid) if pid else 0.0, load_cpu()
+        drops0 = socket_drops(pid) if pid else {}, socket_drops(os.getpid())
         # The event loop's thread (the process's first) apart from the others (recording's
         # writers; aiosqlite's): what a thread costs shows apart from the GIL hand-offs it
         # causes on the loop.
@@ -352,6 +376,7 @@ async def run_point(
             p.video.measuring = p.audio.measuring = False
         elapsed = time.monotonic() - t0
         cpu1, load1, udp1 = cpu_seconds(pid) if pid else 0.0, load_cpu(), udp_counters()
+        drops1 = socket_drops(pid) if pid else {}, socket_drops(os.getpid())
         loop1 = cpu_seconds(pid, pid) if pid else 0.0
         # Re-encoded frames (transcoding) cannot be recognised without decoding them: count
         # every completed frame there, and leave latency out.
@@ -398,6 +423,8 @@ async def run_point(
                 "unrecognised_frames": sum(p.video.unknown for p in everyone)
                 if mode != "frames"
                 else None,
+                "kernel_udp_drops_server": drops_since(drops0[0], drops1[0]),
+                "kernel_udp_drops_load": drops_since(drops0[1], drops1[1]),
                 "kernel_udp_drops": {
                     k: udp1[k] - udp0[k] for k in ("InErrors", "RcvbufErrors") if k in udp1
                 },
