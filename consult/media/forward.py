@@ -327,12 +327,12 @@ class RelayProtocol(AsyncIOEventEmitter):
         if source is not None:
             source.attach(self)
         self.core.use(source, time.monotonic())
-        self._act()
+        self._spawn(self._act_soon())
 
     def request_keyframe(self) -> None:
         """Ask the stream's source for a key frame now (as a PLI from the receiver would)."""
         self.core.keyframe_request(time.monotonic())
-        self._act()
+        self._spawn(self._act_soon())
 
     def close(self) -> None:
         self.use(None)
@@ -372,6 +372,11 @@ class RelayProtocol(AsyncIOEventEmitter):
         """The partner's sender reports are not forwarded: our leg's are our sender's."""
 
     # --- the core's actions -------------------------------------------------------------------
+
+    async def _act_soon(self) -> None:
+        """The actions of a change made from outside the packet path (the Forwarder's
+        wiring, a key-frame request): carried out once that caller is done, not inside it."""
+        self._act()
 
     def _act(self) -> None:
         """Carry out the core's actions: packets go out at once, in the packet path's own

@@ -277,18 +277,18 @@ _aioice_datagram_received = aioice.ice.StunProtocol.datagram_received
 
 
 def _datagram_received(
-    protocol: aioice.ice.StunProtocol, data: bytes | str, addr: tuple[Any, ...]
+    self: aioice.ice.StunProtocol, data: bytes | str, addr: tuple[Any, ...]
 ) -> None:
     """aioice's ``StunProtocol.datagram_received``, which parses every datagram as STUN first
     (an exception per media packet), with SRTP/SRTCP told apart by its first byte (RFC 7983)
     and SRTP taken by the peer's ``_Wire`` when it has one."""
     if isinstance(data, bytes) and data and 127 < data[0] < 192:
-        connection = protocol.receiver
+        connection = self.receiver
         wire: _Wire | None = getattr(connection, _WIRE, None)
         if wire is None or not wire.receive(data):
-            connection.data_received(data, protocol.local_candidate.component)
+            connection.data_received(data, self.local_candidate.component)
         return
-    _aioice_datagram_received(protocol, data, addr)
+    _aioice_datagram_received(self, data, addr)
 
 
 @contextmanager
@@ -579,9 +579,13 @@ class Reception:
             key = self._keys.get(packet.payload_type)
             if key is None:
                 key = self._keys[packet.payload_type] = key_of(codec)
-            # Each sink gets its own packet (the relay rewrites it; a tape keeps it a while).
+            if len(sinks) == 1:
+                sinks[0].partner_packet(self, ssrc, key, packet)
+                return
+            # Each sink gets its own packet (the relay rewrites it; a tape keeps it a while),
+            # and the sinks are those of now (a sink's action may rewire the call).
             own = [packet, *(copy.copy(packet) for _ in sinks[1:])]
-            for sink, mine in zip(sinks, own, strict=True):
+            for sink, mine in zip(tuple(sinks), own, strict=True):
                 sink.partner_packet(self, ssrc, key, mine)
 
     async def _rtcp(self, packet: Any) -> None:
