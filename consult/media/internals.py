@@ -68,7 +68,7 @@ from aiortc.codecs import depayload, is_rtx
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcdtlstransport import RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics, TimestampMapper
+from aiortc.rtcrtpreceiver import StreamStatistics, TimestampMapper
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
@@ -87,7 +87,7 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
-from .packets import CodecKey, codec_key, is_keyframe_start
+from .packets import CodecKey, Gaps, codec_key, is_keyframe_start
 from .relay import Codec, Rtp, SenderInfo, parse_rtp
 
 __all__ = [
@@ -165,7 +165,6 @@ _METHODS: dict[tuple[type, str], list[str]] = {
     (aioice.ice.StunProtocol, "datagram_received"): ["self", "data", "addr"],
     (aioice.ice.StunProtocol, "send_data"): ["self", "data", "addr"],
     (aioice.ice.Connection, "data_received"): ["self", "data", "component"],
-    (NackGenerator, "add"): ["self", "packet"],
     (StreamStatistics, "add"): ["self", "packet"],
     (JitterBuffer, "add"): ["self", "packet"],
 }
@@ -269,7 +268,7 @@ def install() -> None:
     aioice.ice.CONSENT_INTERVAL = CONSENT_INTERVAL  # type: ignore[assignment]
     aioice.ice.CONSENT_FAILURES = CONSENT_FAILURES
     aiortc.clock.current_ms = _current_ms
-    aioice.ice.StunProtocol.datagram_received = _datagram_received  # type: ignore[method-assign,assignment]
+    aioice.ice.StunProtocol.datagram_received = _datagram_received  # type: ignore[method-assign]
     _installed = True
 
 
@@ -441,7 +440,7 @@ class Reception:
         self.kind = kind
         self._transceiver = transceiver
         self._receiver: RTCRtpReceiver = transceiver.receiver
-        self._nack = NackGenerator() if kind == "video" else None
+        self._nack = Gaps() if kind == "video" else None
         self._sinks: list[PacketSink] = []
         self._keys: dict[int, CodecKey] = {}
         self.ssrc: int | None = None
@@ -558,7 +557,7 @@ class Reception:
                 return
             self.ssrc = ssrc
             if self._nack is not None:
-                self._nack = NackGenerator()
+                self._nack = Gaps()
         self._ssrc_at = now
         self._codec = codec
         self.packets += 1
@@ -568,9 +567,9 @@ class Reception:
         stats = streams.get(ssrc)
         if stats is None:
             stats = streams[ssrc] = StreamStatistics(codec.clockRate)
-        # aiortc's statistics and NACK generator read only the sequence number and timestamp.
+        # aiortc's statistics read only the sequence number and timestamp.
         stats.add(packet)  # type: ignore[arg-type]
-        if self._nack is not None and self._nack.add(packet):  # type: ignore[arg-type]
+        if self._nack is not None and self._nack.add(packet.sequence_number):
             _spawn(self._tasks, receiver._send_rtcp_nack(ssrc, sorted(self._nack.missing)))
         if self._jitter is not None:
             self._decode(ssrc, packet, codec)
