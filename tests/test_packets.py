@@ -125,6 +125,37 @@ async def test_packets_are_forwarded_without_decoding_and_the_stream_is_continuo
     assert_continuous(media_stream(customer.received.rtp["audio"]), 48000)
 
 
+async def test_forwarded_packets_bypass_aiortcs_receive_and_send_path(
+    clients: Any, consultation: dict[str, Any], server: TestServer
+) -> None:
+    """The fast path (consult/media/internals.py) carries the media: the server's DTLS
+    transports see only RTCP and DTLS of what comes and goes, while the receptions and relays
+    count every packet."""
+    customer, stylist = await in_call(clients, consultation)
+    peer = peer_of(server, consultation, "stylist")
+    dtls = peer._pc.getTransceivers()[0].receiver.transport
+
+    def counts() -> tuple[int, int, int, int]:
+        receptions = sum(i.reception.packets for i in peer.inlets.values() if i.reception)
+        relays = sum(r.packets_sent for r in peer.relays.values())
+        return (
+            dtls._RTCDtlsTransport__rx_packets,
+            dtls._RTCDtlsTransport__tx_packets,
+            receptions,
+            relays,
+        )
+
+    before = counts()
+    await asyncio.sleep(2)
+    rx, tx, received, sent = (b - a for a, b in zip(before, counts(), strict=True))
+    assert received > 100 and sent > 100
+    # RTCP: a report or two a second per stream, NACKs and PLIs: not a packet per packet.
+    assert rx < received / 5
+    assert tx < sent / 5
+    all_clean(customer)
+    all_clean(stylist)
+
+
 async def test_a_partner_switched_in_mid_stream_starts_at_a_key_frame_within_150_ms(
     clients: Any, consultation: dict[str, Any], server: TestServer
 ) -> None:

@@ -9,6 +9,8 @@ import struct
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +29,7 @@ from consult.media.relay import (
     Rtp,
     Send,
     SendRemb,
+    parse_rtp,
 )
 
 from .payloads import h264_idr, h264_slice, h264_sps_stap, vp8
@@ -448,3 +451,85 @@ def test_any_order_loss_duplicates_switches_and_nacks_keep_one_clean_stream(
             (p.timestamp for (_, p), _ in segment),
             key=lambda ts: (ts - first.timestamp) & 0xFFFFFFFF,
         )
+
+
+# --- the header parse of the fast path ----------------------------------------------------------
+
+#: Extension ids as Chromium offers them (audio level 1, abs-send-time 2, mid 4).
+_EXTENSIONS = HeaderExtensionsMap()
+_EXTENSIONS.configure(
+    RTCRtpParameters(
+        headerExtensions=[
+            RTCRtpHeaderExtensionParameters(
+                id=1, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+            ),
+            RTCRtpHeaderExtensionParameters(
+                id=2, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+            ),
+            RTCRtpHeaderExtensionParameters(id=4, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+        ]
+    )
+)
+
+
+@given(
+    st.integers(0, 127),
+    st.integers(0, 1),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFFFFFF),
+    st.integers(0, 0xFFFFFFFF),
+    st.binary(max_size=40),
+    st.integers(0, 20),
+    st.none() | st.text("0123456789abc", min_size=1, max_size=16),
+    st.none() | st.integers(0, 0xFFFFFF),
+    st.none() | st.tuples(st.booleans(), st.integers(0, 127)),
+    st.lists(st.integers(0, 0xFFFFFFFF), max_size=3),
+)
+def test_the_header_parse_reads_what_aiortc_reads(
+    pt: int,
+    marker: int,
+    seq: int,
+    ts: int,
+    ssrc: int,
+    payload: bytes,
+    padding: int,
+    mid: str | None,
+    abs_send_time: int | None,
+    audio_level: tuple[bool, int] | None,
+    csrc: list[int],
+) -> None:
+    packet = RtpPacket(pt, marker, seq, ts, ssrc, payload)
+    packet.csrc = csrc
+    packet.padding_size = padding
+    packet.extensions.mid = mid
+    packet.extensions.abs_send_time = abs_send_time
+    packet.extensions.audio_level = audio_level
+    data = packet.serialize(_EXTENSIONS)
+    theirs = RtpPacket.parse(data, _EXTENSIONS)
+    parsed = parse_rtp(data, 2, 1)
+    assert parsed == (
+        theirs.ssrc,
+        Rtp(
+            theirs.payload_type, theirs.marker, theirs.sequence_number, theirs.timestamp,
+            theirs.payload, theirs.padding_size, theirs.extensions.audio_level,
+            theirs.extensions.abs_send_time,
+        ),
+    )  # fmt: skip
+
+
+@given(st.binary(max_size=64))
+@example(bytes([0x80]))
+@example(struct.pack("!BBHII", 0x90, 96, 1, 2, 3) + b"\xbe\xde\x00\x09")  # extension too long
+@example(struct.pack("!BBHII", 0x8F, 96, 1, 2, 3))  # CSRCs missing
+@example(struct.pack("!BBHII", 0xA0, 96, 1, 2, 3) + b"\x00\x00\x09")  # padding too long
+def test_a_malformed_header_is_refused_where_aiortc_refuses_it(data: bytes) -> None:
+    try:
+        theirs: RtpPacket | None = RtpPacket.parse(data, _EXTENSIONS)
+    except ValueError:
+        theirs = None
+    parsed = parse_rtp(data, 2, 1)
+    if theirs is None:
+        assert parsed is None
+    else:
+        assert parsed is not None and parsed[0] == theirs.ssrc
+        assert parsed[1].payload == theirs.payload

@@ -5,10 +5,13 @@ from __future__ import annotations
 import itertools
 import struct
 
-from hypothesis import given
+from aiortc.rtcrtpreceiver import NackGenerator
+from aiortc.rtp import RtpPacket
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consult.media.packets import (
+    Gaps,
     History,
     Renumber,
     codec_key,
@@ -136,3 +139,23 @@ def test_codecs_match_by_name_clock_and_h264_packetization() -> None:
     assert one == other
     assert one != codec_key("video/H264", 90000, None, {})
     assert codec_key("audio/opus", 48000, 2, {}) != codec_key("audio/opus", 48000, 1, {})
+
+
+@settings(deadline=None)  # aiortc's generator walks a gap one number at a time
+@given(
+    st.integers(0, 0xFFFF),
+    st.lists(
+        st.integers(-300, 300) | st.sampled_from([1, 1, 1, 1000, 0x8000, 0x8001]), max_size=80
+    ),
+)
+def test_gaps_answer_as_aiortcs_nack_generator(start: int, steps: list[int]) -> None:
+    """The receive path's gap tracker (NACKs upstream) says what aiortc's NackGenerator says,
+    for any order, loss, duplicate or jump of sequence numbers."""
+    ours, theirs = Gaps(), NackGenerator()
+    seq = start
+    for step in [0, *steps]:
+        seq = (seq + step) & 0xFFFF
+        opened = ours.add(seq)
+        assert opened == theirs.add(RtpPacket(sequence_number=seq))
+        assert ours.missing == theirs.missing
+        assert ours.max_seq == theirs.max_seq

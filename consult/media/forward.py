@@ -327,12 +327,12 @@ class RelayProtocol(AsyncIOEventEmitter):
         if source is not None:
             source.attach(self)
         self.core.use(source, time.monotonic())
-        self._spawn(self._act())
+        self._spawn(self._act_soon())
 
     def request_keyframe(self) -> None:
         """Ask the stream's source for a key frame now (as a PLI from the receiver would)."""
         self.core.keyframe_request(time.monotonic())
-        self._spawn(self._act())
+        self._spawn(self._act_soon())
 
     def close(self) -> None:
         self.use(None)
@@ -341,31 +341,29 @@ class RelayProtocol(AsyncIOEventEmitter):
 
     # --- what the partner's Reception and our Emission hand over ------------------------------
 
-    async def partner_packet(
-        self, reception: Reception, ssrc: int, codec: CodecKey, packet: Rtp
-    ) -> None:
+    def partner_packet(self, reception: Reception, ssrc: int, codec: CodecKey, packet: Rtp) -> None:
         core = self.core
         now = time.monotonic()
         if not core.connected and self._emission.connected:
             core.set_connected(now)
         core.partner_packet(reception, ssrc, codec, packet, now)
-        await self._act()
+        self._act()
 
     async def own_packet(self, packet: Rtp) -> None:
         self.core.own_packet(packet, time.monotonic())
-        await self._act()
+        self._act()
 
     async def nack(self, lost: list[int]) -> None:
         self.core.nack(lost, time.monotonic())
-        await self._act()
+        self._act()
 
     async def keyframe_request(self) -> None:
         self.core.keyframe_request(time.monotonic())
-        await self._act()
+        self._act()
 
     async def remb(self, bitrate: int) -> None:
         self.core.remb(bitrate)
-        await self._act()
+        self._act()
 
     def sender_info(self, ntp: float) -> SenderInfo | None:
         return self.core.sender_info(ntp, time.monotonic(), time.time())
@@ -375,18 +373,25 @@ class RelayProtocol(AsyncIOEventEmitter):
 
     # --- the core's actions -------------------------------------------------------------------
 
-    async def _act(self) -> None:
+    async def _act_soon(self) -> None:
+        """The actions of a change made from outside the packet path (the Forwarder's
+        wiring, a key-frame request): carried out once that caller is done, not inside it."""
+        self._act()
+
+    def _act(self) -> None:
+        """Carry out the core's actions: packets go out at once, in the packet path's own
+        call; the rare RTCP to the partner (PLI, REMB) is sent on its own."""
         core = self.core
         emission = self._emission
         while (action := core.next_action()) is not None:
             if type(action) is Send:
-                await emission.send(action.packet, action.rtx)
+                emission.send(action.packet, action.rtx)
             elif isinstance(action, RequestKeyframe):
                 if isinstance(action.source, Reception):
-                    await action.source.request_keyframe()
+                    self._spawn(action.source.request_keyframe())
             elif isinstance(action, SendRemb):
                 if isinstance(action.source, Reception):
-                    await action.source.send_remb(action.bitrate)
+                    self._spawn(action.source.send_remb(action.bitrate))
             elif isinstance(action, OwnKeyframe):
                 self._outlet.restart_card()
                 emission.force_own_keyframe()

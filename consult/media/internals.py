@@ -22,6 +22,14 @@
   ``Emission`` puts a proxy transport under a sender (``setTransport``) so every RTP/RTCP
   packet it sends passes through its ``EmissionHandler`` (which renumbers or refuses it),
   rewrites the sender reports with the handler's counts, and hands NACK/PLI/FIR/REMB to it.
+- The packet fast path: ``install()`` makes aioice's ``StunProtocol`` hand SRTP (RFC 7983: a
+  first byte of 128-191) on without trying to parse it as STUN first, and, on a peer whose
+  receivers are ``Reception``s, to that peer's ``_Wire`` at once: SRTP unprotected with the
+  DTLS transport's own session, only the header parsed (``relay.parse_rtp``), the packet
+  routed by SSRC to its ``Reception`` and on to the partner's relay and its ``Emission``,
+  which protects it and ``sendto``s it on the ICE pair's transport, all in the one call
+  (no queue, no task switch, no ``RtpPacket``, no per-packet coroutines of aioice or aiortc).
+  RTCP, DTLS and STUN take aioice's and aiortc's own path.
 - ``install()`` also makes aiortc's clock cheaper per packet.
 - ``prefer_codecs()`` reorders a transceiver's negotiated codecs before the answer is written.
 
@@ -32,20 +40,23 @@ moves any of this.
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import ipaddress
 import logging
 import queue
 import struct
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aioice.ice
 import aiortc.clock
 import aiortc.rtcdtlstransport
+import pylibsrtp
 from aiortc import (
     RTCDtlsTransport,
     RTCRtpCodecParameters,
@@ -55,13 +66,16 @@ from aiortc import (
 )
 from aiortc.codecs import depayload, is_rtx
 from aiortc.jitterbuffer import JitterBuffer
-from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics, TimestampMapper
+from aiortc.rtcdtlstransport import RtpRouter
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcrtpreceiver import StreamStatistics, TimestampMapper
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
     HeaderExtensions,
+    HeaderExtensionsMap,
     RtcpPacket,
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
@@ -71,11 +85,10 @@ from aiortc.rtp import (
     is_rtcp,
     pack_remb_fci,
     unpack_remb_fci,
-    unwrap_rtx,
 )
 
-from .packets import CodecKey, codec_key, is_keyframe_start
-from .relay import Codec, Rtp, SenderInfo
+from .packets import CodecKey, Gaps, codec_key, is_keyframe_start
+from .relay import Codec, Rtp, SenderInfo, parse_rtp
 
 __all__ = [
     "CONSENT_FAILURES",
@@ -126,7 +139,15 @@ _PRIVATE: dict[type, tuple[str, ...]] = {
     ),
     RTCRtpSender: ("_ssrc", "_rtx_ssrc", "_RTCRtpSender__encoder"),
     RTCRtpTransceiver: ("_codecs",),
-    RTCDtlsTransport: ("_rtp_header_extensions_map",),
+    RTCDtlsTransport: (
+        "_rtp_header_extensions_map",
+        "_rtp_router",
+        "_rx_srtp",
+        "_tx_srtp",
+        "_state",
+    ),
+    HeaderExtensionsMap: ("_HeaderExtensionsMap__ids",),
+    aioice.ice.Connection: ("_nominated",),
 }
 #: Methods this module calls or replaces, with their parameters.
 _METHODS: dict[tuple[type, str], list[str]] = {
@@ -139,7 +160,11 @@ _METHODS: dict[tuple[type, str], list[str]] = {
     (RTCRtpSender, "_send_keyframe"): ["self"],
     (RTCRtpSender, "setTransport"): ["self", "transport"],
     (RTCDtlsTransport, "_send_rtp"): ["self", "data"],
-    (NackGenerator, "add"): ["self", "packet"],
+    (RTCDtlsTransport, "_handle_rtp_data"): ["self", "data", "arrival_time_ms"],
+    (RtpRouter, "route_rtp"): ["self", "packet"],
+    (aioice.ice.StunProtocol, "datagram_received"): ["self", "data", "addr"],
+    (aioice.ice.StunProtocol, "send_data"): ["self", "data", "addr"],
+    (aioice.ice.Connection, "data_received"): ["self", "data", "component"],
     (StreamStatistics, "add"): ["self", "packet"],
     (JitterBuffer, "add"): ["self", "packet"],
 }
@@ -153,12 +178,7 @@ def _check_aiortc_packet_path() -> None:
                 f"aiortc {cls.__name__}.{name}({', '.join(params[1:])}) has changed: "
                 "consult/media/internals.py must be updated for this aiortc version"
             )
-    sources = {
-        RTCRtpReceiver: inspect.getsource(RTCRtpReceiver),
-        RTCRtpSender: inspect.getsource(RTCRtpSender),
-        RTCRtpTransceiver: inspect.getsource(RTCRtpTransceiver),
-        RTCDtlsTransport: inspect.getsource(RTCDtlsTransport),
-    }
+    sources = {cls: inspect.getsource(cls) for cls in _PRIVATE}
     for cls, names in _PRIVATE.items():
         for name in names:
             plain = name.split("__", 1)[1] if name.startswith(f"_{cls.__name__}__") else None
@@ -179,6 +199,15 @@ def _check_aiortc_packet_path() -> None:
         raise RuntimeError("aiortc RTCRtpSender no longer makes its encoder on demand")
     if "await self.transport._send_rtp(" not in sender_source:
         raise RuntimeError("aiortc RTCRtpSender no longer sends through self.transport._send_rtp")
+    stun = inspect.getsource(aioice.ice.StunProtocol)
+    if (
+        "self.receiver.data_received(data, self.local_candidate.component)" not in stun
+        or "self.transport.sendto(data, addr)" not in stun
+    ):
+        raise RuntimeError(
+            "aioice's StunProtocol no longer hands data to its Connection or sends with "
+            "transport.sendto: consult/media/internals.py must be updated for this aioice version"
+        )
     if "input_q.get()" not in inspect.getsource(
         __import__("aiortc.rtcrtpreceiver", fromlist=["decoder_worker"]).decoder_worker
     ):
@@ -239,7 +268,26 @@ def install() -> None:
     aioice.ice.CONSENT_INTERVAL = CONSENT_INTERVAL  # type: ignore[assignment]
     aioice.ice.CONSENT_FAILURES = CONSENT_FAILURES
     aiortc.clock.current_ms = _current_ms
+    aioice.ice.StunProtocol.datagram_received = _datagram_received  # type: ignore[method-assign]
     _installed = True
+
+
+_aioice_datagram_received = aioice.ice.StunProtocol.datagram_received
+
+
+def _datagram_received(
+    self: aioice.ice.StunProtocol, data: bytes | str, addr: tuple[Any, ...]
+) -> None:
+    """aioice's ``StunProtocol.datagram_received``, which parses every datagram as STUN first
+    (an exception per media packet), with SRTP/SRTCP told apart by its first byte (RFC 7983)
+    and SRTP taken by the peer's ``_Wire`` when it has one."""
+    if isinstance(data, bytes) and data and 127 < data[0] < 192:
+        connection = self.receiver
+        wire: _Wire | None = getattr(connection, _WIRE, None)
+        if wire is None or not wire.receive(data):
+            connection.data_received(data, self.local_candidate.component)
+        return
+    _aioice_datagram_received(self, data, addr)
 
 
 @contextmanager
@@ -293,14 +341,84 @@ def prefer_codecs(transceiver: RTCRtpTransceiver, rank: Callable[[CodecKey], int
     transceiver._codecs = ordered
 
 
+#: The attribute of an aioice Connection that holds its peer's ``_Wire``.
+_WIRE = "_consult_wire"
+
+
+@dataclass(slots=True)
+class _Probe:
+    """What aiortc's RTP router reads of a packet."""
+
+    ssrc: int
+    payload_type: int
+
+
+class _Wire:
+    """One server peer's SRTP, taken at the datagram (BUNDLE: every stream of the peer is on
+    one DTLS transport and one ICE connection). Made by the peer's first ``Reception`` to get
+    a packet, so the transport is the one aiortc settled on."""
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = dtls
+        self._ids: HeaderExtensions = dtls._rtp_header_extensions_map._HeaderExtensionsMap__ids  # type: ignore[attr-defined]
+        self._router: RtpRouter = dtls._rtp_router
+        self._receptions: dict[RTCRtpReceiver, Reception] = {}
+        self._routes: dict[int, Reception] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
+        setattr(dtls.transport._connection, _WIRE, self)
+
+    @classmethod
+    def adopt(cls, reception: Reception, receiver: RTCRtpReceiver) -> None:
+        dtls: RTCDtlsTransport = receiver.transport
+        wire: _Wire | None = getattr(dtls.transport._connection, _WIRE, None)
+        if wire is None or wire._dtls is not dtls:
+            wire = cls(dtls)
+        wire._receptions[receiver] = reception
+
+    def receive(self, data: bytes) -> bool:
+        """Take one SRTP datagram; False if it is not for a Reception (RTCP, or a receiver
+        of aiortc's own): aiortc's path takes it then, still encrypted."""
+        rx = self._dtls._rx_srtp
+        if rx is None or 191 < data[1] < 224:
+            return False
+        try:
+            data = rx.unprotect(data)
+        except pylibsrtp.Error:
+            return True  # as aiortc: dropped
+        ids = self._ids
+        parsed = parse_rtp(data, ids.abs_send_time, ids.audio_level)
+        if parsed is None:
+            return True
+        ssrc, packet = parsed
+        reception = self._routes.get(ssrc)
+        if reception is None:
+            receiver = self._router.route_rtp(_Probe(ssrc, packet.payload_type))  # type: ignore[arg-type]
+            if receiver is None:
+                return True  # as aiortc: nobody's
+            reception = self._receptions.get(receiver)  # type: ignore[call-overload]
+            if reception is None:
+                # Decrypted already (SRTP refuses a replay): aiortc's path from the plaintext.
+                _spawn(self._tasks, self._dtls._handle_rtp_data(data, _current_ms()))
+                return True
+            self._routes[ssrc] = reception
+        reception.receive(ssrc, packet)
+        return True
+
+
+def _spawn(tasks: set[asyncio.Future[Any]], coro: Coroutine[Any, Any, Any]) -> None:
+    """Run ``coro`` on its own: for what the packet path does rarely and must not wait for."""
+    task = asyncio.ensure_future(coro)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
 class PacketSink(Protocol):
     """Who takes a Reception's packets and sender reports: the partner's relay
     (``forward.RelayProtocol``), and while the call is recorded the participant's tape
-    (``recording.ParticipantTape``)."""
+    (``recording.ParticipantTape``). Called in the packet path, synchronously."""
 
-    async def partner_packet(
-        self, reception: Reception, ssrc: int, codec: CodecKey, packet: Rtp
-    ) -> None: ...
+    def partner_packet(self, reception: Reception, ssrc: int, codec: CodecKey, packet: Rtp) -> None:
+        """``packet`` is the sink's own (it may rewrite it)."""
 
     def sender_report(self, reception: Reception, ssrc: int, ntp: float, rtp_time: int) -> None:
         """The participant's RTCP sender report: its clock (``ntp``, Unix seconds) at
@@ -322,7 +440,7 @@ class Reception:
         self.kind = kind
         self._transceiver = transceiver
         self._receiver: RTCRtpReceiver = transceiver.receiver
-        self._nack = NackGenerator() if kind == "video" else None
+        self._nack = Gaps() if kind == "video" else None
         self._sinks: list[PacketSink] = []
         self._keys: dict[int, CodecKey] = {}
         self.ssrc: int | None = None
@@ -337,6 +455,8 @@ class Reception:
         self.frames = 0
         self.dropped = 0
         self.decoded_frames = 0
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._adopted = False
         self._receiver._handle_rtp_packet = self._handle  # type: ignore[method-assign]
         self._original_rtcp = self._receiver._handle_rtcp_packet
         self._receiver._handle_rtcp_packet = self._rtcp  # type: ignore[method-assign]
@@ -396,6 +516,15 @@ class Reception:
         await self._receiver._send_rtcp(packet)
 
     async def _handle(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        """aiortc's path, for the packets that come before this peer's ``_Wire`` takes over
+        (made here, at the first one) and for any that reach the receiver another way."""
+        if not self._adopted:
+            self._adopted = True
+            _Wire.adopt(self, self._receiver)
+        self.receive(packet.ssrc, _rtp_of(packet))
+
+    def receive(self, ssrc: int, packet: Rtp) -> None:
+        """One decrypted RTP packet of this receiver's stream (RTX unwrapped here)."""
         receiver = self._receiver
         codecs: dict[int, RTCRtpCodecParameters] = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
         codec = codecs.get(packet.payload_type)
@@ -406,45 +535,57 @@ class Reception:
         if is_rtx(codec):
             apt = codec.parameters.get("apt")
             base = codecs.get(apt) if isinstance(apt, int) else None
-            apt = apt if isinstance(apt, int) else -1
-            rtx_of = receiver._RTCRtpReceiver__rtx_ssrc.get(packet.ssrc)  # type: ignore[attr-defined]
+            rtx_of = receiver._RTCRtpReceiver__rtx_ssrc.get(ssrc)  # type: ignore[attr-defined]
+            payload = packet.payload
             if (
                 base is None
                 or self.ssrc is None
-                or len(packet.payload) < 2
+                or len(payload) < 2
                 or (rtx_of is not None and rtx_of != self.ssrc)
             ):
                 self.dropped += 1
                 return
-            packet = unwrap_rtx(packet, payload_type=apt, ssrc=self.ssrc)
+            # As aiortc's unwrap_rtx: the original sequence number leads the payload.
+            assert isinstance(apt, int)
+            packet.payload_type, packet.sequence_number = apt, (payload[0] << 8) | payload[1]
+            packet.payload, packet.padding_size = payload[2:], 0
+            ssrc = self.ssrc
             codec = base
-        elif packet.ssrc != self.ssrc:
+        elif ssrc != self.ssrc:
             if self.ssrc is not None and now - self._ssrc_at < SSRC_TAKEOVER:
                 self.dropped += 1  # a second stream on one m-line: not ours to forward
                 return
-            self.ssrc = packet.ssrc
+            self.ssrc = ssrc
             if self._nack is not None:
-                self._nack = NackGenerator()
+                self._nack = Gaps()
         self._ssrc_at = now
         self._codec = codec
         self.packets += 1
         if packet.marker or self.kind == "audio":
             self.frames += 1
         streams: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
-        stats = streams.get(packet.ssrc)
+        stats = streams.get(ssrc)
         if stats is None:
-            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
-        stats.add(packet)
-        if self._nack is not None and self._nack.add(packet):
-            await receiver._send_rtcp_nack(packet.ssrc, sorted(self._nack.missing))
-        if self._sinks:
+            stats = streams[ssrc] = StreamStatistics(codec.clockRate)
+        # aiortc's statistics read only the sequence number and timestamp.
+        stats.add(packet)  # type: ignore[arg-type]
+        if self._nack is not None and self._nack.add(packet.sequence_number):
+            _spawn(self._tasks, receiver._send_rtcp_nack(ssrc, sorted(self._nack.missing)))
+        if self._jitter is not None:
+            self._decode(ssrc, packet, codec)
+        sinks = self._sinks
+        if sinks:
             key = self._keys.get(packet.payload_type)
             if key is None:
                 key = self._keys[packet.payload_type] = key_of(codec)
-            for sink in self._sinks:
-                await sink.partner_packet(self, packet.ssrc, key, _rtp_of(packet))
-        if self._jitter is not None:
-            await self._decode(packet, codec)
+            if len(sinks) == 1:
+                sinks[0].partner_packet(self, ssrc, key, packet)
+                return
+            # Each sink gets its own packet (the relay rewrites it; a tape keeps it a while),
+            # and the sinks are those of now (a sink's action may rewire the call).
+            own = [packet, *(copy.copy(packet) for _ in sinks[1:])]
+            for sink, mine in zip(tuple(sinks), own, strict=True):
+                sink.partner_packet(self, ssrc, key, mine)
 
     async def _rtcp(self, packet: Any) -> None:
         await self._original_rtcp(packet)
@@ -453,19 +594,23 @@ class Reception:
             for sink in self._sinks:
                 sink.sender_report(self, packet.ssrc, _unix(info.ntp_timestamp), info.rtp_timestamp)
 
-    async def _decode(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
+    def _decode(self, ssrc: int, packet: Rtp, codec: RTCRtpCodecParameters) -> None:
         assert self._jitter is not None
         if self._await_key:
             if not is_keyframe_start(codec.name, packet.payload):
                 return
             self._await_key = False
+        rtp = RtpPacket(
+            packet.payload_type, packet.marker, packet.sequence_number, packet.timestamp, ssrc,
+            packet.payload,
+        )  # fmt: skip
         try:
-            packet._data = depayload(codec, packet.payload) if packet.payload else b""  # type: ignore[attr-defined]
+            rtp._data = depayload(codec, packet.payload) if packet.payload else b""  # type: ignore[attr-defined]
         except ValueError:
             return
-        pli, frame = self._jitter.add(packet)
+        pli, frame = self._jitter.add(rtp)
         if pli:
-            await self.request_keyframe()
+            _spawn(self._tasks, self.request_keyframe())
         decoder_queue: queue.Queue[Any] = self._receiver._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
         if frame is not None and self._receiver._RTCRtpReceiver__decoder_thread is not None:  # type: ignore[attr-defined]
             frame.timestamp = self._mapper.map(frame.timestamp)
@@ -514,6 +659,8 @@ class Emission:
         self.rtx_ssrc: int = sender._rtx_ssrc
         self.mid = transceiver.mid
         self._extensions: dict[Any, tuple[bytes, int | None]] = {}
+        self._nominated: dict[int, Any] = self._real.transport._connection._nominated
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._original_rtcp = sender._handle_rtcp_packet
         sender._handle_rtcp_packet = self._rtcp  # type: ignore[method-assign]
         sender.setTransport(_Transport(self, self._real))  # type: ignore[arg-type]
@@ -541,10 +688,11 @@ class Emission:
         a new one, which starts with a key frame, when the placeholder is encoded again."""
         self._sender._RTCRtpSender__encoder = None  # type: ignore[attr-defined]
 
-    async def send(self, packet: Rtp, rtx: bool = False) -> None:
+    def send(self, packet: Rtp, rtx: bool = False) -> None:
         """Send ``packet`` on our SSRC (RTX SSRC if ``rtx``) with our mid, its audio level
-        and abs-send-time (now if it has none); the header is packed here, not by aiortc, as
-        this runs for every packet."""
+        and abs-send-time (now if it has none); the header is packed here, not by aiortc, and
+        the packet protected and put on the ICE pair's socket at once, as this runs for every
+        packet."""
         extension = self._extension(packet.audio_level, packet.abs_send_time)
         padding = packet.padding_size
         first = 0x80 | (0x10 if extension else 0) | (0x20 if padding else 0)
@@ -558,8 +706,18 @@ class Emission:
         data += extension + packet.payload
         if padding:
             data += bytes(padding - 1) + bytes([padding])
-        with suppress(ConnectionError):
-            await self._real._send_rtp(data)
+        real = self._real
+        # aiortc's _send_rtp, without its coroutines (and aioice's): not connected yet or any
+        # more is what its ConnectionError meant, and that was dropped too.
+        pair = self._nominated.get(1)
+        if real._state is not DtlsState.CONNECTED or pair is None:
+            return
+        data = real._tx_srtp.protect(data)
+        protocol = pair.protocol
+        if type(protocol) is aioice.ice.StunProtocol:
+            protocol.transport.sendto(data, pair.remote_addr)
+        else:  # a TURN relay (the server's own peers use none: media/ice.py)
+            _spawn(self._tasks, protocol.send_data(data, pair.remote_addr))
 
     def _extension(self, audio_level: Any, abs_send_time: int | None) -> bytes:
         """Our header extension block with ``abs_send_time`` (one template per level)."""
@@ -631,9 +789,9 @@ class Emission:
 
 
 def _rtp_of(packet: RtpPacket) -> Rtp:
-    """What the relay core needs of aiortc's packet (each consumer gets its own: the core
-    rewrites it). Audio level and the sender's own send time are kept: the far receiver's
-    delay-based estimate (REMB, relayed back to the sender) then covers the sender's uplink."""
+    """What the relay core needs of aiortc's packet. Audio level and the sender's own send
+    time are kept: the far receiver's delay-based estimate (REMB, relayed back to the sender)
+    then covers the sender's uplink."""
     extensions = packet.extensions
     return Rtp(
         packet.payload_type,

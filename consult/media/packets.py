@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 __all__ = [
+    "NACK_WINDOW",
     "CodecKey",
+    "Gaps",
     "History",
     "Renumber",
     "codec_key",
@@ -32,6 +34,8 @@ T = TypeVar("T")
 
 #: Packets kept per outgoing stream to answer NACKs (about 1-2 s of 720p video).
 HISTORY_SIZE = 512
+#: How far back a receiver still asks for missing packets (aiortc's receivers: 128).
+NACK_WINDOW = 128
 
 
 def uint16_newer(a: int, b: int) -> bool:
@@ -267,6 +271,44 @@ class Renumber:
         if self.picture_id is None or ((out - self.picture_id) % modulus) < modulus // 2:
             self.picture_id = out
         return out
+
+
+class Gaps:
+    """The sequence numbers of a received stream still missing, within the last
+    ``NACK_WINDOW``: what aiortc's ``NackGenerator`` tracks (the same answers: tests/test_rtp.py),
+    without its per-packet scan and its loop over a long gap, for a packet that comes in order
+    costs one comparison."""
+
+    __slots__ = ("max_seq", "missing")
+
+    def __init__(self) -> None:
+        self.max_seq: int | None = None
+        self.missing: set[int] = set()
+
+    def add(self, seq: int) -> bool:
+        """Note packet ``seq``; True if it opened a gap (a NACK is due)."""
+        last = self.max_seq
+        if last is None:
+            self.max_seq = seq
+            return False
+        ahead = (seq - last) & 0xFFFF
+        if ahead == 1:
+            self.max_seq = seq
+            if self.missing:
+                self._truncate()
+            return False
+        if ahead == 0 or ahead >= 0x8000:  # late (a retransmission), or a duplicate
+            self.missing.discard(seq)
+            return False
+        self.missing.update((last + s) & 0xFFFF for s in range(max(1, ahead - NACK_WINDOW), ahead))
+        self.max_seq = seq
+        self._truncate()
+        return True
+
+    def _truncate(self) -> None:
+        assert self.max_seq is not None
+        oldest = (self.max_seq - NACK_WINDOW) & 0xFFFF
+        self.missing = {s for s in self.missing if not uint16_newer(oldest, s)}
 
 
 class History(Generic[T]):

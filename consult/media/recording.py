@@ -64,9 +64,7 @@ class ParticipantTape:
                 self._receptions[kind] = reception
                 reception.attach(self)
 
-    async def partner_packet(
-        self, reception: Reception, ssrc: int, codec: CodecKey, packet: Rtp
-    ) -> None:
+    def partner_packet(self, reception: Reception, ssrc: int, codec: CodecKey, packet: Rtp) -> None:
         self.core.packet(
             "video" if reception.kind == "video" else "audio", ssrc, codec, packet, time.time()
         )

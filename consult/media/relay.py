@@ -54,6 +54,7 @@ __all__ = [
     "SendRemb",
     "SenderInfo",
     "Switch",
+    "parse_rtp",
 ]
 
 #: While waiting for a switched-in partner's key frame, ask again this often; also the least
@@ -78,6 +79,75 @@ class Rtp:
     #: The header extensions forwarded as they came: aiortc's (vad, level) or None.
     audio_level: Any = None
     abs_send_time: int | None = None
+
+
+_HEADER = struct.Struct("!BBHII")
+
+
+def parse_rtp(
+    data: bytes, abs_send_time_id: int | None = None, audio_level_id: int | None = None
+) -> tuple[int, Rtp] | None:
+    """(SSRC, packet) of a decrypted RTP packet, or None if malformed. Only what forwarding
+    reads: the fixed header, padding, and of the header extensions (RFC 8285, one- or
+    two-byte) only abs-send-time and the audio level (as aiortc's ``(vad, level)``), by their
+    negotiated ids. aiortc's ``RtpPacket.parse`` builds every extension and a CSRC list per
+    packet; the server only forwards, so it reads no more than this."""
+    if len(data) < 12:
+        return None
+    first, second, sequence, timestamp, ssrc = _HEADER.unpack_from(data)
+    if first >> 6 != 2:
+        return None
+    pos = 12 + 4 * (first & 0x0F)
+    end = len(data)
+    abs_send_time = audio_level = None
+    if first & 0x10:
+        if end < pos + 4:
+            return None
+        profile = (data[pos] << 8) | data[pos + 1]
+        stop = pos + 4 + 4 * ((data[pos + 2] << 8) | data[pos + 3])
+        if end < stop:
+            return None
+        at = pos + 4
+        if profile == 0xBEDE:
+            while at < stop:
+                byte = data[at]
+                if byte == 0:  # padding
+                    at += 1
+                    continue
+                ident, size = byte >> 4, (byte & 0x0F) + 1
+                if ident == 15:
+                    break
+                at += 1
+                if ident == abs_send_time_id and size == 3:
+                    abs_send_time = int.from_bytes(data[at : at + 3], "big")
+                elif ident == audio_level_id and size == 1:
+                    audio_level = (data[at] & 0x80 == 0x80, data[at] & 0x7F)
+                at += size
+        elif profile >> 4 == 0x100:
+            while at + 1 < stop:
+                ident, size = data[at], data[at + 1]
+                at += 2
+                if ident == 0:
+                    at -= 1  # padding is one byte
+                    continue
+                if ident == abs_send_time_id and size == 3:
+                    abs_send_time = int.from_bytes(data[at : at + 3], "big")
+                elif ident == audio_level_id and size == 1:
+                    audio_level = (data[at] & 0x80 == 0x80, data[at] & 0x7F)
+                at += size
+        pos = stop
+    elif end < pos:
+        return None
+    padding = 0
+    if first & 0x20:
+        padding = data[-1]
+        if not padding or padding > end - pos:
+            return None
+        end -= padding
+    return ssrc, Rtp(
+        second & 0x7F, second >> 7, sequence, timestamp, data[pos:end], padding, audio_level,
+        abs_send_time,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
