@@ -11,6 +11,7 @@ from datetime import time, timedelta
 from pathlib import Path
 from typing import Literal
 
+from .cpuquota import usable_cores
 from .keyfiles import read_or_create
 from .mail.smtp import SmtpServer
 
@@ -158,6 +159,11 @@ class Settings:
     #: message, a call, a booking) within this long, even past ``link_ttl``; None: it ends at
     #: ``link_ttl`` as the stylist's does. ``CONSULT_LINK_IDLE_MONTHS``.
     link_idle: timedelta | None = timedelta(days=365)
+    # issue 13B: workers (consult/workers.py, consult/supervisor.py)
+    #: Worker processes on this machine (None: one per core this process may use).
+    workers: int | None = None
+    #: This process is worker ``worker`` of a supervisor (None: it is the service itself).
+    worker: int | None = None
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -174,6 +180,8 @@ class Settings:
             raise ValueError("CONSULT_ADMIT_CPU must be a fraction of a core (0 to 1) or off")
         if self.max_calls is not None and self.max_calls < 1:
             raise ValueError("CONSULT_MAX_CALLS must be at least 1")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError("--workers must be at least 1")
         if self.mail_language not in MAIL_LANGUAGES:
             raise ValueError(f"CONSULT_MAIL_LANGUAGE must be one of {', '.join(MAIL_LANGUAGES)}")
         if self.smtp_url is not None:
@@ -207,7 +215,13 @@ class Settings:
 
     @property
     def node(self) -> str:
-        return self.node_id or f"{socket.gethostname()}:{self.port}"
+        node = self.node_id or f"{socket.gethostname()}:{self.port}"
+        return node if self.worker is None else f"{node}/w{self.worker}"
+
+    @property
+    def worker_count(self) -> int:
+        """How many worker processes serve (1: the service is one process, no supervisor)."""
+        return self.workers if self.workers is not None else usable_cores()
 
     @property
     def recordings_dir(self) -> Path:
@@ -313,6 +327,8 @@ class Settings:
             values["admit_cpu"] = None if off else float(env["CONSULT_ADMIT_CPU"])
         if env.get("CONSULT_MAX_CALLS"):
             values["max_calls"] = int(env["CONSULT_MAX_CALLS"])
+        if env.get("CONSULT_WORKERS"):
+            values["workers"] = int(env["CONSULT_WORKERS"])
         bitrates = {
             name: int(env[f"CONSULT_VIDEO_{name.upper()}_KBPS"])
             for name in ("start", "min", "max")
