@@ -112,7 +112,8 @@ async def serve(
         log = stack.enter_context(Path(log_file).open("a")) if log_file else subprocess.DEVNULL  # noqa: ASYNC230 (before the server starts)
         server = subprocess.Popen(
             [*pin, sys.executable, "-m", "consult", "serve", "--port", str(port), "--data", data,
-             "--media-address", "127.0.0.1", "--log-level", "warning", *args],
+             "--media-address", "127.0.0.1", "--log-level", "warning", "--workers", "1",
+             *args],
             env={**os.environ, "CONSULT_STAFF_KEY": STAFF_KEY, **(env or {})},
             stdout=log, stderr=log,
         )  # fmt: skip
