@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 import uvloop
@@ -20,6 +21,7 @@ import uvloop
 from . import service, tls
 from .config import Settings, backup_secret, load_staff_key, parse_duration
 from .errors import ConsultError
+from .recording.nodes import KeysDiffer
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
 
@@ -66,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDR",
         help="address offered for media (repeatable; default: this machine's own addresses;"
         " 127.0.0.1 keeps a single-machine demo on loopback)",
+    )
+    serve.add_argument(
+        "--node-url",
+        metavar="URL",
+        help="the base URL the other nodes sharing the database reach this one on"
+        " (CONSULT_NODE_URL; default: this node's port on loopback)",
     )
     serve.add_argument("--log-level", help="debug, info, warning or error (default info)")
     # issue 13B: workers
@@ -300,6 +308,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         mail_from=getattr(args, "mail_from", None),
         require_consent=getattr(args, "require_consent", None),
         retention_months=getattr(args, "retention_months", None),
+        node_url=getattr(args, "node_url", None),
         workers=getattr(args, "workers", None),
         worker=getattr(args, "worker", None),
     )
@@ -407,6 +416,9 @@ def serve(settings: Settings, argv: Sequence[str] = ()) -> int:
             create_app(settings), sock, context, settings.base_url, serving,
             loop_factory=_loop_factory(settings),
         )  # fmt: skip
+    except KeysDiffer as exc:
+        print(f"consult: refusing to serve: {exc}", file=sys.stderr)
+        return 1
     finally:
         lock.release()
     return 0
@@ -418,27 +430,38 @@ def _loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop]
 
 def _serve_worker(settings: Settings) -> int:
     """One worker of a supervisor (which holds the data folder's lock and prepared the
-    store): the shared port with SO_REUSEPORT, and a port of its own on loopback."""
+    store): the shared port with SO_REUSEPORT, and a port of its own, its node URL."""
     from . import supervisor
     from .app import create_app
 
+    # Its node URL (issue 13A) is its own port, on --node-url's host (loopback by default),
+    # in --node-url's scheme.
+    given = urlsplit(settings.node_url or "http://127.0.0.1")
     try:
         sock = service.listen(settings, shared=True)
+        internal = service.listen_internal(given.hostname or "127.0.0.1")
     except service.StartRefused as exc:
         print(f"consult: {exc}", file=sys.stderr)
         return 1
-    internal = service.listen_internal()
     reachable = lan_urls(settings)
     if reachable:
         settings = dataclasses.replace(settings, public_url=reachable[0])
     certificate = tls.certificate_for(settings)
     context = tls.server_context(certificate) if certificate is not None else None
+    secure = given.scheme == "https" and context is not None
     host, port = internal.getsockname()[:2]
-    service.run(
-        create_app(settings), sock, context, settings.base_url,
-        lambda: supervisor.say_ready(f"http://{host}:{port}"),
-        loop_factory=_loop_factory(settings), internal=internal,
-    )  # fmt: skip
+    host = f"[{host}]" if ":" in host else host
+    url = f"{'https' if secure else 'http'}://{host}:{port}"
+    settings = dataclasses.replace(settings, node_url=url)
+    try:
+        service.run(
+            create_app(settings), sock, context, settings.base_url,
+            lambda: supervisor.say_ready(url), loop_factory=_loop_factory(settings),
+            internal=(internal, context if secure else None),
+        )  # fmt: skip
+    except KeysDiffer as exc:
+        print(f"consult: refusing to serve: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

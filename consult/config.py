@@ -159,6 +159,11 @@ class Settings:
     #: message, a call, a booking) within this long, even past ``link_ttl``; None: it ends at
     #: ``link_ttl`` as the stylist's does. ``CONSULT_LINK_IDLE_MONTHS``.
     link_idle: timedelta | None = timedelta(days=365)
+    # issue 13A: nodes (docs/operations.md, Several nodes)
+    #: The base URL the other nodes reach this one on (default: its own port on loopback).
+    node_url: str | None = None
+    #: Seconds the calls in progress go on after SIGTERM before they move to another node.
+    drain_grace: float = 30.0
     # issue 13B: workers (consult/workers.py, consult/supervisor.py)
     #: Worker processes on this machine (None: one per core this process may use).
     workers: int | None = None
@@ -180,6 +185,8 @@ class Settings:
             raise ValueError("CONSULT_ADMIT_CPU must be a fraction of a core (0 to 1) or off")
         if self.max_calls is not None and self.max_calls < 1:
             raise ValueError("CONSULT_MAX_CALLS must be at least 1")
+        if self.drain_grace < 0:
+            raise ValueError("CONSULT_DRAIN_GRACE must be 0 or more seconds")
         if self.workers is not None and self.workers < 1:
             raise ValueError("--workers must be at least 1")
         if self.mail_language not in MAIL_LANGUAGES:
@@ -327,6 +334,13 @@ class Settings:
             values["admit_cpu"] = None if off else float(env["CONSULT_ADMIT_CPU"])
         if env.get("CONSULT_MAX_CALLS"):
             values["max_calls"] = int(env["CONSULT_MAX_CALLS"])
+        # issue 13A: nodes
+        if env.get("CONSULT_NODE_URL"):
+            values["node_url"] = env["CONSULT_NODE_URL"]
+        if env.get("CONSULT_MEDIA_ADDRESS") and "media_addresses" not in values:
+            values["media_addresses"] = tuple(env["CONSULT_MEDIA_ADDRESS"].split(","))
+        if env.get("CONSULT_DRAIN_GRACE"):
+            values["drain_grace"] = float(env["CONSULT_DRAIN_GRACE"])
         if env.get("CONSULT_WORKERS"):
             values["workers"] = int(env["CONSULT_WORKERS"])
         bitrates = {

@@ -145,12 +145,22 @@ def _bind(settings: Settings, *, listening: bool, shared: bool) -> socket.socket
     return sock
 
 
-def listen_internal() -> socket.socket:
-    """A worker's own port on loopback (chosen by the system): where the other workers and
-    its supervisor reach this one worker, whatever the kernel does with the shared port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
+def listen_internal(host: str) -> socket.socket:
+    """A worker's own port on ``host`` (chosen by the system): where the other workers and
+    nodes reach this one worker, whatever the kernel does with the shared port."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise CannotListen(f"cannot listen on {host!r}: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise CannotListen(f"cannot listen on {host}: {exc.strerror}") from None
     return sock
 
 
@@ -184,13 +194,13 @@ def run(
     base_url: str,
     serving: Callable[[], None],
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
-    internal: socket.socket | None = None,
+    internal: tuple[socket.socket, ssl.SSLContext | None] | None = None,
 ) -> None:
     """Serve ``app`` on ``sock`` until SIGINT or SIGTERM, then shut down gracefully (aiohttp's
     runner, as ``web.run_app`` uses it, with HTTPS on a site that redirects plain HTTP).
     ``serving()`` is called once the app has started and its site accepts connections.
     ``loop_factory``: the event loop to run on (uvloop by default, docs/media.md).
-    ``internal``: a worker's own port on loopback, served too (plain HTTP)."""
+    ``internal``: a worker's own port (and its TLS, if any), served too."""
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
@@ -212,7 +222,7 @@ def run(
             )
             await site.start()
             if internal is not None:
-                await web.SockSite(runner, internal).start()
+                await web.SockSite(runner, internal[0], ssl_context=internal[1]).start()
             serving()
             await stop.wait()
         finally:

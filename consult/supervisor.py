@@ -33,7 +33,9 @@ from .recording.files import StillFiles
 from .recording.recordings import RecordingFiles
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
+from .service import SHUTDOWN_TIMEOUT
 from .workers import (
+    STOP_MARGIN,
     Action,
     Announce,
     Event,
@@ -63,7 +65,9 @@ def supervise(
 ) -> int:
     """Prepare the store, run ``count`` workers until SIGTERM or SIGINT; the exit code."""
     asyncio.run(prepare(settings))
-    return asyncio.run(Supervisor(count, argv, serving).run())
+    # A drain's grace, then the shutdown's wait for handlers, then a margin for a slow machine.
+    stop_timeout = settings.drain_grace + SHUTDOWN_TIMEOUT + STOP_MARGIN
+    return asyncio.run(Supervisor(Workers(count, stop_timeout), argv, serving).run())
 
 
 async def prepare(settings: Settings) -> None:
@@ -96,8 +100,8 @@ def follow(supervisor: int) -> None:
 
 
 class Supervisor:
-    def __init__(self, count: int, argv: Sequence[str], serving: Callable[[], None]) -> None:
-        self._workers = Workers(count)
+    def __init__(self, workers: Workers, argv: Sequence[str], serving: Callable[[], None]) -> None:
+        self._workers = workers
         self._argv = list(argv)
         self._serving = serving
         self._events: asyncio.Queue[Event] = asyncio.Queue()

@@ -12,7 +12,7 @@ start one again, when the service is ready, how it stops.
   ``MAX_BACKOFF``. One that ends before the service was ever announced ends the start (a bad
   setting would otherwise start again for ever): the others are stopped and the exit is 1.
 - A stop (SIGTERM, SIGINT) terminates every worker (each drains its calls) and waits;
-  workers still there ``STOP_TIMEOUT`` later are killed. The exit is 0 when every worker
+  workers still there ``stop_timeout`` later are killed. The exit is 0 when every worker
   ended cleanly, else 1.
 """
 
@@ -46,9 +46,9 @@ FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
 #: A worker that ran this long before ending is started again after FIRST_BACKOFF.
 STEADY = 30.0
-#: Seconds the workers get to drain and stop before they are killed (a drain's grace period
-#: and the shutdown's wait for handlers both fit in it).
-STOP_TIMEOUT = 90.0
+#: Seconds the workers get to stop after their drain's grace period and their shutdown's
+#: wait for handlers (``Workers.stop_timeout`` is all three), before they are killed.
+STOP_MARGIN = 30.0
 
 State = Literal["starting", "serving", "stopping", "stopped"]
 
@@ -135,6 +135,8 @@ class _Worker:
 @dataclass
 class Workers:
     count: int
+    #: Seconds from a stop until the workers still there are killed.
+    stop_timeout: float = 60.0
     state: State = "starting"
     _workers: list[_Worker] = field(default_factory=list)
     _stop_deadline: float | None = None
@@ -207,7 +209,7 @@ class Workers:
         if self.state in ("stopping", "stopped"):
             return []
         self._set_state("stopping")
-        self._stop_deadline = at + STOP_TIMEOUT
+        self._stop_deadline = at + self.stop_timeout
         for worker in self._workers:
             worker.restart_at = None
         return [Terminate(i) for i, w in enumerate(self._workers) if w.running] + (

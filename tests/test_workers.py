@@ -8,7 +8,6 @@ from consult.workers import (
     FIRST_BACKOFF,
     MAX_BACKOFF,
     STEADY,
-    STOP_TIMEOUT,
     Announce,
     Exit,
     Exited,
@@ -100,14 +99,17 @@ def test_a_stop_while_a_worker_waits_to_be_started_again_does_not_start_it() -> 
 
 
 def test_workers_that_do_not_stop_in_time_are_killed_and_the_exit_says_so() -> None:
-    workers = serving()
+    workers = Workers(2, stop_timeout=45.0)
+    workers.start()
+    workers.handle(Spawned(0, 0.0))
+    workers.handle(Spawned(1, 0.0))
     workers.handle(Ready(0))
     workers.handle(Ready(1))
     workers.handle(StopAsked(10.0))
     workers.handle(Exited(0, 0, 11.0))
-    assert workers.next_tick() == 10.0 + STOP_TIMEOUT
-    assert workers.handle(Tick(10.0 + STOP_TIMEOUT)) == [Kill(1)]
-    assert workers.handle(Exited(1, -9, 10.0 + STOP_TIMEOUT)) == [Exit(1)]
+    assert workers.next_tick() == 10.0 + 45.0
+    assert workers.handle(Tick(10.0 + 45.0)) == [Kill(1)]
+    assert workers.handle(Exited(1, -9, 10.0 + 45.0)) == [Exit(1)]
 
 
 def test_a_stop_before_any_worker_accepts() -> None:
