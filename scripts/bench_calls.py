@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import fractions
 import hashlib
 import json
@@ -35,7 +36,6 @@ import statistics
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,19 +47,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aiohttp
 import av
 import numpy as np
+import uvloop
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.rtp import RtpPacket
 from benchkit import cpu_seconds, rss_mib, serve
+from benchload import FPS, LOOP, Clip, RawLeg, Stream
 from netns import reexec_isolated
 
 from consult.media import internals
-from consult.media.packets import vp8_frame_data
 from tests import wire
 from tests.media import pattern_image
 
-FPS = 30
-LOOP = 150  # pre-encoded frames (5 s); a frame's hash names it within a loop
 GOP = 60
 #: What a browser sends at 720p with the bitrate the pages ask for (x-google-start-bitrate 3000).
 BITRATES = {"1280x720": 2_500_000, "640x480": 800_000}
@@ -67,12 +65,6 @@ SERVER_CPU, LOAD_CPU = "0", 1
 
 
 # --- pre-encoded media ------------------------------------------------------------------------
-
-
-@dataclass
-class Clip:
-    frames: list[bytes]  # VP8 frames, in order
-    index: dict[str, int]  # sha1 of a frame's bytes -> its number
 
 
 def encode_clip(source: int, width: int, height: int, bitrate: int) -> Clip:
@@ -163,74 +155,6 @@ class EncodedAudio(MediaStreamTrack):
         return packet
 
 
-# --- receiving without decoding ---------------------------------------------------------------
-
-
-@dataclass
-class Stream:
-    """What one peer receives of one kind, measured from RTP alone."""
-
-    clip: Clip | None = None
-    sender: EncodedVideo | None = None
-    measuring: bool = False
-    frames: int = 0
-    completed: int = 0
-    unknown: int = 0
-    latencies: list[float] = field(default_factory=list)
-    seqs: set[int] = field(default_factory=set)
-    _pending: dict[int, list[tuple[int, bytes]]] = field(default_factory=dict)
-    _base: int | None = None
-    _last: int = 0
-    _ssrc: int | None = None
-
-    def unwrap(self, seq: int) -> int:
-        if self._base is None:
-            self._base, self._last = seq, seq
-            return seq
-        delta = ((seq - (self._last & 0xFFFF) + 0x8000) & 0xFFFF) - 0x8000
-        self._last += delta
-        return self._last
-
-    def add(self, packet: RtpPacket) -> bool:
-        if self._ssrc is None:
-            self._ssrc = packet.ssrc
-        if packet.ssrc != self._ssrc:
-            return False  # RTX
-        seq = self.unwrap(packet.sequence_number)
-        if self.measuring:
-            self.seqs.add(seq)
-        if self.clip is None:
-            return False
-        data = vp8_frame_data(packet.payload)
-        if data is None:
-            return False
-        self._pending.setdefault(packet.timestamp, []).append((seq, data))
-        if packet.marker:
-            parts = self._pending.pop(packet.timestamp)
-            if len(self._pending) > 60:
-                self._pending.clear()
-            frame = b"".join(d for _, d in sorted(parts))
-            number = self.clip.index.get(hashlib.sha1(frame).hexdigest())
-            if not self.measuring:
-                return False
-            self.completed += 1
-            if number is None:
-                self.unknown += 1
-                return False
-            self.frames += 1
-            assert self.sender is not None
-            sent = self.sender.sent_at.get(number)
-            if sent is not None:
-                self.latencies.append((time.monotonic() - sent) * 1000)
-        return False
-
-    def lost(self) -> tuple[int, int]:
-        if not self.seqs:
-            return 0, 0
-        expected = max(self.seqs) - min(self.seqs) + 1
-        return expected - len(self.seqs), expected
-
-
 class LoadPeer:
     def __init__(self, clip: Clip, tone: list[bytes]) -> None:
         self.video_out = EncodedVideo(clip)
@@ -243,10 +167,10 @@ class LoadPeer:
         self.pc.on("track", lambda track: None)  # never read: nothing reaches the tracks
         for transceiver in self.pc.getTransceivers():
             stream = self.video if transceiver.kind == "video" else self.audio
-            wire.intercept_received(transceiver.receiver, stream.add)
+            wire.intercept_received(transceiver.receiver, stream.add_packet)
 
     def expect_partner(self, partner: LoadPeer) -> None:
-        self.video.clip, self.video.sender = partner.video_out.clip, partner.video_out
+        self.video.clip, self.video.sent_at = partner.video_out.clip, partner.video_out.sent_at
 
     async def offer(self) -> str:
         with internals.host_addresses(["127.0.0.1"]):
@@ -267,7 +191,7 @@ class LoadPeer:
 
 
 async def join_server(
-    http: aiohttp.ClientSession, ws_url: str, peer: LoadPeer
+    http: aiohttp.ClientSession, ws_url: str, peer: LoadPeer | RawLeg
 ) -> aiohttp.ClientWebSocketResponse | None:
     """Join with media; None if the server had no room for the call (``server-busy``)."""
     ws = await http.ws_connect(ws_url)
@@ -364,6 +288,28 @@ def udp_counters() -> dict[str, int]:
     return {k: int(v) for k, v in zip(udp[0][1:], udp[1][1:], strict=True)}
 
 
+def socket_drops(pid: int) -> dict[str, int]:
+    """Datagrams the kernel dropped on ``pid``'s UDP sockets (a full receive buffer): which
+    side could not keep up, the server or the load."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    drops = {}
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[9] in inodes:
+            drops[fields[9]] = int(fields[-1])
+    return drops
+
+
+def drops_since(before: dict[str, int], after: dict[str, int]) -> int:
+    """Drops in between, on the sockets open at the end."""
+    return sum(count - before.get(inode, 0) for inode, count in after.items())
+
+
 def load_cpu() -> float:
     times = os.times()
     return times.user + times.system
@@ -386,12 +332,15 @@ async def run_point(
     record: bool = False,
     retry_for: float = 60.0,
     cpu_quota: float | None = None,
+    load: str = "raw",
 ) -> dict[str, Any]:
     key = f"{size[0]}x{size[1]}"
+    # Recording needs the participants' sender reports (lip sync): the aiortc load sends them.
+    leg = LoadPeer if load == "aiortc" or record else RawLeg
     bitrate = bitrate or BITRATES.get(key, 2_500_000)
     clips = _clips(size, bitrate)
     tone = encode_tone()
-    peers: list[tuple[LoadPeer, LoadPeer]] = []
+    peers: list[tuple[Any, Any]] = []
     sockets: list[aiohttp.ClientWebSocketResponse] = []
     result: dict[str, Any] = {
         "mode": mode,
@@ -403,6 +352,7 @@ async def run_point(
         "clip_video_kbps": round(sum(map(len, clips[1].frames)) * 8 * FPS / LOOP / 1000),
         "seconds": seconds,
         "record": record,
+        "load": leg.__name__,
     }
 
     async def measure(pid: int | None) -> None:
@@ -413,6 +363,7 @@ async def run_point(
         await asyncio.sleep(3)  # past the first key frames and the bitrate ramp
         result["loadavg_1m_before"] = round(os.getloadavg()[0], 2)
         udp0, cpu0, load0 = udp_counters(), cpu_seconds(pid) if pid else 0.0, load_cpu()
+        drops0 = socket_drops(pid) if pid else {}, socket_drops(os.getpid())
         # The event loop's thread (the process's first) apart from the others (recording's
         # writers; aiosqlite's): what a thread costs shows apart from the GIL hand-offs it
         # causes on the loop.
@@ -425,6 +376,7 @@ async def run_point(
             p.video.measuring = p.audio.measuring = False
         elapsed = time.monotonic() - t0
         cpu1, load1, udp1 = cpu_seconds(pid) if pid else 0.0, load_cpu(), udp_counters()
+        drops1 = socket_drops(pid) if pid else {}, socket_drops(os.getpid())
         loop1 = cpu_seconds(pid, pid) if pid else 0.0
         # Re-encoded frames (transcoding) cannot be recognised without decoding them: count
         # every completed frame there, and leave latency out.
@@ -471,10 +423,13 @@ async def run_point(
                 "unrecognised_frames": sum(p.video.unknown for p in everyone)
                 if mode != "frames"
                 else None,
+                "kernel_udp_drops_server": drops_since(drops0[0], drops1[0]),
+                "kernel_udp_drops_load": drops_since(drops0[1], drops1[1]),
                 "kernel_udp_drops": {
                     k: udp1[k] - udp0[k] for k in ("InErrors", "RcvbufErrors") if k in udp1
                 },
                 "load_cpu_percent_of_one_core": round(100 * (load1 - load0) / elapsed, 1),
+                "load_send_drops": sum(getattr(p, "send_drops", 0) for p in everyone),
                 "loadavg_1m": round(os.getloadavg()[0], 2),
             }
         )
@@ -482,7 +437,7 @@ async def run_point(
     try:
         if mode == "direct":
             for _ in range(n):
-                a, b = LoadPeer(clips[1], tone), LoadPeer(clips[2], tone)
+                a, b = leg(clips[1], tone), leg(clips[2], tone)
                 a.expect_partner(b)
                 b.expect_partner(a)
                 await a.accept(await b.answer(await a.offer()))
@@ -498,7 +453,7 @@ async def run_point(
             idle_rss = rss_mib(served.pid)
 
             async def start(links: dict[str, str]) -> bool:
-                customer, stylist = LoadPeer(clips[1], tone), LoadPeer(clips[2], tone)
+                customer, stylist = leg(clips[1], tone), leg(clips[2], tone)
                 customer.expect_partner(stylist)
                 stylist.expect_partner(customer)
                 joined = []
@@ -602,7 +557,9 @@ async def paired(args: argparse.Namespace, size: tuple[int, int]) -> None:
         for side in (0, 1) if round_ % 2 == 0 else (1, 0):
             for n in args.ns:
                 env = {**args.server_env, **sides[side]}
-                point = await run_point("packets", n, size, args.seconds, args.bitrate, env)
+                point = await run_point(
+                    "packets", n, size, args.seconds, args.bitrate, env, load=args.load
+                )
                 point["side"] = "AB"[side]
                 print(json.dumps(point), flush=True)
                 results[side].append(point)
@@ -678,6 +635,7 @@ async def main_async(args: argparse.Namespace) -> None:
             args.bitrate,
             args.server_env,
             cpu_quota=args.server_cpu_quota,
+            load=args.load,
         )
         print(json.dumps(point), flush=True)
         points.append(point)
@@ -698,6 +656,13 @@ def main() -> None:
         help="video bits/s of the clips (default: 2500000 at 1280x720, 800000 at 640x480)",
     )
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--load",
+        choices=("raw", "aiortc"),
+        default="raw",
+        help="raw: legs that send and receive SRTP themselves (scripts/benchload.py; one core "
+        "drives N=48); aiortc: full aiortc peers (as before; --record always uses them)",
+    )
     parser.add_argument("--compare", action="store_true", help="also transcoding and direct")
     parser.add_argument(
         "--transcode-ns", default="1,2", type=lambda v: [int(x) for x in v.split(",")]
@@ -728,7 +693,8 @@ def main() -> None:
         help="the server in a cgroup with this many cores' time (e.g. 0.3): where the limit "
         "is, at a load this machine can generate (docs/media.md, Where the limit is)",
     )
-    asyncio.run(main_async(parser.parse_args()))
+    # The load runs on uvloop too: its datagram callbacks and timers are what it spends on.
+    uvloop.run(main_async(parser.parse_args()))
 
 
 if __name__ == "__main__":

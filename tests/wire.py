@@ -4,12 +4,17 @@ test hooks, and its own use of aiortc's internals is in consult/media/internals.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiortc import RTCDtlsTransport, RTCRtpReceiver
 from aiortc.rtp import RtpPacket
+from pylibsrtp import Session
 
-__all__ = ["intercept_received", "intercept_sent", "send_raw"]
+__all__ = ["SrtpWire", "intercept_received", "intercept_sent", "send_raw", "srtp_wire"]
 
 
 async def send_raw(transport: RTCDtlsTransport, data: bytes) -> None:
@@ -38,3 +43,27 @@ def intercept_sent(transport: RTCDtlsTransport, keep: Callable[[bytes], bool]) -
             await original(data)
 
     transport._send_rtp = send  # type: ignore[method-assign]
+
+
+@dataclass
+class SrtpWire:
+    """A connected peer's media wire, for a load that sends and receives SRTP itself: the
+    DTLS-negotiated SRTP sessions, the ICE pair's UDP socket (a duplicate of its descriptor)
+    and its remote address, and the aioice protocol that reads that socket."""
+
+    tx: Session
+    rx: Session
+    socket: socket.socket
+    remote: tuple[str, int]
+    protocol: asyncio.DatagramProtocol
+
+
+def srtp_wire(transport: RTCDtlsTransport) -> SrtpWire:
+    """The wire under ``transport`` (connected: DTLS done, an ICE pair nominated)."""
+    pair = transport.transport._connection._nominated[1]
+    fd = pair.protocol.transport.get_extra_info("socket").fileno()
+    sock = socket.socket(fileno=os.dup(fd))
+    sock.setblocking(False)
+    return SrtpWire(
+        transport._tx_srtp, transport._rx_srtp, sock, tuple(pair.remote_addr), pair.protocol
+    )
