@@ -76,7 +76,14 @@ from .reminders import CHAT, EMAIL, Reminders
 from .signaling.hub import Hub
 from .signaling.ws import conversation_websocket, inbox_websocket, websocket
 
-__all__ = ["WORKER_HEADER", "create_app", "recordings_node", "repair", "shared_still_files"]
+__all__ = [
+    "WORKER_HEADER",
+    "create_app",
+    "drain",
+    "recordings_node",
+    "repair",
+    "shared_still_files",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -246,13 +253,13 @@ async def _draw_cards(app: web.Application) -> None:
 
 
 async def _hub(app: web.Application) -> AsyncIterator[None]:
-    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[METRICS], app[RECORDINGS])
+    app[HUB] = Hub(app[STORE], app[STILLS], app[SETTINGS], app[METRICS], app[RECORDINGS], app[NODE])
     yield
     await app[HUB].close()
 
 
 async def _live_status(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(app[HUB].hold_live())
+    task = asyncio.create_task(app[HUB].hold_calls())
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -278,6 +285,13 @@ def _shared_failures(app: web.Application) -> FailureLog | None:
     PostgreSQL. On SQLite (one process) this node's own count is all there is."""
     store = app.get(STORE)
     return store.auth_failures if store is not None and store.dialect != "sqlite" else None
+
+
+async def drain(app: web.Application) -> None:
+    """SIGTERM: this node takes no new call (other nodes get them); its calls go on for the
+    drain grace, then move to other nodes (docs/operations.md, Several nodes)."""
+    await app[NODE].drain()
+    await app[HUB].drain(app[SETTINGS].drain_grace)
 
 
 async def _name_worker(request: web.Request, response: web.StreamResponse) -> None:

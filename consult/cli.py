@@ -410,11 +410,12 @@ def serve(settings: Settings, argv: Sequence[str] = ()) -> int:
         if workers > 1:
             with sock:
                 return supervisor.supervise(settings, workers, argv, serving)
-        from .app import create_app
+        from .app import create_app, drain
 
+        app = create_app(settings)
         service.run(
-            create_app(settings), sock, context, settings.base_url, serving,
-            loop_factory=_loop_factory(settings),
+            app, sock, context, settings.base_url, serving,
+            loop_factory=_loop_factory(settings), drain=lambda: drain(app),
         )  # fmt: skip
     except KeysDiffer as exc:
         print(f"consult: refusing to serve: {exc}", file=sys.stderr)
@@ -432,7 +433,7 @@ def _serve_worker(settings: Settings) -> int:
     """One worker of a supervisor (which holds the data folder's lock and prepared the
     store): the shared port with SO_REUSEPORT, and a port of its own, its node URL."""
     from . import supervisor
-    from .app import create_app
+    from .app import create_app, drain
 
     # Its node URL (issue 13A) is its own port, on --node-url's host (loopback by default),
     # in --node-url's scheme.
@@ -453,11 +454,12 @@ def _serve_worker(settings: Settings) -> int:
     host = f"[{host}]" if ":" in host else host
     url = f"{'https' if secure else 'http'}://{host}:{port}"
     settings = dataclasses.replace(settings, node_url=url)
+    app = create_app(settings)
     try:
         service.run(
-            create_app(settings), sock, context, settings.base_url,
-            lambda: supervisor.say_ready(url), loop_factory=_loop_factory(settings),
-            internal=(internal, context if secure else None),
+            app, sock, context, settings.base_url, lambda: supervisor.say_ready(url),
+            loop_factory=_loop_factory(settings), internal=(internal, context if secure else None),
+            drain=lambda: drain(app),
         )  # fmt: skip
     except KeysDiffer as exc:
         print(f"consult: refusing to serve: {exc}", file=sys.stderr)

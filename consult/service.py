@@ -19,7 +19,7 @@ import os
 import signal
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -195,18 +195,22 @@ def run(
     serving: Callable[[], None],
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
     internal: tuple[socket.socket, ssl.SSLContext | None] | None = None,
+    drain: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Serve ``app`` on ``sock`` until SIGINT or SIGTERM, then shut down gracefully (aiohttp's
     runner, as ``web.run_app`` uses it, with HTTPS on a site that redirects plain HTTP).
     ``serving()`` is called once the app has started and its site accepts connections.
     ``loop_factory``: the event loop to run on (uvloop by default, docs/media.md).
-    ``internal``: a worker's own port (and its TLS, if any), served too."""
+    ``internal``: a worker's own port (and its TLS, if any), served too.
+    ``drain``: awaited on SIGTERM before the shutdown, while the site still accepts (the
+    node's calls move elsewhere); SIGINT, or a second signal, shuts down at once."""
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+        term = asyncio.Event()
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, term.set if drain is not None else stop.set)
         runner = web.AppRunner(
             app,
             access_log_class=RedactingAccessLogger,
@@ -224,9 +228,26 @@ def run(
             if internal is not None:
                 await web.SockSite(runner, internal[0], ssl_context=internal[1]).start()
             serving()
-            await stop.wait()
+            await _until(stop, term)
+            if term.is_set() and drain is not None:
+                loop.add_signal_handler(signal.SIGTERM, stop.set)
+                draining = asyncio.ensure_future(drain())
+                await asyncio.wait(
+                    [draining, asyncio.ensure_future(stop.wait())],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                draining.cancel()
         finally:
             await runner.cleanup()
 
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(serve())
+
+
+async def _until(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()

@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -19,11 +20,15 @@ from consult.app import WORKER_HEADER
 from consult.cpuquota import usable_cores
 from consult.service import running, served_url
 
+from .client import CallClient
+from .cluster import closed, join, media_both_ways, ws_url
 from .process import Output, free_port, start_serve
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.asyncio(loop_scope="module")]
 
 STAFF_KEY = "workers-staff-key-0123456789abcdef"
+#: The issue's bound: a call whose worker died is back, media flowing, within this long.
+FAILOVER_S = 10.0
 
 
 class Service:
@@ -65,10 +70,56 @@ class Service:
             await asyncio.sleep(0.05)
         raise AssertionError(f"not every worker answered: {seen}\n{self.output.text}")
 
+    def pid_of(self, worker: str) -> int:
+        """The process of worker ``worker`` (its latest start)."""
+        started = [line for line in self.output.lines if f"worker {worker} started (pid " in line]
+        return int(started[-1].rsplit("(pid ", 1)[1].rstrip(")"))
+
+    async def consultation(self, http: aiohttp.ClientSession) -> dict[str, Any]:
+        async with http.post(
+            f"{self.base}/api/consultations",
+            json={"customer_name": "Jane"},
+            headers={"Authorization": f"Bearer {STAFF_KEY}"},
+        ) as r:
+            assert r.status == 201, await r.text()
+            consultation: dict[str, Any] = await r.json()
+        return consultation
+
+    def ws_urls(self, consultation: dict[str, Any]) -> tuple[str, str]:
+        return (
+            ws_url(self.port, consultation["customer_link"]),
+            ws_url(self.port, consultation["stylist_link"]),
+        )
+
     async def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         return await asyncio.to_thread(self.proc.wait, 120)
+
+
+def worker_of(client: CallClient) -> str:
+    """The worker the kernel gave the participant's websocket to."""
+    assert client.ws is not None
+    return client.ws._response.headers[WORKER_HEADER]
+
+
+async def join_elsewhere(http: aiohttp.ClientSession, url: str, worker: str) -> CallClient:
+    """A participant (the stylist) on any worker but ``worker``."""
+    for _ in range(50):
+        client = CallClient(http, url, "stylist")
+        await client.connect()
+        if worker_of(client) != worker:
+            await client.start_media()
+            return client
+        await client.close()
+    raise AssertionError(f"every connection went to {worker}")
+
+
+async def chat(client: CallClient, text: str) -> tuple[int, str]:
+    await client.send({"type": "chat", "text": text, "id": text})
+    while (ack := await client.expect("chat"))["id"] != text:
+        pass
+    return ack["seq"], ack["text"]
 
 
 def alive(pid: int) -> bool:
@@ -124,37 +175,76 @@ async def test_two_workers_serve_pages_and_the_api_through_one_port(two: Service
     assert any(" w1 aiohttp.access:" in line for line in two.output.lines)
 
 
-async def test_a_killed_worker_is_started_again_and_the_other_serves_meanwhile(
-    two: Service,
-) -> None:
-    before = two.workers()
-    killed = before[1]
-    os.kill(killed, signal.SIGKILL)
-    t0 = time.monotonic()
-    # Meanwhile the other worker answers every new connection.
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
-        for _ in range(10):
-            async with s.get(f"{two.base}/healthz") as r:
-                assert r.status == 200
+async def test_a_call_across_two_workers_and_its_worker_killed(two: Service) -> None:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+        consultation = await two.consultation(http)
+        customer_url, stylist_url = two.ws_urls(consultation)
+        clients: list[CallClient] = []
+        try:
+            # The customer first: the call is its worker's; the stylist reaches it through
+            # the other (the kernel picks a worker per connection: tried until it does).
+            customer = await join(http, customer_url, "customer", time.monotonic() + 30)
+            clients.append(customer)
+            owner = worker_of(customer)
+            stylist = await join_elsewhere(http, stylist_url, owner)
+            clients.append(stylist)
+            await media_both_ways(customer, stylist, 30)
+            acked = [await chat(customer, "to the owner"), await chat(stylist, "relayed")]
+
+            killed = two.pid_of(owner)
+            os.kill(killed, signal.SIGKILL)
+            t0 = time.monotonic()
+            # Both pages are disconnected (the customer's connection died with the worker,
+            # the stylist's relay is closed) and come back as pages do, on the worker left.
+            await closed(customer, stylist)
+            for client in clients:
+                await client.close()
+            clients.clear()
+            customer = await join(http, customer_url, "customer", t0 + FAILOVER_S)
+            clients.append(customer)
+            stylist = await join(http, stylist_url, "stylist", t0 + FAILOVER_S)
+            clients.append(stylist)
+            await media_both_ways(customer, stylist, t0 + FAILOVER_S - time.monotonic())
+            back = time.monotonic() - t0
+            print(f"\nworker {owner} killed: media both ways again {back:.2f} s after")
+            assert back < FAILOVER_S
+            for client in (customer, stylist):
+                assert client.welcome is not None
+                history = [(m["seq"], m["text"]) for m in client.welcome["history"]]
+                assert all(m in history for m in acked), (history, acked)
+        finally:
+            for client in clients:
+                await client.close()
+    # The supervisor started the killed worker again.
     await two.output.wait_for(f"(pid {killed}) ended: signal SIGKILL")
-    seen = await two.answering()
-    print(f"a killed worker answered again {time.monotonic() - t0:.1f} s after SIGKILL")
-    assert set(seen) == {"w0", "w1"}
-    after = two.workers()
-    assert before[0] in after and killed not in after and len(after) == 2
+    assert set(await two.answering()) == {"w0", "w1"}
+    print(f"worker {owner} answers again {time.monotonic() - t0:.1f} s after SIGKILL")
+    assert two.pid_of(owner) != killed and len(two.workers()) == 2
     assert two.proc.poll() is None
 
 
-async def test_sigterm_stops_every_worker_and_the_supervisor_exits_0_on_postgresql(
+async def test_a_call_across_workers_then_sigterm_drains_them_on_postgresql(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    service = Service(tmp_path / "data", free_port(), 2, {"CONSULT_DATABASE_URL": postgres_url})
+    env = {"CONSULT_DATABASE_URL": postgres_url, "CONSULT_DRAIN_GRACE": "2"}
+    service = Service(tmp_path / "data", free_port(), 2, env)
+    clients: list[CallClient] = []
     try:
         await service.output.wait_for("consult is serving on")
         workers = service.workers()
-        assert set(await service.answering()) == {"w0", "w1"}
-        assert running(service.data)
-        assert await service.stop() == 0
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
+            customer_url, stylist_url = service.ws_urls(await service.consultation(s))
+            customer = await join(s, customer_url, "customer", time.monotonic() + 30)
+            clients.append(customer)
+            clients.append(await join_elsewhere(s, stylist_url, worker_of(customer)))
+            await media_both_ways(customer, clients[1], 30)
+            assert running(service.data)
+            # Each worker drains: its call goes on for the grace period, then its pages are
+            # told to come back (a code they reconnect on) and the workers end.
+            service.proc.send_signal(signal.SIGTERM)
+            codes = await closed(*clients, timeout=60)
+            assert len(codes) == 2 and all(code in (1001, 1012) for code in codes), codes
+            assert await asyncio.to_thread(service.proc.wait, 120) == 0
         for pid in workers:
             assert not alive(pid)
         assert not running(service.data)
@@ -163,6 +253,8 @@ async def test_sigterm_stops_every_worker_and_the_supervisor_exits_0_on_postgres
         for pid in workers:
             assert f"(pid {pid}) ended: exit code 0" in text
     finally:
+        for client in clients:
+            await client.close()
         if service.proc.poll() is None:
             service.proc.kill()
 

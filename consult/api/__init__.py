@@ -10,6 +10,7 @@ from . import (
     audit,
     backups,
     bookings,
+    calls,
     checkins,
     consent,
     consultations,
@@ -35,7 +36,9 @@ RESOURCES = (attachments, backups, consultations, conversations, metrics, palett
              # Staff accounts and the audit log (issue 17)
              accounts, audit,
              consent, customers, deletion,
-             bookings, checkins)  # fmt: skip
+             bookings, checkins,
+             # Nodes (issue 13A)
+             calls)  # fmt: skip
 
 
 def add_routes(app: web.Application) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import socket
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,12 +23,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import AlreadyUploaded, InvalidToken, NotFound, UnknownCapture
+from ..ownership import OWNER_LEASE
 from ..roles import ROLES, Role
 from ..salon import Salon, parse_hours
 from .accounts import Accounts, reachable
 from .attachments import AttachmentLog
 from .audit import Audit
 from .bookings import Bookings
+from .call_owners import CallOwners
 from .checkins import CheckinLog
 from .consents import Consents
 from .customers import Customers
@@ -229,6 +231,7 @@ class Store:
         self.checkins = CheckinLog(db)
         # issue 13A: nodes and who owns a call
         self.nodes = Nodes(db)
+        self.call_owners = CallOwners(db)
 
     @classmethod
     async def open(
@@ -509,22 +512,34 @@ class Store:
                     .values(status="open", live_node=None, live_until=None, last_activity_at=now)
                 )
 
-    async def hold_live(self, consultation_ids: Collection[str]) -> None:
+    async def hold_live(
+        self, consultation_ids: Collection[str], conn: AsyncConnection | None = None
+    ) -> None:
         """Renew this node's hold on its live calls (and record them live again if a write
         was lost to a database outage)."""
         if not consultation_ids:
             return
         now = utcnow()
         c = consultations.c
-        async with self._db.begin() as conn:
+        async with self._db.within(conn) as conn:
             await conn.execute(
                 consultations.update()
                 .where(c.id.in_(list(consultation_ids)), self._ours_or_lapsed(now))
                 .values(status="live", live_node=self.node, live_until=now + LIVE_LEASE)
             )
 
+    async def hold_calls(self, epochs: Mapping[str, int], live: Collection[str]) -> set[str]:
+        """This node's one renewal of its calls, in one transaction: their ownership
+        (consultation id -> epoch; consult/recording/call_owners.py) and the live status of
+        those ``live``. The calls lost to another node are returned, and not held live here."""
+        async with self._db.begin() as conn:
+            lost = await self.call_owners.renew(self.node, epochs, utcnow(), OWNER_LEASE, conn)
+            await self.hold_live([c for c in live if c not in lost], conn)
+        return lost
+
     async def reset_live(self) -> None:
-        """At start-up this node holds no call: what it held before a crash is ``open``, and so
+        """At start-up this node holds no call: what it held before a crash is ``open`` and
+        nobody's (its ownership released: another node need not wait for its lease), and so
         is anything whose holder stopped renewing; other nodes' live calls stay live."""
         now = utcnow()
         async with self._db.begin() as conn:
@@ -533,6 +548,7 @@ class Store:
                 .where(consultations.c.status == "live", self._ours_or_lapsed(now))
                 .values(status="open", live_node=None, live_until=None)
             )
+            await self.call_owners.release_node(self.node, conn)
 
     def _ours_or_lapsed(self, now: datetime) -> sa.ColumnElement[bool]:
         c = consultations.c

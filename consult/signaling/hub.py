@@ -13,10 +13,12 @@ import errno
 import logging
 import secrets
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Collection, Coroutine, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import aiohttp
 from aiohttp import WSCloseCode
 
 from .. import errors
@@ -30,10 +32,13 @@ from ..media.recording import CallRecording
 from ..media.sdp import check_offer
 from ..media.stills import VIDEO_STILL_LEAD, Stills, best_of_burst, still_json
 from ..metrics import Metrics
+from ..nodes import Node
+from ..ownership import OWNER_LEASE, OWNER_RENEW, Go, Keep, Take, decide, elsewhere
 from ..recording.media_writer import Written
+from ..recording.nodes import NodeInfo
 from ..recording.palette import SwatchAction, SwatchEvent
 from ..recording.recordings import Finished, Recording, RecordingFiles
-from ..recording.store import LIVE_RENEW, Consultation, Store
+from ..recording.store import Consultation, Store
 from ..roles import ROLES, Role, partner_of
 from .consent import Asked, Consent, ConsentEvent, Ended, Reason, Started
 from .messages import (
@@ -52,11 +57,13 @@ from .messages import (
     SwatchesChosen,
     SwatchShown,
     UploadStats,
+    as_dict,
 )
+from .node_actions import FORWARDED, NodeAction, decode_server_message, encode_node_action
 from .participant import Participant
 from .room import Event, PeerJoined, PeerLeft, Replaced, Room, StateChanged
 
-__all__ = ["Call", "Hub"]
+__all__ = ["Call", "Here", "Hub", "There"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +77,25 @@ ROW_RETRY_S = 2.0
 END_WAIT = 10.0
 
 
+class Here:
+    """The call is this node's: its participants join it here."""
+
+
+@dataclass(frozen=True)
+class There:
+    """The call is another node's (or goes to another node): its participants are relayed."""
+
+    node: NodeInfo
+
+
 class Call:
-    def __init__(self, consultation_id: str) -> None:
+    def __init__(self, consultation_id: str, epoch: int) -> None:
         self.consultation_id = consultation_id
+        #: The epoch of this node's ownership of the call (consult/ownership.py).
+        self.epoch = epoch
+        #: Lost to another node, or sent away by a drain: its members are being disconnected
+        #: (``call-moved``) and nobody joins it any more.
+        self.moved = False
         self.room = Room(consultation_id)
         self.forwarder = Forwarder(consultation_id)
         self.consent = Consent(consultation_id)
@@ -94,8 +117,13 @@ class Hub:
         settings: Settings,
         metrics: Metrics,
         recording_files: RecordingFiles,
+        node: Node,
     ) -> None:
         self._store = store
+        self._node = node
+        #: Calls this node has just taken (consultation id -> epoch) for the participant
+        #: about to join them.
+        self._claims: dict[str, int] = {}
         self._recording_files = recording_files
         self.metrics = metrics
         self._stills = stills
@@ -133,16 +161,63 @@ class Hub:
     def call(self, consultation_id: str) -> Call | None:
         return self._calls.get(consultation_id)
 
-    async def hold_live(self) -> None:
-        """Renew this node's hold on its live calls in the store, for as long as it runs: a
-        node that stops renewing (it died) leaves nothing live for other nodes to mistrust."""
+    async def hold_calls(self) -> None:
+        """Renew this node's calls in the store, for as long as it runs: their ownership and
+        their live status, one lease (a node that stops renewing, because it died, leaves its
+        calls to the others within ``OWNER_LEASE``). A call another node has taken meanwhile
+        is dropped here at once: its members reconnect, and reach it there."""
         while True:
-            await asyncio.sleep(LIVE_RENEW.total_seconds())
-            live = [c.consultation_id for c in self._calls.values() if c.room.state == "live"]
+            await asyncio.sleep(OWNER_RENEW.total_seconds())
+            calls = [c for c in self._calls.values() if not c.moved]
+            epochs = {c.consultation_id: c.epoch for c in calls}
+            live = [c.consultation_id for c in calls if c.room.state == "live"]
             try:
-                await self._store.hold_live(live)
+                lost = await self._store.hold_calls(epochs, live)
             except errors.StorageFailed:
-                logger.warning("live calls not renewed (database unavailable)")
+                logger.warning("calls not renewed (database unavailable)")
+                continue
+            for consultation_id in lost:
+                call = self._calls.get(consultation_id)
+                if call is not None and call.epoch == epochs[consultation_id]:
+                    logger.warning("%s: taken over by another node: dropped here", consultation_id)
+                    self._spawn(self._move(call))
+
+    async def place(
+        self, consultation_id: str, *, relayed: bool = False, unreachable: Collection[str] = ()
+    ) -> Here | There:
+        """Where a participant of ``consultation_id`` goes: ``Here`` (the call is this node's,
+        or this node takes it now) or ``There`` (another node's: relay the participant).
+        ``relayed``: the participant comes from another node, which sent it here: it is never
+        sent on (``owner-unreachable`` if a third node holds the call now). ``unreachable``:
+        nodes that refused a connection just now (dead even if their heartbeat holds)."""
+        call = self._calls.get(consultation_id)
+        if call is not None and not call.moved:
+            return Here()
+        me = self._node.node_id
+        for _ in range(3):
+            owner = await self._store.call_owners.get(consultation_id)
+            live = await self._node.live()
+            alive = {n.node_id: n for n in live}
+            now = datetime.now(UTC)
+            match decide(owner, me, now, alive, unreachable):
+                case Keep(epoch=epoch):
+                    self._claims[consultation_id] = epoch
+                    return Here()
+                case Go(node_id=node_id):
+                    if relayed:
+                        raise errors.OwnerUnreachable()
+                    return There(alive[node_id])
+                case Take(epoch=epoch, expected=expected):
+                    # A draining node takes no new call: it goes to another node, if any.
+                    target = elsewhere(live, me, unreachable) if self._node.draining else None
+                    if target is not None and not relayed:
+                        return There(alive[target])
+                    owners = self._store.call_owners
+                    if await owners.take(consultation_id, me, epoch, expected, now, OWNER_LEASE):
+                        logger.info("%s: taken by this node (epoch %d)", consultation_id, epoch)
+                        self._claims[consultation_id] = epoch
+                        return Here()
+        raise errors.OwnerUnreachable()  # the row changed under us each time: try again later
 
     async def watch_load(self, interval: float = 1.0) -> None:
         """Tell admission, for as long as the server runs, what the event loop costs and how
@@ -157,10 +232,20 @@ class Hub:
     async def join(self, participant: Participant) -> Call:
         """Put ``participant`` in its consultation's call; a new call only if this worker has
         room for it (``ServerBusy`` otherwise: a call in progress always takes its own back)."""
-        call = self._calls.get(participant.consultation_id)
+        consultation_id = participant.consultation_id
+        call = self._calls.get(consultation_id)
+        epoch = self._claims.pop(consultation_id, None)
+        if call is not None and call.moved:
+            raise errors.CallMoved()
         if call is None:
+            if epoch is None:
+                # Not placed here first (or placed by a participant that joined since).
+                if isinstance(await self.place(consultation_id), There):
+                    raise errors.CallMoved()
+                epoch = self._claims.pop(consultation_id)
             decision = self.admission.decide(time.monotonic(), len(self._calls))
             if isinstance(decision, Busy):
+                await self._release(consultation_id, epoch)
                 logger.warning(
                     "%s: refused a new call (%s; %d calls, loop at %s of a core)",
                     participant.consultation_id,
@@ -169,7 +254,7 @@ class Hub:
                     "?" if decision.usage is None else f"{decision.usage:.0%}",
                 )
                 raise errors.ServerBusy()
-            call = self._calls[participant.consultation_id] = Call(participant.consultation_id)
+            call = self._calls[consultation_id] = Call(consultation_id, epoch)
         logger.info("%s: %s joined", participant.consultation_id, participant.role)
         await self._apply(call, call.room.join(participant.role, participant))
         partner = call.room.member(partner_of(participant.role))
@@ -200,7 +285,45 @@ class Hub:
         await self._apply(call, call.room.leave(participant))
         if call.room.empty and self._calls.get(call.consultation_id) is call:
             del self._calls[call.consultation_id]
+            if not call.moved:
+                await self._release(call.consultation_id, call.epoch)
             call.over.set()
+
+    async def _release(self, consultation_id: str, epoch: int) -> None:
+        """The call ended here: nobody's, so the next participant's node takes it at once."""
+        try:
+            await self._store.call_owners.release(consultation_id, self._node.node_id, epoch)
+        except errors.StorageFailed:
+            logger.warning("%s: ownership not released (it lapses by itself)", consultation_id)
+
+    async def _move(self, call: Call) -> None:
+        """Send the call's members away (``call-moved``): they reconnect, and reach the call
+        on the node that holds it now, or that takes it."""
+        call.moved = True
+        await asyncio.gather(
+            *(m.disconnect(errors.CallMoved()) for m in call.members()), return_exceptions=True
+        )
+
+    async def drain(self, grace: float) -> None:
+        """SIGTERM: no new calls here (the node is draining: ``place`` sends them to other
+        nodes); the calls in progress go on for ``grace`` seconds, then move to another node:
+        released first, so the members' reconnections take them there at once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._calls and (left := deadline - loop.time()) > 0:
+            overs = [asyncio.ensure_future(c.over.wait()) for c in self.calls()]
+            await asyncio.wait(overs, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in overs:
+                waiting.cancel()
+        calls = [c for c in self.calls() if not c.moved]
+        if calls:
+            logger.info("draining: %d calls move to other nodes", len(calls))
+        for call in calls:
+            call.moved = True
+            await self._release(call.consultation_id, call.epoch)
+        await asyncio.gather(*(self._move(call) for call in calls))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(call.over.wait() for call in calls)), END_WAIT)
 
     async def offer(self, participant: Participant, offer: str) -> str:
         """Answer a participant's offer with a new server peer, replacing any previous one."""
@@ -539,6 +662,8 @@ class Hub:
     async def notes_changed(self, consultation: Consultation) -> None:
         """Tell whoever is connected: the stylist gets the notes too, the customer never."""
         call = self._calls.get(consultation.id)
+        if call is None:
+            await self._tell_owner(consultation.id, NodeAction(action="notes"))
         for member in call.members() if call is not None else []:
             if member.role == "stylist":
                 await member.send(
@@ -582,26 +707,80 @@ class Hub:
         await self.broadcast(stylist.consultation_id, SwatchesChosen(swatches=board.chosen))
 
     async def broadcast(self, consultation_id: str, message: ServerMessage) -> None:
-        """Send ``message`` to everyone in the consultation's call, if anyone is."""
+        """Send ``message`` to everyone in the consultation's call, if anyone is: here, or on
+        the node that owns the call."""
         call = self._calls.get(consultation_id)
         if call is not None:
             await asyncio.gather(*(m.send(message) for m in call.members()))
+        elif isinstance(message, FORWARDED):
+            await self._tell_owner(
+                consultation_id, NodeAction(action="broadcast", message=as_dict(message))
+            )
 
     async def revoke(self, consultation_id: str) -> None:
         """Disconnect everyone using the consultation's (now revoked) links."""
         call = self._calls.get(consultation_id)
         if call is not None:
             await asyncio.gather(*(m.disconnect(errors.Revoked()) for m in call.members()))
+        else:
+            await self._tell_owner(consultation_id, NodeAction(action="revoke"))
 
     async def end(self, consultation_id: str) -> None:
         """Disconnect everyone in the consultation's call (as ``revoke``) and wait until they
         have left: its recording, if any, settled before the consultation is deleted."""
         call = self._calls.get(consultation_id)
         if call is None:
+            await self._tell_owner(consultation_id, NodeAction(action="end"))
             return
         await self.revoke(consultation_id)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(call.over.wait(), END_WAIT)
+
+    async def from_node(self, consultation_id: str, action: NodeAction) -> None:
+        """What another node asks of this node's call (``_tell_owner``): done here only, never
+        sent on (the call has ended here meanwhile: nothing to do)."""
+        if consultation_id not in self._calls:
+            return
+        match action.action:
+            case "broadcast" if action.message is not None:
+                await self.broadcast(consultation_id, decode_server_message(action.message))
+            case "revoke":
+                await self.revoke(consultation_id)
+            case "end":
+                await self.end(consultation_id)
+            case "notes":
+                await self.notes_changed(await self._store.get_consultation(consultation_id))
+
+    async def _tell_owner(self, consultation_id: str, action: NodeAction) -> None:
+        """The call is not here: what the HTTP API did (a still saved, links revoked, notes,
+        the consultation deleted) is told to the node that owns it, if another node does
+        (consult/api/calls.py). A node that cannot be reached is logged, not waited for."""
+        owner = await self._store.call_owners.get(consultation_id)
+        me = self._node.node_id
+        if owner is None or owner.node_id in (None, me) or owner.until is None:
+            return
+        if owner.until <= datetime.now(UTC):
+            return
+        assert owner.node_id is not None
+        node = await self._store.nodes.get(owner.node_id)
+        if node is None:
+            return
+        path = f"/internal/calls/{consultation_id}"
+        body = encode_node_action(action)
+        headers = self._node.sign("POST", path, body=body)
+        try:
+            async with self._node.session.post(
+                node.url + path,
+                data=body,
+                headers=headers | {"Content-Type": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=END_WAIT + 5),
+            ) as response:
+                if response.status >= 300:
+                    logger.warning("%s: node %s answered %s to %s", consultation_id,
+                                   node.node_id, response.status, action.action)  # fmt: skip
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            logger.warning("%s: node %s not told of %s: %s", consultation_id, node.node_id,
+                           action.action, exc)  # fmt: skip
 
     async def close(self) -> None:
         """Shut down: every websocket gets GOING_AWAY, every peer is closed."""

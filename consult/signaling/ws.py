@@ -21,28 +21,33 @@ from ..appkeys import (
     HUB,
     ICE_SERVERS,
     METRICS,
+    NODE,
     SETTINGS,
     STORE,
 )
 from ..auth import link_reach, require_staff
 from ..conversation import Conversations, Event, History, LinksRevoked, Posted, ReadMoved
 from ..errors import (
+    CallMoved,
     ConsentRequired,
     ConsultError,
     Disconnect,
     Forbidden,
     InvalidToken,
     NotFound,
+    OwnerUnreachable,
     RateLimited,
     Revoked,
     ServerBusy,
     StorageFailed,
     TooManyAttempts,
 )
+from ..nodes import NodeCall
 from ..ratelimit import TokenBucket
 from ..record import consultation_json, earlier_json
 from ..recording.store import Grant
 from ..roles import partner_of
+from .hub import There
 from .messages import (
     CONVERSATION,
     Answer,
@@ -67,6 +72,7 @@ from .messages import (
     parse_message,
 )
 from .participant import Participant
+from .ws_relay import Refused, relay
 
 __all__ = ["conversation_websocket", "inbox_websocket", "websocket"]
 
@@ -89,11 +95,14 @@ async def _open(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _grant(request: web.Request, ws: web.WebSocketResponse) -> Grant | None:
-    """What the link token opens; None once an invalid token was told and the socket closed."""
+async def _grant(
+    request: web.Request, ws: web.WebSocketResponse, client: str | None = None
+) -> Grant | None:
+    """What the link token opens; None once an invalid token was told and the socket closed.
+    ``client``: the client's address for the limits (default: the request's)."""
     store = request.app[STORE]
     limiter = request.app[AUTH_FAILURES]
-    client = request.remote or "unknown"
+    client = client or request.remote or "unknown"
     try:
         if await limiter.retry_after(client) > 0:
             raise TooManyAttempts()
@@ -114,10 +123,12 @@ async def _grant(request: web.Request, ws: web.WebSocketResponse) -> Grant | Non
     return grant
 
 
-async def _connect(request: web.Request) -> tuple[web.WebSocketResponse, Participant | None]:
+async def _connect(
+    request: web.Request, client: str | None = None
+) -> tuple[web.WebSocketResponse, Participant | None]:
     """The websocket and the side its link token opens (None: refused, and closed)."""
     ws = await _open(request)
-    grant = None if ws.closed else await _grant(request, ws)
+    grant = None if ws.closed else await _grant(request, ws, client)
     if grant is None:
         return ws, None
     metrics = request.app[METRICS]
@@ -188,12 +199,51 @@ def _forward(participant: Participant, history: History) -> Callable[[Event], Aw
     return send
 
 
+async def _relayed_from(request: web.Request) -> NodeCall | None:
+    """The node that relays this ``/ws`` (None: a client's own); ``Unauthorized`` if it says
+    it comes from a node but is not signed as one."""
+    return request.app[NODE].verify(request.headers, "GET", request.raw_path)
+
+
+async def _to_owner(
+    request: web.Request, ws: web.WebSocketResponse, participant: Participant, client: str
+) -> bool:
+    """Send the participant where its call lives: True if it was relayed to another node (and
+    that has ended), False if the call is this node's. Takes the call over from a node that
+    refuses connections (it died); ``OwnerUnreachable`` if the owner does not answer."""
+    hub, node = request.app[HUB], request.app[NODE]
+    consultation_id = participant.consultation_id
+    placement = await hub.place(consultation_id)
+    refused: set[str] = set()
+    while isinstance(placement, There):
+        outcome = await relay(
+            ws, request, placement.node, node, client, request.app[SETTINGS].ws_heartbeat
+        )
+        match outcome:
+            case None:
+                return True
+            case Refused(node_id=node_id) if node_id not in refused:
+                logger.warning("%s: node %s refuses connections: taking the call over",
+                               consultation_id, node_id)  # fmt: skip
+                refused.add(node_id)
+                placement = await hub.place(consultation_id, unreachable=refused)
+            case _:
+                logger.warning("%s: the call's node cannot be reached: %s", consultation_id,
+                               outcome)  # fmt: skip
+                raise OwnerUnreachable()
+    return False
+
+
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    """A call: ``/ws?token=`` (protocol v1)."""
+    """A call: ``/ws?token=`` (protocol v1), joined here if the call is this node's (or this
+    node takes it), else relayed to the node that owns it (docs/protocol.md, Several nodes)."""
     store = request.app[STORE]
     hub = request.app[HUB]
     conversations = request.app[CONVERSATIONS]
-    ws, participant = await _connect(request)
+    # A request that claims to come from a node but is not signed as one: 401 (JSON).
+    relayed = await _relayed_from(request)
+    client = (relayed.client if relayed is not None else None) or request.remote or "unknown"
+    ws, participant = await _connect(request, client)
     if participant is None:
         return ws
     grant = Grant(participant.consultation_id, participant.role)
@@ -205,10 +255,21 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         # Where the salon requires it, the customer agrees on the page (over HTTP) first.
         await participant.disconnect(ConsentRequired())
         return ws
+    try:
+        # A participant relayed here by another node is never sent on: that node chose this
+        # one as the call's owner (or as the node to take it).
+        if relayed is not None:
+            await hub.place(grant.consultation_id, relayed=True)
+        elif await _to_owner(request, ws, participant, client):
+            return ws
+    except (OwnerUnreachable, StorageFailed) as exc:
+        request.app[METRICS].error(exc.code, "ws")
+        await participant.disconnect(exc)
+        return ws
     with conversations.subscribe(grant.consultation_id, grant.role) as subscription:
         try:
             call = await hub.join(participant)
-        except ServerBusy as exc:
+        except (ServerBusy, CallMoved, OwnerUnreachable, StorageFailed) as exc:
             await participant.disconnect(exc)
             return ws
         try:
