@@ -49,6 +49,7 @@ from .checkins import Aftercare
 from .config import Settings, backup_secret, load_staff_key
 from .conversation import Conversations
 from .due import DueRunner
+from .errors import StorageFailed
 from .http import auth_failures, errors_middleware, forwarded_client, security_headers
 from .keyfiles import read_or_create
 from .mail.notices import Notices, email_replies
@@ -289,8 +290,17 @@ def _shared_failures(app: web.Application) -> FailureLog | None:
 
 async def drain(app: web.Application) -> None:
     """SIGTERM: this node takes no new call (other nodes get them); its calls go on for the
-    drain grace, then move to other nodes (docs/operations.md, Several nodes)."""
-    await app[NODE].drain()
+    drain grace, then move to other nodes (docs/operations.md, Several nodes). With no other
+    node to move them to (one node, or all of them stopping) it shuts down at once, as a
+    single service always has: its pages come back when it does."""
+    node = app[NODE]
+    try:
+        others = [n for n in await node.live() if n.node_id != node.node_id and not n.draining]
+    except StorageFailed:
+        others = []
+    if not others:
+        return
+    await node.drain()
     await app[HUB].drain(app[SETTINGS].drain_grace)
 
 

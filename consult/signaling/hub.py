@@ -96,6 +96,9 @@ class Call:
         #: Lost to another node, or sent away by a drain: its members are being disconnected
         #: (``call-moved``) and nobody joins it any more.
         self.moved = False
+        #: Its last member left: its ownership is being released; a participant arriving
+        #: now waits for ``over`` and starts the next call.
+        self.ending = False
         self.room = Room(consultation_id)
         self.forwarder = Forwarder(consultation_id)
         self.consent = Consent(consultation_id)
@@ -168,7 +171,7 @@ class Hub:
         is dropped here at once: its members reconnect, and reach it there."""
         while True:
             await asyncio.sleep(OWNER_RENEW.total_seconds())
-            calls = [c for c in self._calls.values() if not c.moved]
+            calls = [c for c in self._calls.values() if not (c.moved or c.ending)]
             epochs = {c.consultation_id: c.epoch for c in calls}
             live = [c.consultation_id for c in calls if c.room.state == "live"]
             try:
@@ -190,7 +193,7 @@ class Hub:
         ``relayed``: the participant comes from another node, which sent it here: it is never
         sent on (``owner-unreachable`` if a third node holds the call now). ``unreachable``:
         nodes that refused a connection just now (dead even if their heartbeat holds)."""
-        call = self._calls.get(consultation_id)
+        call = await self._current(consultation_id)
         if call is not None and not call.moved:
             return Here()
         me = self._node.node_id
@@ -233,8 +236,11 @@ class Hub:
         """Put ``participant`` in its consultation's call; a new call only if this worker has
         room for it (``ServerBusy`` otherwise: a call in progress always takes its own back)."""
         consultation_id = participant.consultation_id
-        call = self._calls.get(consultation_id)
         epoch = self._claims.pop(consultation_id, None)
+        call = self._calls.get(consultation_id)
+        if call is not None and call.ending:
+            call = await self._current(consultation_id)
+            epoch = None  # what was claimed was the ended call's
         if call is not None and call.moved:
             raise errors.CallMoved()
         if call is None:
@@ -284,10 +290,23 @@ class Hub:
             return
         await self._apply(call, call.room.leave(participant))
         if call.room.empty and self._calls.get(call.consultation_id) is call:
-            del self._calls[call.consultation_id]
-            if not call.moved:
-                await self._release(call.consultation_id, call.epoch)
-            call.over.set()
+            # Released while still listed (``ending``): a participant arriving meanwhile
+            # waits, and then finds the call nobody's rather than a lease about to go.
+            call.ending = True
+            try:
+                if not call.moved:
+                    await self._release(call.consultation_id, call.epoch)
+            finally:
+                del self._calls[call.consultation_id]
+                call.over.set()
+
+    async def _current(self, consultation_id: str) -> Call | None:
+        """The consultation's call here, once any call of it that is ending has ended."""
+        call = self._calls.get(consultation_id)
+        while call is not None and call.ending:
+            await call.over.wait()
+            call = self._calls.get(consultation_id)
+        return call
 
     async def _release(self, consultation_id: str, epoch: int) -> None:
         """The call ended here: nobody's, so the next participant's node takes it at once."""
