@@ -12,7 +12,8 @@ crash, the stills' sweep), done before any worker starts. Then it runs N workers
   as the supervisor's, each line naming it (``w1``);
 - a worker dies with its supervisor (``PR_SET_PDEATHSIG``): a supervisor killed with SIGKILL
   leaves no worker serving a data folder whose lock it no longer holds;
-- SIGTERM or SIGINT to the supervisor is SIGTERM to every worker; it exits when they have.
+- SIGTERM or SIGINT to the supervisor marks every worker draining in the store, then is
+  SIGTERM to each (none moves its calls to another: they all stop); it exits when they have.
 """
 
 from __future__ import annotations
@@ -20,16 +21,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from .app import recordings_node, repair
 from .config import Settings
+from .errors import StorageFailed
 from .media.stills import Stills
+from .recording.database import Database
 from .recording.files import StillFiles
+from .recording.nodes import Nodes
 from .recording.recordings import RecordingFiles
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
@@ -67,7 +72,8 @@ def supervise(
     asyncio.run(prepare(settings))
     # A drain's grace, then the shutdown's wait for handlers, then a margin for a slow machine.
     stop_timeout = settings.drain_grace + SHUTDOWN_TIMEOUT + STOP_MARGIN
-    return asyncio.run(Supervisor(Workers(count, stop_timeout), argv, serving).run())
+    workers = Workers(count, stop_timeout)
+    return asyncio.run(Supervisor(workers, argv, serving, lambda: stopping(settings, count)).run())
 
 
 async def prepare(settings: Settings) -> None:
@@ -82,6 +88,21 @@ async def prepare(settings: Settings) -> None:
         await repair(store, files, Stills(store, files), recordings)
     finally:
         await store.close()
+
+
+async def stopping(settings: Settings, count: int) -> None:
+    """The whole service stops: every worker is marked draining before any is told, so that
+    none sends its calls to another of them (each moves them to another machine's node if
+    there is one, or, with none, stops at once: consult/app.py ``drain``)."""
+    db = Database.open(settings.db_url)
+    try:
+        nodes = Nodes(db)
+        for index in range(count):
+            await nodes.drain(dataclasses.replace(settings, worker=index).node)
+    except StorageFailed:
+        logger.warning("workers: could not mark them draining (database unavailable)")
+    finally:
+        await db.dispose()
 
 
 def say_ready(url: str) -> None:
@@ -100,8 +121,15 @@ def follow(supervisor: int) -> None:
 
 
 class Supervisor:
-    def __init__(self, workers: Workers, argv: Sequence[str], serving: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        workers: Workers,
+        argv: Sequence[str],
+        serving: Callable[[], None],
+        stopping: Callable[[], Awaitable[None]],
+    ) -> None:
         self._workers = workers
+        self._stopping = stopping
         self._argv = list(argv)
         self._serving = serving
         self._events: asyncio.Queue[Event] = asyncio.Queue()
@@ -119,7 +147,10 @@ class Supervisor:
                     code = await self._apply(action)
                     if code is not None:
                         return code
-                actions = self._workers.handle(await self._next_event())
+                event = await self._next_event()
+                if isinstance(event, StopAsked) and self._workers.state == "serving":
+                    await self._stopping()
+                actions = self._workers.handle(event)
         finally:
             for process in self._processes.values():
                 with contextlib.suppress(ProcessLookupError):

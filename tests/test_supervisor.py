@@ -24,9 +24,12 @@ from .client import CallClient
 from .cluster import closed, join, media_both_ways, ws_url
 from .process import Output, free_port, start_serve
 
-pytestmark = [pytest.mark.timeout(180), pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.timeout(400), pytest.mark.asyncio(loop_scope="module")]
 
 STAFF_KEY = "workers-staff-key-0123456789abcdef"
+#: Seconds a service's workers may take to start on a loaded machine (they import aiortc,
+#: PyAV and OpenCV each; 30 s measured at load average 20).
+STARTS = 180.0
 #: The issue's bound: a call whose worker died is back, media flowing, within this long.
 FAILOVER_S = 10.0
 
@@ -51,7 +54,7 @@ class Service:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         return sorted(int(child) for child in children)
 
-    async def answering(self, workers: int = 2, timeout: float = 60.0) -> dict[str, int]:
+    async def answering(self, workers: int = 2, timeout: float = STARTS) -> dict[str, int]:
         """Which worker answers a new connection, until ``workers`` have (name -> count)."""
         seen: dict[str, int] = {}
         deadline = time.monotonic() + timeout
@@ -133,11 +136,13 @@ def alive(pid: int) -> bool:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def two(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Service]:
     service = Service(tmp_path_factory.mktemp("two") / "data", free_port(), 2)
-    await service.output.wait_for("consult is serving on")
-    yield service
-    if service.proc.poll() is None:
-        service.proc.kill()
-    await asyncio.to_thread(service.proc.wait, 60)
+    try:
+        await service.output.wait_for("consult is serving on", STARTS)
+        yield service
+    finally:
+        if service.proc.poll() is None:
+            service.proc.kill()
+        await asyncio.to_thread(service.proc.wait, 60)
 
 
 async def test_two_workers_serve_pages_and_the_api_through_one_port(two: Service) -> None:
@@ -223,14 +228,14 @@ async def test_a_call_across_two_workers_and_its_worker_killed(two: Service) -> 
     assert two.proc.poll() is None
 
 
-async def test_a_call_across_workers_then_sigterm_drains_them_on_postgresql(
+async def test_a_call_across_workers_then_sigterm_stops_them_all_on_postgresql(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    env = {"CONSULT_DATABASE_URL": postgres_url, "CONSULT_DRAIN_GRACE": "2"}
+    env = {"CONSULT_DATABASE_URL": postgres_url}
     service = Service(tmp_path / "data", free_port(), 2, env)
     clients: list[CallClient] = []
     try:
-        await service.output.wait_for("consult is serving on")
+        await service.output.wait_for("consult is serving on", STARTS)
         workers = service.workers()
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
             customer_url, stylist_url = service.ws_urls(await service.consultation(s))
@@ -239,11 +244,11 @@ async def test_a_call_across_workers_then_sigterm_drains_them_on_postgresql(
             clients.append(await join_elsewhere(s, stylist_url, worker_of(customer)))
             await media_both_ways(customer, clients[1], 30)
             assert running(service.data)
-            # Each worker drains: its call goes on for the grace period, then its pages are
-            # told to come back (a code they reconnect on) and the workers end.
+            # The whole service stops: the supervisor marks every worker draining, so none
+            # moves its calls to another (there is no other node): they stop at once, and the
+            # pages are told to come back (GOING_AWAY), not after the drain's 30 s.
             service.proc.send_signal(signal.SIGTERM)
-            codes = await closed(*clients, timeout=60)
-            assert len(codes) == 2 and all(code in (1001, 1012) for code in codes), codes
+            assert await closed(*clients, timeout=25) == [1001, 1001]
             assert await asyncio.to_thread(service.proc.wait, 120) == 0
         for pid in workers:
             assert not alive(pid)
@@ -264,7 +269,7 @@ async def test_a_worker_per_core_by_default_none_outlives_its_killed_supervisor_
 ) -> None:
     service = Service(tmp_path / "data", free_port(), None)
     try:
-        await service.output.wait_for("consult is serving on")
+        await service.output.wait_for("consult is serving on", STARTS)
         workers = service.workers()
         assert len(workers) == usable_cores()
         service.proc.kill()
@@ -277,7 +282,7 @@ async def test_a_worker_per_core_by_default_none_outlives_its_killed_supervisor_
         # is the one process the service always was.
         one = Service(service.data, service.port, 1)
         try:
-            await one.output.wait_for("consult is serving on")
+            await one.output.wait_for("consult is serving on", STARTS)
             assert one.workers() == []
             async with aiohttp.ClientSession() as s, s.get(f"{one.base}/healthz") as r:
                 assert r.status == 200 and WORKER_HEADER not in r.headers

@@ -20,8 +20,8 @@ from consult.recording.tokens import TokenSealer
 from .balancer import Balancer
 from .calls import png
 from .client import CallClient
-from .fake_camera import HANDS, load_photo
 from .cluster import Cluster, closed, join, media_both_ways, new_consultation, ws_url
+from .fake_camera import HANDS, load_photo
 from .postgres import Postgres
 
 pytestmark = pytest.mark.timeout(240)
