@@ -36,12 +36,13 @@ __all__ = ["Admission", "Admit", "Busy", "Decision", "Sample", "admit_limit"]
 LATE_SAMPLES = 3
 
 
-def admit_limit(fraction: float | None, cores: float | None) -> float | None:
+def admit_limit(fraction: float | None, cores: float | None, workers: int = 1) -> float | None:
     """The loop's CPU limit: ``fraction`` of the core it runs on, or of the share of a core a
-    CPU quota leaves it (a container limited to half a core: half of that)."""
+    CPU quota leaves it (a container limited to half a core: half of that; ``workers``
+    sharing the quota: each its part of it)."""
     if fraction is None:
         return None
-    return fraction * min(1.0, cores) if cores is not None else fraction
+    return fraction * min(1.0, cores / workers) if cores is not None else fraction
 
 
 @dataclass(frozen=True)

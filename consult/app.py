@@ -77,9 +77,19 @@ from .reminders import CHAT, EMAIL, Reminders
 from .signaling.hub import Hub
 from .signaling.ws import conversation_websocket, inbox_websocket, websocket
 
-__all__ = ["create_app", "drain"]
+__all__ = [
+    "WORKER_HEADER",
+    "create_app",
+    "drain",
+    "recordings_node",
+    "repair",
+    "shared_still_files",
+]
 
 logger = logging.getLogger(__name__)
+
+#: The header naming the worker that answered (``w0``, ``w1``...; none with one process).
+WORKER_HEADER = "X-Consult-Worker"
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
@@ -95,22 +105,12 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[AUDIT] = store.audit
     app[ACCOUNTS] = store.accounts
     app[CUSTOMERS] = store.customers
-    # Each service stages its recordings in a folder of its own, named by an id kept in its
-    # data folder: stable whatever the host is called (a container's name changes per start).
-    node = read_or_create(settings.data_dir / "node.id", lambda: secrets.token_hex(8).encode())
-    recording_files = RecordingFiles(settings.recordings_dir, node.decode())
-    still_files = StillFiles(settings.stills_dir, shared=settings.stills_folder is not None)
-    # A deletion a crash interrupted after its rows went: its files go now (before the stills'
-    # sweep, which would take them for strays).
-    finished = await remove_files(
-        store.deletion, {"stills": still_files.path, "recordings": recording_files.path}
-    )
-    if finished:
-        logger.warning("removed %d files of a deletion interrupted before", finished)
+    recording_files = RecordingFiles(settings.recordings_dir, recordings_node(settings))
+    still_files = shared_still_files(settings)
     stills = Stills(
         store, still_files, Limits(settings.max_upload_bytes, settings.max_upload_pixels)
     )
-    await stills.start()
+    await repair(store, still_files, stills, recording_files)
     app[STILLS] = stills
     app[CONVERSATIONS] = Conversations(store)
     app[ATTACHMENTS] = Attachments(store.attachments, StillFiles(settings.stills_dir))
@@ -130,6 +130,37 @@ async def _node(app: web.Application) -> AsyncIterator[None]:
     app[NODE] = node
     yield
     await node.close()
+
+
+def recordings_node(settings: Settings) -> str:
+    """The folder this process stages its recordings in, named by an id kept in the data
+    folder: stable whatever the host is called (a container's name changes per start), and
+    one per worker (a worker started again finishes its own)."""
+    node = read_or_create(settings.data_dir / "node.id", lambda: secrets.token_hex(8).encode())
+    return node.decode() + ("" if settings.worker is None else f"-w{settings.worker}")
+
+
+def shared_still_files(settings: Settings) -> StillFiles:
+    """The stills folder; shared with other nodes (``CONSULT_STILLS_DIR``) or with the other
+    workers of this machine, a start's sweep leaves recent files alone (another's upload)."""
+    shared = settings.stills_folder is not None or settings.worker is not None
+    return StillFiles(settings.stills_dir, shared=shared)
+
+
+async def repair(
+    store: Store, files: StillFiles, stills: Stills, recordings: RecordingFiles
+) -> None:
+    """At start, what a crash may have left half done: a deletion whose rows went (its files
+    go now, before the stills' sweep, which would take them for strays), still files no row
+    names. Several workers: their supervisor runs it before any starts, and each worker again
+    (both are safe beside other workers: the journal's files are gone either way, and a
+    worker's sweep spares recent files)."""
+    finished = await remove_files(
+        store.deletion, {"stills": files.path, "recordings": recordings.path}
+    )
+    if finished:
+        logger.warning("removed %d files of a deletion interrupted before", finished)
+    await stills.start()
 
 
 async def _backups(app: web.Application) -> AsyncIterator[None]:
@@ -273,6 +304,10 @@ async def drain(app: web.Application) -> None:
     await app[HUB].drain(app[SETTINGS].drain_grace)
 
 
+async def _name_worker(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[WORKER_HEADER] = f"w{request.app[SETTINGS].worker}"
+
+
 def create_app(settings: Settings) -> web.Application:
     internals.install()
     app = web.Application(
@@ -309,6 +344,10 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_due)
     app.on_startup.append(_draw_cards)
     app.on_shutdown.append(_close_calls)
+    # Workers (issue 13B): which worker answered, for an operator (and a test) to see the
+    # kernel spread connections on the shared port.
+    if settings.worker is not None:
+        app.on_response_prepare.append(_name_worker)
     api.add_routes(app)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/ws/conversation", conversation_websocket)

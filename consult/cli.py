@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 import uvloop
@@ -75,6 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
         " (CONSULT_NODE_URL; default: this node's port on loopback)",
     )
     serve.add_argument("--log-level", help="debug, info, warning or error (default info)")
+    # issue 13B: workers
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes sharing the port (default: one per core this process may"
+        " use; 1: one process, no supervisor)",
+    )
+    # Given by the supervisor to the processes it starts, never by hand.
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--worker-of", type=int, help=argparse.SUPPRESS)
     serve.add_argument(
         "--trust-proxy",
         action="store_true",
@@ -297,6 +309,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         require_consent=getattr(args, "require_consent", None),
         retention_months=getattr(args, "retention_months", None),
         node_url=getattr(args, "node_url", None),
+        workers=getattr(args, "workers", None),
+        worker=getattr(args, "worker", None),
     )
     if args.command in ("create", "list") and not (args.public_url or args.host or args.port):
         # Links point where the service of this data folder last said it serves.
@@ -330,20 +344,26 @@ def lan_urls(settings: Settings) -> list[str]:
 CHATTY_LOGGERS = ("aioice", "aiortc")
 
 
-def serve(settings: Settings) -> int:
-    from .app import create_app, drain
+def serve(settings: Settings, argv: Sequence[str] = ()) -> int:
+    """Run the service: one process, or a supervisor of ``settings.worker_count`` workers
+    (each runs ``consult serve`` with ``argv``, the command line, and ``--worker I``)."""
+    from . import supervisor
 
+    worker = "" if settings.worker is None else f"w{settings.worker} "
     logging.basicConfig(
         level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {worker}%(name)s: %(message)s",
     )
     if logging.getLogger().level > logging.DEBUG:
         for name in CHATTY_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
+    if settings.worker is not None:
+        return _serve_worker(settings)
+    workers = settings.worker_count
     lock = service.ServiceLock(settings.data_dir)
     try:
         lock.acquire()
-        sock = service.listen(settings)
+        sock = service.listen(settings) if workers == 1 else service.reserve(settings)
     except service.StartRefused as exc:
         print(f"consult: {exc}", file=sys.stderr)
         return 1
@@ -351,7 +371,6 @@ def serve(settings: Settings) -> int:
     if reachable:
         # Listening on every address: links must name one that phones can reach, not 0.0.0.0.
         settings = dataclasses.replace(settings, public_url=reachable[0])
-    app = create_app(settings)
     staff_key = load_staff_key(settings)
     context = None
     curl = "curl"
@@ -370,6 +389,8 @@ def serve(settings: Settings) -> int:
         # Said and written only now: a start that fails leaves server.json as it was.
         service.record_served_url(settings.data_dir, settings.base_url)
         print(f"consult is serving on {settings.base_url}", flush=True)
+        if workers > 1:
+            print(f"  {workers} workers (--workers)", flush=True)
         for url in reachable:
             print(f"  on this network: {url}", flush=True)
         if len(reachable) > 1:
@@ -386,16 +407,63 @@ def serve(settings: Settings) -> int:
         )
 
     try:
+        if workers > 1:
+            with sock:
+                return supervisor.supervise(settings, workers, argv, serving)
+        from .app import create_app, drain
+
+        app = create_app(settings)
         service.run(
             app, sock, context, settings.base_url, serving,
-            loop_factory=uvloop.new_event_loop if settings.event_loop == "uvloop" else None,
-            drain=lambda: drain(app),
+            loop_factory=_loop_factory(settings), drain=lambda: drain(app),
         )  # fmt: skip
     except KeysDiffer as exc:
         print(f"consult: refusing to serve: {exc}", file=sys.stderr)
         return 1
     finally:
         lock.release()
+    return 0
+
+
+def _loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    return uvloop.new_event_loop if settings.event_loop == "uvloop" else None
+
+
+def _serve_worker(settings: Settings) -> int:
+    """One worker of a supervisor (which holds the data folder's lock and prepared the
+    store): the shared port with SO_REUSEPORT, and a port of its own, its node URL."""
+    from . import supervisor
+    from .app import create_app, drain
+
+    # Its node URL (issue 13A) is its own port, on --node-url's host (loopback by default),
+    # in --node-url's scheme.
+    given = urlsplit(settings.node_url or "http://127.0.0.1")
+    try:
+        sock = service.listen(settings, shared=True)
+        internal = service.listen_internal(given.hostname or "127.0.0.1")
+    except service.StartRefused as exc:
+        print(f"consult: {exc}", file=sys.stderr)
+        return 1
+    reachable = lan_urls(settings)
+    if reachable:
+        settings = dataclasses.replace(settings, public_url=reachable[0])
+    certificate = tls.certificate_for(settings)
+    context = tls.server_context(certificate) if certificate is not None else None
+    secure = given.scheme == "https" and context is not None
+    host, port = internal.getsockname()[:2]
+    host = f"[{host}]" if ":" in host else host
+    url = f"{'https' if secure else 'http'}://{host}:{port}"
+    settings = dataclasses.replace(settings, node_url=url)
+    app = create_app(settings)
+    try:
+        service.run(
+            app, sock, context, settings.base_url, lambda: supervisor.say_ready(url),
+            loop_factory=_loop_factory(settings), internal=(internal, context if secure else None),
+            drain=lambda: drain(app),
+        )  # fmt: skip
+    except KeysDiffer as exc:
+        print(f"consult: refusing to serve: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -560,7 +628,12 @@ def backup_or_restore(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    if args.command == "serve" and args.worker_of is not None:
+        from .supervisor import follow
+
+        follow(args.worker_of)  # first: a worker never outlives its supervisor
     try:
         settings = settings_from(args)
     except ValueError as exc:
@@ -576,7 +649,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     if args.command == "serve":
-        return serve(settings)
+        return serve(settings, argv)
     elif args.command == "create":
         asyncio.run(create(settings, args.customer_name, args.customer_ref, args.json))
     elif args.command == "list":

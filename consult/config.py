@@ -11,6 +11,7 @@ from datetime import time, timedelta
 from pathlib import Path
 from typing import Literal
 
+from .cpuquota import usable_cores
 from .keyfiles import read_or_create
 from .mail.smtp import SmtpServer
 
@@ -163,6 +164,11 @@ class Settings:
     node_url: str | None = None
     #: Seconds the calls in progress go on after SIGTERM before they move to another node.
     drain_grace: float = 30.0
+    # issue 13B: workers (consult/workers.py, consult/supervisor.py)
+    #: Worker processes on this machine (None: one per core this process may use).
+    workers: int | None = None
+    #: This process is worker ``worker`` of a supervisor (None: it is the service itself).
+    worker: int | None = None
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -181,6 +187,8 @@ class Settings:
             raise ValueError("CONSULT_MAX_CALLS must be at least 1")
         if self.drain_grace < 0:
             raise ValueError("CONSULT_DRAIN_GRACE must be 0 or more seconds")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError("--workers must be at least 1")
         if self.mail_language not in MAIL_LANGUAGES:
             raise ValueError(f"CONSULT_MAIL_LANGUAGE must be one of {', '.join(MAIL_LANGUAGES)}")
         if self.smtp_url is not None:
@@ -214,7 +222,13 @@ class Settings:
 
     @property
     def node(self) -> str:
-        return self.node_id or f"{socket.gethostname()}:{self.port}"
+        node = self.node_id or f"{socket.gethostname()}:{self.port}"
+        return node if self.worker is None else f"{node}/w{self.worker}"
+
+    @property
+    def worker_count(self) -> int:
+        """How many worker processes serve (1: the service is one process, no supervisor)."""
+        return self.workers if self.workers is not None else usable_cores()
 
     @property
     def recordings_dir(self) -> Path:
@@ -327,6 +341,8 @@ class Settings:
             values["media_addresses"] = tuple(env["CONSULT_MEDIA_ADDRESS"].split(","))
         if env.get("CONSULT_DRAIN_GRACE"):
             values["drain_grace"] = float(env["CONSULT_DRAIN_GRACE"])
+        if env.get("CONSULT_WORKERS"):
+            values["workers"] = int(env["CONSULT_WORKERS"])
         bitrates = {
             name: int(env[f"CONSULT_VIDEO_{name.upper()}_KBPS"])
             for name in ("start", "min", "max")

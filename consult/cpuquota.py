@@ -9,12 +9,26 @@ cgroup is read, and of each parent up to the root (a limit anywhere above applie
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["cores_allowed"]
+__all__ = ["cores_allowed", "usable_cores", "whole_cores"]
 
 ROOT = Path("/sys/fs/cgroup")
+
+
+def usable_cores() -> int:
+    """Whole cores this process may use (the default number of workers)."""
+    return whole_cores(cores_allowed(), len(os.sched_getaffinity(0)))
+
+
+def whole_cores(quota: float | None, cpus: int) -> int:
+    """The CPUs a process may run on (``sched_getaffinity``), fewer under a quota (rounded
+    down: a worker per core, never two sharing one), and at least one."""
+    if quota is not None:
+        cpus = min(cpus, int(quota))
+    return max(1, cpus)
 
 
 def cores_allowed(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = ROOT) -> float | None:

@@ -33,7 +33,9 @@ __all__ = [
     "ServiceLock",
     "StartRefused",
     "listen",
+    "listen_internal",
     "record_served_url",
+    "reserve",
     "run",
     "running",
     "served_url",
@@ -95,8 +97,24 @@ def running(data_dir: Path) -> bool:
     return False
 
 
-def listen(settings: Settings) -> socket.socket:
-    """The listening socket on ``settings.host``/``settings.port``."""
+def listen(settings: Settings, *, shared: bool = False) -> socket.socket:
+    """The listening socket on ``settings.host``/``settings.port``; ``shared``: with
+    SO_REUSEPORT, beside the other workers' (the kernel spreads connections among them)."""
+    return _bind(settings, listening=True, shared=shared)
+
+
+def reserve(settings: Settings) -> socket.socket:
+    """The workers' port, held by their supervisor: a port another program uses is refused
+    in one line before any worker starts, and none can take it while a worker restarts. Bound
+    with SO_REUSEPORT but never listening, it gets no connection itself (the kernel gives
+    them to listening sockets only)."""
+    # A program listening there already (another service's workers, with SO_REUSEPORT too)
+    # would share the port silently: a socket without the option is refused by any of them.
+    _bind(settings, listening=False, shared=False).close()
+    return _bind(settings, listening=False, shared=True)
+
+
+def _bind(settings: Settings, *, listening: bool, shared: bool) -> socket.socket:
     host = settings.host or None
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
@@ -107,11 +125,14 @@ def listen(settings: Settings) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             # "::" serves IPv4 too: the addresses printed for it include IPv4 ones.
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind(address)
-        sock.listen(128)
+        if listening:
+            sock.listen(128)
     except OSError as exc:
         sock.close()
         where = f"{settings.host}:{settings.port}"
@@ -121,6 +142,25 @@ def listen(settings: Settings) -> socket.socket:
                 f" listens there); choose another with --port, e.g. --port {settings.port + 1}"
             ) from None
         raise CannotListen(f"cannot listen on {where}: {exc.strerror}") from None
+    return sock
+
+
+def listen_internal(host: str) -> socket.socket:
+    """A worker's own port on ``host`` (chosen by the system): where the other workers and
+    nodes reach this one worker, whatever the kernel does with the shared port."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise CannotListen(f"cannot listen on {host!r}: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise CannotListen(f"cannot listen on {host}: {exc.strerror}") from None
     return sock
 
 
@@ -154,12 +194,14 @@ def run(
     base_url: str,
     serving: Callable[[], None],
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    internal: tuple[socket.socket, ssl.SSLContext | None] | None = None,
     drain: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Serve ``app`` on ``sock`` until SIGINT or SIGTERM, then shut down gracefully (aiohttp's
     runner, as ``web.run_app`` uses it, with HTTPS on a site that redirects plain HTTP).
     ``serving()`` is called once the app has started and its site accepts connections.
     ``loop_factory``: the event loop to run on (uvloop by default, docs/media.md).
+    ``internal``: a worker's own port (and its TLS, if any), served too.
     ``drain``: awaited on SIGTERM before the shutdown, while the site still accepts (the
     node's calls move elsewhere); SIGINT, or a second signal, shuts down at once."""
 
@@ -183,6 +225,8 @@ def run(
                 else TlsSite(runner, sock, ssl_context, base_url)
             )
             await site.start()
+            if internal is not None:
+                await web.SockSite(runner, internal[0], ssl_context=internal[1]).start()
             serving()
             await _until(stop, term)
             if term.is_set() and drain is not None:

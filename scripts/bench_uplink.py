@@ -187,7 +187,8 @@ async def measure(
         env = dict(os.environ, CONSULT_STAFF_KEY=STAFF_KEY, **setting)
         server = subprocess.Popen(
             [sys.executable, "-m", "consult", "serve", "--host", SERVER_IP, "--port", str(PORT),
-             "--data", data, "--media-address", SERVER_IP, "--log-level", "warning"],
+             "--data", data, "--media-address", SERVER_IP, "--log-level", "warning",
+             "--workers", "1"],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         stack.callback(server.wait)

@@ -58,6 +58,26 @@ def cpu_seconds(pid: int, tid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def family(pid: int) -> list[int]:
+    """``pid`` and its descendants (a supervisor and its workers: `consult serve --workers`)."""
+    found = [pid]
+    for member in found:
+        with contextlib.suppress(OSError):
+            found += [
+                int(c) for c in Path(f"/proc/{member}/task/{member}/children").read_text().split()
+            ]
+    return found
+
+
+def family_cpu_seconds(pid: int) -> dict[int, float]:
+    """The CPU time of ``pid`` and of each of its descendants, by process id."""
+    times = {}
+    for member in family(pid):
+        with contextlib.suppress(OSError):
+            times[member] = cpu_seconds(member)
+    return times
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -97,11 +117,12 @@ async def serve(
     data_dir: Path | None = None,
     args: Sequence[str] = (),
     cpu_quota: float | None = None,
+    workers: int = 1,
 ) -> AsyncIterator[Served]:
     """`consult serve` in its own process (so its CPU can be measured), on loopback; with
     ``cpus`` (e.g. "0"), pinned to those cores; with ``cpu_quota``, in a cgroup that lets it
     use that many cores' time (a container's CPU limit); on ``data_dir`` (default: a new
-    temporary folder), with more flags ``args``."""
+    temporary folder), with more flags ``args``; ``workers``: `consult serve --workers`."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with contextlib.ExitStack() as stack:
@@ -112,7 +133,8 @@ async def serve(
         log = stack.enter_context(Path(log_file).open("a")) if log_file else subprocess.DEVNULL  # noqa: ASYNC230 (before the server starts)
         server = subprocess.Popen(
             [*pin, sys.executable, "-m", "consult", "serve", "--port", str(port), "--data", data,
-             "--media-address", "127.0.0.1", "--log-level", "warning", *args],
+             "--media-address", "127.0.0.1", "--log-level", "warning",
+             "--workers", str(workers), *args],
             env={**os.environ, "CONSULT_STAFF_KEY": STAFF_KEY, **(env or {})},
             stdout=log, stderr=log,
         )  # fmt: skip
@@ -123,7 +145,10 @@ async def serve(
                 for _ in range(300):
                     try:
                         async with http.get("/healthz") as r:
-                            if r.status == 200:
+                            # Several workers: server.json is written once all accept.
+                            if r.status == 200 and (
+                                workers == 1 or (Path(data) / "server.json").exists()
+                            ):
                                 break
                     except aiohttp.ClientError:
                         pass

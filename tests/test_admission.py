@@ -189,3 +189,6 @@ def test_a_cpu_quota_lowers_the_limit() -> None:
     assert admit_limit(0.85, 4.0) == 0.85  # the loop runs on one core of the four
     assert admit_limit(0.8, 0.5) == pytest.approx(0.4)
     assert admit_limit(None, 0.5) is None
+    # issue 13B: workers share the quota of the cgroup they all run in.
+    assert admit_limit(0.85, 0.6, workers=2) == pytest.approx(0.255)
+    assert admit_limit(0.85, 4.0, workers=2) == 0.85  # a core each

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from consult.cpuquota import cores_allowed
+from consult.cpuquota import cores_allowed, whole_cores
 
 
 def write(path: Path, text: str) -> None:
@@ -44,3 +44,13 @@ def test_unreadable_means_no_quota(tmp_path: Path) -> None:
     assert cores_allowed(tmp_path / "missing", tmp_path) is None
     write(tmp_path / "self", "1:cpu:/gone\n")
     assert cores_allowed(tmp_path / "self", tmp_path) is None
+
+
+# issue 13B: the default number of workers
+
+
+def test_whole_cores_a_worker_per_core_the_quota_allows() -> None:
+    assert whole_cores(None, 2) == 2
+    assert whole_cores(1.5, 2) == 1  # never two workers sharing a core and a half
+    assert whole_cores(4.0, 2) == 2  # the CPUs it may run on bound it too
+    assert whole_cores(0.5, 8) == 1  # at least one

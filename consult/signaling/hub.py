@@ -135,7 +135,11 @@ class Hub:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self.admission = Admission(
-            cpu_limit=admit_limit(settings.admit_cpu, cores_allowed()),
+            cpu_limit=admit_limit(
+                settings.admit_cpu,
+                cores_allowed(),
+                1 if settings.worker is None else settings.worker_count,
+            ),
             max_calls=settings.max_calls,
         )
 
