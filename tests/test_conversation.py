@@ -137,7 +137,7 @@ async def test_subscribers_get_events_and_who_was_present(
     """What 15C's "a staff message posted while the customer is away" hook reads: ``present``."""
     conversations = server.app[CONVERSATIONS]
     cid = consultation["id"]
-    with conversations.subscribe(None, "staff") as everything:
+    async with conversations.subscribe(None, "staff") as everything:
         posted = await conversations.post(cid, "stylist", "s1", "Hello?")
         event = await asyncio.wait_for(anext(everything), 5)
         assert isinstance(event, Posted) and event == posted
@@ -186,7 +186,7 @@ async def test_the_away_notice_comes_once_per_closed_period(
     customer = conversation_clients("customer", consultation["customer_link"])
     opened = await customer.connect("conversation")
     assert opened["salon"]["open"] is False
-    with server.app[CONVERSATIONS].subscribe(consultation["id"], "staff") as staff_side:
+    async with server.app[CONVERSATIONS].subscribe(consultation["id"], "staff") as staff_side:
         await customer.send({"type": "chat", "text": "Hello?", "id": "1"})
         await customer.expect("chat")
         away = await customer.expect("away")

@@ -1,0 +1,66 @@
+"""The bus between nodes: its pure parts (hints on the wire, which links to hold, the backoff)
+in milliseconds."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from consult.bus import (
+    AwayNoticeHint,
+    Connect,
+    Disconnect,
+    Links,
+    LinksRevokedHint,
+    MessagesHint,
+    Peer,
+    ReadHint,
+    backoff,
+    decode,
+    encode,
+)
+
+
+def test_hints_go_over_the_wire_and_back() -> None:
+    for hint in (
+        MessagesHint("c1", 7),
+        ReadHint("c1", "stylist"),
+        AwayNoticeHint("c2"),
+        LinksRevokedHint("c3"),
+    ):
+        assert decode(encode(hint)) == hint
+    assert encode(MessagesHint("c1", 7)) == b'{"type":"messages","consultation_id":"c1","seq":7}'
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"not json",
+        b'{"type":"messages","consultation_id":"c1"}',
+        b'{"type":"read","consultation_id":"c1","by":"staff"}',
+        b'{"type":"shout","consultation_id":"c1"}',
+        b'{"type":"messages","consultation_id":"c1","seq":"7"}',
+    ],
+)
+def test_what_is_no_hint_is_refused(wire: bytes) -> None:
+    with pytest.raises(msgspec.DecodeError):
+        decode(wire)
+
+
+def test_a_link_per_live_peer_made_and_dropped_as_the_peers_change() -> None:
+    links = Links("a")
+    b, c = Peer("b", "http://10.0.0.2:8080"), Peer("c", "http://10.0.0.3:8080")
+    # Itself is among the live nodes: no link to itself.
+    assert links.update([Peer("a", "http://10.0.0.1:8080"), b]) == [Connect(b)]
+    assert links.update([b]) == []
+    assert links.update([b, c]) == [Connect(c)]
+    # b moved to another URL: its link is made again there; c is gone.
+    moved = Peer("b", "http://10.0.0.9:8080")
+    assert links.update([moved]) == [Disconnect("b"), Disconnect("c"), Connect(moved)]
+    assert dict(links.peers) == {"b": moved}
+    assert links.update([]) == [Disconnect("b")]
+
+
+def test_reconnecting_backs_off_to_a_ceiling() -> None:
+    assert [backoff(n) for n in range(1, 9)] == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
+    assert backoff(0) == 0.1
