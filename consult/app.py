@@ -32,6 +32,7 @@ from .appkeys import (
     ICE_SERVERS,
     MAIL_SENDER,
     METRICS,
+    NODE,
     NOTICES,
     RECORDINGS,
     REMINDERS,
@@ -58,6 +59,7 @@ from .media import ice, internals, placeholder
 from .media.peer import WAITING_TEXT
 from .media.stills import Limits, Stills
 from .metrics import Metrics
+from .nodes import Node
 from .ratelimit import FailureLimiter, SenderBuckets
 from .recording.attachments import Attachments
 from .recording.audit_pruning import AuditPruning
@@ -116,6 +118,17 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[AFTERCARE] = Aftercare(store, stills, app[CONVERSATIONS], settings)
     yield
     await store.close()
+
+
+async def _node(app: web.Application) -> AsyncIterator[None]:
+    """This node among those sharing the database: announced (refused, with ``KeysDiffer``,
+    if its keys differ from the live nodes'), beating until it stops."""
+    settings, store = app[SETTINGS], app[STORE]
+    node = Node(settings, store.nodes, app[STAFF_KEY], load_seal_key(settings.data_dir))
+    await node.start()
+    app[NODE] = node
+    yield
+    await node.close()
 
 
 async def _backups(app: web.Application) -> AsyncIterator[None]:
@@ -265,7 +278,7 @@ def create_app(settings: Settings) -> web.Application:
         # (a TLS reverse proxy), so no forwarded header needs to be trusted for it.
         secure=settings.tls or settings.base_url.startswith("https://"),
     )
-    app.cleanup_ctx.extend([_store, _backups, _mail, _hub, _live_status, _watch_load])
+    app.cleanup_ctx.extend([_store, _node, _backups, _mail, _hub, _live_status, _watch_load])
     # Staff accounts and the audit log (issue 17)
     app.cleanup_ctx.append(_audit_pruning)
     app.cleanup_ctx.append(_retention)

@@ -17,6 +17,7 @@ from .mail.sender import MailSender
 from .media.ice import IceServer
 from .media.stills import Stills
 from .metrics import Metrics
+from .nodes import Node
 from .ratelimit import FailureLimiter, SenderBuckets
 from .recording.accounts import Accounts
 from .recording.attachments import Attachments
@@ -48,6 +49,7 @@ __all__ = [
     "ICE_SERVERS",
     "MAIL_SENDER",
     "METRICS",
+    "NODE",
     "NOTICES",
     "RECORDINGS",
     "REMINDERS",
@@ -112,3 +114,8 @@ CUSTOMERS = web.AppKey("customers", Customers)
 # issue 16B
 #: Aftercare check-ins: scheduling, the due photo request, the customer's answers.
 AFTERCARE = web.AppKey("aftercare", Aftercare)
+
+# issue 13A: nodes
+#: This node: its identity among the nodes sharing the database, the node-to-node secret,
+#: its heartbeat, and a client session for requests to other nodes.
+NODE = web.AppKey("node", Node)

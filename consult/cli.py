@@ -20,6 +20,7 @@ import uvloop
 from . import service, tls
 from .config import Settings, backup_secret, load_staff_key, parse_duration
 from .errors import ConsultError
+from .recording.nodes import KeysDiffer
 from .recording.store import Store
 from .recording.tokens import TokenSealer, load_seal_key
 
@@ -66,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDR",
         help="address offered for media (repeatable; default: this machine's own addresses;"
         " 127.0.0.1 keeps a single-machine demo on loopback)",
+    )
+    serve.add_argument(
+        "--node-url",
+        metavar="URL",
+        help="the base URL the other nodes sharing the database reach this one on"
+        " (CONSULT_NODE_URL; default: this node's port on loopback)",
     )
     serve.add_argument("--log-level", help="debug, info, warning or error (default info)")
     serve.add_argument(
@@ -289,6 +296,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         mail_from=getattr(args, "mail_from", None),
         require_consent=getattr(args, "require_consent", None),
         retention_months=getattr(args, "retention_months", None),
+        node_url=getattr(args, "node_url", None),
     )
     if args.command in ("create", "list") and not (args.public_url or args.host or args.port):
         # Links point where the service of this data folder last said it serves.
@@ -382,6 +390,9 @@ def serve(settings: Settings) -> int:
             app, sock, context, settings.base_url, serving,
             loop_factory=uvloop.new_event_loop if settings.event_loop == "uvloop" else None,
         )  # fmt: skip
+    except KeysDiffer as exc:
+        print(f"consult: refusing to serve: {exc}", file=sys.stderr)
+        return 1
     finally:
         lock.release()
     return 0

@@ -158,6 +158,11 @@ class Settings:
     #: message, a call, a booking) within this long, even past ``link_ttl``; None: it ends at
     #: ``link_ttl`` as the stylist's does. ``CONSULT_LINK_IDLE_MONTHS``.
     link_idle: timedelta | None = timedelta(days=365)
+    # issue 13A: nodes (docs/operations.md, Several nodes)
+    #: The base URL the other nodes reach this one on (default: its own port on loopback).
+    node_url: str | None = None
+    #: Seconds the calls in progress go on after SIGTERM before they move to another node.
+    drain_grace: float = 30.0
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -174,6 +179,8 @@ class Settings:
             raise ValueError("CONSULT_ADMIT_CPU must be a fraction of a core (0 to 1) or off")
         if self.max_calls is not None and self.max_calls < 1:
             raise ValueError("CONSULT_MAX_CALLS must be at least 1")
+        if self.drain_grace < 0:
+            raise ValueError("CONSULT_DRAIN_GRACE must be 0 or more seconds")
         if self.mail_language not in MAIL_LANGUAGES:
             raise ValueError(f"CONSULT_MAIL_LANGUAGE must be one of {', '.join(MAIL_LANGUAGES)}")
         if self.smtp_url is not None:
@@ -313,6 +320,13 @@ class Settings:
             values["admit_cpu"] = None if off else float(env["CONSULT_ADMIT_CPU"])
         if env.get("CONSULT_MAX_CALLS"):
             values["max_calls"] = int(env["CONSULT_MAX_CALLS"])
+        # issue 13A: nodes
+        if env.get("CONSULT_NODE_URL"):
+            values["node_url"] = env["CONSULT_NODE_URL"]
+        if env.get("CONSULT_MEDIA_ADDRESS") and "media_addresses" not in values:
+            values["media_addresses"] = tuple(env["CONSULT_MEDIA_ADDRESS"].split(","))
+        if env.get("CONSULT_DRAIN_GRACE"):
+            values["drain_grace"] = float(env["CONSULT_DRAIN_GRACE"])
         bitrates = {
             name: int(env[f"CONSULT_VIDEO_{name.upper()}_KBPS"])
             for name in ("start", "min", "max")

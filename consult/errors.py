@@ -83,6 +83,13 @@ and a human ``message``. At the HTTP edge an error becomes
     PhotoRefused                  422 "photo-refused": blurry, dark or washed out: take it again
                                   (the body adds the quality gate's ``flags`` and ``hints``)
 
+    Nodes (issue 13A, consult/signaling/ws_relay.py):
+    Disconnect
+    ├── OwnerUnreachable          "owner-unreachable" (close 1013): the node that holds the call
+    │                             cannot be reached now; the page reconnects
+    └── CallMoved                 "call-moved" (close 1012): the call moved to another node (this
+                                  one drains, or lost it); the page reconnects there
+
 Nothing outside this module invents codes: the web pages' message catalogue keys on them.
 """
 
@@ -94,6 +101,7 @@ __all__ = [
     "BookingCancelled",
     "BookingLocked",
     "BookingRateLimited",
+    "CallMoved",
     "CaptureClosed",
     "CheckinNotSent",
     "CheckinSent",
@@ -120,6 +128,7 @@ __all__ = [
     "NoCustomer",
     "NoSkinFound",
     "NotFound",
+    "OwnerUnreachable",
     "PayloadTooLarge",
     "PhotoRefused",
     "ProtocolError",
@@ -556,3 +565,23 @@ class PhotoRefused(ConsultError):
     def to_json(self) -> dict[str, str]:
         # The page shows what to fix (the capture's hints: hold-still, more-light, ...).
         return super().to_json() | {"flags": ",".join(self.flags), "hints": ",".join(self.hints)}
+
+
+# Nodes (issue 13A)
+
+
+class OwnerUnreachable(Disconnect):
+    """The server holding this call cannot be reached right now; trying again in a moment."""
+
+    status = 503
+    code = "owner-unreachable"
+    # Not final: the page reconnects with its back-off (docs/protocol.md, Several nodes).
+    close_code = 1013
+
+
+class CallMoved(Disconnect):
+    """The call is moving to another server; reconnecting."""
+
+    code = "call-moved"
+    # Not final: the page reconnects at once and lands on the call's new node.
+    close_code = 1012

@@ -16,6 +16,7 @@ __all__ = [
     "auth_failures",
     "availability",
     "bookings",
+    "call_owners",
     "captures",
     "chat_reads",
     "checkin_photos",
@@ -32,6 +33,7 @@ __all__ = [
     "mail_recipients",
     "messages",
     "metadata",
+    "nodes",
     "outbox",
     "password_resets",
     "quick_replies",
@@ -682,6 +684,42 @@ checkin_settings = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+
+# issue 13A: nodes and who owns a call
+
+#: The nodes serving one database (consult/recording/nodes.py): where the others reach each
+#: (``url``), the address its media offers, a fingerprint of its keys (never the keys), and
+#: its heartbeat (``alive_until``). A draining node takes no new call.
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("node_id", String(128), primary_key=True),
+    sa.Column("url", String(512), nullable=False),
+    sa.Column("media_address", String(255), nullable=True),
+    sa.Column("keys", String(80), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("alive_until", UTCDateTime(), nullable=False),
+    sa.Column("draining", sa.Boolean(), nullable=False, server_default=sa.false()),
+)
+
+#: Which node owns a consultation's call (consult/recording/call_owners.py): a lease
+#: (``until``) renewed while the call lives, with an epoch that grows with every new owner, so
+#: a node that lost the call learns it at its next renewal. ``node_id`` NULL: released (the
+#: row stays, and with it the epoch).
+call_owners = sa.Table(
+    "call_owners",
+    metadata,
+    sa.Column(
+        "consultation_id",
+        String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("node_id", String(128), nullable=True, index=True),
+    sa.Column("epoch", sa.Integer(), nullable=False),
+    sa.Column("until", UTCDateTime(), nullable=True),
+)
+
 # Cross-node delivery (issue 13C)
 
 #: Who has a conversation open on which node, while the node has peers (consult/conversation.py):
@@ -697,7 +735,7 @@ presence = sa.Table(
         primary_key=True,
     ),
     sa.Column("role", String(16), primary_key=True),
-    sa.Column("node_id", String(200), primary_key=True),
+    sa.Column("node_id", String(128), primary_key=True),
     sa.Column("until", UTCDateTime(), nullable=False),
     sa.Index("ix_presence_node_id", "node_id"),
 )

@@ -37,6 +37,7 @@ from .deletion import Deletion
 from .failures import FailureLog
 from .inbox import Inbox, LastKind
 from .leases import Leases
+from .nodes import Nodes
 from .outbox import Outbox
 from .palette import Palette, SwatchLog
 from .presence import Presence
@@ -227,6 +228,8 @@ class Store:
         self.consents = Consents(db)
         self.bookings = Bookings(db)
         self.checkins = CheckinLog(db)
+        # issue 13A: nodes and who owns a call
+        self.nodes = Nodes(db)
         # Cross-node delivery (issue 13C)
         self.presence = Presence(db)
 

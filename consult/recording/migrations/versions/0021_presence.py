@@ -1,7 +1,7 @@
 """presence: who has a conversation open on which node (cross-node delivery, issue 13C)
 
 Revision ID: 0021
-Revises: 0019
+Revises: 0020
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision = "0019"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
@@ -26,7 +26,7 @@ def upgrade() -> None:
             primary_key=True,
         ),
         sa.Column("role", sa.String(16), primary_key=True),
-        sa.Column("node_id", sa.String(200), primary_key=True),
+        sa.Column("node_id", sa.String(128), primary_key=True),
         sa.Column("until", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_presence_node_id", "presence", ["node_id"])
