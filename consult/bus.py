@@ -25,12 +25,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
 import msgspec
 from aiohttp import WSMsgType, web
 
+from .errors import Unauthorized
 from .roles import Role
 
 __all__ = [
@@ -196,7 +196,7 @@ class _Link:
 
     async def _run(self) -> None:
         failures = 0
-        path = BUS_PATH + "?" + urlencode({"node": self._bus.node})
+        path = BUS_PATH
         url = self.peer.url.rstrip("/") + path
         while True:
             try:
@@ -245,15 +245,15 @@ class Bus:
         node: str,
         live: Callable[[], Awaitable[list[Peer]]],
         sign: Callable[[str], Mapping[str, str]],
-        verify: Callable[[web.Request], bool],
+        verify: Callable[[web.Request], str | None],
         *,
         refresh: float = 2.0,
         heartbeat: float = 5.0,
         slack: timedelta = timedelta(seconds=30),
     ) -> None:
         """``live``: the nodes alive now (``Nodes.live()``); ``sign``: the headers that
-        authenticate a link's request (its path and query) as this node's; ``verify``: whether
-        a request comes from a node (consult/nodes.py); ``slack``: how far
+        authenticate a link's request (its path and query) as this node's; ``verify``: the node
+        a request comes from (None: none; consult/nodes.py); ``slack``: how far
         the nodes' clocks may disagree (a re-read after a link was down goes this far back)."""
         self.node = node
         self.sign = sign
@@ -339,9 +339,9 @@ class Bus:
 
     async def accept(self, request: web.Request) -> web.WebSocketResponse:
         """A peer's link to this node (the handler of ``BUS_PATH``): its hints, until it goes."""
-        if not self._verify(request):
-            raise web.HTTPForbidden(text="nodes only")
-        node_id = request.query.get("node", "")
+        node_id = self._verify(request)
+        if node_id is None:
+            raise Unauthorized("Only the service's nodes link here.")
         ws = web.WebSocketResponse(heartbeat=self.heartbeat)
         await ws.prepare(request)
         task = asyncio.current_task()

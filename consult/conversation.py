@@ -554,9 +554,7 @@ class Conversations:
                 await self._store.presence.put(self._store.node, [], _lease_end(), only=True)
             return
         self._sharing = True
-        await self._store.presence.put(
-            self._store.node, list(self._here), _lease_end(), only=True
-        )
+        await self._store.presence.put(self._store.node, list(self._here), _lease_end(), only=True)
 
 
 def _lease_end() -> datetime:

@@ -143,7 +143,6 @@ class Inbox:
             )
         return bool(claimed.rowcount)
 
-
     async def changed_since(self, since: datetime) -> list[tuple[str, int]]:
         """Conversations with a message stored at ``since`` or later, and their last message's
         number: what a node whose link from another was down may have missed."""

@@ -85,4 +85,4 @@ class Presence:
                 .where(p.consultation_id == consultation_id, p.node_id != node, p.until > now)
                 .distinct()
             )
-            return set(roles)  # type: ignore[arg-type]
+            return set(roles)

@@ -319,9 +319,11 @@ async def inbox_websocket(request: web.Request) -> web.WebSocketResponse:
     async def ended() -> None:
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
 
-    async with conversations.subscribe(None, "staff") as subscription:
-        async with subscription.forwarding(send, ended):
-            # The inbox only listens: what staff do goes over HTTP (docs/protocol.md).
-            async for _ in ws:
-                pass
+    async with (
+        conversations.subscribe(None, "staff") as subscription,
+        subscription.forwarding(send, ended),
+    ):
+        # The inbox only listens: what staff do goes over HTTP (docs/protocol.md).
+        async for _ in ws:
+            pass
     return ws
