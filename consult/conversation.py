@@ -65,6 +65,10 @@ Reader = Literal["customer", "stylist", "staff"]
 #: peers, every 2 s: a node that dies leaves its sides present this long at most).
 PRESENCE_LEASE = timedelta(seconds=10)
 
+#: How far the nodes' clocks may disagree (NTP keeps them far closer): a message another node
+#: stored this long before a reader subscribed may still be one it has not seen.
+CLOCK_SKEW = timedelta(seconds=2)
+
 #: The conversations a subscriber to all of them (the inbox) keeps its place in; beyond, the
 #: least recent is forgotten (its next message is handed over as if it were the first).
 MAX_FOLLOWED = 10_000
@@ -153,6 +157,7 @@ class Subscription:
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         #: The last message handed over, per conversation: none twice, none after a gap.
         self._cursors: OrderedDict[str, int] = OrderedDict()
+        self._opened_at = datetime.now(UTC)
 
     def follows(self, consultation_id: str) -> bool:
         return self.consultation_id in (None, consultation_id)
@@ -185,8 +190,13 @@ class Subscription:
             cursor = self.cursor(event.consultation_id)
             if cursor is not None and event.message.seq <= cursor:
                 return
+            if cursor is None and not event.here and self._before(event.message.created_at):
+                return  # read again after a link was down, and stored before this reader came
             self._move(event.consultation_id, event.message.seq)
         self.put(event)
+
+    def _before(self, at: datetime) -> bool:
+        return at < self._opened_at - CLOCK_SKEW
 
     def put(self, event: Event) -> None:
         self._queue.put_nowait(event)
