@@ -1,12 +1,17 @@
 """The bus between nodes: its pure parts (hints on the wire, which links to hold, the backoff)
-in milliseconds."""
+in milliseconds, and who may link to a node. Two real nodes: tests/test_conversation_nodes.py."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
 import msgspec
 import pytest
+from aiohttp.test_utils import TestServer
 
 from consult.bus import (
+    BUS_PATH,
     AwayNoticeHint,
     Connect,
     Disconnect,
@@ -19,6 +24,9 @@ from consult.bus import (
     decode,
     encode,
 )
+from consult.nodes import node_secret, sign
+
+from .conftest import STAFF_KEY
 
 
 def test_hints_go_over_the_wire_and_back() -> None:
@@ -64,3 +72,26 @@ def test_a_link_per_live_peer_made_and_dropped_as_the_peers_change() -> None:
 def test_reconnecting_backs_off_to_a_ceiling() -> None:
     assert [backoff(n) for n in range(1, 9)] == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
     assert backoff(0) == 0.1
+
+
+async def test_only_the_services_nodes_link_here(server: TestServer) -> None:
+    url = server.make_url(BUS_PATH)
+    now = datetime.now(UTC)
+    forged = sign(node_secret("another staff key"), "node-x", "GET", BUS_PATH, now)
+    stale = sign(node_secret(STAFF_KEY), "node-x", "GET", BUS_PATH, now - timedelta(hours=1))
+    async with aiohttp.ClientSession() as session:
+        for headers in ({}, forged, stale):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(url, headers=headers)
+            assert refused.value.status == 401
+        async with session.get(url, headers=forged) as r:
+            assert r.status == 401 and (await r.json())["error"]["code"] == "unauthorized"
+        # A node of this service (the staff key's secret, now) is linked.
+        signed = sign(node_secret(STAFF_KEY), "node-x", "GET", BUS_PATH, datetime.now(UTC))
+        async with session.ws_connect(url, headers=signed) as ws:
+            await ws.send_bytes(encode(MessagesHint("unknown", 1)))
+            await ws.send_str("not a hint")  # logged and ignored: the link stays
+            await ws.send_bytes(encode(ReadHint("unknown", "customer")))
+            # The node never answers on a link, nor closes it for that.
+            with pytest.raises(TimeoutError):
+                await ws.receive(timeout=0.3)
