@@ -331,6 +331,21 @@ async def test_a_link_that_loses_hints_and_breaks_loses_nothing(nodes: TwoNodes)
         await inbox.close()
 
 
+async def test_links_revoked_through_b_end_the_pages_on_a(nodes: TwoNodes) -> None:
+    consultation = await create_consultation(nodes.a, STAFF, customer_name="Rae")
+    customer = CallClient(
+        nodes.a, nodes.ws("a", "/ws/conversation", consultation["customer_link"]), "customer"
+    )
+    try:
+        await customer.connect("conversation")
+        async with nodes.b.post(f"/api/consultations/{consultation['id']}/revoke-links") as r:
+            assert r.status == 200
+        assert (await customer.expect("error"))["code"] == "revoked"
+        assert await customer.closed() == 4403
+    finally:
+        await customer.close()
+
+
 async def test_the_swatch_on_screen_is_the_same_on_either_node(nodes: TwoNodes) -> None:
     """Shown in a call on A; the call later held on B shows the same swatch."""
     consultation = await create_consultation(nodes.a, STAFF, customer_name="Lin")
