@@ -258,6 +258,9 @@ class Conversations:
         self._here: Counter[tuple[str, Role]] = Counter()
         self._sharing = False
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Messages being posted through this node (consultation, sender, client id): one of
+        #: them read from the store before its own post delivers it is still this node's.
+        self._posting: Counter[tuple[str, Role, str]] = Counter()
 
     async def close(self) -> None:
         """Shut down: every subscription ends (its reader closes its websocket), and this
@@ -358,18 +361,26 @@ class Conversations:
         ``conn``: stored in the caller's transaction (due work's handler, consult/due.py, whose
         ``client_id`` is the work's key); delivered at once, before that transaction commits:
         should it roll back, the run is repeated and the same message stored then."""
-        message, new = await self._store.add_message(
-            consultation_id,
-            sender,
-            client_id,
-            text,
-            still_id=still.id if still else None,
-            attachment_id=attachment.id if attachment else None,
-            conn=conn,
-        )
-        posted = await self._posted(message, new)
+        key = (consultation_id, sender, client_id)
+        self._posting[key] += 1
+        try:
+            message, new = await self._store.add_message(
+                consultation_id,
+                sender,
+                client_id,
+                text,
+                still_id=still.id if still else None,
+                attachment_id=attachment.id if attachment else None,
+                conn=conn,
+            )
+            posted = await self._posted(message, new)
+            if new:
+                await self._deliver(consultation_id, message.seq, posted)
+        finally:
+            self._posting[key] -= 1
+            if not self._posting[key]:
+                del self._posting[key]
         if new:
-            await self._deliver(consultation_id, message.seq, posted)
             self._hint(MessagesHint(consultation_id, message.seq))
             if sender == "customer" and "stylist" not in posted.present:
                 await self._away_notice(consultation_id)
@@ -436,7 +447,13 @@ class Conversations:
         return [
             posted
             if posted is not None and m.seq == posted.message.seq
-            else await self._posted(m, True, unread=unread, present=present, here=False)
+            else await self._posted(
+                m,
+                True,
+                unread=unread,
+                present=present,
+                here=(m.consultation_id, m.sender, m.client_id) in self._posting,
+            )
             for m in stored
         ]
 
