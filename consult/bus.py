@@ -12,7 +12,7 @@ to every other live node (``Nodes.live()``, refreshed), sends its hints on it an
 with backoff; it hears the others' hints on the links they opened to it. A node alone on its
 database opens none and sends nothing.
 
-The pure parts (the hints' wire form, which links to open and close, the backoff) have no I/O;
+The pure parts (the hints' wire form, which links to open and close) have no I/O;
 ``Bus`` is their asyncio adapter.
 """
 
@@ -31,10 +31,12 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from .errors import Unauthorized
+from .mail.policy import RetryPolicy
 from .roles import Role
 
 __all__ = [
     "BUS_PATH",
+    "RECONNECT",
     "AwayNoticeHint",
     "Bus",
     "Connect",
@@ -47,7 +49,6 @@ __all__ = [
     "Peer",
     "ReadHint",
     "Refreshed",
-    "backoff",
     "decode",
     "encode",
 ]
@@ -141,9 +142,8 @@ class Links:
         return actions
 
 
-def backoff(failures: int, first: float = 0.1, most: float = 5.0) -> float:
-    """Seconds before the next attempt after ``failures`` failed ones in a row."""
-    return float(min(most, first * 2 ** max(0, failures - 1)))
+#: A link made again after ``RECONNECT.delay(failures)``: 0.1 s, doubling up to 5 s.
+RECONNECT = RetryPolicy(first=timedelta(seconds=0.1), cap=timedelta(seconds=5))
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,7 @@ class _Link:
                     self.up = False
                     logger.info("bus: link to %s lost", self.peer.node_id)
             failures += 1
-            await asyncio.sleep(backoff(failures))
+            await asyncio.sleep(RECONNECT.delay(failures).total_seconds())
 
     async def _pump(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         # The peer sends nothing: reading only tells when it is gone.

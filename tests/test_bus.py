@@ -1,5 +1,6 @@
-"""The bus between nodes: its pure parts (hints on the wire, which links to hold, the backoff)
-in milliseconds, and who may link to a node. Two real nodes: tests/test_conversation_nodes.py."""
+"""The bus between nodes: its pure parts (hints on the wire, which links to hold, the delays
+before a link is made again) in milliseconds, and who may link to a node. Two real nodes:
+tests/test_conversation_nodes.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from consult.bus import (
     BUS_PATH,
+    RECONNECT,
     AwayNoticeHint,
     Connect,
     Disconnect,
@@ -20,7 +22,6 @@ from consult.bus import (
     MessagesHint,
     Peer,
     ReadHint,
-    backoff,
     decode,
     encode,
 )
@@ -70,8 +71,8 @@ def test_a_link_per_live_peer_made_and_dropped_as_the_peers_change() -> None:
 
 
 def test_reconnecting_backs_off_to_a_ceiling() -> None:
-    assert [backoff(n) for n in range(1, 9)] == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
-    assert backoff(0) == 0.1
+    delays = [RECONNECT.delay(n).total_seconds() for n in range(1, 9)]
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
 
 
 async def test_only_the_services_nodes_link_here(server: TestServer) -> None:
