@@ -71,9 +71,9 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
         proc.wait()
 
 
-async def wait_healthy(port: int) -> None:
+async def wait_healthy(port: int, seconds: float = 20) -> None:
     async with aiohttp.ClientSession() as session:
-        for _ in range(200):
+        for _ in range(int(seconds * 10)):
             try:
                 async with session.get(f"http://127.0.0.1:{port}/healthz") as r:
                     if r.status == 200 and await r.json() == {"status": "ok"}:

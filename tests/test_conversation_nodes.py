@@ -13,7 +13,7 @@ import subprocess
 import threading
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -23,7 +23,9 @@ from cryptography.fernet import Fernet
 
 from consult.recording.database import Database
 from consult.recording.presence import Presence
+from consult.salon import DAYS
 
+from .attachment_media import pdf
 from .client import CallClient
 from .conftest import STAFF_KEY, create_consultation, token_of
 from .mail import SALON
@@ -65,7 +67,7 @@ async def _metric(session: aiohttp.ClientSession, name: str) -> float:
 
 async def links_up(*sessions: aiohttp.ClientSession) -> None:
     """Until every node's links to and from the other are up."""
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(60):
         for session in sessions:
             for direction in ("out", "in"):
                 while await _metric(session, f"consult_bus_links_{direction}") < 1:
@@ -135,12 +137,13 @@ async def nodes(
     )
     b: subprocess.Popen[str] | None = None
     try:
-        await wait_healthy(port_a)  # A migrates the database; B finds it done
+        # A migrates the database (B finds it done): slow on a loaded machine.
+        await wait_healthy(port_a, seconds=60)
         b = _drained(
             start_serve(root / "b", port_b, environment=env | {"CONSULT_NODE_ID": "node-b"}),
             "node B",
         )
-        await wait_healthy(port_b)
+        await wait_healthy(port_b, seconds=60)
         async with (
             aiohttp.ClientSession(f"http://127.0.0.1:{port_a}", headers=STAFF) as session_a,
             aiohttp.ClientSession(f"http://127.0.0.1:{port_b}", headers=STAFF) as session_b,
@@ -362,5 +365,39 @@ async def test_the_swatch_on_screen_is_the_same_on_either_node(nodes: TwoNodes) 
     try:
         welcome = await customer.connect()
         assert welcome["swatch"] == swatch
+    finally:
+        await customer.close()
+
+
+async def test_the_away_notice_given_through_b_reaches_the_customer_on_a(
+    nodes: TwoNodes,
+) -> None:
+    """The customer's file goes up through B while the salon is closed: B gives the away notice
+    once, and the customer's page on A shows it. (Last: the salon stays closed.)"""
+    other_day = DAYS[(datetime.now(UTC) + timedelta(days=2)).weekday()]
+    hours = {"timezone": "UTC", "hours": {other_day: [["09:00", "10:00"]]},
+             "away_message": "Closed, back soon."}  # fmt: skip
+    async with nodes.a.put("/api/salon", json=hours) as r:
+        assert r.status == 200
+    consultation = await create_consultation(nodes.a, STAFF, customer_name="Ivy")
+    link = consultation["customer_link"]
+    customer = CallClient(nodes.a, nodes.ws("a", "/ws/conversation", link), "customer")
+    try:
+        await customer.connect("conversation")
+        # As the customer (her link's token in place of the staff key).
+        async with nodes.b.post(
+            f"/api/consultations/{consultation['id']}/attachments",
+            params={"kind": "file", "id": "f1", "name": "nails.pdf"},
+            data=pdf(),
+            headers={
+                "Authorization": f"Bearer {token_of(link)}",
+                "Content-Type": "application/pdf",
+            },
+        ) as r:
+            assert r.status == 201, await r.text()
+        sent = await customer.expect("chat")
+        assert sent["attachment"]["kind"] == "file" and sent["seq"] == 1
+        away = await customer.expect("away")
+        assert away["message"] == "Closed, back soon." and away["next_open"]
     finally:
         await customer.close()
