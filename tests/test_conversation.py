@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from consult.appkeys import CONVERSATIONS
+from consult.appkeys import BUS, CONVERSATIONS, STORE
 from consult.conversation import AwayNoticed, Posted, ReadMoved, Subscription, away_period
 from consult.recording.store import ChatMessage
 from consult.salon import DAYS, Hours, Salon
@@ -273,3 +273,18 @@ async def test_messages_posted_at_once_reach_a_subscriber_in_order_once(
         await conversations.post(cid, "stylist", "s", "and one more")
         following = await asyncio.wait_for(anext(page), 5)
         assert isinstance(following, Posted) and following.message.seq == 31
+
+
+async def test_a_node_alone_shares_nothing(
+    server: TestServer, consultation: dict[str, Any], conversation_clients: Open
+) -> None:
+    """No other live node: no link, no hint, no presence row; who is present is this node's."""
+    store, conversations = server.app[STORE], server.app[CONVERSATIONS]
+    customer = conversation_clients("customer", consultation["customer_link"])
+    await customer.connect("conversation")
+    posted = await conversations.post(consultation["id"], "stylist", "s1", "Hello")
+    assert posted.present == frozenset({"customer"})
+    assert not server.app[BUS].peered and server.app[BUS].links() == (0, 0)
+    assert (
+        await store.presence.elsewhere(consultation["id"], "elsewhere", datetime.now(UTC)) == set()
+    )
