@@ -23,6 +23,7 @@ from .appkeys import (
     BACKUPS,
     BOOKING,
     BOOKING_RATE,
+    BUS,
     CONVERSATIONS,
     CUSTOMERS,
     DUE_HANDLERS,
@@ -44,6 +45,7 @@ from .appkeys import (
 )
 from .auth import setup_sessions
 from .booking import BookingService
+from .bus import BUS_PATH, Bus, Peer
 from .checkins import KIND as CHECKIN_KIND
 from .checkins import Aftercare
 from .config import Settings, backup_secret, load_staff_key
@@ -161,6 +163,31 @@ async def repair(
     if finished:
         logger.warning("removed %d files of a deletion interrupted before", finished)
     await stills.start()
+
+
+async def _bus(app: web.Application) -> AsyncIterator[None]:
+    """The links to the other nodes: what changes in a conversation here is hinted to them,
+    and what they hint is delivered here (``Conversations.follow``)."""
+    node = app[NODE]
+
+    async def live() -> list[Peer]:
+        return [Peer(n.node_id, n.url) for n in await node.live()]
+
+    def verify(request: web.Request) -> str | None:
+        call = node.verify(request.headers, request.method, request.path_qs)
+        return call.node_id if call is not None else None
+
+    bus = Bus(node.node_id, live, lambda path: node.sign("GET", path), verify)
+    bus.start()
+    app[BUS] = bus
+    following = asyncio.create_task(app[CONVERSATIONS].follow(bus))
+    yield
+    await bus.close()
+    await asyncio.wait([following])
+
+
+async def _bus_link(request: web.Request) -> web.WebSocketResponse:
+    return await request.app[BUS].accept(request)
 
 
 async def _backups(app: web.Application) -> AsyncIterator[None]:
@@ -317,6 +344,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics(
         lambda: app.get(HUB),
         lambda: backups.status if (backups := app.get(BACKUPS)) is not None else None,
+        bus=lambda: bus.links() if (bus := app.get(BUS)) is not None else None,
     )
     app[AUTH_FAILURES] = FailureLimiter(shared=lambda: _shared_failures(app))
     app[ATTACHMENT_RATE] = SenderBuckets(settings.message_rate, settings.message_burst)
@@ -342,6 +370,9 @@ def create_app(settings: Settings) -> web.Application:
         CHECKIN_KIND: lambda app: app[AFTERCARE].run_due,
     }
     app.cleanup_ctx.append(_due)
+    # Cross-node delivery (issue 13C)
+    app.cleanup_ctx.append(_bus)
+    app.router.add_get(BUS_PATH, _bus_link)
     app.on_startup.append(_draw_cards)
     app.on_shutdown.append(_close_calls)
     # Workers (issue 13B): which worker answered, for an operator (and a test) to see the

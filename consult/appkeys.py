@@ -8,6 +8,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from .booking import BookingService
+from .bus import Bus
 from .checkins import Aftercare
 from .config import Settings
 from .conversation import Conversations
@@ -40,6 +41,7 @@ __all__ = [
     "BACKUPS",
     "BOOKING",
     "BOOKING_RATE",
+    "BUS",
     "CONVERSATIONS",
     "CUSTOMERS",
     "DUE_HANDLERS",
@@ -119,3 +121,7 @@ AFTERCARE = web.AppKey("aftercare", Aftercare)
 #: This node: its identity among the nodes sharing the database, the node-to-node secret,
 #: its heartbeat, and a client session for requests to other nodes.
 NODE = web.AppKey("node", Node)
+
+# Cross-node delivery (issue 13C)
+#: The links to the other nodes: conversations' hints out and in (consult/bus.py).
+BUS = web.AppKey("bus", Bus)

@@ -39,6 +39,8 @@ class Metrics:
         self,
         hub: Callable[[], Hub | None],
         backups: Callable[[], BackupStatus | None] = lambda: None,
+        *,
+        bus: Callable[[], tuple[int, int] | None] = lambda: None,
     ) -> None:
         self._hub = hub
         self.registry = CollectorRegistry()
@@ -132,6 +134,20 @@ class Metrics:
             ["kind", "outcome"],
             registry=self.registry,
         )
+
+        # Cross-node delivery (issue 13C): the links to and from the other nodes that are up.
+        def links(index: int) -> Callable[[], float]:
+            def value() -> float:
+                up = bus()
+                return float(up[index]) if up is not None else 0.0
+
+            return value
+
+        for index, name, help_text in (
+            (0, "consult_bus_links_out", "Links to other nodes that are up"),
+            (1, "consult_bus_links_in", "Links from other nodes that are up"),
+        ):
+            Gauge(name, help_text, registry=self.registry).set_function(links(index))
 
     def error(self, code: str, via: Literal["http", "ws"]) -> None:
         self._errors.labels(code, via).inc()

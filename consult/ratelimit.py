@@ -9,7 +9,10 @@ Several nodes on one database share the count (``shared``, the store's FailureLo
 that has seen an address fail also asks the database how often it failed on every node, so a
 client cannot try the limit on each node in turn. Addresses that never failed here cost no
 query. The message rate (``TokenBucket``) is per websocket connection, and a connection lives
-on one node: it needs no sharing.
+on one node: it needs no sharing. ``SenderBuckets`` stay per node on purpose: they bound the
+work one node does for one sender (bodies read, files probed and written), as the websocket's
+rate does per connection; the bound grows with the nodes, which guessing's must not
+(docs/operations.md, Why the HTTP rates stay per node).
 """
 
 from __future__ import annotations

@@ -113,9 +113,9 @@ class Output:
         return found
 
 
-async def wait_healthy(port: int) -> None:
+async def wait_healthy(port: int, seconds: float = 20) -> None:
     async with aiohttp.ClientSession() as session:
-        for _ in range(200):
+        for _ in range(int(seconds * 10)):
             try:
                 async with session.get(f"http://127.0.0.1:{port}/healthz") as r:
                     if r.status == 200 and await r.json() == {"status": "ok"}:

@@ -12,8 +12,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from consult.appkeys import CONVERSATIONS
-from consult.conversation import AwayNoticed, Posted, ReadMoved, away_period
+from consult.appkeys import BUS, CONVERSATIONS, STORE
+from consult.conversation import AwayNoticed, Posted, ReadMoved, Subscription, away_period
+from consult.recording.store import ChatMessage
 from consult.salon import DAYS, Hours, Salon
 
 from .client import CallClient
@@ -137,7 +138,7 @@ async def test_subscribers_get_events_and_who_was_present(
     """What 15C's "a staff message posted while the customer is away" hook reads: ``present``."""
     conversations = server.app[CONVERSATIONS]
     cid = consultation["id"]
-    with conversations.subscribe(None, "staff") as everything:
+    async with conversations.subscribe(None, "staff") as everything:
         posted = await conversations.post(cid, "stylist", "s1", "Hello?")
         event = await asyncio.wait_for(anext(everything), 5)
         assert isinstance(event, Posted) and event == posted
@@ -187,7 +188,7 @@ async def test_the_away_notice_comes_once_per_closed_period(
     customer = conversation_clients("customer", consultation["customer_link"])
     opened = await customer.connect("conversation")
     assert opened["salon"]["open"] is False
-    with server.app[CONVERSATIONS].subscribe(consultation["id"], "staff") as staff_side:
+    async with server.app[CONVERSATIONS].subscribe(consultation["id"], "staff") as staff_side:
         await customer.send({"type": "chat", "text": "Hello?", "id": "1"})
         await customer.expect("chat")
         away = await customer.expect("away")
@@ -219,3 +220,72 @@ async def test_shutdown_closes_conversation_and_inbox_sockets_with_going_away(
     await server.close()
     assert await customer.closed() == 1001
     assert await inbox.closed() == 1001
+
+
+def _posted(seq: int, *, here: bool = True, at: datetime | None = None) -> Posted:
+    message = ChatMessage("c1", seq, f"m{seq}", "customer", "hi", at or datetime.now(UTC))
+    return Posted(message, None, True, 0, frozenset(), here=here)
+
+
+async def _queued(subscription: Subscription) -> list[int]:
+    """The messages queued for the subscription (which ends)."""
+    subscription.end()
+    return [e.message.seq async for e in subscription if isinstance(e, Posted)]
+
+
+async def test_a_subscriber_gets_each_message_once_from_where_it_is() -> None:
+    page = Subscription("c1", "customer")
+    page.start_after(2)  # its history
+    for seq in (1, 2, 3, 3, 4, 2):
+        page.offer(_posted(seq))
+    assert page.cursor("c1") == 4
+    # Its history read late (what it holds was delivered already): the place never goes back.
+    page.start_after(3)
+    assert page.cursor("c1") == 4
+    assert await _queued(page) == [3, 4]
+
+
+async def test_the_inbox_is_not_told_again_of_what_was_there_before_it_opened() -> None:
+    inbox = Subscription(None, "staff")
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    # Read again after a link to another node was made: stored before the inbox opened.
+    inbox.offer(_posted(7, here=False, at=long_ago))
+    assert inbox.cursor("c1") is None
+    # A new message (here, or read after a hint) is its first of that conversation.
+    inbox.offer(_posted(8, here=False))
+    inbox.offer(_posted(9))
+    assert await _queued(inbox) == [8, 9]
+
+
+async def test_messages_posted_at_once_reach_a_subscriber_in_order_once(
+    server: TestServer, consultation: dict[str, Any]
+) -> None:
+    """Concurrent posts finish out of order: a subscriber that sees a later one first is
+    handed the earlier ones from the store, and not again when their own post delivers them."""
+    conversations = server.app[CONVERSATIONS]
+    cid = consultation["id"]
+    async with conversations.subscribe(cid, "stylist") as page:
+        await conversations.history(cid, page)
+        await asyncio.gather(
+            *(conversations.post(cid, "customer", f"c{i}", f"hi {i}") for i in range(30))
+        )
+        got = [await asyncio.wait_for(anext(page), 5) for _ in range(30)]
+        assert [e.message.seq for e in got if isinstance(e, Posted)] == list(range(1, 31))
+        await conversations.post(cid, "stylist", "s", "and one more")
+        following = await asyncio.wait_for(anext(page), 5)
+        assert isinstance(following, Posted) and following.message.seq == 31
+
+
+async def test_a_node_alone_shares_nothing(
+    server: TestServer, consultation: dict[str, Any], conversation_clients: Open
+) -> None:
+    """No other live node: no link, no hint, no presence row; who is present is this node's."""
+    store, conversations = server.app[STORE], server.app[CONVERSATIONS]
+    customer = conversation_clients("customer", consultation["customer_link"])
+    await customer.connect("conversation")
+    posted = await conversations.post(consultation["id"], "stylist", "s1", "Hello")
+    assert posted.present == frozenset({"customer"})
+    assert not server.app[BUS].peered and server.app[BUS].links() == (0, 0)
+    assert (
+        await store.presence.elsewhere(consultation["id"], "elsewhere", datetime.now(UTC)) == set()
+    )

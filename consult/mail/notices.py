@@ -219,10 +219,12 @@ class Notices:
 async def email_replies(conversations: Conversations, notices: Notices) -> None:
     """Staff answering a customer who is away emails them: every conversation's messages are
     followed (as the inbox follows them) until the conversation service closes."""
-    with conversations.subscribe(None, "staff") as events:
+    async with conversations.subscribe(None, "staff") as events:
         async for event in events:
             if not isinstance(event, Posted) or event.message.sender != "stylist":
                 continue
+            if not event.here:
+                continue  # posted through another node: that node emails
             if "customer" in event.present or event.message.client_id.startswith(AUTOMATIC):
                 continue
             try:

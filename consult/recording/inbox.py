@@ -172,6 +172,18 @@ class Inbox:
             )
         return bool(claimed.rowcount)
 
+    async def changed_since(self, since: datetime) -> list[tuple[str, int]]:
+        """Conversations with a message stored at ``since`` or later, and their last message's
+        number: what a node whose link from another was down may have missed."""
+        v = conversations.c
+        async with self._db.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(v.consultation_id, v.last_seq).where(v.last_at >= since)
+                )
+            ).all()
+        return [(row.consultation_id, int(row.last_seq)) for row in rows]
+
 
 def _item(row: Any) -> InboxItem:
     last = (

@@ -723,3 +723,23 @@ call_owners = sa.Table(
     sa.Column("epoch", sa.Integer(), nullable=False),
     sa.Column("until", UTCDateTime(), nullable=True),
 )
+
+# Cross-node delivery (issue 13C)
+
+#: Who has a conversation open on which node, while the node has peers (consult/conversation.py):
+#: a row per side and node, held ``until`` the node's next renewal, so a node that dies
+#: leaves nobody present for long.
+presence = sa.Table(
+    "presence",
+    metadata,
+    sa.Column(
+        "consultation_id",
+        String(32),
+        sa.ForeignKey("consultations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("role", String(16), primary_key=True),
+    sa.Column("node_id", String(128), primary_key=True),
+    sa.Column("until", UTCDateTime(), nullable=False),
+    sa.Index("ix_presence_node_id", "node_id"),
+)

@@ -43,6 +43,7 @@ from .leases import Leases
 from .nodes import Nodes
 from .outbox import Outbox
 from .palette import Palette, SwatchLog
+from .presence import Presence
 from .quick_replies import QuickReplies
 from .recordings import Recordings
 from .schema import (
@@ -233,6 +234,8 @@ class Store:
         # issue 13A: nodes and who owns a call
         self.nodes = Nodes(db)
         self.call_owners = CallOwners(db)
+        # Cross-node delivery (issue 13C)
+        self.presence = Presence(db)
 
     @classmethod
     async def open(
@@ -713,19 +716,20 @@ class Store:
         async with self._db.connect() as conn:
             return await _message_by_client_id(conn, consultation_id, sender, client_id)
 
-    async def messages(self, consultation_id: str) -> list[ChatMessage]:
+    async def messages(
+        self, consultation_id: str, *, after: int = 0, upto: int | None = None
+    ) -> list[ChatMessage]:
+        """The conversation's messages in order; those numbered after ``after`` and up to
+        ``upto`` (a node catching up with what another node stored: consult/conversation.py)."""
+        query = (
+            messages.select()
+            .where(messages.c.consultation_id == consultation_id, messages.c.seq > after)
+            .order_by(messages.c.seq)
+        )
+        if upto is not None:
+            query = query.where(messages.c.seq <= upto)
         async with self._db.connect() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        messages.select()
-                        .where(messages.c.consultation_id == consultation_id)
-                        .order_by(messages.c.seq)
-                    )
-                )
-                .mappings()
-                .all()
-            )
+            rows = (await conn.execute(query)).mappings().all()
         return [ChatMessage(**row) for row in rows]
 
     async def mark_read(self, consultation_id: str, role: Role, seq: int) -> int:

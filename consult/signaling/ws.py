@@ -266,7 +266,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         request.app[METRICS].error(exc.code, "ws")
         await participant.disconnect(exc)
         return ws
-    with conversations.subscribe(grant.consultation_id, grant.role) as subscription:
+    async with conversations.subscribe(grant.consultation_id, grant.role) as subscription:
         try:
             call = await hub.join(participant)
         except (ServerBusy, CallMoved, OwnerUnreachable, StorageFailed) as exc:
@@ -277,7 +277,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             # and one announced after it is held for this participant until the welcome is out.
             consultation = await store.get_consultation(grant.consultation_id)
             board = await store.swatch_log.board(grant.consultation_id)
-            history = await conversations.history(grant.consultation_id)
+            history = await conversations.history(grant.consultation_id, subscription)
             await participant.welcome(
                 Welcome(
                     role=grant.role,
@@ -329,9 +329,9 @@ async def conversation_websocket(request: web.Request) -> web.WebSocketResponse:
     if side is None:
         return ws
     grant = Grant(side.consultation_id, side.role)
-    with conversations.subscribe(grant.consultation_id, grant.role) as subscription:
+    async with conversations.subscribe(grant.consultation_id, grant.role) as subscription:
         consultation = await store.get_consultation(grant.consultation_id)
-        history = await conversations.history(grant.consultation_id)
+        history = await conversations.history(grant.consultation_id, subscription)
         await side.welcome(
             ConversationOpened(
                 role=grant.role,
@@ -380,9 +380,11 @@ async def inbox_websocket(request: web.Request) -> web.WebSocketResponse:
     async def ended() -> None:
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
 
-    with conversations.subscribe(None, "staff") as subscription:
-        async with subscription.forwarding(send, ended):
-            # The inbox only listens: what staff do goes over HTTP (docs/protocol.md).
-            async for _ in ws:
-                pass
+    async with (
+        conversations.subscribe(None, "staff") as subscription,
+        subscription.forwarding(send, ended),
+    ):
+        # The inbox only listens: what staff do goes over HTTP (docs/protocol.md).
+        async for _ in ws:
+            pass
     return ws
