@@ -1,7 +1,7 @@
 """inbox versions: each consultation's count of changes to its inbox summary
 
 Revision ID: 0022
-Revises: 0019
+Revises: 0021
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0022"
-down_revision = "0019"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
