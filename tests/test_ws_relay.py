@@ -92,7 +92,8 @@ async def failover(cluster: Cluster, http: aiohttp.ClientSession) -> None:
         deadline = time.monotonic() + 30
         customer = await join(http, customer_url, "customer", deadline)
         clients.append(customer)
-        assert await owner_of(cluster, consultation["id"]) == ("node-a", 1)
+        owner, epoch = await owner_of(cluster, consultation["id"])
+        assert owner == "node-a"
         stylist = await join(http, stylist_url, "stylist", deadline)
         clients.append(stylist)
         # Relayed through b, the stylist sees what a direct client sees (protocol v1).
@@ -132,7 +133,8 @@ async def failover(cluster: Cluster, http: aiohttp.ClientSession) -> None:
         print(f"\nfailover ({cluster.database_url.split(':')[0]}): media both ways again"
               f" {back:.2f} s after the owner was killed")  # fmt: skip
         assert back < FAILOVER_S
-        assert await owner_of(cluster, consultation["id"]) == ("node-b", 2)
+        owner, later = await owner_of(cluster, consultation["id"])
+        assert owner == "node-b" and later > epoch
         # Nothing acknowledged was lost: both messages are in the history of both.
         for client in (customer, stylist):
             assert client.welcome is not None
@@ -164,7 +166,7 @@ async def test_failover_on_one_sqlite_file(tmp_path: Path, http: aiohttp.ClientS
 async def test_drain_moves_calls_after_the_grace(
     pg_cluster: Cluster, http: aiohttp.ClientSession
 ) -> None:
-    grace = 3.0
+    grace = 6.0
     pg_cluster.nodes["node-a"].environment["CONSULT_DRAIN_GRACE"] = str(grace)
     a = pg_cluster.nodes["node-a"]
     if a.proc is None or a.proc.poll() is not None:
@@ -194,7 +196,7 @@ async def test_drain_moves_calls_after_the_grace(
         newcomer = await join(http, ws_url(via_a.port, other["customer_link"]), "customer",
                               deadline)  # fmt: skip
         clients.append(newcomer)
-        assert await owner_of(pg_cluster, other["id"]) == ("node-b", 1)
+        assert (await owner_of(pg_cluster, other["id"]))[0] == "node-b"
         # The call in progress goes on through the grace...
         await media_both_ways(customer, stylist, grace)
         # ...then moves: both are closed with a code the pages reconnect on, and come back
