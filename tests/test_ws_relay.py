@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -73,6 +74,26 @@ async def draining(cluster: Cluster, node_id: str) -> bool:
     async with cluster.store() as store:
         node = await store.nodes.get(node_id)
     return node is not None and node.draining
+
+
+async def both_in_call(
+    http: aiohttp.ClientSession,
+    consultation: dict[str, Any],
+    customer_entry: Balancer,
+    stylist_entry: Balancer,
+    clients: list[CallClient],
+) -> tuple[CallClient, CallClient]:
+    """The customer, then the stylist, joined through their entries; once media flows both
+    ways."""
+    deadline = time.monotonic() + 30
+    joined = []
+    for role, entry in (("customer", customer_entry), ("stylist", stylist_entry)):
+        url = ws_url(entry.port, consultation[f"{role}_link"])
+        joined.append(await join(http, url, role, deadline))
+        clients.append(joined[-1])
+    customer, stylist = joined
+    await media_both_ways(customer, stylist, 20)
+    return customer, stylist
 
 
 async def chat(client: CallClient, text: str) -> tuple[int, str]:
@@ -176,13 +197,7 @@ async def test_drain_moves_calls_after_the_grace(
     async with entries(pg_cluster) as (via_a, via_b, clients):
         deadline = time.monotonic() + 30
         consultation = await new_consultation(http, a)
-        customer = await join(http, ws_url(via_a.port, consultation["customer_link"]),
-                              "customer", deadline)  # fmt: skip
-        clients.append(customer)
-        stylist = await join(http, ws_url(via_a.port, consultation["stylist_link"]),
-                             "stylist", deadline)  # fmt: skip
-        clients.append(stylist)
-        await media_both_ways(customer, stylist, 20)
+        customer, stylist = await both_in_call(http, consultation, via_a, via_a, clients)
         (owner, epoch) = await owner_of(pg_cluster, consultation["id"])
         assert owner == "node-a"
 
@@ -208,14 +223,7 @@ async def test_drain_moves_calls_after_the_grace(
         await stylist.close()
         # Node a has stopped: both come back through their entries, on node b.
         assert await asyncio.to_thread(a.proc.wait, 30) == 0
-        deadline = time.monotonic() + 20
-        customer = await join(http, ws_url(via_a.port, consultation["customer_link"]),
-                              "customer", deadline)  # fmt: skip
-        clients.append(customer)
-        stylist = await join(http, ws_url(via_b.port, consultation["stylist_link"]),
-                             "stylist", deadline)  # fmt: skip
-        clients.append(stylist)
-        await media_both_ways(customer, stylist, 20)
+        customer, stylist = await both_in_call(http, consultation, via_a, via_b, clients)
         owner, later = await owner_of(pg_cluster, consultation["id"])
         assert owner == "node-b" and later > epoch
 
