@@ -36,6 +36,7 @@ from .appkeys import (
     NODE,
     NOTICES,
     RECORDINGS,
+    RELAYS,
     REMINDERS,
     SETTINGS,
     STAFF_KEY,
@@ -78,6 +79,7 @@ from .recording.tokens import TokenSealer, load_seal_key
 from .reminders import CHAT, EMAIL, Reminders
 from .signaling.hub import Hub
 from .signaling.ws import conversation_websocket, inbox_websocket, websocket
+from .signaling.ws_relay import Relays
 
 __all__ = [
     "WORKER_HEADER",
@@ -130,6 +132,7 @@ async def _node(app: web.Application) -> AsyncIterator[None]:
     node = Node(settings, store.nodes, app[STAFF_KEY], load_seal_key(settings.data_dir))
     await node.start()
     app[NODE] = node
+    app[RELAYS] = Relays(node, settings.ws_heartbeat)
     yield
     await node.close()
 
@@ -305,7 +308,7 @@ async def _watch_load(app: web.Application) -> AsyncIterator[None]:
 async def _close_calls(app: web.Application) -> None:
     # On shutdown, before aiohttp waits for handlers: websockets get GOING_AWAY, peers close.
     # Together: a call's member leaves its conversation only as the hub ends its call.
-    await asyncio.gather(app[CONVERSATIONS].close(), app[HUB].close())
+    await asyncio.gather(app[CONVERSATIONS].close(), app[HUB].close(), app[RELAYS].close())
 
 
 def _shared_failures(app: web.Application) -> FailureLog | None:

@@ -30,6 +30,7 @@ from .recording.schedule import BackupSchedule
 from .recording.store import Store
 from .reminders import Reminders
 from .signaling.hub import Hub
+from .signaling.ws_relay import Relays
 
 __all__ = [
     "ACCOUNTS",
@@ -54,6 +55,7 @@ __all__ = [
     "NODE",
     "NOTICES",
     "RECORDINGS",
+    "RELAYS",
     "REMINDERS",
     "SETTINGS",
     "STAFF_KEY",
@@ -121,6 +123,8 @@ AFTERCARE = web.AppKey("aftercare", Aftercare)
 #: This node: its identity among the nodes sharing the database, the node-to-node secret,
 #: its heartbeat, and a client session for requests to other nodes.
 NODE = web.AppKey("node", Node)
+#: This node's websockets relayed to the nodes that own their calls.
+RELAYS = web.AppKey("relays", Relays)
 
 # Cross-node delivery (issue 13C)
 #: The links to the other nodes: conversations' hints out and in (consult/bus.py).

@@ -7,13 +7,16 @@ import asyncio
 import contextlib
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from cryptography.fernet import Fernet
+
+from consult.recording.store import Store
+from consult.recording.tokens import TokenSealer
 
 from .client import CallClient
 from .process import free_port, start_serve, wait_healthy
@@ -72,6 +75,15 @@ class Cluster:
     def stop(self) -> None:
         for node in self.nodes.values():
             node.stop()
+
+    @contextlib.asynccontextmanager
+    async def store(self) -> AsyncIterator[Store]:
+        """The nodes' database, opened as one more node would (to read what they share)."""
+        store = await Store.open(self.database_url, TokenSealer(self.seal_key), node="test")
+        try:
+            yield store
+        finally:
+            await store.close()
 
 
 async def new_consultation(http: aiohttp.ClientSession, node: Node) -> dict[str, Any]:

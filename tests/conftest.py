@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestServer
 
 from consult.app import create_app
 from consult.config import Settings
+from consult.recording.tokens import load_seal_key
 
 from .browser import fake_media, launch  # noqa: F401 (fixtures for the browser tests)
 from .client import CallClient
@@ -38,6 +39,16 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "admit_cpu": None,
     }
     return Settings(**(values | overrides))
+
+
+def node_settings(tmp_path: Path, name: str, **overrides: Any) -> Settings:
+    """Settings for node ``name`` of several sharing a database (``database_url=``): a data
+    folder of its own, with the keys every node must share (the staff key, and one link-seal
+    key: a node with another is refused at start, docs/operations.md)."""
+    settings = make_settings(tmp_path / name, node_id=name, **overrides)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "link-seal.key").write_bytes(load_seal_key(tmp_path))
+    return settings
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from consult.slots import SALON, Availability
 
 from .accounts import add_member, sign_in
 from .attachment_media import pdf
-from .conftest import STAFF_KEY, create_consultation, make_settings, token_of
+from .conftest import STAFF_KEY, create_consultation, make_settings, node_settings, token_of
 from .hand_media import PHOTOS
 
 ATTACHED = pdf()
@@ -538,9 +538,7 @@ async def test_failures_count_across_nodes_sharing_postgresql(
 ) -> None:
     # Two nodes on one database, one address guessing on both in turn: half the limit each.
     nodes = [
-        await aiohttp_server(
-            create_app(make_settings(tmp_path / name, database_url=postgres_url, node_id=name))
-        )
+        await aiohttp_server(create_app(node_settings(tmp_path, name, database_url=postgres_url)))
         for name in ("a", "b")
     ]
     async with aiohttp.ClientSession() as http:

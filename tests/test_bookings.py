@@ -26,7 +26,7 @@ from consult.recording.schema import bookings, consultations, customers
 
 from .accounts import add_member
 from .booking import AVAILABILITY, a_week_ahead, free, publish
-from .conftest import STAFF_KEY, make_settings, token_of
+from .conftest import STAFF_KEY, make_settings, node_settings, token_of
 from .mail import SALON, body_of, emailing
 from .smtp import SmtpServer
 
@@ -231,7 +231,7 @@ async def test_two_nodes_book_one_slot_at_once(
 ) -> None:
     nodes: list[TestServer] = []
     for name in ("a", "b"):
-        settings = make_settings(tmp_path / name, database_url=database_url, node_id=name)
+        settings = node_settings(tmp_path, name, database_url=database_url)
         nodes.append(await aiohttp_server(create_app(settings)))
     async with (
         aiohttp.ClientSession(base_url=str(nodes[0].make_url(""))) as a,

@@ -171,6 +171,7 @@ async def test_two_nodes_in_two_namespaces(
                 break
             await asyncio.sleep(0.1)
         assert owner is not None and owner.node_id == "node-a"
+        taken = owner.epoch
         stylist = await open_page(stylist_browser, stylist_url, LAPTOP, scripts=(counting,))
         await ready_to_join(stylist)
         await stylist.get_by_test_id("join").click()
@@ -207,7 +208,7 @@ async def test_two_nodes_in_two_namespaces(
         print(f"\ntwo namespaces: both pages' media back {back:.2f} s after node a was killed")
         assert back < FAILOVER_S
         owner = await store.call_owners.get(consultation.id)
-        assert owner is not None and (owner.node_id, owner.epoch) == ("node-b", 2)
+        assert owner is not None and owner.node_id == "node-b" and owner.epoch > taken
         for page in (customer, stylist):
             assert not page.errors, page.errors  # type: ignore[attr-defined]
         await screenshot(stylist, "two-namespaces-stylist-after-failover")

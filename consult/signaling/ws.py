@@ -22,6 +22,7 @@ from ..appkeys import (
     ICE_SERVERS,
     METRICS,
     NODE,
+    RELAYS,
     SETTINGS,
     STORE,
 )
@@ -72,7 +73,7 @@ from .messages import (
     parse_message,
 )
 from .participant import Participant
-from .ws_relay import Refused, relay
+from .ws_relay import Refused
 
 __all__ = ["conversation_websocket", "inbox_websocket", "websocket"]
 
@@ -211,14 +212,12 @@ async def _to_owner(
     """Send the participant where its call lives: True if it was relayed to another node (and
     that has ended), False if the call is this node's. Takes the call over from a node that
     refuses connections (it died); ``OwnerUnreachable`` if the owner does not answer."""
-    hub, node = request.app[HUB], request.app[NODE]
+    hub, relays = request.app[HUB], request.app[RELAYS]
     consultation_id = participant.consultation_id
     placement = await hub.place(consultation_id)
     refused: set[str] = set()
     while isinstance(placement, There):
-        outcome = await relay(
-            ws, request, placement.node, node, client, request.app[SETTINGS].ws_heartbeat
-        )
+        outcome = await relays.relay(ws, request, placement.node, client)
         match outcome:
             case None:
                 return True

@@ -27,7 +27,7 @@ from ..errors import CallMoved
 from ..nodes import Node
 from ..recording.nodes import NodeInfo
 
-__all__ = ["CONNECT_TIMEOUT", "Refused", "Unreachable", "relay"]
+__all__ = ["CONNECT_TIMEOUT", "Refused", "Relays", "Unreachable"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,47 @@ class Unreachable:
     reason: str
 
 
-async def relay(
+class Relays:
+    """This node's relayed websockets: each piped to its owner's node until either side ends;
+    at shutdown (``close``) their clients are closed with GOING_AWAY, so their pages
+    reconnect at once (to another node) rather than when the shutdown gives up on them."""
+
+    def __init__(self, node: Node, heartbeat: float) -> None:
+        self._node = node
+        self._heartbeat = heartbeat
+        self._clients: set[web.WebSocketResponse] = set()
+        self._closing = False
+
+    async def relay(
+        self,
+        client: web.WebSocketResponse,
+        request: web.Request,
+        owner: NodeInfo,
+        client_address: str,
+    ) -> Refused | Unreachable | None:
+        """Pipe ``client`` (its ``/ws`` request) to ``owner``'s ``/ws`` until either side
+        ends; ``Refused`` or ``Unreachable`` if the owner's websocket could not be opened
+        (nothing was sent to the client then), None once it was relayed and has ended."""
+        if self._closing:
+            await client.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"shutting down")
+            return None
+        self._clients.add(client)
+        try:
+            return await _relay(client, request, owner, self._node, client_address, self._heartbeat)
+        finally:
+            self._clients.discard(client)
+
+    async def close(self) -> None:
+        """Shut down: every relayed client gets GOING_AWAY (its owner's side follows)."""
+        self._closing = True
+        await asyncio.gather(
+            *(c.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"shutting down")
+              for c in list(self._clients)),
+            return_exceptions=True,
+        )  # fmt: skip
+
+
+async def _relay(
     client: web.WebSocketResponse,
     request: web.Request,
     owner: NodeInfo,
@@ -58,9 +98,6 @@ async def relay(
     client_address: str,
     heartbeat: float,
 ) -> Refused | Unreachable | None:
-    """Pipe ``client`` (its ``/ws`` request) to ``owner``'s ``/ws`` until either side ends;
-    ``Refused`` or ``Unreachable`` if the owner's websocket could not be opened (nothing was
-    sent to the client then), None once it was relayed and has ended."""
     url = URL(owner.url).with_path("/ws").with_query(request.query)
     headers = node.sign("GET", url.raw_path_qs, client=client_address)
     try:
