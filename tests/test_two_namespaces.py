@@ -102,9 +102,11 @@ def start_node(
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
     env |= {"CONSULT_DATABASE_URL": database_url, "CONSULT_STAFF_KEY": STAFF_KEY,
             "CONSULT_NODE_ID": name}  # fmt: skip
+    # One process per node (no workers): the node's id is the call owner's.
     command = [sys.executable, "-m", "consult", "serve", "--host", address,
                "--port", str(NODE_PORT), "--data", str(data), "--media-address", address,
-               "--node-url", f"http://{address}:{NODE_PORT}"]  # fmt: skip
+               "--node-url", f"http://{address}:{NODE_PORT}",
+               "--workers", "1"]  # fmt: skip
     proc = space.popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        env=env)  # fmt: skip
     return Output(proc)
