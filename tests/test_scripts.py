@@ -15,7 +15,7 @@ pytestmark = pytest.mark.timeout(300)
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 RUNNABLE = sorted(p for p in SCRIPTS.glob("*.py") if 'if __name__ == "__main__"' in p.read_text())
 #: Modules the scripts import: stdlib only, or run by _venv first.
-HELPERS = {"_venv.py", "benchkit.py", "netns.py"}
+HELPERS = {"_venv.py", "benchkit.py", "benchload.py", "netns.py"}
 
 
 def imported(path: Path) -> set[str]:
