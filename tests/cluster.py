@@ -86,11 +86,14 @@ class Cluster:
             await store.close()
 
 
-async def new_consultation(http: aiohttp.ClientSession, node: Node) -> dict[str, Any]:
+async def new_consultation(
+    http: aiohttp.ClientSession, base: str, staff_key: str = STAFF_KEY
+) -> dict[str, Any]:
+    """A consultation created through the service at ``base`` (a node's or a port's URL)."""
     async with http.post(
-        f"{node.url}/api/consultations",
+        f"{base}/api/consultations",
         json={"customer_name": "Jane"},
-        headers={"Authorization": f"Bearer {STAFF_KEY}"},
+        headers={"Authorization": f"Bearer {staff_key}"},
     ) as r:
         assert r.status == 201, await r.text()
         consultation: dict[str, Any] = await r.json()

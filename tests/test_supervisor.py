@@ -21,7 +21,7 @@ from consult.cpuquota import usable_cores
 from consult.service import running, served_url
 
 from .client import CallClient
-from .cluster import closed, join, media_both_ways, ws_url
+from .cluster import closed, join, media_both_ways, new_consultation, ws_url
 from .process import Output, free_port, start_serve
 
 pytestmark = [pytest.mark.timeout(400), pytest.mark.asyncio(loop_scope="module")]
@@ -79,14 +79,7 @@ class Service:
         return int(started[-1].rsplit("(pid ", 1)[1].rstrip(")"))
 
     async def consultation(self, http: aiohttp.ClientSession) -> dict[str, Any]:
-        async with http.post(
-            f"{self.base}/api/consultations",
-            json={"customer_name": "Jane"},
-            headers={"Authorization": f"Bearer {STAFF_KEY}"},
-        ) as r:
-            assert r.status == 201, await r.text()
-            consultation: dict[str, Any] = await r.json()
-        return consultation
+        return await new_consultation(http, self.base, STAFF_KEY)
 
     def ws_urls(self, consultation: dict[str, Any]) -> tuple[str, str]:
         return (

@@ -106,7 +106,7 @@ async def chat(client: CallClient, text: str) -> tuple[int, str]:
 async def failover(cluster: Cluster, http: aiohttp.ClientSession) -> None:
     """The customer through node a, the stylist through node b; node a (the owner) killed."""
     a, b = cluster.nodes["node-a"], cluster.nodes["node-b"]
-    consultation = await new_consultation(http, a)
+    consultation = await new_consultation(http, a.url)
     async with entries(cluster) as (via_a, via_b, clients):
         customer_url = ws_url(via_a.port, consultation["customer_link"])
         stylist_url = ws_url(via_b.port, consultation["stylist_link"])
@@ -196,7 +196,7 @@ async def test_drain_moves_calls_after_the_grace(
         await pg_cluster.start("node-b")
     async with entries(pg_cluster) as (via_a, via_b, clients):
         deadline = time.monotonic() + 30
-        consultation = await new_consultation(http, a)
+        consultation = await new_consultation(http, a.url)
         customer, stylist = await both_in_call(http, consultation, via_a, via_a, clients)
         (owner, epoch) = await owner_of(pg_cluster, consultation["id"])
         assert owner == "node-a"
@@ -207,7 +207,7 @@ async def test_drain_moves_calls_after_the_grace(
         # Draining (said in the store): a new call reaching node a goes to node b.
         while not await draining(pg_cluster, "node-a"):
             await asyncio.sleep(0.1)
-        other = await new_consultation(http, pg_cluster.nodes["node-b"])
+        other = await new_consultation(http, pg_cluster.nodes["node-b"].url)
         newcomer = await join(http, ws_url(via_a.port, other["customer_link"]), "customer",
                               deadline)  # fmt: skip
         clients.append(newcomer)
