@@ -33,6 +33,7 @@ from pyee.asyncio import AsyncIOEventEmitter
 
 from ..roles import ROLES, Role, partner_of
 from .internals import Emission, Reception, key_of
+from .outbox import Outbox
 from .packets import CodecKey
 from .placeholder import AUDIO_RATE, ENCODED_CODECS, card_frame, encoded_card, silence_frame
 from .relay import (
@@ -306,6 +307,12 @@ class RelayProtocol(AsyncIOEventEmitter):
     def packets_sent(self) -> int:
         """RTP packets this stream put on the wire: the placeholder's and forwarded ones."""
         return self.core.packets
+
+    @property
+    def outbox(self) -> Outbox | None:
+        """Where this stream's packets wait for the end of the loop's turn (shared by the
+        peer's streams); None before the first packet, or on a TURN relay."""
+        return self._emission.outbox
 
     @property
     def forwarding(self) -> bool:

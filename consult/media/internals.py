@@ -27,9 +27,13 @@
   receivers are ``Reception``s, to that peer's ``_Wire`` at once: SRTP unprotected with the
   DTLS transport's own session, only the header parsed (``relay.parse_rtp``), the packet
   routed by SSRC to its ``Reception`` and on to the partner's relay and its ``Emission``,
-  which protects it and ``sendto``s it on the ICE pair's transport, all in the one call
-  (no queue, no task switch, no ``RtpPacket``, no per-packet coroutines of aioice or aiortc).
-  RTCP, DTLS and STUN take aioice's and aiortc's own path.
+  which protects it and puts it in the ICE pair's ``Outbox`` (sent when the loop's turn ends,
+  a frame's packets in one system call: media/outbox.py), all in the one call (no queue, no
+  task switch, no ``RtpPacket``, no per-packet coroutines of aioice or aiortc). aioice's
+  ``connection_lost`` also closes the outboxes.
+  RTCP, DTLS and STUN take aioice's and aiortc's own path. SRTP is libsrtp's, called through
+  pylibsrtp's own cffi binding on the session aiortc made (``_Srtp``): pylibsrtp's
+  ``protect``/``unprotect`` allocate and check per call, which cost more than the cipher.
 - ``install()`` also makes aiortc's clock cheaper per packet.
 - ``prefer_codecs()`` reorders a transceiver's negotiated codecs before the answer is written.
 
@@ -57,6 +61,7 @@ import aioice.ice
 import aiortc.clock
 import aiortc.rtcdtlstransport
 import pylibsrtp
+import pylibsrtp._binding  # type: ignore[import-not-found]  # pylibsrtp's cffi module
 from aiortc import (
     RTCDtlsTransport,
     RTCRtpCodecParameters,
@@ -87,6 +92,7 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
+from .outbox import Outbox
 from .packets import CodecKey, Gaps, codec_key, is_keyframe_start
 from .relay import Codec, Rtp, SenderInfo, parse_rtp
 
@@ -164,6 +170,7 @@ _METHODS: dict[tuple[type, str], list[str]] = {
     (RtpRouter, "route_rtp"): ["self", "packet"],
     (aioice.ice.StunProtocol, "datagram_received"): ["self", "data", "addr"],
     (aioice.ice.StunProtocol, "send_data"): ["self", "data", "addr"],
+    (aioice.ice.StunProtocol, "connection_lost"): ["self", "exc"],
     (aioice.ice.Connection, "data_received"): ["self", "data", "component"],
     (StreamStatistics, "add"): ["self", "packet"],
     (JitterBuffer, "add"): ["self", "packet"],
@@ -207,6 +214,16 @@ def _check_aiortc_packet_path() -> None:
         raise RuntimeError(
             "aioice's StunProtocol no longer hands data to its Connection or sends with "
             "transport.sendto: consult/media/internals.py must be updated for this aioice version"
+        )
+    binding = pylibsrtp._binding.lib
+    if (
+        not callable(getattr(binding, "srtp_protect", None))
+        or not callable(getattr(binding, "srtp_unprotect", None))
+        or "self._srtp = ffi.gc(srtp" not in inspect.getsource(pylibsrtp.Session)
+    ):
+        raise RuntimeError(
+            "pylibsrtp's Session no longer keeps its libsrtp session in _srtp, or its binding "
+            "lost srtp_protect/srtp_unprotect: consult/media/internals.py must be updated"
         )
     if "input_q.get()" not in inspect.getsource(
         __import__("aiortc.rtcrtpreceiver", fromlist=["decoder_worker"]).decoder_worker
@@ -269,6 +286,7 @@ def install() -> None:
     aioice.ice.CONSENT_FAILURES = CONSENT_FAILURES
     aiortc.clock.current_ms = _current_ms
     aioice.ice.StunProtocol.datagram_received = _datagram_received  # type: ignore[method-assign]
+    aioice.ice.StunProtocol.connection_lost = _connection_lost  # type: ignore[method-assign]
     _installed = True
 
 
@@ -362,6 +380,7 @@ class _Wire:
         self._dtls = dtls
         self._ids: HeaderExtensions = dtls._rtp_header_extensions_map._HeaderExtensionsMap__ids  # type: ignore[attr-defined]
         self._router: RtpRouter = dtls._rtp_router
+        self._rx: _Srtp | None = None
         self._receptions: dict[RTCRtpReceiver, Reception] = {}
         self._routes: dict[int, Reception] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -378,13 +397,18 @@ class _Wire:
     def receive(self, data: bytes) -> bool:
         """Take one SRTP datagram; False if it is not for a Reception (RTCP, or a receiver
         of aiortc's own): aiortc's path takes it then, still encrypted."""
-        rx = self._dtls._rx_srtp
-        if rx is None or 191 < data[1] < 224:
+        if 191 < data[1] < 224:
             return False
-        try:
-            data = rx.unprotect(data)
-        except pylibsrtp.Error:
+        rx = self._rx
+        if rx is None:
+            session = self._dtls._rx_srtp
+            if session is None:
+                return False
+            rx = self._rx = _Srtp(session)
+        plain = rx.unprotect(data)
+        if plain is None:
             return True  # as aiortc: dropped
+        data = plain
         ids = self._ids
         parsed = parse_rtp(data, ids.abs_send_time, ids.audio_level)
         if parsed is None:
@@ -403,6 +427,97 @@ class _Wire:
             self._routes[ssrc] = reception
         reception.receive(ssrc, packet)
         return True
+
+
+_ffi = pylibsrtp._binding.ffi
+_lib = pylibsrtp._binding.lib
+#: The largest datagram the fast path protects or unprotects, as pylibsrtp's own buffer.
+_SRTP_BUFFER = 1500
+#: What protection may add (pylibsrtp's SRTP_MAX_TRAILER_LEN).
+_SRTP_TRAILER = 16 + 128
+
+
+class _Srtp:
+    """A libsrtp session (pylibsrtp's, made by aiortc's DTLS transport) called as the packet
+    path needs it: the packet is assembled in a buffer of our own and protected in place, and
+    nothing but the result is allocated. pylibsrtp's ``protect``/``unprotect`` allocate and
+    check per call, which cost more than the cipher (``scripts/bench_relay.py``)."""
+
+    __slots__ = ("_buffer", "_cdata", "_size", "_srtp", "session")
+
+    def __init__(self, session: pylibsrtp.Session) -> None:
+        self.session = session  # holds the libsrtp session, freed with it
+        self._srtp = session._srtp[0]
+        self._cdata = _ffi.new("char[]", _SRTP_BUFFER)
+        self._buffer = _ffi.buffer(self._cdata)
+        self._size = _ffi.new("int *")
+
+    def unprotect(self, data: bytes) -> bytes | None:
+        """The RTP packet in SRTP ``data``; None if it fails (authentication, a replay)."""
+        n = len(data)
+        if n > _SRTP_BUFFER:
+            return None
+        self._buffer[0:n] = data
+        size = self._size
+        size[0] = n
+        if _lib.srtp_unprotect(self._srtp, self._cdata, size):
+            return None
+        return self._buffer[0 : size[0]]  # type: ignore[no-any-return]
+
+    def protect(
+        self, header: bytes, extension: bytes, payload: bytes, padding: int
+    ) -> bytes | None:
+        """SRTP of the RTP packet ``header`` + ``extension`` + ``payload`` + ``padding``
+        bytes of padding (RFC 3550: zeros, then their count); None if it is too long or
+        libsrtp refuses it."""
+        buffer = self._buffer
+        start = len(header)
+        buffer[0:start] = header
+        if extension:
+            end = start + len(extension)
+            buffer[start:end] = extension
+            start = end
+        end = start + len(payload) + padding
+        if end > _SRTP_BUFFER - _SRTP_TRAILER:
+            return None
+        buffer[start : end - padding] = payload
+        if padding:
+            buffer[end - padding : end] = bytes(padding - 1) + bytes([padding])
+        size = self._size
+        size[0] = end
+        if _lib.srtp_protect(self._srtp, self._cdata, size):
+            return None
+        return buffer[0 : size[0]]  # type: ignore[no-any-return]
+
+
+#: The attribute of an aioice StunProtocol that holds its outboxes, by remote address.
+_OUTBOXES = "_consult_outboxes"
+
+
+def _outbox(protocol: Any, remote: Any) -> Outbox | None:
+    """The outbox to ``remote`` on ``protocol``'s socket (one for all of a peer's senders:
+    BUNDLE), or None for a TURN relay's protocol."""
+    if type(protocol) is not aioice.ice.StunProtocol:
+        return None
+    outboxes: dict[Any, Outbox] | None = getattr(protocol, _OUTBOXES, None)
+    if outboxes is None:
+        outboxes = {}
+        setattr(protocol, _OUTBOXES, outboxes)
+    outbox = outboxes.get(remote)
+    if outbox is None:
+        outbox = outboxes[remote] = Outbox.of(protocol.transport, remote)
+    return outbox
+
+
+_aioice_connection_lost = aioice.ice.StunProtocol.connection_lost
+
+
+def _connection_lost(self: aioice.ice.StunProtocol, exc: Exception | None) -> None:
+    """aioice's ``connection_lost``, which also closes the outboxes' sockets (``dup``s of
+    the transport's): the port is free once aioice is done with it."""
+    for outbox in getattr(self, _OUTBOXES, {}).values():
+        outbox.close()
+    _aioice_connection_lost(self, exc)
 
 
 def _spawn(tasks: set[asyncio.Future[Any]], coro: Coroutine[Any, Any, Any]) -> None:
@@ -442,7 +557,10 @@ class Reception:
         self._receiver: RTCRtpReceiver = transceiver.receiver
         self._nack = Gaps() if kind == "video" else None
         self._sinks: list[PacketSink] = []
-        self._keys: dict[int, CodecKey] = {}
+        #: By payload type: the codec aiortc negotiated, whether it is RTX, and its key
+        #: (read once, not per packet; renewed when aiortc's codec for it changes).
+        self._types: dict[int, tuple[RTCRtpCodecParameters, bool, CodecKey]] = {}
+        self._audio = kind == "audio"
         self.ssrc: int | None = None
         self._ssrc_at = 0.0
         self._jitter: JitterBuffer | None = None
@@ -531,8 +649,11 @@ class Reception:
         if codec is None:
             self.dropped += 1
             return
+        known = self._types.get(packet.payload_type)
+        if known is None or known[0] is not codec:
+            known = self._types[packet.payload_type] = (codec, is_rtx(codec), key_of(codec))
         now = time.monotonic()
-        if is_rtx(codec):
+        if known[1]:
             apt = codec.parameters.get("apt")
             base = codecs.get(apt) if isinstance(apt, int) else None
             rtx_of = receiver._RTCRtpReceiver__rtx_ssrc.get(ssrc)  # type: ignore[attr-defined]
@@ -551,6 +672,9 @@ class Reception:
             packet.payload, packet.padding_size = payload[2:], 0
             ssrc = self.ssrc
             codec = base
+            known = self._types.get(apt)
+            if known is None or known[0] is not codec:
+                known = self._types[apt] = (codec, False, key_of(codec))
         elif ssrc != self.ssrc:
             if self.ssrc is not None and now - self._ssrc_at < SSRC_TAKEOVER:
                 self.dropped += 1  # a second stream on one m-line: not ours to forward
@@ -561,7 +685,7 @@ class Reception:
         self._ssrc_at = now
         self._codec = codec
         self.packets += 1
-        if packet.marker or self.kind == "audio":
+        if packet.marker or self._audio:
             self.frames += 1
         streams: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
         stats = streams.get(ssrc)
@@ -575,9 +699,7 @@ class Reception:
             self._decode(ssrc, packet, codec)
         sinks = self._sinks
         if sinks:
-            key = self._keys.get(packet.payload_type)
-            if key is None:
-                key = self._keys[packet.payload_type] = key_of(codec)
+            key = known[2]
             if len(sinks) == 1:
                 sinks[0].partner_packet(self, ssrc, key, packet)
                 return
@@ -660,6 +782,10 @@ class Emission:
         self.mid = transceiver.mid
         self._extensions: dict[Any, tuple[bytes, int | None]] = {}
         self._nominated: dict[int, Any] = self._real.transport._connection._nominated
+        self._tx: _Srtp | None = None
+        # The nominated pair, and its outbox (None: a TURN relay's).
+        self._pair: Any = None
+        self.outbox: Outbox | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._original_rtcp = sender._handle_rtcp_packet
         sender._handle_rtcp_packet = self._rtcp  # type: ignore[method-assign]
@@ -693,31 +819,37 @@ class Emission:
         and abs-send-time (now if it has none); the header is packed here, not by aiortc, and
         the packet protected and put on the ICE pair's socket at once, as this runs for every
         packet."""
-        extension = self._extension(packet.audio_level, packet.abs_send_time)
-        padding = packet.padding_size
-        first = 0x80 | (0x10 if extension else 0) | (0x20 if padding else 0)
-        data = _RTP_HEADER.pack(
-            first,
-            (packet.marker << 7) | packet.payload_type,
-            packet.sequence_number,
-            packet.timestamp,
-            self.rtx_ssrc if rtx else self.ssrc,
-        )
-        data += extension + packet.payload
-        if padding:
-            data += bytes(padding - 1) + bytes([padding])
         real = self._real
         # aiortc's _send_rtp, without its coroutines (and aioice's): not connected yet or any
         # more is what its ConnectionError meant, and that was dropped too.
         pair = self._nominated.get(1)
         if real._state is not DtlsState.CONNECTED or pair is None:
             return
-        data = real._tx_srtp.protect(data)
-        protocol = pair.protocol
-        if type(protocol) is aioice.ice.StunProtocol:
-            protocol.transport.sendto(data, pair.remote_addr)
-        else:  # a TURN relay (the server's own peers use none: media/ice.py)
-            _spawn(self._tasks, protocol.send_data(data, pair.remote_addr))
+        tx = self._tx
+        if tx is None:
+            tx = self._tx = _Srtp(real._tx_srtp)
+        extension = self._extension(packet.audio_level, packet.abs_send_time)
+        padding = packet.padding_size
+        header = _RTP_HEADER.pack(
+            0x80 | (0x10 if extension else 0) | (0x20 if padding else 0),
+            (packet.marker << 7) | packet.payload_type,
+            packet.sequence_number,
+            packet.timestamp,
+            self.rtx_ssrc if rtx else self.ssrc,
+        )
+        data = tx.protect(header, extension, packet.payload, padding)
+        if data is None:
+            return
+        if pair is not self._pair:
+            self._pair = pair
+            # A TURN relay has no socket to send on directly (the server's own peers use
+            # none: media/ice.py).
+            protocol = pair.protocol
+            self.outbox = _outbox(protocol, pair.remote_addr)
+        if self.outbox is not None:
+            self.outbox.put(data)
+        else:
+            _spawn(self._tasks, pair.protocol.send_data(data, pair.remote_addr))
 
     def _extension(self, audio_level: Any, abs_send_time: int | None) -> bytes:
         """Our header extension block with ``abs_send_time`` (one template per level)."""

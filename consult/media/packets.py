@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -22,6 +22,7 @@ __all__ = [
     "h264_keyframe_start",
     "h264_sps",
     "is_keyframe_start",
+    "keyframe_test",
     "stream_format",
     "vp8_frame_data",
     "vp8_keyframe_size",
@@ -169,13 +170,23 @@ def stream_format(codec_name: str, payload: bytes) -> object | None:
     return None
 
 
-def is_keyframe_start(codec_name: str, payload: bytes) -> bool:
+def _always(payload: bytes) -> bool:
+    return True  # audio: every packet stands on its own
+
+
+def keyframe_test(codec_name: str) -> Callable[[bytes], bool]:
+    """Whether a packet of ``codec_name`` starts a key frame: the test itself, for a caller
+    that asks for every packet of one codec."""
     name = codec_name.lower()
     if name == "vp8":
-        return vp8_keyframe_start(payload)
+        return vp8_keyframe_start
     if name == "h264":
-        return h264_keyframe_start(payload)
-    return True  # audio: every packet stands on its own
+        return h264_keyframe_start
+    return _always
+
+
+def is_keyframe_start(codec_name: str, payload: bytes) -> bool:
+    return keyframe_test(codec_name)(payload)
 
 
 # --- codecs across two legs -------------------------------------------------------------------

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from .packets import (
     History,
     Renumber,
     is_keyframe_start,
+    keyframe_test,
     stream_format,
     vp8_picture_id,
     vp8_with_picture_id,
@@ -252,6 +253,7 @@ class Relay:
         self._vp8 = {c.payload_type for c in self.codecs if c.key.name == "vp8"}
         self._last_key: CodecKey | None = None
         self._last_out: Codec | None = None
+        self._last_test: Callable[[bytes], bool] = keyframe_test("")
         self._own_codec = self.codecs[0].key.name if self.codecs else ""
         self.clock_rate = (
             self.codecs[0].key.clock_rate if self.codecs else (90000 if kind == "video" else 48000)
@@ -339,17 +341,17 @@ class Relay:
         if source != self.source:
             return
         if codec is self._last_key:  # the same codec object as the last packet's: no hashing
-            out = self._last_out
+            out, starts_keyframe = self._last_out, self._last_test
         else:
-            out = self._by_key.get(codec)
-            self._last_key, self._last_out = codec, out
+            out, starts_keyframe = self._by_key.get(codec), keyframe_test(codec.name)
+            self._last_key, self._last_out, self._last_test = codec, out, starts_keyframe
         if out is None:
             if codec not in self._mismatched:
                 self._mismatched.add(codec)
                 self._actions.append(CodecMismatch(source, codec))
             return
         video = self.kind == "video"
-        keyframe = video and is_keyframe_start(codec.name, packet.payload)
+        keyframe = video and starts_keyframe(packet.payload)
         segment = (source, ssrc)
         if segment == self._segment and not self._restarted:
             # A packet after the newest whose time goes back: the source restarted its clock
