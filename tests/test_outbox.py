@@ -104,7 +104,7 @@ async def test_one_turns_datagrams_arrive_in_order_in_fewer_sends(
     await asyncio.sleep(0)
     assert received(receiver, len(sent)) == sent
     assert outbox.gso
-    assert (outbox.datagrams, outbox.sends, outbox.dropped) == (len(sent), 5, 0)
+    assert (outbox.datagrams, outbox.sends) == (len(sent), 5)
     outbox.put(b"alone")
     await asyncio.sleep(0)
     assert received(receiver, 1) == [b"alone"]
@@ -128,5 +128,5 @@ async def test_where_the_kernel_refuses_gso_each_datagram_goes_alone(
     await asyncio.sleep(0)
     assert received(receiver, len(sent)) == sent
     assert not outbox.gso
-    assert (outbox.datagrams, outbox.sends, outbox.dropped) == (len(sent), len(sent), 0)
+    assert (outbox.datagrams, outbox.sends) == (len(sent), len(sent))
     outbox.close()

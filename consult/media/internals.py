@@ -55,7 +55,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import aioice.ice
 import aiortc.clock
@@ -92,7 +92,7 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
-from .outbox import Outbox
+from .outbox import DatagramTransport, Outbox
 from .packets import CodecKey, Gaps, codec_key, is_keyframe_start
 from .relay import Codec, Rtp, SenderInfo, parse_rtp
 
@@ -505,7 +505,9 @@ def _outbox(protocol: Any, remote: Any) -> Outbox | None:
         setattr(protocol, _OUTBOXES, outboxes)
     outbox = outboxes.get(remote)
     if outbox is None:
-        outbox = outboxes[remote] = Outbox.of(protocol.transport, remote)
+        # asyncio's and uvloop's datagram transports have the write buffer typeshed omits.
+        transport = cast(DatagramTransport, protocol.transport)
+        outbox = outboxes[remote] = Outbox.of(transport, remote)
     return outbox
 
 

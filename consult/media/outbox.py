@@ -20,9 +20,9 @@ import logging
 import socket
 import struct
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["MAX_SEGMENTS", "MAX_SEND", "Outbox", "runs"]
+__all__ = ["MAX_SEGMENTS", "MAX_SEND", "DatagramTransport", "Outbox", "runs"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,27 +55,38 @@ def runs(sizes: Sequence[int]) -> Iterator[tuple[int, int]]:
         start = end
 
 
-class Outbox:
-    """Datagrams to ``address`` on ``sock`` (a socket of its own: a ``dup`` of the
-    transport's, as uvloop's datagram transports have no ``sendmsg``), sent at the end of the
-    loop's turn. Closed with the transport it shares the port with."""
+class DatagramTransport(Protocol):
+    """What the outbox uses of a datagram transport (asyncio's and uvloop's have it all;
+    typeshed's ``DatagramTransport`` lacks the buffer size)."""
 
-    def __init__(self, sock: socket.socket, address: Any) -> None:
+    def sendto(self, data: bytes, addr: Any = None, /) -> None: ...
+    def get_write_buffer_size(self) -> int: ...
+    def get_extra_info(self, name: str, default: Any = None, /) -> Any: ...
+
+
+class Outbox:
+    """Datagrams to ``address``, sent at the end of the loop's turn: a datagram alone through
+    ``transport`` (which keeps what the socket cannot take yet, in order), a run in one GSO
+    ``sendmsg`` on ``sock``, a ``dup`` of the transport's socket (uvloop's datagram transports
+    have no ``sendmsg``), unless the transport still holds earlier ones. Closed with the
+    transport it shares the port with."""
+
+    def __init__(self, transport: DatagramTransport, sock: socket.socket, address: Any) -> None:
+        self._transport = transport
         self._socket = sock
         self._address = address
         self._queue: list[bytes] = []
         self._loop = asyncio.get_running_loop()
         self.gso = True
-        #: Datagrams put, system calls made, datagrams the socket refused (buffer full).
+        #: Datagrams put, and the system calls that sent them.
         self.datagrams = 0
         self.sends = 0
-        self.dropped = 0
 
     @classmethod
-    def of(cls, transport: asyncio.DatagramTransport, address: Any) -> Outbox:
-        """An outbox on a ``dup`` of ``transport``'s socket."""
+    def of(cls, transport: DatagramTransport, address: Any) -> Outbox:
+        """An outbox on ``transport`` and a ``dup`` of its socket."""
         fileno = transport.get_extra_info("socket").fileno()
-        return cls(socket.socket(fileno=socket.dup(fileno)), address)
+        return cls(transport, socket.socket(fileno=socket.dup(fileno)), address)
 
     def put(self, data: bytes) -> None:
         if not self._queue:
@@ -91,38 +102,32 @@ class Outbox:
         queue, self._queue = self._queue, []
         self.datagrams += len(queue)
         if len(queue) == 1 or not self.gso:
-            for data in queue:
-                self._send(data)
+            self._send(queue)
             return
         for start, end in runs([len(data) for data in queue]):
-            if end - start == 1:
-                self._send(queue[start])
-            elif not self._send_run(queue[start:end]):
-                for data in queue[start:end]:
-                    self._send(data)
+            if end - start == 1 or not self._send_run(queue[start:end]):
+                self._send(queue[start:end])
 
-    def _send(self, data: bytes) -> None:
-        self.sends += 1
-        try:
-            self._socket.sendto(data, self._address)
-        except OSError:
-            # A full buffer (or a socket closed under us): lost, as UDP may lose it anyway.
-            self.dropped += 1
+    def _send(self, datagrams: list[bytes]) -> None:
+        self.sends += len(datagrams)
+        for data in datagrams:
+            self._transport.sendto(data, self._address)
 
     def _send_run(self, run: list[bytes]) -> bool:
-        """One GSO send; False if GSO is refused here (then never tried again)."""
-        self.sends += 1
+        """One GSO send; False if it must go datagram by datagram instead: behind what the
+        transport holds, into a full socket buffer, or where GSO is refused (then for good)."""
+        if self._transport.get_write_buffer_size() or self._socket.fileno() == -1:
+            return False
         size = _SEGMENT_SIZE.pack(len(run[0]))
         try:
             self._socket.sendmsg(run, [(socket.SOL_UDP, _UDP_SEGMENT, size)], 0, self._address)
         except BlockingIOError:
-            self.dropped += len(run)
+            return False
         except OSError as error:
             if error.errno not in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
-                self.dropped += len(run)
-                return True
+                return True  # lost, as the transport would lose it (and log it there)
             logger.info("UDP GSO refused (%s): one datagram per send from now", error)
             self.gso = False
-            self.sends -= 1
             return False
+        self.sends += 1
         return True

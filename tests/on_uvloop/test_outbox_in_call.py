@@ -48,7 +48,6 @@ async def test_a_frames_packets_leave_in_one_system_call_and_the_socket_closes_w
     assert video.packets_sent - before[0] > 100
     assert outbox.gso
     assert sends < 0.8 * datagrams, f"{datagrams} datagrams in {sends} sends"
-    assert outbox.dropped == 0
     await stylist.send({"type": "bye"})
     await stylist.closed()
     while (await customer.expect("peer"))["state"] != "left":
