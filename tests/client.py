@@ -253,6 +253,22 @@ class CallClient:
                 protocol.datagram_received = lambda data, addr: None
                 protocol.transport.sendto = lambda data, addr=None: None
 
+    def stop_sending_media(self) -> None:
+        """From now on this peer's RTP no longer leaves (its tracks as if frozen), while its
+        RTCP, DTLS and STUN still do, and it still answers consent checks."""
+        assert self.pc is not None
+        for transceiver in self.pc.getTransceivers():
+            connection = transceiver.receiver.transport.transport._connection
+            for protocol in connection._protocols:
+                send = protocol.transport.sendto
+
+                def sendto(data: bytes, addr: Any = None, send: Any = send) -> None:
+                    if 127 < data[0] < 192 and not 191 < data[1] < 224:
+                        return  # RTP
+                    send(data, addr)
+
+                protocol.transport.sendto = sendto
+
     async def close_media(self) -> None:
         if self.pc is not None:
             await self.pc.close()

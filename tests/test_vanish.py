@@ -18,6 +18,7 @@ from consult.appkeys import HUB
 from consult.config import Settings
 
 from .browser import artifact
+from .calls import in_call
 from .client import CallClient
 from .conftest import make_settings, token_of
 
@@ -117,3 +118,33 @@ async def test_a_participant_whose_media_goes_is_found_within_15_s(
     assert peers(server) == 1
 
     await rejoin_works(clients, consultation, stylist, server)
+
+
+async def test_consent_is_checked_at_rfc_pace_while_media_comes_and_fast_once_it_stops(
+    clients: Any, consultation: dict[str, Any], server: Any
+) -> None:
+    """While a participant's media arrives the server checks its consent every 4 to 6 s (RFC
+    7675); once it stops, every 0.6 to 0.9 s, as the 15 s promise above needs."""
+    customer, stylist = await in_call(clients, consultation)
+    assert customer.pc is not None
+    connection = customer.pc.getTransceivers()[0].receiver.transport.transport._connection
+    checks: list[float] = []
+    answer = connection.request_received
+
+    def request_received(message: Any, addr: Any, protocol: Any) -> None:
+        checks.append(time.monotonic())
+        answer(message, addr, protocol)
+
+    connection.request_received = request_received
+    await asyncio.sleep(6.5)
+    assert 1 <= len(checks) <= 2, checks
+    customer.stop_sending_media()
+    stopped = time.monotonic()
+    await asyncio.sleep(4)
+    fast = [t for t in checks if t > stopped]
+    assert len(fast) >= 4, fast
+    # Answered, so nobody has left: the customer is only silent.
+    assert peers(server) == 2
+    while not stylist.messages.empty():
+        message = stylist.messages.get_nowait()
+        assert (message.get("type"), message.get("state")) != ("peer", "left")
