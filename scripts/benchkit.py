@@ -141,7 +141,10 @@ async def serve(
         if cpu_quota is not None:
             stack.enter_context(cpu_limited(server.pid, cpu_quota))
         try:
-            async with aiohttp.ClientSession(base_url=base) as http:
+            # No connection limit: past N=50 the load's websockets alone pass aiohttp's 100,
+            # and a join would wait for a free connection until it timed out.
+            connector = aiohttp.TCPConnector(limit=0)
+            async with aiohttp.ClientSession(base_url=base, connector=connector) as http:
                 for _ in range(300):
                     try:
                         async with http.get("/healthz") as r:
