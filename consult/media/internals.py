@@ -498,8 +498,8 @@ _ffi = pylibsrtp._binding.ffi
 _lib = pylibsrtp._binding.lib
 #: The largest datagram the fast path protects or unprotects, as pylibsrtp's own buffer.
 _SRTP_BUFFER = 1500
-#: What protection may add (pylibsrtp's SRTP_MAX_TRAILER_LEN).
-_SRTP_TRAILER = 16 + 128
+#: What protection may add.
+_SRTP_TRAILER: int = pylibsrtp.SRTP_MAX_TRAILER_LEN
 
 
 class _Srtp:
@@ -884,8 +884,8 @@ class Emission:
     def send(self, packet: Rtp, rtx: bool = False) -> None:
         """Send ``packet`` on our SSRC (RTX SSRC if ``rtx``) with our mid, its audio level
         and abs-send-time (now if it has none); the header is packed here, not by aiortc, and
-        the packet protected and put on the ICE pair's socket at once, as this runs for every
-        packet."""
+        the packet protected in place and put in the ICE pair's outbox (sent when this turn
+        of the loop ends), as this runs for every packet."""
         real = self._real
         # aiortc's _send_rtp, without its coroutines (and aioice's): not connected yet or any
         # more is what its ConnectionError meant, and that was dropped too.
