@@ -207,6 +207,11 @@ async def test_drain_moves_calls_after_the_grace(
         # Draining (said in the store): a new call reaching node a goes to node b.
         while not await draining(pg_cluster, "node-a"):
             await asyncio.sleep(0.1)
+        # The balancer's health check takes it out of the pool; node b stays in.
+        async with http.get(f"{a.url}/healthz") as r:
+            assert (r.status, await r.json()) == (503, {"status": "draining"})
+        async with http.get(f"{pg_cluster.nodes['node-b'].url}/healthz") as r:
+            assert (r.status, await r.json()) == (200, {"status": "ok"})
         other = await new_consultation(http, pg_cluster.nodes["node-b"].url)
         newcomer = await join(http, ws_url(via_a.port, other["customer_link"]), "customer",
                               deadline)  # fmt: skip

@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from ..appkeys import ACCOUNTS, AUDIT, STORE
+from ..appkeys import ACCOUNTS, AUDIT, NODE, STORE
 from ..auth import (
     STAFF_KEY_CALLER,
     credential,
@@ -104,5 +104,9 @@ async def link(request: web.Request) -> web.Response:
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
+    """``ok`` once the server and its database answer; ``draining`` (503) from SIGTERM on, so
+    a load balancer takes the node out of its pool while its calls move elsewhere."""
     await request.app[STORE].ping()
+    if request.app[NODE].draining:
+        return web.json_response({"status": "draining"}, status=503)
     return web.json_response({"status": "ok"})
