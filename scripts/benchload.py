@@ -6,8 +6,10 @@ A ``RawLeg`` is a real WebRTC participant for the server: aiortc makes its conne
 ICE, DTLS: once per leg, as a browser would), and from then on the leg does its media itself.
 It sends its clip as SRTP it protects with the DTLS-negotiated keys (pylibsrtp, aiortc's own
 sessions), straight from the ICE pair's UDP socket: VP8 packetised as browsers do (payload
-descriptor with a 15-bit picture id, equal packets of at most 1200 bytes, the marker on a
-frame's last one, mid and abs-send-time extensions) and Opus every 20 ms with its audio level.
+descriptor with a 15-bit picture id, packets of at most 1200 bytes cut as libwebrtc cuts them
+(equal, the last few one byte larger), the marker on a frame's last one, mid and abs-send-time
+extensions, a frame's packets sent together as libwebrtc's pacer bursts them) and Opus every
+20 ms with its audio level.
 What arrives is read before aioice and aiortc see it: STUN and DTLS go on to aioice (consent
 checks are answered), SRTP is unprotected and only its 12-byte header is read, RTCP is dropped
 (like the aiortc load, this load answers no NACK or PLI: its media is pre-encoded).
@@ -52,11 +54,22 @@ class Clip:
 
     def packets(self, number: int) -> list[bytes]:
         if not self.chunks:
-            for frame in self.frames:
-                count = -(-len(frame) // VP8_CHUNK)
-                size = -(-len(frame) // count)
-                self.chunks.append([frame[i : i + size] for i in range(0, len(frame), size)])
+            self.chunks = [split_about_equally(frame) for frame in self.frames]
         return self.chunks[number]
+
+
+def split_about_equally(frame: bytes, most: int = VP8_CHUNK) -> list[bytes]:
+    """``frame`` in as few packets of at most ``most`` bytes as it takes, as libwebrtc's
+    ``RtpPacketizer::SplitAboutEqually`` cuts it: equal, but the last ``len % count`` one
+    byte larger (so a frame's datagrams are of two sizes, as a browser's are)."""
+    count = -(-len(frame) // most)
+    size, larger = divmod(len(frame), count)
+    chunks, at = [], 0
+    for i in range(count):
+        end = at + size + (1 if i >= count - larger else 0)
+        chunks.append(frame[at:end])
+        at = end
+    return chunks
 
 
 @dataclass

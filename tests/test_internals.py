@@ -22,10 +22,12 @@ def test_consent_expires_within_the_promised_bound() -> None:
     assert aioice.ice.CONSENT_INTERVAL == internals.CONSENT_INTERVAL
     assert aioice.ice.CONSENT_FAILURES == internals.CONSENT_FAILURES
     assert aioice.ice.Connection.query_consent is internals._query_consent
-    # Worst case: the peer vanishes just after an interval in which its media still came (so
-    # checking starts one interval late), every interval at its 1.2x, each check its 0.5 s
-    # timeout; plus the 3 s the hub waits for a new offer, the partner is told within 15 s.
-    worst = (internals.CONSENT_FAILURES + 1) * (1.2 * internals.CONSENT_INTERVAL + 0.5)
+    # Worst case: checks start within two MEDIA_SILENCE of the peer's last packet (it is
+    # looked at that often), then every interval at its 1.2x, each check its 0.5 s timeout;
+    # plus the 3 s the hub waits for a new offer, the partner is told within 15 s.
+    worst = 2 * internals.MEDIA_SILENCE + internals.CONSENT_FAILURES * (
+        1.2 * internals.CONSENT_INTERVAL + 0.5
+    )
     assert worst + 3.0 < 15
 
 

@@ -16,11 +16,11 @@
   A check every 0.75 s for every peer is also the largest cost of a call apart from its
   packets (a STUN transaction in Python, with its HMAC, CRC and timer): ``install()`` replaces
   ``query_consent`` with one that checks at RFC 7675's own pace (``CONSENT_REFRESH``) while
-  the peer's authenticated SRTP keeps arriving, and every ``CONSENT_INTERVAL`` from the first
-  interval in which nothing came (or once a check went unanswered). Consent is still only
-  ever given by a STUN response; the media only says that the peer is there, so that the fast
-  checks are needed only when it may not be. A peer that vanishes is missed one interval
-  later at most.
+  the peer's authenticated SRTP keeps arriving, and every ``CONSENT_INTERVAL`` once none came
+  for ``MEDIA_SILENCE`` (or once a check went unanswered). Consent is still only ever given
+  by a STUN response; the media only says that the peer is there, so that the fast checks
+  are needed only when it may not be. A peer that vanishes is checked ``MEDIA_SILENCE``
+  later at most than before.
 - Packet-level forwarding (``relay.Relay``, driven by ``forward.RelayProtocol``) needs RTP
   below aiortc's jitter buffer and a way to put packets on a sender's SSRC. ``Reception``
   replaces a receiver's ``_handle_rtp_packet`` (statistics for its receiver reports, NACKs
@@ -110,6 +110,7 @@ __all__ = [
     "CONSENT_FAILURES",
     "CONSENT_INTERVAL",
     "CONSENT_REFRESH",
+    "MEDIA_SILENCE",
     "Emission",
     "EmissionHandler",
     "PacketSink",
@@ -135,6 +136,10 @@ CONSENT_FAILURES = 6
 #: Seconds between consent checks while the peer's media keeps arriving (RFC 7675's 5 s,
 #: randomised the same way).
 CONSENT_REFRESH = 5.0
+#: A peer none of whose media came for this long is silent: checked every CONSENT_INTERVAL
+#: from then on (a browser sends audio every 20 ms, muted or not; a silence that was only a
+#: network's hiccup costs one STUN check). Also how often a flowing peer is looked at.
+MEDIA_SILENCE = 0.25
 
 _offered: ContextVar[tuple[str, ...] | None] = ContextVar("consult_host_addresses", default=None)
 _aioice_get_host_addresses = aioice.ice.get_host_addresses
@@ -324,18 +329,18 @@ async def _query_consent(self: aioice.ice.Connection) -> None:
     # Consent checks only start once connect() has the remote password.
     assert self.remote_password is not None
     failures = 0
-    since_check, refresh = 0.0, _jitter(CONSENT_REFRESH)
+    checked, refresh = time.monotonic(), _jitter(CONSENT_REFRESH)
+    pause = _jitter(CONSENT_INTERVAL)
     while True:
-        pause = _jitter(CONSENT_INTERVAL)
         await asyncio.sleep(pause)
-        since_check += pause
+        now = time.monotonic()
         wire: _Wire | None = getattr(self, _WIRE, None)
-        heard = wire is not None and wire.heard
-        if wire is not None:
-            wire.heard = False
-        if heard and not failures and since_check < refresh:
+        flowing = wire is not None and now - wire.last_media() < MEDIA_SILENCE
+        if flowing and not failures and now - checked < refresh:
+            pause = MEDIA_SILENCE  # looked at again soon: a silence is checked at once
             continue
-        since_check, refresh = 0.0, _jitter(CONSENT_REFRESH)
+        checked, refresh = now, _jitter(CONSENT_REFRESH)
+        pause = _jitter(CONSENT_INTERVAL)
         for pair in self._nominated.values():
             request = self.build_request(pair, nominate=False)
             try:
@@ -443,8 +448,6 @@ class _Wire:
         self._ids: HeaderExtensions = dtls._rtp_header_extensions_map._HeaderExtensionsMap__ids  # type: ignore[attr-defined]
         self._router: RtpRouter = dtls._rtp_router
         self._rx: _Srtp | None = None
-        #: Whether authenticated SRTP came since consent checks last looked.
-        self.heard = False
         self._receptions: dict[RTCRtpReceiver, Reception] = {}
         self._routes: dict[int, Reception] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -457,6 +460,10 @@ class _Wire:
         if wire is None or wire._dtls is not dtls:
             wire = cls(dtls)
         wire._receptions[receiver] = reception
+
+    def last_media(self) -> float:
+        """When (monotonic) the peer's last authenticated media packet came; 0: none yet."""
+        return max((r.last_packet_at for r in self._receptions.values()), default=0.0)
 
     def receive(self, data: bytes) -> bool:
         """Take one SRTP datagram; False if it is not for a Reception (RTCP, or a receiver
@@ -472,7 +479,6 @@ class _Wire:
         plain = rx.unprotect(data)
         if plain is None:
             return True  # as aiortc: dropped
-        self.heard = True
         data = plain
         ids = self._ids
         parsed = parse_rtp(data, ids.abs_send_time, ids.audio_level)
@@ -629,7 +635,8 @@ class Reception:
         self._types: dict[int, tuple[RTCRtpCodecParameters, bool, CodecKey]] = {}
         self._audio = kind == "audio"
         self.ssrc: int | None = None
-        self._ssrc_at = 0.0
+        #: When (monotonic) the last packet of the stream came: the peer's media is flowing.
+        self.last_packet_at = 0.0
         self._jitter: JitterBuffer | None = None
         self._mapper = TimestampMapper()
         self._await_key = False
@@ -743,13 +750,13 @@ class Reception:
             if known is None or known[0] is not codec:
                 known = self._types[apt] = (codec, False, key_of(codec))
         elif ssrc != self.ssrc:
-            if self.ssrc is not None and now - self._ssrc_at < SSRC_TAKEOVER:
+            if self.ssrc is not None and now - self.last_packet_at < SSRC_TAKEOVER:
                 self.dropped += 1  # a second stream on one m-line: not ours to forward
                 return
             self.ssrc = ssrc
             if self._nack is not None:
                 self._nack = Gaps()
-        self._ssrc_at = now
+        self.last_packet_at = now
         self._codec = codec
         self.packets += 1
         if packet.marker or self._audio:
