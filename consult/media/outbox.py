@@ -125,7 +125,7 @@ class Outbox:
             return False
         except OSError as error:
             if error.errno not in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
-                return True  # lost, as the transport would lose it (and log it there)
+                return True  # lost (no buffer, no route), as the transport loses such ones
             logger.info("UDP GSO refused (%s): one datagram per send from now", error)
             self.gso = False
             return False
