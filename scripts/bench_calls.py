@@ -51,13 +51,11 @@ import aiohttp
 import av
 import numpy as np
 import uvloop
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from benchkit import cpu_seconds, family, family_cpu_seconds, rss_mib, serve
-from benchload import FPS, LOOP, Clip, RawLeg, Stream
+from benchload import FPS, LOOP, Clip, LoopbackLeg, RawLeg, Stream
 from netns import reexec_isolated
 
-from consult.media import internals
 from tests import wire
 from tests.media import pattern_image
 
@@ -158,13 +156,13 @@ class EncodedAudio(MediaStreamTrack):
         return packet
 
 
-class LoadPeer:
+class LoadPeer(LoopbackLeg):
     def __init__(self, clip: Clip, tone: list[bytes]) -> None:
+        super().__init__()
         self.video_out = EncodedVideo(clip)
         self.audio_out = EncodedAudio(tone)
         self.video = Stream()
         self.audio = Stream()
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc.addTrack(self.audio_out)
         self.pc.addTrack(self.video_out)
         self.pc.on("track", lambda track: None)  # never read: nothing reaches the tracks
@@ -174,20 +172,6 @@ class LoadPeer:
 
     def expect_partner(self, partner: LoadPeer) -> None:
         self.video.clip, self.video.sent_at = partner.video_out.clip, partner.video_out.sent_at
-
-    async def offer(self) -> str:
-        with internals.host_addresses(["127.0.0.1"]):
-            await self.pc.setLocalDescription(await self.pc.createOffer())
-        return str(self.pc.localDescription.sdp)
-
-    async def answer(self, offer: str) -> str:
-        await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
-        with internals.host_addresses(["127.0.0.1"]):
-            await self.pc.setLocalDescription(await self.pc.createAnswer())
-        return str(self.pc.localDescription.sdp)
-
-    async def accept(self, answer: str) -> None:
-        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
 
     async def close(self) -> None:
         await self.pc.close()

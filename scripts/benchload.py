@@ -155,10 +155,39 @@ class _Idle(MediaStreamTrack):
         await asyncio.get_running_loop().create_future()
 
 
-class RawLeg:
+class LoopbackLeg:
+    """A load participant's aiortc connection: offered and answered on loopback only, as the
+    benchmarks never send a packet off the machine. ``_negotiated`` runs once both
+    descriptions are set (a leg that does its own media starts it there)."""
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+    async def offer(self) -> str:
+        with internals.host_addresses(["127.0.0.1"]):
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def answer(self, offer: str) -> str:
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        with internals.host_addresses(["127.0.0.1"]):
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        self._negotiated()
+        return str(self.pc.localDescription.sdp)
+
+    async def accept(self, answer: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        self._negotiated()
+
+    def _negotiated(self) -> None:
+        pass
+
+
+class RawLeg(LoopbackLeg):
     """One participant of the cheap load (the module's docstring)."""
 
     def __init__(self, clip: Clip, tone: list[bytes]) -> None:
+        super().__init__()
         self.clip = clip
         self.tone = tone
         #: When each frame of the clip last went out (its first packet): the latency's start.
@@ -167,7 +196,6 @@ class RawLeg:
         self.audio = Stream()
         self.send_drops = 0
         self.unprotect_errors = 0
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc.addTrack(_Idle("audio"))
         self.pc.addTrack(_Idle("video"))
         self._connected = asyncio.Event()
@@ -183,20 +211,7 @@ class RawLeg:
     def expect_partner(self, partner: RawLeg) -> None:
         self.video.clip, self.video.sent_at = partner.clip, partner.sent_at
 
-    async def offer(self) -> str:
-        with internals.host_addresses(["127.0.0.1"]):
-            await self.pc.setLocalDescription(await self.pc.createOffer())
-        return str(self.pc.localDescription.sdp)
-
-    async def answer(self, offer: str) -> str:
-        await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
-        with internals.host_addresses(["127.0.0.1"]):
-            await self.pc.setLocalDescription(await self.pc.createAnswer())
-        self._task = asyncio.ensure_future(self._start())
-        return str(self.pc.localDescription.sdp)
-
-    async def accept(self, answer: str) -> None:
-        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    def _negotiated(self) -> None:
         self._task = asyncio.ensure_future(self._start())
 
     async def _start(self) -> None:
